@@ -1,0 +1,159 @@
+/**
+ * MappedFile: a fixed-size file read and written through bounds-checked methods.
+ *
+ * Two backends share this interface: `mmap` (koffi + libc, the fast one) and `plain`
+ * (pread/pwrite on an fd, used when koffi cannot load). Callers never see a raw Buffer,
+ * ArrayBuffer or address: every access goes through a method that checks the range and that
+ * the file is still open, so a use after close is an exception and never a SIGSEGV, and an
+ * out-of-range offset is a RangeError and never a read of someone else's memory.
+ *
+ * Integers are little-endian on every host, so a file is portable between machines.
+ */
+import { closeSync, constants as fsConstants, fstatSync, openSync } from 'node:fs';
+import { fsError, NativeError } from './errors.js';
+import { libc } from './libc.js';
+import { MmapFile } from './mmap-file.js';
+import { PlainFile } from './plain-file.js';
+import { checkSize } from './range.js';
+
+export type MappedFileBackend = 'mmap' | 'plain';
+export type Advice = 'normal' | 'random' | 'sequential' | 'willneed';
+
+/**
+ * Contract shared by both backends.
+ *
+ * - Ownership: the object owns its fd and its mapping; close() releases both. Nothing else
+ *   may close the fd.
+ * - Concurrency: not safe to call from two places at once while one of them grows or closes
+ *   it (single-threaded JS makes that a re-entrancy question only). Other processes that map
+ *   or read the same file see writes at once (shared page cache), but with no ordering
+ *   guarantee beyond what the caller builds (CRCs, sequence numbers).
+ * - Durability: writes survive the death of the process (they are in the page cache as soon
+ *   as the method returns), but survive power loss only once sync() has returned.
+ * - Size: the file only grows. Nothing in the project may truncate a file while it is mapped
+ *   (a mapped read past EOF is a SIGBUS).
+ */
+export interface MappedFile {
+  readonly path: string;
+  readonly backend: MappedFileBackend;
+  readonly readOnly: boolean;
+  /** Current size in bytes; every offset must stay below it. */
+  readonly size: number;
+  readonly closed: boolean;
+
+  readU8(offset: number): number;
+  writeU8(offset: number, value: number): void;
+  /** Little-endian unsigned 32-bit. */
+  readU32(offset: number): number;
+  writeU32(offset: number, value: number): void;
+  /** Little-endian unsigned 64-bit, as a number: throws RangeError above 2^53-1. */
+  readU64(offset: number): number;
+  writeU64(offset: number, value: number): void;
+  /** A fresh copy of `length` bytes: it never aliases the file. */
+  readBytes(offset: number, length: number): Uint8Array;
+  /** Copies `length` bytes (default: the rest of target) into target at targetOffset. */
+  readInto(offset: number, target: Uint8Array, targetOffset?: number, length?: number): void;
+  writeBytes(offset: number, source: Uint8Array, sourceOffset?: number, length?: number): void;
+  /** Whether the file at offset holds the same bytes as other[otherOffset, +length). */
+  equals(offset: number, other: Uint8Array, otherOffset?: number, length?: number): boolean;
+  fill(offset: number, length: number, value: number): void;
+
+  /**
+   * Grows the file to newSize (allocating the blocks first, so a full disk is an ENOSPC here
+   * and not a SIGBUS later) and remaps it. Shrinking throws. Durable on return: the new size
+   * and blocks are fsynced. Existing bytes keep their values.
+   */
+  grow(newSize: number): void;
+  /**
+   * Makes [offset, offset+length) durable on return (default: the whole file). mmap backend:
+   * msync(MS_SYNC) of the covering pages, which on Linux is vfs_fsync_range(datasync) over that
+   * range (write-back and device cache flush), plus fdatasync when the whole file is asked
+   * for. plain backend: fdatasync.
+   */
+  sync(offset?: number, length?: number): void;
+  /**
+   * Pins the pages covering the range in RAM (mlock) so that reading them never waits on the
+   * disk. Returns false when the backend has no mapping to pin; throws NativeError (EPERM,
+   * ENOMEM under RLIMIT_MEMLOCK) when the kernel refuses. Pins go away at close.
+   */
+  mlock(offset: number, length: number): boolean;
+  /** madvise hint for the range; a no-op on the plain backend. Never fails loudly. */
+  advise(advice: Advice, offset?: number, length?: number): void;
+  /**
+   * Releases the fd and the mapping. mmap backend: the old addresses are first covered with
+   * an anonymous zero mapping (MAP_FIXED), so even a stale internal view could only ever see
+   * zeros, and they are unmapped once the garbage collector proves no view remains. Does not
+   * sync: call sync() first if the bytes must survive power loss. Idempotent.
+   */
+  close(): void;
+}
+
+export interface OpenMappedFileOptions {
+  /**
+   * Minimum size: a smaller file is grown to it (allocated, never sparse on the mmap backend).
+   * A larger file keeps its size; the mapping covers the whole file.
+   */
+  size?: number;
+  /** Create the file if missing (default false). */
+  create?: boolean;
+  /** With create: fail with EEXIST if the file exists (O_EXCL). */
+  exclusive?: boolean;
+  /** Map read-only; every write method throws. */
+  readOnly?: boolean;
+  /** Default: mmap when koffi loaded, else plain. */
+  backend?: MappedFileBackend;
+  /**
+   * mmap backend: bytes per mapping and view (default and maximum 1 GiB; a view over 4 GiB
+   * aborts Node 20). Must be a multiple of the page size. Small values exist for tests.
+   */
+  chunkSize?: number;
+}
+
+export const MAX_CHUNK_SIZE = 1 << 30;
+
+/**
+ * Opens (and optionally creates or grows) a file and maps it. Throws NativeError naming the
+ * call and the path (`open /x/index.idx: ENOENT`, `mmap /x/index.idx: ENOMEM`).
+ */
+export function openMappedFile(path: string, options: OpenMappedFileOptions = {}): MappedFile {
+  const backend = options.backend ?? (libc !== undefined ? 'mmap' : 'plain');
+  if (backend === 'mmap' && libc === undefined) {
+    throw new NativeError('mmap', path, 'ENOSYS', undefined, 'native backend unavailable');
+  }
+  const readOnly = options.readOnly === true;
+  if (readOnly && options.create === true) throw new RangeError('openMappedFile: create with readOnly');
+  let flags = readOnly ? fsConstants.O_RDONLY : fsConstants.O_RDWR;
+  if (options.create === true) flags |= fsConstants.O_CREAT;
+  if (options.create === true && options.exclusive === true) flags |= fsConstants.O_EXCL;
+  let fd: number;
+  try {
+    fd = openSync(path, flags, 0o644);
+  } catch (e) {
+    throw fsError('open', path, e);
+  }
+  try {
+    let size: number;
+    try {
+      size = fstatSync(fd).size;
+    } catch (e) {
+      throw fsError('fstat', path, e);
+    }
+    const want = options.size ?? 0;
+    checkSize(want);
+    if (want > size) {
+      if (readOnly) throw new NativeError('open', path, 'EINVAL', undefined, `file is ${size} bytes, wanted ${want}`);
+    }
+    if (backend === 'mmap') {
+      const chunkSize = options.chunkSize ?? MAX_CHUNK_SIZE;
+      const page = libc!.pageSize;
+      if (!(chunkSize >= page && chunkSize <= MAX_CHUNK_SIZE && chunkSize % page === 0)) {
+        throw new RangeError(`openMappedFile: chunkSize ${chunkSize} must be a multiple of ${page} up to 1 GiB`);
+      }
+      return new MmapFile(path, fd, size, Math.max(size, want), readOnly, chunkSize);
+    }
+    return new PlainFile(path, fd, size, Math.max(size, want), readOnly);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+}
