@@ -1,0 +1,49 @@
+/**
+ * The one error type of the log. `code` is stable and machine-readable; the HTTP layer maps
+ * codes to statuses in one place. Messages are lowercase and carry their context
+ * (`write tile 0/x001/002: ENOSPC`).
+ *
+ * Broken internal arithmetic is not a TlogError: it throws a plain Error and is never caught.
+ */
+export const ErrorCode = {
+  /** The caller sent something malformed (HTTP 400). */
+  badInput: 'bad_input',
+  /** An entry or body is over a limit (HTTP 413). */
+  tooLarge: 'too_large',
+  /** Something asked for does not exist (HTTP 404). */
+  notFound: 'not_found',
+  /** A state conflict, such as a size beyond the tree (HTTP 409 / 400 by context). */
+  conflict: 'conflict',
+  /** A signature or proof did not verify. */
+  verification: 'verification_failed',
+  /** The log is not accepting work right now (HTTP 503). */
+  unavailable: 'unavailable',
+  /** On-disk state contradicts itself: the log refuses to run rather than guess. */
+  corrupt: 'corrupt_state',
+  /** An immutable file exists with other bytes: a bug or tampering, the log stops. */
+  immutableConflict: 'immutable_conflict',
+  /** Another process holds the log. */
+  locked: 'locked',
+  /** An I/O call failed. */
+  io: 'io_error',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class TlogError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'TlogError';
+  }
+}
+
+export function isTlogError(e: unknown, code?: ErrorCode): e is TlogError {
+  return e instanceof TlogError && (code === undefined || e.code === code);
+}
+
+/** Wraps a Node fs error with the operation and the path it touched. */
+export function ioError(op: string, path: string, e: unknown): TlogError {
+  const errno = (e as NodeJS.ErrnoException)?.code ?? String(e);
+  return new TlogError(ErrorCode.io, `${op} ${path}: ${errno}`, { cause: e });
+}

@@ -1,0 +1,72 @@
+/**
+ * Recovery of a log's files to its commit point. A crash can leave tiles and bundles that a
+ * batch wrote but never committed: nobody was told about them, and the next batch will build
+ * different ones at the same paths, so they are deleted before the log starts again.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { ioError } from '../errors.js';
+import { ENTRIES_LEVEL, MAX_LEVEL, TILE_WIDTH, formatTilePath, hashesAtLevel } from '../tiles/layout.js';
+import { syncDir } from '../storage/durable.js';
+
+/** The most entries one batch integrates: recovery looks this far beyond the commit point. */
+export const MAX_BATCH_ENTRIES = 1 << 16;
+
+const TEMP_FILE = /^\..+\.tmp$/;
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return await fsp.readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw ioError('readdir', dir, e);
+  }
+}
+
+async function removeFile(p: string, removed: string[], dirs: Set<string>): Promise<void> {
+  try {
+    await fsp.unlink(p);
+    removed.push(p);
+    dirs.add(path.dirname(p));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('unlink', p, e);
+  }
+}
+
+/**
+ * Deletes every tile and bundle (full or partial) that extends beyond `treeSize`, and stale
+ * temp files next to them. Returns the paths removed. Partial tiles of smaller widths stay:
+ * they belong to earlier published checkpoints.
+ */
+export async function discardBeyond(tilesDir: string, treeSize: number): Promise<string[]> {
+  const removed: string[] = [];
+  const touched = new Set<string>();
+  const scanned = new Set<string>();
+  for (let level = ENTRIES_LEVEL; level <= MAX_LEVEL; level++) {
+    const l = Math.max(level, 0);
+    // Nothing at this level could have been written by a batch starting at treeSize.
+    if (hashesAtLevel(l, treeSize + MAX_BATCH_ENTRIES) === 0) break;
+    const count = hashesAtLevel(l, treeSize);
+    const first = Math.floor(count / TILE_WIDTH);
+    const last = Math.floor(hashesAtLevel(l, treeSize + MAX_BATCH_ENTRIES) / TILE_WIDTH);
+    for (let index = first; index <= last; index++) {
+      const full = path.join(tilesDir, formatTilePath({ level, index, width: TILE_WIDTH }));
+      await removeFile(full, removed, touched);
+      const partialDir = `${full}.p`;
+      for (const name of await listDir(partialDir)) {
+        const w = Number(name);
+        const stale = TEMP_FILE.test(name) || !(Number.isInteger(w) && index * TILE_WIDTH + w <= count);
+        if (stale) await removeFile(path.join(partialDir, name), removed, touched);
+      }
+      scanned.add(path.dirname(full));
+    }
+  }
+  for (const dir of scanned) {
+    for (const name of await listDir(dir)) {
+      if (TEMP_FILE.test(name)) await removeFile(path.join(dir, name), removed, touched);
+    }
+  }
+  // Make the deletions durable, so a second crash cannot bring the files back.
+  await Promise.all([...touched].map(syncDir));
+  return removed;
+}

@@ -1,0 +1,146 @@
+/**
+ * Durable file writes: write a temp file in the same directory, fsync it, rename it over the
+ * target, fsync the directory. One batch groups its fsyncs: every file of the batch is written
+ * and synced concurrently, then renamed, then each touched directory is synced once.
+ *
+ * Contract: when write() resolves, every file of the batch is durable at its path, with its
+ * parents. When it rejects, no target was replaced unless the error happened mid-rename (the
+ * caller treats the batch as failed and recovers from its commit point). Not safe for two
+ * concurrent write() calls on the same paths; the log has one writer per tenant.
+ */
+import { promises as fsp, constants as fsc } from 'node:fs';
+import path from 'node:path';
+import { TlogError, ErrorCode, ioError } from '../errors.js';
+
+export interface FileWrite {
+  readonly path: string;
+  readonly data: Uint8Array;
+  /**
+   * 'immutable': the file may already exist only with exactly these bytes (a full tile, a
+   * bundle, a history entry); other bytes are a bug or tampering and stop the log.
+   * 'replace': the file is replaced atomically (the published checkpoint, private state).
+   */
+  readonly kind: 'immutable' | 'replace';
+}
+
+export interface DurableOptions {
+  /** File mode of new files (0o644 for served files, 0o600 for private state). */
+  readonly mode?: number;
+  /** Test hook: called before each temp file is written; throwing simulates a failing disk. */
+  readonly beforeWrite?: (target: string) => void;
+}
+
+let tmpCounter = 0;
+
+export class DurableWriter {
+  /** Directories known to exist and be durable in their parent. */
+  private readonly knownDirs = new Set<string>();
+  constructor(private readonly opts: DurableOptions = {}) {}
+
+  /** Creates dir and its missing parents; returns the directories whose entries changed. */
+  async ensureDir(dir: string, changed: Set<string>): Promise<void> {
+    if (this.knownDirs.has(dir)) return;
+    try {
+      await fsp.mkdir(dir);
+      // A new directory entry is durable only once its parent directory is fsynced.
+      changed.add(path.dirname(dir));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') {
+        await this.ensureDir(path.dirname(dir), changed);
+        return this.ensureDir(dir, changed);
+      }
+      if (code !== 'EEXIST') throw ioError('mkdir', dir, e);
+    }
+    this.knownDirs.add(dir);
+  }
+
+  /** Forgets cached directories (after recovery deleted files, or in tests). */
+  forgetDirs(): void {
+    this.knownDirs.clear();
+  }
+
+  async write(files: readonly FileWrite[]): Promise<void> {
+    if (files.length === 0) return;
+    const dirsToSync = new Set<string>();
+    for (const f of files) {
+      const dir = path.dirname(f.path);
+      await this.ensureDir(dir, dirsToSync);
+      dirsToSync.add(dir);
+    }
+    const pending = await Promise.all(files.map((f) => this.stage(f)));
+    const staged = pending.filter((p): p is { tmp: string; target: string } => p !== null);
+    try {
+      // rename(2) replaces the target atomically: readers see the old file or the new one.
+      for (const s of staged) {
+        try {
+          await fsp.rename(s.tmp, s.target);
+        } catch (e) {
+          throw ioError('rename', s.target, e);
+        }
+      }
+    } catch (e) {
+      await Promise.all(staged.map((s) => fsp.unlink(s.tmp).catch(() => {})));
+      throw e;
+    }
+    // The renames are durable only once each directory holding them is fsynced.
+    await Promise.all([...dirsToSync].map(syncDir));
+  }
+
+  /** Writes and fsyncs the temp file of one write; null when an identical immutable file exists. */
+  private async stage(f: FileWrite): Promise<{ tmp: string; target: string } | null> {
+    if (f.kind === 'immutable') {
+      const existing = await readIfExists(f.path);
+      if (existing) {
+        if (Buffer.compare(existing, f.data) === 0) return null;
+        throw new TlogError(
+          ErrorCode.immutableConflict,
+          `refusing to overwrite immutable ${f.path} with different bytes (${existing.length} bytes on disk, ${f.data.length} new)`,
+        );
+      }
+    }
+    this.opts.beforeWrite?.(f.path);
+    const tmp = path.join(path.dirname(f.path), `.${path.basename(f.path)}.${process.pid}.${++tmpCounter}.tmp`);
+    let fh: fsp.FileHandle | undefined;
+    try {
+      fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, this.opts.mode ?? 0o644);
+      await fh.writeFile(f.data);
+      // fsync before rename: otherwise a crash can leave the new name pointing at empty data.
+      await fh.sync();
+    } catch (e) {
+      await fh?.close().catch(() => {});
+      await fsp.unlink(tmp).catch(() => {});
+      throw ioError('write', f.path, e);
+    }
+    await fh.close();
+    return { tmp, target: f.path };
+  }
+}
+
+export async function readIfExists(p: string): Promise<Buffer | null> {
+  try {
+    return await fsp.readFile(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw ioError('read', p, e);
+  }
+}
+
+/** fsyncs a directory so the entries created or renamed in it survive a crash. */
+export async function syncDir(dir: string): Promise<void> {
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(dir, 'r');
+    await fh.sync();
+  } catch (e) {
+    throw ioError('fsync', dir, e);
+  } finally {
+    await fh?.close().catch(() => {});
+  }
+}
+
+/** One durable replace of a single file, for small private state. */
+export async function writeFileDurably(p: string, data: Uint8Array | string, mode = 0o644): Promise<void> {
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  await new DurableWriter({ mode }).write([{ path: p, data: bytes, kind: 'replace' }]);
+}
