@@ -1,0 +1,207 @@
+#!/usr/bin/env node
+/**
+ * The `tlog` command line. Every command has --help; errors end the process with a non-zero
+ * exit and one readable line on stderr.
+ */
+import { Command, Option } from 'commander';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { isTlogError } from '../errors.js';
+import { auditLog } from '../client/audit.js';
+import { dirSource, urlSource, type TlogSource } from '../client/source.js';
+import { encodeBase64 } from '../note/note.js';
+import { parseVerifierKey } from '../note/keys.js';
+import { verifierFor } from '../note/signers.js';
+import { Log } from '../log/log.js';
+import { DEFAULT_TENANT, defaultRoots, logPaths, type DataRoots } from '../log/paths.js';
+import { progressBar } from './progress.js';
+
+interface GlobalOpts {
+  tilesDir?: string;
+  checkpointsDir?: string;
+  stateDir?: string;
+}
+
+function roots(program: Command): DataRoots {
+  const g = program.opts<GlobalOpts>();
+  const d = defaultRoots();
+  return {
+    tilesRoot: g.tilesDir ? path.resolve(g.tilesDir) : d.tilesRoot,
+    checkpointsRoot: g.checkpointsDir ? path.resolve(g.checkpointsDir) : d.checkpointsRoot,
+    stateRoot: g.stateDir ? path.resolve(g.stateDir) : d.stateRoot,
+  };
+}
+
+const tenantOption = () => new Option('--tenant <name>', 'tenant (log) name').default(process.env.TLOG_TENANT ?? DEFAULT_TENANT);
+
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Splits on "\n" (a trailing newline ends the last line; it does not start an empty one). */
+function splitLines(data: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i < data.length; i++) {
+    if (data[i] === 0x0a) {
+      out.push(data.subarray(start, i));
+      start = i + 1;
+    }
+  }
+  if (start < data.length) out.push(data.subarray(start));
+  return out;
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('tlog')
+    .description('A write-once transparency log: C2SP tlog-tiles with Ed25519 + ML-DSA-44 checkpoints.')
+    .option('--tiles-dir <dir>', 'public tiles root, served as static files (env TLOG_TILES_DIR)', undefined)
+    .option('--checkpoints-dir <dir>', 'checkpoint history root (env TLOG_CHECKPOINTS_DIR)', undefined)
+    .option('--state-dir <dir>', 'private state root: keys, commit point, index (env TLOG_STATE_DIR)', undefined)
+    .showHelpAfterError()
+    .configureOutput({ outputError: (s, write) => write(s) });
+
+  program
+    .command('init')
+    .description('create a log and its keys, and print its verifier keys')
+    .requiredOption('--origin <origin>', 'the log origin, e.g. example.com/log (also the key name)')
+    .addOption(tenantOption())
+    .action(async (o: { origin: string; tenant: string }) => {
+      const log = await Log.init(logPaths(roots(program), o.tenant), o.origin);
+      await log.close();
+      process.stdout.write(`created log ${o.tenant} with origin ${o.origin}\nverifier keys:\n${log.verifierKeys().join('\n')}\n`);
+    });
+
+  program
+    .command('append')
+    .description('append each FILE as one entry (or stdin as one entry, or one entry per line with --lines)')
+    .argument('[files...]', 'files to append, one entry each')
+    .addOption(tenantOption())
+    .option('--lines', 'read entries from stdin, one per line')
+    .action(async (files: string[], o: { tenant: string; lines?: boolean }) => {
+      let entries: Uint8Array[];
+      if (o.lines) {
+        if (files.length > 0) throw new Error('--lines reads stdin: give no files');
+        entries = splitLines(await readStdin());
+      } else if (files.length > 0) {
+        entries = await Promise.all(files.map((f) => fsp.readFile(f)));
+      } else {
+        entries = [await readStdin()];
+      }
+      const log = await Log.open(logPaths(roots(program), o.tenant));
+      try {
+        const results = await Promise.all(log.appendMany(entries));
+        for (const r of results) process.stdout.write(JSON.stringify({ index: r.index, leafHash: encodeBase64(r.leafHash), treeSize: r.treeSize }) + '\n');
+      } finally {
+        await log.close();
+      }
+    });
+
+  program
+    .command('verify')
+    .description('audit a log: verify its checkpoint, re-hash every entry, rebuild the tree and compare every tile')
+    .addOption(tenantOption())
+    .option('--url <prefix>', 'audit a remote log at this URL prefix instead of a local tenant')
+    .option('--vkey <vkey...>', 'verifier key(s) to trust (default for a local tenant: its published vkeys)')
+    .option('--origin <origin>', 'require this origin')
+    .option('--no-history', 'do not check the local checkpoint history')
+    .option('--json', 'print the report as JSON')
+    .action(async (o: { tenant: string; url?: string; vkey?: string[]; origin?: string; history: boolean; json?: boolean }) => {
+      let src: TlogSource;
+      let vkeys = o.vkey ?? [];
+      let history: string[] = [];
+      if (o.url) {
+        if (vkeys.length === 0) throw new Error('--url needs at least one --vkey');
+        src = urlSource(o.url);
+      } else {
+        const paths = logPaths(roots(program), o.tenant);
+        src = dirSource(paths.tilesDir);
+        if (vkeys.length === 0) {
+          const text = await fsp.readFile(path.join(paths.historyDir, 'vkeys'), 'utf8');
+          vkeys = text.split('\n').filter((l) => l.trim() !== '');
+        }
+        if (o.history) history = await readHistory(path.join(paths.historyDir, 'log'));
+      }
+      const verifiers = vkeys.map((k) => verifierFor(parseVerifierKey(k)));
+      const report = await auditLog(src, { verifiers, origin: o.origin, history, onProgress: progressBar('verify') });
+      if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
+      else {
+        process.stdout.write(
+          `ok: ${report.origin} size ${report.treeSize} root ${report.rootHash}\n` +
+            `  ${report.entries} entries re-hashed, ${report.tilesChecked} tiles and bundles compared, ` +
+            `${report.checkpointsChecked} history checkpoints consistent\n  signed by ${report.signers.join(', ')}\n`,
+        );
+      }
+    });
+
+  program
+    .command('show')
+    .description('print the tree size, root hash, origin and verifier keys of a log')
+    .addOption(tenantOption())
+    .option('--json', 'print as JSON')
+    .action(async (o: { tenant: string; json?: boolean }) => {
+      const paths = logPaths(roots(program), o.tenant);
+      const log = await Log.open(paths);
+      await log.close();
+      const cp = log.checkpoint;
+      const info = {
+        tenant: o.tenant,
+        origin: log.origin,
+        treeSize: cp.treeSize,
+        rootHash: encodeBase64(cp.rootHash),
+        verifierKeys: log.verifierKeys(),
+        tilesDir: paths.tilesDir,
+        historyDir: paths.historyDir,
+        stateDir: paths.stateDir,
+      };
+      if (o.json) process.stdout.write(JSON.stringify(info, null, 2) + '\n');
+      else {
+        process.stdout.write(
+          `tenant     ${info.tenant}\norigin     ${info.origin}\ntree size  ${info.treeSize}\nroot hash  ${info.rootHash}\n` +
+            `tiles      ${info.tilesDir}\nhistory    ${info.historyDir}\nstate      ${info.stateDir}\nverifier keys:\n${info.verifierKeys.join('\n')}\n`,
+        );
+      }
+    });
+
+  return program;
+}
+
+/** Every checkpoint note under a history directory (recursively). */
+async function readHistory(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir, { recursive: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return out;
+    throw e;
+  }
+  for (const n of names) {
+    const p = path.join(dir, n);
+    if (path.basename(n).startsWith('.')) continue;
+    if ((await fsp.stat(p)).isFile()) out.push(await fsp.readFile(p, 'utf8'));
+  }
+  return out;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (e) {
+    const msg = isTlogError(e) || e instanceof Error ? e.message : String(e);
+    process.stderr.write(`tlog: ${msg}\n`);
+    return 1;
+  }
+}
+
+const isEntry = process.argv[1] && path.resolve(process.argv[1]) === new URL(import.meta.url).pathname;
+if (isEntry) {
+  main(process.argv).then((code) => {
+    process.exitCode = code;
+  });
+}
