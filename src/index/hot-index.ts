@@ -1,0 +1,432 @@
+/**
+ * The hot index of one log: its commit point and its dedup table (leafHash -> leafIndex), in
+ * one mapped file in the log's private state directory.
+ *
+ * Crash model.
+ * - SIGKILL (or any death of the process): every store into the mapping is already in the
+ *   page cache and survives. On open, the live record (stamped with the kernel's boot id)
+ *   says how far the table got, so the engine replays almost nothing.
+ * - Power loss: only what was msynced survives. The commit point is msynced by
+ *   writeCommitPoint() before it returns. The table is msynced by checkpointTable() (called
+ *   every `checkpointEvery` leaves and on close), and only then is the durable watermark
+ *   `indexedSize` moved. After a reboot the live record's boot id no longer matches, so the
+ *   durable watermark is used.
+ * Either way, on open the table is known to hold every leaf in [0, indexedSize); the engine
+ * must replay leaves [indexedSize, commitPoint.treeSize) through insertMany(). Entries beyond
+ * the watermark that did reach the disk are harmless: re-inserting an identical
+ * (hash, index) is idempotent, and the smallest index always wins.
+ *
+ * Contract with the engine: insert a leaf only after writeCommitPoint() has made a tree that
+ * contains it durable (insertMany throws otherwise). Then, whatever the crash, the table never
+ * maps a hash to an index the log does not have.
+ *
+ * One writer per file (an exclusive lock, failing at once); any number of read-only handles,
+ * which take no lock and see the file they opened (reopen to follow a writer's growth).
+ */
+import { existsSync } from 'node:fs';
+import {
+  bootId,
+  lockFileExclusive,
+  LOCK_HELD,
+  NativeError,
+  openMappedFile,
+  type FileLock,
+  type LockKind,
+  type MappedFile,
+  type MappedFileBackend,
+} from '../../native/index.js';
+import { IndexError } from './errors.js';
+import {
+  createEmptyIndex,
+  createIndexFile,
+  bucketsFor,
+  loadIndexFile,
+  missing,
+  publish,
+  readState,
+  removeStale,
+  stateSlotOffset,
+} from './file.js';
+import {
+  encodeLiveRecord,
+  encodeStateRecord,
+  HASH_SIZE,
+  LIVE_RECORD_OFFSET,
+  MAX_BUCKET_COUNT,
+  sameBytes,
+  STATE_OFFSET,
+  STATE_SIZE,
+  TABLE_OFFSET,
+  type StateRecord,
+} from './layout.js';
+import { DedupTable, InsertResult } from './table.js';
+
+export interface CommitPoint {
+  treeSize: number;
+  rootHash: Uint8Array;
+  /** SHA-256 of the signed checkpoint note bytes. */
+  checkpointHash: Uint8Array;
+  /** Sequence number of the write; 0 for a fresh index that was never committed. */
+  seq: number;
+}
+
+export type IndexMode = 'writer' | 'readOnly';
+
+export interface OpenIndexOptions {
+  /** Default writer. */
+  mode?: IndexMode;
+  /** Writer: create an empty index when the file is missing (default true). */
+  create?: boolean;
+  /** Entries a new file is sized for before its first growth (default 100,000). */
+  initialCapacity?: number;
+  /** Grow (double) when entries would exceed capacity * maxLoad (default 0.7). */
+  maxLoad?: number;
+  /** Run checkpointTable() every time this many leaves were indexed since the last one (default 2^20; 0: only on close). */
+  checkpointEvery?: number;
+  backend?: MappedFileBackend;
+  lockKind?: LockKind;
+  /** Non-fatal conditions (mlock refused). Default console.warn. */
+  onWarning?: (message: string) => void;
+}
+
+export interface IndexCheck {
+  /** Occupied slots found. */
+  entries: number;
+  capacity: number;
+  problems: string[];
+  problemCount: number;
+}
+
+const DEFAULT_INITIAL_CAPACITY = 100_000;
+const DEFAULT_MAX_LOAD = 0.7;
+const DEFAULT_CHECKPOINT_EVERY = 1 << 20;
+
+export class HotIndex {
+  readonly path: string;
+  readonly mode: IndexMode;
+  #mf: MappedFile;
+  #table: DedupTable;
+  #lock: FileLock | undefined;
+  #createdAtMs: number;
+  #state: StateRecord;
+  /** Leaves [0, indexedSize) are in the table (in memory at least). */
+  #indexedSize: number;
+  #entryCount: number;
+  #maxLoad: number;
+  #checkpointEvery: number;
+  #backend: MappedFileBackend | undefined;
+  #bootId: Uint8Array | undefined;
+  #warn: (message: string) => void;
+  #closed = false;
+
+  private constructor(path: string, mode: IndexMode, mf: MappedFile, lock: FileLock | undefined, opts: OpenIndexOptions) {
+    this.path = path;
+    this.mode = mode;
+    this.#mf = mf;
+    this.#lock = lock;
+    this.#maxLoad = opts.maxLoad ?? DEFAULT_MAX_LOAD;
+    this.#checkpointEvery = opts.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
+    this.#backend = opts.backend;
+    this.#bootId = bootId();
+    this.#warn = opts.onWarning ?? ((m) => console.warn(m));
+    const loaded = loadIndexFile(mf);
+    this.#createdAtMs = loaded.header.createdAtMs;
+    this.#table = new DedupTable(mf, loaded.header.bucketCount);
+    this.#state = loaded.state;
+    this.#indexedSize = loaded.state.indexedSize;
+    this.#entryCount = loaded.state.entryCount;
+    const live = loaded.live;
+    if (
+      live !== undefined &&
+      this.#bootId !== undefined &&
+      sameBytes(live.bootId, this.#bootId) &&
+      live.indexedSize >= this.#indexedSize &&
+      live.indexedSize <= loaded.state.treeSize &&
+      live.entryCount <= this.#table.capacity
+    ) {
+      // Same boot: the page cache, and so every table store before this record, survived.
+      this.#indexedSize = live.indexedSize;
+      this.#entryCount = live.entryCount;
+    }
+    this.#prepareMapping();
+  }
+
+  /**
+   * Opens the index at path. Writer: creates it if missing (unless create: false), takes the
+   * exclusive lock (IndexError `locked` at once if another process has it), removes a crashed
+   * writer's temporary files. Both modes validate the file and throw IndexError
+   * `index_corrupt` with a reason (bad header CRC, unknown layout version, wrong endianness
+   * marker, size mismatch, both commit slots corrupt) or `index_missing`.
+   */
+  static open(path: string, opts: OpenIndexOptions = {}): HotIndex {
+    if (opts.maxLoad !== undefined && !(opts.maxLoad >= 0.1 && opts.maxLoad <= 0.9)) {
+      throw new RangeError(`maxLoad ${opts.maxLoad} outside [0.1, 0.9]`);
+    }
+    const mode = opts.mode ?? 'writer';
+    if (mode === 'readOnly') {
+      if (!existsSync(path)) throw missing(path);
+      const mf = openMappedFile(path, { readOnly: true, backend: opts.backend });
+      try {
+        return new HotIndex(path, mode, mf, undefined, opts);
+      } catch (e) {
+        mf.close();
+        throw e;
+      }
+    }
+    if (!existsSync(path)) {
+      if (opts.create === false) throw missing(path);
+      const buckets = bucketsFor(opts.initialCapacity ?? DEFAULT_INITIAL_CAPACITY, opts.maxLoad ?? DEFAULT_MAX_LOAD);
+      createEmptyIndex(path, buckets, opts.backend);
+    }
+    const lock = takeLock(path, opts.lockKind);
+    let mf: MappedFile | undefined;
+    try {
+      removeStale(growPath(path));
+      mf = openMappedFile(path, { backend: opts.backend });
+      return new HotIndex(path, mode, mf, lock, opts);
+    } catch (e) {
+      mf?.close();
+      lock.release();
+      throw e;
+    }
+  }
+
+  #prepareMapping(): void {
+    if (this.mode === 'writer') {
+      try {
+        // Pin the commit slots: a commit then never waits on a page fault.
+        this.#mf.mlock(STATE_OFFSET, STATE_SIZE);
+      } catch (e) {
+        this.#warn(`index ${this.path}: commit point not pinned: ${(e as Error).message}`);
+      }
+    }
+    // Probes land on random pages: read-ahead would only evict useful pages.
+    this.#mf.advise('random', TABLE_OFFSET, this.#mf.size - TABLE_OFFSET);
+  }
+
+  /** The current commit point (a copy). */
+  get commitPoint(): CommitPoint {
+    const s = this.#state;
+    return { treeSize: s.treeSize, rootHash: s.rootHash.slice(), checkpointHash: s.checkpointHash.slice(), seq: s.seq };
+  }
+  /** Leaves [0, indexedSize) are in the table; replay from here up to commitPoint.treeSize. */
+  get indexedSize(): number {
+    return this.#indexedSize;
+  }
+  /** The watermark that survives power loss (moved by checkpointTable). */
+  get durableIndexedSize(): number {
+    return this.#state.indexedSize;
+  }
+  /** Distinct leaf hashes counted in the table. */
+  get entryCount(): number {
+    return this.#entryCount;
+  }
+  /** Slots in the table. */
+  get capacity(): number {
+    return this.#table.capacity;
+  }
+  /** Unix epoch ms at which this index was first initialised (kept across growth). */
+  get createdAtMs(): number {
+    return this.#createdAtMs;
+  }
+  get backend(): MappedFileBackend {
+    return this.#mf.backend;
+  }
+
+  #usable(writing: boolean): void {
+    if (this.#closed) throw new Error(`index ${this.path}: closed`);
+    if (writing && this.mode !== 'writer') throw new Error(`index ${this.path}: opened read-only`);
+  }
+
+  /** Read-only handles: re-reads the commit slots (a writer may have moved them). */
+  refresh(): void {
+    this.#usable(false);
+    const s = readState(this.#mf);
+    if (s !== undefined && s.seq >= this.#state.seq) this.#state = s;
+  }
+
+  /**
+   * Moves the commit point. Durable on return: the commit slot's page is msynced (on Linux a
+   * ranged fdatasync, including the device cache flush). Written into the slot not holding the
+   * current point, so a torn write leaves the previous point readable. A commit point only
+   * moves forward: a smaller treeSize, or the same treeSize with another root, throws.
+   */
+  writeCommitPoint(cp: Omit<CommitPoint, 'seq'>): CommitPoint {
+    this.#usable(true);
+    if (!Number.isSafeInteger(cp.treeSize) || cp.treeSize < 0) throw new RangeError(`bad treeSize ${cp.treeSize}`);
+    if (cp.rootHash.length !== HASH_SIZE || cp.checkpointHash.length !== HASH_SIZE) throw new RangeError('hashes must be 32 bytes');
+    const cur = this.#state;
+    if (cp.treeSize < cur.treeSize) throw new RangeError(`commit point would move back from ${cur.treeSize} to ${cp.treeSize}`);
+    if (cp.treeSize === cur.treeSize && cur.seq > 0 && !sameBytes(cp.rootHash, cur.rootHash)) {
+      throw new RangeError(`commit point would change the root of tree size ${cp.treeSize}`);
+    }
+    this.#writeState({ ...cur, treeSize: cp.treeSize, rootHash: cp.rootHash.slice(), checkpointHash: cp.checkpointHash.slice() });
+    return this.commitPoint;
+  }
+
+  #writeState(next: Omit<StateRecord, 'seq'>): void {
+    const rec: StateRecord = { ...next, seq: this.#state.seq + 1 };
+    this.#mf.writeBytes(stateSlotOffset(rec.seq), encodeStateRecord(rec));
+    // Why sync: the caller is told the commit point is durable when this returns.
+    this.#mf.sync(STATE_OFFSET, STATE_SIZE);
+    this.#state = rec;
+  }
+
+  /** The leaf index of leafHash (32 bytes at offset), or -1 when absent. */
+  lookup(leafHash: Uint8Array, offset = 0): number {
+    this.#usable(false);
+    if (!(offset >= 0 && offset + HASH_SIZE <= leafHash.length)) throw new RangeError('lookup: need 32 bytes of leaf hash');
+    return this.#table.lookup(leafHash, offset);
+  }
+
+  /**
+   * Indexes leaves [firstIndex, firstIndex + n) whose hashes are leafHashes (n * 32 bytes).
+   * firstIndex may be below indexedSize (a replay overlapping what is there: idempotent) but
+   * not above it (no gaps), and the leaves must be inside the durable commit point. A hash
+   * already present keeps the smaller index. Grows the table as needed (temp file + rename).
+   * Not durable by itself: survives SIGKILL at once, power loss after checkpointTable().
+   * Returns how many new hashes were added.
+   */
+  insertMany(leafHashes: Uint8Array, firstIndex: number): number {
+    this.#usable(true);
+    if (leafHashes.length % HASH_SIZE !== 0) throw new RangeError('insertMany: length is not a multiple of 32');
+    const n = leafHashes.length / HASH_SIZE;
+    if (!Number.isSafeInteger(firstIndex) || firstIndex < 0 || firstIndex > this.#indexedSize) {
+      throw new RangeError(`insertMany: firstIndex ${firstIndex} would leave a gap after ${this.#indexedSize}`);
+    }
+    if (firstIndex + n > this.#state.treeSize) {
+      throw new RangeError(`insertMany: leaves up to ${firstIndex + n} are beyond the commit point ${this.#state.treeSize}`);
+    }
+    let added = 0;
+    const maxEntries = (): number => Math.floor(this.#table.capacity * this.#maxLoad);
+    for (let k = 0; k < n; k++) {
+      const index = firstIndex + k;
+      if (this.#entryCount >= maxEntries()) this.#grow();
+      const r = this.#table.insert(leafHashes, k * HASH_SIZE, index);
+      if (r === InsertResult.inserted) {
+        added++;
+        this.#entryCount++;
+      } else if (r === InsertResult.same && index >= this.#indexedSize) {
+        // Inserted before a crash but after the last watermark: not counted yet.
+        this.#entryCount++;
+      }
+      if (index >= this.#indexedSize) this.#indexedSize = index + 1;
+    }
+    this.#writeLiveRecord();
+    if (this.#checkpointEvery > 0 && this.#indexedSize - this.#state.indexedSize >= this.#checkpointEvery) {
+      this.checkpointTable();
+    }
+    return added;
+  }
+
+  #writeLiveRecord(): void {
+    if (this.#bootId === undefined) return;
+    const rec = encodeLiveRecord({ bootId: this.#bootId, indexedSize: this.#indexedSize, entryCount: this.#entryCount });
+    this.#mf.writeBytes(LIVE_RECORD_OFFSET, rec);
+  }
+
+  /**
+   * Makes the table durable and moves the durable watermark to indexedSize. Durable on return.
+   * Costs a write-back of every dirty table page, so it runs every `checkpointEvery` leaves
+   * and on close rather than per batch.
+   */
+  checkpointTable(): void {
+    this.#usable(true);
+    if (this.#state.indexedSize === this.#indexedSize && this.#state.entryCount === this.#entryCount) return;
+    // Why sync the table first: the watermark written next claims these entries are on disk.
+    this.#mf.sync(TABLE_OFFSET, this.#mf.size - TABLE_OFFSET);
+    this.#writeState({ ...this.#state, indexedSize: this.#indexedSize, entryCount: this.#entryCount });
+  }
+
+  /** Doubles the table: builds a new file beside this one, renames it in, remaps. */
+  #grow(): void {
+    const buckets = this.#table.bucketCount * 2;
+    if (buckets > MAX_BUCKET_COUNT) throw new Error(`index ${this.path}: table cannot grow past ${MAX_BUCKET_COUNT} buckets`);
+    const tmp = growPath(this.path);
+    removeStale(tmp);
+    const seq = this.#state.seq + 1;
+    const draft: StateRecord = { ...this.#state, seq, indexedSize: 0, entryCount: 0 };
+    const mf = createIndexFile(tmp, buckets, this.#createdAtMs, draft, this.#backend ?? this.#mf.backend);
+    let newLock: FileLock | undefined;
+    try {
+      const table = new DedupTable(mf, buckets);
+      let counted = 0;
+      this.#table.forEachEntry((bytes, at, index) => {
+        table.insert(bytes, at, index);
+        if (index < this.#indexedSize) counted++;
+      });
+      const state: StateRecord = { ...draft, indexedSize: this.#indexedSize, entryCount: counted };
+      mf.writeBytes(stateSlotOffset(seq), encodeStateRecord(state));
+      // The lock must cover the new file before its name is visible, or a second writer
+      // could open and lock it in between.
+      if (this.#lock?.kind === 'ofd') newLock = takeLock(tmp, 'ofd');
+      publish(mf, tmp, this.path);
+      const oldLock = this.#lock;
+      this.#mf.close();
+      if (newLock !== undefined) {
+        this.#lock = newLock;
+        oldLock?.release();
+      }
+      this.#mf = mf;
+      this.#table = table;
+      this.#state = state;
+      this.#entryCount = counted;
+      this.#prepareMapping();
+      this.#writeLiveRecord();
+    } catch (e) {
+      if (this.#mf !== mf) {
+        newLock?.release();
+        mf.close();
+        removeStale(tmp);
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Scans the whole table for corruption (see DedupTable.check): every index below the
+   * commit point's treeSize, every entry reachable from its home slot, padding zero. O(capacity).
+   */
+  check(): IndexCheck {
+    this.#usable(false);
+    const r = this.#table.check(this.#state.treeSize);
+    if (r.entries < this.#entryCount) {
+      r.problemCount++;
+      r.problems.push(`table holds ${r.entries} entries, fewer than the ${this.#entryCount} counted`);
+    }
+    return { entries: r.entries, capacity: this.#table.capacity, problems: r.problems, problemCount: r.problemCount };
+  }
+
+  /**
+   * Writer: checkpointTable() (so the next open replays nothing, even after power loss), then
+   * releases the mapping and the lock. Idempotent.
+   */
+  close(): void {
+    if (this.#closed) return;
+    try {
+      if (this.mode === 'writer') this.checkpointTable();
+    } finally {
+      this.#closed = true;
+      this.#mf.close();
+      this.#lock?.release();
+    }
+  }
+}
+
+/** Opens the hot index at path: see HotIndex.open. */
+export function openIndex(path: string, opts: OpenIndexOptions = {}): HotIndex {
+  return HotIndex.open(path, opts);
+}
+
+function growPath(path: string): string {
+  return `${path}.grow.tmp`;
+}
+
+function takeLock(path: string, kind: LockKind | undefined): FileLock {
+  try {
+    return lockFileExclusive(path, { kind });
+  } catch (e) {
+    if (e instanceof NativeError && e.code === LOCK_HELD) throw new IndexError('locked', path, `locked by another writer (${e.message})`, { cause: e });
+    throw e;
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * The dedup table: leafHash -> leafIndex by open addressing with linear probing, living in
+ * the mapped file (nothing but one 40-byte scratch buffer in the JS heap).
+ *
+ * A leaf hash is SHA-256 output, so its own first 6 bytes are a uniform hash: the home slot is
+ * that 48-bit number modulo the capacity. Slot s sits in bucket floor(s / 12) at position
+ * s % 12 (see layout.ts); probing walks s, s+1, ... and wraps at the end.
+ *
+ * Semantics: the smallest index wins. Appending a duplicate keeps the original index, and a
+ * replay that offers a hash already present with a larger index keeps the smaller one.
+ */
+import type { MappedFile } from '../../native/index.js';
+import { BUCKET_SIZE, HASH_SIZE, SLOT_SIZE, SLOTS_PER_BUCKET, TABLE_OFFSET } from './layout.js';
+
+/** What insert() found. */
+export const InsertResult = {
+  /** The hash was absent: a slot was filled. */
+  inserted: 0,
+  /** The same hash with the same index was already there (a replay). */
+  same: 1,
+  /** The hash was there with a smaller index, which is kept (a duplicate append). */
+  keptSmaller: 2,
+  /** The hash was there with a larger index, which was replaced by the smaller one. */
+  replacedLarger: 3,
+} as const;
+export type InsertResult = (typeof InsertResult)[keyof typeof InsertResult];
+
+/** Number of problems check() lists before it only counts. */
+const MAX_PROBLEMS = 20;
+
+export interface TableCheck {
+  entries: number;
+  problems: string[];
+  problemCount: number;
+}
+
+export class DedupTable {
+  readonly mf: MappedFile;
+  readonly bucketCount: number;
+  readonly capacity: number;
+  #slot = new Uint8Array(SLOT_SIZE);
+  #slotView = new DataView(this.#slot.buffer);
+
+  constructor(mf: MappedFile, bucketCount: number) {
+    this.mf = mf;
+    this.bucketCount = bucketCount;
+    this.capacity = bucketCount * SLOTS_PER_BUCKET;
+  }
+
+  /** The home slot of the hash at key[keyOffset]. */
+  home(key: Uint8Array, keyOffset: number): number {
+    const lo = (key[keyOffset]! | (key[keyOffset + 1]! << 8) | (key[keyOffset + 2]! << 16) | (key[keyOffset + 3]! << 24)) >>> 0;
+    const hi = key[keyOffset + 4]! | (key[keyOffset + 5]! << 8);
+    return (hi * 0x1_0000_0000 + lo) % this.capacity;
+  }
+
+  slotOffset(slot: number): number {
+    const bucket = Math.floor(slot / SLOTS_PER_BUCKET);
+    return TABLE_OFFSET + bucket * BUCKET_SIZE + (slot - bucket * SLOTS_PER_BUCKET) * SLOT_SIZE;
+  }
+
+  /** Reads slot s into the scratch buffer; returns the stored leafIndex + 1 (0 = empty). */
+  #read(offset: number): number {
+    this.mf.readInto(offset, this.#slot, 0, SLOT_SIZE);
+    const lo = this.#slotView.getUint32(HASH_SIZE, true);
+    const hi = this.#slotView.getUint32(HASH_SIZE + 4, true);
+    return hi * 0x1_0000_0000 + lo;
+  }
+
+  #scratchEquals(key: Uint8Array, keyOffset: number): boolean {
+    const s = this.#slot;
+    for (let k = 0; k < HASH_SIZE; k++) if (s[k] !== key[keyOffset + k]) return false;
+    return true;
+  }
+
+  #write(offset: number, key: Uint8Array, keyOffset: number, index: number): void {
+    this.#slot.set(key.subarray(keyOffset, keyOffset + HASH_SIZE), 0);
+    const v = index + 1;
+    const lo = v >>> 0;
+    this.#slotView.setUint32(HASH_SIZE, lo, true);
+    this.#slotView.setUint32(HASH_SIZE + 4, (v - lo) / 0x1_0000_0000, true);
+    // One 40-byte write: within a process it is one copy loop, so SIGKILL cannot stop between
+    // the hash and the index, and the slot never straddles a sector (see layout.ts).
+    this.mf.writeBytes(offset, this.#slot, 0, SLOT_SIZE);
+  }
+
+  /** The leaf index stored for the hash at key[keyOffset], or -1. */
+  lookup(key: Uint8Array, keyOffset = 0): number {
+    let slot = this.home(key, keyOffset);
+    let bucket = Math.floor(slot / SLOTS_PER_BUCKET);
+    let pos = slot - bucket * SLOTS_PER_BUCKET;
+    for (let probes = 0; probes < this.capacity; probes++) {
+      const stored = this.#read(TABLE_OFFSET + bucket * BUCKET_SIZE + pos * SLOT_SIZE);
+      if (stored === 0) return -1;
+      if (this.#scratchEquals(key, keyOffset)) return stored - 1;
+      if (++pos === SLOTS_PER_BUCKET) {
+        pos = 0;
+        if (++bucket === this.bucketCount) bucket = 0;
+      }
+    }
+    return -1;
+  }
+
+  /**
+   * Inserts hash -> index, the smallest index winning. The caller keeps the load factor below
+   * 1 (it grows the table first), so an empty slot always exists.
+   */
+  insert(key: Uint8Array, keyOffset: number, index: number): InsertResult {
+    let slot = this.home(key, keyOffset);
+    let bucket = Math.floor(slot / SLOTS_PER_BUCKET);
+    let pos = slot - bucket * SLOTS_PER_BUCKET;
+    for (let probes = 0; probes < this.capacity; probes++) {
+      const offset = TABLE_OFFSET + bucket * BUCKET_SIZE + pos * SLOT_SIZE;
+      const stored = this.#read(offset);
+      if (stored === 0) {
+        this.#write(offset, key, keyOffset, index);
+        return InsertResult.inserted;
+      }
+      if (this.#scratchEquals(key, keyOffset)) {
+        const existing = stored - 1;
+        if (existing === index) return InsertResult.same;
+        if (existing < index) return InsertResult.keptSmaller;
+        this.#write(offset, key, keyOffset, index);
+        return InsertResult.replacedLarger;
+      }
+      if (++pos === SLOTS_PER_BUCKET) {
+        pos = 0;
+        if (++bucket === this.bucketCount) bucket = 0;
+      }
+    }
+    throw new Error('dedup table full: the load factor check failed');
+  }
+
+  /**
+   * Calls fn(bucketBytes, slotPosition, index) for every occupied slot, bucket by bucket (one
+   * 512-byte read each, sequential, as rehashing wants). The bytes are reused between calls.
+   */
+  forEachEntry(fn: (bucket: Uint8Array, hashOffset: number, index: number, slot: number) => void): void {
+    const buf = new Uint8Array(BUCKET_SIZE);
+    const dv = new DataView(buf.buffer);
+    for (let b = 0; b < this.bucketCount; b++) {
+      this.mf.readInto(TABLE_OFFSET + b * BUCKET_SIZE, buf, 0, BUCKET_SIZE);
+      for (let p = 0; p < SLOTS_PER_BUCKET; p++) {
+        const at = p * SLOT_SIZE;
+        const stored = dv.getUint32(at + HASH_SIZE, true) + dv.getUint32(at + HASH_SIZE + 4, true) * 0x1_0000_0000;
+        if (stored !== 0) fn(buf, at, stored - 1, b * SLOTS_PER_BUCKET + p);
+      }
+    }
+  }
+
+  /**
+   * Full scan for corruption: every index below `indexLimit`, no all-zero hash, the padding
+   * of every bucket zero, and every entry reachable from its home slot without crossing an
+   * empty slot (a flipped hash byte usually breaks that). O(capacity).
+   */
+  check(indexLimit: number): TableCheck {
+    const problems: string[] = [];
+    let problemCount = 0;
+    const problem = (msg: string): void => {
+      problemCount++;
+      if (problems.length < MAX_PROBLEMS) problems.push(msg);
+    };
+    const cap = this.capacity;
+    // Find an empty slot to start from, so that every run of occupied slots is seen whole.
+    let start = -1;
+    for (let s = 0; s < cap; s++) {
+      if (this.#read(this.slotOffset(s)) === 0) {
+        start = s;
+        break;
+      }
+    }
+    if (start < 0) {
+      problem('no empty slot: table is full');
+      return { entries: cap, problems, problemCount };
+    }
+    let entries = 0;
+    let runStart = -1;
+    const zero = new Uint8Array(HASH_SIZE);
+    for (let k = 1; k <= cap; k++) {
+      const s = (start + k) % cap;
+      const stored = this.#read(this.slotOffset(s));
+      if (stored === 0) {
+        runStart = -1;
+        continue;
+      }
+      entries++;
+      if (runStart < 0) runStart = s;
+      const index = stored - 1;
+      if (!Number.isSafeInteger(index) || index >= indexLimit) problem(`slot ${s}: leaf index ${index} is beyond ${indexLimit}`);
+      if (this.#scratchEquals(zero, 0)) problem(`slot ${s}: all-zero leaf hash`);
+      const home = this.home(this.#slot, 0);
+      const distance = (s - home + cap) % cap;
+      const runLength = (s - runStart + cap) % cap;
+      if (distance > runLength) problem(`slot ${s}: unreachable from its home slot ${home} (hash bytes damaged?)`);
+    }
+    const pad = new Uint8Array(BUCKET_SIZE - SLOTS_PER_BUCKET * SLOT_SIZE);
+    for (let b = 0; b < this.bucketCount; b++) {
+      const at = TABLE_OFFSET + b * BUCKET_SIZE + SLOTS_PER_BUCKET * SLOT_SIZE;
+      if (!this.mf.equals(at, pad)) problem(`bucket ${b}: padding is not zero`);
+    }
+    return { entries, problems, problemCount };
+  }
+}
