@@ -1,0 +1,166 @@
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { nativeAvailable, NativeError, openMappedFile, pageSize, type MappedFileBackend } from '../../native/index.js';
+import { tempDir } from './helpers.js';
+
+const backends: MappedFileBackend[] = nativeAvailable ? ['mmap', 'plain'] : ['plain'];
+
+it('koffi loads on this machine (the CI target)', () => {
+  expect(nativeAvailable).toBe(true);
+});
+
+describe.each(backends)('MappedFile (%s)', (backend) => {
+  let dir: string;
+  let cleanup: () => void;
+  beforeEach(() => ({ dir, cleanup } = tempDir('mf')));
+  afterEach(() => cleanup());
+
+  it('round-trips integers and bytes, little-endian on disk', () => {
+    const path = join(dir, 'a.bin');
+    const f = openMappedFile(path, { create: true, size: 8192, backend });
+    expect(f.size).toBe(8192);
+    expect(f.backend).toBe(backend);
+    f.writeU8(0, 0xab);
+    f.writeU32(4, 0xdeadbeef);
+    f.writeU64(8, 2 ** 53 - 1);
+    f.writeBytes(100, Uint8Array.from([1, 2, 3, 4, 5]));
+    expect(f.readU8(0)).toBe(0xab);
+    expect(f.readU32(4)).toBe(0xdeadbeef);
+    expect(f.readU64(8)).toBe(2 ** 53 - 1);
+    expect([...f.readBytes(99, 7)]).toEqual([0, 1, 2, 3, 4, 5, 0]);
+    expect(f.equals(100, Uint8Array.from([9, 1, 2, 3]), 1, 3)).toBe(true);
+    expect(f.equals(100, Uint8Array.from([1, 2, 4]))).toBe(false);
+    const into = new Uint8Array(10);
+    f.readInto(101, into, 2, 3);
+    expect([...into]).toEqual([0, 0, 2, 3, 4, 0, 0, 0, 0, 0]);
+    f.fill(200, 100, 7);
+    expect(f.readBytes(199, 102)).toEqual(Uint8Array.from([0, ...new Array(100).fill(7), 0]));
+    f.sync();
+    f.close();
+    const disk = readFileSync(path);
+    expect(disk.length).toBe(8192);
+    expect(disk.readUInt32LE(4)).toBe(0xdeadbeef);
+    expect(disk.readBigUInt64LE(8)).toBe(2n ** 53n - 1n);
+    expect(disk[0]).toBe(0xab);
+  });
+
+  it('refuses out-of-range access and values instead of touching other memory', () => {
+    const f = openMappedFile(join(dir, 'b.bin'), { create: true, size: 4096, backend });
+    expect(() => f.readU32(4093)).toThrow(RangeError);
+    expect(() => f.readU8(-1)).toThrow(RangeError);
+    expect(() => f.readBytes(4000, 200)).toThrow(RangeError);
+    expect(() => f.writeBytes(4095, new Uint8Array(2))).toThrow(RangeError);
+    expect(() => f.writeU32(0, 2 ** 32)).toThrow(RangeError);
+    expect(() => f.writeU64(0, 2 ** 53)).toThrow(RangeError);
+    expect(() => f.readU32(0.5)).toThrow(RangeError);
+    // A u64 above 2^53 on disk (only corruption makes one) is refused, not rounded.
+    f.writeU32(12, 0xffffffff);
+    expect(() => f.readU64(8)).toThrow(RangeError);
+    f.close();
+  });
+
+  it('throws after close instead of touching freed memory', () => {
+    const f = openMappedFile(join(dir, 'c.bin'), { create: true, size: 4096, backend });
+    f.writeU32(0, 1);
+    f.close();
+    f.close(); // idempotent
+    expect(f.closed).toBe(true);
+    expect(() => f.readU32(0)).toThrow(/closed/);
+    expect(() => f.writeU32(0, 1)).toThrow(/closed/);
+    expect(() => f.readBytes(0, 4)).toThrow(/closed/);
+  });
+
+  it('grows without losing bytes and never shrinks', () => {
+    const path = join(dir, 'd.bin');
+    const f = openMappedFile(path, { create: true, size: 4096, backend });
+    f.writeU64(4088, 42);
+    f.grow(3 * 4096);
+    expect(f.size).toBe(3 * 4096);
+    expect(statSync(path).size).toBe(3 * 4096);
+    expect(f.readU64(4088)).toBe(42);
+    f.writeU64(3 * 4096 - 8, 43);
+    expect(() => f.grow(4096)).toThrow(RangeError);
+    f.close();
+    // Reopening with a smaller size keeps the file as it is.
+    const g = openMappedFile(path, { size: 4096, backend });
+    expect(g.size).toBe(3 * 4096);
+    expect(g.readU64(3 * 4096 - 8)).toBe(43);
+    g.close();
+  });
+
+  it('read-only files refuse writes, and writes by another handle show up at once', () => {
+    const path = join(dir, 'e.bin');
+    const w = openMappedFile(path, { create: true, size: 4096, backend });
+    const r = openMappedFile(path, { readOnly: true, backend });
+    expect(r.readOnly).toBe(true);
+    expect(() => r.writeU32(0, 1)).toThrow(/read-only/);
+    w.writeU32(16, 77);
+    expect(r.readU32(16)).toBe(77);
+    expect(() => openMappedFile(path, { readOnly: true, size: 8192, backend })).toThrow(/wanted 8192/);
+    r.close();
+    w.close();
+  });
+
+  it('names the call, the file and the errno in errors', () => {
+    const missing = join(dir, 'nope.bin');
+    let err: unknown;
+    try {
+      openMappedFile(missing, { backend });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(NativeError);
+    expect((err as NativeError).message).toBe(`open ${missing}: ENOENT`);
+    expect((err as NativeError).code).toBe('ENOENT');
+    writeFileSync(join(dir, 'exists.bin'), 'x');
+    expect(() => openMappedFile(join(dir, 'exists.bin'), { create: true, exclusive: true, backend })).toThrow(
+      `open ${join(dir, 'exists.bin')}: EEXIST`,
+    );
+    expect(existsSync(missing)).toBe(false);
+  });
+
+  it('sync and mlock run on sub-ranges', () => {
+    const f = openMappedFile(join(dir, 'g.bin'), { create: true, size: 5 * 4096, backend });
+    f.writeU32(4096 + 10, 5);
+    f.sync(4096 + 8, 100);
+    expect(f.mlock(4096, 4096)).toBe(backend === 'mmap');
+    f.advise('random');
+    f.close();
+  });
+});
+
+describe.runIf(nativeAvailable)('mmap chunks', () => {
+  let dir: string;
+  let cleanup: () => void;
+  beforeEach(() => ({ dir, cleanup } = tempDir('chunk')));
+  afterEach(() => cleanup());
+
+  it('reads and writes across chunk boundaries', () => {
+    const path = join(dir, 'h.bin');
+    const f = openMappedFile(path, { create: true, size: 4 * pageSize, chunkSize: pageSize, backend: 'mmap' });
+    const edge = pageSize - 3;
+    f.writeU64(edge, 2 ** 40 + 12345);
+    expect(f.readU64(edge)).toBe(2 ** 40 + 12345);
+    f.writeU32(2 * pageSize - 2, 0x01020304);
+    expect(f.readU32(2 * pageSize - 2)).toBe(0x01020304);
+    const big = Uint8Array.from({ length: 2 * pageSize + 10 }, (_, i) => i & 0xff);
+    f.writeBytes(pageSize - 5, big);
+    expect(f.readBytes(pageSize - 5, big.length)).toEqual(big);
+    expect(f.equals(pageSize - 5, big)).toBe(true);
+    f.fill(pageSize - 1, 2, 9);
+    expect([...f.readBytes(pageSize - 1, 2)]).toEqual([9, 9]);
+    f.grow(6 * pageSize);
+    expect(f.readBytes(pageSize - 5 + 10, 100)).toEqual(big.subarray(10, 110));
+    f.sync();
+    f.close();
+    const disk = readFileSync(path);
+    expect(disk.subarray(pageSize + 20, pageSize + 40)).toEqual(Buffer.from(big.subarray(25, 45)));
+  });
+
+  it('rejects chunk sizes that are not page multiples or over 1 GiB', () => {
+    const path = join(dir, 'i.bin');
+    expect(() => openMappedFile(path, { create: true, size: 4096, chunkSize: 1000, backend: 'mmap' })).toThrow(RangeError);
+    expect(() => openMappedFile(path, { create: true, size: 4096, chunkSize: 2 ** 31, backend: 'mmap' })).toThrow(RangeError);
+  });
+});
