@@ -167,6 +167,16 @@ export function buildProgram(): Command {
       }
     });
 
+  program
+    .command('serve')
+    .description('serve the logs over HTTP (with no configuration: tenant "default", created on first start)')
+    .option('--listen <host:port>', 'address to listen on', process.env.TLOG_LISTEN ?? '127.0.0.1:8080')
+    .option('--origin <origin>', 'origin of the default log when it is created (default: <listen>/default)')
+    .action(async (o: { listen: string; origin?: string }) => {
+      const { serve } = await import('./serve.js');
+      await serve({ roots: roots(program), listen: o.listen, origin: o.origin });
+    });
+
   return program;
 }
 

@@ -23,7 +23,7 @@ import { checkKeyName, formatNote, openNote, parseNote, signNote } from '../note
 import type { Clock } from '../note/signers.js';
 import { DurableWriter, readIfExists, writeFileDurably, type DurableOptions, type FileWrite } from '../storage/durable.js';
 import { checkEntrySize, formatEntryBundle } from '../tiles/bundle.js';
-import { ENTRIES_LEVEL, TILE_WIDTH, changedTiles, formatIndexPath } from '../tiles/layout.js';
+import { ENTRIES_LEVEL, TILE_WIDTH, changedTiles, formatIndexPath, tileWidthInTree, type TileCoord } from '../tiles/layout.js';
 import { ExpandedTile, MissingTileError, TileTree, nodeReaderOver } from '../tiles/tree.js';
 import { commitPointOf, FileCommitStore, type CommitPoint, type CommitStore } from './commit.js';
 import { createLogKeys, loadLogKeys, type LogKeys } from './keys.js';
@@ -407,6 +407,16 @@ export class Log {
   }
 
   // ---- reads: all against the committed tree ----
+
+  /**
+   * Whether the committed tree can imply this tile: a full tile it contains, or a partial one
+   * no wider than the tile is now (narrower ones belong to earlier checkpoints). Lets a server
+   * answer 404 for anything else without touching the disk.
+   */
+  servesTile(t: TileCoord): boolean {
+    const w = tileWidthInTree(t.level, t.index, this.committed.treeSize);
+    return t.width === TILE_WIDTH ? w === TILE_WIDTH : w >= t.width;
+  }
 
   private checkSize(size: number, what: string): void {
     if (!Number.isSafeInteger(size) || size < 0) throw new TlogError(ErrorCode.badInput, `${what} must be a non-negative integer`);
