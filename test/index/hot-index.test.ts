@@ -1,0 +1,184 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { nativeAvailable, type MappedFileBackend } from '../../native/index.js';
+import { IndexError, openIndex, type HotIndex } from '../../src/index/index.js';
+import { tempDir } from '../native/helpers.js';
+
+const backends: MappedFileBackend[] = nativeAvailable ? ['mmap', 'plain'] : ['plain'];
+const root = (n: number): Uint8Array => new Uint8Array(32).fill(n & 0xff);
+const quiet = { onWarning: () => {} };
+
+function commit(ix: HotIndex, treeSize: number): void {
+  ix.writeCommitPoint({ treeSize, rootHash: root(treeSize), checkpointHash: root(treeSize + 1) });
+}
+
+describe.each(backends)('hot index (%s)', (backend) => {
+  let dir: string;
+  let cleanup: () => void;
+  let path: string;
+  beforeEach(() => {
+    ({ dir, cleanup } = tempDir('index'));
+    path = join(dir, 'index.idx');
+  });
+  afterEach(() => cleanup());
+  const open = (opts: Parameters<typeof openIndex>[1] = {}): HotIndex => openIndex(path, { backend, ...quiet, ...opts });
+
+  it('a fresh index is empty, with commit point seq 0', () => {
+    const ix = open();
+    expect(ix.commitPoint).toEqual({ treeSize: 0, rootHash: new Uint8Array(32), checkpointHash: new Uint8Array(32), seq: 0 });
+    expect(ix.indexedSize).toBe(0);
+    expect(ix.lookup(randomBytes(32))).toBe(-1);
+    expect(ix.backend).toBe(backend);
+    expect(Math.abs(ix.createdAtMs - Date.now())).toBeLessThan(60_000);
+    ix.close();
+  });
+
+  it('inserts and looks up; the first index of a duplicate wins', () => {
+    const ix = open();
+    const hashes = randomBytes(100 * 32);
+    commit(ix, 102);
+    expect(ix.insertMany(hashes, 0)).toBe(100);
+    for (let i = 0; i < 100; i++) expect(ix.lookup(hashes, i * 32)).toBe(i);
+    // Leaves 100 and 101 repeat leaves 7 and 42: the originals stay.
+    const dups = Buffer.concat([hashes.subarray(7 * 32, 8 * 32), hashes.subarray(42 * 32, 43 * 32)]);
+    expect(ix.insertMany(dups, 100)).toBe(0);
+    expect(ix.lookup(dups, 0)).toBe(7);
+    expect(ix.lookup(dups, 32)).toBe(42);
+    expect(ix.indexedSize).toBe(102);
+    expect(ix.entryCount).toBe(100);
+    // Replaying a range already indexed changes nothing.
+    expect(ix.insertMany(hashes.subarray(50 * 32), 50)).toBe(0);
+    expect(ix.entryCount).toBe(100);
+    expect(ix.check().problems).toEqual([]);
+    ix.close();
+  });
+
+  it('a replay offering a smaller index for a present hash takes it; a larger one is ignored', () => {
+    const ix = open();
+    const a = randomBytes(32);
+    const b = randomBytes(32);
+    commit(ix, 3);
+    ix.insertMany(Buffer.concat([b, randomBytes(32), a]), 0);
+    expect(ix.lookup(a)).toBe(2);
+    // Replay leaf 2 again as if it were leaf 1 (only corruption makes this, but min wins).
+    ix.insertMany(Buffer.concat([a, a]), 1);
+    expect(ix.lookup(a)).toBe(1);
+    ix.insertMany(b, 2);
+    expect(ix.lookup(b)).toBe(0);
+    ix.close();
+  });
+
+  it('refuses gaps, leaves beyond the commit point, and a commit point moving back', () => {
+    const ix = open();
+    commit(ix, 10);
+    expect(() => ix.insertMany(randomBytes(32), 1)).toThrow(/gap/);
+    expect(() => ix.insertMany(randomBytes(11 * 32), 0)).toThrow(/beyond the commit point/);
+    expect(() => ix.insertMany(randomBytes(33), 0)).toThrow(/multiple of 32/);
+    expect(() => commit(ix, 9)).toThrow(/move back/);
+    expect(() => ix.writeCommitPoint({ treeSize: 10, rootHash: root(99), checkpointHash: root(0) })).toThrow(/change the root/);
+    expect(ix.lookup(randomBytes(40), 8)).toBe(-1);
+    expect(() => ix.lookup(randomBytes(31))).toThrow(RangeError);
+    ix.close();
+    expect(() => ix.lookup(randomBytes(32))).toThrow(/closed/);
+  });
+
+  it('grows past its first capacity under load, keeping every entry', () => {
+    const n = backend === 'mmap' ? 200_000 : 60_000;
+    const ix = open({ initialCapacity: 1000 });
+    const first = ix.capacity;
+    const hashes = randomBytes(n * 32);
+    commit(ix, n);
+    for (let i = 0; i < n; i += 5000) ix.insertMany(hashes.subarray(i * 32, (i + 5000) * 32), i);
+    expect(ix.capacity).toBeGreaterThanOrEqual(n / 0.7);
+    expect(first).toBeLessThan(2000);
+    expect(ix.entryCount).toBe(n);
+    for (let i = 0; i < n; i += 7) expect(ix.lookup(hashes, i * 32)).toBe(i);
+    expect(ix.check()).toMatchObject({ entries: n, problems: [] });
+    // The commit point travelled into each new file.
+    expect(ix.commitPoint.treeSize).toBe(n);
+    ix.close();
+    expect(readdirSync(dir).filter((f) => f.includes('tmp'))).toEqual([]);
+    const again = open({ mode: 'readOnly' });
+    expect(again.capacity).toBe(ix.capacity);
+    expect(again.lookup(hashes, (n - 1) * 32)).toBe(n - 1);
+    again.close();
+  });
+
+  it('reopens after close with everything durable', () => {
+    const ix = open();
+    const hashes = randomBytes(500 * 32);
+    commit(ix, 500);
+    const cp = ix.commitPoint;
+    ix.insertMany(hashes, 0);
+    expect(ix.durableIndexedSize).toBe(0);
+    ix.close();
+    const re = open();
+    // Same commit point; the close wrote the table watermark as a newer slot.
+    expect({ ...re.commitPoint, seq: 0 }).toEqual({ ...cp, seq: 0 });
+    expect(re.commitPoint.seq).toBe(cp.seq + 1);
+    expect(re.indexedSize).toBe(500);
+    expect(re.durableIndexedSize).toBe(500);
+    expect(re.entryCount).toBe(500);
+    expect(re.lookup(hashes, 499 * 32)).toBe(499);
+    re.close();
+  });
+
+  it('checkpointTable moves the durable watermark; commits keep it', () => {
+    const ix = open({ checkpointEvery: 0 });
+    commit(ix, 20);
+    ix.insertMany(randomBytes(10 * 32), 0);
+    commit(ix, 30);
+    expect(ix.durableIndexedSize).toBe(0);
+    ix.checkpointTable();
+    expect(ix.durableIndexedSize).toBe(10);
+    const seq = ix.commitPoint.seq;
+    commit(ix, 40);
+    expect(ix.commitPoint.seq).toBe(seq + 1);
+    expect(ix.durableIndexedSize).toBe(10);
+    ix.close();
+  });
+
+  it('checkpointEvery checkpoints on its own', () => {
+    const ix = open({ checkpointEvery: 100 });
+    commit(ix, 1000);
+    ix.insertMany(randomBytes(150 * 32), 0);
+    expect(ix.durableIndexedSize).toBe(150);
+    ix.insertMany(randomBytes(50 * 32), 150);
+    expect(ix.durableIndexedSize).toBe(150);
+    ix.close();
+  });
+
+  it('one writer at a time; read-only handles need no lock and see new commits on refresh', () => {
+    const ix = open();
+    let err: unknown;
+    try {
+      open();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(IndexError);
+    expect((err as IndexError).code).toBe('locked');
+    expect((err as IndexError).message).toContain(path);
+    const ro = open({ mode: 'readOnly' });
+    commit(ix, 5);
+    const h = randomBytes(5 * 32);
+    ix.insertMany(h, 0);
+    expect(ro.lookup(h, 32)).toBe(1);
+    expect(ro.commitPoint.treeSize).toBe(0);
+    ro.refresh();
+    expect(ro.commitPoint.treeSize).toBe(5);
+    expect(() => ro.insertMany(h, 0)).toThrow(/read-only/);
+    expect(() => commit(ro, 6)).toThrow(/read-only/);
+    ro.close();
+    ix.close();
+    open().close(); // the lock went with close
+  });
+
+  it('missing files: read-only and create:false report index_missing', () => {
+    expect(() => open({ mode: 'readOnly' })).toThrow(expect.objectContaining({ code: 'index_missing' }));
+    expect(() => open({ create: false })).toThrow(expect.objectContaining({ code: 'index_missing' }));
+    expect(existsSync(path)).toBe(false);
+  });
+});
