@@ -99,10 +99,10 @@ export class DurableWriter {
         );
       }
     }
-    this.opts.beforeWrite?.(f.path);
     const tmp = path.join(path.dirname(f.path), `.${path.basename(f.path)}.${process.pid}.${++tmpCounter}.tmp`);
     let fh: fsp.FileHandle | undefined;
     try {
+      this.opts.beforeWrite?.(f.path);
       fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, this.opts.mode ?? 0o644);
       await fh.writeFile(f.data);
       // fsync before rename: otherwise a crash can leave the new name pointing at empty data.
