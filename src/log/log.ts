@@ -16,7 +16,7 @@ import {
   consistencyProof as buildConsistencyProof,
   inclusionProof as buildInclusionProof,
   type NodeReader,
-  type RangeMemo,
+  ProofMemo,
 } from '../merkle/proof.js';
 import { formatCheckpoint, parseCheckpoint } from '../note/checkpoint.js';
 import { checkKeyName, formatNote, openNote, parseNote, signNote } from '../note/note.js';
@@ -24,7 +24,7 @@ import type { Clock } from '../note/signers.js';
 import { DurableWriter, readIfExists, writeFileDurably, type DurableOptions, type FileWrite } from '../storage/durable.js';
 import { checkEntrySize, formatEntryBundle } from '../tiles/bundle.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, changedTiles, formatIndexPath, tileWidthInTree, type TileCoord } from '../tiles/layout.js';
-import { ExpandedTile, MissingTileError, TileTree, nodeReaderOver } from '../tiles/tree.js';
+import { ExpandedTile, MissingTileError, TileTree, nodeReaderOver, type TileLookup } from '../tiles/tree.js';
 import { commitPointOf, FileCommitStore, type CommitPoint, type CommitStore } from './commit.js';
 import { createLogKeys, loadLogKeys, type LogKeys } from './keys.js';
 import type { LogPaths } from './paths.js';
@@ -73,6 +73,18 @@ export interface LogConfig {
 const CONFIG_FILE = 'log.json';
 const CHECKPOINT_FILE = 'checkpoint';
 
+interface PreparedBatch {
+  readonly batch: Pending[];
+  readonly start: number;
+  readonly end: number;
+  readonly leafHashes: Uint8Array[];
+  readonly rootHash: Uint8Array;
+  readonly lookup: TileLookup;
+  readonly completed: Map<string, ExpandedTile>;
+  /** The batch's bundles and tiles, durable when it resolves. */
+  readonly written: Promise<void>;
+}
+
 interface Pending {
   readonly entry: Uint8Array;
   resolve(r: AppendResult): void;
@@ -111,6 +123,8 @@ export class Log {
   private closed = false;
   /** Set when the log must stop: every later append fails with it. */
   private fatal: TlogError | null = null;
+  /** Set when a batch failed before its commit: later batches in flight fail too, then recovery runs. */
+  private broken = false;
   private readonly maxBatch: number;
   private readonly maxPending: number;
   private readonly logger: Logger;
@@ -304,21 +318,40 @@ export class Log {
     });
   }
 
+  /**
+   * The sequencer loop, a two-deep pipeline: while batch k's files are written, signed and
+   * committed, batch k+1 is hashed and its writes started. Commits stay strictly in order.
+   */
   private async runBatches(): Promise<void> {
-    while (this.pending.length > 0 && !this.fatal) {
+    let previous: Promise<void> | null = null;
+    while (this.pending.length > 0 && !this.fatal && !this.broken) {
       const batch = this.pending.splice(0, this.maxBatch);
-      await this.integrate(batch);
+      let prepared: PreparedBatch;
+      try {
+        prepared = this.prepare(batch);
+      } catch (e) {
+        this.broken = true;
+        this.failBatch(batch, e);
+        break;
+      }
+      const finished: Promise<void> = this.finish(prepared, previous);
+      // At most two batches in flight: wait for the older one before preparing a third.
+      if (previous) await previous;
+      else if (this.pending.length === 0) await prepared.written.catch(() => {});
+      previous = finished;
     }
+    if (previous) await previous;
+    if (this.broken && !this.fatal) await this.recoverToCommitPoint();
     if (this.fatal) for (const p of this.pending.splice(0)) p.reject(this.fatal);
   }
 
-  private async integrate(batch: Pending[]): Promise<void> {
+  /** Hashes a batch into the tree and starts writing its bundles and tiles. Synchronous but for the writes. */
+  private prepare(batch: Pending[]): PreparedBatch {
     const start = this.tree.size;
     const completed = new Map<string, ExpandedTile>();
     const fullBundles = new Map<number, Uint8Array>();
     this.tree.onFull = (t) => completed.set(`${t.level}/${t.index}`, t);
     const leafHashes: Uint8Array[] = new Array(batch.length);
-    let stage: 'write' | 'commit' = 'write';
     try {
       for (let i = 0; i < batch.length; i++) {
         const entry = batch[i]!.entry;
@@ -330,64 +363,88 @@ export class Log {
           this.edgeBundle = [];
         }
       }
-      const end = this.tree.size;
-      const lookup = (level: number, index: number) => this.tree.lookup(level, index) ?? completed.get(`${level}/${index}`) ?? null;
-
-      // 1. Bundles and tiles, durable before anything refers to them (c2sp.org/tlog-tiles:
-      //    every tile a published checkpoint implies must exist; tessera#1057).
-      const writes: FileWrite[] = changedTiles(start, end).map((t) => {
-        let data: Uint8Array;
-        if (t.level === ENTRIES_LEVEL) {
-          data = t.width === TILE_WIDTH ? fullBundles.get(t.index)! : formatEntryBundle(this.edgeBundle);
-        } else {
-          data = lookup(t.level, t.index)!.bytes(t.width);
-        }
-        return { path: this.reader.tilePath(t.level, t.index, t.width), data, kind: 'immutable' };
-      });
-      await this.served.write(writes);
-
-      // 2. Sign, then 3. move the commit point: from here on the batch is part of the log.
-      const note = signTree(this.origin, end, this.tree.root(), this.keys);
-      const cp = commitPointOf(note);
-      stage = 'commit';
-      await this.commits.store(cp);
-      this.committed = cp;
-
-      // 4. Publish, then answer.
-      await this.publish(cp);
-      const memo: RangeMemo = new Map();
-      const node = nodeReaderOver(lookup);
-      for (let i = 0; i < batch.length; i++) {
-        batch[i]!.resolve({
-          index: start + i,
-          leafHash: leafHashes[i]!,
-          treeSize: end,
-          checkpoint: note,
-          proof: buildInclusionProof(start + i, end, node, memo),
-        });
-      }
-      for (const t of completed.values()) this.reader.cache.put(t);
-    } catch (e) {
-      const err = isTlogError(e) ? e : new TlogError(ErrorCode.io, `integrate batch at ${start}: ${(e as Error).message}`, { cause: e });
-      for (const p of batch) p.reject(err);
-      if (stage === 'commit' || isTlogError(e, ErrorCode.immutableConflict)) {
-        // Past the commit point, or an immutable file with other bytes: the log cannot
-        // continue safely in this process. Stop loudly; a restart recovers from disk.
-        this.fatal = new TlogError(err.code, `log ${this.paths.tenant} stopped: ${err.message}`, { cause: err });
-        this.logger.error({ tenant: this.paths.tenant, err: err.message }, 'log stopped');
-        return;
-      }
-      // Nothing was committed: forget the batch and reload the edge from the commit point.
-      this.logger.warn({ tenant: this.paths.tenant, err: err.message, entries: batch.length }, 'batch failed, recovering to the commit point');
-      try {
-        await discardBeyond(this.paths.tilesDir, this.committed.treeSize);
-        this.served.forgetDirs();
-        this.loadEdge();
-      } catch (e2) {
-        this.fatal = new TlogError(ErrorCode.corrupt, `log ${this.paths.tenant} stopped: recovery after a failed batch failed: ${(e2 as Error).message}`);
-      }
     } finally {
       this.tree.onFull = () => {};
+    }
+    const end = this.tree.size;
+    // The tiles this batch's proofs need: the right edge as of `end` and the tiles it filled.
+    // Holding the tile objects is enough: later appends only add nodes beyond `end`.
+    const edge: ExpandedTile[] = [];
+    for (let level = 0; this.tree.edgeTile(level); level++) edge.push(this.tree.edgeTile(level)!);
+    const lookup = (level: number, index: number) => {
+      const t = edge[level];
+      return t && t.index === index ? t : (completed.get(`${level}/${index}`) ?? null);
+    };
+    // c2sp.org/tlog-tiles: every tile a published checkpoint implies must exist before it is
+    // published (tessera#1057), so they are written first.
+    const writes: FileWrite[] = changedTiles(start, end).map((t) => {
+      let data: Uint8Array;
+      if (t.level === ENTRIES_LEVEL) data = t.width === TILE_WIDTH ? fullBundles.get(t.index)! : formatEntryBundle(this.edgeBundle);
+      else data = lookup(t.level, t.index)!.bytes(t.width);
+      return { path: this.reader.tilePath(t.level, t.index, t.width), data, kind: 'immutable' };
+    });
+    const written = this.served.write(writes);
+    return { batch, start, end, leafHashes, rootHash: this.tree.root(), lookup, completed, written };
+  }
+
+  /** Waits for the batch's files and the previous batch, then signs, commits, publishes and answers. */
+  private async finish(b: PreparedBatch, previous: Promise<void> | null): Promise<void> {
+    let committed = false;
+    try {
+      await b.written;
+      if (previous) await previous;
+      if (this.broken || this.fatal) throw new TlogError(ErrorCode.unavailable, `batch at ${b.start} abandoned: an earlier batch failed`);
+      const note = signTree(this.origin, b.end, b.rootHash, this.keys);
+      const cp = commitPointOf(note);
+      // The commit point moves before publishing: from here on the batch is part of the log.
+      await this.commits.store(cp);
+      committed = true;
+      this.committed = cp;
+      await this.publish(cp);
+      const memo = new ProofMemo();
+      const node = nodeReaderOver(b.lookup);
+      for (let i = 0; i < b.batch.length; i++) {
+        b.batch[i]!.resolve({
+          index: b.start + i,
+          leafHash: b.leafHashes[i]!,
+          treeSize: b.end,
+          checkpoint: note,
+          proof: buildInclusionProof(b.start + i, b.end, node, memo),
+        });
+      }
+      for (const t of b.completed.values()) this.reader.cache.put(t);
+    } catch (e) {
+      this.failBatch(b.batch, e);
+      if (committed || isTlogError(e, ErrorCode.immutableConflict)) {
+        // Past the commit point, or an immutable file with other bytes: this process cannot
+        // continue safely. Stop loudly; a restart recovers from the files.
+        const err = this.batchError(b.start, e);
+        this.fatal ??= new TlogError(err.code, `log ${this.paths.tenant} stopped: ${err.message}`, { cause: err });
+        this.logger.error({ tenant: this.paths.tenant, err: err.message }, 'log stopped');
+      }
+      this.broken = true;
+    }
+  }
+
+  private batchError(start: number, e: unknown): TlogError {
+    return isTlogError(e) ? e : new TlogError(ErrorCode.io, `integrate batch at ${start}: ${(e as Error).message}`, { cause: e });
+  }
+
+  private failBatch(batch: Pending[], e: unknown): void {
+    const err = this.batchError(-1, e);
+    for (const p of batch) p.reject(err);
+  }
+
+  /** After a failed batch nothing past the commit point counts: drop it from disk and memory. */
+  private async recoverToCommitPoint(): Promise<void> {
+    this.logger.warn({ tenant: this.paths.tenant, treeSize: this.committed.treeSize }, 'batch failed, recovering to the commit point');
+    try {
+      await discardBeyond(this.paths.tilesDir, this.committed.treeSize);
+      this.served.forgetDirs();
+      this.loadEdge();
+      this.broken = false;
+    } catch (e) {
+      this.fatal = new TlogError(ErrorCode.corrupt, `log ${this.paths.tenant} stopped: recovery after a failed batch failed: ${(e as Error).message}`);
     }
   }
 

@@ -59,6 +59,8 @@ export function equalHashes(a: Uint8Array, b: Uint8Array): boolean {
 /** Largest power of two strictly less than n (n > 1): RFC 6962 2.1's split point k. */
 export function splitPoint(n: number): number {
   if (!(n > 1)) throw new Error(`splitPoint(${n}): n must be > 1`);
+  // Fast path for n - 1 < 2^31: the highest set bit of n - 1.
+  if (n - 1 < 0x80000000) return 1 << (31 - Math.clz32(n - 1));
   let k = 1;
   while (k * 2 < n) k *= 2;
   return k;

@@ -25,10 +25,13 @@ function largestAlignedPower(lo: number, hi: number): number {
  * at least hi - lo): the range splits into perfect subtrees of descending size, folded from
  * the right, exactly like MTH's own recursion.
  */
-export function rangeHash(lo: number, hi: number, node: NodeReader, memo?: RangeMemo): Uint8Array {
+export function rangeHash(lo: number, hi: number, node: NodeReader, memo?: ProofMemo): Uint8Array {
   if (hi <= lo) throw new Error(`rangeHash: empty range [${lo}, ${hi})`);
+  // A perfect subtree is one node: no hashing, nothing to remember.
+  const span = hi - lo;
+  if ((span & (span - 1)) === 0 && span <= 0x40000000 && lo % span === 0) return node(Math.log2(span), lo / span);
   const key = memo ? `${lo}:${hi}` : '';
-  const known = memo?.get(key);
+  const known = memo?.ranges.get(key);
   if (known) return known;
   const parts: Uint8Array[] = [];
   while (lo < hi) {
@@ -39,15 +42,22 @@ export function rangeHash(lo: number, hi: number, node: NodeReader, memo?: Range
   let h = parts[parts.length - 1]!;
   for (let j = parts.length - 2; j >= 0; j--) h = nodeHash(parts[j]!, h);
   // Only ranges that needed hashing are worth remembering.
-  if (memo && parts.length > 1) memo.set(key, h);
+  if (memo && parts.length > 1) memo.ranges.set(key, h);
   return h;
 }
 
+/** Entries per shared proof prefix: one level-0 tile. */
+const PREFIX_BLOCK = 256;
+
 /**
- * Remembers the hashes of imperfect ranges (the right edge of a tree) across proofs of one
- * tree size: every inclusion proof in a batch shares them. Valid only for one tree.
+ * Work shared by the proofs of one tree size: the hashes of imperfect ranges (the right edge),
+ * and, per 256-entry block, the root-side part of the inclusion path every entry of the block
+ * has in common. Valid only for one tree size.
  */
-export type RangeMemo = Map<string, Uint8Array>;
+export class ProofMemo {
+  readonly ranges = new Map<string, Uint8Array>();
+  readonly prefixes = new Map<number, { siblings: Uint8Array[]; lo: number; hi: number }>();
+}
 
 /** MTH of the first `size` leaves. */
 export function treeHash(size: number, node: NodeReader): Uint8Array {
@@ -55,12 +65,26 @@ export function treeHash(size: number, node: NodeReader): Uint8Array {
 }
 
 /** RFC 6962 2.1.1 PATH(m, D[n]), ordered leaf-side first. */
-export function inclusionProof(index: number, size: number, node: NodeReader, memo?: RangeMemo): Uint8Array[] {
+export function inclusionProof(index: number, size: number, node: NodeReader, memo?: ProofMemo): Uint8Array[] {
   if (!(index >= 0 && index < size)) throw new Error(`inclusionProof: index ${index} not in tree of size ${size}`);
-  const siblings: Uint8Array[] = [];
+  let siblings: Uint8Array[] = [];
   let lo = 0;
   let hi = size;
+  const block = Math.floor(index / PREFIX_BLOCK);
+  const blockLo = block * PREFIX_BLOCK;
+  const shared = memo?.prefixes.get(block);
+  if (shared) {
+    siblings = shared.siblings.slice();
+    lo = shared.lo;
+    hi = shared.hi;
+  }
+  let remembered = !!shared || !memo;
   while (hi - lo > 1) {
+    if (!remembered && lo >= blockLo && hi <= blockLo + PREFIX_BLOCK) {
+      // From here down the path depends on the entry; above, the whole block shares it.
+      memo!.prefixes.set(block, { siblings: siblings.slice(), lo, hi });
+      remembered = true;
+    }
     const k = splitPoint(hi - lo);
     if (index < lo + k) {
       siblings.push(rangeHash(lo + k, hi, node, memo));

@@ -82,6 +82,16 @@ function checkNoteChars(s: string): void {
     if ((c < 0x20 && c !== 0x0a) || (c >= 0x7f && c <= 0x9f)) {
       throw malformed(`control or invalid character U+${c.toString(16).padStart(4, '0')} at offset ${i}`);
     }
+    // c2sp.org/signed-note: "MUST be valid UTF-8". A string with an unpaired surrogate has no
+    // UTF-8 encoding (Buffer.from would turn it into U+FFFD, so signatures would cover other
+    // bytes than the text): refuse it. Byte input never gets here with one (fatal decoder).
+    if (c >= 0xd800 && c <= 0xdfff) {
+      const next = s.charCodeAt(i + 1);
+      if (c >= 0xdc00 || !(next >= 0xdc00 && next <= 0xdfff)) {
+        throw malformed(`unpaired surrogate U+${c.toString(16)} at offset ${i}: not valid UTF-8`);
+      }
+      i++;
+    }
   }
 }
 
