@@ -95,7 +95,7 @@ export function buildProgram(): Command {
       const log = await Log.open(logPaths(roots(program), o.tenant));
       try {
         const results = await Promise.all(log.appendMany(entries));
-        for (const r of results) process.stdout.write(JSON.stringify({ index: r.index, leafHash: encodeBase64(r.leafHash), treeSize: r.treeSize }) + '\n');
+        for (const r of results) process.stdout.write(JSON.stringify({ index: r.index, leafHash: encodeBase64(r.leafHash), treeSize: r.treeSize, ...(r.duplicate ? { duplicate: true } : {}) }) + '\n');
       } finally {
         await log.close();
       }
@@ -145,7 +145,7 @@ export function buildProgram(): Command {
     .option('--json', 'print as JSON')
     .action(async (o: { tenant: string; json?: boolean }) => {
       const paths = logPaths(roots(program), o.tenant);
-      const log = await Log.open(paths);
+      const log = await Log.open(paths, { readOnly: true });
       await log.close();
       const cp = log.checkpoint;
       const info = {
@@ -165,6 +165,16 @@ export function buildProgram(): Command {
             `tiles      ${info.tilesDir}\nhistory    ${info.historyDir}\nstate      ${info.stateDir}\nverifier keys:\n${info.verifierKeys.join('\n')}\n`,
         );
       }
+    });
+
+  const index = program.command('index').description('the hot index: dedup table and commit point');
+  index
+    .command('rebuild')
+    .description('rebuild the hot index of a log from its tiles (stop the writer first)')
+    .addOption(tenantOption())
+    .action(async (o: { tenant: string }) => {
+      const r = await Log.rebuildIndex(logPaths(roots(program), o.tenant), { onRebuildProgress: progressBar('rebuild') });
+      process.stdout.write(`rebuilt ${r.path} for tree size ${r.treeSize}\n`);
     });
 
   program

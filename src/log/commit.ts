@@ -2,13 +2,19 @@
  * The commit point: the last checkpoint the log signed and made durable, i.e. its tree size,
  * root hash and the signed note itself. It moves only after every tile the size implies is
  * durable, and before the checkpoint is published; recovery trusts it over anything else.
+ *
+ * Where it lives: the size, root and note hash in the hot index's two commit slots (written
+ * alternately, each with a CRC, made durable with msync); the note bytes in a private file
+ * `<state>/<tenant>/notes/<size>` written durably with the batch's tiles, before the commit
+ * point moves to that size.
  */
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { TlogError, ErrorCode } from '../errors.js';
-import { sha256 } from '../merkle/hash.js';
+import { TlogError, ErrorCode, ioError } from '../errors.js';
+import { equalHashes, sha256 } from '../merkle/hash.js';
 import { parseCheckpoint, type Checkpoint } from '../note/checkpoint.js';
 import { parseNote } from '../note/note.js';
-import { readIfExists, writeFileDurably } from '../storage/durable.js';
+import { readIfExists } from '../storage/durable.js';
 
 export interface CommitPoint {
   readonly treeSize: number;
@@ -24,33 +30,52 @@ export function commitPointOf(note: string): CommitPoint {
   return { treeSize: c.treeSize, rootHash: c.rootHash, note, noteHash: sha256(Buffer.from(note, 'utf8')) };
 }
 
-/**
- * Where the commit point is kept. Contract: store() is durable when it resolves; load() returns
- * the last stored value, or null if none was ever stored. One writer at a time.
- */
-export interface CommitStore {
-  load(): Promise<CommitPoint | null>;
-  store(cp: CommitPoint): Promise<void>;
+export function notesDir(stateDir: string): string {
+  return path.join(stateDir, 'notes');
 }
 
-/** The commit point as a private file holding the signed note (replaced atomically). */
-export class FileCommitStore implements CommitStore {
-  readonly file: string;
-  constructor(stateDir: string) {
-    this.file = path.join(stateDir, 'commit-point');
-  }
+export function notePath(stateDir: string, treeSize: number): string {
+  return path.join(notesDir(stateDir), String(treeSize));
+}
 
-  async load(): Promise<CommitPoint | null> {
-    const data = await readIfExists(this.file);
-    if (!data) return null;
-    try {
-      return commitPointOf(data.toString('utf8'));
-    } catch (e) {
-      throw new TlogError(ErrorCode.corrupt, `commit point ${this.file} is unreadable: ${(e as Error).message}`);
-    }
+/** Reads the note of size `treeSize` and checks it against the committed root and note hash. */
+export async function readCommittedNote(stateDir: string, treeSize: number, rootHash: Uint8Array, noteHash: Uint8Array): Promise<CommitPoint> {
+  const p = notePath(stateDir, treeSize);
+  const data = await readIfExists(p);
+  if (!data) throw new TlogError(ErrorCode.corrupt, `the note of the commit point (size ${treeSize}) is missing: ${p}`);
+  let cp: CommitPoint;
+  try {
+    cp = commitPointOf(data.toString('utf8'));
+  } catch (e) {
+    throw new TlogError(ErrorCode.corrupt, `${p}: ${(e as Error).message}`);
   }
+  if (cp.treeSize !== treeSize || !equalHashes(cp.rootHash, rootHash) || !equalHashes(cp.noteHash, noteHash)) {
+    throw new TlogError(ErrorCode.corrupt, `${p} does not match the commit point (size ${treeSize})`);
+  }
+  return cp;
+}
 
-  async store(cp: CommitPoint): Promise<void> {
-    await writeFileDurably(this.file, cp.note, 0o600);
+/** Sizes of the notes kept in the private notes directory, largest first. */
+export async function listNoteSizes(stateDir: string): Promise<number[]> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(notesDir(stateDir));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw ioError('readdir', notesDir(stateDir), e);
+  }
+  return names
+    .filter((n) => /^(0|[1-9][0-9]*)$/.test(n))
+    .map(Number)
+    .sort((a, b) => b - a);
+}
+
+/**
+ * Deletes notes of sizes other than `keep`. Not synced: a deleted note coming back after a
+ * crash is harmless (recovery only reads the one the commit point names).
+ */
+export async function pruneNotes(stateDir: string, keep: number): Promise<void> {
+  for (const size of await listNoteSizes(stateDir)) {
+    if (size !== keep && size < keep) await fsp.unlink(notePath(stateDir, size)).catch(() => {});
   }
 }

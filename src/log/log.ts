@@ -19,13 +19,15 @@ import {
   ProofMemo,
 } from '../merkle/proof.js';
 import { formatCheckpoint, parseCheckpoint } from '../note/checkpoint.js';
-import { checkKeyName, formatNote, openNote, parseNote, signNote } from '../note/note.js';
+import { checkKeyName, formatNote, openNote, parseNote, signNote, type NoteVerifier } from '../note/note.js';
 import type { Clock } from '../note/signers.js';
 import { DurableWriter, readIfExists, writeFileDurably, type DurableOptions, type FileWrite } from '../storage/durable.js';
 import { checkEntrySize, formatEntryBundle } from '../tiles/bundle.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, changedTiles, formatIndexPath, tileWidthInTree, type TileCoord } from '../tiles/layout.js';
 import { ExpandedTile, MissingTileError, TileTree, nodeReaderOver, type TileLookup } from '../tiles/tree.js';
-import { commitPointOf, FileCommitStore, type CommitPoint, type CommitStore } from './commit.js';
+import { commitPointOf, notePath, notesDir, pruneNotes, type CommitPoint } from './commit.js';
+import type { HotIndex } from '../index/index.js';
+import { catchUpIndex, indexPath, openIndexFile, openState, rebuildIndex } from './state.js';
 import { createLogKeys, loadLogKeys, type LogKeys } from './keys.js';
 import type { LogPaths } from './paths.js';
 import { discardBeyond, MAX_BATCH_ENTRIES } from './recovery.js';
@@ -40,6 +42,8 @@ export interface AppendResult {
   readonly checkpoint: string;
   /** RFC 6962 inclusion proof of the entry in that checkpoint, leaf side first. */
   readonly proof: readonly Uint8Array[];
+  /** True when the entry was already in the log: index and proof are of the first copy. */
+  readonly duplicate: boolean;
 }
 
 export interface Logger {
@@ -59,8 +63,14 @@ export interface LogOptions {
   readonly logger?: Logger;
   /** Test hooks for the served-file writer (a disk that fails). */
   readonly durable?: DurableOptions;
-  /** Where the commit point lives; defaults to a private file. */
-  readonly commitStore?: CommitStore;
+  /** Keep every copy of a repeated entry instead of answering with the first one's index. */
+  readonly allowDuplicates?: boolean;
+  /** Open for reading only: no lock, no recovery writes, appends refused. */
+  readonly readOnly?: boolean;
+  /** Entries a new hot index is sized for before its first growth. */
+  readonly indexCapacity?: number;
+  /** Progress of an index rebuild on open. */
+  readonly onRebuildProgress?: (done: number, total: number) => void;
 }
 
 /** The log's private configuration, in <state>/log.json. */
@@ -77,8 +87,8 @@ interface PreparedBatch {
   readonly batch: Pending[];
   readonly start: number;
   readonly end: number;
-  readonly leafHashes: Uint8Array[];
   readonly rootHash: Uint8Array;
+  readonly note: string;
   readonly lookup: TileLookup;
   readonly completed: Map<string, ExpandedTile>;
   /** The batch's bundles and tiles, durable when it resolves. */
@@ -87,6 +97,10 @@ interface PreparedBatch {
 
 interface Pending {
   readonly entry: Uint8Array;
+  readonly leafHash: Uint8Array;
+  /** Key of the in-flight dedup map, or '' when duplicates are allowed. */
+  readonly key: string;
+  readonly promise: Promise<AppendResult>;
   resolve(r: AppendResult): void;
   reject(e: unknown): void;
 }
@@ -128,16 +142,23 @@ export class Log {
   private readonly maxBatch: number;
   private readonly maxPending: number;
   private readonly logger: Logger;
+  private readonly allowDuplicates: boolean;
+  readonly readOnly: boolean;
+  private indexClosed = false;
+  /** Entries queued or in flight, by leaf hash: a repeat joins the first one's promise. */
+  private readonly inflight = new Map<string, Pending>();
 
   private constructor(
     readonly paths: LogPaths,
     readonly config: LogConfig,
     private readonly keys: LogKeys,
-    private readonly commits: CommitStore,
+    private readonly index: HotIndex,
     committed: CommitPoint,
     opts: LogOptions,
   ) {
     this.origin = config.origin;
+    this.allowDuplicates = opts.allowDuplicates ?? false;
+    this.readOnly = opts.readOnly ?? false;
     this.committed = committed;
     this.served = new DurableWriter({ mode: 0o644, ...opts.durable });
     this.reader = new TileReader(paths.tilesDir);
@@ -163,45 +184,83 @@ export class Log {
       throw new TlogError(ErrorCode.conflict, `${paths.tilesDir} already holds a published log`);
     }
     await fsp.mkdir(paths.stateDir, { recursive: true, mode: 0o700 });
+    await fsp.mkdir(notesDir(paths.stateDir), { recursive: true, mode: 0o700 });
     await createLogKeys(paths.stateDir, origin);
     const config: LogConfig = { version: 1, origin, createdAt: new Date().toISOString() };
-    await writeFileDurably(path.join(paths.stateDir, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n', 0o600);
     const keys = await loadLogKeys(paths.stateDir, origin, opts.clock);
-    const commits = opts.commitStore ?? new FileCommitStore(paths.stateDir);
-    const note = signTree(origin, 0, EMPTY_ROOT, keys);
-    const cp = commitPointOf(note);
-    await commits.store(cp);
-    const log = new Log(paths, config, keys, commits, cp, opts);
+    const cp = commitPointOf(signTree(origin, 0, EMPTY_ROOT, keys));
+    const state: StateOpts = { readOnly: false, logger: opts.logger ?? silentLogger, indexCapacity: opts.indexCapacity };
+    const index = openIndexFile(paths, state, true);
+    try {
+      // The note first, then the commit point naming it, then the config that marks the log as
+      // existing: a crash in between leaves no log (init can be run again after cleaning up).
+      await writeFileDurably(notePath(paths.stateDir, 0), cp.note, 0o600);
+      index.writeCommitPoint({ treeSize: 0, rootHash: cp.rootHash, checkpointHash: cp.noteHash });
+      await writeFileDurably(path.join(paths.stateDir, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n', 0o600);
+    } catch (e) {
+      index.close();
+      throw e;
+    }
+    const log = new Log(paths, config, keys, index, cp, opts);
     await log.publish(cp);
     await writeFileDurably(path.join(paths.historyDir, 'vkeys'), log.verifierKeys().join('\n') + '\n');
     return log;
   }
 
-  /** Opens an existing log, recovering its files to the commit point. */
+  /**
+   * Opens an existing log. A writer takes the log's lock (a second writer fails at once), brings
+   * the index up to date (rebuilding it if damaged) and recovers the files to the commit point.
+   * A reader (opts.readOnly) takes no lock and changes nothing.
+   */
   static async open(paths: LogPaths, opts: LogOptions = {}): Promise<Log> {
     const config = await readLogConfig(paths.stateDir);
     const keys = await loadLogKeys(paths.stateDir, config.origin, opts.clock);
-    const commits = opts.commitStore ?? new FileCommitStore(paths.stateDir);
-    const published = await readIfExists(path.join(paths.tilesDir, CHECKPOINT_FILE));
-    const cp = await commits.load();
-    if (!cp) {
-      throw new TlogError(
-        ErrorCode.corrupt,
-        `log ${paths.tenant}: no commit point in ${paths.stateDir}${published ? ' but a checkpoint is published' : ''}: refusing to start`,
-      );
+    const logger = opts.logger ?? silentLogger;
+    const readOnly = opts.readOnly ?? false;
+    const reader = new TileReader(paths.tilesDir);
+    const publishedBytes = await readIfExists(path.join(paths.tilesDir, CHECKPOINT_FILE));
+    const verifiers = [keys.ed25519.verifier, keys.mldsa44.verifier];
+    const published = publishedBytes ? checkedPublished(paths, publishedBytes.toString('utf8'), config.origin, verifiers) : null;
+    const state: StateOpts = { readOnly, logger, indexCapacity: opts.indexCapacity, onRebuildProgress: opts.onRebuildProgress };
+    const { index, committed: cp } = await openState(paths, reader, verifiers, published, state);
+    try {
+      const log = new Log(paths, config, keys, index, cp, opts);
+      log.verifyOwnNote(cp.note, 'commit point');
+      if (published) log.checkPublished(published, cp);
+      if (!readOnly) {
+        const removed = await discardBeyond(paths.tilesDir, cp.treeSize);
+        if (removed.length > 0) {
+          logger.warn({ tenant: paths.tenant, treeSize: cp.treeSize, removed: removed.length }, 'discarded uncommitted tiles beyond the commit point');
+        }
+      }
+      log.loadEdge();
+      if (!readOnly) {
+        const replayed = await catchUpIndex(index, reader, cp.treeSize);
+        if (replayed > 0) logger.info({ tenant: paths.tenant, replayed }, 'index caught up with the log');
+        // A crash between moving the commit point and publishing leaves the published
+        // checkpoint behind: publishing is idempotent, so do it again.
+        if (!publishedBytes || publishedBytes.toString('utf8') !== cp.note) await log.publish(cp);
+      }
+      return log;
+    } catch (e) {
+      index.close();
+      throw e;
     }
-    const log = new Log(paths, config, keys, commits, cp, opts);
-    log.verifyOwnNote(cp.note, 'commit point');
-    if (published) log.checkPublished(published.toString('utf8'), cp);
-    const removed = await discardBeyond(paths.tilesDir, cp.treeSize);
-    if (removed.length > 0) {
-      opts.logger?.warn({ tenant: paths.tenant, treeSize: cp.treeSize, removed: removed.length }, 'discarded uncommitted tiles beyond the commit point');
+  }
+
+  /** Rebuilds a log's hot index from its tiles (`tlog index rebuild`); fails while a writer runs. */
+  static async rebuildIndex(paths: LogPaths, opts: LogOptions = {}): Promise<{ treeSize: number; path: string }> {
+    const log = await Log.open(paths, { ...opts, readOnly: true });
+    try {
+      await rebuildIndex(paths, new TileReader(paths.tilesDir), log.committed, {
+        readOnly: false,
+        logger: opts.logger ?? silentLogger,
+        onRebuildProgress: opts.onRebuildProgress,
+      });
+      return { treeSize: log.committed.treeSize, path: indexPath(paths) };
+    } finally {
+      await log.close();
     }
-    log.loadEdge();
-    // A crash between moving the commit point and publishing leaves the published checkpoint
-    // behind: publishing is idempotent, so do it again.
-    if (!published || published.toString('utf8') !== cp.note) await log.publish(cp);
-    return log;
   }
 
   /** The verifier keys of the log, as vkey strings (Ed25519 first). */
@@ -213,7 +272,7 @@ export class Log {
     return [this.keys.ed25519.verifier, this.keys.mldsa44.verifier];
   }
 
-  /** The last committed (and published) checkpoint. */
+  /** The last committed (and published) checkpoint. A read-only log re-reads it from disk. */
   get checkpoint(): CommitPoint {
     return this.committed;
   }
@@ -235,23 +294,15 @@ export class Log {
   }
 
   /** Refuses to start when the published checkpoint is ahead of, or contradicts, the commit point. */
-  private checkPublished(note: string, cp: CommitPoint): void {
-    let c;
-    try {
-      c = parseCheckpoint(parseNote(note).text);
-    } catch (e) {
-      throw new TlogError(ErrorCode.corrupt, `published checkpoint of ${this.paths.tenant} is unreadable: ${(e as Error).message}`);
-    }
-    this.verifyOwnNote(note, 'published checkpoint');
-    if (c.origin !== this.origin) throw new TlogError(ErrorCode.corrupt, `published checkpoint has origin ${c.origin}, want ${this.origin}`);
-    if (c.treeSize > cp.treeSize) {
+  private checkPublished(published: CommitPoint, cp: CommitPoint): void {
+    if (published.treeSize > cp.treeSize) {
       throw new TlogError(
         ErrorCode.corrupt,
-        `published checkpoint (size ${c.treeSize}) is ahead of the commit point (size ${cp.treeSize}): refusing to start`,
+        `published checkpoint (size ${published.treeSize}) is ahead of the commit point (size ${cp.treeSize}): refusing to start`,
       );
     }
-    if (c.treeSize === cp.treeSize && !equalHashes(c.rootHash, cp.rootHash)) {
-      throw new TlogError(ErrorCode.corrupt, `published checkpoint contradicts the commit point at size ${c.treeSize}: refusing to start`);
+    if (published.treeSize === cp.treeSize && !equalHashes(published.rootHash, cp.rootHash)) {
+      throw new TlogError(ErrorCode.corrupt, `published checkpoint contradicts the commit point at size ${cp.treeSize}: refusing to start`);
     }
   }
 
@@ -290,24 +341,63 @@ export class Log {
     }
   }
 
-  /** Appends entries, in order; each promise settles like append()'s. */
+  /**
+   * Appends entries, in order; each promise settles like append()'s. Unless the log allows
+   * duplicates, an entry already in the log answers at once with the first copy's index, and
+   * repeats of an entry still in flight (even in the same call) share its answer.
+   */
   appendMany(entries: readonly Uint8Array[]): Promise<AppendResult>[] {
     // Validate everything first: a bad entry refuses the whole call and queues nothing.
     for (const e of entries) checkEntrySize(e);
+    if (this.readOnly) throw new TlogError(ErrorCode.badInput, `log ${this.paths.tenant} is open read-only`);
     if (this.fatal) throw this.fatal;
     if (this.closed) throw new TlogError(ErrorCode.unavailable, `log ${this.paths.tenant} is closing`);
     if (this.pending.length + entries.length > this.maxPending) {
       throw new TlogError(ErrorCode.unavailable, `log ${this.paths.tenant} has ${this.pending.length} entries pending: try again shortly`);
     }
-    const promises = entries.map(
-      (entry) =>
-        new Promise<AppendResult>((resolve, reject) => {
-          // Copy: the caller may reuse its buffer before the batch is written.
-          this.pending.push({ entry: Uint8Array.from(entry), resolve, reject });
-        }),
-    );
+    const out = entries.map((entry) => {
+      const h = leafHash(entry);
+      let key = '';
+      if (!this.allowDuplicates) {
+        key = Buffer.from(h.buffer, h.byteOffset, 32).toString('base64');
+        const first = this.inflight.get(key);
+        if (first) return first.promise.then((r) => ({ ...r, duplicate: true }));
+        const index = this.index.lookup(h);
+        if (index >= 0) return this.duplicateOf(index, h);
+      }
+      let resolve!: (r: AppendResult) => void;
+      let reject!: (e: unknown) => void;
+      const promise = new Promise<AppendResult>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      // Copy: the caller may reuse its buffer before the batch is written.
+      const p: Pending = { entry: Uint8Array.from(entry), leafHash: h, key, promise, resolve, reject };
+      if (key) this.inflight.set(key, p);
+      this.pending.push(p);
+      return promise;
+    });
     this.kick();
-    return promises;
+    return out;
+  }
+
+  /** The answer for an entry already committed at `index`. */
+  private async duplicateOf(index: number, h: Uint8Array): Promise<AppendResult> {
+    const cp = this.committed;
+    return { index, leafHash: h, treeSize: cp.treeSize, checkpoint: cp.note, proof: await this.inclusionProof(index, cp.treeSize), duplicate: true };
+  }
+
+  /**
+   * Looks an entry up by its leaf hash: its index and an inclusion proof in the current
+   * checkpoint, or null when the log does not hold it.
+   */
+  async findByLeafHash(h: Uint8Array): Promise<{ index: number; treeSize: number; checkpoint: string; proof: Uint8Array[] } | null> {
+    if (h.length !== 32) throw new TlogError(ErrorCode.badInput, 'a leaf hash is 32 bytes');
+    if (this.readOnly) this.index.refresh();
+    const index = this.index.lookup(h);
+    const cp = this.committed;
+    if (index < 0 || index >= cp.treeSize) return null;
+    return { index, treeSize: cp.treeSize, checkpoint: cp.note, proof: await this.inclusionProof(index, cp.treeSize) };
   }
 
   private kick(): void {
@@ -351,12 +441,10 @@ export class Log {
     const completed = new Map<string, ExpandedTile>();
     const fullBundles = new Map<number, Uint8Array>();
     this.tree.onFull = (t) => completed.set(`${t.level}/${t.index}`, t);
-    const leafHashes: Uint8Array[] = new Array(batch.length);
     try {
       for (let i = 0; i < batch.length; i++) {
         const entry = batch[i]!.entry;
-        leafHashes[i] = leafHash(entry);
-        this.tree.append(leafHashes[i]!);
+        this.tree.append(batch[i]!.leafHash);
         this.edgeBundle.push(entry);
         if (this.edgeBundle.length === TILE_WIDTH) {
           fullBundles.set(Math.floor((start + i) / TILE_WIDTH), formatEntryBundle(this.edgeBundle));
@@ -383,8 +471,12 @@ export class Log {
       else data = lookup(t.level, t.index)!.bytes(t.width);
       return { path: this.reader.tilePath(t.level, t.index, t.width), data, kind: 'immutable' };
     });
+    // Signed now, kept privately with the tiles: the commit point will name this note.
+    const rootHash = this.tree.root();
+    const note = signTree(this.origin, end, rootHash, this.keys);
+    writes.push({ path: notePath(this.paths.stateDir, end), data: Buffer.from(note, 'utf8'), kind: 'replace', mode: 0o600 });
     const written = this.served.write(writes);
-    return { batch, start, end, leafHashes, rootHash: this.tree.root(), lookup, completed, written };
+    return { batch, start, end, rootHash, note, lookup, completed, written };
   }
 
   /** Waits for the batch's files and the previous batch, then signs, commits, publishes and answers. */
@@ -394,24 +486,26 @@ export class Log {
       await b.written;
       if (previous) await previous;
       if (this.broken || this.fatal) throw new TlogError(ErrorCode.unavailable, `batch at ${b.start} abandoned: an earlier batch failed`);
-      const note = signTree(this.origin, b.end, b.rootHash, this.keys);
-      const cp = commitPointOf(note);
+      const cp = commitPointOf(b.note);
       // The commit point moves before publishing: from here on the batch is part of the log.
-      await this.commits.store(cp);
+      this.index.writeCommitPoint({ treeSize: cp.treeSize, rootHash: cp.rootHash, checkpointHash: cp.noteHash });
       committed = true;
       this.committed = cp;
+      this.indexBatch(b);
       await this.publish(cp);
       const memo = new ProofMemo();
       const node = nodeReaderOver(b.lookup);
       for (let i = 0; i < b.batch.length; i++) {
         b.batch[i]!.resolve({
           index: b.start + i,
-          leafHash: b.leafHashes[i]!,
+          leafHash: b.batch[i]!.leafHash,
           treeSize: b.end,
-          checkpoint: note,
+          checkpoint: b.note,
           proof: buildInclusionProof(b.start + i, b.end, node, memo),
+          duplicate: false,
         });
       }
+      void pruneNotes(this.paths.stateDir, cp.treeSize);
       for (const t of b.completed.values()) this.reader.cache.put(t);
     } catch (e) {
       this.failBatch(b.batch, e);
@@ -432,7 +526,19 @@ export class Log {
 
   private failBatch(batch: Pending[], e: unknown): void {
     const err = this.batchError(-1, e);
-    for (const p of batch) p.reject(err);
+    for (const p of batch) {
+      if (p.key && this.inflight.get(p.key) === p) this.inflight.delete(p.key);
+      p.reject(err);
+    }
+  }
+
+  /** Adds a committed batch's leaves to the dedup index; its entries stop being "in flight". */
+  private indexBatch(b: PreparedBatch): void {
+    const hashes = Buffer.allocUnsafe(b.batch.length * 32);
+    b.batch.forEach((p, i) => hashes.set(p.leafHash, i * 32));
+    // The index keeps the smallest index of a hash, so replays and duplicates are harmless.
+    this.index.insertMany(hashes, b.start);
+    for (const p of b.batch) if (p.key && this.inflight.get(p.key) === p) this.inflight.delete(p.key);
   }
 
   /** After a failed batch nothing past the commit point counts: drop it from disk and memory. */
@@ -461,6 +567,11 @@ export class Log {
   async close(): Promise<void> {
     this.closed = true;
     while (this.integrating) await this.integrating;
+    // Syncs the dedup table and releases the writer lock.
+    if (!this.indexClosed) {
+      this.indexClosed = true;
+      this.index.close();
+    }
   }
 
   // ---- reads: all against the committed tree ----
@@ -537,6 +648,23 @@ export class Log {
     }
     return { entries, next: end };
   }
+}
+
+type StateOpts = Parameters<typeof openIndexFile>[1];
+
+/** Parses and verifies the published checkpoint; anything else is a refusal to start. */
+function checkedPublished(paths: LogPaths, note: string, origin: string, verifiers: readonly NoteVerifier[]): CommitPoint {
+  let cp: CommitPoint;
+  try {
+    cp = commitPointOf(note);
+    openNote(note, verifiers);
+  } catch (e) {
+    throw new TlogError(ErrorCode.corrupt, `published checkpoint of ${paths.tenant} is unreadable or not signed by this log: ${(e as Error).message}`);
+  }
+  if (parseCheckpoint(parseNote(note).text).origin !== origin) {
+    throw new TlogError(ErrorCode.corrupt, `published checkpoint of ${paths.tenant} has another origin than ${origin}`);
+  }
+  return cp;
 }
 
 /** Signs the checkpoint of a tree with the log's Ed25519 and ML-DSA-44 keys. */

@@ -21,6 +21,8 @@ export interface FileWrite {
    * 'replace': the file is replaced atomically (the published checkpoint, private state).
    */
   readonly kind: 'immutable' | 'replace';
+  /** File mode for this file, overriding the writer's (0o600 for private state). */
+  readonly mode?: number;
 }
 
 export interface DurableOptions {
@@ -103,7 +105,7 @@ export class DurableWriter {
     let fh: fsp.FileHandle | undefined;
     try {
       this.opts.beforeWrite?.(f.path);
-      fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, this.opts.mode ?? 0o644);
+      fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, f.mode ?? this.opts.mode ?? 0o644);
       await fh.writeFile(f.data);
       // fsync before rename: otherwise a crash can leave the new name pointing at empty data.
       await fh.sync();
