@@ -133,7 +133,14 @@ export class TileTree {
       const count = hashesAtLevel(level, size);
       const index = Math.floor((count - 1) / TILE_WIDTH);
       const width = count - index * TILE_WIDTH;
-      t.edge[level] = ExpandedTile.fromHashes(level, index, readTile(level, index, width));
+      const hashes = readTile(level, index, width);
+      // c2sp.org/tlog-tiles: the tile (L, N) of a tree of `size` holds exactly `width` hashes. A
+      // short or long read must not become the right edge: the next append would land at the
+      // wrong position and the tree would compute (and the log sign) a wrong root.
+      if (hashes.length !== width * HASH_SIZE) {
+        throw new Error(`tile ${level}/${index}: ${hashes.length} bytes, want ${width * HASH_SIZE} for tree size ${size}`);
+      }
+      t.edge[level] = ExpandedTile.fromHashes(level, index, hashes);
     }
     return t;
   }
