@@ -69,6 +69,8 @@ export interface LogOptions {
   readonly readOnly?: boolean;
   /** Entries a new hot index is sized for before its first growth. */
   readonly indexCapacity?: number;
+  /** The index file's backend: mmap through koffi (default when it loads) or plain file I/O. */
+  readonly indexBackend?: 'mmap' | 'plain';
   /** Progress of an index rebuild on open. */
   readonly onRebuildProgress?: (done: number, total: number) => void;
 }
@@ -189,7 +191,7 @@ export class Log {
     const config: LogConfig = { version: 1, origin, createdAt: new Date().toISOString() };
     const keys = await loadLogKeys(paths.stateDir, origin, opts.clock);
     const cp = commitPointOf(signTree(origin, 0, EMPTY_ROOT, keys));
-    const state: StateOpts = { readOnly: false, logger: opts.logger ?? silentLogger, indexCapacity: opts.indexCapacity };
+    const state: StateOpts = { readOnly: false, logger: opts.logger ?? silentLogger, indexCapacity: opts.indexCapacity, backend: opts.indexBackend };
     const index = openIndexFile(paths, state, true);
     try {
       // The note first, then the commit point naming it, then the config that marks the log as
@@ -221,7 +223,7 @@ export class Log {
     const publishedBytes = await readIfExists(path.join(paths.tilesDir, CHECKPOINT_FILE));
     const verifiers = [keys.ed25519.verifier, keys.mldsa44.verifier];
     const published = publishedBytes ? checkedPublished(paths, publishedBytes.toString('utf8'), config.origin, verifiers) : null;
-    const state: StateOpts = { readOnly, logger, indexCapacity: opts.indexCapacity, onRebuildProgress: opts.onRebuildProgress };
+    const state: StateOpts = { readOnly, logger, indexCapacity: opts.indexCapacity, onRebuildProgress: opts.onRebuildProgress, backend: opts.indexBackend };
     const { index, committed: cp } = await openState(paths, reader, verifiers, published, state);
     try {
       const log = new Log(paths, config, keys, index, cp, opts);
@@ -256,6 +258,7 @@ export class Log {
         readOnly: false,
         logger: opts.logger ?? silentLogger,
         onRebuildProgress: opts.onRebuildProgress,
+        backend: opts.indexBackend,
       });
       return { treeSize: log.committed.treeSize, path: indexPath(paths) };
     } finally {

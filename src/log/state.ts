@@ -24,6 +24,7 @@ export interface StateOptions {
   /** Entries a new index is sized for. */
   readonly indexCapacity?: number;
   readonly onRebuildProgress?: (done: number, total: number) => void;
+  readonly backend?: 'mmap' | 'plain';
 }
 
 export function indexPath(paths: LogPaths): string {
@@ -44,6 +45,7 @@ export function openIndexFile(paths: LogPaths, opts: StateOptions, create: boole
       mode: opts.readOnly ? 'readOnly' : 'writer',
       create,
       initialCapacity: opts.indexCapacity,
+      backend: opts.backend,
       // The table is synced every 4M leaves and on close; after a crash the engine replays the
       // rest from the bundles, so syncing more often would only stall the sequencer.
       checkpointEvery: 1 << 22,
@@ -174,6 +176,7 @@ export async function rebuildIndex(paths: LogPaths, reader: TileReader, committe
     commitPoint: { treeSize: committed.treeSize, rootHash: committed.rootHash, checkpointHash: committed.noteHash },
     expectedLeaves: Math.max(committed.treeSize * 2, opts.indexCapacity ?? 0, 1024),
     onProgress: (n) => opts.onRebuildProgress?.(n, committed.treeSize),
+    backend: opts.backend,
   });
 }
 
