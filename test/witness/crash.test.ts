@@ -1,0 +1,125 @@
+/**
+ * A witness process killed with SIGKILL at random moments while it cosigns (most of a
+ * request's time is the durable write of the new state, so kills land between the check and
+ * the persist, mid-write and mid-rename). After each kill a new process starts on the same data
+ * directory, and its state must be the last acknowledged tree or the one in flight (persisted
+ * but not yet answered): never smaller, never a different tree, always carrying our valid
+ * cosignature. Then cosigning continues from there.
+ *
+ * Runs the compiled bin (dist/witness/main.js); compiles it first when missing or stale.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { parsePrivateKey } from '../../src/note/keys.js';
+import { openNote, parseNote } from '../../src/note/note.js';
+import { derivePublicKey, keyPair } from '../../src/note/signers.js';
+import { originHash } from '../../witness/config.js';
+import { keysDir, WITNESS_KEY_FILES } from '../../witness/keys.js';
+import { repoRoot, vectors } from '../vectors.js';
+import { addBody, checkpointText, logPair, ORIGIN, tmpDir } from './helpers.js';
+
+const BIN = path.join(repoRoot, 'dist/witness/main.js');
+
+function newest(dir: string, ext: string, pick: (a: number, b: number) => number, start: number): number {
+  let t = start;
+  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
+    if (name.endsWith(ext)) t = pick(t, statSync(path.join(dir, name)).mtimeMs);
+  }
+  return t;
+}
+
+/** dist/witness must be the compiled current witness/ (and the src/ it imports). */
+function ensureDist(): void {
+  const built = () =>
+    existsSync(BIN) &&
+    newest(path.join(repoRoot, 'dist/witness'), '.js', Math.min, Infinity) >=
+      Math.max(newest(path.join(repoRoot, 'witness'), '.ts', Math.max, 0), newest(path.join(repoRoot, 'src'), '.ts', Math.max, 0));
+  if (built()) return;
+  const r = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repoRoot, encoding: 'utf8' });
+  if (r.status !== 0 && !existsSync(BIN)) throw new Error(`tsc failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+}
+
+const children = new Set<ChildProcess>();
+afterAll(() => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+/** Starts the bin; resolves with its URL once it listens. */
+function startChild(config: string, data: string): Promise<{ child: ChildProcess; url: string; exited: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, 'serve', '--config', config, '--data', data, '--listen', '127.0.0.1:0'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    children.add(child);
+    const exited = new Promise<void>((r) => child.once('exit', () => (children.delete(child), r())));
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(err);
+      if (m) resolve({ child, url: m[1]!, exited });
+    });
+    child.once('exit', (code) => reject(new Error(`witness exited (${code}) before listening: ${err}`)));
+  });
+}
+
+describe('witness killed mid-request', () => {
+  test('restarts with the last acknowledged tree or the one in flight, never anything else', { timeout: 60_000 }, async () => {
+    ensureDist();
+    const dir = tmpDir('witness-crash-');
+    const config = path.join(dir, 'witness.json');
+    const data = path.join(dir, 'data');
+    writeFileSync(config, JSON.stringify({ name: vectors.witness_key.name, logs: [{ origin: ORIGIN, keys: [vectors.log_key.vkey] }] }));
+    let acked = 0;
+    /** The size of the request in flight when the kill came (equal to acked when none was). */
+    let inFlight = 0;
+    let kills = 0;
+    let landedInFlight = 0;
+    for (let cycle = 0; cycle < 6; cycle++) {
+      const { child, url, exited } = await startChild(config, data);
+      // The state the new process serves must be the last acked tree, or the one in flight.
+      const note = await (await fetch(`${url}/${originHash(ORIGIN)}/checkpoint`)).text();
+      if (cycle > 0) {
+        const ed = keyPair(parsePrivateKey(readFileSync(path.join(keysDir(data), WITNESS_KEY_FILES.cosignatureV1), 'utf8'), derivePublicKey));
+        const ml = keyPair(parsePrivateKey(readFileSync(path.join(keysDir(data), WITNESS_KEY_FILES.mldsa44), 'utf8'), derivePublicKey));
+        const size = Number(parseNote(note).text.split('\n')[1]);
+        expect([acked, inFlight]).toContain(size);
+        expect(parseNote(note).text).toBe(checkpointText(size));
+        expect(openNote(note, [logPair.verifier, ed.verifier, ml.verifier]).verified).toHaveLength(3);
+        if (size !== acked) landedInFlight++;
+        acked = size;
+      }
+      // Cosign a growing tree until the kill.
+      inFlight = acked;
+      const killAt = Date.now() + 40 + Math.random() * 250;
+      let killed = false;
+      const timer = setTimeout(() => {
+        killed = true;
+        child.kill('SIGKILL');
+      }, killAt - Date.now());
+      while (!killed) {
+        inFlight = Math.min(acked + 1 + Math.floor(Math.random() * 7), 2048);
+        if (inFlight === acked) break;
+        let r: Response;
+        try {
+          r = await fetch(`${url}/add-checkpoint`, { method: 'POST', body: addBody(acked, inFlight) });
+        } catch {
+          break; // killed mid-request
+        }
+        const body = await r.text().catch(() => null);
+        if (body === null) break;
+        expect(r.status, body).toBe(200);
+        acked = inFlight;
+      }
+      clearTimeout(timer);
+      if (!killed) child.kill('SIGKILL');
+      kills++;
+      await exited;
+    }
+    expect(kills).toBe(6);
+    expect(acked).toBeGreaterThan(0);
+    // How often the kill fell after the persist and before the reply (informative only).
+    expect(landedInFlight).toBeGreaterThanOrEqual(0);
+  });
+});
