@@ -1,0 +1,120 @@
+/**
+ * The anchoring outbox: one JSON record per anchored tree size in <state>/<tenant>/anchor-outbox/.
+ *
+ * Contract: put() is durable on return (temp file, fsync, rename, fsync directory). A job is
+ * put (state `pending`, with the exact checkpoint bytes and the signature) BEFORE its first
+ * upload, updated after every failed attempt (attempts, next attempt time: backoff survives
+ * restarts), and put with state `done` only after its receipt is durable and verified. So after
+ * a crash anywhere, every upload that may have reached Rekor has a pending record that re-sends
+ * byte-identical content, which Rekor answers with 409 and the existing entry: one entry per job.
+ * Not safe for two processes: the Anchorer holds the outbox lock.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { TlogError, ErrorCode, ioError } from '../errors.js';
+import { formatIndexPath } from '../tiles/layout.js';
+import { writeFileDurably } from '../storage/durable.js';
+import type { RekorApiVersion } from './config.js';
+
+export const OUTBOX_DIR = 'anchor-outbox';
+export const ANCHORS_DIR = 'anchors';
+export const RECEIPT_SUFFIX = '.sigstore.json';
+export const CHECKPOINT_SUFFIX = '.checkpoint';
+export const ANCHOR_PUBLIC_KEY_FILE = 'anchor-key.pem';
+
+export const JOB_STATES = ['pending', 'done', 'failed'] as const;
+export type JobState = (typeof JOB_STATES)[number];
+
+export interface AnchorJob {
+  readonly version: 1;
+  readonly treeSize: number;
+  readonly origin: string;
+  /** Hex SHA-256 of `note` as UTF-8 bytes: the hashedrekord digest. */
+  readonly digest: string;
+  /** The exact signed checkpoint anchored (cosigned where witnesses are configured). */
+  readonly note: string;
+  /** Base64 DER ECDSA signature over the note by the anchoring key, made once at enqueue. */
+  readonly signature: string;
+  /** Hex SHA-256 of the anchoring key's SPKI. */
+  readonly anchorKeyID: string;
+  readonly rekor: { readonly apiVersion: RekorApiVersion; readonly url: string };
+  readonly state: JobState;
+  readonly createdAt: string;
+  readonly attempts: number;
+  /** ISO time before which no retry is made; null once done. */
+  readonly nextAttemptAt: string | null;
+  readonly lastError: string | null;
+  readonly doneAt?: string;
+  /** Rekor's index of the entry, once done. */
+  readonly rekorLogIndex?: number;
+  /** Receipt path relative to the tenant's history directory, once done. */
+  readonly receipt?: string;
+}
+
+/** anchors/<tlog-tiles N path>: anchors/005, anchors/x001/234: beside log/<N path>. */
+export function receiptBase(treeSize: number): string {
+  return `${ANCHORS_DIR}/${formatIndexPath(treeSize)}`;
+}
+
+export class Outbox {
+  readonly dir: string;
+  constructor(stateDir: string) {
+    this.dir = path.join(stateDir, OUTBOX_DIR);
+  }
+
+  async init(): Promise<void> {
+    await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  private file(treeSize: number): string {
+    // Zero-padded so a directory listing sorts by tree size.
+    return path.join(this.dir, `${String(treeSize).padStart(16, '0')}.json`);
+  }
+
+  /** Durable on return. */
+  async put(job: AnchorJob): Promise<void> {
+    await writeFileDurably(this.file(job.treeSize), JSON.stringify(job, null, 2) + '\n', 0o600);
+  }
+
+  async get(treeSize: number): Promise<AnchorJob | null> {
+    const p = this.file(treeSize);
+    let text: string;
+    try {
+      text = await fsp.readFile(p, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw ioError('read', p, e);
+    }
+    return parseJob(text, p);
+  }
+
+  /** Every job, by tree size. */
+  async all(): Promise<AnchorJob[]> {
+    let names: string[];
+    try {
+      names = await fsp.readdir(this.dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw ioError('readdir', this.dir, e);
+    }
+    const jobs: AnchorJob[] = [];
+    for (const n of names.filter((n) => /^[0-9]{16}\.json$/.test(n)).sort()) {
+      const p = path.join(this.dir, n);
+      jobs.push(parseJob(await fsp.readFile(p, 'utf8'), p));
+    }
+    return jobs;
+  }
+}
+
+function parseJob(text: string, where: string): AnchorJob {
+  let j: AnchorJob;
+  try {
+    j = JSON.parse(text) as AnchorJob;
+  } catch (e) {
+    throw new TlogError(ErrorCode.corrupt, `${where}: ${(e as Error).message}`);
+  }
+  if (j.version !== 1 || !Number.isSafeInteger(j.treeSize) || typeof j.note !== 'string' || !JOB_STATES.includes(j.state)) {
+    throw new TlogError(ErrorCode.corrupt, `${where}: not an anchoring job record`);
+  }
+  return j;
+}
