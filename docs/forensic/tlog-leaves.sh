@@ -36,12 +36,12 @@ pick_sha256
 make_tmp
 read_checkpoint "$CP"
 SIZE=$CP_SIZE
+if [ "$SIZE" -eq 0 ]; then say "the tree of $CP is empty (size 0): no entries"; exit 0; fi
 FIRST=${2:-0}
 LAST=${3:-$((SIZE - 1))}
 [ -n "${3:-}" ] || [ -z "${2:-}" ] || LAST=$FIRST
 check_decimal "$FIRST" FIRST
 check_decimal "$LAST" LAST
-if [ "$SIZE" -eq 0 ]; then say "the tree at $CP is empty (size 0): no entries"; exit 0; fi
 [ "$LAST" -lt "$SIZE" ] || die "entry $LAST is not in the tree (size $SIZE, from $CP)"
 [ "$FIRST" -le "$LAST" ] || die "FIRST ($FIRST) is after LAST ($LAST)"
 
