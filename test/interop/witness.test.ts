@@ -1,0 +1,146 @@
+/**
+ * Interop of our witness with third-party Go code (issue 5), through go/witnesscheck:
+ *
+ * - a log written with golang.org/x/mod: its key is made and used by sumdb/note, its tree and
+ *   consistency proofs come from sumdb/tlog, its checkpoints are encoded by
+ *   github.com/transparency-dev/formats/log; the checker POSTs add-checkpoint to our witness on
+ *   loopback (old 0, then old N with a proof, and the 409/422/403/404/400 cases);
+ * - every cosignature our witness returns, and the checkpoint it serves, are verified with the
+ *   cosignature verifiers of github.com/transparency-dev/formats/note (NewVerifierForCosignatureV1,
+ *   0x04 Ed25519 and 0x06 ML-DSA-44) inside note.Open of x/mod.
+ *
+ * Needs Go >= 1.26 on PATH (CI installs it); the first build downloads the modules.
+ */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { runWitness, type RunningWitness } from '../../witness/serve.js';
+import { tmpDir } from '../witness/helpers.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const moduleDir = path.join(here, 'go', 'witnesscheck');
+const checker = path.join(here, 'go', 'bin', 'witnesscheck');
+const ORIGIN = 'go.example/log';
+
+function buildChecker(): void {
+  const version = spawnSync('go', ['version'], { encoding: 'utf8' });
+  if (version.error || version.status !== 0) {
+    throw new Error(`\`go\` is not on PATH: test/interop/witness.test.ts builds ${moduleDir} and needs Go >= 1.26 (${version.error?.message ?? version.stderr})`);
+  }
+  const build = spawnSync('go', ['build', '-buildvcs=false', '-o', checker, '.'], { cwd: moduleDir, encoding: 'utf8', timeout: 240_000 });
+  if (build.error || build.status !== 0) {
+    throw new Error(`go build of ${moduleDir} failed (${version.stdout.trim()}): ${build.error?.message ?? ''}\n${build.stderr}`);
+  }
+}
+
+interface Summary {
+  ok: boolean;
+  error?: string;
+  steps: { name: string; status: number; detail?: string }[];
+  cosigned: number[];
+  verified: Record<string, number>;
+  timestamps: number[];
+  moduleVersions: Record<string, string>;
+}
+
+function runChecker(args: string[]): Promise<{ code: number | null; summary: Summary; stderr: string }> {
+  // Async: our witness runs in this process and must keep serving while the checker runs.
+  return new Promise((resolve, reject) => {
+    import('node:child_process').then(({ spawn }) => {
+      const child = spawn(checker, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('error', reject);
+      child.on('close', (code) => {
+        try {
+          resolve({ code, summary: JSON.parse(stdout.trim().split('\n').pop() ?? '') as Summary, stderr });
+        } catch {
+          reject(new Error(`witnesscheck (exit ${code}) printed no JSON: ${stdout} ${stderr}`));
+        }
+      });
+    }, reject);
+  });
+}
+
+describe('our witness and third-party Go code', () => {
+  let logKey: { skey: string; vkey: string };
+  const running: RunningWitness[] = [];
+
+  beforeAll(() => {
+    buildChecker();
+    const r = spawnSync(checker, ['keygen', ORIGIN], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    logKey = JSON.parse(r.stdout) as { skey: string; vkey: string };
+  }, 300_000);
+
+  afterAll(async () => {
+    await Promise.all(running.map((w) => w.close()));
+  });
+
+  for (const mldsa44 of [true, false]) {
+    test(`x/mod log -> our witness -> formats verifiers (${mldsa44 ? 'Ed25519 + ML-DSA-44' : 'Ed25519 only'})`, async () => {
+      const w = await runWitness({
+        config: { name: 'witness.test/ours', mldsa44, logs: [{ origin: ORIGIN, keys: [logKey.vkey] }] },
+        dataDir: tmpDir('witness-interop-'),
+        listen: '127.0.0.1:0',
+        log: () => {},
+      });
+      running.push(w);
+      const vkeys = mldsa44 ? [w.vkeys.cosignatureV1, w.vkeys.mldsa44] : [w.vkeys.cosignatureV1];
+      const { code, summary, stderr } = await runChecker([
+        'run',
+        '--url',
+        w.url,
+        '--skey',
+        logKey.skey,
+        '--vkey',
+        logKey.vkey,
+        ...vkeys.flatMap((v) => ['--witness-vkey', v]),
+      ]);
+      expect(summary.error ?? '', stderr).toBe('');
+      expect(code).toBe(0);
+      expect(summary.ok).toBe(true);
+      expect(summary.moduleVersions['github.com/transparency-dev/formats']).toBe('v0.1.1');
+      expect(summary.cosigned).toEqual([1, 5, 256, 257, 1000, 4097, 4197]);
+      // Every cosigned checkpoint had a verified line from each of our keys.
+      expect(Object.values(summary.verified)).toEqual(vkeys.map(() => 7));
+      expect(summary.timestamps.every((t) => Math.abs(t - Date.now() / 1000) < 120)).toBe(true);
+      const statuses = Object.fromEntries(summary.steps.map((s) => [s.name, s.status]));
+      expect(statuses).toMatchObject({
+        'probe fresh witness': 409,
+        'stale old': 409,
+        'bad proof': 422,
+        'split view': 422,
+        'untrusted key': 403,
+        'bad signature': 403,
+        'unknown origin': 404,
+        'old > size': 400,
+        'GET checkpoint': 200,
+      });
+    });
+  }
+
+  test('the checker notices cosignatures that are not from the key it was given', async () => {
+    const w = await runWitness({
+      config: { name: 'witness.test/ours', logs: [{ origin: ORIGIN, keys: [logKey.vkey] }] },
+      dataDir: tmpDir('witness-interop-'),
+      listen: '127.0.0.1:0',
+      log: () => {},
+    });
+    running.push(w);
+    // Same name, another witness's key: the lines we return have another key ID.
+    const other = await runWitness({
+      config: { name: 'witness.test/ours', logs: [{ origin: ORIGIN, keys: [logKey.vkey] }] },
+      dataDir: tmpDir('witness-interop-'),
+      listen: '127.0.0.1:0',
+      log: () => {},
+    });
+    running.push(other);
+    const { code, summary } = await runChecker(['run', '--url', w.url, '--skey', logKey.skey, '--vkey', logKey.vkey, '--witness-vkey', other.vkeys.mldsa44]);
+    expect(code).toBe(1);
+    expect(summary.error).toMatch(/unverified signatures in the reply|no verified cosignature/);
+  });
+});
