@@ -16,6 +16,10 @@ export const ErrorCode = {
   conflict: 'conflict',
   /** A signature or proof did not verify. */
   verification: 'verification_failed',
+  /** Missing or wrong credentials, or a replayed signed request (HTTP 401). */
+  unauthorized: 'unauthorized',
+  /** Over a rate limit (HTTP 429). */
+  rateLimited: 'rate_limited',
   /** The log is not accepting work right now (HTTP 503). */
   unavailable: 'unavailable',
   /** On-disk state contradicts itself: the log refuses to run rather than guess. */

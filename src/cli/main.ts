@@ -180,11 +180,12 @@ export function buildProgram(): Command {
   program
     .command('serve')
     .description('serve the logs over HTTP (with no configuration: tenant "default", created on first start)')
-    .option('--listen <host:port>', 'address to listen on', process.env.TLOG_LISTEN ?? '127.0.0.1:8080')
+    .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8080, or the configuration\'s)', process.env.TLOG_LISTEN)
+    .option('--config <file>', 'serve the tenants of this YAML or JSON configuration', process.env.TLOG_CONFIG)
     .option('--origin <origin>', 'origin of the default log when it is created (default: <listen>/default)')
-    .action(async (o: { listen: string; origin?: string }) => {
+    .action(async (o: { listen?: string; origin?: string; config?: string }) => {
       const { serve } = await import('./serve.js');
-      await serve({ roots: roots(program), listen: o.listen, origin: o.origin });
+      await serve({ roots: roots(program), listen: o.listen, origin: o.origin, config: o.config });
     });
 
   return program;

@@ -1,48 +1,114 @@
 /**
  * `tlog serve`: the HTTP service. With no configuration it serves the embedded default tenant
- * on loopback, creating its log and keys on first start. SIGTERM/SIGINT stop accepting,
- * finish the batch in flight, and exit 0.
+ * on loopback, creating its log and keys on first start, open for writes without credentials.
+ * With --config it serves every tenant of the file (each requires credentials); SIGHUP or
+ * POST /admin/reload re-reads the file and adds, reconfigures or removes tenants without a
+ * restart. SIGTERM/SIGINT stop accepting, finish the batches in flight, and exit 0.
  */
 import { serve as serveNode } from '@hono/node-server';
-import { createApp } from '../http/app.js';
-import type { DataRoots } from '../log/paths.js';
-import { openOrInitDefault, TenantRegistry } from '../tenants/registry.js';
+import type { Server } from 'node:http';
+import { loadConfig, type ServiceConfig } from '../config/config.js';
 import { TlogError, ErrorCode } from '../errors.js';
+import { createApp } from '../http/app.js';
+import { createLogger, engineLogger, Metrics } from '../http/observe.js';
+import type { DataRoots } from '../log/paths.js';
+import { authFromConfig, OPEN_AUTH, openOrInit, openOrInitDefault, TenantRegistry } from '../tenants/registry.js';
 
 export interface ServeOptions {
   readonly roots: DataRoots;
-  readonly listen: string;
+  readonly listen?: string;
   readonly origin?: string;
+  readonly config?: string;
+  /** Resolves when the server listens, with its port (tests use port 0). */
+  readonly onListening?: (port: number) => void;
 }
 
-function parseListen(listen: string): { host: string; port: number } {
+export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(.*):([0-9]{1,5})$/.exec(listen);
   const port = m ? Number(m[2]) : NaN;
-  if (!m || !(port >= 0 && port <= 65535)) throw new TlogError(ErrorCode.badInput, `bad --listen ${JSON.stringify(listen)}: want host:port`);
+  if (!m || !(port >= 0 && port <= 65535) || m[1] === '') throw new TlogError(ErrorCode.badInput, `bad listen address ${JSON.stringify(listen)}: want host:port`);
   return { host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port };
 }
 
+function isLoopback(host: string): boolean {
+  return host === '127.0.0.1' || host === '::1' || host === 'localhost';
+}
+
 export async function serve(o: ServeOptions): Promise<void> {
-  const { host, port } = parseListen(o.listen);
+  const logger = createLogger();
+  const metrics = new Metrics();
   const tenants = new TenantRegistry();
-  const { log, created } = await openOrInitDefault(o.roots, o.origin ?? `${host === '0.0.0.0' ? 'localhost' : host}:${port}/default`);
-  tenants.add(log);
+  const logOpts = { logger: engineLogger(logger), onBatch: metrics.onBatch };
+  let config: ServiceConfig | null = null;
+  let listen = o.listen ?? '127.0.0.1:8080';
   const say = (s: string) => process.stderr.write(s + '\n');
-  say(`${created ? 'created' : 'opened'} log "default" (origin ${log.origin}, size ${log.treeSize}) in ${log.paths.tilesDir}`);
-  say(`verifier keys:\n  ${log.verifierKeys().join('\n  ')}`);
-  const app = createApp(tenants);
-  const server = serveNode({ fetch: app.fetch, hostname: host, port }, (info) => {
-    say(`listening on http://${host}:${info.port} (embedded default tenant: writes accepted without credentials on this address)`);
+
+  /** Opens every tenant of the configuration not yet served, reconfigures the others, closes removed ones. */
+  const applyConfig = async (cfg: ServiceConfig): Promise<string[]> => {
+    const roots: DataRoots = { tilesRoot: cfg.tilesDir, checkpointsRoot: cfg.checkpointsDir, stateRoot: cfg.stateDir };
+    for (const tc of cfg.tenants) {
+      const existing = tenants.get(tc.name);
+      if (existing) {
+        existing.reconfigure(authFromConfig(tc), tc.limits);
+        continue;
+      }
+      const { log, created } = await openOrInit(roots, tc.name, tc.origin, { ...logOpts, allowDuplicates: tc.allowDuplicates });
+      await tenants.add(log, authFromConfig(tc), tc.limits);
+      logger.info({ tenant: tc.name, origin: tc.origin, created, treeSize: log.treeSize, verifierKeys: log.verifierKeys() }, created ? 'tenant created' : 'tenant opened');
+    }
+    const wanted = new Set(cfg.tenants.map((t) => t.name));
+    for (const name of tenants.names()) if (!wanted.has(name)) await tenants.remove(name);
+    return tenants.names();
+  };
+
+  if (o.config) {
+    config = loadConfig(o.config);
+    listen = o.listen ?? config.listen;
+    await applyConfig(config);
+  } else {
+    const { host, port } = parseListen(listen);
+    if (!isLoopback(host)) {
+      throw new TlogError(ErrorCode.badInput, `the embedded default tenant accepts writes without credentials, so it only listens on loopback: use --config to listen on ${host}`);
+    }
+    const { log, created } = await openOrInitDefault(o.roots, o.origin ?? `${host}:${port}/default`, logOpts);
+    await tenants.add(log, OPEN_AUTH);
+    say(`${created ? 'created' : 'opened'} log "default" (origin ${log.origin}, size ${log.treeSize}) in ${log.paths.tilesDir}`);
+    say(`verifier keys:\n  ${log.verifierKeys().join('\n  ')}`);
+  }
+
+  const reload = async () => {
+    if (!o.config) throw new TlogError(ErrorCode.badInput, 'no configuration file to reload');
+    config = loadConfig(o.config);
+    const names = await applyConfig(config);
+    logger.info({ tenants: names }, 'configuration reloaded');
+    return { tenants: names };
+  };
+  const app = createApp(tenants, { logger, metrics, adminTokenHash: config?.adminToken, reload });
+  const { host, port } = parseListen(listen);
+  const server = await new Promise<Server>((resolve) => {
+    const s = serveNode({ fetch: app.fetch, hostname: host, port }, (info) => {
+      const open = config ? 'every tenant requires credentials' : 'embedded default tenant: writes accepted without credentials on this loopback address';
+      say(`listening on http://${host}:${info.port} (${open})`);
+      o.onListening?.(info.port);
+      resolve(s as Server);
+    });
+  });
+
+  process.on('SIGHUP', () => {
+    reload().catch((e) => logger.error({ err: (e as Error).message }, 'reload failed; keeping the running configuration'));
   });
   await new Promise<void>((resolve) => {
     const stop = () => {
-      say('stopping: finishing the batch in flight');
-      server.close();
-      tenants.closeAll().then(resolve, (e) => {
-        say(`error while stopping: ${(e as Error).message}`);
-        process.exitCode = 1;
-        resolve();
+      say('stopping: no new connections; finishing the requests and batches in flight');
+      // Stop accepting, let in-flight requests finish, then drain the logs.
+      server.close(() => {
+        tenants.closeAll().then(resolve, (e) => {
+          say(`error while stopping: ${(e as Error).message}`);
+          process.exitCode = 1;
+          resolve();
+        });
       });
+      server.closeIdleConnections();
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);

@@ -8,21 +8,36 @@ import { ErrorCode, isTlogError } from '../errors.js';
 
 const STATUS: Record<string, ContentfulStatusCode> = {
   [ErrorCode.badInput]: 400,
-  [ErrorCode.tooLarge]: 413,
+  [ErrorCode.unauthorized]: 401,
   [ErrorCode.notFound]: 404,
   [ErrorCode.conflict]: 409,
+  [ErrorCode.tooLarge]: 413,
   [ErrorCode.verification]: 422,
+  [ErrorCode.rateLimited]: 429,
   [ErrorCode.unavailable]: 503,
   [ErrorCode.locked]: 503,
 };
 
+/** Seconds a client should wait, carried by rate-limit and back-pressure errors. */
+export class RetryAfter {
+  constructor(readonly seconds: number) {}
+}
+
+export function statusOf(e: unknown): number {
+  return isTlogError(e) ? (STATUS[e.code] ?? 500) : 500;
+}
+
 export function errorResponse(c: Context, e: unknown): Response {
   if (isTlogError(e)) {
     const status = STATUS[e.code] ?? 500;
-    if (status === 503) c.header('Retry-After', '1');
-    if (status === 500) return c.json({ error: 'internal error', code: e.code }, 500);
-    return c.json({ error: e.message, code: e.code }, status);
+    if (status === 503 || status === 429) {
+      const wait = e.cause instanceof RetryAfter ? e.cause.seconds : 1;
+      c.header('Retry-After', String(Math.max(1, Math.ceil(wait))));
+    }
+    if (status === 401) c.header('WWW-Authenticate', 'Bearer, TlogSig');
+    if (status !== 500) return c.json({ error: e.message, code: e.code }, status);
   }
+  c.get('log')?.error({ err: e instanceof Error ? { message: e.message, stack: e.stack } : String(e) }, 'internal error');
   return c.json({ error: 'internal error', code: 'internal' }, 500);
 }
 

@@ -73,6 +73,19 @@ export interface LogOptions {
   readonly indexBackend?: 'mmap' | 'plain';
   /** Progress of an index rebuild on open. */
   readonly onRebuildProgress?: (done: number, total: number) => void;
+  /** Told about every committed batch (for metrics). */
+  readonly onBatch?: (b: BatchStats) => void;
+}
+
+export interface BatchStats {
+  readonly tenant: string;
+  readonly entries: number;
+  /** From taking the batch to answering it. */
+  readonly seconds: number;
+  /** Writing (and fsyncing) its bundles, tiles and note. */
+  readonly writeSeconds: number;
+  /** Moving the commit point (msync). */
+  readonly commitSeconds: number;
 }
 
 /** The log's private configuration, in <state>/log.json. */
@@ -95,6 +108,10 @@ interface PreparedBatch {
   readonly completed: Map<string, ExpandedTile>;
   /** The batch's bundles and tiles, durable when it resolves. */
   readonly written: Promise<void>;
+  readonly startedAt: number;
+  writeSeconds: number;
+  /** Served files written, by path relative to the tiles directory (for the hot cache). */
+  readonly files: [string, Uint8Array][];
 }
 
 interface Pending {
@@ -147,6 +164,12 @@ export class Log {
   private readonly allowDuplicates: boolean;
   readonly readOnly: boolean;
   private indexClosed = false;
+  private readonly onBatch?: (b: BatchStats) => void;
+  /** When the last batch committed (ms since the epoch), for health checks. */
+  lastIntegrationAt = Date.now();
+  /** The newest tiles and bundles written, by path relative to the tiles directory. */
+  private readonly hot = new Map<string, Uint8Array>();
+  private static readonly HOT_FILES = 1024;
   /** Entries queued or in flight, by leaf hash: a repeat joins the first one's promise. */
   private readonly inflight = new Map<string, Pending>();
 
@@ -160,6 +183,7 @@ export class Log {
   ) {
     this.origin = config.origin;
     this.allowDuplicates = opts.allowDuplicates ?? false;
+    this.onBatch = opts.onBatch;
     this.readOnly = opts.readOnly ?? false;
     this.committed = committed;
     this.served = new DurableWriter({ mode: 0o644, ...opts.durable });
@@ -440,6 +464,7 @@ export class Log {
 
   /** Hashes a batch into the tree and starts writing its bundles and tiles. Synchronous but for the writes. */
   private prepare(batch: Pending[]): PreparedBatch {
+    const startedAt = performance.now();
     const start = this.tree.size;
     const completed = new Map<string, ExpandedTile>();
     const fullBundles = new Map<number, Uint8Array>();
@@ -478,8 +503,13 @@ export class Log {
     const rootHash = this.tree.root();
     const note = signTree(this.origin, end, rootHash, this.keys);
     writes.push({ path: notePath(this.paths.stateDir, end), data: Buffer.from(note, 'utf8'), kind: 'replace', mode: 0o600 });
-    const written = this.served.write(writes);
-    return { batch, start, end, rootHash, note, lookup, completed, written };
+    const files: [string, Uint8Array][] = writes.map((w) => [path.relative(this.paths.tilesDir, w.path).split(path.sep).join('/'), w.data]);
+    const t0 = performance.now();
+    const prepared: PreparedBatch = { batch, start, end, rootHash, note, lookup, completed, written: null!, startedAt, writeSeconds: 0, files };
+    (prepared as { written: Promise<void> }).written = this.served.write(writes).then(() => {
+      prepared.writeSeconds = (performance.now() - t0) / 1000;
+    });
+    return prepared;
   }
 
   /** Waits for the batch's files and the previous batch, then signs, commits, publishes and answers. */
@@ -491,7 +521,9 @@ export class Log {
       if (this.broken || this.fatal) throw new TlogError(ErrorCode.unavailable, `batch at ${b.start} abandoned: an earlier batch failed`);
       const cp = commitPointOf(b.note);
       // The commit point moves before publishing: from here on the batch is part of the log.
+      const c0 = performance.now();
       this.index.writeCommitPoint({ treeSize: cp.treeSize, rootHash: cp.rootHash, checkpointHash: cp.noteHash });
+      const commitSeconds = (performance.now() - c0) / 1000;
       committed = true;
       this.committed = cp;
       this.indexBatch(b);
@@ -509,6 +541,17 @@ export class Log {
         });
       }
       void pruneNotes(this.paths.stateDir, cp.treeSize);
+      for (const [rel, data] of b.files) {
+        if (rel.startsWith('tile/')) this.rememberHot(rel, data);
+      }
+      this.lastIntegrationAt = Date.now();
+      this.onBatch?.({
+        tenant: this.paths.tenant,
+        entries: b.batch.length,
+        seconds: (performance.now() - b.startedAt) / 1000,
+        writeSeconds: b.writeSeconds,
+        commitSeconds,
+      });
       for (const t of b.completed.values()) this.reader.cache.put(t);
     } catch (e) {
       this.failBatch(b.batch, e);
@@ -575,6 +618,20 @@ export class Log {
       this.indexClosed = true;
       this.index.close();
     }
+  }
+
+  private rememberHot(rel: string, data: Uint8Array): void {
+    this.hot.delete(rel);
+    this.hot.set(rel, data);
+    if (this.hot.size > Log.HOT_FILES) this.hot.delete(this.hot.keys().next().value!);
+  }
+
+  /**
+   * A tile or bundle written recently (the newest partials and upper levels that readers ask
+   * for most), from memory; undefined when it is not cached. Paths as in c2sp.org/tlog-tiles.
+   */
+  hotFile(rel: string): Uint8Array | undefined {
+    return this.hot.get(rel);
   }
 
   // ---- reads: all against the committed tree ----

@@ -1,38 +1,110 @@
 /**
- * The tenants one process serves: each a Log with its own origin, keys and files.
- * Contract: get() returns an open log or undefined; closeAll() drains every log.
+ * The tenants one process serves: each a Log with its own origin, keys, files, credentials and
+ * limits. Contract: get() returns an open tenant or undefined; tenants can be added and
+ * reconfigured while serving; closeAll() drains every log.
  */
+import path from 'node:path';
 import { TlogError, ErrorCode } from '../errors.js';
+import { DEFAULT_LIMITS, type TenantConfig, type TenantLimits } from '../config/config.js';
 import { Log, type LogOptions } from '../log/log.js';
 import { DEFAULT_TENANT, logPaths, type DataRoots } from '../log/paths.js';
 import { readIfExists } from '../storage/durable.js';
-import path from 'node:path';
+import { CounterStore } from './counters.js';
+import { RateLimiter } from './rate-limit.js';
 
-export class TenantRegistry {
-  private readonly logs = new Map<string, Log>();
+export interface TenantAuth {
+  /** SHA-256 hex of accepted bearer tokens for writes. */
+  readonly tokens: ReadonlySet<string>;
+  /** Ed25519 public keys (32 bytes) of clients that sign their requests, by client id. */
+  readonly clients: ReadonlyMap<string, Uint8Array>;
+  /** When set, reads need a bearer token whose hash is here (or a write token). */
+  readonly readTokens: ReadonlySet<string> | null;
+  /** The embedded default on loopback: writes need no credentials. */
+  readonly open: boolean;
+}
 
-  get(name: string): Log | undefined {
-    return this.logs.get(name);
+export class Tenant {
+  limiter: RateLimiter;
+  constructor(
+    readonly name: string,
+    readonly log: Log,
+    public auth: TenantAuth,
+    public limits: TenantLimits,
+    readonly counters: CounterStore,
+  ) {
+    this.limiter = new RateLimiter(limits.ratePerSecond, limits.burst);
   }
 
-  names(): string[] {
-    return [...this.logs.keys()];
-  }
-
-  add(log: Log): void {
-    if (this.logs.has(log.paths.tenant)) throw new TlogError(ErrorCode.conflict, `tenant ${log.paths.tenant} is already served`);
-    this.logs.set(log.paths.tenant, log);
-  }
-
-  async closeAll(): Promise<void> {
-    await Promise.all([...this.logs.values()].map((l) => l.close()));
+  reconfigure(auth: TenantAuth, limits: TenantLimits): void {
+    this.auth = auth;
+    if (limits.ratePerSecond !== this.limits.ratePerSecond || limits.burst !== this.limits.burst) {
+      this.limiter = new RateLimiter(limits.ratePerSecond, limits.burst);
+    }
+    this.limits = limits;
   }
 }
 
-/**
- * The embedded default: tenant "default" under the given roots, created on first start with
- * `origin`. Returns the log and whether it was created now.
- */
+export function authFromConfig(c: TenantConfig): TenantAuth {
+  return {
+    tokens: new Set(c.credentials.tokens),
+    clients: new Map(c.credentials.clients.map((k) => [k.id, Buffer.from(k.publicKey, 'base64')])),
+    readTokens: c.credentials.readTokens ? new Set([...c.credentials.readTokens, ...c.credentials.tokens]) : null,
+    open: false,
+  };
+}
+
+export const OPEN_AUTH: TenantAuth = { tokens: new Set(), clients: new Map(), readTokens: null, open: true };
+
+export class TenantRegistry {
+  private readonly tenants = new Map<string, Tenant>();
+
+  get(name: string): Tenant | undefined {
+    return this.tenants.get(name);
+  }
+
+  names(): string[] {
+    return [...this.tenants.keys()];
+  }
+
+  all(): Tenant[] {
+    return [...this.tenants.values()];
+  }
+
+  async add(log: Log, auth: TenantAuth, limits: TenantLimits = DEFAULT_LIMITS): Promise<Tenant> {
+    const name = log.paths.tenant;
+    if (this.tenants.has(name)) throw new TlogError(ErrorCode.conflict, `tenant ${name} is already served`);
+    const t = new Tenant(name, log, auth, limits, await CounterStore.open(log.paths.stateDir));
+    this.tenants.set(name, t);
+    return t;
+  }
+
+  async remove(name: string): Promise<void> {
+    const t = this.tenants.get(name);
+    if (!t) return;
+    this.tenants.delete(name);
+    await t.log.close();
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.tenants.values()].map((t) => t.log.close()));
+  }
+}
+
+/** Opens a tenant's log, creating it (and its keys) on first start. */
+export async function openOrInit(roots: DataRoots, tenant: string, origin: string, opts: LogOptions = {}): Promise<{ log: Log; created: boolean }> {
+  const paths = logPaths(roots, tenant);
+  if (await readIfExists(path.join(paths.stateDir, 'log.json'))) {
+    const log = await Log.open(paths, opts);
+    if (log.origin !== origin) {
+      await log.close();
+      throw new TlogError(ErrorCode.badInput, `tenant ${tenant} has origin ${log.origin}, but the configuration says ${origin}`);
+    }
+    return { log, created: false };
+  }
+  return { log: await Log.init(paths, origin, opts), created: true };
+}
+
+/** The embedded default: tenant "default" under the given roots, created on first start. */
 export async function openOrInitDefault(roots: DataRoots, origin: string, opts: LogOptions = {}): Promise<{ log: Log; created: boolean }> {
   const paths = logPaths(roots, DEFAULT_TENANT);
   if (await readIfExists(path.join(paths.stateDir, 'log.json'))) return { log: await Log.open(paths, opts), created: false };

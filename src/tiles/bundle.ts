@@ -65,3 +65,22 @@ export function parseEntryBundle(data: Uint8Array, expected?: number): Uint8Arra
   }
   return out;
 }
+
+/**
+ * Decodes a sequence of (u16 length || entry) of any length: the body of an append-batch
+ * request, which uses the bundle encoding without the 256-entry bound.
+ */
+export function parseEntrySequence(data: Uint8Array, maxEntries: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let off = 0;
+  while (off < data.length) {
+    if (out.length >= maxEntries) throw new TlogError(ErrorCode.tooLarge, `more than ${maxEntries} entries in one request`);
+    if (off + 2 > data.length) throw new TlogError(ErrorCode.badInput, `entry sequence truncated in a length prefix at byte ${off}`);
+    const len = (data[off]! << 8) | data[off + 1]!;
+    if (len === 0) throw new TlogError(ErrorCode.badInput, `empty entry at byte ${off}: entries are 1 to 65535 bytes`);
+    if (off + 2 + len > data.length) throw new TlogError(ErrorCode.badInput, `entry sequence truncated in entry ${out.length} at byte ${off}`);
+    out.push(data.subarray(off + 2, off + 2 + len));
+    off += 2 + len;
+  }
+  return out;
+}

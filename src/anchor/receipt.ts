@@ -1,0 +1,117 @@
+/**
+ * Receipts on disk: reading, listing and verifying `checkpoints/<tenant>/anchors/<N path>.sigstore.json`
+ * with the `.checkpoint` beside it. Verification is offline: all it needs is the Rekor log's
+ * public key (and, to prove the checkpoint is ours, our log's verifier keys).
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { TlogError, ErrorCode, ioError } from '../errors.js';
+import type { NoteVerifier } from '../note/note.js';
+import { readIfExists } from '../storage/durable.js';
+import { parseTilePath } from '../tiles/layout.js';
+import { ANCHORS_DIR, CHECKPOINT_SUFFIX, RECEIPT_SUFFIX } from './outbox.js';
+import { parseBundle, rekorTrust, verifyAnchorBundle, type ReceiptSummary } from './trust.js';
+
+export interface VerifyReceiptOptions {
+  /** The Rekor log's public key, SPKI PEM. */
+  readonly rekorPublicKey: string;
+  /** The exact checkpoint anchored; default: the `.checkpoint` file beside the receipt. */
+  readonly checkpointNote?: string | Uint8Array;
+  /** Our log's verifiers: when given, the checkpoint must be signed by the log. */
+  readonly logVerifiers?: readonly NoteVerifier[];
+  /** When given, the entry must be signed by this anchoring key (SPKI PEM). */
+  readonly anchorPublicKey?: string;
+  /** Matched against the names on Rekor's checkpoint signatures; default: the origin's host part. */
+  readonly rekorUrl?: string;
+  /** The Rekor log's origin (needed for an Ed25519 v2 log key). */
+  readonly rekorOrigin?: string;
+}
+
+/** The tree size a receipt path names (anchors/x001/234.sigstore.json -> 1234), or null. */
+export function treeSizeOfReceipt(file: string): number | null {
+  const norm = file.split(path.sep).join('/');
+  const i = norm.lastIndexOf(`/${ANCHORS_DIR}/`);
+  const rel = i >= 0 ? norm.slice(i + ANCHORS_DIR.length + 2) : norm;
+  if (!rel.endsWith(RECEIPT_SUFFIX)) return null;
+  // The N path grammar is the tlog-tiles one: reuse its strict parser.
+  const c = parseTilePath(`tile/0/${rel.slice(0, -RECEIPT_SUFFIX.length)}`);
+  return c && c.width === 256 ? c.index : null;
+}
+
+/** Verifies a receipt file offline: see verifyAnchorBundle for every check made. */
+export async function verifyReceipt(file: string, o: VerifyReceiptOptions): Promise<ReceiptSummary> {
+  const data = await readIfExists(file);
+  if (!data) throw new TlogError(ErrorCode.notFound, `no receipt at ${file}`);
+  let note = o.checkpointNote;
+  if (note === undefined) {
+    const beside = file.endsWith(RECEIPT_SUFFIX) ? file.slice(0, -RECEIPT_SUFFIX.length) + CHECKPOINT_SUFFIX : '';
+    const b = beside ? await readIfExists(beside) : null;
+    if (!b) throw new TlogError(ErrorCode.notFound, `no anchored checkpoint beside ${file}: pass it explicitly`);
+    note = b;
+  }
+  const bundle = parseBundle(data.toString('utf8'));
+  const url = o.rekorUrl ?? rekorNameFromBundle(bundle.verificationMaterial.tlogEntries[0]?.inclusionProof?.checkpoint?.envelope);
+  const treeSize = treeSizeOfReceipt(file);
+  return verifyAnchorBundle(bundle, {
+    rekor: rekorTrust(o.rekorPublicKey, url, o.rekorOrigin),
+    checkpointNote: note,
+    ...(o.logVerifiers ? { logVerifiers: o.logVerifiers } : {}),
+    ...(o.anchorPublicKey ? { anchorPublicKey: o.anchorPublicKey } : {}),
+    ...(treeSize !== null ? { treeSize } : {}),
+  });
+}
+
+/**
+ * Without a configured URL, the checkpoint's own origin host stands in for @sigstore/verify's
+ * name match: the key (hint and signature) is what is really checked.
+ */
+function rekorNameFromBundle(envelope: string | undefined): string {
+  const origin = (envelope ?? '').split('\n')[0] ?? '';
+  return `https://${origin.split(' ')[0] ?? ''}`;
+}
+
+export interface ReceiptEntry {
+  readonly treeSize: number;
+  /** Path relative to the tenant's history directory, with "/" separators. */
+  readonly receipt: string;
+  readonly checkpoint: string;
+  readonly rekorLogIndex: number | null;
+  readonly integratedTime: number | null;
+  readonly kind: string | null;
+}
+
+/** Every receipt under <historyDir>/anchors, by tree size; unreadable bundles are listed with nulls. */
+export async function listReceipts(historyDir: string): Promise<ReceiptEntry[]> {
+  const dir = path.join(historyDir, ANCHORS_DIR);
+  let names: string[];
+  try {
+    names = (await fsp.readdir(dir, { recursive: true })) as string[];
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw ioError('readdir', dir, e);
+  }
+  const out: ReceiptEntry[] = [];
+  for (const n of names) {
+    const rel = n.split(path.sep).join('/');
+    if (!rel.endsWith(RECEIPT_SUFFIX) || rel.split('/').some((s) => s.startsWith('.'))) continue;
+    const treeSize = treeSizeOfReceipt(`${ANCHORS_DIR}/${rel}`);
+    if (treeSize === null) continue;
+    let rekorLogIndex: number | null = null;
+    let integratedTime: number | null = null;
+    let kind: string | null = null;
+    try {
+      const b = parseBundle(await fsp.readFile(path.join(dir, n), 'utf8'));
+      const e = b.verificationMaterial.tlogEntries[0];
+      if (e) {
+        rekorLogIndex = Number(e.logIndex);
+        integratedTime = e.inclusionPromise ? Number(e.integratedTime) : null;
+        kind = `${e.kindVersion.kind}/${e.kindVersion.version}`;
+      }
+    } catch {
+      /* listed, not vouched for: `tlog anchor verify` says what is wrong */
+    }
+    const base = `${ANCHORS_DIR}/${rel.slice(0, -RECEIPT_SUFFIX.length)}`;
+    out.push({ treeSize, receipt: base + RECEIPT_SUFFIX, checkpoint: base + CHECKPOINT_SUFFIX, rekorLogIndex, integratedTime, kind });
+  }
+  return out.sort((a, b) => a.treeSize - b.treeSize);
+}

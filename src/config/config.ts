@@ -1,0 +1,119 @@
+/**
+ * The service configuration file (YAML or JSON): the listen address, the data roots and the
+ * tenants, each with its origin, credentials and limits. Validated on load with errors that name
+ * the field (`tenants[1].credentials.tokens[0]: ...`).
+ *
+ * Secrets are never stored in clear: bearer tokens as SHA-256 hex, client keys as public keys.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { TlogError, ErrorCode } from '../errors.js';
+import { checkKeyName } from '../note/note.js';
+
+const tenantName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'want 1-63 of a-z, 0-9, "-", "_", starting with a letter or digit');
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'want the lowercase hex SHA-256 of the token (tlog token hash)');
+const origin = z.string().superRefine((s, ctx) => {
+  const p = checkKeyName(s);
+  if (p) ctx.addIssue({ code: z.ZodIssueCode.custom, message: p });
+});
+
+const limits = z
+  .object({
+    /** Largest request body, bytes. */
+    maxBodyBytes: z.number().int().min(1).max(256 << 20).default(16 << 20),
+    /** Entries waiting to be integrated beyond which appends get 503 + Retry-After. */
+    maxPending: z.number().int().min(1).default(1 << 18),
+    /** Appends (entries) per second per credential, and the burst allowed above it. */
+    ratePerSecond: z.number().positive().default(1_000_000),
+    burst: z.number().positive().default(1_000_000),
+  })
+  .strict()
+  .default({});
+
+const client = z
+  .object({
+    id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'want 1-64 of A-Z, a-z, 0-9, ".", "_", "-"'),
+    /** Ed25519 public key, base64 (32 bytes). */
+    publicKey: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'want base64 of a 32-byte Ed25519 public key'),
+  })
+  .strict();
+
+const tenant = z
+  .object({
+    name: tenantName,
+    origin,
+    allowDuplicates: z.boolean().default(false),
+    credentials: z
+      .object({
+        tokens: z.array(sha256Hex).default([]),
+        clients: z.array(client).default([]),
+        /** Tokens (hashed) that may read; when set, reads need one too. */
+        readTokens: z.array(sha256Hex).optional(),
+      })
+      .strict()
+      .default({}),
+    limits,
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    listen: z.string().default('127.0.0.1:8080'),
+    tilesDir: z.string().default('tiles'),
+    checkpointsDir: z.string().default('checkpoints'),
+    stateDir: z.string().default('.tlog'),
+    /** Hashed token for the admin routes (reload); none disables them. */
+    adminToken: sha256Hex.optional(),
+    tenants: z.array(tenant).min(1),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const seen = new Set<string>();
+    c.tenants.forEach((t, i) => {
+      if (seen.has(t.name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tenants', i, 'name'], message: `tenant ${t.name} is listed twice` });
+      seen.add(t.name);
+    });
+  });
+
+export type ServiceConfig = z.infer<typeof configSchema>;
+export type TenantConfig = ServiceConfig['tenants'][number];
+export type TenantLimits = TenantConfig['limits'];
+export const DEFAULT_LIMITS: TenantLimits = limits.parse({});
+
+function fieldPath(p: (string | number)[]): string {
+  return p.reduce<string>((acc, k) => (typeof k === 'number' ? `${acc}[${k}]` : acc ? `${acc}.${k}` : k), '');
+}
+
+/** Validates a parsed configuration object; throws one bad_input error naming every bad field. */
+export function validateConfig(raw: unknown, source = 'configuration'): ServiceConfig {
+  const r = configSchema.safeParse(raw);
+  if (r.success) return r.data;
+  const problems = r.error.issues.map((i) => `${fieldPath(i.path) || '(top level)'}: ${i.message}`);
+  throw new TlogError(ErrorCode.badInput, `${source}: ${problems.join('; ')}`);
+}
+
+/** Loads a YAML or JSON configuration file; data roots are resolved relative to the file. */
+export function loadConfig(file: string): ServiceConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new TlogError(ErrorCode.badInput, `cannot read configuration ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+  }
+  let raw: unknown;
+  try {
+    raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new TlogError(ErrorCode.badInput, `configuration ${file} does not parse: ${(e as Error).message.split('\n')[0]}`);
+  }
+  const cfg = validateConfig(raw, file);
+  const base = path.dirname(path.resolve(file));
+  return {
+    ...cfg,
+    tilesDir: path.resolve(base, cfg.tilesDir),
+    checkpointsDir: path.resolve(base, cfg.checkpointsDir),
+    stateDir: path.resolve(base, cfg.stateDir),
+  };
+}

@@ -1,0 +1,178 @@
+/**
+ * The write and read API: append, append-batch, read_since and proofs. Routes exist under
+ * /<tenant>/...; app.ts also mounts them un-prefixed for clients naming the tenant in X-Module-ID.
+ */
+import { Hono, type Context } from 'hono';
+import { TlogError, ErrorCode } from '../errors.js';
+import type { AppendResult } from '../log/log.js';
+import { encodeBase64, decodeBase64Strict } from '../note/note.js';
+import { formatEntryBundle, parseEntrySequence } from '../tiles/bundle.js';
+import type { Tenant } from '../tenants/registry.js';
+import { authorizeRead, authorizeWrite } from './auth.js';
+import { RetryAfter } from './errors.js';
+import type { Metrics } from './observe.js';
+import type { TenantOf } from './app.js';
+
+/** Entries one append-batch request may carry. */
+export const MAX_BATCH_REQUEST = 65536;
+/** Entries one read_since page may return, and the bytes it may hold. */
+const MAX_READ_LIMIT = 4096;
+const MAX_READ_BYTES = 8 << 20;
+
+function canonicalInt(v: string | undefined, name: string, dflt?: number): number {
+  if (v === undefined && dflt !== undefined) return dflt;
+  if (v === undefined || !/^(0|[1-9][0-9]{0,15})$/.test(v)) throw new TlogError(ErrorCode.badInput, `${name} must be a canonical non-negative integer`);
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new TlogError(ErrorCode.badInput, `${name} is too large`);
+  return n;
+}
+
+/** Reads the body, refusing more than the tenant's limit before buffering it all. */
+async function readBody(c: Context, t: Tenant): Promise<Uint8Array> {
+  const max = t.limits.maxBodyBytes;
+  const declared = Number(c.req.header('content-length') ?? NaN);
+  if (declared > max) throw new TlogError(ErrorCode.tooLarge, `body is ${declared} bytes, over this tenant's limit of ${max}`);
+  const body = new Uint8Array(await c.req.arrayBuffer());
+  if (body.length > max) throw new TlogError(ErrorCode.tooLarge, `body is over this tenant's limit of ${max} bytes`);
+  return body;
+}
+
+/** Back-pressure and rate limits, checked before anything is queued. */
+function admit(t: Tenant, credential: string, n: number): void {
+  if (t.log.pendingCount + n > t.limits.maxPending) {
+    throw new TlogError(ErrorCode.unavailable, `tenant ${t.name} has ${t.log.pendingCount} entries waiting: try again shortly`, { cause: new RetryAfter(1) });
+  }
+  const wait = t.limiter.take(credential, n);
+  if (wait > 0) throw new TlogError(ErrorCode.rateLimited, `rate limit of tenant ${t.name} exceeded for this credential`, { cause: new RetryAfter(wait) });
+}
+
+function resultJSON(r: AppendResult) {
+  return {
+    index: r.index,
+    leafHash: encodeBase64(r.leafHash),
+    duplicate: r.duplicate,
+    treeSize: r.treeSize,
+    checkpoint: r.checkpoint,
+    inclusionProof: r.proof.map(encodeBase64),
+  };
+}
+
+function parseBatchBody(c: Context, body: Uint8Array): Uint8Array[] {
+  const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type === 'application/json') {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Buffer.from(body).toString('utf8'));
+    } catch {
+      throw new TlogError(ErrorCode.badInput, 'body is not JSON');
+    }
+    const list = Array.isArray(parsed) ? parsed : (parsed as { entries?: unknown })?.entries;
+    if (!Array.isArray(list)) throw new TlogError(ErrorCode.badInput, 'want a JSON array of base64 entries, or {"entries": [...]}');
+    if (list.length > MAX_BATCH_REQUEST) throw new TlogError(ErrorCode.tooLarge, `more than ${MAX_BATCH_REQUEST} entries in one request`);
+    return list.map((e, i) => {
+      const b = typeof e === 'string' ? decodeBase64Strict(e) : null;
+      if (!b) throw new TlogError(ErrorCode.badInput, `entries[${i}] is not standard base64`);
+      return b;
+    });
+  }
+  if (type === 'application/octet-stream' || type === '') return parseEntrySequence(body, MAX_BATCH_REQUEST);
+  throw new TlogError(ErrorCode.badInput, `append-batch takes application/octet-stream (entry bundle encoding) or application/json, not ${type}`);
+}
+
+export function apiRoutes(tenantOf: TenantOf, metrics: Metrics): Hono {
+  const app = new Hono();
+
+  const countResults = (t: Tenant, rs: AppendResult[]) => {
+    let dups = 0;
+    for (const r of rs) if (r.duplicate) dups++;
+    if (rs.length - dups) metrics.appends.inc({ tenant: t.name }, rs.length - dups);
+    if (dups) metrics.duplicates.inc({ tenant: t.name }, dups);
+  };
+
+  app.post('/append', async (c) => {
+    const t = tenantOf(c);
+    const body = await readBody(c, t);
+    const credential = await authorizeWrite(c, t, body);
+    admit(t, credential, 1);
+    const r = await t.log.append(body);
+    countResults(t, [r]);
+    return c.json(resultJSON(r));
+  });
+
+  app.post('/append-batch', async (c) => {
+    const t = tenantOf(c);
+    const body = await readBody(c, t);
+    const credential = await authorizeWrite(c, t, body);
+    const entries = parseBatchBody(c, body);
+    if (entries.length === 0) throw new TlogError(ErrorCode.badInput, 'append-batch needs at least one entry');
+    admit(t, credential, entries.length);
+    const rs = await Promise.all(t.log.appendMany(entries));
+    countResults(t, rs);
+    // One checkpoint for the whole answer: the newest, and proofs against it when asked.
+    const cp = t.log.checkpoint;
+    const withProofs = c.req.query('proofs') === '1';
+    const results = await Promise.all(
+      rs.map(async (r) => ({
+        index: r.index,
+        leafHash: encodeBase64(r.leafHash),
+        duplicate: r.duplicate,
+        ...(withProofs ? { inclusionProof: (await t.log.inclusionProof(r.index, cp.treeSize)).map(encodeBase64) } : {}),
+      })),
+    );
+    return c.json({ treeSize: cp.treeSize, checkpoint: cp.note, results });
+  });
+
+  app.get('/read_since', async (c) => {
+    const t = tenantOf(c);
+    authorizeRead(c, t);
+    const index = canonicalInt(c.req.query('index'), 'index', 0);
+    const limit = Math.min(canonicalInt(c.req.query('limit'), 'limit', 256), MAX_READ_LIMIT);
+    if (limit === 0) throw new TlogError(ErrorCode.badInput, 'limit must be at least 1');
+    const page = await t.log.readEntries(index, limit);
+    // Bound the page by bytes too: large entries make short pages, and the cursor says where to go on.
+    let bytes = 0;
+    let n = 0;
+    while (n < page.entries.length && (n === 0 || bytes + page.entries[n]!.length <= MAX_READ_BYTES)) bytes += page.entries[n++]!.length;
+    const entries = page.entries.slice(0, n);
+    const next = index + n;
+    c.header('Cache-Control', 'no-store');
+    if ((c.req.header('accept') ?? '').includes('application/octet-stream')) {
+      c.header('Content-Type', 'application/octet-stream');
+      c.header('X-Tlog-Next', String(next));
+      c.header('X-Tlog-Tree-Size', String(t.log.treeSize));
+      const out = entries.length ? formatEntryBundle(entries) : new Uint8Array(0);
+      return c.body(new Uint8Array(out.buffer as ArrayBuffer, out.byteOffset, out.byteLength));
+    }
+    return c.json({ index, next, treeSize: t.log.treeSize, entries: entries.map(encodeBase64) });
+  });
+
+  app.get('/proof/inclusion', async (c) => {
+    const t = tenantOf(c);
+    authorizeRead(c, t);
+    const index = canonicalInt(c.req.query('index'), 'index');
+    const treeSize = canonicalInt(c.req.query('tree_size'), 'tree_size', t.log.treeSize);
+    const proof = await t.log.inclusionProof(index, treeSize);
+    return c.json({ index, treeSize, leafHash: encodeBase64(await t.log.leafHashAt(index)), inclusionProof: proof.map(encodeBase64) });
+  });
+
+  app.get('/proof/by-hash/:hash', async (c) => {
+    const t = tenantOf(c);
+    authorizeRead(c, t);
+    const hex = c.req.param('hash');
+    if (!/^[0-9a-f]{64}$/.test(hex)) throw new TlogError(ErrorCode.badInput, 'want the leaf hash as 64 lowercase hex digits');
+    const found = await t.log.findByLeafHash(Buffer.from(hex, 'hex'));
+    if (!found) throw new TlogError(ErrorCode.notFound, 'no entry with this leaf hash');
+    return c.json({ index: found.index, treeSize: found.treeSize, leafHash: encodeBase64(Buffer.from(hex, 'hex')), checkpoint: found.checkpoint, inclusionProof: found.proof.map(encodeBase64) });
+  });
+
+  app.get('/proof/consistency', async (c) => {
+    const t = tenantOf(c);
+    authorizeRead(c, t);
+    const oldSize = canonicalInt(c.req.query('old'), 'old');
+    const newSize = canonicalInt(c.req.query('new'), 'new', t.log.treeSize);
+    const proof = await t.log.consistencyProof(oldSize, newSize);
+    return c.json({ old: oldSize, new: newSize, consistencyProof: proof.map(encodeBase64) });
+  });
+
+  return app;
+}

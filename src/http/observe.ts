@@ -1,0 +1,106 @@
+/**
+ * Observability: structured JSON logs (pino) carrying a request id and the W3C traceparent's
+ * trace id, and Prometheus metrics (prom-client) per tenant.
+ */
+import type { MiddlewareHandler } from 'hono';
+import { randomBytes } from 'node:crypto';
+import pino, { type Logger as PinoLogger } from 'pino';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BatchStats, Logger } from '../log/log.js';
+import { statusOf } from './errors.js';
+
+declare module 'hono' {
+  interface ContextVariableMap {
+    log: PinoLogger;
+    requestId: string;
+    /** Set by routes for the metrics label; "-" when no tenant applies. */
+    tenant: string;
+  }
+}
+
+export function createLogger(level = process.env.TLOG_LOG_LEVEL ?? 'info'): PinoLogger {
+  return pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime });
+}
+
+/** Adapts a pino logger to the engine's Logger interface. */
+export function engineLogger(l: PinoLogger): Logger {
+  return { info: (o, m) => l.info(o, m), warn: (o, m) => l.warn(o, m), error: (o, m) => l.error(o, m) };
+}
+
+const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({ name: 'tlog_http_requests_total', help: 'HTTP requests by tenant, route and status', labelNames: ['tenant', 'route', 'status'], registers: [this.registry] });
+  readonly appends = new Counter({ name: 'tlog_appends_total', help: 'Entries appended (new)', labelNames: ['tenant'], registers: [this.registry] });
+  readonly duplicates = new Counter({ name: 'tlog_duplicates_total', help: 'Appends answered with an existing entry', labelNames: ['tenant'], registers: [this.registry] });
+  readonly batchSize = new Histogram({
+    name: 'tlog_batch_entries',
+    help: 'Entries per integrated batch',
+    labelNames: ['tenant'],
+    buckets: [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536],
+    registers: [this.registry],
+  });
+  readonly integration = new Histogram({
+    name: 'tlog_integration_seconds',
+    help: 'Time from taking a batch to answering it',
+    labelNames: ['tenant'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly fsync = new Histogram({
+    name: 'tlog_batch_write_seconds',
+    help: 'Time to write and fsync a batch of tiles, bundles and note',
+    labelNames: ['tenant'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+  readonly commit = new Histogram({
+    name: 'tlog_commit_seconds',
+    help: 'Time to make the commit point durable',
+    labelNames: ['tenant'],
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
+    registers: [this.registry],
+  });
+
+  constructor(defaults = true) {
+    if (defaults) collectDefaultMetrics({ register: this.registry });
+  }
+
+  onBatch = (b: BatchStats): void => {
+    this.batchSize.observe({ tenant: b.tenant }, b.entries);
+    this.integration.observe({ tenant: b.tenant }, b.seconds);
+    this.fsync.observe({ tenant: b.tenant }, b.writeSeconds);
+    this.commit.observe({ tenant: b.tenant }, b.commitSeconds);
+  };
+}
+
+/**
+ * Gives each request an id (X-Request-Id if the client sent a sane one), a child logger with
+ * that id and the traceparent's trace id, one log line when it ends, and a metrics sample.
+ */
+export function observe(logger: PinoLogger, metrics: Metrics): MiddlewareHandler {
+  return async (c, next) => {
+    const t0 = performance.now();
+    const given = c.req.header('x-request-id');
+    const requestId = given && /^[A-Za-z0-9._-]{1,64}$/.test(given) ? given : randomBytes(8).toString('hex');
+    const tp = TRACEPARENT.exec(c.req.header('traceparent') ?? '');
+    const log = logger.child({ reqId: requestId, ...(tp ? { traceId: tp[1], parentId: tp[2] } : {}) });
+    c.set('requestId', requestId);
+    c.set('log', log);
+    c.set('tenant', '-');
+    c.header('X-Request-Id', requestId);
+    let status = 500;
+    try {
+      await next();
+      status = c.res.status;
+    } catch (e) {
+      status = statusOf(e);
+      throw e;
+    } finally {
+      const route = c.req.routePath || 'unmatched';
+      metrics.requests.inc({ tenant: c.get('tenant'), route, status: String(status) });
+      log.info({ method: c.req.method, path: c.req.path.slice(0, 200), status, ms: +(performance.now() - t0).toFixed(2), tenant: c.get('tenant') }, 'request');
+    }
+  };
+}

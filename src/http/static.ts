@@ -1,0 +1,89 @@
+/**
+ * The c2sp.org/tlog-tiles read routes, exactly as on disk: `checkpoint`, `tile/<L>/<N>[.p/<W>]`
+ * and `tile/entries/<N>[.p/<W>]`. Only canonical paths the committed tree implies are looked up;
+ * anything else is a 404 without touching the disk. The newest tiles come from memory.
+ */
+import { Hono, type Context } from 'hono';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { ENTRIES_LEVEL, formatTilePath, parseTilePath } from '../tiles/layout.js';
+import { authorizeRead } from './auth.js';
+import { jsonError } from './errors.js';
+import type { TenantOf } from './app.js';
+
+/** Deployed practice (sunlight): immutable tiles cached a week. */
+const IMMUTABLE = 'public, max-age=604800, immutable';
+
+function acceptsGzip(c: Context): boolean {
+  return /\bgzip\b/.test(c.req.header('accept-encoding') ?? '');
+}
+
+function bytes(b: Uint8Array): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, b.byteLength);
+}
+
+export function staticRoutes(tenantOf: TenantOf): Hono {
+  const app = new Hono();
+  /** Gzipped bundles, by tenant and path: they are immutable, so compress each once. */
+  const gz = new Map<string, Uint8Array>();
+  const gzipped = (key: string, data: Uint8Array): Uint8Array => {
+    let z = gz.get(key);
+    if (!z) {
+      z = gzipSync(data, { level: 6 });
+      gz.set(key, z);
+      if (gz.size > 2048) gz.delete(gz.keys().next().value!);
+    }
+    return z;
+  };
+
+  app.use('*', async (c, next) => {
+    await next();
+    c.header('Access-Control-Allow-Origin', '*');
+  });
+
+  // c2sp.org/tlog-tiles: the checkpoint is mutable; caches must not keep it.
+  app.get('/:tenant/checkpoint', (c) => {
+    const t = tenantOf(c);
+    authorizeRead(c, t);
+    const cp = t.log.checkpoint;
+    const etag = `"cp-${cp.treeSize}-${Buffer.from(cp.noteHash.subarray(0, 8)).toString('hex')}"`;
+    c.header('Cache-Control', 'no-store');
+    c.header('ETag', etag);
+    if (c.req.header('if-none-match') === etag) return c.body(null, 304);
+    c.header('Content-Type', 'text/plain; charset=utf-8');
+    return c.body(cp.note);
+  });
+
+  app.get('/:tenant/tile/*', async (c) => {
+    const t = tenantOf(c);
+    authorizeRead(c, t);
+    const rel = c.req.path.slice(c.req.param('tenant').length + 2);
+    const coord = parseTilePath(rel);
+    if (!coord || formatTilePath(coord) !== rel || !t.log.servesTile(coord)) return jsonError(c, 404, 'not_found', 'no such tile');
+    let data = t.log.hotFile(rel);
+    if (!data) {
+      try {
+        data = await fsp.readFile(path.join(t.log.paths.tilesDir, rel));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return jsonError(c, 404, 'not_found', 'no such tile');
+        throw e;
+      }
+    }
+    // Content at a tile path never changes, so the path itself is a strong validator.
+    const etag = `"${rel}"`;
+    c.header('Cache-Control', IMMUTABLE);
+    c.header('ETag', etag);
+    c.header('Content-Type', 'application/octet-stream');
+    if (coord.level === ENTRIES_LEVEL) c.header('Vary', 'Accept-Encoding');
+    if (c.req.header('if-none-match') === etag) return c.body(null, 304);
+    // c2sp.org/tlog-tiles: bundles SHOULD be HTTP-compressed.
+    if (coord.level === ENTRIES_LEVEL && acceptsGzip(c)) {
+      c.header('Content-Encoding', 'gzip');
+      return c.body(bytes(gzipped(`${t.name}/${rel}`, data)));
+    }
+    return c.body(bytes(data));
+  });
+
+  return app;
+}
