@@ -29,7 +29,7 @@ export interface VerifyReceiptOptions {
 
 /** The tree size a receipt path names (anchors/x001/234.sigstore.json -> 1234), or null. */
 export function treeSizeOfReceipt(file: string): number | null {
-  const norm = file.split(path.sep).join('/');
+  const norm = '/' + file.split(path.sep).join('/');
   const i = norm.lastIndexOf(`/${ANCHORS_DIR}/`);
   const rel = i >= 0 ? norm.slice(i + ANCHORS_DIR.length + 2) : norm;
   if (!rel.endsWith(RECEIPT_SUFFIX)) return null;

@@ -1,0 +1,51 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Anchorer, type AnchorerOptions } from '../../src/anchor/anchorer.js';
+import { resolveAnchorConfig, type AnchorConfigInput } from '../../src/anchor/config.js';
+import { Log } from '../../src/log/log.js';
+import { logPaths, type DataRoots, type LogPaths } from '../../src/log/paths.js';
+
+export interface Fixture {
+  readonly dir: string;
+  readonly roots: DataRoots;
+  readonly paths: LogPaths;
+  readonly log: Log;
+  cleanup(): Promise<void>;
+}
+
+export async function makeLog(tenant = 'anchored', entries = 3): Promise<Fixture> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-anchor-'));
+  const roots: DataRoots = { tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') };
+  const paths = logPaths(roots, tenant);
+  const log = await Log.init(paths, `example.com/${tenant}`);
+  for (let i = 0; i < entries; i++) await log.append(Buffer.from(`entry ${i}`));
+  return {
+    dir,
+    roots,
+    paths,
+    log,
+    async cleanup() {
+      await log.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function fastConfig(rekor: AnchorConfigInput['rekor'], over: Partial<AnchorConfigInput> = {}) {
+  return resolveAnchorConfig({ rekor, timeoutMs: 1500, initialBackoffMs: 20, maxBackoffMs: 200, tickMs: 25, ...over });
+}
+
+export async function openAnchorer(f: Fixture, rekor: AnchorConfigInput['rekor'], over: Partial<AnchorerOptions> = {}, cfg: Partial<AnchorConfigInput> = {}) {
+  return Anchorer.open({ paths: f.paths, config: fastConfig(rekor, cfg), logVerifiers: f.log.verifiers, latest: () => f.log.checkpoint.note, ...over });
+}
+
+export async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
