@@ -15,6 +15,7 @@ import { verifierFor } from '../note/signers.js';
 import { Log } from '../log/log.js';
 import { DEFAULT_TENANT, defaultRoots, logPaths, type DataRoots } from '../log/paths.js';
 import { progressBar } from './progress.js';
+import { registerTenantCommands } from './tenant.js';
 
 interface GlobalOpts {
   tilesDir?: string;
@@ -176,6 +177,8 @@ export function buildProgram(): Command {
       const r = await Log.rebuildIndex(logPaths(roots(program), o.tenant), { onRebuildProgress: progressBar('rebuild') });
       process.stdout.write(`rebuilt ${r.path} for tree size ${r.treeSize}\n`);
     });
+
+  registerTenantCommands(program);
 
   program
     .command('serve')
