@@ -1,0 +1,129 @@
+/**
+ * The process killed mid-job (SIGKILL of a child running the compiled Anchorer), then restarted:
+ * - after the job was recorded, before the upload;
+ * - after Rekor logged the entry, before the answer reached us (between upload and receipt);
+ * - after the receipt was stored, before the job was marked done.
+ * Each ends with exactly one Rekor entry for the checkpoint, the job done, and a verified receipt.
+ */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Outbox } from '../../src/anchor/outbox.js';
+import { verifyReceipt } from '../../src/anchor/receipt.js';
+import { FakeRekorV1 } from './fake-rekor-v1.js';
+import { ensureDist, repoRoot } from './dist.js';
+import { makeLog, type Fixture } from './helpers.js';
+
+const CHILD = path.join(repoRoot, 'test/anchor/fixtures/anchor-child.mjs');
+
+let rekor: FakeRekorV1;
+let f: Fixture;
+let keyFile: string;
+
+beforeAll(() => ensureDist(), 240_000);
+
+beforeEach(async () => {
+  rekor = new FakeRekorV1();
+  await rekor.up();
+  f = await makeLog('crash');
+  // The child opens the log itself: this process lets go of it (one writer per log).
+  await f.log.close();
+  keyFile = path.join(f.dir, 'rekor.pem');
+  writeFileSync(keyFile, rekor.publicKeyPem);
+});
+
+afterEach(async () => {
+  await rekor.down();
+  await f.cleanup();
+});
+
+interface Run {
+  lines: string[];
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+}
+
+/** Runs the child; `killWhen` sees each stdout line (and the fake's commit) and says when to SIGKILL. */
+function runChild(hold?: string, killOn?: (line: string) => boolean): { done: Promise<Run>; kill: () => void } {
+  const args = [CHILD, '--tiles', f.roots.tilesRoot, '--checkpoints', f.roots.checkpointsRoot, '--state', f.roots.stateRoot, '--tenant', 'crash', '--rekor-url', rekor.url, '--rekor-key', keyFile];
+  if (hold) args.push('--hold', hold);
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  let stderr = '';
+  let buf = '';
+  child.stdout.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      lines.push(line);
+      if (killOn?.(line)) child.kill('SIGKILL');
+    }
+  });
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<Run>((resolve) => child.on('exit', (code, signal) => resolve({ lines, code, signal, stderr })));
+  return { done, kill: () => child.kill('SIGKILL') };
+}
+
+async function expectOneVerifiedAnchor(): Promise<void> {
+  const jobs = await new Outbox(f.paths.stateDir).all();
+  expect(jobs.map((j) => j.state)).toEqual(['done']);
+  expect(rekor.entriesWithDigest(jobs[0]!.digest)).toHaveLength(1);
+  expect(rekor.entries).toHaveLength(1);
+  await verifyReceipt(path.join(f.paths.historyDir, jobs[0]!.receipt!), { rekorPublicKey: rekor.publicKeyPem, logVerifiers: f.log.verifiers });
+}
+
+async function restartToDone(): Promise<Run> {
+  const r = await runChild().done;
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  expect(r.lines.at(-1)).toMatch(/^done .*"state":"done"/);
+  return r;
+}
+
+describe('SIGKILL mid-job, then restart', () => {
+  it('after the job is recorded, before the upload', async () => {
+    const r = await runChild('after-enqueue', (l) => l.startsWith('enqueued')).done;
+    expect(r.signal).toBe('SIGKILL');
+    expect(rekor.entries).toHaveLength(0);
+    expect((await new Outbox(f.paths.stateDir).all()).map((j) => j.state)).toEqual(['pending']);
+    await restartToDone();
+    await expectOneVerifiedAnchor();
+  });
+
+  it('between upload and receipt: Rekor logged the entry, the answer never arrived', async () => {
+    let kill: () => void = () => {};
+    let committed = 0;
+    rekor.onCommit = async () => {
+      committed++;
+      kill(); // dies before Rekor's 201 is even sent
+      await new Promise((r) => setTimeout(r, 100));
+    };
+    const c = runChild();
+    kill = c.kill;
+    const r = await c.done;
+    expect(r.signal).toBe('SIGKILL');
+    expect(committed).toBe(1);
+    expect(r.lines).toContain('enqueued 3');
+    expect((await new Outbox(f.paths.stateDir).all()).map((j) => j.state)).toEqual(['pending']);
+    rekor.onCommit = null;
+    await restartToDone();
+    // The restart re-sent the identical entry: 409, then the GET of the existing one.
+    expect(rekor.requests.filter((q) => q.method === 'POST').map((q) => q.status)).toEqual([201, 409]);
+    await expectOneVerifiedAnchor();
+  });
+
+  it('after the receipt is stored, before the job is marked done', async () => {
+    const r = await runChild('after-receipt', (l) => l.startsWith('receipt-stored')).done;
+    expect(r.signal).toBe('SIGKILL');
+    expect((await new Outbox(f.paths.stateDir).all()).map((j) => j.state)).toEqual(['pending']);
+    const before = rekor.requests.length;
+    await restartToDone();
+    // The stored receipt verified: nothing was sent to Rekor again.
+    expect(rekor.requests.length).toBe(before);
+    await expectOneVerifiedAnchor();
+  });
+});

@@ -1,0 +1,193 @@
+/**
+ * Faults between us and Rekor: down, 500, 429, a connection reset, an answer slower than the
+ * timeout (after Rekor already logged the entry). Each must end with exactly one Rekor entry for
+ * the checkpoint and a receipt that verifies; backoff state survives a restart.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { backoffDelay, parseRetryAfter, resolveAnchorConfig } from '../../src/anchor/config.js';
+import { loadOrCreateAnchorKey } from '../../src/anchor/key.js';
+import { rekorV2Witness } from '../../src/anchor/rekor.js';
+import { verifyReceipt } from '../../src/anchor/receipt.js';
+import { FakeRekorV1 } from './fake-rekor-v1.js';
+import { makeLog, openAnchorer, until, type Fixture } from './helpers.js';
+import { Anchorer } from '../../src/anchor/anchorer.js';
+
+let rekor: FakeRekorV1;
+let f: Fixture;
+
+beforeEach(async () => {
+  rekor = new FakeRekorV1();
+  await rekor.up();
+  f = await makeLog();
+});
+
+afterEach(async () => {
+  await rekor.down();
+  await f.cleanup();
+});
+
+async function expectOneVerifiedAnchor(a: Anchorer, digest: string): Promise<void> {
+  const [job] = await a.list();
+  expect(job?.state).toBe('done');
+  expect(rekor.entriesWithDigest(digest)).toHaveLength(1);
+  expect(rekor.entries).toHaveLength(1);
+  await verifyReceipt(job!.receipt!, { rekorPublicKey: rekor.publicKeyPem, logVerifiers: f.log.verifiers });
+}
+
+describe('faults', () => {
+  const cases: [string, () => Promise<void>, RegExp][] = [
+    ['rekor down', () => rekor.down(), /ECONNREFUSED|connect/],
+    ['HTTP 500', async () => rekor.fail({ kind: 'status', status: 500 }, { kind: 'status', status: 503 }), /HTTP \(500\)/],
+    ['HTTP 429', async () => rekor.fail({ kind: 'status', status: 429, retryAfter: '0' }), /HTTP \(429\)/],
+    ['a connection reset', async () => rekor.fail({ kind: 'reset' }), /socket hang up|ECONNRESET|reset/i],
+  ];
+  for (const [what, inject, err] of cases) {
+    it(`${what}: the job stays pending, the timer retries it with backoff, one entry, verified`, async () => {
+      const a = await openAnchorer(f, { url: rekor.url, publicKey: rekor.publicKeyPem });
+      try {
+        await inject();
+        const first = await a.anchorNow(f.log.checkpoint.note);
+        expect(first.state).toBe('pending');
+        expect(first.attempts).toBe(1);
+        expect(first.lastError).toMatch(err);
+        expect(Date.parse(first.nextAttemptAt!)).toBeGreaterThan(Date.now() - 1000);
+        if (what === 'rekor down') await rekor.up();
+        a.start();
+        await until('anchored', async () => (await a.list())[0]?.state === 'done');
+        await expectOneVerifiedAnchor(a, first.digest);
+      } finally {
+        await a.stop();
+      }
+    });
+  }
+
+  it('an answer slower than the timeout, after Rekor logged the entry: retry gets 409, fetches it, one entry', async () => {
+    const a = await openAnchorer(f, { url: rekor.url, publicKey: rekor.publicKeyPem }, {}, { timeoutMs: 300 });
+    try {
+      rekor.fail({ kind: 'slow', ms: 1500 });
+      const first = await a.anchorNow(f.log.checkpoint.note);
+      expect(first.state).toBe('pending');
+      expect(first.lastError).toMatch(/time|abort/i);
+      expect(rekor.entries).toHaveLength(1); // Rekor has it; we do not know yet.
+      a.start();
+      await until('anchored', async () => (await a.list())[0]?.state === 'done');
+      expect(rekor.requests.filter((q) => q.status === 409)).toHaveLength(1);
+      await expectOneVerifiedAnchor(a, first.digest);
+    } finally {
+      await a.stop();
+    }
+  });
+
+  it('a 400 (entry refused) is permanent: failed, not retried by the timer', async () => {
+    const a = await openAnchorer(f, { url: rekor.url, publicKey: rekor.publicKeyPem });
+    try {
+      rekor.fail({ kind: 'status', status: 400 });
+      const r = await a.anchorNow(f.log.checkpoint.note);
+      expect(r.state).toBe('failed');
+      await a.retryDue();
+      expect((await a.list())[0]?.state).toBe('failed');
+      // Asked explicitly, it is tried again.
+      expect((await a.anchorNow(f.log.checkpoint.note)).state).toBe('done');
+      expect(rekor.entries).toHaveLength(1);
+    } finally {
+      await a.stop();
+    }
+  });
+
+  it('backoff survives a restart: attempts and next attempt time are on disk', async () => {
+    let now = Date.now();
+    const clock = () => now;
+    const a = await openAnchorer(f, { url: rekor.url, publicKey: rekor.publicKeyPem }, { now: clock }, { initialBackoffMs: 60_000, maxBackoffMs: 600_000 });
+    rekor.fail({ kind: 'status', status: 502 }, { kind: 'status', status: 502 });
+    const r1 = await a.anchorNow(f.log.checkpoint.note);
+    expect(Date.parse(r1.nextAttemptAt!)).toBe(now + 60_000);
+    await a.stop();
+    const b = await openAnchorer(f, { url: rekor.url, publicKey: rekor.publicKeyPem }, { now: clock }, { initialBackoffMs: 60_000, maxBackoffMs: 600_000 });
+    try {
+      expect(await b.retryDue()).toEqual([]); // not due yet
+      expect(rekor.requests).toHaveLength(1);
+      now += 60_001;
+      const [r2] = await b.retryDue();
+      expect(r2?.attempts).toBe(2);
+      expect(Date.parse(r2!.nextAttemptAt!)).toBe(now + 120_000); // doubled
+      now += 120_001;
+      const [r3] = await b.retryDue();
+      expect(r3?.state).toBe('done');
+      await expectOneVerifiedAnchor(b, r1.digest);
+    } finally {
+      await b.stop();
+    }
+  });
+
+  it('the timer anchors on its interval, only when the tree grew, and never blocks appends', async () => {
+    let now = Date.now();
+    const a = await openAnchorer(f, { url: rekor.url, publicKey: rekor.publicKeyPem }, { now: () => now }, { intervalHours: 1 });
+    try {
+      a.start();
+      await until('first anchor', async () => (await a.list())[0]?.state === 'done');
+      // Rekor hangs from now on: appends go on regardless.
+      rekor.onCommit = () => new Promise((r) => setTimeout(r, 200));
+      await Promise.all(f.log.appendMany([Buffer.from('x'), Buffer.from('y')]));
+      await a.tick();
+      expect(await a.list()).toHaveLength(1); // interval not over
+      now += 3_600_001;
+      const t0 = Date.now();
+      const pending = a.tick();
+      await f.log.append(Buffer.from('z')); // while the upload is in flight
+      expect(Date.now() - t0).toBeLessThan(150);
+      await pending;
+      const jobs = await a.list();
+      expect(jobs.map((j) => [j.treeSize, j.state])).toEqual([
+        [3, 'done'],
+        [5, 'done'],
+      ]);
+      now += 3_600_001;
+      await a.tick();
+      await a.tick();
+      expect(await a.list()).toHaveLength(3); // size 6 now
+    } finally {
+      await a.stop();
+    }
+  });
+});
+
+describe('backoff and Retry-After', () => {
+  it('doubles from the initial delay, caps, and never goes below Retry-After', () => {
+    const cfg = resolveAnchorConfig({ rekor: { publicKey: '-----BEGIN PUBLIC KEY-----' }, initialBackoffMs: 1000, maxBackoffMs: 8000 });
+    expect([1, 2, 3, 4, 5, 60].map((n) => backoffDelay(cfg, n))).toEqual([1000, 2000, 4000, 8000, 8000, 8000]);
+    expect(backoffDelay(cfg, 1, 30_000)).toBe(30_000);
+    expect(parseRetryAfter('120')).toBe(120_000);
+    expect(parseRetryAfter(new Date(Date.now() + 10_000).toUTCString())).toBeGreaterThan(8000);
+    expect(parseRetryAfter('soon')).toBeUndefined();
+  });
+
+  it('rekor v2 client: a 429 carries its Retry-After into the job', async () => {
+    const stub = http.createServer((_req, res) => {
+      res.writeHead(429, { 'Retry-After': '7', 'Content-Type': 'application/json' });
+      res.end('{"code":8,"message":"slow down"}');
+    });
+    await new Promise<void>((r) => stub.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(stub.address() as AddressInfo).port}`;
+    try {
+      const a = await openAnchorer(f, { apiVersion: 'v2', url, publicKey: rekor.publicKeyPem });
+      try {
+        const t = Date.now();
+        const r = await a.anchorNow(f.log.checkpoint.note);
+        expect(r.state).toBe('pending');
+        expect(r.lastError).toMatch(/HTTP 429/);
+        expect(Date.parse(r.nextAttemptAt!)).toBeGreaterThanOrEqual(t + 7000 - 5);
+      } finally {
+        await a.stop();
+      }
+      // And the witness alone says what it saw.
+      const key = await loadOrCreateAnchorKey(f.paths.stateDir);
+      const w = rekorV2Witness(resolveAnchorConfig({ rekor: { apiVersion: 'v2', url, publicKey: rekor.publicKeyPem } }), { logID: Buffer.alloc(32), spki: key.spki });
+      const content = { $case: 'messageSignature' as const, messageSignature: { messageDigest: { algorithm: 1, digest: Buffer.alloc(32) }, signature: Buffer.from('x') } };
+      await expect(w.testify(content, key.publicKeyPem)).rejects.toMatchObject({ retryable: true, status: 429, retryAfterMs: 7000 });
+    } finally {
+      stub.close();
+    }
+  });
+});
