@@ -1,0 +1,181 @@
+/**
+ * Shared fixtures of the HTTP tests: tenants on temporary data roots behind createApp(), a pino
+ * logger whose lines the tests can read, a spawned `tlog serve` process, and small request helpers.
+ */
+import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import pino, { type Logger as PinoLogger } from 'pino';
+import type { Hono } from 'hono';
+import { createApp } from '../../src/http/app.js';
+import { hashToken } from '../../src/http/auth.js';
+import { Metrics } from '../../src/http/observe.js';
+import { Log, silentLogger } from '../../src/log/log.js';
+import { logPaths, type DataRoots } from '../../src/log/paths.js';
+import { DEFAULT_LIMITS, type TenantLimits } from '../../src/config/config.js';
+import { OPEN_AUTH, TenantRegistry, type TenantAuth } from '../../src/tenants/registry.js';
+import { formatEntryBundle } from '../../src/tiles/bundle.js';
+
+export const repo = path.resolve(__dirname, '../..');
+export const bin = path.join(repo, 'dist/src/cli/main.js');
+
+/** Compiles dist/ once if a spawned-process test needs it and it is missing. */
+export function ensureBuilt(): void {
+  if (!existsSync(bin)) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repo });
+}
+
+export const SENTINEL = 'SENTINEL-never-served-7f3a9c';
+
+export interface TenantSpec {
+  readonly name: string;
+  readonly origin?: string;
+  readonly auth?: TenantAuth;
+  readonly limits?: Partial<TenantLimits>;
+}
+
+export interface AppEnv {
+  readonly dir: string;
+  readonly roots: DataRoots;
+  readonly registry: TenantRegistry;
+  readonly app: Hono;
+  readonly metrics: Metrics;
+  /** Every JSON log line pino wrote, parsed. */
+  readonly logLines: Record<string, unknown>[];
+  readonly logger: PinoLogger;
+  /** Closes every log and removes the temporary directory. */
+  close(): Promise<void>;
+  /** Closes and reopens the logs of every tenant (a restart), keeping auth and limits. */
+  restart(): Promise<void>;
+}
+
+export function capturingLogger(level = 'info'): { logger: PinoLogger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level, base: undefined }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+  return { logger, lines };
+}
+
+export async function makeEnv(specs: TenantSpec[], opts: { adminToken?: string; reload?: () => Promise<{ tenants: string[] }> } = {}): Promise<AppEnv> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-http-'));
+  const roots: DataRoots = { tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') };
+  const registry = new TenantRegistry();
+  const metrics = new Metrics(false);
+  const { logger, lines } = capturingLogger();
+  const logOpts = { logger: silentLogger, onBatch: metrics.onBatch };
+  const limitsOf = (s: TenantSpec): TenantLimits => ({ ...DEFAULT_LIMITS, ...s.limits });
+  for (const s of specs) {
+    const log = await Log.init(logPaths(roots, s.name), s.origin ?? `example.com/${s.name}`, logOpts);
+    await registry.add(log, s.auth ?? OPEN_AUTH, limitsOf(s));
+  }
+  // Files a traversal would reach: beside the tenants, at the data root, and in the private state.
+  writeFileSync(path.join(dir, 'SECRET'), SENTINEL);
+  writeFileSync(path.join(roots.tilesRoot, 'SECRET'), SENTINEL);
+  writeFileSync(path.join(roots.stateRoot, 'SECRET'), SENTINEL);
+  const app = createApp(registry, { logger, metrics, adminTokenHash: opts.adminToken ? hashToken(opts.adminToken) : undefined, reload: opts.reload });
+  return {
+    dir,
+    roots,
+    registry,
+    app,
+    metrics,
+    logLines: lines,
+    logger,
+    async close() {
+      await registry.closeAll();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async restart() {
+      for (const t of registry.all()) {
+        const { auth, limits } = t;
+        await registry.remove(t.name);
+        const log = await Log.open(logPaths(roots, t.name), logOpts);
+        await registry.add(log, auth, limits);
+      }
+    },
+  };
+}
+
+/** A bearer-token tenant's auth: the tokens are given in clear and stored hashed. */
+export function tokenAuth(o: { tokens?: string[]; readTokens?: string[]; clients?: [string, Uint8Array][] }): TenantAuth {
+  const tokens = (o.tokens ?? []).map(hashToken);
+  return {
+    tokens: new Set(tokens),
+    clients: new Map(o.clients ?? []),
+    readTokens: o.readTokens ? new Set([...o.readTokens.map(hashToken), ...tokens]) : null,
+    open: false,
+  };
+}
+
+export function clientKey(seedByte: number): { seed: Uint8Array; publicKey: Uint8Array } {
+  const seed = new Uint8Array(32).fill(seedByte);
+  return { seed, publicKey: ed25519.getPublicKey(seed) };
+}
+
+export const octet = { 'content-type': 'application/octet-stream' };
+
+export function post(app: Hono, url: string, body: Uint8Array | string, headers: Record<string, string> = {}): Promise<Response> {
+  const data = typeof body === 'string' ? Buffer.from(body) : body;
+  return Promise.resolve(app.request(url, { method: 'POST', body: data, headers: { ...octet, ...headers } }));
+}
+
+export function get(app: Hono, url: string, headers: Record<string, string> = {}): Promise<Response> {
+  return Promise.resolve(app.request(url, { headers }));
+}
+
+export function bundleBody(entries: Uint8Array[]): Uint8Array {
+  return formatEntryBundle(entries);
+}
+
+export async function json<T = Record<string, unknown>>(r: Response): Promise<T> {
+  return (await r.json()) as T;
+}
+
+// ---- a spawned `tlog serve` ----
+
+export interface ServeProc {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly url: string;
+  stderr(): string;
+  stdout(): string;
+  /** Resolves with the exit code (or signal) when the process ends. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Spawns `tlog serve` and waits for its "listening on http://host:port" line on stderr. */
+export function spawnServe(args: string[], o: { cwd: string; env?: Record<string, string>; timeoutMs?: number }): Promise<ServeProc> {
+  const child = spawn(process.execPath, [bin, 'serve', '--listen', '127.0.0.1:0', ...args], {
+    cwd: o.cwd,
+    env: { ...process.env, TLOG_LOG_LEVEL: 'info', ...o.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`tlog serve did not announce itself: ${err}`));
+    }, o.timeoutMs ?? 20_000);
+    child.stderr!.on('data', (d) => {
+      err += d;
+      const m = /listening on http:\/\/([^\s]+):([0-9]+)/.exec(err);
+      if (m) {
+        clearTimeout(timer);
+        const port = Number(m[2]);
+        resolve({ child, port, url: `http://127.0.0.1:${port}`, stderr: () => err, stdout: () => out, exited });
+      }
+    });
+    void exited.then((e) => {
+      clearTimeout(timer);
+      reject(new Error(`tlog serve exited (${e.code ?? e.signal}) before listening: ${err}`));
+    });
+  });
+}
+
+/** Writes a service configuration (JSON) for a spawned serve. */
+export function writeConfig(file: string, cfg: Record<string, unknown>): void {
+  writeFileSync(file, JSON.stringify(cfg, null, 2));
+}
