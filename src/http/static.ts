@@ -46,7 +46,7 @@ export function staticRoutes(tenantOf: TenantOf): Hono {
   app.get('/:tenant/checkpoint', (c) => {
     const t = tenantOf(c);
     authorizeRead(c, t);
-    const cp = t.log.checkpoint;
+    const cp = t.log.published;
     const etag = `"cp-${cp.treeSize}-${Buffer.from(cp.noteHash.subarray(0, 8)).toString('hex')}"`;
     c.header('Cache-Control', 'no-store');
     c.header('ETag', etag);

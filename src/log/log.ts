@@ -23,7 +23,7 @@ import { checkKeyName, formatNote, openNote, parseNote, signNote, type NoteVerif
 import type { Clock } from '../note/signers.js';
 import { DurableWriter, readIfExists, writeFileDurably, type DurableOptions, type FileWrite } from '../storage/durable.js';
 import { checkEntrySize, formatEntryBundle } from '../tiles/bundle.js';
-import { ENTRIES_LEVEL, TILE_WIDTH, changedTiles, formatIndexPath, tileWidthInTree, type TileCoord } from '../tiles/layout.js';
+import { ENTRIES_LEVEL, TILE_WIDTH, changedTiles, tileWidthInTree, type TileCoord } from '../tiles/layout.js';
 import { ExpandedTile, MissingTileError, TileTree, nodeReaderOver, type TileLookup } from '../tiles/tree.js';
 import { commitPointOf, notePath, notesDir, pruneNotes, type CommitPoint } from './commit.js';
 import type { HotIndex } from '../index/index.js';
@@ -32,6 +32,7 @@ import { createLogKeys, loadLogKeys, type LogKeys } from './keys.js';
 import type { LogPaths } from './paths.js';
 import { discardBeyond, MAX_BATCH_ENTRIES } from './recovery.js';
 import { TileReader } from './tile-reader.js';
+import { CHECKPOINT_FILE, Publisher, type PublishMode } from './publisher.js';
 
 export interface AppendResult {
   readonly index: number;
@@ -73,6 +74,11 @@ export interface LogOptions {
   readonly indexBackend?: 'mmap' | 'plain';
   /** Progress of an index rebuild on open. */
   readonly onRebuildProgress?: (done: number, total: number) => void;
+  /**
+   * 'each' (default): every committed checkpoint is published. 'cosigned': a tenant with
+   * witnesses; the cosigner publishes (see publisher.ts).
+   */
+  readonly publishMode?: PublishMode;
   /** Told about every committed batch (for metrics). */
   readonly onBatch?: (b: BatchStats) => void;
 }
@@ -96,7 +102,6 @@ export interface LogConfig {
 }
 
 const CONFIG_FILE = 'log.json';
-const CHECKPOINT_FILE = 'checkpoint';
 
 interface PreparedBatch {
   readonly batch: Pending[];
@@ -124,10 +129,7 @@ interface Pending {
   reject(e: unknown): void;
 }
 
-/** History path of a checkpoint of `size`: checkpoints/<tenant>/log/<tlog-tiles N path>. */
-export function historyPath(historyDir: string, size: number): string {
-  return path.join(historyDir, 'log', formatIndexPath(size));
-}
+export { historyPath } from './publisher.js';
 
 export async function readLogConfig(stateDir: string): Promise<LogConfig> {
   const p = path.join(stateDir, CONFIG_FILE);
@@ -165,6 +167,7 @@ export class Log {
   readonly readOnly: boolean;
   private indexClosed = false;
   private readonly onBatch?: (b: BatchStats) => void;
+  private readonly publisher: Publisher;
   /** When the last batch committed (ms since the epoch), for health checks. */
   lastIntegrationAt = Date.now();
   /** The newest tiles and bundles written, by path relative to the tiles directory. */
@@ -180,6 +183,7 @@ export class Log {
     private readonly index: HotIndex,
     committed: CommitPoint,
     opts: LogOptions,
+    published: CommitPoint = committed,
   ) {
     this.origin = config.origin;
     this.allowDuplicates = opts.allowDuplicates ?? false;
@@ -187,6 +191,7 @@ export class Log {
     this.readOnly = opts.readOnly ?? false;
     this.committed = committed;
     this.served = new DurableWriter({ mode: 0o644, ...opts.durable });
+    this.publisher = new Publisher(paths, this.served, [keys.ed25519.verifier, keys.mldsa44.verifier], opts.publishMode ?? 'each', published);
     this.reader = new TileReader(paths.tilesDir);
     this.maxBatch = Math.min(opts.maxBatch ?? 8192, MAX_BATCH_ENTRIES);
     this.maxPending = opts.maxPending ?? 1 << 20;
@@ -228,7 +233,9 @@ export class Log {
       throw e;
     }
     const log = new Log(paths, config, keys, index, cp, opts);
-    await log.publish(cp);
+    // The empty tree is published as the log signed it, whatever the mode: there is nothing to witness yet.
+    await log.publisher.committed(cp);
+    if (log.publisher.mode === 'cosigned') await log.publisher.cosigned(cp.note, cp);
     await writeFileDurably(path.join(paths.historyDir, 'vkeys'), log.verifierKeys().join('\n') + '\n');
     return log;
   }
@@ -245,12 +252,13 @@ export class Log {
     const readOnly = opts.readOnly ?? false;
     const reader = new TileReader(paths.tilesDir);
     const publishedBytes = await readIfExists(path.join(paths.tilesDir, CHECKPOINT_FILE));
+    // In 'cosigned' mode the published note carries witness lines: parse it for size and root only.
     const verifiers = [keys.ed25519.verifier, keys.mldsa44.verifier];
     const published = publishedBytes ? checkedPublished(paths, publishedBytes.toString('utf8'), config.origin, verifiers) : null;
     const state: StateOpts = { readOnly, logger, indexCapacity: opts.indexCapacity, onRebuildProgress: opts.onRebuildProgress, backend: opts.indexBackend };
     const { index, committed: cp } = await openState(paths, reader, verifiers, published, state);
     try {
-      const log = new Log(paths, config, keys, index, cp, opts);
+      const log = new Log(paths, config, keys, index, cp, opts, published ?? cp);
       log.verifyOwnNote(cp.note, 'commit point');
       if (published) log.checkPublished(published, cp);
       if (!readOnly) {
@@ -265,7 +273,7 @@ export class Log {
         if (replayed > 0) logger.info({ tenant: paths.tenant, replayed }, 'index caught up with the log');
         // A crash between moving the commit point and publishing leaves the published
         // checkpoint behind: publishing is idempotent, so do it again.
-        if (!publishedBytes || publishedBytes.toString('utf8') !== cp.note) await log.publish(cp);
+        await log.publisher.recover(cp, publishedBytes ? publishedBytes.toString('utf8') : null);
       }
       return log;
     } catch (e) {
@@ -527,7 +535,7 @@ export class Log {
       committed = true;
       this.committed = cp;
       this.indexBatch(b);
-      await this.publish(cp);
+      await this.publisher.committed(cp);
       const memo = new ProofMemo();
       const node = nodeReaderOver(b.lookup);
       for (let i = 0; i < b.batch.length; i++) {
@@ -600,13 +608,18 @@ export class Log {
     }
   }
 
-  /** Writes the history copy and the published checkpoint, durably. */
-  private async publish(cp: CommitPoint): Promise<void> {
-    const bytes = Buffer.from(cp.note, 'utf8');
-    await this.served.write([
-      { path: historyPath(this.paths.historyDir, cp.treeSize), data: bytes, kind: 'immutable' },
-      { path: path.join(this.paths.tilesDir, CHECKPOINT_FILE), data: bytes, kind: 'replace' },
-    ]);
+  /** The checkpoint served at tiles/<tenant>/checkpoint (cosigned, when witnesses are configured). */
+  get published(): CommitPoint {
+    return this.publisher.published;
+  }
+
+  /**
+   * Publishes a committed checkpoint with extra cosignature lines (verified by the caller
+   * against the witness policy). See Publisher.cosigned.
+   */
+  async publishCosigned(note: string): Promise<CommitPoint> {
+    if (this.readOnly) throw new TlogError(ErrorCode.badInput, `log ${this.paths.tenant} is open read-only`);
+    return this.publisher.cosigned(note, this.committed);
   }
 
   /** Resolves once everything pending is integrated; then refuses new appends. */
