@@ -1,0 +1,210 @@
+/**
+ * `tlog export --format vip-ledger` and `tlog export verify FILE`: the VIP-STD-002 ledger view
+ * of a log (see src/client/export.ts for the format).
+ */
+import { Command, Option } from 'commander';
+import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { TlogError, ErrorCode } from '../errors.js';
+import { exportLedger, LEDGER_FORMAT, verifyLedger } from '../client/export.js';
+import { dirSource, urlSource, type TlogSource } from '../client/source.js';
+import { parseVerifierKey } from '../note/keys.js';
+import type { NoteVerifier } from '../note/note.js';
+import { verifierFor } from '../note/signers.js';
+import { DEFAULT_TENANT, logPaths, type DataRoots } from '../log/paths.js';
+import { formatIndexPath } from '../tiles/layout.js';
+
+const tenantOption = () => new Option('--tenant <name>', 'tenant (log) name').default(process.env.TLOG_TENANT ?? DEFAULT_TENANT);
+
+async function readIfExists(p: string): Promise<string | null> {
+  try {
+    return await fsp.readFile(p, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new TlogError(ErrorCode.io, `read ${p}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+  }
+}
+
+async function mustRead(p: string, what: string): Promise<string> {
+  const text = await readIfExists(p);
+  if (text === null) throw new TlogError(ErrorCode.notFound, `${what} ${p} does not exist`);
+  return text;
+}
+
+function verifiersOf(vkeys: readonly string[]): NoteVerifier[] {
+  return vkeys.map((k) => verifierFor(parseVerifierKey(k)));
+}
+
+function vkeyLines(text: string): string[] {
+  return text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+}
+
+/** checkpoints/<tenant>/log/<N>: the signed checkpoint of tree size N. */
+function historyFile(historyDir: string, size: number): string {
+  return path.join(historyDir, 'log', ...formatIndexPath(size).split('/'));
+}
+
+function parseSize(s: string): number {
+  if (!/^(0|[1-9][0-9]*)$/.test(s) || !Number.isSafeInteger(Number(s))) throw new TlogError(ErrorCode.badInput, `--size ${s} is not a tree size`);
+  return Number(s);
+}
+
+/** Writes lines to a file or stdout, in large chunks, honouring back-pressure. */
+function lineWriter(out: NodeJS.WritableStream) {
+  let buf: string[] = [];
+  let bytes = 0;
+  const flush = async () => {
+    if (buf.length === 0) return;
+    const chunk = buf.join('');
+    buf = [];
+    bytes = 0;
+    if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+  };
+  return {
+    async write(line: string) {
+      buf.push(line, '\n');
+      bytes += line.length + 1;
+      if (bytes >= 1 << 20) await flush();
+    },
+    flush,
+  };
+}
+
+interface ExportOpts {
+  format?: string;
+  tenant: string;
+  url?: string;
+  size?: string;
+  out?: string;
+  checkpointOut?: string;
+  vkey?: string[];
+}
+
+interface VerifyOpts {
+  tenant: string;
+  checkpoint?: string;
+  vkey?: string[];
+  vkeys?: string;
+  local?: boolean;
+  json?: boolean;
+}
+
+/** The tree size line 1 of a ledger claims, or null. */
+async function firstTreeSize(file: string): Promise<number | null> {
+  const rl = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+  try {
+    for await (const line of rl) {
+      if (line.trim() === '') continue;
+      const size = (JSON.parse(line) as { proof?: { tree_size?: unknown } }).proof?.tree_size;
+      return typeof size === 'number' ? size : null;
+    }
+  } catch {
+    return null;
+  } finally {
+    rl.close();
+  }
+  return null;
+}
+
+export function registerExportCommand(program: Command, roots: () => DataRoots): void {
+  const exp = program
+    .command('export')
+    .description(`write the log as a VIP-STD-002 ledger: one JSON entry per line, hash-chained, each with its inclusion proof (--format ${LEDGER_FORMAT})`)
+    .addOption(new Option('--format <format>', 'output format').choices([LEDGER_FORMAT]))
+    .addOption(tenantOption())
+    .option('--url <prefix>', 'export a remote tlog-tiles log at this URL prefix instead of a local tenant')
+    .option('--size <n>', 'export the tree of this earlier checkpoint (from the local checkpoint history)')
+    .option('--out <file>', 'write the ledger here (default: stdout)')
+    .option('--checkpoint-out <file>', 'also write the signed checkpoint the proofs are against')
+    .option('--vkey <vkey...>', 'verifier key(s) the checkpoint must verify under (default for a local tenant: its vkeys)')
+    .action(async (o: ExportOpts) => {
+      if (o.format !== LEDGER_FORMAT) throw new TlogError(ErrorCode.badInput, `export needs --format ${LEDGER_FORMAT}`);
+      let src: TlogSource;
+      let checkpoint: string | undefined;
+      let vkeys = o.vkey ?? [];
+      if (o.url) {
+        if (o.size !== undefined) throw new TlogError(ErrorCode.badInput, '--size reads the local checkpoint history: not with --url');
+        src = urlSource(o.url);
+      } else {
+        const paths = logPaths(roots(), o.tenant);
+        src = dirSource(paths.tilesDir);
+        if (vkeys.length === 0) vkeys = vkeyLines((await readIfExists(path.join(paths.historyDir, 'vkeys'))) ?? '');
+        if (o.size !== undefined) checkpoint = await mustRead(historyFile(paths.historyDir, parseSize(o.size)), `no checkpoint of size ${o.size}:`);
+      }
+      if (vkeys.length === 0) process.stderr.write('tlog: warning: no verifier keys: the checkpoint is exported unverified\n');
+      const stream = o.out ? createWriteStream(o.out, { flags: 'wx' }) : process.stdout;
+      const opened = o.out ? new Promise<void>((resolve, reject) => (stream as ReturnType<typeof createWriteStream>).once('open', () => resolve()).once('error', reject)) : Promise.resolve();
+      try {
+        await opened;
+      } catch (e) {
+        throw new TlogError(ErrorCode.io, `create ${o.out}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+      }
+      const w = lineWriter(stream);
+      const result = await exportLedger(src, { checkpoint, verifiers: verifiersOf(vkeys), write: (l) => w.write(l) });
+      await w.flush();
+      if (o.out) {
+        const f = stream as ReturnType<typeof createWriteStream>;
+        await new Promise<void>((resolve, reject) => f.end((err?: Error | null) => (err ? reject(err) : resolve())));
+      }
+      if (o.checkpointOut) await fsp.writeFile(o.checkpointOut, result.checkpoint, { flag: 'wx' });
+      process.stderr.write(
+        `exported ${result.entries} entries of ${result.origin} at tree size ${result.treeSize} (root ${result.rootHash})\n` +
+          `  head entry_hash ${result.head ?? '(empty ledger)'}\n`,
+      );
+    });
+
+  exp
+    .command('verify')
+    .description('validate a ledger: entry hashes, the prev_hash chain, indexes, and the inclusion proofs against a signed checkpoint')
+    .argument('<file>', 'the ledger file (JSON lines)')
+    .option('--checkpoint <file>', 'the signed checkpoint the ledger was exported at')
+    .option('--vkey <vkey...>', 'verifier key(s) for the checkpoint')
+    .option('--vkeys <file>', 'a file of verifier keys, one per line')
+    .option('--local', "use the local tenant's checkpoint history and vkeys for the checkpoint")
+    .addOption(tenantOption())
+    .option('--json', 'print the report as JSON')
+    .action(async (file: string, o: VerifyOpts) => {
+      let checkpoint: string | undefined;
+      let vkeys = [...(o.vkey ?? [])];
+      if (o.vkeys) vkeys.push(...vkeyLines(await mustRead(o.vkeys, 'vkeys file')));
+      if (o.checkpoint) checkpoint = await mustRead(o.checkpoint, 'checkpoint file');
+      if (o.local) {
+        const paths = logPaths(roots(), o.tenant);
+        if (vkeys.length === 0) vkeys = vkeyLines(await mustRead(path.join(paths.historyDir, 'vkeys'), 'vkeys file'));
+        if (!checkpoint) {
+          const size = await firstTreeSize(file);
+          checkpoint =
+            size !== null
+              ? await mustRead(historyFile(paths.historyDir, size), `no checkpoint of size ${size} in the history:`)
+              : await mustRead(path.join(paths.tilesDir, 'checkpoint'), 'checkpoint');
+        }
+      }
+      if (file !== '-') {
+        await fsp.access(file).catch(() => {
+          throw new TlogError(ErrorCode.notFound, `ledger file ${file} does not exist or cannot be read`);
+        });
+      }
+      if (checkpoint && vkeys.length === 0) throw new TlogError(ErrorCode.badInput, '--checkpoint needs --vkey or --vkeys');
+      const rl = createInterface({ input: file === '-' ? process.stdin : createReadStream(file), crlfDelay: Infinity });
+      let report;
+      try {
+        report = await verifyLedger(rl, { checkpoint, verifiers: vkeys.length > 0 ? verifiersOf(vkeys) : undefined });
+      } finally {
+        rl.close();
+      }
+      if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
+      else {
+        for (const p of report.problems) process.stdout.write(`line ${p.line} (index ${p.index}): ${p.message}\n`);
+        if (report.ok) {
+          process.stdout.write(
+            `ok: ${report.entries} ledger entries of ${report.origin ?? '(empty)'}, chained and proved at tree size ${report.treeSize ?? 0}\n` +
+              (report.checkpointVerified
+                ? `  root ${report.rootHash} is the signed checkpoint's (signed by ${report.signers.join(', ')})\n`
+                : '  warning: no checkpoint given (--checkpoint and --vkey, or --local): the root itself is not authenticated\n'),
+          );
+        }
+      }
+      if (!report.ok) throw new TlogError(ErrorCode.verification, `ledger ${file}: ${report.problems.length}${report.problems.length >= 100 ? '+' : ''} problem(s)`);
+    });
+}
