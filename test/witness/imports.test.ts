@@ -1,0 +1,26 @@
+/**
+ * DESIGN.md: witness/ uses only the pure modules (note, merkle), durable files (storage),
+ * the error type and native/, never the log engine (src/log), tenants or the HTTP app.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { expect, test } from 'vitest';
+import { repoRoot } from '../vectors.js';
+
+const ALLOWED = [/^\.\/[a-z-]+\.js$/, /^\.\.\/src\/(note|merkle|storage)\/[a-z-]+\.js$/, /^\.\.\/src\/errors\.js$/, /^\.\.\/native\/index\.js$/];
+const PACKAGES = new Set(['hono', 'hono/body-limit', '@hono/node-server', 'commander']);
+
+test('witness/ imports only pure modules, durable files, native/ and its packages', () => {
+  const dir = path.join(repoRoot, 'witness');
+  const seen: string[] = [];
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.ts'))) {
+    const src = readFileSync(path.join(dir, f), 'utf8');
+    for (const m of src.matchAll(/^import\s[^;]*?from\s+'([^']+)'/gms)) {
+      const spec = m[1]!;
+      seen.push(spec);
+      const ok = spec.startsWith('node:') || PACKAGES.has(spec) || ALLOWED.some((r) => r.test(spec));
+      expect(ok, `${f} imports ${spec}`).toBe(true);
+    }
+  }
+  expect(seen).toContain('../src/note/note.js');
+});
