@@ -1,0 +1,89 @@
+/** `tlog anchor now | list | verify`, run in-process on a commander program of their own. */
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Command } from 'commander';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { registerAnchorCommands } from '../../src/cli/anchor.js';
+import { FakeRekorV1 } from './fake-rekor-v1.js';
+import { makeLog, type Fixture } from './helpers.js';
+
+let rekor: FakeRekorV1;
+let f: Fixture;
+let keyFile: string;
+
+beforeEach(async () => {
+  rekor = new FakeRekorV1();
+  await rekor.up();
+  f = await makeLog('cli', 2);
+  await f.log.close();
+  keyFile = path.join(f.dir, 'rekor.pem');
+  writeFileSync(keyFile, rekor.publicKeyPem);
+});
+
+afterEach(async () => {
+  vi.restoreAllMocks();
+  process.exitCode = undefined;
+  await rekor.down();
+  await f.cleanup();
+});
+
+async function tlog(...args: string[]): Promise<string> {
+  const program = new Command().exitOverride();
+  registerAnchorCommands(program, () => f.roots);
+  let out = '';
+  vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => {
+    out += String(s);
+    return true;
+  });
+  try {
+    await program.parseAsync(args, { from: 'user' });
+  } finally {
+    vi.restoreAllMocks();
+  }
+  return out;
+}
+
+describe('tlog anchor', () => {
+  it('now, list, verify; verify fails on a tampered receipt', async () => {
+    const now = await tlog('anchor', 'now', '--tenant', 'cli', '--rekor-url', rekor.url, '--rekor-key', keyFile, '--json');
+    const rec = JSON.parse(now) as { state: string; receipt: string; treeSize: number };
+    expect(rec).toMatchObject({ state: 'done', treeSize: 2 });
+    expect(rekor.entries).toHaveLength(1);
+
+    const list = await tlog('anchor', 'list', '--tenant', 'cli');
+    expect(list).toMatch(/^\s+2 {2}done {5}v1 http:\/\/127\.0\.0\.1:\d+ {2}rekor #0 .*002\.sigstore\.json\n$/);
+
+    // Offline: the vkeys and anchoring key of the history the receipt sits in are found by themselves.
+    const ok = JSON.parse(await tlog('anchor', 'verify', rec.receipt, '--rekor-key', keyFile, '--json'));
+    expect(ok).toMatchObject({ treeSize: 2, rekorLogIndex: 0, signedEntryTimestamp: true, checkpointSignedByLog: true, anchorKeyPinned: true });
+    expect(await tlog('anchor', 'verify', rec.receipt, '--rekor-key', keyFile)).toMatch(/^ok: example\.com\/cli size 2/);
+
+    const j = JSON.parse(readFileSync(rec.receipt, 'utf8'));
+    j.verificationMaterial.tlogEntries[0].logIndex = '1';
+    writeFileSync(rec.receipt, JSON.stringify(j));
+    await expect(tlog('anchor', 'verify', rec.receipt, '--rekor-key', keyFile)).rejects.toThrow(/anchor receipt/);
+    // A second `now` with the tree unchanged does not upload again.
+    await tlog('anchor', 'now', '--tenant', 'cli', '--rekor-url', rekor.url, '--rekor-key', keyFile);
+    expect(rekor.requests.filter((q) => q.method === 'POST')).toHaveLength(1);
+  });
+
+  it('now with Rekor down says so and exits non-zero; a later now finishes the job', async () => {
+    await rekor.down();
+    const out = await tlog('anchor', 'now', '--tenant', 'cli', '--rekor-url', rekor.url, '--rekor-key', keyFile, '--timeout', '500');
+    expect(out).toMatch(/^not anchored yet \(pending, 1 attempts\)/);
+    expect(process.exitCode).toBe(1);
+    await rekor.up();
+    expect(await tlog('anchor', 'now', '--tenant', 'cli', '--rekor-url', rekor.url, '--rekor-key', keyFile)).toMatch(/^anchored cli at size 2: rekor entry 0/);
+    expect(rekor.entries).toHaveLength(1);
+  });
+
+  it('needs the Rekor key', async () => {
+    const saved = process.env.TLOG_REKOR_KEY;
+    delete process.env.TLOG_REKOR_KEY;
+    try {
+      await expect(tlog('anchor', 'now', '--tenant', 'cli', '--rekor-url', rekor.url)).rejects.toThrow(/--rekor-key/);
+    } finally {
+      if (saved !== undefined) process.env.TLOG_REKOR_KEY = saved;
+    }
+  });
+});
