@@ -222,9 +222,14 @@ export class Witness {
         rootHash: checkpoint.rootHash,
         note: formatNote({ text, signatures: [...verified, ...ours] }),
       };
-      // Persist before replying; move the cached state only once it is durable.
-      this.states.delete(log.origin);
-      await this.store.save(next);
+      // Persist before replying; move the cached state only once it is durable. A failed save
+      // may or may not have replaced the file: forget the state, the next request re-reads it.
+      try {
+        await this.store.save(next);
+      } catch (e) {
+        this.states.delete(log.origin);
+        throw e;
+      }
       this.states.set(log.origin, next);
       this.events.cosigned?.(log.origin, next.treeSize);
       return reply(200, ours.map(formatSignatureLine).join(''));

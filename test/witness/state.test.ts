@@ -91,6 +91,31 @@ describe('atomic check-and-persist', () => {
     expect(store.saved).toEqual([10, 500]);
   });
 
+  test('while a save is in flight, GET serves the previous checkpoint and the request waits for the disk', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    class GatedStore extends MemoryStateStore {
+      gated = false;
+      override async save(s: LogState): Promise<void> {
+        if (this.gated) await gate;
+        await super.save(s);
+      }
+    }
+    const store = new GatedStore();
+    const { post, app } = memoryWitness({ store });
+    await post(addBody(0, 10));
+    const before = await (await app.request(`/${originHash(ORIGIN)}/checkpoint`)).text();
+    store.gated = true;
+    let answered = false;
+    const pending = post(addBody(10, 20)).then((r) => ((answered = true), r));
+    await sleep(20);
+    expect(answered).toBe(false);
+    expect(await (await app.request(`/${originHash(ORIGIN)}/checkpoint`)).text()).toBe(before);
+    open();
+    expect((await pending).status).toBe(200);
+    expect(parseNote(await (await app.request(`/${originHash(ORIGIN)}/checkpoint`)).text()).text).toBe(checkpointText(20));
+  });
+
   test('a store failing before it persisted: 500, nothing changed, the next request works', async () => {
     const store = new FailingStore();
     const { post, app, witness } = memoryWitness({ store });
