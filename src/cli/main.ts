@@ -16,6 +16,8 @@ import { Log } from '../log/log.js';
 import { DEFAULT_TENANT, defaultRoots, logPaths, type DataRoots } from '../log/paths.js';
 import { progressBar } from './progress.js';
 import { registerTenantCommands } from './tenant.js';
+import { parsePolicy } from '../witness-client/policy.js';
+import { verifyCheckpoint } from '../witness-client/verify.js';
 
 interface GlobalOpts {
   tilesDir?: string;
@@ -110,8 +112,9 @@ export function buildProgram(): Command {
     .option('--vkey <vkey...>', 'verifier key(s) to trust (default for a local tenant: its published vkeys)')
     .option('--origin <origin>', 'require this origin')
     .option('--no-history', 'do not check the local checkpoint history')
+    .option('--witness-policy <file>', 'also require the checkpoint to satisfy this witness policy')
     .option('--json', 'print the report as JSON')
-    .action(async (o: { tenant: string; url?: string; vkey?: string[]; origin?: string; history: boolean; json?: boolean }) => {
+    .action(async (o: { tenant: string; url?: string; vkey?: string[]; origin?: string; history: boolean; json?: boolean; witnessPolicy?: string }) => {
       let src: TlogSource;
       let vkeys = o.vkey ?? [];
       let history: string[] = [];
@@ -128,13 +131,21 @@ export function buildProgram(): Command {
         if (o.history) history = await readHistory(path.join(paths.historyDir, 'log'));
       }
       const verifiers = vkeys.map((k) => verifierFor(parseVerifierKey(k)));
+      const policy = o.witnessPolicy ? parsePolicy(await fsp.readFile(o.witnessPolicy, 'utf8')) : undefined;
       const report = await auditLog(src, { verifiers, origin: o.origin, history, onProgress: progressBar('verify') });
-      if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
+      let witnessed: string[] = [];
+      if (policy) {
+        const note = await src.get('checkpoint');
+        if (!note) throw new Error(`${src.where}/checkpoint disappeared`);
+        witnessed = verifyCheckpoint(note, verifiers, policy).witnesses;
+      }
+      if (o.json) process.stdout.write(JSON.stringify(policy ? { ...report, witnesses: witnessed } : report) + '\n');
       else {
         process.stdout.write(
           `ok: ${report.origin} size ${report.treeSize} root ${report.rootHash}\n` +
             `  ${report.entries} entries re-hashed, ${report.tilesChecked} tiles and bundles compared, ` +
-            `${report.checkpointsChecked} history checkpoints consistent\n  signed by ${report.signers.join(', ')}\n`,
+            `${report.checkpointsChecked} history checkpoints consistent\n  signed by ${report.signers.join(', ')}\n` +
+            (policy ? `  witness policy satisfied, cosigned by ${witnessed.join(', ') || '(quorum none)'}\n` : ''),
         );
       }
     });

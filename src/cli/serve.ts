@@ -13,6 +13,8 @@ import { createApp } from '../http/app.js';
 import { createLogger, engineLogger, Metrics } from '../http/observe.js';
 import type { DataRoots } from '../log/paths.js';
 import { authFromConfig, OPEN_AUTH, openOrInit, openOrInitDefault, TenantRegistry } from '../tenants/registry.js';
+import { Cosigner } from '../witness-client/cosigner.js';
+import { parsePolicy } from '../witness-client/policy.js';
 
 export interface ServeOptions {
   readonly roots: DataRoots;
@@ -52,8 +54,22 @@ export async function serve(o: ServeOptions): Promise<void> {
         existing.reconfigure(authFromConfig(tc), tc.limits);
         continue;
       }
-      const { log, created } = await openOrInit(roots, tc.name, tc.origin, { ...logOpts, allowDuplicates: tc.allowDuplicates });
-      await tenants.add(log, authFromConfig(tc), tc.limits);
+      const policy = tc.witnesses ? parsePolicy(tc.witnesses.policy!) : null;
+      const { log, created } = await openOrInit(roots, tc.name, tc.origin, {
+        ...logOpts,
+        allowDuplicates: tc.allowDuplicates,
+        publishMode: policy ? 'cosigned' : 'each',
+      });
+      const t = await tenants.add(log, authFromConfig(tc), tc.limits);
+      if (policy && tc.witnesses) {
+        t.cosigner = new Cosigner(log, policy, {
+          mode: tc.witnesses.mode,
+          intervalMs: tc.witnesses.intervalSeconds * 1000,
+          timeoutMs: tc.witnesses.timeoutSeconds * 1000,
+          logger: logOpts.logger,
+        });
+        t.cosigner.start();
+      }
       logger.info({ tenant: tc.name, origin: tc.origin, created, treeSize: log.treeSize, verifierKeys: log.verifierKeys() }, created ? 'tenant created' : 'tenant opened');
     }
     const wanted = new Set(cfg.tenants.map((t) => t.name));

@@ -40,11 +40,25 @@ const client = z
   })
   .strict();
 
+const witnesses = z
+  .object({
+    /** The witness policy text (Sigsum/Tessera syntax with vkeys), or a file holding it. */
+    policy: z.string().optional(),
+    policyFile: z.string().optional(),
+    /** fail-closed: only cosigned checkpoints are published; fail-open: publish anyway. */
+    mode: z.enum(['fail-open', 'fail-closed']).default('fail-open'),
+    intervalSeconds: z.number().positive().max(3600).default(5),
+    timeoutSeconds: z.number().positive().max(300).default(10),
+  })
+  .strict()
+  .refine((w) => (w.policy === undefined) !== (w.policyFile === undefined), { message: 'give exactly one of policy and policyFile' });
+
 const tenant = z
   .object({
     name: tenantName,
     origin,
     allowDuplicates: z.boolean().default(false),
+    witnesses: witnesses.optional(),
     credentials: z
       .object({
         tokens: z.array(sha256Hex).default([]),
@@ -110,6 +124,16 @@ export function loadConfig(file: string): ServiceConfig {
   }
   const cfg = validateConfig(raw, file);
   const base = path.dirname(path.resolve(file));
+  for (const t of cfg.tenants) {
+    if (t.witnesses?.policyFile) {
+      const p = path.resolve(base, t.witnesses.policyFile);
+      try {
+        t.witnesses.policy = readFileSync(p, 'utf8');
+      } catch (e) {
+        throw new TlogError(ErrorCode.badInput, `${file}: tenants.${t.name}.witnesses.policyFile: cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+      }
+    }
+  }
   return {
     ...cfg,
     tilesDir: path.resolve(base, cfg.tilesDir),

@@ -5,7 +5,7 @@
 import { Hono, type Context } from 'hono';
 import { TlogError, ErrorCode } from '../errors.js';
 import type { AppendResult } from '../log/log.js';
-import { encodeBase64, decodeBase64Strict } from '../note/note.js';
+import { encodeBase64, decodeBase64Strict, decodeNoteBytes } from '../note/note.js';
 import { formatEntryBundle, parseEntrySequence } from '../tiles/bundle.js';
 import type { Tenant } from '../tenants/registry.js';
 import { authorizeRead, authorizeWrite } from './auth.js';
@@ -120,6 +120,16 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics): Hono {
       })),
     );
     return c.json({ treeSize: cp.treeSize, checkpoint: cp.note, results });
+  });
+
+  // Cosignatures pushed by witnesses: stored and served only when they verify against a
+  // configured witness key; anything else is a 4xx that changes nothing.
+  app.post('/cosignature', async (c) => {
+    const t = tenantOf(c);
+    if (!t.cosigner) throw new TlogError(ErrorCode.notFound, `tenant ${t.name} has no witnesses configured`);
+    const body = await readBody(c, t);
+    const r = await t.cosigner.accept(decodeNoteBytes(body));
+    return c.json(r);
   });
 
   app.get('/read_since', async (c) => {

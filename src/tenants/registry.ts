@@ -11,6 +11,7 @@ import { DEFAULT_TENANT, logPaths, type DataRoots } from '../log/paths.js';
 import { readIfExists } from '../storage/durable.js';
 import { CounterStore } from './counters.js';
 import { RateLimiter } from './rate-limit.js';
+import type { Cosigner } from '../witness-client/cosigner.js';
 
 export interface TenantAuth {
   /** SHA-256 hex of accepted bearer tokens for writes. */
@@ -25,6 +26,8 @@ export interface TenantAuth {
 
 export class Tenant {
   limiter: RateLimiter;
+  /** The cosigning loop, when the tenant has witnesses. */
+  cosigner: Cosigner | null = null;
   constructor(
     readonly name: string,
     readonly log: Log,
@@ -82,11 +85,15 @@ export class TenantRegistry {
     const t = this.tenants.get(name);
     if (!t) return;
     this.tenants.delete(name);
+    await t.cosigner?.stop();
     await t.log.close();
   }
 
   async closeAll(): Promise<void> {
-    await Promise.all([...this.tenants.values()].map((t) => t.log.close()));
+    await Promise.all([...this.tenants.values()].map(async (t) => {
+      await t.cosigner?.stop();
+      await t.log.close();
+    }));
   }
 }
 

@@ -1,0 +1,136 @@
+/**
+ * The log's cosigning loop: on its own cadence (every few seconds, not every batch: public
+ * witnesses serve many logs), send the newest committed checkpoint to every witness URL of the
+ * tenant's policy, keep the cosignatures that verify, and publish the checkpoint with them.
+ *
+ * fail-closed: a checkpoint is published only when the policy's quorum cosigned it.
+ * fail-open: it is published anyway, with whatever cosignatures came back.
+ * Either way appends never wait for witnesses: they are answered at commit time.
+ */
+import { TlogError, ErrorCode } from '../errors.js';
+import type { Log, Logger } from '../log/log.js';
+import { extraSignatures } from '../log/publisher.js';
+import { parseCheckpoint } from '../note/checkpoint.js';
+import { formatNote, parseNote, type NoteSignature } from '../note/note.js';
+import { WitnessEndpoint } from './client.js';
+import { policySatisfied, witnessesByUrl, type WitnessPolicy } from './policy.js';
+
+export type FailMode = 'fail-open' | 'fail-closed';
+
+export interface CosignerOptions {
+  readonly mode: FailMode;
+  readonly intervalMs?: number;
+  readonly timeoutMs?: number;
+  readonly logger: Logger;
+}
+
+export class Cosigner {
+  private readonly endpoints: WitnessEndpoint[];
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  /** Size of the last checkpoint published by this loop. */
+  private lastPublished = -1;
+
+  constructor(
+    private readonly log: Log,
+    readonly policy: WitnessPolicy,
+    private readonly opts: CosignerOptions,
+  ) {
+    this.endpoints = [...witnessesByUrl(policy)].map(([url, ws]) => new WitnessEndpoint(url, ws, opts.timeoutMs ?? 10_000));
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.tick(), this.opts.intervalMs ?? 5000);
+    this.timer.unref();
+    void this.tick();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+
+  /** One round; rounds never overlap. Resolves when it is done. */
+  tick(): Promise<void> {
+    if (!this.running) this.running = this.round().finally(() => (this.running = null));
+    return this.running;
+  }
+
+  private async round(): Promise<void> {
+    const cp = this.log.checkpoint;
+    if (cp.treeSize === this.lastPublished && this.log.published.treeSize === cp.treeSize) return;
+    const results = await Promise.allSettled(this.endpoints.map((e) => e.cosign(cp.note, cp.treeSize, (old) => this.log.consistencyProof(old, cp.treeSize))));
+    const got: { witness: string; signature: NoteSignature }[] = [];
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') {
+        got.push(...r.value.signatures);
+        if (r.value.ignored > 0) this.opts.logger.warn({ tenant: this.log.paths.tenant, witness: this.endpoints[i]!.url, ignored: r.value.ignored }, 'witness returned lines that do not verify');
+      } else {
+        this.opts.logger.warn({ tenant: this.log.paths.tenant, witness: this.endpoints[i]!.url, err: (r.reason as Error).message }, 'witness did not cosign');
+      }
+    });
+    const names = new Set(got.map((g) => g.witness));
+    const ok = policySatisfied(this.policy, names);
+    if (!ok && this.opts.mode === 'fail-closed') {
+      this.opts.logger.warn({ tenant: this.log.paths.tenant, treeSize: cp.treeSize, cosignedBy: [...names] }, 'witness quorum not reached: checkpoint not published (fail-closed)');
+      return;
+    }
+    if (!ok) this.opts.logger.warn({ tenant: this.log.paths.tenant, treeSize: cp.treeSize, cosignedBy: [...names] }, 'witness quorum not reached: publishing anyway (fail-open)');
+    await this.log.publishCosigned(withSignatures(cp.note, got.map((g) => g.signature)));
+    this.lastPublished = cp.treeSize;
+  }
+
+  /**
+   * Cosignatures pushed to the log (POST /<tenant>/cosignature): `note` is a checkpoint the
+   * log signed with extra lines. Every extra line must verify against a configured witness key,
+   * or nothing changes. They are merged into the published checkpoint when it is that one.
+   */
+  async accept(note: string): Promise<{ treeSize: number; added: number }> {
+    const parsed = parseNote(note);
+    const logVerifiers = this.log.verifiers;
+    if (!parsed.signatures.some((s) => logVerifiers.some((v) => v.name === s.name && v.keyID === s.keyID && v.verify(parsed.text, s.signature)))) {
+      throw new TlogError(ErrorCode.verification, 'not a checkpoint signed by this log');
+    }
+    const extra = extraSignatures(note, logVerifiers);
+    if (extra.length === 0) throw new TlogError(ErrorCode.badInput, 'no cosignature lines beyond the log\'s own');
+    for (const s of extra) {
+      const w = [...this.policy.witnesses.values()].find((x) => x.verifier.name === s.name && x.verifier.keyID === s.keyID);
+      if (!w) throw new TlogError(ErrorCode.verification, `cosignature from ${s.name} is not from a configured witness key`);
+      if (!w.verifier.verify(parsed.text, s.signature)) throw new TlogError(ErrorCode.verification, `cosignature of witness ${w.name} does not verify`);
+    }
+    const size = parseCheckpoint(parsed.text).treeSize;
+    if (size > this.log.checkpoint.treeSize) throw new TlogError(ErrorCode.conflict, `checkpoint size ${size} is beyond the committed tree`);
+    const published = this.log.published;
+    if (size < published.treeSize) {
+      throw new TlogError(ErrorCode.conflict, `checkpoint size ${size} is older than the published one (${published.treeSize}): cosign that one`);
+    }
+    // Merge into what is published for this size, or into the log's own signatures of a newer one.
+    const base =
+      size === published.treeSize
+        ? published.note
+        : formatNote({ text: parsed.text, signatures: parsed.signatures.filter((s) => logVerifiers.some((v) => v.name === s.name && v.keyID === s.keyID)) });
+    const merged = withSignatures(base, extra);
+    if (size > published.treeSize && this.opts.mode === 'fail-closed') {
+      const names = new Set(extraSignatures(merged, logVerifiers).flatMap((s) => [...this.policy.witnesses.values()].filter((w) => w.verifier.name === s.name && w.verifier.keyID === s.keyID).map((w) => w.name)));
+      if (!policySatisfied(this.policy, names)) throw new TlogError(ErrorCode.verification, 'these cosignatures do not reach the witness quorum (fail-closed)');
+    }
+    const before = parseNote(base).signatures.length;
+    const cp = await this.log.publishCosigned(merged);
+    return { treeSize: cp.treeSize, added: parseNote(merged).signatures.length - before };
+  }
+}
+
+/** The note with extra signature lines appended, skipping lines it already has. */
+export function withSignatures(note: string, extra: readonly NoteSignature[]): string {
+  const n = parseNote(note);
+  const have = new Set(n.signatures.map((s) => `${s.name} ${s.keyID} ${Buffer.from(s.signature).toString('base64')}`));
+  const add = extra.filter((s) => {
+    const k = `${s.name} ${s.keyID} ${Buffer.from(s.signature).toString('base64')}`;
+    if (have.has(k)) return false;
+    have.add(k);
+    return true;
+  });
+  return formatNote({ text: n.text, signatures: [...n.signatures, ...add] });
+}
