@@ -51,7 +51,7 @@ export function rekorTrust(publicKeyPem: string, url: string, origin?: string): 
   }
   const host = (() => {
     try {
-      return new URL(url).host;
+      return new URL(url).hostname;
     } catch {
       return url;
     }

@@ -1,0 +1,131 @@
+/**
+ * The real Rekor v2 server for tests: sigstore/rekor-tiles v2.3.0, cmd/rekor-server/posix
+ * (Tessera's POSIX backend: no GCP, AWS or Spanner), built from the Go module proxy by the
+ * module in test/interop/go/rekortiles. v2.3.0 is the newest release whose go.mod accepts Go
+ * 1.26 (v2.4.x asks for 1.27). Its checkpoint and tiles are served from the storage directory
+ * by a small static server, as a CDN serves a public v2 shard.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { repoRoot } from './dist.js';
+import { until } from './helpers.js';
+
+const moduleDir = path.join(repoRoot, 'test/interop/go/rekortiles');
+const binary = path.join(repoRoot, 'test/interop/go/bin/rekor-server-posix');
+const PKG = 'github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix';
+
+/** Builds the server (a no-op when the build cache is warm). A missing `go` fails loudly. */
+export function buildRekorTiles(): void {
+  const version = spawnSync('go', ['version'], { encoding: 'utf8' });
+  if (version.error || version.status !== 0) {
+    throw new Error(`\`go\` is not on PATH: the Rekor v2 tests build rekor-tiles from ${moduleDir} and need Go >= 1.26 (${version.error?.message ?? version.stderr})`);
+  }
+  const b = spawnSync('go', ['build', '-buildvcs=false', '-o', binary, PKG], { cwd: moduleDir, encoding: 'utf8', timeout: 900_000 });
+  if (b.error || b.status !== 0) throw new Error(`go build ${PKG} failed: ${b.error?.message ?? ''}\n${b.stderr}`);
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+    s.on('error', reject);
+  });
+}
+
+export class RekorTiles {
+  /** The checkpoint origin: @sigstore/verify matches the signer name against the log URL. */
+  readonly origin = '127.0.0.1';
+  readonly publicKeyPem: string;
+  url = '';
+  readUrl = '';
+  logs = '';
+  private proc: ChildProcess | null = null;
+  private statics: http.Server | null = null;
+  private ports: number[] = [];
+
+  constructor(
+    private readonly dir: string,
+    keyType: 'ec' | 'ed25519' = 'ec',
+  ) {
+    mkdirSync(path.join(dir, 'storage'), { recursive: true });
+    const { privateKey, publicKey } = keyType === 'ec' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
+    writeFileSync(path.join(dir, 'log-key.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+    this.publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
+  }
+
+  /** Starts (or restarts, on the same ports and storage) and waits for /healthz. */
+  async start(): Promise<void> {
+    if (this.ports.length === 0) this.ports = [await freePort(), await freePort(), await freePort()];
+    const [httpPort, grpcPort, metricsPort] = this.ports as [number, number, number];
+    this.url = `http://127.0.0.1:${httpPort}`;
+    this.logs = '';
+    const p = spawn(
+      binary,
+      [
+        'serve',
+        '--storage-dir', path.join(this.dir, 'storage'),
+        '--signer-filepath', path.join(this.dir, 'log-key.pem'),
+        '--hostname', this.origin,
+        '--http-address', '127.0.0.1', '--http-port', String(httpPort),
+        '--grpc-address', '127.0.0.1', '--grpc-port', String(grpcPort),
+        '--http-metrics-port', String(metricsPort),
+        '--checkpoint-interval', '100ms', '--batch-max-age', '20ms',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.proc = p;
+    p.stdout!.on('data', (d: Buffer) => (this.logs += d.toString()));
+    p.stderr!.on('data', (d: Buffer) => (this.logs += d.toString()));
+    await until('rekor-tiles /healthz', async () => {
+      if (p.exitCode !== null) throw new Error(`rekor-server exited ${p.exitCode}:\n${this.logs}`);
+      try {
+        return (await fetch(`${this.url}/healthz`)).ok;
+      } catch {
+        return false;
+      }
+    }, 30_000);
+    if (!this.statics) {
+      const storage = path.join(this.dir, 'storage');
+      this.statics = http.createServer((req, res) => {
+        const rel = decodeURIComponent((req.url ?? '/').split('?')[0]!).replace(/^\/+/, '');
+        const file = path.join(storage, rel);
+        if (rel.includes('..') || !existsSync(file)) {
+          res.writeHead(404).end();
+          return;
+        }
+        res.writeHead(200).end(readFileSync(file));
+      });
+      await new Promise<void>((r) => this.statics!.listen(0, '127.0.0.1', r));
+      this.readUrl = `http://127.0.0.1:${(this.statics.address() as net.AddressInfo).port}`;
+    }
+  }
+
+  async stop(): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      p.once('exit', () => resolve());
+      p.kill('SIGTERM');
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+    await new Promise<void>((r) => (this.statics ? this.statics.close(() => r()) : r()));
+  }
+
+  async treeSize(): Promise<number> {
+    return Number((await (await fetch(`${this.readUrl}/checkpoint`)).text()).split('\n')[1]);
+  }
+
+  config() {
+    return { apiVersion: 'v2' as const, url: this.url, readUrl: this.readUrl, publicKey: this.publicKeyPem, origin: this.origin };
+  }
+}
