@@ -4,16 +4,21 @@
  * - after Rekor logged the entry, before the answer reached us (between upload and receipt);
  * - after the receipt was stored, before the job was marked done.
  * Each ends with exactly one Rekor entry for the checkpoint, the job done, and a verified receipt.
+ * The second case runs against our Rekor v1 and against the real rekor-tiles (Rekor v2).
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Outbox } from '../../src/anchor/outbox.js';
 import { verifyReceipt } from '../../src/anchor/receipt.js';
 import { FakeRekorV1 } from './fake-rekor-v1.js';
 import { ensureDist, repoRoot } from './dist.js';
 import { makeLog, type Fixture } from './helpers.js';
+import { buildRekorTiles, RekorTiles } from './rekor-tiles.js';
 
 const CHILD = path.join(repoRoot, 'test/anchor/fixtures/anchor-child.mjs');
 
@@ -46,8 +51,8 @@ interface Run {
 }
 
 /** Runs the child; `killWhen` sees each stdout line (and the fake's commit) and says when to SIGKILL. */
-function runChild(hold?: string, killOn?: (line: string) => boolean): { done: Promise<Run>; kill: () => void } {
-  const args = [CHILD, '--tiles', f.roots.tilesRoot, '--checkpoints', f.roots.checkpointsRoot, '--state', f.roots.stateRoot, '--tenant', 'crash', '--rekor-url', rekor.url, '--rekor-key', keyFile];
+function runChild(hold?: string, killOn?: (line: string) => boolean, url = rekor.url, extra: string[] = []): { done: Promise<Run>; kill: () => void } {
+  const args = [CHILD, '--tiles', f.roots.tilesRoot, '--checkpoints', f.roots.checkpointsRoot, '--state', f.roots.stateRoot, '--tenant', 'crash', '--rekor-url', url, '--rekor-key', keyFile, ...extra];
   if (hold) args.push('--hold', hold);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
@@ -125,5 +130,65 @@ describe('SIGKILL mid-job, then restart', () => {
     // The stored receipt verified: nothing was sent to Rekor again.
     expect(rekor.requests.length).toBe(before);
     await expectOneVerifiedAnchor();
+  });
+});
+
+describe('SIGKILL between upload and receipt against the real Rekor v2', () => {
+  let tiles: RekorTiles;
+  let proxy: http.Server;
+  let proxyUrl: string;
+  let onAnswer: (() => Promise<void>) | null = null;
+  const posts: number[] = [];
+
+  beforeAll(async () => {
+    buildRekorTiles();
+    tiles = new RekorTiles(path.join(mkdtempSync(path.join(os.tmpdir(), 'tlog-rekor-tiles-')), 'rt'));
+    await tiles.start();
+    // In front of rekor-tiles: forwards everything, and can hold Rekor's answer to a POST.
+    proxy = http.createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const up = await fetch(tiles.url + req.url, { method: req.method, headers: { 'content-type': req.headers['content-type'] ?? 'application/json' }, body: req.method === 'POST' ? Buffer.concat(chunks) : undefined });
+      const body = Buffer.from(await up.arrayBuffer());
+      if (req.method === 'POST') posts.push(up.status);
+      if (req.method === 'POST' && onAnswer) await onAnswer();
+      const headers: Record<string, string> = {};
+      up.headers.forEach((v, k) => (headers[k] = v));
+      delete headers['content-length'];
+      delete headers['transfer-encoding'];
+      res.writeHead(up.status, headers).end(body);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  }, 900_000);
+
+  afterAll(async () => {
+    proxy?.close();
+    await tiles?.close();
+  });
+
+  it('Rekor v2 logged the entry, the child died before its answer; the restart gets 409 and rebuilds the receipt', async () => {
+    writeFileSync(keyFile, tiles.publicKeyPem);
+    const v2args = ['--rekor-version', 'v2', '--rekor-read-url', tiles.readUrl, '--rekor-origin', tiles.origin];
+    const sizeBefore = await tiles.treeSize();
+    let c: ReturnType<typeof runChild> | null = null;
+    onAnswer = async () => {
+      c?.kill();
+      await new Promise((r) => setTimeout(r, 100));
+    };
+    c = runChild(undefined, undefined, proxyUrl, v2args);
+    const r = await c.done;
+    expect(r.signal).toBe('SIGKILL');
+    expect(posts).toEqual([201]);
+    expect(await tiles.treeSize()).toBe(sizeBefore + 1);
+    onAnswer = null;
+    const again = await runChild(undefined, undefined, proxyUrl, v2args).done;
+    expect(again.stderr).toBe('');
+    expect(again.lines.at(-1)).toMatch(/^done .*"state":"done"/);
+    expect(posts).toEqual([201, 409]);
+    expect(await tiles.treeSize()).toBe(sizeBefore + 1);
+    const jobs = await new Outbox(f.paths.stateDir).all();
+    expect(jobs.map((j) => j.state)).toEqual(['done']);
+    await verifyReceipt(path.join(f.paths.historyDir, jobs[0]!.receipt!), { rekorPublicKey: tiles.publicKeyPem, logVerifiers: f.log.verifiers });
   });
 });
