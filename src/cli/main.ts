@@ -16,6 +16,7 @@ import { Log } from '../log/log.js';
 import { DEFAULT_TENANT, defaultRoots, logPaths, type DataRoots } from '../log/paths.js';
 import { progressBar } from './progress.js';
 import { registerTenantCommands } from './tenant.js';
+import { registerExportCommand } from './export.js';
 import { parsePolicy } from '../witness-client/policy.js';
 import { verifyCheckpoint } from '../witness-client/verify.js';
 
@@ -190,6 +191,7 @@ export function buildProgram(): Command {
     });
 
   registerTenantCommands(program);
+  registerExportCommand(program, () => roots(program));
 
   program
     .command('serve')

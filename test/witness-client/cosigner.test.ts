@@ -1,0 +1,198 @@
+/**
+ * The log side of witnessing: policies, the cosigning loop against our witness (witness/) on
+ * loopback, fail-open / fail-closed, witnesses that are down, slow or answer garbage, and
+ * cosignatures pushed to the log.
+ */
+import { serve } from '@hono/node-server';
+import { Hono } from 'hono';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Log, silentLogger } from '../../src/log/log.js';
+import { logPaths, type LogPaths } from '../../src/log/paths.js';
+import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
+import { parseNote } from '../../src/note/note.js';
+import { keyPair } from '../../src/note/signers.js';
+import { Cosigner, withSignatures } from '../../src/witness-client/cosigner.js';
+import { parsePolicy, policySatisfied } from '../../src/witness-client/policy.js';
+import { verifyCheckpoint } from '../../src/witness-client/verify.js';
+import { runWitness, type RunningWitness } from '../../witness/serve.js';
+
+const ORIGIN = 'example.com/witnessed';
+let dir: string;
+let paths: LogPaths;
+const entry = (i: number) => Buffer.from(`entry-${i}`);
+const servers: { close(): void }[] = [];
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-cosign-'));
+  paths = logPaths({ tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'cp'), stateRoot: path.join(dir, 'state') }, 'default');
+});
+afterEach(() => {
+  for (const s of servers.splice(0)) s.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const edKey = (name: string) => keyPair(generatePrivateKey(name, SignatureType.cosignatureV1));
+
+describe('witness policies', () => {
+  const a = edKey('w.example/a').vkey;
+  const b = edKey('w.example/b').vkey;
+  const c = edKey('w.example/c').vkey;
+
+  it('parses the Sigsum/Tessera syntax and evaluates nested k-of-n groups', () => {
+    const p = parsePolicy(`# comment\nwitness A ${a} http://127.0.0.1:1/x/\nwitness B ${b}\nwitness C ${c}\ngroup ab any A B\ngroup all2 2 ab C\nquorum all2\n`);
+    expect(p.witnesses.get('A')!.url).toBe('http://127.0.0.1:1/x');
+    expect(policySatisfied(p, new Set(['A', 'C']))).toBe(true);
+    expect(policySatisfied(p, new Set(['B', 'C']))).toBe(true);
+    expect(policySatisfied(p, new Set(['A', 'B']))).toBe(false);
+    expect(policySatisfied(p, new Set(['C']))).toBe(false);
+    expect(policySatisfied(parsePolicy('quorum none\n'), new Set())).toBe(true);
+  });
+
+  it('names the line of every mistake', () => {
+    const cases: [string, RegExp][] = [
+      [`witness A ${a}\nquorum B`, /line 2: quorum B is not defined/],
+      [`witness A ${a}\ngroup g 2 A\nquorum g`, /line 2: threshold 2/],
+      [`witness A ${a}\ngroup g any A Z\nquorum g`, /line 2: member Z/],
+      [`witness A ${a}\nwitness A ${b}\nquorum A`, /line 2: A is defined twice/],
+      [`witness A not-a-key\nquorum A`, /line 1: bad verifier key/],
+      [`witness A ${a} ftp://x\nquorum A`, /line 1: .* not an http/],
+      [`witness A ${a}`, /no quorum line/],
+      [`frobnicate\nquorum none`, /line 1: unknown keyword/],
+    ];
+    for (const [text, re] of cases) expect(() => parsePolicy(text)).toThrow(re);
+  });
+});
+
+async function startWitness(log: Log, name = 'witness.example/w1'): Promise<RunningWitness> {
+  const w = await runWitness({
+    config: { name, logs: [{ origin: ORIGIN, keys: [log.verifierKeys()[0]!] }] },
+    dataDir: path.join(dir, `witness-${name.replace(/\W/g, '_')}`),
+    listen: '127.0.0.1:0',
+    log: () => {},
+  });
+  return w;
+}
+
+function policyFor(w: RunningWitness, quorum = 'w1'): string {
+  const keys = Object.values(w.vkeys as Record<string, string>);
+  const lines = keys.map((k, i) => `witness w1k${i} ${k} ${w.url}`);
+  return `${lines.join('\n')}\ngroup w1 all ${keys.map((_, i) => `w1k${i}`).join(' ')}\nquorum ${quorum}\n`;
+}
+
+/** A hono app on loopback (a misbehaving witness). */
+async function fakeWitness(handler: (body: string) => Promise<Response> | Response): Promise<string> {
+  const app = new Hono();
+  app.post('/add-checkpoint', async (c) => handler(await c.req.text()));
+  const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
+  servers.push(s);
+  await new Promise((r) => s.once('listening', r));
+  return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+}
+
+describe('the cosigning loop', () => {
+  it('gets Ed25519 and ML-DSA-44 cosignatures from our witness and publishes the cosigned checkpoint', async () => {
+    const log = await Log.init(paths, ORIGIN, { publishMode: 'cosigned' });
+    const w = await startWitness(log);
+    try {
+      const policy = parsePolicy(policyFor(w));
+      const cosigner = new Cosigner(log, policy, { mode: 'fail-closed', logger: silentLogger });
+      await Promise.all(log.appendMany(Array.from({ length: 300 }, (_, i) => entry(i))));
+      // Committed, but not published until witnessed (fail-closed).
+      expect(log.checkpoint.treeSize).toBe(300);
+      expect(log.published.treeSize).toBe(0);
+      await cosigner.tick();
+      expect(log.published.treeSize).toBe(300);
+      const v = verifyCheckpoint(log.published.note, log.verifiers, policy);
+      expect(v.witnesses.sort()).toEqual(['w1k0', 'w1k1']);
+      // Grow, and a second loop that does not know the witness's size learns it from a 409.
+      await Promise.all(log.appendMany(Array.from({ length: 50 }, (_, i) => entry(300 + i))));
+      const fresh = new Cosigner(log, policy, { mode: 'fail-closed', logger: silentLogger });
+      await fresh.tick();
+      expect(log.published.treeSize).toBe(350);
+      expect(verifyCheckpoint(log.published.note, log.verifiers, policy).witnesses).toHaveLength(2);
+    } finally {
+      await w.close();
+      await log.close();
+    }
+  });
+
+  it('never stalls appends when the witness is down, slow or answers garbage; fail-closed holds, fail-open publishes', async () => {
+    const log = await Log.init(paths, ORIGIN, { publishMode: 'cosigned' });
+    const wk = edKey('witness.example/fake');
+    const slow = await fakeWitness(() => new Promise((r) => setTimeout(() => r(new Response('too late')), 5000)));
+    const garbage = await fakeWitness(() => new Response('\u2014 witness.example/fake AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n'));
+    const down = 'http://127.0.0.1:9'; // discard port: connection refused
+    for (const url of [down, slow, garbage]) {
+      const policy = parsePolicy(`witness W ${wk.vkey} ${url}\nquorum W\n`);
+      const closed = new Cosigner(log, policy, { mode: 'fail-closed', timeoutMs: 300, logger: silentLogger });
+      const before = log.published.treeSize;
+      const t0 = Date.now();
+      const round = closed.tick();
+      // Appends go through while the witness round is pending.
+      const r = await log.append(entry(log.treeSize + 1000));
+      expect(r.treeSize).toBe(log.treeSize);
+      await round;
+      expect(Date.now() - t0).toBeLessThan(3000);
+      expect(log.published.treeSize).toBe(before);
+      const open = new Cosigner(log, policy, { mode: 'fail-open', timeoutMs: 300, logger: silentLogger });
+      await open.tick();
+      expect(log.published.treeSize).toBe(log.treeSize);
+      // Published with the log's signatures only: no unverified line was kept.
+      expect(parseNote(log.published.note).signatures).toHaveLength(2);
+    }
+    await log.close();
+  });
+
+  it('catches a witness up after it was down', async () => {
+    const log = await Log.init(paths, ORIGIN, { publishMode: 'cosigned' });
+    let w = await startWitness(log);
+    const policy = parsePolicy(policyFor(w));
+    const url = w.url;
+    const cosigner = new Cosigner(log, policy, { mode: 'fail-closed', timeoutMs: 1000, logger: silentLogger });
+    await log.append(entry(0));
+    await cosigner.tick();
+    expect(log.published.treeSize).toBe(1);
+    await w.close();
+    await Promise.all(log.appendMany(Array.from({ length: 100 }, (_, i) => entry(i + 1))));
+    await cosigner.tick();
+    expect(log.published.treeSize).toBe(1);
+    w = await runWitness({
+      config: { name: 'witness.example/w1', logs: [{ origin: ORIGIN, keys: [log.verifierKeys()[0]!] }] },
+      dataDir: w.dataDir,
+      listen: url.replace('http://', ''),
+      log: () => {},
+    });
+    await cosigner.tick();
+    expect(log.published.treeSize).toBe(101);
+    await w.close();
+    await log.close();
+  });
+});
+
+describe('cosignatures pushed to the log', () => {
+  it('merges lines that verify against a configured witness key; anything else is refused and changes nothing', async () => {
+    const log = await Log.init(paths, ORIGIN, { publishMode: 'cosigned' });
+    const wk = edKey('witness.example/pusher');
+    const other = edKey('witness.example/stranger');
+    const policy = parsePolicy(`witness P ${wk.vkey}\nquorum P\n`);
+    const cosigner = new Cosigner(log, policy, { mode: 'fail-closed', logger: silentLogger });
+    await log.append(entry(0));
+    const note = log.checkpoint.note;
+    const text = parseNote(note).text;
+    const good = withSignatures(note, [{ name: wk.signer.name, keyID: wk.signer.keyID, signature: wk.signer.sign(text) }]);
+    const stranger = withSignatures(note, [{ name: other.signer.name, keyID: other.signer.keyID, signature: other.signer.sign(text) }]);
+    const forged = withSignatures(note, [{ name: wk.signer.name, keyID: wk.signer.keyID, signature: other.signer.sign(text) }]);
+    await expect(cosigner.accept(stranger)).rejects.toThrow(/not from a configured witness/);
+    await expect(cosigner.accept(forged)).rejects.toThrow(/does not verify/);
+    await expect(cosigner.accept(note)).rejects.toThrow(/no cosignature lines/);
+    expect(log.published.treeSize).toBe(0);
+    const r = await cosigner.accept(good);
+    expect(r).toMatchObject({ treeSize: 1 });
+    expect(verifyCheckpoint(log.published.note, log.verifiers, policy).witnesses).toEqual(['P']);
+    await log.close();
+  });
+});
