@@ -17,6 +17,7 @@ import { DEFAULT_TENANT, defaultRoots, logPaths, type DataRoots } from '../log/p
 import { progressBar } from './progress.js';
 import { registerTenantCommands } from './tenant.js';
 import { registerExportCommand } from './export.js';
+import { witnessCommand } from '../../witness/main.js';
 import { parsePolicy } from '../witness-client/policy.js';
 import { verifyCheckpoint } from '../witness-client/verify.js';
 
@@ -192,6 +193,7 @@ export function buildProgram(): Command {
 
   registerTenantCommands(program);
   registerExportCommand(program, () => roots(program));
+  program.addCommand(witnessCommand('witness'));
 
   program
     .command('serve')
