@@ -6,4 +6,4 @@ export { Outbox, receiptBase, type AnchorJob } from './outbox.js';
 export { RekorError, rekorV1Witness, rekorV2Witness } from './rekor.js';
 export { verifyReceipt, listReceipts, treeSizeOfReceipt, type VerifyReceiptOptions, type ReceiptEntry } from './receipt.js';
 export { verifyAnchorBundle, parseBundle, rekorTrust, rekorLogID, trustMaterial, type ReceiptSummary, type RekorTrust } from './trust.js';
-export { anchorRoutes } from './routes.js';
+export { anchorRoutes, type AnchoredLog } from './routes.js';

@@ -7,7 +7,7 @@
 import { Hono } from 'hono';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { Log } from '../log/log.js';
+import type { LogPaths } from '../log/paths.js';
 import { ANCHOR_PUBLIC_KEY_FILE, ANCHORS_DIR, CHECKPOINT_SUFFIX, RECEIPT_SUFFIX } from './outbox.js';
 import { listReceipts, treeSizeOfReceipt } from './receipt.js';
 
@@ -21,7 +21,13 @@ function servable(rel: string): string | null {
   return null;
 }
 
-export function anchorRoutes(getLog: (tenant: string) => Log | undefined): Hono {
+/** What the routes need of a tenant's log (a Log fits). */
+export interface AnchoredLog {
+  readonly origin: string;
+  readonly paths: Pick<LogPaths, 'historyDir'>;
+}
+
+export function anchorRoutes(getLog: (tenant: string) => AnchoredLog | undefined): Hono {
   const app = new Hono();
   const notFound = (c: { json: (o: unknown, s: 404) => Response }, why: string) => c.json({ error: why, code: 'not_found' }, 404);
 
