@@ -1,0 +1,406 @@
+/**
+ * Recovery on Log.open (src/log/log.ts, src/log/recovery.ts), on states fabricated the way a
+ * crash or an operator's mistake leaves them: by restoring an older private state directory or
+ * `checkpoint` file, by copying files between two logs that share their keys, by tampering
+ * with tiles. The log must refuse to start whenever the published state disagrees with its
+ * commit point (DESIGN.md: "refuse to start when the published state disagrees with it"), and
+ * must repair the states a crash can really leave: uncommitted tiles beyond the commit point
+ * (deleted) and a commit point ahead of the published checkpoint (republished).
+ *
+ * An older commit point is fabricated by restoring a copy of the whole private state directory
+ * (keys, config, the hot index holding the commit point, the notes), which does not depend on
+ * how the commit point is stored. Only the lost and damaged commit point cases touch the
+ * index file and the notes themselves.
+ */
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { auditLog } from '../../src/client/audit.js';
+import { dirSource } from '../../src/client/source.js';
+import { ErrorCode, isTlogError } from '../../src/errors.js';
+import { notePath, listNoteSizes } from '../../src/log/commit.js';
+import { Log, historyPath, type Logger } from '../../src/log/log.js';
+import { indexPath } from '../../src/log/state.js';
+import { logPaths, type DataRoots, type LogPaths } from '../../src/log/paths.js';
+import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath } from '../../src/tiles/layout.js';
+
+const ORIGIN = 'example.com/recovery-test';
+const TENANT = 'rec';
+
+let dir: string;
+let paths: LogPaths;
+
+function rootsIn(d: string): DataRoots {
+  return { tilesRoot: path.join(d, 'tiles'), checkpointsRoot: path.join(d, 'checkpoints'), stateRoot: path.join(d, 'state') };
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-recovery-'));
+  paths = logPaths(rootsIn(path.join(dir, 'a')), TENANT);
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const entries = (from: number, n: number, tag = 'e') => Array.from({ length: n }, (_, i) => Buffer.from(`${tag}-${from + i}`));
+
+
+/** A copy of the private state directory: the commit point as of now. */
+function saveState(p: LogPaths): string {
+  const snap = mkdtempSync(path.join(dir, 'state-snapshot-'));
+  cpSync(p.stateDir, snap, { recursive: true });
+  return snap;
+}
+
+/** Puts a saved private state back: the commit point goes back to when it was saved. */
+function restoreState(p: LogPaths, snap: string): void {
+  rmSync(p.stateDir, { recursive: true, force: true });
+  cpSync(snap, p.stateDir, { recursive: true });
+}
+const checkpointFile = (p: LogPaths) => path.join(p.tilesDir, 'checkpoint');
+const tileFile = (p: LogPaths, level: number, index: number, width: number) => path.join(p.tilesDir, formatTilePath({ level, index, width }));
+const read = (f: string) => readFileSync(f, 'utf8');
+
+/**
+ * Waits until the engine has pruned the notes older than `size`: it does so in the background
+ * after a commit, and may still be at it when close() resolves; a state copied or restored
+ * meanwhile would lose a note.
+ */
+async function notesPruned(p: LogPaths, size: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if ((await listNoteSizes(p.stateDir)).every((s) => s >= size)) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`notes older than ${size} still there after 2 s`);
+}
+
+/** A log with `n` entries, closed. */
+async function logWith(p: LogPaths, n: number, tag = 'e'): Promise<void> {
+  const log = await Log.init(p, ORIGIN);
+  if (n > 0) await Promise.all(log.appendMany(entries(0, n, tag)));
+  await log.close();
+  await notesPruned(p, n);
+}
+
+/** Appends `n` more entries to the closed log at p. */
+async function appendTo(p: LogPaths, n: number, tag = 'e'): Promise<void> {
+  const log = await Log.open(p);
+  const size = log.treeSize + n;
+  await Promise.all(log.appendMany(entries(log.treeSize, n, tag)));
+  await log.close();
+  await notesPruned(p, size);
+}
+
+/** Log.open must fail with a corrupt_state TlogError whose message matches. */
+async function expectRefusal(p: LogPaths, message: RegExp): Promise<void> {
+  let err: unknown;
+  try {
+    const log = await Log.open(p);
+    await log.close();
+  } catch (e) {
+    err = e;
+  }
+  expect(err, 'Log.open should refuse').toBeDefined();
+  expect(isTlogError(err, ErrorCode.corrupt), String(err)).toBe(true);
+  expect((err as Error).message).toMatch(message);
+}
+
+/** Every file under dir (relative paths), to show a refusal touched nothing. */
+function snapshot(d: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const n of readdirSync(d, { recursive: true }) as string[]) {
+    const f = path.join(d, n);
+    if (statSync(f).isFile()) out.set(n, readFileSync(f).toString('base64'));
+  }
+  return out;
+}
+
+/** A full audit of the published log, with every history checkpoint. */
+async function audit(log: Log, p: LogPaths = paths) {
+  const hdir = path.join(p.historyDir, 'log');
+  const history = (readdirSync(hdir, { recursive: true }) as string[])
+    .map((n) => path.join(hdir, n))
+    .filter((f) => statSync(f).isFile() && !path.basename(f).startsWith('.'))
+    .map(read);
+  return auditLog(dirSource(p.tilesDir), { verifiers: log.verifiers, origin: ORIGIN, history });
+}
+
+function flipLastByte(f: string): void {
+  const data = readFileSync(f);
+  data[data.length - 1]! ^= 0x01;
+  writeFileSync(f, data);
+}
+
+describe('Log.open refuses a published state that disagrees with the commit point', () => {
+  it('refuses a published checkpoint ahead of the commit point, and touches nothing', async () => {
+    await logWith(paths, 3);
+    const state3 = saveState(paths);
+    await appendTo(paths, 2);
+    const state5 = saveState(paths);
+    // The commit point went back (a restored backup of the private state, or a lost write).
+    restoreState(paths, state3);
+    const before = snapshot(dir);
+    await expectRefusal(paths, /published checkpoint \(size 5\) is ahead of the commit point \(size 3\): refusing to start/);
+    // Nothing was deleted on the way: the tiles of size 5 are all still there.
+    expect(snapshot(dir)).toEqual(before);
+    expect(existsSync(tileFile(paths, 0, 0, 5))).toBe(true);
+
+    // Putting the right commit point back is enough.
+    restoreState(paths, state5);
+    const log = await Log.open(paths);
+    expect(log.treeSize).toBe(5);
+    expect((await audit(log)).treeSize).toBe(5);
+    await log.close();
+  });
+
+  it('refuses a published checkpoint of the same size with another root (same keys)', async () => {
+    // Two logs with the same keys: a copy of the first right after init.
+    const a = paths;
+    const log = await Log.init(a, ORIGIN);
+    await log.close();
+    cpSync(path.join(dir, 'a'), path.join(dir, 'b'), { recursive: true });
+    const b = logPaths(rootsIn(path.join(dir, 'b')), TENANT);
+    await appendTo(a, 3, 'a');
+    await appendTo(b, 3, 'b');
+    expect(read(checkpointFile(a))).not.toBe(read(checkpointFile(b)));
+    // b's checkpoint is signed by the same keys, for the same size, with b's root.
+    writeFileSync(checkpointFile(a), read(checkpointFile(b)));
+    await expectRefusal(a, /published checkpoint contradicts the commit point at size 3: refusing to start/);
+  });
+
+  it('refuses a published checkpoint not signed by the log', async () => {
+    await logWith(paths, 2);
+    // Same text, another root: the signatures no longer verify.
+    const lines = read(checkpointFile(paths)).split('\n');
+    writeFileSync(checkpointFile(paths), [lines[0], lines[1], Buffer.alloc(32, 7).toString('base64'), ...lines.slice(3)].join('\n'));
+    await expectRefusal(paths, /published checkpoint of rec is unreadable or not signed by this log/);
+    // A log with other keys (another init at the same origin) does not verify either.
+    const other = logPaths(rootsIn(path.join(dir, 'other')), TENANT);
+    await logWith(other, 2);
+    writeFileSync(checkpointFile(paths), read(checkpointFile(other)));
+    await expectRefusal(paths, /published checkpoint of rec is unreadable or not signed by this log/);
+  });
+});
+
+describe('Log.open and a lost or damaged commit point', () => {
+  // The commit point is (size, root, note hash) in the hot index's commit slots, naming the
+  // signed note kept in <state>/notes/<size>.
+
+  it('refuses when the note the commit point names is missing', async () => {
+    await logWith(paths, 4);
+    rmSync(notePath(paths.stateDir, 4));
+    await expectRefusal(paths, /the note of the commit point \(size 4\) is missing/);
+  });
+
+  it('refuses a note that is not the one the commit point names: tampered, or signed for another root', async () => {
+    // Two logs with the same keys, as above.
+    const log = await Log.init(paths, ORIGIN);
+    await log.close();
+    cpSync(path.join(dir, 'a'), path.join(dir, 'b'), { recursive: true });
+    const b = logPaths(rootsIn(path.join(dir, 'b')), TENANT);
+    await appendTo(paths, 3, 'a');
+    await appendTo(b, 3, 'b');
+    const good = read(notePath(paths.stateDir, 3));
+    writeFileSync(notePath(paths.stateDir, 3), read(notePath(b.stateDir, 3)));
+    await expectRefusal(paths, /notes\/3 does not match the commit point \(size 3\)/);
+    writeFileSync(notePath(paths.stateDir, 3), good.replace(/\n\n/, '\nextra line\n\n'));
+    await expectRefusal(paths, /notes\/3 does not match the commit point \(size 3\)/);
+    writeFileSync(notePath(paths.stateDir, 3), good);
+    const reopened = await Log.open(paths);
+    expect(reopened.treeSize).toBe(3);
+    await reopened.close();
+  });
+
+  it('rebuilds a missing index from the tiles, at the commit point its newest note gives', async () => {
+    await logWith(paths, 300);
+    rmSync(indexPath(paths));
+    const warned: object[] = [];
+    const log = await Log.open(paths, { logger: { info() {}, warn: (o) => warned.push(o), error() {} } });
+    expect(log.treeSize).toBe(300);
+    expect(warned).toContainEqual(expect.objectContaining({ treeSize: 300, reason: 'the index file is missing' }));
+    // The rebuilt index still knows every entry.
+    const again = await log.append(Buffer.from('e-123'));
+    expect(again).toMatchObject({ index: 123, duplicate: true });
+    expect((await audit(log)).treeSize).toBe(300);
+    await log.close();
+  });
+
+  it('falls back on the published checkpoint when the index and the notes are both gone', async () => {
+    await logWith(paths, 20);
+    rmSync(indexPath(paths));
+    rmSync(path.join(paths.stateDir, 'notes'), { recursive: true });
+    const log = await Log.open(paths);
+    expect(log.treeSize).toBe(20);
+    expect(log.checkpoint.note).toBe(read(checkpointFile(paths)));
+    await log.append(Buffer.from('next'));
+    expect((await audit(log)).treeSize).toBe(21);
+    await log.close();
+  });
+
+  it('refuses when the index, the notes and the published checkpoint are all gone', async () => {
+    await logWith(paths, 4);
+    rmSync(indexPath(paths));
+    rmSync(path.join(paths.stateDir, 'notes'), { recursive: true });
+    rmSync(checkpointFile(paths));
+    await expectRefusal(paths, /the index is unusable and no signed note can replace its commit point: refusing to start/);
+  });
+});
+
+describe('Log.open refuses tiles that do not match the commit point', () => {
+  // 300 entries: full tile 0/000 and bundle 000; partial 0/001.p/44, entries/001.p/44, 1/000.p/1.
+  beforeEach(async () => {
+    await logWith(paths, 300);
+  });
+
+  it('refuses a tampered partial level-0 tile', async () => {
+    flipLastByte(tileFile(paths, 0, 1, 44));
+    await expectRefusal(paths, /tiles of rec do not hash to the committed root at size 300: refusing to start/);
+  });
+
+  it('refuses a tampered level-1 tile', async () => {
+    flipLastByte(tileFile(paths, 1, 0, 1));
+    await expectRefusal(paths, /tiles of rec do not hash to the committed root at size 300: refusing to start/);
+  });
+
+  it('refuses a partial tile of the wrong length', async () => {
+    const f = tileFile(paths, 0, 1, 44);
+    writeFileSync(f, readFileSync(f).subarray(0, 43 * 32));
+    await expectRefusal(paths, /tile .* is 1376 bytes, want 1408/);
+  });
+
+  it('refuses an edge bundle whose entry does not match its leaf hash', async () => {
+    flipLastByte(tileFile(paths, ENTRIES_LEVEL, 1, 44));
+    await expectRefusal(paths, /bundle 1 entry 43 does not match its level-0 tile hash/);
+  });
+
+  it('refuses a missing edge tile', async () => {
+    rmSync(tileFile(paths, 0, 1, 44));
+    let err: unknown;
+    await Log.open(paths).then(
+      (l) => l.close(),
+      (e) => (err = e),
+    );
+    expect(isTlogError(err), String(err)).toBe(true);
+    expect((err as Error).message).toMatch(/0\/001\.p\/44/);
+  });
+});
+
+describe('Log.open repairs what a crash leaves', () => {
+  it('deletes full tiles, bundles and partials beyond the commit point left by a crashed batch', async () => {
+    await logWith(paths, 10);
+    const state10 = saveState(paths);
+    const pub10 = read(checkpointFile(paths));
+    // A batch 10 -> 300 wrote its tiles, then the process died before moving the commit point:
+    // fabricated by appending and putting back the size-10 state and checkpoint. (Such a batch
+    // never wrote its history copy: that is written after the commit point moves.)
+    await appendTo(paths, 290);
+    const note300 = read(notePath(paths.stateDir, 300));
+    restoreState(paths, state10);
+    writeFileSync(checkpointFile(paths), pub10);
+    // The batch's signed note is written with its tiles, so it is there too.
+    writeFileSync(notePath(paths.stateDir, 300), note300);
+    rmSync(historyPath(paths.historyDir, 300));
+    // And a temp file of a write that never got renamed.
+    writeFileSync(path.join(paths.tilesDir, 'tile/0/.000.99999.1.tmp'), 'partial write');
+    const beyond = [
+      tileFile(paths, 0, 0, TILE_WIDTH),
+      tileFile(paths, ENTRIES_LEVEL, 0, TILE_WIDTH),
+      tileFile(paths, 0, 1, 44),
+      tileFile(paths, ENTRIES_LEVEL, 1, 44),
+      tileFile(paths, 1, 0, 1),
+      path.join(paths.tilesDir, 'tile/0/.000.99999.1.tmp'),
+    ];
+    for (const f of beyond) expect(existsSync(f), f).toBe(true);
+
+    const warned: object[] = [];
+    const logger: Logger = { info() {}, warn: (o) => warned.push(o), error() {} };
+    const log = await Log.open(paths, { logger });
+    expect(log.treeSize).toBe(10);
+    for (const f of beyond) expect(existsSync(f), `${f} should be deleted`).toBe(false);
+    // The partial tiles of the committed size stay: the published checkpoint implies them.
+    expect(existsSync(tileFile(paths, 0, 0, 10))).toBe(true);
+    expect(existsSync(tileFile(paths, ENTRIES_LEVEL, 0, 10))).toBe(true);
+    expect(warned).toEqual([expect.objectContaining({ treeSize: 10, removed: beyond.length })]);
+    await log.close();
+
+    // The note of the batch that never committed must not become the commit point when the
+    // index has to be rebuilt from the notes: its tiles are gone.
+    rmSync(indexPath(paths));
+    const rebuilt = await Log.open(paths);
+    expect(rebuilt.treeSize).toBe(10);
+    await rebuilt.close();
+    // Other entries now take indexes 10..299: no immutable tile is in the way.
+    const log2 = await Log.open(paths);
+    const results = await Promise.all(log2.appendMany(entries(10, 290, 'other')));
+    expect(results.at(-1)!.treeSize).toBe(300);
+    const { entries: got } = await log2.readEntries(250, 10);
+    expect(Buffer.from(got[0]!).toString()).toBe('other-250');
+    expect((await audit(log2)).treeSize).toBe(300);
+    await log2.close();
+  });
+
+  it('deletes wider partial tiles of the same tile beyond the commit point, keeping the committed ones', async () => {
+    await logWith(paths, 10);
+    await appendTo(paths, 5); // published 15: its partials 0/000.p/15 stay
+    const state15 = saveState(paths);
+    const pub15 = read(checkpointFile(paths));
+    await appendTo(paths, 5); // crashed batch 15 -> 20
+    restoreState(paths, state15);
+    writeFileSync(checkpointFile(paths), pub15);
+    rmSync(historyPath(paths.historyDir, 20));
+
+    const log = await Log.open(paths);
+    expect(log.treeSize).toBe(15);
+    expect(existsSync(tileFile(paths, 0, 0, 20))).toBe(false);
+    expect(existsSync(tileFile(paths, ENTRIES_LEVEL, 0, 20))).toBe(false);
+    for (const w of [10, 15]) {
+      expect(existsSync(tileFile(paths, 0, 0, w))).toBe(true);
+      expect(existsSync(tileFile(paths, ENTRIES_LEVEL, 0, w))).toBe(true);
+    }
+    await Promise.all(log.appendMany(entries(15, 5, 'other')));
+    expect(Buffer.from((await log.readEntries(15, 1)).entries[0]!).toString()).toBe('other-15');
+    expect((await audit(log)).checkpointsChecked).toBe(4); // sizes 0, 10, 15, 20
+    await log.close();
+  });
+
+  it('republishes when the commit point is ahead of the published checkpoint (crash between commit and publish)', async () => {
+    await logWith(paths, 3);
+    const pub3 = read(checkpointFile(paths));
+    await appendTo(paths, 2);
+    const cp5 = read(checkpointFile(paths));
+    // Died after moving the commit point, before writing the history copy and the checkpoint.
+    writeFileSync(checkpointFile(paths), pub3);
+    rmSync(historyPath(paths.historyDir, 5));
+
+    const log = await Log.open(paths);
+    expect(log.treeSize).toBe(5);
+    expect(read(checkpointFile(paths))).toBe(cp5);
+    expect(read(historyPath(paths.historyDir, 5))).toBe(cp5);
+    expect((await audit(log)).checkpointsChecked).toBe(3); // sizes 0, 3, 5
+    const r = await log.append(Buffer.from('next'));
+    expect(r.index).toBe(5);
+    await log.close();
+  });
+
+  it('republishes when the history copy was written but the checkpoint was not', async () => {
+    await logWith(paths, 3);
+    const pub3 = read(checkpointFile(paths));
+    await appendTo(paths, 2);
+    const cp5 = read(checkpointFile(paths));
+    writeFileSync(checkpointFile(paths), pub3);
+    // History copy of 5 stays: rewriting it with the same bytes is fine.
+    const log = await Log.open(paths);
+    expect(read(checkpointFile(paths))).toBe(cp5);
+    expect((await audit(log)).treeSize).toBe(5);
+    await log.close();
+  });
+
+  it('republishes when no checkpoint is published at all but the commit point is there', async () => {
+    await logWith(paths, 7);
+    const cp7 = read(checkpointFile(paths));
+    rmSync(checkpointFile(paths));
+    const log = await Log.open(paths);
+    expect(read(checkpointFile(paths))).toBe(cp7);
+    expect((await audit(log)).treeSize).toBe(7);
+    await log.close();
+  });
+});
