@@ -206,19 +206,19 @@ describe('tampered receipts fail verification', () => {
   };
   type J = ReturnType<typeof bundleToJSON> & Record<string, any>;
   const mutations: [string, (j: any) => void][] = [
-    ['the signed entry timestamp', (j) => (j.verificationMaterial.tlogEntries[0].inclusionPromise.signedEntryTimestamp = flip(j.verificationMaterial.tlogEntries[0].inclusionPromise.signedEntryTimestamp))],
-    ['a proof hash', (j) => (j.verificationMaterial.tlogEntries[0].inclusionProof.hashes[0] = flip(j.verificationMaterial.tlogEntries[0].inclusionProof.hashes[0]))],
-    ['the proof index', (j) => (j.verificationMaterial.tlogEntries[0].inclusionProof.logIndex = '0')],
-    ['the rekor checkpoint', (j) => (j.verificationMaterial.tlogEntries[0].inclusionProof.checkpoint.envelope = j.verificationMaterial.tlogEntries[0].inclusionProof.checkpoint.envelope.replace('\n2\n', '\n3\n'))],
-    ['the integrated time', (j) => (j.verificationMaterial.tlogEntries[0].integratedTime = String(Number(j.verificationMaterial.tlogEntries[0].integratedTime) + 1))],
-    ['the message digest', (j) => (j.messageSignature.messageDigest.digest = flip(j.messageSignature.messageDigest.digest))],
-    ['the signature', (j) => (j.messageSignature.signature = flip(j.messageSignature.signature))],
-    ['the entry body', (j) => (j.verificationMaterial.tlogEntries[0].canonicalizedBody = Buffer.from(Buffer.from(j.verificationMaterial.tlogEntries[0].canonicalizedBody, 'base64').toString().replace('"sha256"', '"sha256" ')).toString('base64'))],
+    ['a changed signed entry timestamp', (j) => (j.verificationMaterial.tlogEntries[0].inclusionPromise.signedEntryTimestamp = flip(j.verificationMaterial.tlogEntries[0].inclusionPromise.signedEntryTimestamp))],
+    ['a changed proof hash', (j) => (j.verificationMaterial.tlogEntries[0].inclusionProof.hashes[0] = flip(j.verificationMaterial.tlogEntries[0].inclusionProof.hashes[0]))],
+    ['a changed proof index', (j) => (j.verificationMaterial.tlogEntries[0].inclusionProof.logIndex = '0')],
+    ['a changed rekor checkpoint', (j) => (j.verificationMaterial.tlogEntries[0].inclusionProof.checkpoint.envelope = j.verificationMaterial.tlogEntries[0].inclusionProof.checkpoint.envelope.replace('\n2\n', '\n3\n'))],
+    ['a changed integrated time', (j) => (j.verificationMaterial.tlogEntries[0].integratedTime = String(Number(j.verificationMaterial.tlogEntries[0].integratedTime) + 1))],
+    ['a changed message digest', (j) => (j.messageSignature.messageDigest.digest = flip(j.messageSignature.messageDigest.digest))],
+    ['a changed signature', (j) => (j.messageSignature.signature = flip(j.messageSignature.signature))],
+    ['a changed entry body', (j) => (j.verificationMaterial.tlogEntries[0].canonicalizedBody = Buffer.from(Buffer.from(j.verificationMaterial.tlogEntries[0].canonicalizedBody, 'base64').toString().replace('"sha256"', '"sha256" ')).toString('base64'))],
     ['a missing SET', (j) => delete j.verificationMaterial.tlogEntries[0].inclusionPromise],
     ['a missing inclusion proof', (j) => delete j.verificationMaterial.tlogEntries[0].inclusionProof],
   ];
   for (const [what, mutate] of mutations) {
-    it(`fails when ${what} is changed`, async () => {
+    it(`fails with ${what}`, async () => {
       const j = JSON.parse(original) as J;
       mutate(j);
       writeFileSync(receipt, JSON.stringify(j));
