@@ -7,7 +7,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -24,8 +24,11 @@ export function buildRekorTiles(): void {
   if (version.error || version.status !== 0) {
     throw new Error(`\`go\` is not on PATH: the Rekor v2 tests build rekor-tiles from ${moduleDir} and need Go >= 1.26 (${version.error?.message ?? version.stderr})`);
   }
-  const b = spawnSync('go', ['build', '-buildvcs=false', '-o', binary, PKG], { cwd: moduleDir, encoding: 'utf8', timeout: 900_000 });
+  // Two test files may build at once, and one may be running the binary: build beside it, rename over.
+  const tmp = `${binary}.${process.pid}.tmp`;
+  const b = spawnSync('go', ['build', '-buildvcs=false', '-o', tmp, PKG], { cwd: moduleDir, encoding: 'utf8', timeout: 900_000 });
   if (b.error || b.status !== 0) throw new Error(`go build ${PKG} failed: ${b.error?.message ?? ''}\n${b.stderr}`);
+  renameSync(tmp, binary);
 }
 
 export async function freePort(): Promise<number> {
