@@ -79,3 +79,20 @@ export async function pruneNotes(stateDir: string, keep: number): Promise<void> 
     if (size !== keep && size < keep) await fsp.unlink(notePath(stateDir, size)).catch(() => {});
   }
 }
+
+/**
+ * On open: deletes the notes of batches that never committed (signed, never published) and
+ * leftover temp files, so nothing but the commit point's note can ever be picked up again.
+ */
+export async function discardNotesBeyond(stateDir: string, treeSize: number): Promise<void> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(notesDir(stateDir));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const stale = /^\..+\.tmp$/.test(n) || (/^(0|[1-9][0-9]*)$/.test(n) && Number(n) > treeSize);
+    if (stale) await fsp.unlink(path.join(notesDir(stateDir), n)).catch(() => {});
+  }
+}

@@ -12,7 +12,7 @@ import { TlogError, ErrorCode, ioError } from '../errors.js';
 import {
   formatPrivateKey,
   generatePrivateKey,
-  parsePrivateKey,
+  parsePrivateKeyText,
   SignatureType,
   type PrivateKey,
 } from '../note/keys.js';
@@ -75,16 +75,20 @@ async function loadKey(p: string, type: SignatureType, origin: string, clock?: C
     if (e instanceof TlogError) throw e;
     throw ioError('read key', p, e);
   }
-  let key: PrivateKey;
+  let parsed: { key: PrivateKey; keyID: number };
   try {
-    key = parsePrivateKey(text, derivePublicKey);
+    parsed = parsePrivateKeyText(text);
   } catch (e) {
     // Never echo key material: name the file and the problem only.
     throw new TlogError(ErrorCode.corrupt, `key file ${p}: ${(e as Error).message}`);
   }
+  const { key } = parsed;
   if (key.type !== type) throw new TlogError(ErrorCode.corrupt, `key file ${p} holds a key of type 0x0${key.type}, want 0x0${type}`);
   if (key.name !== origin) throw new TlogError(ErrorCode.corrupt, `key file ${p} is named ${key.name}, want the origin ${origin}`);
-  return keyPair(key, clock);
+  // Derive the public key once, and check the file's key ID against it.
+  const pair = keyPair(key, clock);
+  if (pair.signer.keyID !== parsed.keyID) throw new TlogError(ErrorCode.corrupt, `key file ${p}: key ID does not match the key`);
+  return pair;
 }
 
 export async function loadLogKeys(stateDir: string, origin: string, clock?: Clock): Promise<LogKeys> {

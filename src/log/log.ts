@@ -25,7 +25,7 @@ import { DurableWriter, readIfExists, writeFileDurably, type DurableOptions, typ
 import { checkEntrySize, formatEntryBundle } from '../tiles/bundle.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, changedTiles, tileWidthInTree, type TileCoord } from '../tiles/layout.js';
 import { ExpandedTile, MissingTileError, TileTree, nodeReaderOver, type TileLookup } from '../tiles/tree.js';
-import { commitPointOf, notePath, notesDir, pruneNotes, type CommitPoint } from './commit.js';
+import { commitPointOf, discardNotesBeyond, notePath, notesDir, pruneNotes, type CommitPoint } from './commit.js';
 import type { HotIndex } from '../index/index.js';
 import { catchUpIndex, indexPath, openIndexFile, openState, rebuildIndex } from './state.js';
 import { createLogKeys, loadLogKeys, type LogKeys } from './keys.js';
@@ -166,6 +166,9 @@ export class Log {
   private readonly allowDuplicates: boolean;
   readonly readOnly: boolean;
   private indexClosed = false;
+  /** The newest checkpoint appends were answered with (committed, and published when that is per batch). */
+  private answered: CommitPoint;
+  private pruning: Promise<void> = Promise.resolve();
   private readonly onBatch?: (b: BatchStats) => void;
   private readonly publisher: Publisher;
   /** When the last batch committed (ms since the epoch), for health checks. */
@@ -186,6 +189,7 @@ export class Log {
     published: CommitPoint = committed,
   ) {
     this.origin = config.origin;
+    this.answered = committed;
     this.allowDuplicates = opts.allowDuplicates ?? false;
     this.onBatch = opts.onBatch;
     this.readOnly = opts.readOnly ?? false;
@@ -262,6 +266,7 @@ export class Log {
       log.verifyOwnNote(cp.note, 'commit point');
       if (published) log.checkPublished(published, cp);
       if (!readOnly) {
+        await discardNotesBeyond(paths.stateDir, cp.treeSize);
         const removed = await discardBeyond(paths.tilesDir, cp.treeSize);
         if (removed.length > 0) {
           logger.warn({ tenant: paths.tenant, treeSize: cp.treeSize, removed: removed.length }, 'discarded uncommitted tiles beyond the commit point');
@@ -418,7 +423,8 @@ export class Log {
 
   /** The answer for an entry already committed at `index`. */
   private async duplicateOf(index: number, h: Uint8Array): Promise<AppendResult> {
-    const cp = this.committed;
+    // The checkpoint the last batch was answered with: committed and (in 'each' mode) published.
+    const cp = this.answered;
     return { index, leafHash: h, treeSize: cp.treeSize, checkpoint: cp.note, proof: await this.inclusionProof(index, cp.treeSize), duplicate: true };
   }
 
@@ -536,6 +542,7 @@ export class Log {
       this.committed = cp;
       this.indexBatch(b);
       await this.publisher.committed(cp);
+      this.answered = cp;
       const memo = new ProofMemo();
       const node = nodeReaderOver(b.lookup);
       for (let i = 0; i < b.batch.length; i++) {
@@ -548,7 +555,7 @@ export class Log {
           duplicate: false,
         });
       }
-      void pruneNotes(this.paths.stateDir, cp.treeSize);
+      this.pruning = this.pruning.then(() => pruneNotes(this.paths.stateDir, cp.treeSize));
       for (const [rel, data] of b.files) {
         if (rel.startsWith('tile/')) this.rememberHot(rel, data);
       }
@@ -626,6 +633,7 @@ export class Log {
   async close(): Promise<void> {
     this.closed = true;
     while (this.integrating) await this.integrating;
+    await this.pruning;
     // Syncs the dedup table and releases the writer lock.
     if (!this.indexClosed) {
       this.indexClosed = true;

@@ -61,6 +61,8 @@ export async function discardBeyond(tilesDir: string, treeSize: number): Promise
       scanned.add(path.dirname(full));
     }
   }
+  // The published checkpoint's own temp files live in the log's root directory.
+  scanned.add(tilesDir);
   for (const dir of scanned) {
     for (const name of await listDir(dir)) {
       if (TEMP_FILE.test(name)) await removeFile(path.join(dir, name), removed, touched);

@@ -116,6 +116,18 @@ export interface PrivateKey {
 }
 
 export function parsePrivateKey(skey: string, derivePublic: (k: PrivateKey) => Uint8Array): PrivateKey {
+  const { key, keyID } = parsePrivateKeyText(skey);
+  if (computeKeyID(key.name, key.type, derivePublic(key)) !== keyID) {
+    throw badKey('private key', `key ID ${formatKeyID(keyID)} does not match the key`);
+  }
+  return key;
+}
+
+/**
+ * Parses the text form without checking the key ID against the key (deriving an ML-DSA-44
+ * public key costs ~20 ms): the caller must compare `keyID` with the ID of the key it derives.
+ */
+export function parsePrivateKeyText(skey: string): { key: PrivateKey; keyID: number } {
   const parts = splitPlus(skey.trim(), 5);
   if (!parts || parts[0] !== 'PRIVATE' || parts[1] !== 'KEY') throw badKey('private key', 'want PRIVATE+KEY+name+hexid+base64');
   const [, , name, hexID, b64] = parts as [string, string, string, string, string];
@@ -125,11 +137,8 @@ export function parsePrivateKey(skey: string, derivePublic: (k: PrivateKey) => U
   if (!blob || blob.length !== 1 + SEED_SIZE) throw badKey('private key', 'want base64 of a type byte and a 32-byte seed');
   const type = blob[0]!;
   if (!isKnownType(type)) throw badKey('private key', `unsupported signature type 0x${type.toString(16)}`);
-  const key: PrivateKey = { name, type, seed: Uint8Array.from(blob.subarray(1)) };
-  if (formatKeyID(computeKeyID(name, type, derivePublic(key))) !== hexID) {
-    throw badKey('private key', `key ID ${hexID} does not match the key`);
-  }
-  return key;
+  if (!/^[0-9a-f]{8}$/.test(hexID)) throw badKey('private key', 'key ID is not 8 lowercase hex digits');
+  return { key: { name, type, seed: Uint8Array.from(blob.subarray(1)) }, keyID: parseInt(hexID, 16) };
 }
 
 export function formatPrivateKey(k: PrivateKey, publicKey: Uint8Array): string {
