@@ -18,6 +18,8 @@ import { progressBar } from './progress.js';
 import { registerTenantCommands } from './tenant.js';
 import { registerExportCommand } from './export.js';
 import { witnessCommand } from '../../witness/main.js';
+import { registerAnchorCommands } from './anchor.js';
+import { initLog } from '../tenants/registry.js';
 import { parsePolicy } from '../witness-client/policy.js';
 import { verifyCheckpoint } from '../witness-client/verify.js';
 
@@ -76,7 +78,7 @@ export function buildProgram(): Command {
     .requiredOption('--origin <origin>', 'the log origin, e.g. example.com/log (also the key name)')
     .addOption(tenantOption())
     .action(async (o: { origin: string; tenant: string }) => {
-      const log = await Log.init(logPaths(roots(program), o.tenant), o.origin);
+      const log = await initLog(logPaths(roots(program), o.tenant), o.origin);
       await log.close();
       process.stdout.write(`created log ${o.tenant} with origin ${o.origin}\nverifier keys:\n${log.verifierKeys().join('\n')}\n`);
     });
@@ -194,6 +196,7 @@ export function buildProgram(): Command {
   registerTenantCommands(program);
   registerExportCommand(program, () => roots(program));
   program.addCommand(witnessCommand('witness'));
+  registerAnchorCommands(program, () => roots(program));
 
   program
     .command('serve')

@@ -14,6 +14,7 @@ import { createLogger, engineLogger, Metrics } from '../http/observe.js';
 import type { DataRoots } from '../log/paths.js';
 import { authFromConfig, OPEN_AUTH, openOrInit, openOrInitDefault, TenantRegistry } from '../tenants/registry.js';
 import { Cosigner } from '../witness-client/cosigner.js';
+import { Anchorer, anchorRoutes, resolveAnchorConfig } from '../anchor/index.js';
 import { parsePolicy } from '../witness-client/policy.js';
 
 export interface ServeOptions {
@@ -70,6 +71,23 @@ export async function serve(o: ServeOptions): Promise<void> {
         });
         t.cosigner.start();
       }
+      if (tc.anchoring?.enabled) {
+        const a = tc.anchoring;
+        t.anchorer = await Anchorer.open({
+          paths: log.paths,
+          config: resolveAnchorConfig({
+            enabled: true,
+            intervalHours: a.intervalHours,
+            timeoutMs: a.timeoutSeconds * 1000,
+            rekor: { apiVersion: a.rekor.apiVersion, url: a.rekor.url, readUrl: a.rekor.readUrl, publicKey: a.rekor.publicKey!, origin: a.rekor.origin },
+          }),
+          // The newest published checkpoint: the cosigned one where witnesses are configured.
+          latest: () => log.published.note,
+          logVerifiers: log.verifiers,
+          logger: logOpts.logger,
+        });
+        t.anchorer.start();
+      }
       logger.info({ tenant: tc.name, origin: tc.origin, created, treeSize: log.treeSize, verifierKeys: log.verifierKeys() }, created ? 'tenant created' : 'tenant opened');
     }
     const wanted = new Set(cfg.tenants.map((t) => t.name));
@@ -99,7 +117,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     logger.info({ tenants: names }, 'configuration reloaded');
     return { tenants: names };
   };
-  const app = createApp(tenants, { logger, metrics, adminTokenHash: config?.adminToken, reload });
+  const app = createApp(tenants, { logger, metrics, adminTokenHash: config?.adminToken, reload, extraRoutes: anchorRoutes((n) => tenants.get(n)?.log) });
   const { host, port } = parseListen(listen);
   const server = await new Promise<Server>((resolve) => {
     const s = serveNode({ fetch: app.fetch, hostname: host, port }, (info) => {

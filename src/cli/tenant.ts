@@ -9,7 +9,7 @@ import { parseDocument } from 'yaml';
 import { loadConfig, validateConfig } from '../config/config.js';
 import { TlogError, ErrorCode } from '../errors.js';
 import { hashToken } from '../http/auth.js';
-import { Log } from '../log/log.js';
+import { initLog } from '../tenants/registry.js';
 import { logPaths } from '../log/paths.js';
 import { writeFileDurably } from '../storage/durable.js';
 
@@ -47,7 +47,7 @@ export function registerTenantCommands(program: Command): void {
       } else out = JSON.stringify(next, null, 2) + '\n';
       // Create the log before the configuration names it, so a reload finds it ready.
       const cfg = loadConfig(o.config);
-      const log = await Log.init(logPaths({ tilesRoot: cfg.tilesDir, checkpointsRoot: cfg.checkpointsDir, stateRoot: cfg.stateDir }, o.name), o.origin);
+      const log = await initLog(logPaths({ tilesRoot: cfg.tilesDir, checkpointsRoot: cfg.checkpointsDir, stateRoot: cfg.stateDir }, o.name), o.origin);
       await log.close();
       await writeFileDurably(o.config, out, 0o600);
       process.stdout.write(`added tenant ${o.name} (origin ${o.origin}) to ${o.config}\nverifier keys:\n${log.verifierKeys().join('\n')}\n`);

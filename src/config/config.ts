@@ -53,12 +53,33 @@ const witnesses = z
   .strict()
   .refine((w) => (w.policy === undefined) !== (w.policyFile === undefined), { message: 'give exactly one of policy and policyFile' });
 
+const anchoring = z
+  .object({
+    enabled: z.boolean().default(true),
+    intervalHours: z.number().positive().default(24),
+    rekor: z
+      .object({
+        apiVersion: z.enum(['v1', 'v2']).default('v1'),
+        url: z.string().url().optional(),
+        readUrl: z.string().url().optional(),
+        /** The Rekor log's public key (SPKI PEM), or a file holding it. */
+        publicKey: z.string().optional(),
+        publicKeyFile: z.string().optional(),
+        origin: z.string().optional(),
+      })
+      .strict()
+      .refine((r) => (r.publicKey === undefined) !== (r.publicKeyFile === undefined), { message: 'give exactly one of publicKey and publicKeyFile' }),
+    timeoutSeconds: z.number().positive().default(30),
+  })
+  .strict();
+
 const tenant = z
   .object({
     name: tenantName,
     origin,
     allowDuplicates: z.boolean().default(false),
     witnesses: witnesses.optional(),
+    anchoring: anchoring.optional(),
     credentials: z
       .object({
         tokens: z.array(sha256Hex).default([]),
@@ -125,6 +146,14 @@ export function loadConfig(file: string): ServiceConfig {
   const cfg = validateConfig(raw, file);
   const base = path.dirname(path.resolve(file));
   for (const t of cfg.tenants) {
+    if (t.anchoring?.rekor.publicKeyFile) {
+      const p = path.resolve(base, t.anchoring.rekor.publicKeyFile);
+      try {
+        t.anchoring.rekor.publicKey = readFileSync(p, 'utf8');
+      } catch (e) {
+        throw new TlogError(ErrorCode.badInput, `${file}: tenants.${t.name}.anchoring.rekor.publicKeyFile: cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+      }
+    }
     if (t.witnesses?.policyFile) {
       const p = path.resolve(base, t.witnesses.policyFile);
       try {

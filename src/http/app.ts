@@ -21,6 +21,8 @@ export interface AppOptions {
   readonly adminTokenHash?: string;
   /** Called by POST /admin/reload. */
   readonly reload?: () => Promise<{ tenants: string[] }>;
+  /** More routes mounted at the root (the anchoring receipts). */
+  readonly extraRoutes?: Hono;
 }
 
 const TENANT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -76,6 +78,7 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
   });
 
   app.route('/', staticRoutes(tenantOf));
+  if (opts.extraRoutes) app.route('/', opts.extraRoutes);
   const api = apiRoutes(tenantOf, metrics);
   app.route('/:tenant', api);
   app.route('/', api);

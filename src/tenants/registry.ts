@@ -7,7 +7,8 @@ import path from 'node:path';
 import { TlogError, ErrorCode } from '../errors.js';
 import { DEFAULT_LIMITS, type TenantConfig, type TenantLimits } from '../config/config.js';
 import { Log, type LogOptions } from '../log/log.js';
-import { DEFAULT_TENANT, logPaths, type DataRoots } from '../log/paths.js';
+import { DEFAULT_TENANT, logPaths, type DataRoots, type LogPaths } from '../log/paths.js';
+import { createAnchorKey, type Anchorer } from '../anchor/index.js';
 import { readIfExists } from '../storage/durable.js';
 import { CounterStore } from './counters.js';
 import { RateLimiter } from './rate-limit.js';
@@ -28,6 +29,8 @@ export class Tenant {
   limiter: RateLimiter;
   /** The cosigning loop, when the tenant has witnesses. */
   cosigner: Cosigner | null = null;
+  /** The Rekor anchoring job, when the tenant anchors. */
+  anchorer: Anchorer | null = null;
   constructor(
     readonly name: string,
     readonly log: Log,
@@ -86,15 +89,27 @@ export class TenantRegistry {
     if (!t) return;
     this.tenants.delete(name);
     await t.cosigner?.stop();
+    await t.anchorer?.stop();
     await t.log.close();
   }
 
   async closeAll(): Promise<void> {
     await Promise.all([...this.tenants.values()].map(async (t) => {
       await t.cosigner?.stop();
+      await t.anchorer?.stop();
       await t.log.close();
     }));
   }
+}
+
+/**
+ * Creates a tenant's log and all its keys: the log's signing keys and the ECDSA P-256 key it
+ * anchors checkpoints into Rekor with (Rekor takes neither ML-DSA nor, in v2, plain Ed25519).
+ */
+export async function initLog(paths: LogPaths, origin: string, opts: LogOptions = {}): Promise<Log> {
+  const log = await Log.init(paths, origin, opts);
+  await createAnchorKey(paths.stateDir);
+  return log;
 }
 
 /** Opens a tenant's log, creating it (and its keys) on first start. */
@@ -108,12 +123,12 @@ export async function openOrInit(roots: DataRoots, tenant: string, origin: strin
     }
     return { log, created: false };
   }
-  return { log: await Log.init(paths, origin, opts), created: true };
+  return { log: await initLog(paths, origin, opts), created: true };
 }
 
 /** The embedded default: tenant "default" under the given roots, created on first start. */
 export async function openOrInitDefault(roots: DataRoots, origin: string, opts: LogOptions = {}): Promise<{ log: Log; created: boolean }> {
   const paths = logPaths(roots, DEFAULT_TENANT);
   if (await readIfExists(path.join(paths.stateDir, 'log.json'))) return { log: await Log.open(paths, opts), created: false };
-  return { log: await Log.init(paths, origin, opts), created: true };
+  return { log: await initLog(paths, origin, opts), created: true };
 }
