@@ -1,0 +1,270 @@
+/**
+ * `tlog serve` as a real process over real sockets: the embedded default tenant, a configuration
+ * with credentials, structured logs with the request id and the traceparent's trace id, healthz
+ * and metrics, reload by SIGHUP and by the admin route, and a SIGTERM in the middle of a storm of
+ * appends that loses no acknowledged entry and exits 0.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditLog } from '../../src/client/audit.js';
+import { dirSource } from '../../src/client/source.js';
+import { hashToken } from '../../src/http/auth.js';
+import { leafHash } from '../../src/merkle/hash.js';
+import { Log } from '../../src/log/log.js';
+import { logPaths, type DataRoots } from '../../src/log/paths.js';
+import { ensureBuilt, spawnServe, writeConfig, type ServeProc } from './helpers.js';
+
+let dir: string;
+const procs: ServeProc[] = [];
+
+beforeAll(() => {
+  ensureBuilt();
+  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-serve-'));
+});
+afterAll(() => {
+  for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function start(args: string[], cwd: string, env?: Record<string, string>): Promise<ServeProc> {
+  const p = await spawnServe(args, { cwd, env });
+  procs.push(p);
+  return p;
+}
+
+async function stop(p: ServeProc): Promise<number | null> {
+  p.child.kill('SIGTERM');
+  const { code } = await p.exited;
+  return code;
+}
+
+function tenantCfg(name: string, token: string, extra: Record<string, unknown> = {}) {
+  return { name, origin: `example.com/${name}`, credentials: { tokens: [hashToken(token)] }, ...extra };
+}
+
+const logLines = (p: ServeProc) =>
+  p
+    .stdout()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+async function waitFor(cond: () => Promise<boolean> | boolean, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('tlog serve', () => {
+  it('with no configuration: tenant "default", open for writes on loopback, said at start', async () => {
+    const cwd = mkdtempSync(path.join(dir, 'default-'));
+    const p = await start([], cwd);
+    expect(p.stderr()).toMatch(/writes accepted without credentials/);
+    expect(p.stderr()).toMatch(/verifier keys:/);
+    const r = await fetch(`${p.url}/default/append`, { method: 'POST', body: 'hello', headers: { 'content-type': 'application/octet-stream' } });
+    expect(r.status).toBe(200);
+    expect(((await r.json()) as { index: number }).index).toBe(0);
+    const cp = await fetch(`${p.url}/default/checkpoint`);
+    expect(cp.headers.get('content-type')).toBe('text/plain; charset=utf-8');
+    expect(await stop(p)).toBe(0);
+  });
+
+  it('logs carry the request id and the traceparent trace id; healthz and metrics over a socket', async () => {
+    const cwd = mkdtempSync(path.join(dir, 'obs-'));
+    const cfg = path.join(cwd, 'tlog.json');
+    writeConfig(cfg, { tenants: [tenantCfg('obs', 'obs-token')] });
+    const p = await start(['--config', cfg], cwd);
+    expect(p.stderr()).toMatch(/every tenant requires credentials/);
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const r = await fetch(`${p.url}/obs/append`, {
+      method: 'POST',
+      body: 'traced',
+      headers: { 'content-type': 'application/octet-stream', authorization: 'Bearer obs-token', traceparent: `00-${traceId}-00f067aa0ba902b7-01`, 'x-request-id': 'req-traced-1' },
+    });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('x-request-id')).toBe('req-traced-1');
+    const anon = await fetch(`${p.url}/obs/checkpoint`);
+    const anonId = anon.headers.get('x-request-id')!;
+    expect(anonId).toMatch(/^[0-9a-f]{16}$/);
+    // A bad request id or traceparent is not copied into the logs.
+    const bad = await fetch(`${p.url}/obs/checkpoint`, { headers: { 'x-request-id': 'bad id\u00ff', traceparent: '00-zz-00-01' } });
+    const badId = bad.headers.get('x-request-id')!;
+    expect(badId).toMatch(/^[0-9a-f]{16}$/);
+    await fetch(`${p.url}/obs/append`, { method: 'POST', body: 'no token' });
+
+    await waitFor(() => logLines(p).some((l) => l.reqId === badId), 'the log line of the last request');
+    const lines = logLines(p);
+    const traced = lines.find((l) => l.reqId === 'req-traced-1' && l.msg === 'request')!;
+    expect(traced).toMatchObject({ traceId, parentId: '00f067aa0ba902b7', method: 'POST', path: '/obs/append', status: 200, tenant: 'obs' });
+    expect(typeof traced.ms).toBe('number');
+    expect(lines.find((l) => l.reqId === anonId)).toMatchObject({ status: 200, path: '/obs/checkpoint' });
+    expect(lines.find((l) => l.reqId === anonId)!.traceId).toBeUndefined();
+    expect(lines.find((l) => l.reqId === badId)!.traceId).toBeUndefined();
+    expect(lines.some((l) => l.status === 401 && l.path === '/obs/append')).toBe(true);
+    expect(lines.some((l) => l.msg === 'tenant created' && l.tenant === 'obs')).toBe(true);
+
+    const h = (await (await fetch(`${p.url}/healthz`)).json()) as { status: string; tenants: Record<string, { treeSize: number; pending: number }> };
+    expect(h).toMatchObject({ status: 'ok', tenants: { obs: { treeSize: 1, pending: 0 } } });
+    const metrics = await (await fetch(`${p.url}/metrics`)).text();
+    expect(metrics).toMatch(/^tlog_appends_total\{tenant="obs"\} 1$/m);
+    expect(metrics).toMatch(/^tlog_http_requests_total\{tenant="obs",route="[^"]*append",status="401"\} 1$/m);
+    expect(metrics).toMatch(/^process_resident_memory_bytes [0-9]+/m);
+    expect(metrics).toMatch(/^tlog_batch_write_seconds_bucket/m);
+    expect(await stop(p)).toBe(0);
+  });
+
+  it('reload: a tenant added to the file serves after SIGHUP; the admin route reloads too; a bad file keeps the running set', async () => {
+    const cwd = mkdtempSync(path.join(dir, 'reload-'));
+    const cfg = path.join(cwd, 'tlog.yaml');
+    const write = (tenants: unknown[]) => writeConfig(cfg, { adminToken: hashToken('admin-token'), tenants });
+    write([tenantCfg('one', 'one-token')]);
+    const p = await start(['--config', cfg], cwd);
+    expect((await fetch(`${p.url}/two/checkpoint`)).status).toBe(404);
+
+    write([tenantCfg('one', 'one-token'), tenantCfg('two', 'two-token')]);
+    p.child.kill('SIGHUP');
+    await waitFor(async () => (await fetch(`${p.url}/two/checkpoint`)).status === 200, 'tenant two after SIGHUP');
+    const ap = await fetch(`${p.url}/two/append`, { method: 'POST', body: 'in two', headers: { authorization: 'Bearer two-token' } });
+    expect(ap.status).toBe(200);
+
+    // The admin route: a wrong token changes nothing; the right one adds three and drops one.
+    write([tenantCfg('two', 'two-token-rotated'), tenantCfg('three', 'three-token')]);
+    expect((await fetch(`${p.url}/admin/reload`, { method: 'POST', headers: { authorization: 'Bearer nope' } })).status).toBe(401);
+    expect((await fetch(`${p.url}/three/checkpoint`)).status).toBe(404);
+    const rr = await fetch(`${p.url}/admin/reload`, { method: 'POST', headers: { authorization: 'Bearer admin-token' } });
+    expect(rr.status).toBe(200);
+    expect(((await rr.json()) as { tenants: string[] }).tenants.sort()).toEqual(['three', 'two']);
+    expect((await fetch(`${p.url}/three/checkpoint`)).status).toBe(200);
+    expect((await fetch(`${p.url}/one/checkpoint`)).status).toBe(404);
+    // Credentials were reconfigured: the old token of two no longer writes, the new one does.
+    expect((await fetch(`${p.url}/two/append`, { method: 'POST', body: 'x', headers: { authorization: 'Bearer two-token' } })).status).toBe(401);
+    expect((await fetch(`${p.url}/two/append`, { method: 'POST', body: 'y', headers: { authorization: 'Bearer two-token-rotated' } })).status).toBe(200);
+
+    // A broken file: SIGHUP and the admin route keep serving the running configuration.
+    writeConfig(cfg, { tenants: [{ name: 'Bad Name', origin: 'x' }] });
+    p.child.kill('SIGHUP');
+    await waitFor(() => logLines(p).some((l) => l.msg === 'reload failed; keeping the running configuration'), 'the reload failure');
+    const bad = await fetch(`${p.url}/admin/reload`, { method: 'POST', headers: { authorization: 'Bearer admin-token' } });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toMatch(/tenants\[0\]\.name/);
+    expect((await fetch(`${p.url}/two/checkpoint`)).status).toBe(200);
+    expect((await fetch(`${p.url}/three/checkpoint`)).status).toBe(200);
+    expect(p.child.exitCode).toBeNull();
+    expect(await stop(p)).toBe(0);
+  });
+
+  it('SIGTERM during a storm of appends: exit 0, and every acknowledged entry is in the log after restart', async () => {
+    const cwd = mkdtempSync(path.join(dir, 'drain-'));
+    const cfg = path.join(cwd, 'tlog.json');
+    writeConfig(cfg, { tenants: [tenantCfg('g', 'g-token')] });
+    const p = await start(['--config', cfg], cwd, { TLOG_LOG_LEVEL: 'warn' });
+    const acked = new Map<string, number>();
+    let failed = 0;
+    let next = 0;
+    const TOTAL = 2500;
+    let signalled = false;
+    let sigAt: number | undefined;
+    const t0 = Date.now();
+    const worker = async () => {
+      while (next < TOTAL) {
+        const body = `storm entry ${next++} ${'.'.repeat(next % 50)}`;
+        try {
+          const r = await fetch(`${p.url}/g/append`, { method: 'POST', body, headers: { authorization: 'Bearer g-token', 'content-type': 'application/octet-stream' } });
+          const text = await r.text();
+          if (r.status === 200) acked.set(body, (JSON.parse(text) as { index: number }).index);
+          else failed++;
+        } catch {
+          failed++;
+        }
+        if (!signalled && acked.size >= 300) {
+          signalled = true;
+          sigAt = Date.now();
+          p.child.kill('SIGTERM');
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 64 }, worker));
+    const { code, signal } = await p.exited;
+    console.log(`storm: ${acked.size} acknowledged, ${failed} refused or failed; SIGTERM after ${(sigAt ?? 0) - t0} ms, exit ${Date.now() - (sigAt ?? 0)} ms later`);
+    expect(signal).toBeNull();
+    expect(code, p.stderr()).toBe(0);
+    expect(p.stderr()).toMatch(/stopping/);
+    expect(acked.size).toBeGreaterThanOrEqual(300);
+    expect(failed).toBeGreaterThan(0); // the service stopped before the storm ended
+
+    const roots: DataRoots = { tilesRoot: path.join(cwd, 'tiles'), checkpointsRoot: path.join(cwd, 'checkpoints'), stateRoot: path.join(cwd, '.tlog') };
+    const log = await Log.open(logPaths(roots, 'g'));
+    try {
+      expect(log.treeSize).toBeGreaterThanOrEqual(acked.size);
+      for (const [body, index] of acked) {
+        const found = await log.findByLeafHash(leafHash(Buffer.from(body)));
+        expect(found?.index, body).toBe(index);
+      }
+      const { entries } = await log.readEntries(0, log.treeSize);
+      const seen = new Set(entries.map((e) => Buffer.from(e).toString()));
+      expect(seen.size).toBe(log.treeSize); // no entry twice
+      for (const body of acked.keys()) expect(seen.has(body)).toBe(true);
+      const report = await auditLog(dirSource(log.paths.tilesDir), { verifiers: log.verifiers });
+      expect(report.treeSize).toBe(log.treeSize);
+    } finally {
+      await log.close();
+    }
+    // And the service starts again on the same data and serves it.
+    const again = await start(['--config', cfg], cwd);
+    const cp = await (await fetch(`${again.url}/g/checkpoint`)).text();
+    expect(Number(cp.split('\n')[1])).toBeGreaterThanOrEqual(acked.size);
+    expect(await stop(again)).toBe(0);
+  });
+
+  /**
+   * BUG (reported): after SIGTERM the server stops accepting connections but goes on answering new
+   * requests on keep-alive connections that are busy at that moment (server.close() closes only
+   * the connections idle at the time of the call), and then waits for the keep-alive timeout of
+   * the connections that fall idle later. Under steady load it answers new appends for seconds
+   * after SIGTERM and exits seconds later. Expected: requests after SIGTERM get `Connection:
+   * close` (or each connection is closed once its response is sent) and the process exits as soon
+   * as the batches in flight are durable. Marked .fails until src/cli/serve.ts drains keep-alive
+   * connections; remove .fails then.
+   */
+  it.fails('SIGTERM under steady keep-alive load: no request started 1 s later is answered, and exit within 2 s', async () => {
+    const cwd = mkdtempSync(path.join(dir, 'keepalive-'));
+    const p = await start([], cwd, { TLOG_LOG_LEVEL: 'warn' });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+    let n = 0;
+    const once = () =>
+      new Promise<number>((resolve) => {
+        const req = http.request(`${p.url}/default/append`, { agent, method: 'POST', headers: { 'content-type': 'application/octet-stream' } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', () => resolve(0));
+        req.end(`keep-alive entry ${n++}`);
+      });
+    let sigAt = 0;
+    let exitedAfter = Infinity;
+    void p.exited.then(() => (exitedAfter = Date.now() - sigAt));
+    let lateAnswers = 0;
+    const worker = async () => {
+      while (exitedAfter === Infinity && (sigAt === 0 || Date.now() - sigAt < 4000)) {
+        const started = Date.now();
+        const status = await once();
+        if (sigAt && started - sigAt > 1000 && status === 200) lateAnswers++;
+      }
+    };
+    const workers = Array.from({ length: 16 }, worker);
+    await new Promise((r) => setTimeout(r, 500));
+    sigAt = Date.now();
+    p.child.kill('SIGTERM');
+    await Promise.all(workers);
+    agent.destroy();
+    const { code } = await p.exited;
+    expect(code).toBe(0);
+    expect({ lateAnswers, exitedAfterMs: exitedAfter < 2000 ? 'under 2000' : exitedAfter }).toEqual({ lateAnswers: 0, exitedAfterMs: 'under 2000' });
+  });
+});
