@@ -79,6 +79,7 @@ export async function serve(o: ServeOptions): Promise<void> {
             enabled: true,
             intervalHours: a.intervalHours,
             timeoutMs: a.timeoutSeconds * 1000,
+            tickMs: a.tickSeconds * 1000,
             rekor: { apiVersion: a.rekor.apiVersion, url: a.rekor.url, readUrl: a.rekor.readUrl, publicKey: a.rekor.publicKey!, origin: a.rekor.origin },
           }),
           // The newest published checkpoint: the cosigned one where witnesses are configured.

@@ -70,6 +70,8 @@ const anchoring = z
       .strict()
       .refine((r) => (r.publicKey === undefined) !== (r.publicKeyFile === undefined), { message: 'give exactly one of publicKey and publicKeyFile' }),
     timeoutSeconds: z.number().positive().default(30),
+    /** How often the job looks for due work (retries, the next anchor). */
+    tickSeconds: z.number().positive().default(60),
   })
   .strict();
 

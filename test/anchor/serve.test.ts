@@ -1,0 +1,78 @@
+/**
+ * Anchoring configured in a service configuration, end to end: `tlog serve --config` anchors the
+ * tenant's published checkpoint in a Rekor v1 on loopback, serves the receipt under
+ * /<tenant>/anchors, and `tlog anchor verify` checks it offline.
+ */
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { hashToken } from '../../src/http/auth.js';
+import { FakeRekorV1 } from './fake-rekor-v1.js';
+import { until } from './helpers.js';
+
+const repo = path.resolve(__dirname, '../..');
+const bin = path.join(repo, 'dist/src/cli/main.js');
+let dir: string;
+let rekor: FakeRekorV1;
+let child: ChildProcess | undefined;
+
+beforeAll(async () => {
+  if (!existsSync(bin)) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repo });
+  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-anchor-serve-'));
+  rekor = new FakeRekorV1();
+  await rekor.up();
+});
+afterAll(async () => {
+  child?.kill('SIGKILL');
+  await rekor.down();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+it('anchors the published checkpoint of a configured tenant and serves a receipt that verifies offline', async () => {
+  writeFileSync(path.join(dir, 'rekor.pem'), rekor.publicKeyPem);
+  const token = 'tlog_test_anchor_token';
+  writeFileSync(
+    path.join(dir, 'tlog.yaml'),
+    [
+      'listen: 127.0.0.1:0',
+      'tenants:',
+      '  - name: anchored',
+      '    origin: example.com/anchored',
+      '    credentials:',
+      `      tokens: ["${hashToken(token)}"]`,
+      '    anchoring:',
+      '      intervalHours: 0.0001',
+      '      tickSeconds: 0.2',
+      '      rekor:',
+      `        url: ${rekor.url}`,
+      '        publicKeyFile: rekor.pem',
+      '',
+    ].join('\n'),
+  );
+  child = spawn(process.execPath, [bin, 'serve', '--config', path.join(dir, 'tlog.yaml')], { cwd: dir, env: { ...process.env, TLOG_LOG_LEVEL: 'warn' } });
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const port = await until('serve to listen', async () => Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(err)?.[1]) || null);
+  const base = `http://127.0.0.1:${port}/anchored`;
+  for (let i = 0; i < 3; i++) {
+    const res = await fetch(`${base}/append`, { method: 'POST', body: `anchored entry ${i}`, headers: { Authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+  }
+  const listed = await until('a receipt for size 3', async () => {
+    const r = (await (await fetch(`${base}/anchors`)).json()) as { receipts?: { treeSize: number; receipt: string }[] } | { treeSize: number }[];
+    const list = Array.isArray(r) ? r : (r.receipts ?? []);
+    return list.find((x) => x.treeSize === 3) ?? null;
+  });
+  expect(listed).toBeTruthy();
+  // Exactly one Rekor entry for that checkpoint, and its receipt verifies offline.
+  const receiptFile = path.join(dir, 'checkpoints/anchored/anchors/003.sigstore.json');
+  expect(existsSync(receiptFile)).toBe(true);
+  const v = spawnSync(process.execPath, [bin, 'anchor', 'verify', receiptFile, '--rekor-key', path.join(dir, 'rekor.pem')], { cwd: dir, encoding: 'utf8' });
+  expect(v.stderr).toBe('');
+  expect(v.status).toBe(0);
+  child.kill('SIGTERM');
+  expect(await new Promise((r) => child!.on('exit', r))).toBe(0);
+  child = undefined;
+});
