@@ -1,0 +1,272 @@
+/**
+ * A monitor follows one tlog-tiles log: it polls the checkpoint, verifies each new one (log
+ * signature, witness policy, origin), proves it consistent with the last one it accepted, and
+ * streams the entries in between, each re-hashed and checked against tile/0 and the whole run
+ * authenticated against the signed root before it is handed out.
+ *
+ * A checkpoint that is not consistent with the accepted one (same size and another root, or a
+ * consistency proof that fails) is refused with an InconsistentCheckpointsError holding both
+ * signed notes: the evidence of a fork. The monitor does not move past it.
+ *
+ * State: the last accepted checkpoint, kept in memory and, when `stateFile` is given, written
+ * there durably after every entry up to it has been handed out (so delivery is at least once
+ * across restarts: entries after the saved checkpoint are streamed again). One Monitor per
+ * state file; its methods must not run concurrently.
+ */
+import { promises as fsp } from 'node:fs';
+import { TlogError, ErrorCode } from '../errors.js';
+import { equalHashes, leafHash } from '../merkle/hash.js';
+import { consistencyProof, verifyConsistency } from '../merkle/proof.js';
+import { encodeBase64 } from '../note/note.js';
+import { writeFileDurably } from '../storage/durable.js';
+import { TILE_WIDTH, hashesAtLevel } from '../tiles/layout.js';
+import { TileTree, type ExpandedTile } from '../tiles/tree.js';
+import type { TlogSource } from './source.js';
+import { TileFetcher, type TileFetcherOptions } from './tiles.js';
+import {
+  fetchCheckpoint,
+  proveConsistency,
+  verifyCheckpointNote,
+  type CheckpointTrust,
+  type TrustedCheckpoint,
+} from './verify.js';
+
+export interface MonitorOptions extends CheckpointTrust, TileFetcherOptions {
+  readonly src: TlogSource;
+  /** JSON file holding the last accepted checkpoint; read at start, rewritten on every advance. */
+  readonly stateFile?: string;
+  /**
+   * With no saved state, accept the log's current checkpoint without streaming what is already
+   * in it (trust on first use). Default: start from the empty tree and stream every entry.
+   */
+  readonly startAtLatest?: boolean;
+  /** Between polls in `entries()` / `run()`. Default 10 s. */
+  readonly intervalMs?: number;
+}
+
+export interface MonitoredEntry {
+  readonly index: number;
+  readonly entry: Uint8Array;
+  readonly leafHash: Uint8Array;
+}
+
+/** One accepted step: the checkpoint that was accepted and the one before it. */
+export interface MonitorAdvance {
+  readonly previous: TrustedCheckpoint | null;
+  readonly checkpoint: TrustedCheckpoint;
+  /** Consistency proof from the previous checkpoint (verified). */
+  readonly proof: readonly Uint8Array[];
+  /** Entries streamed for this step. */
+  readonly entries: number;
+}
+
+interface StateFile {
+  readonly version: 1;
+  readonly checkpoint: string;
+}
+
+function fail(why: string): never {
+  throw new TlogError(ErrorCode.verification, why);
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+export class Monitor {
+  readonly tiles: TileFetcher;
+  private readonly opts: MonitorOptions;
+  private accepted: TrustedCheckpoint | null = null;
+  private loaded = false;
+  /** The right edge of the accepted tree, once loaded; null when it must be rebuilt from tiles. */
+  private tree: TileTree | null = null;
+
+  constructor(opts: MonitorOptions) {
+    this.opts = opts;
+    this.tiles = new TileFetcher(opts.src, opts);
+  }
+
+  /** The last accepted checkpoint (after `load()` or a poll), or null before the first. */
+  get checkpoint(): TrustedCheckpoint | null {
+    return this.accepted;
+  }
+
+  /** Reads the state file, if any, and verifies the checkpoint in it. Idempotent. */
+  async load(): Promise<TrustedCheckpoint | null> {
+    if (this.loaded) return this.accepted;
+    if (this.opts.stateFile) {
+      let text: string | null = null;
+      try {
+        text = await fsp.readFile(this.opts.stateFile, 'utf8');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new TlogError(ErrorCode.io, `read ${this.opts.stateFile}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+      }
+      if (text !== null) {
+        let state: StateFile;
+        try {
+          state = JSON.parse(text) as StateFile;
+          if (state.version !== 1 || typeof state.checkpoint !== 'string') throw new Error('want {"version":1,"checkpoint":...}');
+        } catch (e) {
+          throw new TlogError(ErrorCode.corrupt, `monitor state ${this.opts.stateFile}: ${(e as Error).message}`);
+        }
+        // Verified again: the file is only as trustworthy as the signatures in it.
+        this.accepted = verifyCheckpointNote(state.checkpoint, this.opts, `monitor state ${this.opts.stateFile}`);
+      }
+    }
+    this.loaded = true;
+    return this.accepted;
+  }
+
+  private async save(cp: TrustedCheckpoint): Promise<void> {
+    if (!this.opts.stateFile) return;
+    const state: StateFile = { version: 1, checkpoint: cp.note };
+    // Durable before we report the advance: a crash then re-streams, never skips.
+    await writeFileDurably(this.opts.stateFile, JSON.stringify(state) + '\n', 0o644);
+  }
+
+  /** The right edge of the accepted tree of `size`, rebuilt from tiles and checked against its root. */
+  private async edgeAt(cp: TrustedCheckpoint | null): Promise<TileTree> {
+    const size = cp?.checkpoint.treeSize ?? 0;
+    if (this.tree && this.tree.size === size) return this.tree;
+    if (size === 0) return (this.tree = new TileTree());
+    const edge = new Map<number, ExpandedTile>();
+    for (let level = 0; hashesAtLevel(level, size) > 0; level++) {
+      const index = Math.floor((hashesAtLevel(level, size) - 1) / TILE_WIDTH);
+      edge.set(level, await this.tiles.hashTile(level, index, size));
+    }
+    const tree = TileTree.load(size, (level, _index, width) => edge.get(level)!.bytes(width));
+    if (!equalHashes(tree.root(), cp!.checkpoint.rootHash)) {
+      fail(`${this.tiles.src.where}: the tiles of the tree of size ${size} do not hash to the accepted root ${encodeBase64(cp!.checkpoint.rootHash)}`);
+    }
+    return (this.tree = tree);
+  }
+
+  /**
+   * Verifies `next` against the accepted checkpoint. Returns the consistency proof when `next`
+   * is ahead, null when it brings nothing new (same tree, or an older checkpoint consistent
+   * with ours, as a lagging cache may serve). Throws InconsistentCheckpointsError on a fork.
+   */
+  async check(next: TrustedCheckpoint): Promise<Uint8Array[] | null> {
+    const prev = this.accepted;
+    const origin = prev?.checkpoint.origin ?? this.opts.origin;
+    if (origin !== undefined && next.checkpoint.origin !== origin) {
+      fail(`${this.tiles.src.where}: checkpoint origin is ${JSON.stringify(next.checkpoint.origin)}, want ${JSON.stringify(origin)}`);
+    }
+    if (!prev) return next.checkpoint.treeSize === 0 ? null : [];
+    const a = prev.checkpoint.treeSize;
+    const b = next.checkpoint.treeSize;
+    if (b < a) {
+      await proveConsistency(this.tiles, next, prev);
+      return null;
+    }
+    const proof = await proveConsistency(this.tiles, prev, next);
+    return b === a ? null : proof;
+  }
+
+  /**
+   * Streams the entries of `next` after the accepted tree, each authenticated, then accepts it.
+   * Entries are yielded one bundle at a time, only after the tree rebuilt from them has been
+   * proved a prefix of `next`.
+   */
+  private async *advance(next: TrustedCheckpoint, proof: Uint8Array[], done: (a: MonitorAdvance) => void): AsyncGenerator<MonitoredEntry> {
+    const prev = this.accepted;
+    const size = next.checkpoint.treeSize;
+    let tree: TileTree;
+    let start: number;
+    if (!prev && this.opts.startAtLatest) {
+      // Trust on first use: nothing before this checkpoint is streamed.
+      tree = await this.edgeAt(next);
+      start = size;
+    } else {
+      tree = await this.edgeAt(prev);
+      start = tree.size;
+    }
+    let streamed = 0;
+    try {
+      for (let b = Math.floor(start / TILE_WIDTH); tree.size < size; b++) {
+        const [entries, tile0] = await Promise.all([this.tiles.entryBundle(b, size), this.tiles.hashTile(0, b, size)]);
+        const first = tree.size;
+        const out: MonitoredEntry[] = [];
+        for (let i = first - b * TILE_WIDTH; i < entries.length; i++) {
+          const h = leafHash(entries[i]!);
+          // c2sp.org/tlog-tiles: entry i's leaf hash is hash i of the matching level-0 tile.
+          if (!equalHashes(h, tile0.node(0, i)!)) fail(`${this.tiles.src.where}: entry ${b * TILE_WIDTH + i} does not match its hash in tile/0`);
+          tree.append(h);
+          out.push({ index: b * TILE_WIDTH + i, entry: entries[i]!, leafHash: h });
+        }
+        // Authenticate the entries before handing them out: the tree they extend ours to must be
+        // a prefix of the signed one.
+        const end = tree.size;
+        const root = tree.root();
+        if (end === size) {
+          if (!equalHashes(root, next.checkpoint.rootHash)) fail(`${this.tiles.src.where}: entries ${first}..${end - 1} do not hash to the root of the checkpoint of size ${size}`);
+        } else {
+          const p = await this.tiles.withNodes(size, (node) => consistencyProof(end, size, node));
+          if (!verifyConsistency(end, size, root, next.checkpoint.rootHash, p)) {
+            fail(`${this.tiles.src.where}: entries ${first}..${end - 1} do not extend the tree to a prefix of the checkpoint of size ${size}`);
+          }
+        }
+        for (const e of out) {
+          yield e;
+          streamed++;
+        }
+      }
+    } catch (e) {
+      // The in-memory edge may hold hashes that did not verify: rebuild it from tiles next time.
+      this.tree = null;
+      throw e;
+    }
+    await this.save(next);
+    this.accepted = next;
+    this.tree = tree;
+    done({ previous: prev, checkpoint: next, proof, entries: streamed });
+  }
+
+  /**
+   * One poll: fetch and verify the checkpoint, check it against the accepted one, stream the new
+   * entries to `onEntry` (awaited, in order) and accept it. Returns the advance, or null when
+   * the log has nothing new.
+   */
+  async poll(onEntry?: (e: MonitoredEntry) => void | Promise<void>): Promise<MonitorAdvance | null> {
+    let result: MonitorAdvance | null = null;
+    for await (const e of this.pollEntries((a) => (result = a))) await onEntry?.(e);
+    return result;
+  }
+
+  /** One poll as an async iterator of the new entries; `onAdvance` hears of the accepted step. */
+  async *pollEntries(onAdvance?: (a: MonitorAdvance) => void): AsyncGenerator<MonitoredEntry> {
+    await this.load();
+    const next = await fetchCheckpoint(this.tiles, this.opts);
+    const proof = await this.check(next);
+    if (proof === null) {
+      if (!this.accepted) {
+        // An empty log: accept it so that the origin is pinned.
+        await this.save(next);
+        this.accepted = next;
+        onAdvance?.({ previous: null, checkpoint: next, proof: [], entries: 0 });
+      }
+      return;
+    }
+    yield* this.advance(next, proof, (a) => onAdvance?.(a));
+  }
+
+  /**
+   * Follows the log: polls every `intervalMs` and yields every new entry, in order, until
+   * `signal` aborts (then returns quietly). A fork or a bad log ends it with the error.
+   */
+  async *entries(opts: { signal?: AbortSignal; onAdvance?: (a: MonitorAdvance) => void } = {}): AsyncGenerator<MonitoredEntry> {
+    while (!opts.signal?.aborted) {
+      yield* this.pollEntries(opts.onAdvance);
+      await sleep(this.opts.intervalMs ?? 10_000, opts.signal);
+    }
+  }
+}
