@@ -1,0 +1,128 @@
+/**
+ * Test logs written by our engine, a static HTTP server over a tiles directory (what a CDN in
+ * front of a log is), and the partial tiles a tree size implies.
+ */
+import { cpSync, existsSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { Log } from '../../src/log/log.js';
+import { logPaths, type DataRoots, type LogPaths } from '../../src/log/paths.js';
+import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, hashesAtLevel, partialWidth } from '../../src/tiles/layout.js';
+
+export function tempRoots(prefix: string): { dir: string; roots: DataRoots } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  return {
+    dir,
+    roots: { tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') },
+  };
+}
+
+export const entryOf = (i: number, tag = '') => Buffer.from(`entry ${i}${tag}`);
+
+/** Appends entries [from, to) ("entry <i><tag>") in one batch. */
+export async function appendRange(log: Log, from: number, to: number, tag = ''): Promise<void> {
+  await Promise.all(log.appendMany(Array.from({ length: to - from }, (_, k) => entryOf(from + k, tag))));
+}
+
+/** A new log with `sizes` checkpoints on the way (one batch per step); returns the notes at each size. */
+export async function makeLog(roots: DataRoots, origin: string, sizes: readonly number[], tenant = 'default'): Promise<{ log: Log; paths: LogPaths; notes: string[] }> {
+  const paths = logPaths(roots, tenant);
+  const log = await Log.init(paths, origin);
+  const notes: string[] = [];
+  let n = 0;
+  for (const s of sizes) {
+    if (s > n) await appendRange(log, n, s);
+    n = s;
+    notes.push(log.checkpoint.note);
+  }
+  return { log, paths, notes };
+}
+
+/** Copies a closed log (tiles, history, private state) to other roots: a second log with the same keys. */
+export function copyLog(from: DataRoots, to: DataRoots, tenant = 'default'): void {
+  const a = logPaths(from, tenant);
+  const b = logPaths(to, tenant);
+  cpSync(a.tilesDir, b.tilesDir, { recursive: true });
+  cpSync(a.historyDir, b.historyDir, { recursive: true });
+  cpSync(a.stateDir, b.stateDir, { recursive: true });
+}
+
+/** Paths (relative to the tiles dir) of every partial tile and bundle a tree of `size` implies. */
+export function partialsOf(size: number): string[] {
+  const out: string[] = [];
+  for (let level = 0; hashesAtLevel(level, size) > 0; level++) {
+    const w = partialWidth(level, size);
+    if (w > 0) out.push(formatTilePath({ level, index: Math.floor(hashesAtLevel(level, size) / TILE_WIDTH), width: w }));
+  }
+  if (size % TILE_WIDTH) out.push(formatTilePath({ level: ENTRIES_LEVEL, index: Math.floor(size / TILE_WIDTH), width: size % TILE_WIDTH }));
+  return out;
+}
+
+/** Deletes the partial tiles and bundles of `size` whose full tile exists; returns what it deleted. */
+export function deleteSupersededPartials(tilesDir: string, size: number): string[] {
+  const gone: string[] = [];
+  for (const rel of partialsOf(size)) {
+    const full = rel.replace(/\.p\/\d+$/, '');
+    if (existsSync(path.join(tilesDir, full)) && existsSync(path.join(tilesDir, rel))) {
+      unlinkSync(path.join(tilesDir, rel));
+      gone.push(rel);
+    }
+  }
+  return gone;
+}
+
+export interface StaticServer {
+  readonly url: string;
+  readonly requests: string[];
+  /** Paths answered 404. */
+  readonly misses: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * A tiny static server over `root`: GET <url>/<rel> serves root/<rel>, 404 otherwise. Entry
+ * bundles are sent gzipped without negotiation (c2sp.org/tlog-tiles allows it).
+ */
+export async function serveDir(root: string, prefix = '/log'): Promise<StaticServer> {
+  const requests: string[] = [];
+  const misses: string[] = [];
+  const { readFile } = await import('node:fs/promises');
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const rel = decodeURIComponent(url.pathname).slice(prefix.length + 1);
+    requests.push(rel);
+    if (!url.pathname.startsWith(prefix + '/') || rel.split('/').includes('..')) {
+      res.writeHead(404).end();
+      return;
+    }
+    readFile(path.join(root, ...rel.split('/'))).then(
+      (data) => {
+        if (rel.startsWith('tile/entries/')) res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-encoding': 'gzip' }).end(gzipSync(data));
+        else res.writeHead(200, { 'content-type': rel === 'checkpoint' ? 'text/plain; charset=utf-8' : 'application/octet-stream' }).end(data);
+      },
+      () => {
+        misses.push(rel);
+        res.writeHead(404).end();
+      },
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}${prefix}`,
+    requests,
+    misses,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export function rmrf(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
