@@ -118,7 +118,15 @@ export async function serve(o: ServeOptions): Promise<void> {
     logger.info({ tenants: names }, 'configuration reloaded');
     return { tenants: names };
   };
-  const app = createApp(tenants, { logger, metrics, adminTokenHash: config?.adminToken, reload, extraRoutes: anchorRoutes((n) => tenants.get(n)?.log) });
+  let stopping = false;
+  const app = createApp(tenants, {
+    logger,
+    metrics,
+    adminTokenHash: config?.adminToken,
+    reload,
+    extraRoutes: anchorRoutes((n) => tenants.get(n)?.log),
+    stopping: () => stopping,
+  });
   const { host, port } = parseListen(listen);
   const server = await new Promise<Server>((resolve) => {
     const s = serveNode({ fetch: app.fetch, hostname: host, port }, (info) => {
@@ -135,15 +143,24 @@ export async function serve(o: ServeOptions): Promise<void> {
   await new Promise<void>((resolve) => {
     const stop = () => {
       say('stopping: no new connections; finishing the requests and batches in flight');
-      // Stop accepting, let in-flight requests finish, then drain the logs.
+      stopping = true;
+      // Stop accepting; requests in flight finish (their batches become durable) and close their
+      // connections; requests that arrive later on kept-alive connections get 503.
       server.close(() => {
+        clearInterval(sweeper);
+        clearTimeout(deadline);
         tenants.closeAll().then(resolve, (e) => {
           say(`error while stopping: ${(e as Error).message}`);
           process.exitCode = 1;
           resolve();
         });
       });
+      // Connections go idle as their last answers are sent: close them as they do.
+      const sweeper = setInterval(() => server.closeIdleConnections(), 50);
       server.closeIdleConnections();
+      // A client that never reads its answer must not hold the process forever.
+      const deadline = setTimeout(() => server.closeAllConnections(), 10_000);
+      deadline.unref();
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);

@@ -23,6 +23,8 @@ export interface AppOptions {
   readonly reload?: () => Promise<{ tenants: string[] }>;
   /** More routes mounted at the root (the anchoring receipts). */
   readonly extraRoutes?: Hono;
+  /** True once the service is shutting down: new requests get 503 and every answer closes its connection. */
+  readonly stopping?: () => boolean;
 }
 
 const TENANT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -44,6 +46,17 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
   app.onError((e, c) => errorResponse(c, e));
   app.notFound((c) => jsonError(c, 404, 'not_found', 'no such route'));
   app.use('*', observe(logger, metrics));
+  // Shutting down: finish what is in flight, refuse what comes after on kept-alive connections,
+  // and close each connection once its answer is sent, so the process can exit promptly.
+  app.use('*', async (c, next) => {
+    if (opts.stopping?.()) {
+      c.header('Connection', 'close');
+      c.header('Retry-After', '1');
+      return c.json({ error: 'the service is shutting down', code: 'unavailable' }, 503);
+    }
+    await next();
+    if (opts.stopping?.()) c.header('Connection', 'close');
+  });
 
   app.get('/healthz', (c) => {
     const now = Date.now();
