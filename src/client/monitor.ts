@@ -14,7 +14,7 @@
  * state file; its methods must not run concurrently.
  */
 import { promises as fsp } from 'node:fs';
-import { TlogError, ErrorCode } from '../errors.js';
+import { TlogError, ErrorCode, isTlogError } from '../errors.js';
 import { equalHashes, leafHash } from '../merkle/hash.js';
 import { consistencyProof, verifyConsistency } from '../merkle/proof.js';
 import { encodeBase64 } from '../note/note.js';
@@ -24,6 +24,7 @@ import { TileTree, type ExpandedTile } from '../tiles/tree.js';
 import type { TlogSource } from './source.js';
 import { TileFetcher, type TileFetcherOptions } from './tiles.js';
 import {
+  InconsistentCheckpointsError,
   fetchCheckpoint,
   proveConsistency,
   verifyCheckpointNote,
@@ -165,7 +166,17 @@ export class Monitor {
     const a = prev.checkpoint.treeSize;
     const b = next.checkpoint.treeSize;
     if (b < a) {
-      await proveConsistency(this.tiles, next, prev);
+      // An older checkpoint (a lagging cache, say) is fine if our tree extends it. Proving that
+      // takes the tiles of our tree: a log that no longer serves them has rolled back.
+      try {
+        await proveConsistency(this.tiles, next, prev);
+      } catch (e) {
+        if (e instanceof InconsistentCheckpointsError) throw new InconsistentCheckpointsError(prev, next, e.message.replace(/^.*?: /, ''));
+        if (isTlogError(e, ErrorCode.notFound)) {
+          throw new InconsistentCheckpointsError(prev, next, `the log went back from size ${a} to ${b} and does not serve the tree of size ${a} (${e.message})`);
+        }
+        throw e;
+      }
       return null;
     }
     const proof = await proveConsistency(this.tiles, prev, next);

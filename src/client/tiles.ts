@@ -40,6 +40,11 @@ function fail(why: string): never {
   throw new TlogError(ErrorCode.verification, why);
 }
 
+/** A tile or bundle the tree implies is not served (not_found): the log is not serving that tree. */
+function missing(why: string): never {
+  throw new TlogError(ErrorCode.notFound, why);
+}
+
 /**
  * Decodes an entry bundle: (u16 big-endian length || entry)*. Unlike the engine's parser this
  * accepts empty entries, which tlog-tiles allows and another log may hold.
@@ -129,7 +134,7 @@ export class TileFetcher {
   private async loadHashTile(level: number, index: number, width: number): Promise<ExpandedTile> {
     const got = await this.fetchRaw(level, index, width);
     const partialRel = formatTilePath({ level, index, width });
-    if (!got) fail(`${this.src.where}/${partialRel} is missing${width < TILE_WIDTH ? ' (and so is the full tile)' : ''}`);
+    if (!got) missing(`${this.src.where}/${partialRel} is missing${width < TILE_WIDTH ? ' (and so is the full tile)' : ''}`);
     const want = got.full ? FULL_TILE_BYTES : width * HASH_SIZE;
     if (got.data.length !== want) fail(`${this.src.where}/${got.rel} is ${got.data.length} bytes, want ${want}`);
     return ExpandedTile.fromHashes(level, index, got.data);
@@ -143,7 +148,7 @@ export class TileFetcher {
     const width = tileWidthInTree(ENTRIES_LEVEL, index, treeSize);
     if (width === 0) throw new Error(`entryBundle: bundle ${index} is not in a tree of size ${treeSize}`);
     const got = await this.fetchRaw(ENTRIES_LEVEL, index, width);
-    if (!got) fail(`${this.src.where}/${formatTilePath({ level: ENTRIES_LEVEL, index, width })} is missing`);
+    if (!got) missing(`${this.src.where}/${formatTilePath({ level: ENTRIES_LEVEL, index, width })} is missing${width < TILE_WIDTH ? ' (and so is the full bundle)' : ''}`);
     const entries = decodeEntryBundle(got.data, `${this.src.where}/${got.rel}`);
     const want = got.full ? TILE_WIDTH : width;
     if (entries.length !== want) fail(`${this.src.where}/${got.rel} has ${entries.length} entries, want ${want}`);

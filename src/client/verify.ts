@@ -39,7 +39,11 @@ export interface TrustedCheckpoint {
   readonly witnesses: readonly string[];
 }
 
-/** Two signed checkpoints of one origin that are not consistent: the evidence of a fork. */
+/**
+ * Two signed checkpoints of one origin that could not be proved consistent: the evidence of a
+ * fork (or of a log that rolled back, or serves tiles that do not match what it signed).
+ * `older` is the one seen (accepted) first, `newer` the one that came after it.
+ */
 export class InconsistentCheckpointsError extends TlogError {
   constructor(
     readonly older: TrustedCheckpoint,
