@@ -192,6 +192,29 @@ export function buildProgram(): Command {
       const r = await Log.rebuildIndex(logPaths(roots(program), o.tenant), { onRebuildProgress: progressBar('rebuild') });
       process.stdout.write(`rebuilt ${r.path} for tree size ${r.treeSize}\n`);
     });
+  index
+    .command('check')
+    .description('check the hot index against the log (every leaf looked up by hash); with --repair, rebuild it when damaged')
+    .addOption(tenantOption())
+    .option('--repair', 'rebuild the index when the check finds a problem (stop the writer first)')
+    .action(async (o: { tenant: string; repair?: boolean }) => {
+      const paths = logPaths(roots(program), o.tenant);
+      const log = await Log.open(paths, { readOnly: true });
+      let problems: string[];
+      try {
+        problems = await log.checkIndex(progressBar('check'));
+      } finally {
+        await log.close();
+      }
+      if (problems.length === 0) {
+        process.stdout.write(`index of ${o.tenant} is sound (${log.treeSize} leaves)\n`);
+        return;
+      }
+      process.stdout.write(problems.map((p) => `problem: ${p}`).join('\n') + '\n');
+      if (!o.repair) throw new Error(`index of ${o.tenant} has ${problems.length} problem(s): run \`tlog index check --repair\` or \`tlog index rebuild\``);
+      const r = await Log.rebuildIndex(paths, { onRebuildProgress: progressBar('rebuild') });
+      process.stdout.write(`rebuilt ${r.path} for tree size ${r.treeSize}\n`);
+    });
 
   registerTenantCommands(program);
   registerExportCommand(program, () => roots(program));

@@ -27,7 +27,7 @@ import { ENTRIES_LEVEL, TILE_WIDTH, changedTiles, tileWidthInTree, type TileCoor
 import { ExpandedTile, MissingTileError, TileTree, nodeReaderOver, type TileLookup } from '../tiles/tree.js';
 import { commitPointOf, discardNotesBeyond, notePath, notesDir, pruneNotes, type CommitPoint } from './commit.js';
 import type { HotIndex } from '../index/index.js';
-import { catchUpIndex, indexPath, openIndexFile, openState, rebuildIndex } from './state.js';
+import { catchUpIndex, indexPath, leafHashesFromTiles, openIndexFile, openState, rebuildIndex } from './state.js';
 import { createLogKeys, loadLogKeys, type LogKeys } from './keys.js';
 import type { LogPaths } from './paths.js';
 import { discardBeyond, MAX_BATCH_ENTRIES } from './recovery.js';
@@ -285,6 +285,31 @@ export class Log {
       index.close();
       throw e;
     }
+  }
+
+  /**
+   * Checks the hot index against the log: the table's own structure, then every committed leaf
+   * looked up by its hash must give its own index or an earlier one holding the same hash.
+   * Returns the problems found (empty when the index is sound). O(tree size).
+   */
+  async checkIndex(onProgress?: (done: number, total: number) => void): Promise<string[]> {
+    const structural = this.index.check();
+    const problems = [...structural.problems];
+    const size = this.committed.treeSize;
+    const reader = new TileReader(this.paths.tilesDir);
+    let i = 0;
+    for await (const chunk of leafHashesFromTiles(reader, 0, size)) {
+      for (let off = 0; off < chunk.length; off += 32, i++) {
+        const found = this.index.lookup(chunk, off);
+        if (found === i) continue;
+        if (found < 0) problems.push(`leaf ${i} is missing from the index`);
+        else if (found > i) problems.push(`leaf ${i} maps to the later index ${found}`);
+        else if (!equalHashes(await this.leafHashAt(found), chunk.subarray(off, off + 32))) problems.push(`leaf ${i} maps to index ${found}, which holds another hash`);
+        if (problems.length >= 100) return problems;
+      }
+      onProgress?.(i, size);
+    }
+    return problems;
   }
 
   /** Rebuilds a log's hot index from its tiles (`tlog index rebuild`); fails while a writer runs. */
