@@ -196,3 +196,36 @@ describe('cosignatures pushed to the log', () => {
     await log.close();
   });
 });
+
+describe('POST /<tenant>/cosignature', () => {
+  it('accepts verified cosignatures over HTTP, refuses others with a 4xx, and serves the result', async () => {
+    const { createApp } = await import('../../src/http/app.js');
+    const { TenantRegistry, OPEN_AUTH } = await import('../../src/tenants/registry.js');
+    const { createLogger } = await import('../../src/http/observe.js');
+    const log = await Log.init(paths, ORIGIN, { publishMode: 'cosigned' });
+    const wk = edKey('witness.example/pusher');
+    const other = edKey('witness.example/stranger');
+    const policy = parsePolicy(`witness P ${wk.vkey}\nquorum P\n`);
+    const reg = new TenantRegistry();
+    const t = await reg.add(log, OPEN_AUTH);
+    t.cosigner = new Cosigner(log, policy, { mode: 'fail-closed', logger: silentLogger });
+    const app = createApp(reg, { logger: createLogger('silent') });
+    await log.append(entry(0));
+    const note = log.checkpoint.note;
+    const text = parseNote(note).text;
+    const post = (body: string) => app.request('/default/cosignature', { method: 'POST', body });
+    const bad = await post(withSignatures(note, [{ name: other.signer.name, keyID: other.signer.keyID, signature: other.signer.sign(text) }]));
+    expect(bad.status).toBe(422);
+    expect(await bad.json()).toMatchObject({ code: 'verification_failed' });
+    expect((await post('not a note')).status).toBe(400);
+    expect((await (await app.request('/default/checkpoint')).text()).split('\n')[1]).toBe('0');
+    const good = await post(withSignatures(note, [{ name: wk.signer.name, keyID: wk.signer.keyID, signature: wk.signer.sign(text) }]));
+    expect(good.status).toBe(200);
+    const served = await (await app.request('/default/checkpoint')).text();
+    expect(verifyCheckpoint(served, log.verifiers, policy).witnesses).toEqual(['P']);
+    // A tenant without witnesses has no such route.
+    t.cosigner = null;
+    expect((await post(served)).status).toBe(404);
+    await log.close();
+  });
+});
