@@ -7,13 +7,13 @@
  * form (as src/log/keys.ts writes log keys), created 0600 in a 0700 directory on first start,
  * never overwritten, and refused when readable by others. Never logged.
  */
-import { promises as fsp, constants as fsc } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { TlogError, ErrorCode, ioError } from '../src/errors.js';
 import { formatPrivateKey, generatePrivateKey, parsePrivateKey, SignatureType, type PrivateKey } from '../src/note/keys.js';
 import type { NoteSignature } from '../src/note/note.js';
 import { derivePublicKey, keyPair, type KeyPair, type TypedVerifier } from '../src/note/signers.js';
-import { syncDir } from '../src/storage/durable.js';
+import { createSecretFile, readSecretFile } from '../src/storage/secret-file.js';
 
 export const WITNESS_KEY_FILES = {
   cosignatureV1: 'cosignature-v1.key',
@@ -40,35 +40,11 @@ export function keysDir(dataDir: string): string {
 }
 
 async function createKey(file: string, key: PrivateKey): Promise<void> {
-  let fh: fsp.FileHandle | undefined;
-  try {
-    // O_EXCL: an existing key is never replaced; 0o600: only the owner reads it.
-    fh = await fsp.open(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
-    await fh.writeFile(formatPrivateKey(key, derivePublicKey(key)) + '\n');
-    // A key lost in a crash after its cosignatures went out would orphan them: sync it.
-    await fh.sync();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new TlogError(ErrorCode.conflict, `key file ${file} already exists: refusing to overwrite a key`);
-    }
-    throw ioError('create key', file, e);
-  } finally {
-    await fh?.close();
-  }
+  await createSecretFile(file, formatPrivateKey(key, derivePublicKey(key)) + '\n');
 }
 
 async function readKey(file: string, type: SignatureType, name: string): Promise<PrivateKey> {
-  let text: string;
-  try {
-    const st = await fsp.stat(file);
-    if ((st.mode & 0o077) !== 0) {
-      throw new TlogError(ErrorCode.corrupt, `key file ${file} is readable by others (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it`);
-    }
-    text = await fsp.readFile(file, 'utf8');
-  } catch (e) {
-    if (e instanceof TlogError) throw e;
-    throw ioError('read key', file, e);
-  }
+  const text = await readSecretFile(file);
   let key: PrivateKey;
   try {
     key = parsePrivateKey(text, derivePublicKey);
@@ -113,8 +89,6 @@ export async function loadOrCreateWitnessKeys(dataDir: string, name: string): Pr
       created.push(p);
     }
   }
-  // The new directory entries are durable only once the directory is fsynced.
-  if (created.length > 0) await syncDir(dir);
   const ed = await readKey(path.join(dir, WITNESS_KEY_FILES.cosignatureV1), SignatureType.cosignatureV1, name);
   const ml = await readKey(path.join(dir, WITNESS_KEY_FILES.mldsa44), SignatureType.mldsa44Subtree, name);
   return { keys: witnessKeysFrom(ed, ml), created };

@@ -11,11 +11,10 @@
  * Rekor then answers with 409, not a second entry). The outbox stores the signature anyway.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { promises as fsp, constants as fsc } from 'node:fs';
 import path from 'node:path';
 import { p256 } from '@noble/curves/nist.js';
-import { TlogError, ErrorCode, ioError } from '../errors.js';
-import { syncDir } from '../storage/durable.js';
+import { TlogError, ErrorCode } from '../errors.js';
+import { createSecretFile, ensureSecretDir, readSecretFile } from '../storage/secret-file.js';
 
 export const ANCHOR_KEY_FILE = 'anchor-p256.pem';
 
@@ -42,27 +41,12 @@ export function anchorKeyPath(stateDir: string): string {
  * returns it. Durable on return: the file and its directory entry are fsynced.
  */
 export async function createAnchorKey(stateDir: string): Promise<AnchorKey> {
-  const dir = path.join(stateDir, 'keys');
-  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-  await fsp.chmod(dir, 0o700);
+  await ensureSecretDir(path.join(stateDir, 'keys'));
   const p = anchorKeyPath(stateDir);
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-  let fh: fsp.FileHandle | undefined;
-  try {
-    fh = await fsp.open(p, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
-    await fh.writeFile(pem);
-    // A key lost after Rekor logged entries signed with it would leave receipts nobody can match: sync it.
-    await fh.sync();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new TlogError(ErrorCode.conflict, `key file ${p} already exists: refusing to overwrite a key`);
-    }
-    throw ioError('create key', p, e);
-  } finally {
-    await fh?.close();
-  }
-  await syncDir(dir);
+  // Synced: a key lost after Rekor logged entries signed with it would leave receipts nobody can match.
+  await createSecretFile(p, pem);
   return anchorKeyFromPem(pem, p);
 }
 
@@ -71,17 +55,12 @@ export async function loadAnchorKey(stateDir: string): Promise<AnchorKey> {
   const p = anchorKeyPath(stateDir);
   let pem: string;
   try {
-    const st = await fsp.stat(p);
-    if ((st.mode & 0o077) !== 0) {
-      throw new TlogError(ErrorCode.corrupt, `key file ${p} is readable by others (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it`);
-    }
-    pem = await fsp.readFile(p, 'utf8');
+    pem = await readSecretFile(p);
   } catch (e) {
-    if (e instanceof TlogError) throw e;
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+    if (e instanceof TlogError && e.code === ErrorCode.notFound) {
       throw new TlogError(ErrorCode.notFound, `no anchoring key at ${p}: create it with createAnchorKey (tlog init does)`);
     }
-    throw ioError('read key', p, e);
+    throw e;
   }
   return anchorKeyFromPem(pem, p);
 }

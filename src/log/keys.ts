@@ -6,9 +6,8 @@
  * Key files hold the PRIVATE+KEY text form, are created 0600 in a 0700 directory, and are
  * never logged.
  */
-import { promises as fsp, constants as fsc } from 'node:fs';
 import path from 'node:path';
-import { TlogError, ErrorCode, ioError } from '../errors.js';
+import { TlogError, ErrorCode } from '../errors.js';
 import {
   formatPrivateKey,
   generatePrivateKey,
@@ -17,7 +16,7 @@ import {
   type PrivateKey,
 } from '../note/keys.js';
 import { derivePublicKey, keyPair, type Clock, type KeyPair } from '../note/signers.js';
-import { syncDir } from '../storage/durable.js';
+import { createSecretFile, ensureSecretDir, readSecretFile } from '../storage/secret-file.js';
 
 export const KEY_FILES = {
   ed25519: 'ed25519.key',
@@ -36,45 +35,16 @@ function keysDir(stateDir: string): string {
 /** Creates both keys. Fails if a key file already exists: keys are never overwritten. */
 export async function createLogKeys(stateDir: string, origin: string): Promise<void> {
   const dir = keysDir(stateDir);
-  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-  await fsp.chmod(dir, 0o700);
+  await ensureSecretDir(dir);
   const keys: [string, PrivateKey][] = [
     [KEY_FILES.ed25519, generatePrivateKey(origin, SignatureType.ed25519)],
     [KEY_FILES.mldsa44, generatePrivateKey(origin, SignatureType.mldsa44Subtree)],
   ];
-  for (const [file, key] of keys) {
-    const p = path.join(dir, file);
-    let fh: fsp.FileHandle | undefined;
-    try {
-      // O_EXCL: an existing key is never replaced; 0o600: only the owner reads it.
-      fh = await fsp.open(p, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
-      await fh.writeFile(formatPrivateKey(key, derivePublicKey(key)) + '\n');
-      // A key lost in a crash after the log signed with it would orphan the log: sync it.
-      await fh.sync();
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-        throw new TlogError(ErrorCode.conflict, `key file ${p} already exists: refusing to overwrite a key`);
-      }
-      throw ioError('create key', p, e);
-    } finally {
-      await fh?.close();
-    }
-  }
-  await syncDir(dir);
+  for (const [file, key] of keys) await createSecretFile(path.join(dir, file), formatPrivateKey(key, derivePublicKey(key)) + '\n');
 }
 
 async function loadKey(p: string, type: SignatureType, origin: string, clock?: Clock): Promise<KeyPair> {
-  let text: string;
-  try {
-    const st = await fsp.stat(p);
-    if ((st.mode & 0o077) !== 0) {
-      throw new TlogError(ErrorCode.corrupt, `key file ${p} is readable by others (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it`);
-    }
-    text = await fsp.readFile(p, 'utf8');
-  } catch (e) {
-    if (e instanceof TlogError) throw e;
-    throw ioError('read key', p, e);
-  }
+  const text = await readSecretFile(p);
   let parsed: { key: PrivateKey; keyID: number };
   try {
     parsed = parsePrivateKeyText(text);

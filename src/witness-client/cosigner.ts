@@ -122,15 +122,13 @@ export class Cosigner {
   }
 }
 
-/** The note with extra signature lines appended, skipping lines it already has. */
+/**
+ * The note with extra signature lines: a line from a key (name and key ID) the note already has a
+ * signature from replaces it (a newer cosignature), so no key ever appears twice (C2SP#257).
+ */
 export function withSignatures(note: string, extra: readonly NoteSignature[]): string {
   const n = parseNote(note);
-  const have = new Set(n.signatures.map((s) => `${s.name} ${s.keyID} ${Buffer.from(s.signature).toString('base64')}`));
-  const add = extra.filter((s) => {
-    const k = `${s.name} ${s.keyID} ${Buffer.from(s.signature).toString('base64')}`;
-    if (have.has(k)) return false;
-    have.add(k);
-    return true;
-  });
-  return formatNote({ text: n.text, signatures: [...n.signatures, ...add] });
+  const byKey = new Map<string, NoteSignature>();
+  for (const s of [...n.signatures, ...extra]) byKey.set(`${s.name} ${s.keyID}`, s);
+  return formatNote({ text: n.text, signatures: [...byKey.values()] });
 }
