@@ -55,30 +55,22 @@ export class TileReader {
     return width;
   }
 
+  /** The path and width of (level, index) in a tree of treeSize. */
+  private at(level: number, index: number, treeSize: number): { p: string; width: number } {
+    const width = this.widthAt(level, index, treeSize);
+    return { p: this.tilePath(level, index, width), width };
+  }
+
   /** The hashes of tile (level, index) as of treeSize, read synchronously (start-up paths). */
   readTileSync(level: number, index: number, treeSize: number): Uint8Array {
-    const width = this.widthAt(level, index, treeSize);
-    const p = this.tilePath(level, index, width);
-    let data: Buffer;
-    try {
-      data = readFileSync(p);
-    } catch (e) {
-      throw ioError('read tile', p, e);
-    }
-    return checkTileLength(p, data, width);
+    const { p, width } = this.at(level, index, treeSize);
+    return checkTileLength(p, readSync(p, 'read tile'), width);
   }
 
   /** The hashes of tile (level, index) as of treeSize. */
   async readTile(level: number, index: number, treeSize: number): Promise<Uint8Array> {
-    const width = this.widthAt(level, index, treeSize);
-    const p = this.tilePath(level, index, width);
-    let data: Buffer;
-    try {
-      data = await fsp.readFile(p);
-    } catch (e) {
-      throw ioError('read tile', p, e);
-    }
-    return checkTileLength(p, data, width);
+    const { p, width } = this.at(level, index, treeSize);
+    return checkTileLength(p, await read(p, 'read tile'), width);
   }
 
   /** Loads (level, index) as of treeSize into the cache, expanded. */
@@ -93,35 +85,37 @@ export class TileReader {
 
   /** The entries of bundle `index` as of treeSize. */
   async readBundle(index: number, treeSize: number): Promise<Uint8Array[]> {
-    const width = this.widthAt(ENTRIES_LEVEL, index, treeSize);
-    const p = this.tilePath(ENTRIES_LEVEL, index, width);
-    let data: Buffer;
-    try {
-      data = await fsp.readFile(p);
-    } catch (e) {
-      throw ioError('read bundle', p, e);
-    }
-    try {
-      return parseEntryBundle(data, width);
-    } catch (e) {
-      throw new TlogError(ErrorCode.corrupt, `bundle ${p}: ${(e as Error).message}`);
-    }
+    const { p, width } = this.at(ENTRIES_LEVEL, index, treeSize);
+    return checkedBundle(p, await read(p, 'read bundle'), width);
   }
 
   readBundleSync(index: number, treeSize: number): Uint8Array[] {
-    const width = this.widthAt(ENTRIES_LEVEL, index, treeSize);
-    const p = this.tilePath(ENTRIES_LEVEL, index, width);
-    let data: Buffer;
-    try {
-      data = readFileSync(p);
-    } catch (e) {
-      throw ioError('read bundle', p, e);
-    }
-    try {
-      return parseEntryBundle(data, width);
-    } catch (e) {
-      throw new TlogError(ErrorCode.corrupt, `bundle ${p}: ${(e as Error).message}`);
-    }
+    const { p, width } = this.at(ENTRIES_LEVEL, index, treeSize);
+    return checkedBundle(p, readSync(p, 'read bundle'), width);
+  }
+}
+
+async function read(p: string, op: string): Promise<Buffer> {
+  try {
+    return await fsp.readFile(p);
+  } catch (e) {
+    throw ioError(op, p, e);
+  }
+}
+
+function readSync(p: string, op: string): Buffer {
+  try {
+    return readFileSync(p);
+  } catch (e) {
+    throw ioError(op, p, e);
+  }
+}
+
+function checkedBundle(p: string, data: Uint8Array, width: number): Uint8Array[] {
+  try {
+    return parseEntryBundle(data, width);
+  } catch (e) {
+    throw new TlogError(ErrorCode.corrupt, `bundle ${p}: ${(e as Error).message}`);
   }
 }
 
