@@ -115,7 +115,7 @@ export function clientKey(seedByte: number): { seed: Uint8Array; publicKey: Uint
 export const octet = { 'content-type': 'application/octet-stream' };
 
 export function post(app: Hono, url: string, body: Uint8Array | string, headers: Record<string, string> = {}): Promise<Response> {
-  const data = typeof body === 'string' ? Buffer.from(body) : body;
+  const data = new Uint8Array(typeof body === 'string' ? Buffer.from(body) : body);
   return Promise.resolve(app.request(url, { method: 'POST', body: data, headers: { ...octet, ...headers } }));
 }
 

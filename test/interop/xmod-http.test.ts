@@ -115,7 +115,7 @@ beforeAll(async () => {
 
   await keepCheckpoint('few');
   for (let i = 0; i < 7; i++) {
-    const r = await fetch(`${srv.url}/few/append`, { method: 'POST', body: entryFor('few', i), headers: auth('few') });
+    const r = await fetch(`${srv.url}/few/append`, { method: 'POST', body: new Uint8Array(entryFor('few', i)), headers: auth('few') });
     expect(r.status, await r.clone().text()).toBe(200);
     expect(((await r.json()) as { index: number }).index).toBe(i);
     if (i === 3) await keepCheckpoint('few');
@@ -126,7 +126,7 @@ beforeAll(async () => {
   await keepCheckpoint('big');
   for (const n of [1000, 64536, 4464]) {
     const body = bundleOf(Array.from({ length: n }, (_, j) => entryFor('big', next + j)));
-    const r = await fetch(`${srv.url}/big/append-batch`, { method: 'POST', body, headers: auth('big') });
+    const r = await fetch(`${srv.url}/big/append-batch`, { method: 'POST', body: new Uint8Array(body), headers: auth('big') });
     expect(r.status).toBe(200);
     const res = (await r.json()) as { treeSize: number; results: { index: number }[] };
     expect(res.results.length).toBe(n);
