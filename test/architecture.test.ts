@@ -1,0 +1,65 @@
+/**
+ * The dependency direction of ../shared/DESIGN.md, checked from import lines: low to high,
+ * native -> pure spec modules (merkle, tiles, note) -> durable files and index -> log engine ->
+ * witness client, anchoring, verifying client -> tenants -> HTTP -> CLI. Nothing imports upward;
+ * witness/ uses only the pure modules, durable files and native/.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { expect, it } from 'vitest';
+
+const repo = path.resolve(__dirname, '..');
+
+/** Layer of a repository-relative source path. */
+function layerOf(rel: string): [string, number] {
+  const table: [RegExp, string, number][] = [
+    [/^native\//, 'native', 0],
+    [/^src\/errors\.ts$/, 'errors', 1],
+    [/^src\/merkle\//, 'merkle', 2],
+    [/^src\/tiles\//, 'tiles', 3],
+    [/^src\/note\//, 'note', 3],
+    [/^src\/storage\//, 'storage', 4],
+    [/^src\/index\//, 'index', 4],
+    [/^src\/log\//, 'log', 5],
+    [/^src\/config\//, 'config', 6],
+    [/^src\/client\//, 'client', 6],
+    [/^src\/witness-client\//, 'witness-client', 6],
+    [/^src\/anchor\//, 'anchor', 6],
+    [/^witness\//, 'witness', 6],
+    [/^src\/tenants\//, 'tenants', 7],
+    [/^src\/http\//, 'http', 8],
+    [/^src\/cli\//, 'cli', 9],
+    [/^src\/index\.ts$/, 'package', 9],
+  ];
+  for (const [re, name, rank] of table) if (re.test(rel)) return [name, rank];
+  throw new Error(`no layer for ${rel}`);
+}
+
+function sources(dir: string): string[] {
+  return readdirSync(path.join(repo, dir), { recursive: true })
+    .map((n) => path.join(dir, String(n)))
+    .filter((p) => p.endsWith('.ts') && !p.endsWith('.d.ts') && statSync(path.join(repo, p)).isFile());
+}
+
+it('no module imports a higher layer, and witness/ and src/client stay off the engine', () => {
+  const problems: string[] = [];
+  for (const file of [...sources('native'), ...sources('src'), ...sources('witness')]) {
+    const [layer, rank] = layerOf(file);
+    const text = readFileSync(path.join(repo, file), 'utf8');
+    const specifiers = [
+      ...text.matchAll(/^(?:import|export)[^'"]*?from\s+['"](\.[^'"]+)['"]/gm),
+      ...text.matchAll(/^import\s+['"](\.[^'"]+)['"]/gm),
+      ...text.matchAll(/\bimport\(\s*['"](\.[^'"]+)['"]\s*\)/g),
+    ];
+    for (const m of specifiers) {
+      const target = path.relative(repo, path.resolve(path.dirname(path.join(repo, file)), m[1]!)).replace(/\.js$/, '.ts');
+      const [tLayer, tRank] = layerOf(target);
+      if (tRank > rank) problems.push(`${file} (${layer}) imports ${target} (${tLayer})`);
+      if (layer === 'witness' && !['note', 'merkle', 'storage', 'errors', 'native', 'witness'].includes(tLayer)) problems.push(`${file}: witness/ imports ${target}`);
+      if (layer === 'client' && ['log', 'index'].includes(tLayer)) problems.push(`${file}: the verifying client imports the engine (${target})`);
+      if (['merkle', 'tiles', 'note'].includes(layer) && ['storage', 'index', 'native'].includes(tLayer)) problems.push(`${file}: a pure module imports I/O (${target})`);
+    }
+    if (['merkle', 'tiles', 'note'].includes(layer) && /from ['"]node:fs/.test(text)) problems.push(`${file}: a pure module uses node:fs`);
+  }
+  expect(problems).toEqual([]);
+});
