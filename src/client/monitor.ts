@@ -41,8 +41,10 @@ export interface MonitorOptions extends CheckpointTrust, TileFetcherOptions {
    * in it (trust on first use). Default: start from the empty tree and stream every entry.
    */
   readonly startAtLatest?: boolean;
-  /** Between polls in `entries()` / `run()`. Default 10 s. */
+  /** Between polls in `entries()`. Default 10 s. */
   readonly intervalMs?: number;
+  /** Entry bundles fetched ahead while streaming. Default 8. */
+  readonly concurrency?: number;
 }
 
 export interface MonitoredEntry {
@@ -203,8 +205,23 @@ export class Monitor {
     }
     let streamed = 0;
     try {
-      for (let b = Math.floor(start / TILE_WIDTH); tree.size < size; b++) {
-        const [entries, tile0] = await Promise.all([this.tiles.entryBundle(b, size), this.tiles.hashTile(0, b, size)]);
+      // Bundles (and their level-0 tiles) are fetched a few ahead of the one being checked.
+      const firstBundle = Math.floor(start / TILE_WIDTH);
+      const lastBundle = Math.ceil(size / TILE_WIDTH) - 1;
+      const ahead = Math.max(1, this.opts.concurrency ?? 8);
+      const window = new Map<number, Promise<[Uint8Array[], ExpandedTile]>>();
+      const prefetch = (b: number) => {
+        if (b > lastBundle || window.has(b)) return;
+        const p = Promise.all([this.tiles.entryBundle(b, size), this.tiles.hashTile(0, b, size)]);
+        // Awaited in order below; a failure ahead of a failure (or of an early return) must not
+        // surface as an unhandled rejection.
+        p.catch(() => {});
+        window.set(b, p);
+      };
+      for (let b = firstBundle; tree.size < size; b++) {
+        for (let k = b; k < b + ahead; k++) prefetch(k);
+        const [entries, tile0] = await window.get(b)!;
+        window.delete(b);
         const first = tree.size;
         const out: MonitoredEntry[] = [];
         for (let i = first - b * TILE_WIDTH; i < entries.length; i++) {

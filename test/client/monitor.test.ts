@@ -15,6 +15,7 @@ import { logPaths } from '../../src/log/paths.js';
 import { leafHash } from '../../src/merkle/hash.js';
 import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { keyPair } from '../../src/note/signers.js';
+import { parsePolicy } from '../../src/witness-client/policy.js';
 import { appendRange, copyLog, deleteSupersededPartials, entryOf, rmrf, serveDir, tempRoots } from './helpers.js';
 
 const ORIGIN = 'example.com/monitored';
@@ -56,7 +57,7 @@ describe('following a growing log', () => {
     await log.close();
     await server.close();
   });
-  const monitor = (extra: object = {}) => new Monitor({ src: urlSource(server.url), logKeys: vkeys, origin: ORIGIN, stateFile, intervalMs: 20, ...extra });
+  const monitor = (extra: object = {}) => new Monitor({ src: urlSource(server.url), logKeys: vkeys, origin: ORIGIN, stateFile, intervalMs: 20, concurrency: 3, ...extra });
 
   it('streams exactly the new entries at every step, and persists the accepted checkpoint', async () => {
     const m = monitor();
@@ -134,6 +135,13 @@ describe('following a growing log', () => {
     await appendRange(log, 1905, 1910);
     r = await collect(m);
     expectRange(r.entries, 1905, 1910);
+  });
+
+  it('requires every checkpoint to satisfy the witness policy', async () => {
+    const w = keyPair(generatePrivateKey('witness.example', SignatureType.cosignatureV1));
+    const m = new Monitor({ src: dirSource(log.paths.tilesDir), logKeys: vkeys, policy: parsePolicy(`witness w ${w.vkey}\nquorum w\n`) });
+    await expect(m.poll()).rejects.toThrow(/witness policy not satisfied/);
+    expect(m.checkpoint).toBeNull();
   });
 
   it('refuses a checkpoint not signed by the log key and a bundle that does not match tile/0, without moving', async () => {
