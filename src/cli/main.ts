@@ -17,6 +17,7 @@ import { DEFAULT_TENANT, defaultRoots, logPaths, type DataRoots } from '../log/p
 import { progressBar } from './progress.js';
 import { registerTenantCommands } from './tenant.js';
 import { registerExportCommand } from './export.js';
+import { registerClientCommands } from './client.js';
 import { witnessCommand } from '../../witness/main.js';
 import { registerAnchorCommands } from './anchor.js';
 import { initLog } from '../tenants/registry.js';
@@ -218,6 +219,7 @@ export function buildProgram(): Command {
 
   registerTenantCommands(program);
   registerExportCommand(program, () => roots(program));
+  registerClientCommands(program, () => roots(program));
   program.addCommand(witnessCommand('witness'));
   registerAnchorCommands(program, () => roots(program));
 

@@ -27,23 +27,53 @@ function canonicalInt(v: string | undefined, name: string, dflt?: number): numbe
   return n;
 }
 
-/** Reads the body, refusing more than the tenant's limit before buffering it all. */
+/**
+ * Reads the body, refusing more than the tenant's limit as soon as it is passed: a declared
+ * Content-Length over it before reading anything, a chunked body while it streams in (the
+ * stream is cancelled), so no client can make us buffer more than the limit.
+ */
 async function readBody(c: Context, t: Tenant): Promise<Uint8Array> {
   const max = t.limits.maxBodyBytes;
+  const tooLarge = () => new TlogError(ErrorCode.tooLarge, `body is over this tenant's limit of ${max} bytes`);
   const declared = Number(c.req.header('content-length') ?? NaN);
   if (declared > max) throw new TlogError(ErrorCode.tooLarge, `body is ${declared} bytes, over this tenant's limit of ${max}`);
-  const body = new Uint8Array(await c.req.arrayBuffer());
-  if (body.length > max) throw new TlogError(ErrorCode.tooLarge, `body is over this tenant's limit of ${max} bytes`);
-  return body;
+  const stream = c.req.raw.body;
+  if (!stream) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = stream.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > max) {
+      await reader.cancel().catch(() => {});
+      c.header('Connection', 'close');
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
 }
 
-/** Back-pressure and rate limits, checked before anything is queued. */
-function admit(t: Tenant, credential: string, n: number): void {
-  if (t.log.pendingCount + n > t.limits.maxPending) {
-    throw new TlogError(ErrorCode.unavailable, `tenant ${t.name} has ${t.log.pendingCount} entries waiting: try again shortly`, { cause: new RetryAfter(1) });
+/**
+ * Back-pressure and rate limits, checked before anything is queued. The entries' place is
+ * reserved until they are queued (a signed request's counter is claimed in between), so
+ * concurrent requests cannot all pass the check; the caller releases the reservation.
+ */
+function admit(t: Tenant, credential: string, n: number): () => void {
+  const waiting = t.log.pendingCount + t.reserved;
+  if (waiting + n > t.limits.maxPending) {
+    throw new TlogError(ErrorCode.unavailable, `tenant ${t.name} has ${waiting} entries waiting: try again shortly`, { cause: new RetryAfter(1) });
   }
   const wait = t.limiter.take(credential, n);
   if (wait > 0) throw new TlogError(ErrorCode.rateLimited, `rate limit of tenant ${t.name} exceeded for this credential`, { cause: new RetryAfter(wait) });
+  t.reserved += n;
+  let released = false;
+  return () => {
+    if (!released) t.reserved -= n;
+    released = true;
+  };
 }
 
 function resultJSON(r: AppendResult) {
@@ -92,9 +122,16 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics): Hono {
   app.post('/append', async (c) => {
     const t = tenantOf(c);
     const body = await readBody(c, t);
-    const credential = await authorizeWrite(c, t, body);
-    admit(t, credential, 1);
-    const r = await t.log.append(body);
+    const auth = await authorizeWrite(c, t, body);
+    const release = admit(t, auth.credential, 1);
+    let pending: Promise<AppendResult>;
+    try {
+      await auth.claim();
+      pending = t.log.append(body);
+    } finally {
+      release();
+    }
+    const r = await pending;
     countResults(t, [r]);
     return c.json(resultJSON(r));
   });
@@ -102,11 +139,18 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics): Hono {
   app.post('/append-batch', async (c) => {
     const t = tenantOf(c);
     const body = await readBody(c, t);
-    const credential = await authorizeWrite(c, t, body);
+    const auth = await authorizeWrite(c, t, body);
     const entries = parseBatchBody(c, body);
     if (entries.length === 0) throw new TlogError(ErrorCode.badInput, 'append-batch needs at least one entry');
-    admit(t, credential, entries.length);
-    const rs = await Promise.all(t.log.appendMany(entries));
+    const release = admit(t, auth.credential, entries.length);
+    let pending: Promise<AppendResult>[];
+    try {
+      await auth.claim();
+      pending = t.log.appendMany(entries);
+    } finally {
+      release();
+    }
+    const rs = await Promise.all(pending);
     countResults(t, rs);
     // One checkpoint for the whole answer: the newest, and proofs against it when asked.
     const cp = t.log.checkpoint;

@@ -33,15 +33,27 @@ const unauthorized = (why: string) => new TlogError(ErrorCode.unauthorized, why)
 /** The caller's identity for rate limiting. */
 export type Credential = string;
 
+export interface WriteAuthorization {
+  /** Who is writing, for rate limits. */
+  readonly credential: Credential;
+  /**
+   * Uses up a signed request's counter (durably; refuses a replay). Called after the rate and
+   * back-pressure checks, so a refused request does not cost the client its counter.
+   */
+  claim(): Promise<void>;
+}
+
+const nothingToClaim = async () => {};
+
 /**
- * Checks the credentials of a write to `t` with body `body`. Resolves with the credential
- * (for rate limits) once any signed-request counter is durable; throws unauthorized otherwise.
+ * Checks the credentials of a write to `t` with body `body`: a bearer token, a signed request
+ * whose signature verifies, or the open default tenant. Throws unauthorized otherwise.
  */
-export async function authorizeWrite(c: Context, t: Tenant, body: Uint8Array): Promise<Credential> {
+export async function authorizeWrite(c: Context, t: Tenant, body: Uint8Array): Promise<WriteAuthorization> {
   const token = bearer(c);
   if (token !== null) {
     const h = hashToken(token);
-    if (tokenIn(h, t.auth.tokens)) return `token:${h.slice(0, 16)}`;
+    if (tokenIn(h, t.auth.tokens)) return { credential: `token:${h.slice(0, 16)}`, claim: nothingToClaim };
     throw unauthorized('bearer token not accepted for writes to this tenant');
   }
   const client = c.req.header('x-tlog-client');
@@ -58,15 +70,21 @@ export async function authorizeWrite(c: Context, t: Tenant, body: Uint8Array): P
     const url = new URL(c.req.url);
     const ok = verifySignedRequest(key, { method: c.req.method, path: url.pathname + url.search, body, nonce, counter }, sig);
     if (!ok) throw unauthorized('request signature does not verify');
-    try {
-      await t.counters.claim(client, counter);
-    } catch (e) {
-      if (e instanceof TlogError && e.code === ErrorCode.badInput) throw unauthorized(e.message);
-      throw e;
+    // A stale counter is refused before any other check; claiming it happens last.
+    if (!(counter > t.counters.last(client))) {
+      throw unauthorized(`counter ${counter} of client ${client} is not above its last counter ${t.counters.last(client)}: replayed or stale request`);
     }
-    return `client:${client}`;
+    const claim = async () => {
+      try {
+        await t.counters.claim(client, counter);
+      } catch (e) {
+        if (e instanceof TlogError && e.code === ErrorCode.badInput) throw unauthorized(e.message);
+        throw e;
+      }
+    };
+    return { credential: `client:${client}`, claim };
   }
-  if (t.auth.open) return `open:${c.env?.incoming?.socket?.remoteAddress ?? 'local'}`;
+  if (t.auth.open) return { credential: `open:${c.env?.incoming?.socket?.remoteAddress ?? 'local'}`, claim: nothingToClaim };
   throw unauthorized('this tenant needs a bearer token or a signed request to append');
 }
 

@@ -154,6 +154,7 @@ export class Log {
   private edgeBundle: Uint8Array[];
   private committed: CommitPoint;
   private pending: Pending[] = [];
+  private inFlightEntries = 0;
   private integrating: Promise<void> | null = null;
   private closed = false;
   /** Set when the log must stop: every later append fails with it. */
@@ -346,8 +347,9 @@ export class Log {
     return this.committed.treeSize;
   }
 
+  /** Entries accepted but not yet committed: queued, or in a batch being written. */
   get pendingCount(): number {
-    return this.pending.length;
+    return this.pending.length + this.inFlightEntries;
   }
 
   private verifyOwnNote(note: string, what: string): void {
@@ -417,8 +419,8 @@ export class Log {
     if (this.readOnly) throw new TlogError(ErrorCode.badInput, `log ${this.paths.tenant} is open read-only`);
     if (this.fatal) throw this.fatal;
     if (this.closed) throw new TlogError(ErrorCode.unavailable, `log ${this.paths.tenant} is closing`);
-    if (this.pending.length + entries.length > this.maxPending) {
-      throw new TlogError(ErrorCode.unavailable, `log ${this.paths.tenant} has ${this.pending.length} entries pending: try again shortly`);
+    if (this.pendingCount + entries.length > this.maxPending) {
+      throw new TlogError(ErrorCode.unavailable, `log ${this.paths.tenant} has ${this.pendingCount} entries pending: try again shortly`);
     }
     const out = entries.map((entry) => {
       const h = leafHash(entry);
@@ -482,15 +484,19 @@ export class Log {
     let previous: Promise<void> | null = null;
     while (this.pending.length > 0 && !this.fatal && !this.broken) {
       const batch = this.pending.splice(0, this.maxBatch);
+      this.inFlightEntries += batch.length;
       let prepared: PreparedBatch;
       try {
         prepared = this.prepare(batch);
       } catch (e) {
         this.broken = true;
+        this.inFlightEntries -= batch.length;
         this.failBatch(batch, e);
         break;
       }
-      const finished: Promise<void> = this.finish(prepared, previous);
+      const finished: Promise<void> = this.finish(prepared, previous).finally(() => {
+        this.inFlightEntries -= batch.length;
+      });
       // At most two batches in flight: wait for the older one before preparing a third.
       if (previous) await previous;
       else if (this.pending.length === 0) await prepared.written.catch(() => {});
@@ -568,15 +574,21 @@ export class Log {
       this.indexBatch(b);
       await this.publisher.committed(cp);
       this.answered = cp;
+      // Proofs are built when a caller reads them (an append-batch answer without proofs never
+      // does), sharing the batch's tiles and the work common to one tree size.
       const memo = new ProofMemo();
       const node = nodeReaderOver(b.lookup);
       for (let i = 0; i < b.batch.length; i++) {
+        const index = b.start + i;
+        let proof: Uint8Array[] | undefined;
         b.batch[i]!.resolve({
-          index: b.start + i,
+          index,
           leafHash: b.batch[i]!.leafHash,
           treeSize: b.end,
           checkpoint: b.note,
-          proof: buildInclusionProof(b.start + i, b.end, node, memo),
+          get proof() {
+            return (proof ??= buildInclusionProof(index, b.end, node, memo));
+          },
           duplicate: false,
         });
       }

@@ -27,6 +27,8 @@ export interface TenantAuth {
 
 export class Tenant {
   limiter: RateLimiter;
+  /** Entries admitted by the HTTP layer but not queued yet (see api.ts admit). */
+  reserved = 0;
   /** The cosigning loop, when the tenant has witnesses. */
   cosigner: Cosigner | null = null;
   /** The Rekor anchoring job, when the tenant anchors. */

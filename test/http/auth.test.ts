@@ -135,21 +135,23 @@ describe('signed requests', () => {
 
   it('concurrent signed requests: each counter is accepted once', async () => {
     const base = counter + 1;
-    const reqs = Array.from({ length: 20 }, (_, i) => {
+    const reqs = Array.from({ length: 10 }, (_, i) => {
       const b = Buffer.from(`conc ${i}`);
       return post(env.app, '/sec/append', b, signed(c1, 'c1', '/sec/append', b, base + i));
     });
     // The same counters again, racing.
-    const dup = Array.from({ length: 20 }, (_, i) => {
+    const dup = Array.from({ length: 10 }, (_, i) => {
       const b = Buffer.from(`conc dup ${i}`);
       return post(env.app, '/sec/append', b, signed(c1, 'c1', '/sec/append', b, base + i));
     });
     const statuses = (await Promise.all([...reqs, ...dup])).map((r) => r.status);
-    expect(statuses.every((s) => s === 200 || s === 401)).toBe(true);
+    // A request is checked for its rate before its counter is used up (so a 429 can be retried
+    // as it is): racing replays may meet the rate limit first.
+    expect(statuses.every((s) => s === 200 || s === 401 || s === 429)).toBe(true);
     // No counter was accepted twice, and at least the first of them once.
-    for (let i = 0; i < 20; i++) expect(statuses[i] === 200 && statuses[20 + i] === 200, `counter ${base + i}`).toBe(false);
+    for (let i = 0; i < 10; i++) expect(statuses[i] === 200 && statuses[10 + i] === 200, `counter ${base + i}`).toBe(false);
     expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(1);
-    counter = base + 19;
+    counter = base + 9;
   });
 
   it('signed requests on the un-prefixed route (X-Module-ID) and with a query string', async () => {
