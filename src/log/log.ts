@@ -198,7 +198,7 @@ export class Log {
     this.served = new DurableWriter({ mode: 0o644, ...opts.durable });
     this.publisher = new Publisher(paths, this.served, [keys.ed25519.verifier, keys.mldsa44.verifier], opts.publishMode ?? 'each', published);
     this.reader = new TileReader(paths.tilesDir);
-    this.maxBatch = Math.min(opts.maxBatch ?? 8192, MAX_BATCH_ENTRIES);
+    this.maxBatch = Math.min(opts.maxBatch ?? 16384, MAX_BATCH_ENTRIES);
     this.maxPending = opts.maxPending ?? 1 << 20;
     this.logger = opts.logger ?? silentLogger;
     this.tree = new TileTree();
