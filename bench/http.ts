@@ -15,6 +15,7 @@
  * Targets on a 2-core machine: appends >= 10,000/s with p99 <= 100 ms; batched >= 50,000
  * entries/s; tile GETs >= half of nginx.
  */
+import { formatIndexPath } from '../src/tiles/layout.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -235,15 +236,7 @@ async function batches(url: string): Promise<void> {
 
 /** Existing tile and bundle paths of tenant default, full ones, for the tile GET runs. */
 function tilePaths(treeSize: number): string[] {
-  const fmtN = (n: number) => {
-    let s = String(n % 1000).padStart(3, '0');
-    n = Math.floor(n / 1000);
-    while (n > 0) {
-      s = `x${String(n % 1000).padStart(3, '0')}/${s}`;
-      n = Math.floor(n / 1000);
-    }
-    return s;
-  };
+  const fmtN = formatIndexPath;
   const out: string[] = [];
   const full0 = Math.floor(treeSize / 256);
   for (let i = 0; i < Math.min(full0, 512); i++) out.push(`/default/tile/0/${fmtN(i)}`, `/default/tile/entries/${fmtN(i)}`);

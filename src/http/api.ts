@@ -111,6 +111,12 @@ function parseBatchBody(c: Context, body: Uint8Array): Uint8Array[] {
 
 export function apiRoutes(tenantOf: TenantOf, metrics: Metrics): Hono {
   const app = new Hono();
+  /** The request's tenant, once the caller may read it. */
+  const readable = (c: Context): Tenant => {
+    const t = tenantOf(c);
+    authorizeRead(c, t);
+    return t;
+  };
 
   const countResults = (t: Tenant, rs: AppendResult[]) => {
     let dups = 0;
@@ -177,8 +183,7 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics): Hono {
   });
 
   app.get('/read_since', async (c) => {
-    const t = tenantOf(c);
-    authorizeRead(c, t);
+    const t = readable(c);
     const index = canonicalInt(c.req.query('index'), 'index', 0);
     const limit = Math.min(canonicalInt(c.req.query('limit'), 'limit', 256), MAX_READ_LIMIT);
     if (limit === 0) throw new TlogError(ErrorCode.badInput, 'limit must be at least 1');
@@ -201,8 +206,7 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics): Hono {
   });
 
   app.get('/proof/inclusion', async (c) => {
-    const t = tenantOf(c);
-    authorizeRead(c, t);
+    const t = readable(c);
     const index = canonicalInt(c.req.query('index'), 'index');
     const treeSize = canonicalInt(c.req.query('tree_size'), 'tree_size', t.log.treeSize);
     const proof = await t.log.inclusionProof(index, treeSize);
@@ -210,8 +214,7 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics): Hono {
   });
 
   app.get('/proof/by-hash/:hash', async (c) => {
-    const t = tenantOf(c);
-    authorizeRead(c, t);
+    const t = readable(c);
     const hex = c.req.param('hash');
     if (!/^[0-9a-f]{64}$/.test(hex)) throw new TlogError(ErrorCode.badInput, 'want the leaf hash as 64 lowercase hex digits');
     const found = await t.log.findByLeafHash(Buffer.from(hex, 'hex'));
@@ -220,8 +223,7 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics): Hono {
   });
 
   app.get('/proof/consistency', async (c) => {
-    const t = tenantOf(c);
-    authorizeRead(c, t);
+    const t = readable(c);
     const oldSize = canonicalInt(c.req.query('old'), 'old');
     const newSize = canonicalInt(c.req.query('new'), 'new', t.log.treeSize);
     const proof = await t.log.consistencyProof(oldSize, newSize);
