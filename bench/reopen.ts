@@ -46,14 +46,14 @@ if (values.child) {
   const t0 = performance.now();
   const child = fork(new URL(import.meta.url).pathname, ['--child', dir, '--entries', String(n)], { stdio: 'inherit' });
   let killedAt = 0;
+  let lastSize = 0;
   await new Promise<void>((resolve) => {
     child.on('message', (m: { size?: number; ready?: boolean }) => {
+      if (m.size !== undefined) lastSize = m.size;
       if (m.ready && !killedAt) {
+        killedAt = lastSize;
         // Let the next batch start, then kill it mid-write.
-        setTimeout(() => {
-          child.kill('SIGKILL');
-          killedAt = m.size ?? 0;
-        }, 20);
+        setTimeout(() => child.kill('SIGKILL'), 20);
       }
     });
     child.on('exit', () => resolve());
