@@ -195,7 +195,7 @@ export class Log {
     this.onBatch = opts.onBatch;
     this.readOnly = opts.readOnly ?? false;
     this.committed = committed;
-    this.served = new DurableWriter({ mode: 0o644, ...opts.durable });
+    this.served = new DurableWriter({ mode: 0o644, worker: true, ...opts.durable });
     this.publisher = new Publisher(paths, this.served, [keys.ed25519.verifier, keys.mldsa44.verifier], opts.publishMode ?? 'each', published);
     this.reader = new TileReader(paths.tilesDir);
     this.maxBatch = Math.min(opts.maxBatch ?? 16384, MAX_BATCH_ENTRIES);
@@ -463,7 +463,8 @@ export class Log {
     if (h.length !== 32) throw new TlogError(ErrorCode.badInput, 'a leaf hash is 32 bytes');
     if (this.readOnly) this.index.refresh();
     const index = this.index.lookup(h);
-    const cp = this.committed;
+    // The checkpoint appends were last answered with: committed and, per batch, published.
+    const cp = this.readOnly ? this.committed : this.answered;
     if (index < 0 || index >= cp.treeSize) return null;
     return { index, treeSize: cp.treeSize, checkpoint: cp.note, proof: await this.inclusionProof(index, cp.treeSize) };
   }
@@ -576,9 +577,12 @@ export class Log {
       const commitSeconds = (performance.now() - c0) / 1000;
       committed = true;
       this.committed = cp;
-      this.indexBatch(b);
       await this.publisher.committed(cp);
       this.answered = cp;
+      // Indexed only once answerable: until then a repeat of one of these entries finds it in
+      // flight and shares its answer, and a lookup never finds an index beyond the checkpoint
+      // duplicates are answered with.
+      this.indexBatch(b);
       // Proofs are built when a caller reads them (an append-batch answer without proofs never
       // does), sharing the batch's tiles and the work common to one tree size.
       const memo = new ProofMemo();
@@ -681,6 +685,7 @@ export class Log {
     if (!this.indexClosed) {
       this.indexClosed = true;
       this.index.close();
+      await this.served.close();
     }
   }
 
