@@ -195,7 +195,7 @@ export class Log {
     this.onBatch = opts.onBatch;
     this.readOnly = opts.readOnly ?? false;
     this.committed = committed;
-    this.served = new DurableWriter({ mode: 0o644, worker: true, ...opts.durable });
+    this.served = new DurableWriter({ mode: 0o644, ...opts.durable });
     this.publisher = new Publisher(paths, this.served, [keys.ed25519.verifier, keys.mldsa44.verifier], opts.publishMode ?? 'each', published);
     this.reader = new TileReader(paths.tilesDir);
     this.maxBatch = Math.min(opts.maxBatch ?? 16384, MAX_BATCH_ENTRIES);
@@ -685,7 +685,6 @@ export class Log {
     if (!this.indexClosed) {
       this.indexClosed = true;
       this.index.close();
-      await this.served.close();
     }
   }
 

@@ -11,7 +11,6 @@
 import { promises as fsp, constants as fsc } from 'node:fs';
 import path from 'node:path';
 import { TlogError, ErrorCode, ioError } from '../errors.js';
-import { WriteWorker } from './write-worker.js';
 
 export interface FileWrite {
   readonly path: string;
@@ -29,11 +28,6 @@ export interface FileWrite {
 export interface DurableOptions {
   /** File mode of new files (0o644 for served files, 0o600 for private state). */
   readonly mode?: number;
-  /**
-   * Do the writes in a worker thread (see write-worker.ts): for the log's batches, whose many
-   * small steps would otherwise each wait for a busy event loop.
-   */
-  readonly worker?: boolean;
   /** Test hook: called before each temp file is written; throwing simulates a failing disk. */
   readonly beforeWrite?: (target: string) => void;
 }
@@ -43,16 +37,7 @@ let tmpCounter = 0;
 export class DurableWriter {
   /** Directories known to exist and be durable in their parent. */
   private readonly knownDirs = new Set<string>();
-  private readonly worker: WriteWorker | null;
-
-  constructor(private readonly opts: DurableOptions = {}) {
-    this.worker = opts.worker ? new WriteWorker(opts.mode ?? 0o644) : null;
-  }
-
-  /** Stops the worker thread, if any. */
-  async close(): Promise<void> {
-    await this.worker?.close();
-  }
+  constructor(private readonly opts: DurableOptions = {}) {}
 
   /** Creates dir and its missing parents; returns the directories whose entries changed. */
   async ensureDir(dir: string, changed: Set<string>): Promise<void> {
@@ -75,22 +60,10 @@ export class DurableWriter {
   /** Forgets cached directories (after recovery deleted files, or in tests). */
   forgetDirs(): void {
     this.knownDirs.clear();
-    this.worker?.forgetDirs();
   }
 
   async write(files: readonly FileWrite[]): Promise<void> {
     if (files.length === 0) return;
-    if (this.worker) {
-      // The test hook runs here, before anything is written, as it does for the async path.
-      for (const f of files) {
-        try {
-          this.opts.beforeWrite?.(f.path);
-        } catch (e) {
-          throw ioError('write', f.path, e);
-        }
-      }
-      return this.worker.write(files);
-    }
     const dirsToSync = new Set<string>();
     for (const f of files) {
       const dir = path.dirname(f.path);
