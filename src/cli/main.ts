@@ -100,7 +100,8 @@ export function buildProgram(): Command {
       } else {
         entries = [await readStdin()];
       }
-      const log = await Log.open(logPaths(roots(program), o.tenant));
+      // A damaged index is rebuilt on open: show its progress.
+      const log = await Log.open(logPaths(roots(program), o.tenant), { onRebuildProgress: progressBar('rebuild index') });
       try {
         const results = await Promise.all(log.appendMany(entries));
         for (const r of results) process.stdout.write(JSON.stringify({ index: r.index, leafHash: encodeBase64(r.leafHash), treeSize: r.treeSize, ...(r.duplicate ? { duplicate: true } : {}) }) + '\n');

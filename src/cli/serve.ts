@@ -41,7 +41,14 @@ export async function serve(o: ServeOptions): Promise<void> {
   const logger = createLogger();
   const metrics = new Metrics();
   const tenants = new TenantRegistry();
-  const logOpts = { logger: engineLogger(logger), onBatch: metrics.onBatch };
+  // A damaged index is rebuilt on open: one log line per tenth of the way.
+  let lastTenth = -1;
+  const onRebuildProgress = (done: number, total: number) => {
+    const tenth = total === 0 ? 10 : Math.floor((done / total) * 10);
+    if (tenth !== lastTenth) logger.info({ done, total }, `rebuilding the index: ${tenth * 10}%`);
+    lastTenth = tenth;
+  };
+  const logOpts = { logger: engineLogger(logger), onBatch: metrics.onBatch, onRebuildProgress };
   let config: ServiceConfig | null = null;
   let listen = o.listen ?? '127.0.0.1:8080';
   const say = (s: string) => process.stderr.write(s + '\n');
