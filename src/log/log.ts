@@ -12,19 +12,12 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { TlogError, ErrorCode, isTlogError } from '../errors.js';
 import { EMPTY_ROOT, equalHashes, leafHash } from '../merkle/hash.js';
-import {
-  consistencyProof as buildConsistencyProof,
-  inclusionProof as buildInclusionProof,
-  type NodeReader,
-  ProofMemo,
-} from '../merkle/proof.js';
-import { formatCheckpoint, parseCheckpoint } from '../note/checkpoint.js';
-import { checkKeyName, formatNote, openNote, parseNote, signNote, type NoteVerifier } from '../note/note.js';
-import type { Clock } from '../note/signers.js';
-import { DurableWriter, readIfExists, writeFileDurably, type DurableOptions, type FileWrite } from '../storage/durable.js';
+import { inclusionProof as buildInclusionProof, ProofMemo } from '../merkle/proof.js';
+import { checkKeyName, openNote } from '../note/note.js';
+import { DurableWriter, readIfExists, writeFileDurably, type FileWrite } from '../storage/durable.js';
 import { checkEntrySize, formatEntryBundle } from '../tiles/bundle.js';
-import { ENTRIES_LEVEL, TILE_WIDTH, changedTiles, tileWidthInTree, type TileCoord } from '../tiles/layout.js';
-import { ExpandedTile, MissingTileError, TileTree, nodeReaderOver, type TileLookup } from '../tiles/tree.js';
+import { ENTRIES_LEVEL, TILE_WIDTH, changedTiles, type TileCoord } from '../tiles/layout.js';
+import { ExpandedTile, TileTree, nodeReaderOver, type TileLookup } from '../tiles/tree.js';
 import { commitPointOf, discardNotesBeyond, notePath, notesDir, pruneNotes, type CommitPoint } from './commit.js';
 import type { HotIndex } from '../index/index.js';
 import { catchUpIndex, indexPath, leafHashesFromTiles, openIndexFile, openState, rebuildIndex } from './state.js';
@@ -32,76 +25,20 @@ import { createLogKeys, loadLogKeys, type LogKeys } from './keys.js';
 import type { LogPaths } from './paths.js';
 import { discardBeyond, MAX_BATCH_ENTRIES } from './recovery.js';
 import { TileReader } from './tile-reader.js';
-import { CHECKPOINT_FILE, Publisher, type PublishMode } from './publisher.js';
-
-export interface AppendResult {
-  readonly index: number;
-  readonly leafHash: Uint8Array;
-  /** The tree size of the checkpoint that first included the entry. */
-  readonly treeSize: number;
-  /** That checkpoint, signed, exactly as published. */
-  readonly checkpoint: string;
-  /** RFC 6962 inclusion proof of the entry in that checkpoint, leaf side first. */
-  readonly proof: readonly Uint8Array[];
-  /** True when the entry was already in the log: index and proof are of the first copy. */
-  readonly duplicate: boolean;
-}
-
-export interface Logger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
-
-export interface LogOptions {
-  readonly clock?: Clock;
-  /** Entries per batch; at most MAX_BATCH_ENTRIES. */
-  readonly maxBatch?: number;
-  /** Entries waiting beyond which append() refuses with `unavailable` (back-pressure). */
-  readonly maxPending?: number;
-  readonly logger?: Logger;
-  /** Test hooks for the served-file writer (a disk that fails). */
-  readonly durable?: DurableOptions;
-  /** Keep every copy of a repeated entry instead of answering with the first one's index. */
-  readonly allowDuplicates?: boolean;
-  /** Open for reading only: no lock, no recovery writes, appends refused. */
-  readonly readOnly?: boolean;
-  /** Entries a new hot index is sized for before its first growth. */
-  readonly indexCapacity?: number;
-  /** The index file's backend: mmap through koffi (default when it loads) or plain file I/O. */
-  readonly indexBackend?: 'mmap' | 'plain';
-  /** Progress of an index rebuild on open. */
-  readonly onRebuildProgress?: (done: number, total: number) => void;
-  /**
-   * 'each' (default): every committed checkpoint is published. 'cosigned': a tenant with
-   * witnesses; the cosigner publishes (see publisher.ts).
-   */
-  readonly publishMode?: PublishMode;
-  /** Told about every committed batch (for metrics). */
-  readonly onBatch?: (b: BatchStats) => void;
-}
-
-export interface BatchStats {
-  readonly tenant: string;
-  readonly entries: number;
-  /** From taking the batch to answering it. */
-  readonly seconds: number;
-  /** Writing (and fsyncing) its bundles, tiles and note. */
-  readonly writeSeconds: number;
-  /** Moving the commit point (msync). */
-  readonly commitSeconds: number;
-}
-
-/** The log's private configuration, in <state>/log.json. */
-export interface LogConfig {
-  readonly version: 1;
-  readonly origin: string;
-  readonly createdAt: string;
-}
-
-const CONFIG_FILE = 'log.json';
+import { TreeReads } from './reads.js';
+import { CHECKPOINT_FILE, Publisher } from './publisher.js';
+import {
+  CONFIG_FILE,
+  checkedPublished,
+  readLogConfig,
+  signTree,
+  silentLogger,
+  type AppendResult,
+  type BatchStats,
+  type LogConfig,
+  type LogOptions,
+  type Logger,
+} from './types.js';
 
 interface PreparedBatch {
   readonly batch: Pending[];
@@ -130,25 +67,13 @@ interface Pending {
 }
 
 export { historyPath } from './publisher.js';
-
-export async function readLogConfig(stateDir: string): Promise<LogConfig> {
-  const p = path.join(stateDir, CONFIG_FILE);
-  const data = await readIfExists(p);
-  if (!data) throw new TlogError(ErrorCode.notFound, `no log at ${stateDir}: run \`tlog init\` first`);
-  let cfg: LogConfig;
-  try {
-    cfg = JSON.parse(data.toString('utf8')) as LogConfig;
-  } catch (e) {
-    throw new TlogError(ErrorCode.corrupt, `${p}: ${(e as Error).message}`);
-  }
-  if (cfg.version !== 1 || typeof cfg.origin !== 'string') throw new TlogError(ErrorCode.corrupt, `${p}: unknown version or no origin`);
-  return cfg;
-}
+export { readLogConfig, signTree, silentLogger, type AppendResult, type BatchStats, type LogConfig, type LogOptions, type Logger } from './types.js';
 
 export class Log {
   readonly origin: string;
   private readonly served: DurableWriter;
   private readonly reader: TileReader;
+  private readonly reads: TreeReads;
   private tree: TileTree;
   /** Entries of the bundle at the right edge that is not full yet. */
   private edgeBundle: Uint8Array[];
@@ -198,6 +123,8 @@ export class Log {
     this.served = new DurableWriter({ mode: 0o644, ...opts.durable });
     this.publisher = new Publisher(paths, this.served, [keys.ed25519.verifier, keys.mldsa44.verifier], opts.publishMode ?? 'each', published);
     this.reader = new TileReader(paths.tilesDir);
+    // Reads see the committed tree; the right edge in memory serves the newest nodes.
+    this.reads = new TreeReads(this.reader, (level, index) => this.tree.lookup(level, index), () => this.committed.treeSize);
     this.maxBatch = Math.min(opts.maxBatch ?? 16384, MAX_BATCH_ENTRIES);
     this.maxPending = opts.maxPending ?? 1 << 20;
     this.logger = opts.logger ?? silentLogger;
@@ -702,101 +629,31 @@ export class Log {
     return this.hot.get(rel);
   }
 
-  // ---- reads: all against the committed tree ----
+  // ---- reads: all against the committed tree (see reads.ts) ----
 
-  /**
-   * Whether the committed tree can imply this tile: a full tile it contains, or a partial one
-   * no wider than the tile is now (narrower ones belong to earlier checkpoints). Lets a server
-   * answer 404 for anything else without touching the disk.
-   */
+  /** Whether the committed tree implies this tile (see TreeReads.servesTile). */
   servesTile(t: TileCoord): boolean {
-    const w = tileWidthInTree(t.level, t.index, this.committed.treeSize);
-    return t.width === TILE_WIDTH ? w === TILE_WIDTH : w >= t.width;
+    return this.reads.servesTile(t);
   }
 
-  private checkSize(size: number, what: string): void {
-    if (!Number.isSafeInteger(size) || size < 0) throw new TlogError(ErrorCode.badInput, `${what} must be a non-negative integer`);
-    if (size > this.committed.treeSize) {
-      throw new TlogError(ErrorCode.badInput, `${what} ${size} is beyond the tree size ${this.committed.treeSize}`);
-    }
+  inclusionProof(index: number, treeSize: number): Promise<Uint8Array[]> {
+    return this.reads.inclusionProof(index, treeSize);
   }
 
-  /** Runs a proof builder, loading tiles from disk as it finds them missing. */
-  private async withNodes<T>(size: number, build: (node: NodeReader) => T): Promise<T> {
-    const lookup = (level: number, index: number) => this.tree.lookup(level, index) ?? this.reader.cache.get(level, index) ?? null;
-    const node = nodeReaderOver(lookup);
-    for (let attempt = 0; attempt < 256; attempt++) {
-      try {
-        return build(node);
-      } catch (e) {
-        if (!(e instanceof MissingTileError)) throw e;
-        await this.reader.loadExpanded(e.level, e.tile, size);
-      }
-    }
-    throw new Error('proof needed more than 256 tile loads');
-  }
-
-  async inclusionProof(index: number, treeSize: number): Promise<Uint8Array[]> {
-    this.checkSize(treeSize, 'tree size');
-    if (!Number.isSafeInteger(index) || index < 0 || index >= treeSize) {
-      throw new TlogError(ErrorCode.badInput, `index ${index} is not in a tree of size ${treeSize}`);
-    }
-    return this.withNodes(this.committed.treeSize, (node) => buildInclusionProof(index, treeSize, node));
-  }
-
-  async consistencyProof(oldSize: number, newSize: number): Promise<Uint8Array[]> {
-    this.checkSize(newSize, 'new size');
-    this.checkSize(oldSize, 'old size');
-    if (oldSize > newSize) throw new TlogError(ErrorCode.badInput, `old size ${oldSize} is larger than new size ${newSize}`);
-    return this.withNodes(this.committed.treeSize, (node) => buildConsistencyProof(oldSize, newSize, node));
+  consistencyProof(oldSize: number, newSize: number): Promise<Uint8Array[]> {
+    return this.reads.consistencyProof(oldSize, newSize);
   }
 
   /** The level-0 hash of entry `index`. */
-  async leafHashAt(index: number): Promise<Uint8Array> {
-    this.checkSize(index + 1, 'index + 1');
-    return this.withNodes(this.committed.treeSize, (node) => Uint8Array.from(node(0, index)));
+  leafHashAt(index: number): Promise<Uint8Array> {
+    return this.reads.leafHashAt(index);
   }
 
-  /**
-   * Entries from `start`, at most `limit`, within the committed tree. `next` is the index to
-   * ask for next (equal to the tree size when caught up).
-   */
-  async readEntries(start: number, limit: number): Promise<{ entries: Uint8Array[]; next: number }> {
-    const size = this.committed.treeSize;
-    if (!Number.isSafeInteger(start) || start < 0) throw new TlogError(ErrorCode.badInput, 'start must be a non-negative integer');
-    if (!Number.isSafeInteger(limit) || limit < 1) throw new TlogError(ErrorCode.badInput, 'limit must be a positive integer');
-    if (start > size) throw new TlogError(ErrorCode.badInput, `start ${start} is beyond the tree size ${size}`);
-    const end = Math.min(size, start + limit);
-    const entries: Uint8Array[] = [];
-    for (let b = Math.floor(start / TILE_WIDTH); b * TILE_WIDTH < end; b++) {
-      const bundle = await this.reader.readBundle(b, size);
-      const from = Math.max(start - b * TILE_WIDTH, 0);
-      const to = Math.min(end - b * TILE_WIDTH, bundle.length);
-      for (let i = from; i < to; i++) entries.push(bundle[i]!);
-    }
-    return { entries, next: end };
+  /** Entries from `start`, at most `limit`; `next` is the index to ask for next. */
+  readEntries(start: number, limit: number): Promise<{ entries: Uint8Array[]; next: number }> {
+    return this.reads.readEntries(start, limit);
   }
 }
 
 type StateOpts = Parameters<typeof openIndexFile>[1];
 
-/** Parses and verifies the published checkpoint; anything else is a refusal to start. */
-function checkedPublished(paths: LogPaths, note: string, origin: string, verifiers: readonly NoteVerifier[]): CommitPoint {
-  let cp: CommitPoint;
-  try {
-    cp = commitPointOf(note);
-    openNote(note, verifiers);
-  } catch (e) {
-    throw new TlogError(ErrorCode.corrupt, `published checkpoint of ${paths.tenant} is unreadable or not signed by this log: ${(e as Error).message}`);
-  }
-  if (parseCheckpoint(parseNote(note).text).origin !== origin) {
-    throw new TlogError(ErrorCode.corrupt, `published checkpoint of ${paths.tenant} has another origin than ${origin}`);
-  }
-  return cp;
-}
-
-/** Signs the checkpoint of a tree with the log's Ed25519 and ML-DSA-44 keys. */
-export function signTree(origin: string, treeSize: number, rootHash: Uint8Array, keys: LogKeys): string {
-  const text = formatCheckpoint({ origin, treeSize, rootHash, extensions: [] });
-  return formatNote(signNote(text, [keys.ed25519.signer, keys.mldsa44.signer]));
-}
