@@ -73,14 +73,12 @@ export class DurableWriter {
     const pending = await Promise.all(files.map((f) => this.stage(f)));
     const staged = pending.filter((p): p is { tmp: string; target: string } => p !== null);
     try {
-      // rename(2) replaces the target atomically: readers see the old file or the new one.
-      for (const s of staged) {
-        try {
-          await fsp.rename(s.tmp, s.target);
-        } catch (e) {
-          throw ioError('rename', s.target, e);
-        }
-      }
+      // rename(2) replaces the target atomically: readers see the old file or the new one. The
+      // files of one batch are independent (nothing names them until a later, separate write),
+      // so their renames run concurrently.
+      const renamed = await Promise.allSettled(staged.map((s) => fsp.rename(s.tmp, s.target)));
+      const failed = renamed.findIndex((r) => r.status === 'rejected');
+      if (failed >= 0) throw ioError('rename', staged[failed]!.target, (renamed[failed] as PromiseRejectedResult).reason);
     } catch (e) {
       await Promise.all(staged.map((s) => fsp.unlink(s.tmp).catch(() => {})));
       throw e;
