@@ -37,7 +37,7 @@ export function errorResponse(c: Context, e: unknown): Response {
     if (status === 401) c.header('WWW-Authenticate', 'Bearer, TlogSig');
     if (status !== 500) return c.json({ error: e.message, code: e.code }, status);
   }
-  c.get('log')?.error({ err: e instanceof Error ? { message: e.message, stack: e.stack } : String(e) }, 'internal error');
+  c.get('log')?.error({ ...c.get('logFields'), err: e instanceof Error ? { message: e.message, stack: e.stack } : String(e) }, 'internal error');
   return c.json({ error: 'internal error', code: 'internal' }, 500);
 }
 
