@@ -98,7 +98,8 @@ describe('tlog serve', () => {
     expect(badId).toMatch(/^[0-9a-f]{16}$/);
     await fetch(`${p.url}/obs/append`, { method: 'POST', body: 'no token' });
 
-    await waitFor(() => logLines(p).some((l) => l.reqId === badId), 'the log line of the last request');
+    // The 401 was the last request: once its line is in, every earlier line is too.
+    await waitFor(() => logLines(p).some((l) => l.status === 401 && l.path === '/obs/append'), 'the log line of the last request');
     const lines = logLines(p);
     const traced = lines.find((l) => l.reqId === 'req-traced-1' && l.msg === 'request')!;
     expect(traced).toMatchObject({ traceId, parentId: '00f067aa0ba902b7', method: 'POST', path: '/obs/append', status: 200, tenant: 'obs' });
