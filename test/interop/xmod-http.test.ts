@@ -10,67 +10,13 @@
  *
  * Needs Go >= 1.26 on PATH (CI installs it); the first build downloads golang.org/x/mod.
  */
-import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken } from '../../src/http/auth.js';
 import { ensureBuilt, spawnServe, writeConfig, type ServeProc } from '../http/helpers.js';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const moduleDir = path.join(here, 'go', 'tlogcheck');
-const checker = path.join(here, 'go', 'bin', 'tlogcheck');
-
-interface HeaderSet {
-  requests: number;
-  contentType: string[];
-  cacheControl: string[];
-  contentEncoding: string[];
-}
-interface Summary {
-  ok: boolean;
-  origin: string;
-  treeSize: number;
-  rootHash: string;
-  entries: number;
-  bundles: number;
-  tiles: number;
-  partialFallbacks: number;
-  recordProofs: number;
-  consistency: { location: string; oldSize: number }[];
-  http?: Record<string, HeaderSet>;
-  stage?: string;
-  error?: string;
-}
-
-function buildChecker(): void {
-  const version = spawnSync('go', ['version'], { encoding: 'utf8' });
-  if (version.error || version.status !== 0) {
-    throw new Error(`\`go\` is not on PATH: test/interop/xmod-http.test.ts builds test/interop/go/tlogcheck and needs Go >= 1.26 (${version.error?.message ?? version.stderr})`);
-  }
-  const build = spawnSync('go', ['build', '-buildvcs=false', '-o', checker, './...'], { cwd: moduleDir, encoding: 'utf8', timeout: 180_000 });
-  if (build.error || build.status !== 0) throw new Error(`go build of ${moduleDir} failed: ${build.error?.message ?? ''}\n${build.stderr}`);
-}
-
-function runCheck(args: string[]): Promise<{ code: number | null; summary: Summary; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(checker, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      try {
-        resolve({ code, summary: JSON.parse(stdout.trim().split('\n').pop() ?? '') as Summary, stderr });
-      } catch {
-        reject(new Error(`tlogcheck (exit ${code}) printed no JSON: ${stdout} ${stderr}`));
-      }
-    });
-  });
-}
+import { buildChecker, runCheck } from './tlogcheck.js';
 
 /** Entries with the bundle format's edges: 1 byte, 65535 bytes, a length prefix of 0x1f8b (gzip magic). */
 function entryFor(tenant: string, i: number): Uint8Array {

@@ -11,105 +11,21 @@
  *
  * Needs Go >= 1.26 on PATH (CI installs it); the first build downloads golang.org/x/mod.
  */
-import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Log } from '../../src/log/log.js';
 import { logPaths, type DataRoots } from '../../src/log/paths.js';
+import { buildChecker, runCheck as runChecker, type CheckResult } from './tlogcheck.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const moduleDir = path.join(here, 'go', 'tlogcheck');
-const checker = path.join(here, 'go', 'bin', 'tlogcheck');
+/** Runs the checker on a log prefix. */
+const runCheck = (prefix: string, args: string[]): Promise<CheckResult> => runChecker([...args, prefix]);
 
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
-
-/** Builds the checker once. A missing `go` fails loudly: CI installs Go, so this must not skip. */
-function buildChecker(): void {
-  const version = spawnSync('go', ['version'], { encoding: 'utf8' });
-  if (version.error || version.status !== 0) {
-    throw new Error(
-      '`go` is not on PATH (or does not run): test/interop/xmod.test.ts builds the golang.org/x/mod checker in ' +
-        `test/interop/go/tlogcheck and needs Go >= 1.26. Install Go and put it on PATH. (${version.error?.message ?? version.stderr})`,
-    );
-  }
-  const build = spawnSync('go', ['build', '-buildvcs=false', '-o', checker, './...'], {
-    cwd: moduleDir,
-    encoding: 'utf8',
-    timeout: 180_000,
-  });
-  if (build.error || build.status !== 0) {
-    throw new Error(`go build of ${moduleDir} failed (${version.stdout.trim()}): ${build.error?.message ?? ''}\n${build.stderr}`);
-  }
-}
-
-interface Signature {
-  name: string;
-  keyID: string;
-  bytes: number;
-  verified: boolean;
-}
-
-interface HeaderSet {
-  requests: number;
-  contentType: string[];
-  cacheControl: string[];
-  contentEncoding: string[];
-}
-
-/** The checker's one line of JSON. */
-interface Summary {
-  ok: boolean;
-  origin: string;
-  treeSize: number;
-  rootHash: string;
-  extensions: string[];
-  signatures: Signature[] | null;
-  entries: number;
-  bundles: number;
-  tiles: number;
-  partialFallbacks: number;
-  recordProofs: number;
-  inclusion: { index: number; proof: string[] }[];
-  consistency: { location: string; oldSize: number; oldRoot: string; proof: string[] }[];
-  layout?: { files: number; stalePartials: number };
-  http?: Record<string, HeaderSet>;
-  stage?: string;
-  error?: string;
-}
-
-interface CheckResult {
-  code: number | null;
-  summary: Summary;
-  stderr: string;
-}
-
-function runCheck(prefix: string, args: string[]): Promise<CheckResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(checker, [...args, prefix], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const line = stdout.trim().split('\n').pop() ?? '';
-      let summary: Summary;
-      try {
-        summary = JSON.parse(line) as Summary;
-      } catch {
-        reject(new Error(`tlogcheck (exit ${code}) printed no JSON summary: stdout ${JSON.stringify(stdout)} stderr ${stderr}`));
-        return;
-      }
-      resolve({ code, summary, stderr });
-    });
-  });
-}
 
 /**
  * Entries that differ per tenant, with the bundle format's edge cases sprinkled in: a 1-byte
