@@ -89,20 +89,14 @@ export interface AnchorerOptions {
   };
 }
 
-export interface AnchorRecord {
-  readonly treeSize: number;
-  readonly state: AnchorJob['state'];
-  readonly digest: string;
-  readonly rekor: AnchorJob['rekor'];
-  readonly createdAt: string;
-  readonly attempts: number;
-  readonly nextAttemptAt: string | null;
-  readonly lastError: string | null;
-  readonly doneAt?: string;
-  readonly rekorLogIndex?: number;
+/** What callers see of a job: the job's own fields, with the receipt as an absolute path. */
+export type AnchorRecord = Pick<
+  AnchorJob,
+  'treeSize' | 'state' | 'digest' | 'rekor' | 'createdAt' | 'attempts' | 'nextAttemptAt' | 'lastError' | 'doneAt' | 'rekorLogIndex'
+> & {
   /** Absolute path of the receipt, once done. */
   readonly receipt?: string;
-}
+};
 
 export class Anchorer {
   private readonly outbox: Outbox;
