@@ -4,20 +4,31 @@
  *
  * The life of a batch (../shared/DESIGN.md):
  *   take everything pending -> assign indexes, hash leaves, extend the tree -> write bundles and
- *   tiles durably -> sign the checkpoint (Ed25519 + ML-DSA-44) -> move the commit point ->
- *   publish `checkpoint` (and its history copy) -> answer every append of the batch.
+ *   tiles (atomic renames, not yet fsynced) -> sign the checkpoint (Ed25519 + ML-DSA-44) ->
+ *   append the batch's journal record (entries + signed note; one fdatasync) -> move the commit
+ *   point -> publish `checkpoint` (and its history copy) -> answer every append of the batch.
  * While one batch integrates the next accumulates; a lone entry at low load integrates at once.
+ *
+ * Durability: an acknowledged batch is durable through its journal record. The files it wrote
+ * are flushed in bulk about once a second (flush()), after which the journal segments they
+ * cover are deleted; a crash before that is repaired from the journal on open (replay.ts). This
+ * deviates from DESIGN.md's "commit point moves only after the tiles are durable" in letter, not
+ * in effect: the tiles are recoverable, byte for byte, before the commit point moves.
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { TlogError, ErrorCode, isTlogError } from '../errors.js';
 import { EMPTY_ROOT, equalHashes, leafHash } from '../merkle/hash.js';
 import { inclusionProof as buildInclusionProof, ProofMemo } from '../merkle/proof.js';
-import { checkKeyName, openNote } from '../note/note.js';
+import { checkKeyName, openNote, parseNote } from '../note/note.js';
 import { DurableWriter, readIfExists, writeFileDurably, type FileWrite } from '../storage/durable.js';
-import { checkEntrySize, formatEntryBundle } from '../tiles/bundle.js';
-import { ENTRIES_LEVEL, TILE_WIDTH, changedTiles, type TileCoord } from '../tiles/layout.js';
-import { ExpandedTile, TileTree, nodeReaderOver, type TileLookup } from '../tiles/tree.js';
+import { Journal, JournalTornError, readJournal } from '../storage/journal.js';
+import { checkEntrySize } from '../tiles/bundle.js';
+import { type TileCoord } from '../tiles/layout.js';
+import { nodeReaderOver } from '../tiles/tree.js';
+import { Edge, type Extension } from './edge.js';
+import { formatBatchRecord } from './journal-record.js';
+import { journalDir, replayJournal } from './replay.js';
 import { commitPointOf, discardNotesBeyond, notePath, notesDir, pruneNotes, type CommitPoint } from './commit.js';
 import type { HotIndex } from '../index/index.js';
 import { catchUpIndex, indexPath, leafHashesFromTiles, openIndexFile, openState, rebuildIndex } from './state.js';
@@ -44,11 +55,10 @@ interface PreparedBatch {
   readonly batch: Pending[];
   readonly start: number;
   readonly end: number;
-  readonly rootHash: Uint8Array;
-  readonly note: string;
-  readonly lookup: TileLookup;
-  readonly completed: Map<string, ExpandedTile>;
-  /** The batch's bundles and tiles, durable when it resolves. */
+  readonly ext: Extension;
+  /** The signed checkpoint, set when `written` resolves. */
+  note: string;
+  /** The batch's bundles, tiles and note in place (not yet durable) and its note signed. */
   readonly written: Promise<void>;
   readonly startedAt: number;
   writeSeconds: number;
@@ -74,9 +84,7 @@ export class Log {
   private readonly served: DurableWriter;
   private readonly reader: TileReader;
   private readonly reads: TreeReads;
-  private tree: TileTree;
-  /** Entries of the bundle at the right edge that is not full yet. */
-  private edgeBundle: Uint8Array[];
+  private edge: Edge;
   private committed: CommitPoint;
   private pending: Pending[] = [];
   private inFlightEntries = 0;
@@ -104,12 +112,18 @@ export class Log {
   private static readonly HOT_FILES = 1024;
   /** Entries queued or in flight, by leaf hash: a repeat joins the first one's promise. */
   private readonly inflight = new Map<string, Pending>();
+  /** Background flush of the deferred files, and the timer that starts it. */
+  private flushing: Promise<void> | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private readonly flushIntervalMs: number;
 
   private constructor(
     readonly paths: LogPaths,
     readonly config: LogConfig,
     private readonly keys: LogKeys,
     private readonly index: HotIndex,
+    /** The write-ahead journal (null for a read-only log). */
+    private readonly journal: Journal | null,
     committed: CommitPoint,
     opts: LogOptions,
     published: CommitPoint = committed,
@@ -124,12 +138,12 @@ export class Log {
     this.publisher = new Publisher(paths, this.served, [keys.ed25519.verifier, keys.mldsa44.verifier], opts.publishMode ?? 'each', published);
     this.reader = new TileReader(paths.tilesDir);
     // Reads see the committed tree; the right edge in memory serves the newest nodes.
-    this.reads = new TreeReads(this.reader, (level, index) => this.tree.lookup(level, index), () => this.committed.treeSize);
+    this.reads = new TreeReads(this.reader, (level, index) => this.edge.lookup(level, index), () => this.committed.treeSize);
     this.maxBatch = Math.min(opts.maxBatch ?? 16384, MAX_BATCH_ENTRIES);
     this.maxPending = opts.maxPending ?? 1 << 20;
     this.logger = opts.logger ?? silentLogger;
-    this.tree = new TileTree();
-    this.edgeBundle = [];
+    this.edge = Edge.empty();
+    this.flushIntervalMs = opts.flushIntervalMs ?? 1000;
   }
 
   /**
@@ -154,19 +168,21 @@ export class Log {
     const cp = commitPointOf(signTree(origin, 0, EMPTY_ROOT, keys));
     const state: StateOpts = { readOnly: false, logger: opts.logger ?? silentLogger, indexCapacity: opts.indexCapacity, backend: opts.indexBackend };
     const index = openIndexFile(paths, state, true);
+    let journal: Journal;
     try {
       // The note first, then the commit point naming it, then the config that marks the log as
       // existing: a crash in between leaves no log (init can be run again after cleaning up).
       await writeFileDurably(notePath(paths.stateDir, 0), cp.note, 0o600);
       index.writeCommitPoint({ treeSize: 0, rootHash: cp.rootHash, checkpointHash: cp.noteHash });
       await writeFileDurably(path.join(paths.stateDir, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n', 0o600);
+      journal = await Journal.open(journalDir(paths), opts.journal);
     } catch (e) {
       index.close();
       throw e;
     }
-    const log = new Log(paths, config, keys, index, cp, opts);
+    const log = new Log(paths, config, keys, index, journal, cp, opts);
     // The empty tree is published as the log signed it, whatever the mode: there is nothing to witness yet.
-    await log.publisher.committed(cp);
+    await log.publisher.committed(cp, true);
     if (log.publisher.mode === 'cosigned') await log.publisher.cosigned(cp.note, cp);
     await writeFileDurably(path.join(paths.historyDir, 'vkeys'), log.verifierKeys().join('\n') + '\n');
     return log;
@@ -183,14 +199,36 @@ export class Log {
     const logger = opts.logger ?? silentLogger;
     const readOnly = opts.readOnly ?? false;
     const reader = new TileReader(paths.tilesDir);
-    const publishedBytes = await readIfExists(path.join(paths.tilesDir, CHECKPOINT_FILE));
+    let publishedBytes = await readIfExists(path.join(paths.tilesDir, CHECKPOINT_FILE));
     // In 'cosigned' mode the published note carries witness lines: parse it for size and root only.
     const verifiers = [keys.ed25519.verifier, keys.mldsa44.verifier];
-    const published = publishedBytes ? checkedPublished(paths, publishedBytes.toString('utf8'), config.origin, verifiers) : null;
+    let published: CommitPoint | null = null;
+    if (publishedBytes) {
+      try {
+        published = checkedPublished(paths, publishedBytes.toString('utf8'), config.origin, verifiers);
+      } catch (e) {
+        // The checkpoint is replaced without fsync each batch (the journal holds its note): a
+        // machine crash may leave it empty, zeroed or cut. Only then, and only when the journal
+        // shows such a crash is possible, is it treated as missing and published again. A
+        // well-formed note that is not ours is still refused.
+        if (readOnly || isWellFormedNote(publishedBytes) || (await readJournal(journalDir(paths))).length === 0) throw e;
+        logger.warn({ tenant: paths.tenant }, 'the published checkpoint was torn by a crash; it will be published again');
+        publishedBytes = null;
+      }
+    }
     const state: StateOpts = { readOnly, logger, indexCapacity: opts.indexCapacity, onRebuildProgress: opts.onRebuildProgress, backend: opts.indexBackend };
-    const { index, committed: cp } = await openState(paths, reader, verifiers, published, state);
+    // A writer first rebuilds from the journal whatever files a crash lost (replay.ts).
+    const replay = readOnly
+      ? undefined
+      : async (c: Parameters<NonNullable<Parameters<typeof openState>[5]>>[0]) => {
+          const records = await readJournal(journalDir(paths));
+          if (records.length > 0) await replayJournal({ paths, reader, records, committed: c, verifiers, logger });
+        };
+    const { index, committed: cp } = await openState(paths, reader, verifiers, published, state, replay);
+    let journal: Journal | null = null;
     try {
-      const log = new Log(paths, config, keys, index, cp, opts, published ?? cp);
+      journal = readOnly ? null : await Journal.open(journalDir(paths), opts.journal);
+      const log = new Log(paths, config, keys, index, journal, cp, opts, published ?? cp);
       log.verifyOwnNote(cp.note, 'commit point');
       if (published) log.checkPublished(published, cp);
       if (!readOnly) {
@@ -207,9 +245,12 @@ export class Log {
         // A crash between moving the commit point and publishing leaves the published
         // checkpoint behind: publishing is idempotent, so do it again.
         await log.publisher.recover(cp, publishedBytes ? publishedBytes.toString('utf8') : null);
+        // Everything the old journal could redo is durable now (replay flushed it).
+        await journal!.dropReplayed();
       }
       return log;
     } catch (e) {
+      await journal?.close();
       index.close();
       throw e;
     }
@@ -303,24 +344,11 @@ export class Log {
   /** Loads the right edge of the tree and the edge bundle from disk, checking them against the commit point. */
   private loadEdge(): void {
     const size = this.committed.treeSize;
-    this.tree = TileTree.load(size, (level, index) => this.reader.readTileSync(level, index, size));
-    if (!equalHashes(this.tree.root(), this.committed.rootHash)) {
-      throw new TlogError(ErrorCode.corrupt, `tiles of ${this.paths.tenant} do not hash to the committed root at size ${size}: refusing to start`);
-    }
-    this.edgeBundle = [];
-    const inEdge = size % TILE_WIDTH;
-    if (inEdge > 0) {
-      const bundleIndex = Math.floor(size / TILE_WIDTH);
-      const entries = this.reader.readBundleSync(bundleIndex, size);
-      const tile = this.tree.edgeTile(0)!;
-      entries.forEach((e, i) => {
-        if (!equalHashes(leafHash(e), tile.node(0, i)!)) {
-          throw new TlogError(ErrorCode.corrupt, `bundle ${bundleIndex} entry ${i} does not match its level-0 tile hash`);
-        }
-      });
-      this.edgeBundle = entries.map((e) => Uint8Array.from(e));
-    }
-    this.tree.onFull = () => {};
+    this.edge = Edge.load(this.reader, size, (root) => {
+      if (!equalHashes(root, this.committed.rootHash)) {
+        throw new TlogError(ErrorCode.corrupt, `tiles of ${this.paths.tenant} do not hash to the committed root at size ${size}: refusing to start`);
+      }
+    });
   }
 
   /**
@@ -438,49 +466,26 @@ export class Log {
   /** Hashes a batch into the tree and starts writing its bundles and tiles. Synchronous but for the writes. */
   private prepare(batch: Pending[]): PreparedBatch {
     const startedAt = performance.now();
-    const start = this.tree.size;
-    const completed = new Map<string, ExpandedTile>();
-    const fullBundles = new Map<number, Uint8Array>();
-    this.tree.onFull = (t) => completed.set(`${t.level}/${t.index}`, t);
-    try {
-      for (let i = 0; i < batch.length; i++) {
-        const entry = batch[i]!.entry;
-        this.tree.append(batch[i]!.leafHash);
-        this.edgeBundle.push(entry);
-        if (this.edgeBundle.length === TILE_WIDTH) {
-          fullBundles.set(Math.floor((start + i) / TILE_WIDTH), formatEntryBundle(this.edgeBundle));
-          this.edgeBundle = [];
-        }
-      }
-    } finally {
-      this.tree.onFull = () => {};
-    }
-    const end = this.tree.size;
-    // The tiles this batch's proofs need: the right edge as of `end` and the tiles it filled.
-    // Holding the tile objects is enough: later appends only add nodes beyond `end`.
-    const edge: ExpandedTile[] = [];
-    for (let level = 0; this.tree.edgeTile(level); level++) edge.push(this.tree.edgeTile(level)!);
-    const lookup = (level: number, index: number) => {
-      const t = edge[level];
-      return t && t.index === index ? t : (completed.get(`${level}/${index}`) ?? null);
-    };
+    const ext = this.edge.extend(
+      batch.map((p) => p.entry),
+      batch.map((p) => p.leafHash),
+    );
+    const { start, end } = ext;
     // c2sp.org/tlog-tiles: every tile a published checkpoint implies must exist before it is
-    // published (tessera#1057), so they are written first.
-    const writes: FileWrite[] = changedTiles(start, end).map((t) => {
-      let data: Uint8Array;
-      if (t.level === ENTRIES_LEVEL) data = t.width === TILE_WIDTH ? fullBundles.get(t.index)! : formatEntryBundle(this.edgeBundle);
-      else data = lookup(t.level, t.index)!.bytes(t.width);
-      return { path: this.reader.tilePath(t.level, t.index, t.width), data, kind: 'immutable' };
-    });
-    // The tiles go to disk first; signing (ML-DSA-44 is ~5 ms of CPU) overlaps their fsyncs.
+    // published (tessera#1057), so they are written first. Deferred: renamed into place now,
+    // fsynced by the next flush; until then the journal record can redo them.
+    const writes: FileWrite[] = ext.files.map((f) => ({ path: this.reader.tilePath(f.coord.level, f.coord.index, f.coord.width), data: f.data, kind: 'immutable' }));
     const t0 = performance.now();
-    const tilesWritten = this.served.write(writes);
-    // The signed note is kept privately with the tiles: the commit point will name it.
-    const rootHash = this.tree.root();
-    const note = signTree(this.origin, end, rootHash, this.keys);
-    const noteWritten = this.served.write([{ path: notePath(this.paths.stateDir, end), data: Buffer.from(note, 'utf8'), kind: 'replace', mode: 0o600 }]);
+    const tilesWritten = this.served.writeDeferred(writes);
     const files: [string, Uint8Array][] = writes.map((w) => [path.relative(this.paths.tilesDir, w.path).split(path.sep).join('/'), w.data]);
-    const prepared: PreparedBatch = { batch, start, end, rootHash, note, lookup, completed, written: null!, startedAt, writeSeconds: 0, files };
+    const prepared: PreparedBatch = { batch, start, end, ext, note: '', written: null!, startedAt, writeSeconds: 0, files };
+    // Signing (ML-DSA-44 is ~6 ms of CPU) overlaps the tile writes.
+    const signed = Promise.resolve().then(() => signTree(this.origin, end, ext.rootHash, this.keys));
+    // The signed note is kept privately with the tiles: the commit point will name it.
+    const noteWritten = signed.then((note) => {
+      prepared.note = note;
+      return this.served.writeDeferred([{ path: notePath(this.paths.stateDir, end), data: Buffer.from(note, 'utf8'), kind: 'replace', mode: 0o600 }]);
+    });
     (prepared as { written: Promise<void> }).written = Promise.all([tilesWritten, noteWritten]).then(() => {
       prepared.writeSeconds = (performance.now() - t0) / 1000;
     });
@@ -493,10 +498,17 @@ export class Log {
   /** Waits for the batch's files and the previous batch, then signs, commits, publishes and answers. */
   private async finish(b: PreparedBatch, previous: Promise<void> | null): Promise<void> {
     let committed = false;
+    let journaled = false;
     try {
       await b.written;
       if (previous) await previous;
       if (this.broken || this.fatal) throw new TlogError(ErrorCode.unavailable, `batch at ${b.start} abandoned: an earlier batch failed`);
+      // The batch becomes durable here, in one record: its entries and signed note. Records
+      // are appended in batch order (after the previous batch committed), so they chain.
+      const j0 = performance.now();
+      await this.journal!.append(formatBatchRecord(b.start, b.batch, b.note), b.end);
+      b.writeSeconds += (performance.now() - j0) / 1000;
+      journaled = true;
       const cp = commitPointOf(b.note);
       // The commit point moves before publishing: from here on the batch is part of the log.
       const c0 = performance.now();
@@ -513,7 +525,7 @@ export class Log {
       // Proofs are built when a caller reads them (an append-batch answer without proofs never
       // does), sharing the batch's tiles and the work common to one tree size.
       const memo = new ProofMemo();
-      const node = nodeReaderOver(b.lookup);
+      const node = nodeReaderOver(b.ext.lookup);
       for (let i = 0; i < b.batch.length; i++) {
         const index = b.start + i;
         let proof: Uint8Array[] | undefined;
@@ -540,12 +552,14 @@ export class Log {
         writeSeconds: b.writeSeconds,
         commitSeconds,
       });
-      for (const t of b.completed.values()) this.reader.cache.put(t);
+      for (const t of b.ext.completed.values()) this.reader.cache.put(t);
+      this.scheduleFlush();
     } catch (e) {
       this.failBatch(b.batch, e);
-      if (committed || isTlogError(e, ErrorCode.immutableConflict)) {
-        // Past the commit point, or an immutable file with other bytes: this process cannot
-        // continue safely. Stop loudly; a restart recovers from the files.
+      if (committed || journaled || e instanceof JournalTornError || isTlogError(e, ErrorCode.immutableConflict)) {
+        // Past the commit point, with a journal record that may count, or an immutable file
+        // with other bytes: this process cannot continue safely. Stop loudly; a restart
+        // recovers from the journal and the commit point.
         const err = this.batchError(b.start, e);
         this.fatal ??= new TlogError(err.code, `log ${this.paths.tenant} stopped: ${err.message}`, { cause: err });
         this.logger.error({ tenant: this.paths.tenant, err: err.message }, 'log stopped');
@@ -603,11 +617,47 @@ export class Log {
     return this.publisher.cosigned(note, this.committed);
   }
 
-  /** Resolves once everything pending is integrated; then refuses new appends. */
+  /** Flushes the deferred files within flushIntervalMs, unless a flush is due already. */
+  private scheduleFlush(): void {
+    if (this.flushTimer || this.closed) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      this.flush().catch((e) => this.logger.error({ tenant: this.paths.tenant, err: (e as Error).message }, 'flush failed; the journal keeps the batches until a flush succeeds'));
+    }, this.flushIntervalMs);
+    this.flushTimer.unref();
+  }
+
+  /**
+   * Makes every file written so far durable (tiles, bundles, notes, checkpoint copies), then
+   * deletes the journal segments that only hold batches now covered. Runs about once a second
+   * while batches come in, and on close. Flushes run one at a time.
+   */
+  flush(): Promise<void> {
+    const run = (this.flushing ?? Promise.resolve()).then(async () => {
+      if (!this.journal) return;
+      // Batches up to the answered size have all their files (their publish included) in place,
+      // so the writer's queue holds them all now.
+      const upTo = this.answered.treeSize;
+      await this.served.flush();
+      await this.journal.release(upTo);
+    });
+    this.flushing = run.catch(() => {});
+    return run;
+  }
+
+  /** Resolves once everything pending is integrated and durable; then refuses new appends. */
   async close(): Promise<void> {
     this.closed = true;
     while (this.integrating) await this.integrating;
     await this.pruning;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    if (this.journal) {
+      await this.flush();
+      // Everything is durable in its own files: no segment is needed any more.
+      if (!this.fatal) await this.journal.release(this.answered.treeSize, true);
+      await this.journal.close();
+    }
     // Syncs the dedup table and releases the writer lock.
     if (!this.indexClosed) {
       this.indexClosed = true;
@@ -656,4 +706,13 @@ export class Log {
 }
 
 type StateOpts = Parameters<typeof openIndexFile>[1];
+
+function isWellFormedNote(bytes: Uint8Array): boolean {
+  try {
+    parseNote(Buffer.from(bytes).toString('utf8'));
+    return true;
+  } catch {
+    return false;
+  }
+}
 

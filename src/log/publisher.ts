@@ -7,7 +7,9 @@
  * (a tenant with witnesses): committing only writes the history; the cosigner publishes on its
  * own cadence, with the witnesses' cosignatures (or without them, when it fails open).
  *
- * Contract: every method is durable on return; one caller at a time per log.
+ * Contract: every method is durable on return, except committed() unless asked: the journal
+ * holds every committed note, so the per-batch copies are flushed with the batch's tiles (see
+ * storage/journal.ts). One caller at a time per log.
  */
 import path from 'node:path';
 import { TlogError, ErrorCode } from '../errors.js';
@@ -44,13 +46,16 @@ export class Publisher {
     return path.join(this.paths.tilesDir, CHECKPOINT_FILE);
   }
 
-  /** After a commit: the history copy, and in 'each' mode the published checkpoint. */
-  async committed(cp: CommitPoint): Promise<void> {
+  /**
+   * After a commit: the history copy, and in 'each' mode the published checkpoint. Visible on
+   * return; durable only with `durable` (else at the writer's next flush).
+   */
+  async committed(cp: CommitPoint, durable = false): Promise<void> {
     const bytes = Buffer.from(cp.note, 'utf8');
     const history = { path: historyPath(this.paths.historyDir, cp.treeSize), data: bytes, kind: 'immutable' as const };
-    if (this.mode === 'cosigned') return this.writer.write([history]);
-    await this.writer.write([history, { path: this.checkpointFile, data: bytes, kind: 'replace' }]);
-    this.published = cp;
+    const files = this.mode === 'cosigned' ? [history] : [history, { path: this.checkpointFile, data: bytes, kind: 'replace' as const }];
+    await (durable ? this.writer.write(files) : this.writer.writeDeferred(files));
+    if (this.mode === 'each') this.published = cp;
   }
 
   /**
@@ -85,7 +90,7 @@ export class Publisher {
   /** On open: in 'each' mode a published checkpoint behind the commit point is published again. */
   async recover(cp: CommitPoint, publishedNote: string | null): Promise<void> {
     if (this.mode === 'each') {
-      if (publishedNote !== cp.note) await this.committed(cp);
+      if (publishedNote !== cp.note) await this.committed(cp, true);
       return;
     }
     // History is idempotent; the published one may lag until the cosigner runs.

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { TlogError, ErrorCode } from '../errors.js';
-import { IndexError, openIndex, rebuild, type HotIndex } from '../index/index.js';
+import { IndexError, openIndex, rebuild, type CommitPoint as IndexCommitPoint, type HotIndex } from '../index/index.js';
 import { equalHashes, leafHash } from '../merkle/hash.js';
 import { openNote, type NoteVerifier } from '../note/note.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, changedTiles } from '../tiles/layout.js';
@@ -140,6 +140,11 @@ export async function openState(
   verifiers: readonly NoteVerifier[],
   published: CommitPoint | null,
   opts: StateOptions,
+  /**
+   * Writers: rebuilds files a crash lost from the journal, given the index's commit point (null
+   * when the index cannot give one), before the commit point's note is read.
+   */
+  replay?: (c: IndexCommitPoint | null) => Promise<void>,
 ): Promise<OpenedState> {
   let index: HotIndex | null = null;
   let why = '';
@@ -152,6 +157,7 @@ export async function openState(
   if (index && index.commitPoint.seq > 0) {
     const c = index.commitPoint;
     try {
+      await replay?.(c);
       const committed = await readCommittedNote(paths.stateDir, c.treeSize, c.rootHash, c.checkpointHash);
       return { index, committed };
     } catch (e) {
@@ -164,6 +170,7 @@ export async function openState(
     why = 'the index has no commit point';
   }
   if (opts.readOnly) throw new TlogError(ErrorCode.corrupt, `log ${paths.tenant}: ${why}; open it for writing (or run \`tlog index rebuild\`) to rebuild it`);
+  await replay?.(null);
   const committed = await commitPointFromNotes(paths, reader, verifiers, published);
   opts.logger.warn({ tenant: paths.tenant, treeSize: committed.treeSize, reason: why }, `rebuilding the index: ${why}`);
   await rebuildIndex(paths, reader, committed, opts);

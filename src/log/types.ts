@@ -8,6 +8,7 @@ import { formatCheckpoint, parseCheckpoint } from '../note/checkpoint.js';
 import { formatNote, openNote, parseNote, signNote, type NoteVerifier } from '../note/note.js';
 import type { Clock } from '../note/signers.js';
 import { readIfExists, type DurableOptions } from '../storage/durable.js';
+import type { JournalOptions } from '../storage/journal.js';
 import { commitPointOf, type CommitPoint } from './commit.js';
 import type { LogKeys } from './keys.js';
 import type { LogPaths } from './paths.js';
@@ -45,6 +46,10 @@ export interface LogOptions {
   readonly logger?: Logger;
   /** Test hooks for the served-file writer (a disk that fails). */
   readonly durable?: DurableOptions;
+  /** The write-ahead journal's options (tests: small segments, failing appends). */
+  readonly journal?: JournalOptions;
+  /** How long deferred tile writes may wait for their fsync (ms); 1000 by default. */
+  readonly flushIntervalMs?: number;
   /** Keep every copy of a repeated entry instead of answering with the first one's index. */
   readonly allowDuplicates?: boolean;
   /** Open for reading only: no lock, no recovery writes, appends refused. */

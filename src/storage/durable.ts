@@ -7,6 +7,11 @@
  * parents. When it rejects, no target was replaced unless the error happened mid-rename (the
  * caller treats the batch as failed and recovers from its commit point). Not safe for two
  * concurrent write() calls on the same paths; the log has one writer per tenant.
+ *
+ * Deferred writes (writeDeferred) are the same temp-file-and-rename, atomic for readers, but
+ * without the fsyncs: the caller holds what it needs to redo them (the log's journal), and
+ * flush() later makes every deferred file and directory durable in one go. Until then a crash
+ * may lose them or leave them torn.
  */
 import { promises as fsp, constants as fsc } from 'node:fs';
 import path from 'node:path';
@@ -37,7 +42,15 @@ let tmpCounter = 0;
 export class DurableWriter {
   /** Directories known to exist and be durable in their parent. */
   private readonly knownDirs = new Set<string>();
+  /** Deferred files and directories not yet flushed. */
+  private unsyncedFiles = new Set<string>();
+  private unsyncedDirs = new Set<string>();
   constructor(private readonly opts: DurableOptions = {}) {}
+
+  /** Files written with writeDeferred and not yet flushed. */
+  get unsynced(): number {
+    return this.unsyncedFiles.size;
+  }
 
   /** Creates dir and its missing parents; returns the directories whose entries changed. */
   async ensureDir(dir: string, changed: Set<string>): Promise<void> {
@@ -63,6 +76,52 @@ export class DurableWriter {
   }
 
   async write(files: readonly FileWrite[]): Promise<void> {
+    return this.writeFiles(files, true);
+  }
+
+  /** Like write(), atomic for readers but durable only after a later flush(). */
+  async writeDeferred(files: readonly FileWrite[]): Promise<void> {
+    return this.writeFiles(files, false);
+  }
+
+  /**
+   * Queues files already in place (written by someone, possibly not durable) for the next
+   * flush(), with their directories: recovery adopts files a crashed run left behind this way.
+   */
+  adopt(paths: readonly string[]): void {
+    for (const p of paths) {
+      this.unsyncedFiles.add(p);
+      this.unsyncedDirs.add(path.dirname(p));
+    }
+  }
+
+  /**
+   * Makes every deferred write made before the call durable: fsync of each file, then of each
+   * directory holding a rename or a new directory. Safe to run while more deferred writes go on
+   * (they wait for the next flush). A file deleted since (recovery) is skipped. On failure the
+   * files stay queued for the next flush.
+   */
+  async flush(): Promise<void> {
+    const files = this.unsyncedFiles;
+    const dirs = this.unsyncedDirs;
+    if (files.size === 0 && dirs.size === 0) return;
+    this.unsyncedFiles = new Set();
+    this.unsyncedDirs = new Set();
+    try {
+      // A file's data first, then the directory entries naming it (the same order write() keeps).
+      await forEachLimited([...files], 32, syncFile);
+      await forEachLimited([...dirs], 32, (d) => syncDir(d).catch((e) => {
+        if ((e as TlogError).cause && ((e as TlogError).cause as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw e;
+      }));
+    } catch (e) {
+      for (const f of files) this.unsyncedFiles.add(f);
+      for (const d of dirs) this.unsyncedDirs.add(d);
+      throw e;
+    }
+  }
+
+  private async writeFiles(files: readonly FileWrite[], durable: boolean): Promise<void> {
     if (files.length === 0) return;
     const dirsToSync = new Set<string>();
     for (const f of files) {
@@ -70,7 +129,7 @@ export class DurableWriter {
       await this.ensureDir(dir, dirsToSync);
       dirsToSync.add(dir);
     }
-    const pending = await Promise.all(files.map((f) => this.stage(f)));
+    const pending = await Promise.all(files.map((f) => this.stage(f, durable)));
     const staged = pending.filter((p): p is { tmp: string; target: string } => p !== null);
     try {
       // rename(2) replaces the target atomically: readers see the old file or the new one. The
@@ -83,12 +142,17 @@ export class DurableWriter {
       await Promise.all(staged.map((s) => fsp.unlink(s.tmp).catch(() => {})));
       throw e;
     }
+    if (!durable) {
+      for (const s of staged) this.unsyncedFiles.add(s.target);
+      for (const d of dirsToSync) this.unsyncedDirs.add(d);
+      return;
+    }
     // The renames are durable only once each directory holding them is fsynced.
     await Promise.all([...dirsToSync].map(syncDir));
   }
 
-  /** Writes and fsyncs the temp file of one write; null when an identical immutable file exists. */
-  private async stage(f: FileWrite): Promise<{ tmp: string; target: string } | null> {
+  /** Writes (and fsyncs, when durable) the temp file of one write; null when an identical immutable file exists. */
+  private async stage(f: FileWrite, durable: boolean): Promise<{ tmp: string; target: string } | null> {
     if (f.kind === 'immutable') {
       const existing = await readIfExists(f.path);
       if (existing) {
@@ -106,7 +170,7 @@ export class DurableWriter {
       fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, f.mode ?? this.opts.mode ?? 0o644);
       await fh.writeFile(f.data);
       // fsync before rename: otherwise a crash can leave the new name pointing at empty data.
-      await fh.sync();
+      if (durable) await fh.sync();
     } catch (e) {
       await fh?.close().catch(() => {});
       await fsp.unlink(tmp).catch(() => {});
@@ -137,6 +201,29 @@ export async function syncDir(dir: string): Promise<void> {
   } finally {
     await fh?.close().catch(() => {});
   }
+}
+
+/** fsyncs a file already in place (a deferred write being flushed); a missing file is skipped. */
+async function syncFile(p: string): Promise<void> {
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(p, 'r');
+    await fh.sync();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw ioError('fsync', p, e);
+  } finally {
+    await fh?.close().catch(() => {});
+  }
+}
+
+/** Runs fn over items with at most `limit` calls in flight (the libuv pool has 4 threads anyway). */
+async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /** One durable replace of a single file, for small private state. */

@@ -1,0 +1,123 @@
+/**
+ * Recovery from the journal. A batch's tiles, bundles, private note and checkpoint copies are
+ * written without fsync; its journal record (entries + signed note) is durable before the commit
+ * point moves, and the files are flushed later in bulk. After a crash (power loss, not just a
+ * killed process) those files may be missing, empty or torn. Replay rebuilds them from the
+ * records, in order, up to the commit point, and makes them durable.
+ *
+ * Records beyond the commit point were never acknowledged and are ignored; the journal is
+ * dropped once replay has made everything durable.
+ */
+import path from 'node:path';
+import { TlogError, ErrorCode } from '../errors.js';
+import type { CommitPoint as IndexCommitPoint } from '../index/index.js';
+import { equalHashes, leafHash, sha256 } from '../merkle/hash.js';
+import { openNote, type NoteVerifier } from '../note/note.js';
+import { DurableWriter, readIfExists, type FileWrite } from '../storage/durable.js';
+import type { JournalRecord } from '../storage/journal.js';
+import { commitPointOf } from './commit.js';
+import { notePath } from './commit.js';
+import { Edge } from './edge.js';
+import { parseBatchRecord } from './journal-record.js';
+import type { Logger } from './types.js';
+import type { LogPaths } from './paths.js';
+import { historyPath } from './publisher.js';
+import type { TileReader } from './tile-reader.js';
+
+export interface ReplayResult {
+  /** Records applied. */
+  readonly batches: number;
+  /** The tree size the replayed records reached (0 when there were none). */
+  readonly treeSize: number;
+  /** Files that were missing or held other bytes, now rewritten. */
+  readonly repaired: number;
+}
+
+/**
+ * Replays the journal's records up to `committed` (or, when the index cannot say, through the
+ * last record that chains). Every file each record implies is compared with the disk and
+ * rewritten durably where it differs; the note of the last applied record is written to the
+ * private notes directory. Throws a corrupt-state error when the records do not chain onto the
+ * tiles on disk or do not match the commit point.
+ */
+export async function replayJournal(p: {
+  paths: LogPaths;
+  reader: TileReader;
+  records: readonly JournalRecord[];
+  committed: IndexCommitPoint | null;
+  verifiers: readonly NoteVerifier[];
+  logger: Logger;
+}): Promise<ReplayResult> {
+  const { paths, reader, records, committed } = p;
+  const limit = committed ? committed.treeSize : Number.MAX_SAFE_INTEGER;
+  const batches = records.map((r) => parseBatchRecord(r.payload)).filter((b) => b.start < limit);
+  if (batches.length === 0) return { batches: 0, treeSize: 0, repaired: 0 };
+  const first = batches[0]!.start;
+  // Segments are deleted oldest first and only once their files were flushed: the tree up to
+  // the first record's start is durable on disk.
+  let edge: Edge;
+  try {
+    edge = Edge.load(reader, first);
+  } catch (e) {
+    throw new TlogError(ErrorCode.corrupt, `journal of ${paths.tenant} starts at ${first}, but the tiles up to there are unreadable: ${(e as Error).message}`);
+  }
+  const writer = new DurableWriter({ mode: 0o644 });
+  let repaired = 0;
+  let applied = 0;
+  let lastNote: string | null = null;
+  for (const b of batches) {
+    if (b.start !== edge.size) {
+      throw new TlogError(ErrorCode.corrupt, `journal of ${paths.tenant}: a record starts at ${b.start} where the tree is at ${edge.size}`);
+    }
+    const end = b.start + b.entries.length;
+    if (end > limit) break; // never committed: never acknowledged
+    const ext = edge.extend(b.entries, b.entries.map((e) => leafHash(e)));
+    let cp;
+    try {
+      openNote(b.note, p.verifiers);
+      cp = commitPointOf(b.note);
+    } catch (e) {
+      throw new TlogError(ErrorCode.corrupt, `journal of ${paths.tenant}: the note of the record at ${b.start} is not this log's: ${(e as Error).message}`);
+    }
+    if (cp.treeSize !== end || !equalHashes(cp.rootHash, ext.rootHash)) {
+      throw new TlogError(ErrorCode.corrupt, `journal of ${paths.tenant}: the record at ${b.start} does not hash to its own checkpoint`);
+    }
+    const noteBytes = Buffer.from(b.note, 'utf8');
+    const wanted: FileWrite[] = [
+      ...ext.files.map((f) => ({ path: reader.tilePath(f.coord.level, f.coord.index, f.coord.width), data: f.data, kind: 'replace' as const })),
+      // The history keeps every checkpoint the log published (the archive a monitor audits).
+      { path: historyPath(paths.historyDir, end), data: noteBytes, kind: 'replace' },
+    ];
+    const writes: FileWrite[] = [];
+    const same: string[] = [];
+    for (const w of wanted) {
+      const onDisk = await readIfExists(w.path);
+      if (onDisk && Buffer.compare(onDisk, w.data) === 0) same.push(w.path);
+      else writes.push(w);
+    }
+    // Right bytes may still be only in the page cache (the process died, the machine did not):
+    // they must be durable too before the journal that could redo them is dropped.
+    writer.adopt(same);
+    // The records are the truth for these files: they were never durable, so whatever the crash
+    // left at their paths (nothing, zeros, a torn prefix) is replaced.
+    await writer.write(writes);
+    repaired += writes.length;
+    applied++;
+    lastNote = b.note;
+  }
+  if (committed && lastNote !== null && edge.size === committed.treeSize) {
+    if (!equalHashes(sha256(Buffer.from(lastNote, 'utf8')), committed.checkpointHash)) {
+      throw new TlogError(ErrorCode.corrupt, `journal of ${paths.tenant}: the record at the commit point (size ${committed.treeSize}) holds another checkpoint`);
+    }
+  }
+  if (lastNote !== null) {
+    await writer.write([{ path: notePath(paths.stateDir, edge.size), data: Buffer.from(lastNote, 'utf8'), kind: 'replace', mode: 0o600 }]);
+  }
+  await writer.flush();
+  if (repaired > 0) p.logger.warn({ tenant: paths.tenant, treeSize: edge.size, repaired }, 'rebuilt files lost in a crash from the journal');
+  return { batches: applied, treeSize: edge.size, repaired };
+}
+
+export function journalDir(paths: LogPaths): string {
+  return path.join(paths.stateDir, 'journal');
+}

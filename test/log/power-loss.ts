@@ -1,0 +1,61 @@
+/**
+ * Simulated power loss for tests: what a crash of the machine (not just the process) may do to
+ * files that were written but not yet fsynced. Which files those can be is exactly what the
+ * journal covers (src/log/replay.ts): every tile, bundle, history copy and private note of the
+ * batches whose records are still in the journal, and the published checkpoint. Each of them is
+ * deleted, emptied, or overwritten with zeros, at random. Files the journal does not cover were
+ * flushed before their segment was released, and stay.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { notePath } from '../../src/log/commit.js';
+import { parseBatchRecord } from '../../src/log/journal-record.js';
+import type { LogPaths } from '../../src/log/paths.js';
+import { historyPath } from '../../src/log/publisher.js';
+import { journalDir } from '../../src/log/replay.js';
+import { readJournal } from '../../src/storage/journal.js';
+import { changedTiles, formatTilePath } from '../../src/tiles/layout.js';
+
+export interface PowerLoss {
+  /** Tree size the journal starts at: files up to it are durable and were left alone. */
+  readonly from: number;
+  readonly deleted: number;
+  readonly emptied: number;
+  readonly zeroed: number;
+}
+
+export async function simulatePowerLoss(paths: LogPaths, rand: () => number): Promise<PowerLoss | null> {
+  const records = await readJournal(journalDir(paths));
+  if (records.length === 0) return null;
+  const batches = records.map((r) => parseBatchRecord(r.payload));
+  const victims = new Set<string>([path.join(paths.tilesDir, 'checkpoint')]);
+  for (const b of batches) {
+    const end = b.start + b.entries.length;
+    for (const t of changedTiles(b.start, end)) victims.add(path.join(paths.tilesDir, formatTilePath(t)));
+    victims.add(historyPath(paths.historyDir, end));
+    victims.add(notePath(paths.stateDir, end));
+  }
+  let deleted = 0;
+  let emptied = 0;
+  let zeroed = 0;
+  for (const p of victims) {
+    let size: number;
+    try {
+      size = (await fsp.stat(p)).size;
+    } catch {
+      continue;
+    }
+    const r = rand();
+    if (r < 0.5) {
+      await fsp.unlink(p);
+      deleted++;
+    } else if (r < 0.75) {
+      await fsp.truncate(p, 0);
+      emptied++;
+    } else {
+      await fsp.writeFile(p, Buffer.alloc(size));
+      zeroed++;
+    }
+  }
+  return { from: batches[0]!.start, deleted, emptied, zeroed };
+}
