@@ -15,7 +15,7 @@ import {
   SignatureType,
   type PrivateKey,
 } from '../note/keys.js';
-import { derivePublicKey, keyPair, type Clock, type KeyPair } from '../note/signers.js';
+import { derivePublicKey, keyPair, type Clock, type KeyPair, type SignOffload } from '../note/signers.js';
 import { createSecretFile, ensureSecretDir, readSecretFile } from '../storage/secret-file.js';
 
 export const KEY_FILES = {
@@ -43,7 +43,7 @@ export async function createLogKeys(stateDir: string, origin: string): Promise<v
   for (const [file, key] of keys) await createSecretFile(path.join(dir, file), formatPrivateKey(key, derivePublicKey(key)) + '\n');
 }
 
-async function loadKey(p: string, type: SignatureType, origin: string, clock?: Clock): Promise<KeyPair> {
+async function loadKey(p: string, type: SignatureType, origin: string, clock?: Clock, offload?: SignOffload): Promise<KeyPair> {
   const text = await readSecretFile(p);
   let parsed: { key: PrivateKey; keyID: number };
   try {
@@ -56,15 +56,19 @@ async function loadKey(p: string, type: SignatureType, origin: string, clock?: C
   if (key.type !== type) throw new TlogError(ErrorCode.corrupt, `key file ${p} holds a key of type 0x0${key.type}, want 0x0${type}`);
   if (key.name !== origin) throw new TlogError(ErrorCode.corrupt, `key file ${p} is named ${key.name}, want the origin ${origin}`);
   // Derive the public key once, and check the file's key ID against it.
-  const pair = keyPair(key, clock);
+  const pair = keyPair(key, clock, offload);
   if (pair.signer.keyID !== parsed.keyID) throw new TlogError(ErrorCode.corrupt, `key file ${p}: key ID does not match the key`);
   return pair;
 }
 
-export async function loadLogKeys(stateDir: string, origin: string, clock?: Clock): Promise<LogKeys> {
+/**
+ * Loads both keys. With an offload (a SignPool's), the signers also have signAsync, which
+ * signTreeAsync uses to sign off the calling thread.
+ */
+export async function loadLogKeys(stateDir: string, origin: string, clock?: Clock, offload?: SignOffload): Promise<LogKeys> {
   const dir = keysDir(stateDir);
   return {
-    ed25519: await loadKey(path.join(dir, KEY_FILES.ed25519), SignatureType.ed25519, origin, clock),
-    mldsa44: await loadKey(path.join(dir, KEY_FILES.mldsa44), SignatureType.mldsa44Subtree, origin, clock),
+    ed25519: await loadKey(path.join(dir, KEY_FILES.ed25519), SignatureType.ed25519, origin, clock, offload),
+    mldsa44: await loadKey(path.join(dir, KEY_FILES.mldsa44), SignatureType.mldsa44Subtree, origin, clock, offload),
   };
 }

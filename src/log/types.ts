@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { TlogError, ErrorCode } from '../errors.js';
 import { formatCheckpoint, parseCheckpoint } from '../note/checkpoint.js';
-import { formatNote, openNote, parseNote, signNote, type NoteVerifier } from '../note/note.js';
+import { formatNote, openNote, parseNote, signNote, signNoteAsync, type NoteVerifier } from '../note/note.js';
 import type { Clock } from '../note/signers.js';
 import { readIfExists, type DurableOptions } from '../storage/durable.js';
 import type { JournalOptions } from '../storage/journal.js';
@@ -119,6 +119,18 @@ export function checkedPublished(paths: LogPaths, note: string, origin: string, 
 
 /** Signs the checkpoint of a tree with the log's Ed25519 and ML-DSA-44 keys. */
 export function signTree(origin: string, treeSize: number, rootHash: Uint8Array, keys: LogKeys): string {
-  const text = formatCheckpoint({ origin, treeSize, rootHash, extensions: [] });
-  return formatNote(signNote(text, [keys.ed25519.signer, keys.mldsa44.signer]));
+  return formatNote(signNote(treeText(origin, treeSize, rootHash), [keys.ed25519.signer, keys.mldsa44.signer]));
+}
+
+/**
+ * signTree's note, signed concurrently and, when the keys were loaded with an offload (a
+ * SignPool), off this thread. Calls may overlap; each note is signed independently, so the
+ * caller still decides that no two roots are ever signed for one size.
+ */
+export async function signTreeAsync(origin: string, treeSize: number, rootHash: Uint8Array, keys: LogKeys): Promise<string> {
+  return formatNote(await signNoteAsync(treeText(origin, treeSize, rootHash), [keys.ed25519.signer, keys.mldsa44.signer]));
+}
+
+function treeText(origin: string, treeSize: number, rootHash: Uint8Array): string {
+  return formatCheckpoint({ origin, treeSize, rootHash, extensions: [] });
 }

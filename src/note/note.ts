@@ -40,6 +40,12 @@ export interface NoteSigner {
   readonly keyID: number;
   /** Returns the signature bytes (after the key ID) over `text`. */
   sign(text: string): Uint8Array;
+  /**
+   * Optional: the same signature as sign() (same message, same framing, same errors as a
+   * rejection), with the signing itself done elsewhere (a worker thread), so the calling
+   * thread is free meanwhile. Safe to call concurrently.
+   */
+  signAsync?(text: string): Promise<Uint8Array>;
 }
 
 const STD_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -148,14 +154,41 @@ export function formatNote(note: Note): string {
   return note.text + '\n' + note.signatures.map(formatSignatureLine).join('');
 }
 
-/** Signs `text` with every signer, in order. */
-export function signNote(text: string, signers: readonly NoteSigner[]): Note {
+/** What signNote and signNoteAsync both require of the text before any signer sees it. */
+function checkSignable(text: string): void {
   checkNoteChars(text);
   if (!text.endsWith('\n')) throw new TlogError(ErrorCode.badInput, 'note text must end in a newline');
+}
+
+/** Signs `text` with every signer, in order. */
+export function signNote(text: string, signers: readonly NoteSigner[]): Note {
+  checkSignable(text);
   return {
     text,
     signatures: signers.map((s) => ({ name: s.name, keyID: s.keyID, signature: s.sign(text) })),
   };
+}
+
+/** f's result as a promise; a synchronous throw becomes a rejection. */
+function settle<T>(f: () => T | Promise<T>): Promise<T> {
+  try {
+    return Promise.resolve(f());
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/**
+ * signNote with the signers running concurrently: those with signAsync are all started first,
+ * then the others sign synchronously while they run. The signatures keep the signers' order.
+ * Rejects (never throws) with signNote's errors, or with a signer's failure; every signer's
+ * promise gets a handler, so a second failure is never an unhandled rejection.
+ */
+export async function signNoteAsync(text: string, signers: readonly NoteSigner[]): Promise<Note> {
+  checkSignable(text);
+  const started = signers.map((s) => (s.signAsync ? settle(() => s.signAsync!(text)) : undefined));
+  const sigs = await Promise.all(signers.map((s, i) => started[i] ?? settle(() => s.sign(text))));
+  return { text, signatures: signers.map((s, i) => ({ name: s.name, keyID: s.keyID, signature: sigs[i]! })) };
 }
 
 export interface OpenedNote {

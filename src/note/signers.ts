@@ -1,6 +1,8 @@
 /**
  * Signers and verifiers for the signature types we implement. Pure but for the clock, which
- * callers inject (cosignatures carry a timestamp).
+ * callers inject (cosignatures carry a timestamp). A caller may also inject a SignOffload that
+ * computes raw signatures elsewhere (src/log/sign-pool.ts, a worker thread); the messages and
+ * framing stay here, shared by sign() and signAsync().
  *
  * - 0x01 Ed25519 (c2sp.org/signed-note): Ed25519 over the note text.
  * - 0x04 cosignature/v1 (c2sp.org/tlog-cosignature): Ed25519 over
@@ -114,43 +116,99 @@ export interface KeyPair {
   readonly vkey: string;
 }
 
-/** Builds the signer and matching verifier for a private key. */
-export function keyPair(k: PrivateKey, clock: Clock = defaultClock): KeyPair {
+/** The raw signature algorithms behind our signature types. */
+export type SignAlgorithm = 'ed25519' | 'ml-dsa-44';
+
+/**
+ * Computes a raw signature somewhere else (a worker thread): Ed25519 (RFC 8032, the key is the
+ * 32-byte seed) or ML-DSA-44 (FIPS 204 pure, empty context, hedged; the key is the expanded
+ * 2560-byte secret key) over `message`. It must return exactly what ed25519.sign(message, seed)
+ * or ml_dsa44.sign(message, secretKey) of noble would: 64 or 2420 bytes. The offload owns
+ * `message` once called (it may transfer it to another thread); `secretKey` stays the caller's
+ * and is passed again, unchanged, on every call with that key.
+ */
+export type SignOffload = (alg: SignAlgorithm, secretKey: Uint8Array, message: Uint8Array) => Promise<Uint8Array>;
+
+/** The bytes a key signs for a note text, and how the raw signature becomes the note's. */
+interface SignPlan {
+  readonly message: Uint8Array;
+  frame(raw: Uint8Array): Uint8Array;
+}
+
+const RAW_SIG_SIZES: Record<SignAlgorithm, number> = { ed25519: ED25519_SIG_SIZE, 'ml-dsa-44': MLDSA44_SIG_SIZE };
+
+/**
+ * A signer from its plan: sign() computes the raw signature here with noble, signAsync() (only
+ * with an offload) asks the offload for it. Both build the message and frame the result alike.
+ */
+function planSigner(
+  name: string,
+  keyID: number,
+  plan: (text: string) => SignPlan,
+  alg: SignAlgorithm,
+  secretKey: Uint8Array,
+  rawSign: (message: Uint8Array) => Uint8Array,
+  offload?: SignOffload,
+): NoteSigner {
+  const sign = (text: string) => {
+    const p = plan(text);
+    return p.frame(rawSign(p.message));
+  };
+  if (!offload) return { name, keyID, sign };
+  const signAsync = async (text: string) => {
+    const p = plan(text);
+    const raw = await offload(alg, secretKey, p.message);
+    // A short or long answer would make a note no one can parse the way we wrote it.
+    if (raw.length !== RAW_SIG_SIZES[alg]) throw new Error(`sign offload returned ${raw.length} bytes for ${alg}, want ${RAW_SIG_SIZES[alg]}`);
+    return p.frame(raw);
+  };
+  return { name, keyID, sign, signAsync };
+}
+
+const unframed = (raw: Uint8Array) => raw;
+
+/**
+ * Builds the signer and matching verifier for a private key. With an offload, the signer also
+ * has signAsync, which computes the same signature through it.
+ */
+export function keyPair(k: PrivateKey, clock: Clock = defaultClock, offload?: SignOffload): KeyPair {
+  let publicKey: Uint8Array;
+  let signer: NoteSigner;
   switch (k.type) {
     case SignatureType.ed25519:
     case SignatureType.cosignatureV1: {
-      const publicKey = ed25519.getPublicKey(k.seed);
+      publicKey = ed25519.getPublicKey(k.seed);
       const keyID = computeKeyID(k.name, k.type, publicKey);
-      const sign =
+      const plan =
         k.type === SignatureType.ed25519
-          ? (text: string) => ed25519.sign(Buffer.from(text, 'utf8'), k.seed)
-          : (text: string) => {
+          ? (text: string): SignPlan => ({ message: Buffer.from(text, 'utf8'), frame: unframed })
+          : (text: string): SignPlan => {
               const ts = clock();
-              return withTimestamp(ts, ed25519.sign(cosignatureV1Message(text, ts), k.seed));
+              return { message: cosignatureV1Message(text, ts), frame: (raw) => withTimestamp(ts, raw) };
             };
-      return {
-        signer: { name: k.name, keyID, sign },
-        verifier: verifierFor({ name: k.name, keyID, type: k.type, publicKey }),
-        vkey: formatVerifierKey({ name: k.name, type: k.type, publicKey }),
-      };
+      signer = planSigner(k.name, keyID, plan, 'ed25519', k.seed, (m) => ed25519.sign(m, k.seed), offload);
+      break;
     }
     case SignatureType.mldsa44Subtree: {
-      const { publicKey, secretKey } = ml_dsa44.keygen(k.seed);
+      const keys = ml_dsa44.keygen(k.seed);
+      publicKey = keys.publicKey;
       const keyID = computeKeyID(k.name, k.type, publicKey);
-      const sign = (text: string) => {
+      const plan = (text: string): SignPlan => {
         const ts = clock();
-        const msg = checkpointSubtreeMessage(k.name, text, ts);
-        if (!msg) throw new TlogError(ErrorCode.badInput, 'ML-DSA-44 subtree cosignatures sign checkpoints without extension lines');
-        // FIPS 204 pure ML-DSA with an empty context, hedged signing (noble's default).
-        return withTimestamp(ts, ml_dsa44.sign(msg, secretKey));
+        const message = checkpointSubtreeMessage(k.name, text, ts);
+        if (!message) throw new TlogError(ErrorCode.badInput, 'ML-DSA-44 subtree cosignatures sign checkpoints without extension lines');
+        return { message, frame: (raw) => withTimestamp(ts, raw) };
       };
-      return {
-        signer: { name: k.name, keyID, sign },
-        verifier: verifierFor({ name: k.name, keyID, type: k.type, publicKey }),
-        vkey: formatVerifierKey({ name: k.name, type: k.type, publicKey }),
-      };
+      // FIPS 204 pure ML-DSA with an empty context, hedged signing (noble's default).
+      signer = planSigner(k.name, keyID, plan, 'ml-dsa-44', keys.secretKey, (m) => ml_dsa44.sign(m, keys.secretKey), offload);
+      break;
     }
   }
+  return {
+    signer,
+    verifier: verifierFor({ name: k.name, keyID: signer.keyID, type: k.type, publicKey }),
+    vkey: formatVerifierKey({ name: k.name, type: k.type, publicKey }),
+  };
 }
 
 export type TypedVerifier = NoteVerifier & { readonly type: SignatureType; readonly publicKey: Uint8Array };

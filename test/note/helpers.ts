@@ -37,3 +37,14 @@ export function expectCode(f: () => unknown, code: ErrorCode): void {
   }
   expect(isTlogError(err, code), `want a TlogError ${code}, got ${String(err)}`).toBe(true);
 }
+
+/** Asserts that p rejects with a TlogError with the code. */
+export async function expectRejectCode(p: Promise<unknown>, code: ErrorCode): Promise<void> {
+  let err: unknown;
+  try {
+    await p;
+  } catch (e) {
+    err = e;
+  }
+  expect(isTlogError(err, code), `want a rejection with a TlogError ${code}, got ${String(err)}`).toBe(true);
+}
