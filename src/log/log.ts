@@ -29,6 +29,7 @@ import { nodeReaderOver } from '../tiles/tree.js';
 import { Edge, type Extension } from './edge.js';
 import { formatBatchRecord } from './journal-record.js';
 import { journalDir, replayJournal } from './replay.js';
+import { sharedSignPool } from './sign-pool.js';
 import { commitPointOf, discardNotesBeyond, notePath, notesDir, pruneNotes, type CommitPoint } from './commit.js';
 import type { HotIndex } from '../index/index.js';
 import { catchUpIndex, indexPath, leafHashesFromTiles, openIndexFile, openState, rebuildIndex } from './state.js';
@@ -43,6 +44,7 @@ import {
   checkedPublished,
   readLogConfig,
   signTree,
+  signTreeAsync,
   silentLogger,
   type AppendResult,
   type BatchStats,
@@ -164,7 +166,7 @@ export class Log {
     await fsp.mkdir(notesDir(paths.stateDir), { recursive: true, mode: 0o700 });
     await createLogKeys(paths.stateDir, origin);
     const config: LogConfig = { version: 1, origin, createdAt: new Date().toISOString() };
-    const keys = await loadLogKeys(paths.stateDir, origin, opts.clock);
+    const keys = await loadLogKeys(paths.stateDir, origin, opts.clock, offloadOf(opts));
     const cp = commitPointOf(signTree(origin, 0, EMPTY_ROOT, keys));
     const state: StateOpts = { readOnly: false, logger: opts.logger ?? silentLogger, indexCapacity: opts.indexCapacity, backend: opts.indexBackend };
     const index = openIndexFile(paths, state, true);
@@ -195,7 +197,7 @@ export class Log {
    */
   static async open(paths: LogPaths, opts: LogOptions = {}): Promise<Log> {
     const config = await readLogConfig(paths.stateDir);
-    const keys = await loadLogKeys(paths.stateDir, config.origin, opts.clock);
+    const keys = await loadLogKeys(paths.stateDir, config.origin, opts.clock, offloadOf(opts));
     const logger = opts.logger ?? silentLogger;
     const readOnly = opts.readOnly ?? false;
     const reader = new TileReader(paths.tilesDir);
@@ -222,7 +224,8 @@ export class Log {
       ? undefined
       : async (c: Parameters<NonNullable<Parameters<typeof openState>[5]>>[0]) => {
           const records = await readJournal(journalDir(paths));
-          if (records.length > 0) await replayJournal({ paths, reader, records, committed: c, verifiers, logger });
+          if (records.length === 0) return null;
+          return (await replayJournal({ paths, reader, records, committed: c, verifiers, logger })).adopted;
         };
     const { index, committed: cp } = await openState(paths, reader, verifiers, published, state, replay);
     let journal: Journal | null = null;
@@ -479,19 +482,13 @@ export class Log {
     const tilesWritten = this.served.writeDeferred(writes);
     const files: [string, Uint8Array][] = writes.map((w) => [path.relative(this.paths.tilesDir, w.path).split(path.sep).join('/'), w.data]);
     const prepared: PreparedBatch = { batch, start, end, ext, note: '', written: null!, startedAt, writeSeconds: 0, files };
-    // Signing (ML-DSA-44 is ~6 ms of CPU) overlaps the tile writes.
-    const signed = Promise.resolve().then(() => signTree(this.origin, end, ext.rootHash, this.keys));
-    // The signed note is kept privately with the tiles: the commit point will name it.
-    const noteWritten = signed.then((note) => {
-      prepared.note = note;
-      return this.served.writeDeferred([{ path: notePath(this.paths.stateDir, end), data: Buffer.from(note, 'utf8'), kind: 'replace', mode: 0o600 }]);
-    });
-    (prepared as { written: Promise<void> }).written = Promise.all([tilesWritten, noteWritten]).then(() => {
+    // Signed only once its tiles are in place: a batch that cannot write them fails before any
+    // signature over its root exists, so no other root is ever signed at its size (DESIGN.md).
+    // The signature (ML-DSA-44 is ~6 ms of CPU) is made on the signing worker, off this thread.
+    (prepared as { written: Promise<void> }).written = tilesWritten.then(async () => {
       prepared.writeSeconds = (performance.now() - t0) / 1000;
+      prepared.note = await signTreeAsync(this.origin, end, ext.rootHash, this.keys);
     });
-    // A failure of one write must not go unobserved while the other is awaited.
-    tilesWritten.catch(() => {});
-    noteWritten.catch(() => {});
     return prepared;
   }
 
@@ -509,6 +506,10 @@ export class Log {
       await this.journal!.append(formatBatchRecord(b.start, b.batch, b.note), b.end);
       b.writeSeconds += (performance.now() - j0) / 1000;
       journaled = true;
+      // The note is kept privately too, for open to read the commit point's note without the
+      // journal (which replay rewrites it from after a crash).
+      const noteWritten = this.served.writeDeferred([{ path: notePath(this.paths.stateDir, b.end), data: Buffer.from(b.note, 'utf8'), kind: 'replace', mode: 0o600 }]);
+      noteWritten.catch(() => {});
       const cp = commitPointOf(b.note);
       // The commit point moves before publishing: from here on the batch is part of the log.
       const c0 = performance.now();
@@ -516,6 +517,7 @@ export class Log {
       const commitSeconds = (performance.now() - c0) / 1000;
       committed = true;
       this.committed = cp;
+      await noteWritten;
       await this.publisher.committed(cp);
       this.answered = cp;
       // Indexed only once answerable: until then a repeat of one of these entries finds it in
@@ -706,6 +708,12 @@ export class Log {
 }
 
 type StateOpts = Parameters<typeof openIndexFile>[1];
+
+/** Checkpoints are signed off the main thread unless a caller asks for inline signing. */
+function offloadOf(opts: LogOptions) {
+  if (opts.signPool === 'inline') return undefined;
+  return (opts.signPool ?? sharedSignPool()).offload;
+}
 
 function isWellFormedNote(bytes: Uint8Array): boolean {
   try {

@@ -5,8 +5,11 @@
  * killed process) those files may be missing, empty or torn. Replay rebuilds them from the
  * records, in order, up to the commit point, and makes them durable.
  *
- * Records beyond the commit point were never acknowledged and are ignored; the journal is
- * dropped once replay has made everything durable.
+ * Records beyond the commit point were never acknowledged (the process died between the
+ * record's fdatasync and the commit point's msync), but their checkpoints are signed and
+ * durable: they are adopted, and the commit point moves to the last of them, so that no other
+ * root is ever signed at their sizes. The journal is dropped once replay has made everything
+ * durable.
  */
 import path from 'node:path';
 import { TlogError, ErrorCode } from '../errors.js';
@@ -31,14 +34,16 @@ export interface ReplayResult {
   readonly treeSize: number;
   /** Files that were missing or held other bytes, now rewritten. */
   readonly repaired: number;
+  /** The new commit point when records beyond the old one were adopted, else null. */
+  readonly adopted: IndexCommitPoint | null;
 }
 
 /**
- * Replays the journal's records up to `committed` (or, when the index cannot say, through the
- * last record that chains). Every file each record implies is compared with the disk and
- * rewritten durably where it differs; the note of the last applied record is written to the
- * private notes directory. Throws a corrupt-state error when the records do not chain onto the
- * tiles on disk or do not match the commit point.
+ * Replays every journal record, in order: those up to `committed`, then those beyond it
+ * (adopted, see above). Every file each record implies is compared with the disk and rewritten durably where it differs;
+ * the note of the last applied record is written to the private notes directory. Throws a
+ * corrupt-state error when the records do not chain onto the tiles on disk, or do not match the
+ * commit point.
  */
 export async function replayJournal(p: {
   paths: LogPaths;
@@ -49,10 +54,12 @@ export async function replayJournal(p: {
   logger: Logger;
 }): Promise<ReplayResult> {
   const { paths, reader, records, committed } = p;
-  const limit = committed ? committed.treeSize : Number.MAX_SAFE_INTEGER;
-  const batches = records.map((r) => parseBatchRecord(r.payload)).filter((b) => b.start < limit);
-  if (batches.length === 0) return { batches: 0, treeSize: 0, repaired: 0 };
+  const batches = records.map((r) => parseBatchRecord(r.payload));
+  if (batches.length === 0) return { batches: 0, treeSize: 0, repaired: 0, adopted: null };
   const first = batches[0]!.start;
+  if (committed && first > committed.treeSize) {
+    throw new TlogError(ErrorCode.corrupt, `journal of ${paths.tenant} starts at ${first}, beyond the commit point (size ${committed.treeSize})`);
+  }
   // Segments are deleted oldest first and only once their files were flushed: the tree up to
   // the first record's start is durable on disk.
   let edge: Edge;
@@ -65,12 +72,12 @@ export async function replayJournal(p: {
   let repaired = 0;
   let applied = 0;
   let lastNote: string | null = null;
+  let atCommitPoint: string | null = null;
   for (const b of batches) {
     if (b.start !== edge.size) {
       throw new TlogError(ErrorCode.corrupt, `journal of ${paths.tenant}: a record starts at ${b.start} where the tree is at ${edge.size}`);
     }
     const end = b.start + b.entries.length;
-    if (end > limit) break; // never committed: never acknowledged
     const ext = edge.extend(b.entries, b.entries.map((e) => leafHash(e)));
     let cp;
     try {
@@ -104,18 +111,25 @@ export async function replayJournal(p: {
     repaired += writes.length;
     applied++;
     lastNote = b.note;
+    if (end === committed?.treeSize) atCommitPoint = b.note;
   }
-  if (committed && lastNote !== null && edge.size === committed.treeSize) {
-    if (!equalHashes(sha256(Buffer.from(lastNote, 'utf8')), committed.checkpointHash)) {
-      throw new TlogError(ErrorCode.corrupt, `journal of ${paths.tenant}: the record at the commit point (size ${committed.treeSize}) holds another checkpoint`);
-    }
+  if (committed && atCommitPoint !== null && !equalHashes(sha256(Buffer.from(atCommitPoint, 'utf8')), committed.checkpointHash)) {
+    throw new TlogError(ErrorCode.corrupt, `journal of ${paths.tenant}: the record at the commit point (size ${committed.treeSize}) holds another checkpoint`);
+  }
+  if (committed && edge.size > committed.treeSize && atCommitPoint === null && first < committed.treeSize) {
+    throw new TlogError(ErrorCode.corrupt, `journal of ${paths.tenant}: no record ends at the commit point (size ${committed.treeSize})`);
   }
   if (lastNote !== null) {
     await writer.write([{ path: notePath(paths.stateDir, edge.size), data: Buffer.from(lastNote, 'utf8'), kind: 'replace', mode: 0o600 }]);
   }
   await writer.flush();
   if (repaired > 0) p.logger.warn({ tenant: paths.tenant, treeSize: edge.size, repaired }, 'rebuilt files lost in a crash from the journal');
-  return { batches: applied, treeSize: edge.size, repaired };
+  let adopted: IndexCommitPoint | null = null;
+  if (committed && lastNote !== null && edge.size > committed.treeSize) {
+    adopted = { treeSize: edge.size, rootHash: edge.root(), checkpointHash: sha256(Buffer.from(lastNote, 'utf8')), seq: 0 };
+    p.logger.warn({ tenant: paths.tenant, from: committed.treeSize, treeSize: edge.size }, 'adopted journaled batches beyond the commit point (signed, never acknowledged)');
+  }
+  return { batches: applied, treeSize: edge.size, repaired, adopted };
 }
 
 export function journalDir(paths: LogPaths): string {

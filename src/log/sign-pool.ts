@@ -288,3 +288,14 @@ export class SignPool {
     for (const c of calls) c.reject(e);
   }
 }
+
+let shared: SignPool | null = null;
+
+/**
+ * The process-wide pool the logs sign with unless given another: one worker serves every
+ * tenant (signing is one batch at a time per log, and the second core is shared with HTTP).
+ */
+export function sharedSignPool(): SignPool {
+  shared ??= new SignPool();
+  return shared;
+}

@@ -142,9 +142,10 @@ export async function openState(
   opts: StateOptions,
   /**
    * Writers: rebuilds files a crash lost from the journal, given the index's commit point (null
-   * when the index cannot give one), before the commit point's note is read.
+   * when the index cannot give one), before the commit point's note is read. Returns the commit
+   * point to move to when it adopted journaled batches beyond it.
    */
-  replay?: (c: IndexCommitPoint | null) => Promise<void>,
+  replay?: (c: IndexCommitPoint | null) => Promise<IndexCommitPoint | null>,
 ): Promise<OpenedState> {
   let index: HotIndex | null = null;
   let why = '';
@@ -155,9 +156,13 @@ export async function openState(
     why = e.code === 'index_missing' ? 'the index file is missing' : `the index is damaged (${e.reason})`;
   }
   if (index && index.commitPoint.seq > 0) {
-    const c = index.commitPoint;
+    let c = index.commitPoint;
     try {
-      await replay?.(c);
+      const adopted = await replay?.(c);
+      if (adopted) {
+        index.writeCommitPoint(adopted);
+        c = index.commitPoint;
+      }
       const committed = await readCommittedNote(paths.stateDir, c.treeSize, c.rootHash, c.checkpointHash);
       return { index, committed };
     } catch (e) {

@@ -9,6 +9,7 @@ import { formatNote, openNote, parseNote, signNote, signNoteAsync, type NoteVeri
 import type { Clock } from '../note/signers.js';
 import { readIfExists, type DurableOptions } from '../storage/durable.js';
 import type { JournalOptions } from '../storage/journal.js';
+import type { SignPool } from './sign-pool.js';
 import { commitPointOf, type CommitPoint } from './commit.js';
 import type { LogKeys } from './keys.js';
 import type { LogPaths } from './paths.js';
@@ -48,6 +49,8 @@ export interface LogOptions {
   readonly durable?: DurableOptions;
   /** The write-ahead journal's options (tests: small segments, failing appends). */
   readonly journal?: JournalOptions;
+  /** Where checkpoints are signed; the process-wide worker by default (sharedSignPool). */
+  readonly signPool?: SignPool | 'inline';
   /** How long deferred tile writes may wait for their fsync (ms); 1000 by default. */
   readonly flushIntervalMs?: number;
   /** Keep every copy of a repeated entry instead of answering with the first one's index. */

@@ -168,6 +168,28 @@ describe('journal and power loss', () => {
     await log.close();
   });
 
+  it('adopts journaled batches beyond the commit point (signed, never acknowledged)', async () => {
+    await (await Log.init(paths, ORIGIN)).close();
+    // The commit point as of size 0, put back after the child committed three batches: as if
+    // it had died after each record's fdatasync but before the commit point's msync.
+    const indexFile = path.join(paths.stateDir, 'index.idx');
+    const atZero = readFileSync(indexFile);
+    const acked = await appendThenKill(3);
+    const total = acked.reduce((a, b) => a + b.count, 0);
+    const notes = (await readJournal(journalDir(paths))).map((r) => parseBatchRecord(r.payload).note);
+    writeFileSync(indexFile, atZero);
+    const warnings: object[] = [];
+    const log = await Log.open(paths, { logger: { info() {}, warn: (o) => warnings.push(o), error() {} } });
+    expect(log.treeSize).toBe(total);
+    // The very note the journal holds: nothing was signed again.
+    expect(log.checkpoint.note).toBe(notes.at(-1));
+    expect(warnings.some((w) => 'from' in w && (w as { from: number }).from === 0)).toBe(true);
+    expect((await audit(paths, log)).treeSize).toBe(total);
+    // Dedup knows the adopted entries.
+    expect((await log.append(Buffer.from('journal child entry 5'))).index).toBe(5);
+    await log.close();
+  });
+
   it('refuses to start when a journal record was altered (even with a valid frame)', async () => {
     await (await Log.init(paths, ORIGIN)).close();
     await appendThenKill(3);
