@@ -10,6 +10,7 @@ import { formatEntryBundle, parseEntrySequence } from '../tiles/bundle.js';
 import type { Tenant } from '../tenants/registry.js';
 import { authorizeRead, authorizeWrite } from './auth.js';
 import { RetryAfter } from './errors.js';
+import { bodyUnread, incomingOf, presetHeader, readIncoming } from './node-io.js';
 import type { Metrics } from './observe.js';
 import type { TenantOf } from './app.js';
 
@@ -29,15 +30,26 @@ function canonicalInt(v: string | undefined, name: string, dflt?: number): numbe
 
 /**
  * Reads the body, refusing more than the tenant's limit as soon as it is passed: a declared
- * Content-Length over it before reading anything, a chunked body while it streams in (the
- * stream is cancelled), so no client can make us buffer more than the limit.
+ * Content-Length over it before reading anything, a chunked body while it streams in (reading
+ * stops and the connection is closed after the 413), so no client can make us buffer more than
+ * the limit. On node the body comes straight from the IncomingMessage (see node-io.ts); under
+ * app.request() from the web Request's stream.
  */
 async function readBody(c: Context, t: Tenant): Promise<Uint8Array> {
   const max = t.limits.maxBodyBytes;
-  const tooLarge = () => new TlogError(ErrorCode.tooLarge, `body is over this tenant's limit of ${max} bytes`);
   const declared = Number(c.req.header('content-length') ?? NaN);
   if (declared > max) throw new TlogError(ErrorCode.tooLarge, `body is ${declared} bytes, over this tenant's limit of ${max}`);
-  const stream = c.req.raw.body;
+  const incoming = incomingOf(c);
+  const body = incoming && bodyUnread(incoming) ? await readIncoming(incoming, max) : await readStream(c.req.raw.body, max);
+  if (body === null) {
+    presetHeader(c, 'Connection', 'close');
+    throw new TlogError(ErrorCode.tooLarge, `body is over this tenant's limit of ${max} bytes`);
+  }
+  return body;
+}
+
+/** A web body stream, whole, or null once it passes `max` bytes (the stream is cancelled). */
+async function readStream(stream: ReadableStream<Uint8Array> | null, max: number): Promise<Uint8Array | null> {
   if (!stream) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -48,8 +60,7 @@ async function readBody(c: Context, t: Tenant): Promise<Uint8Array> {
     total += value.length;
     if (total > max) {
       await reader.cancel().catch(() => {});
-      c.header('Connection', 'close');
-      throw tooLarge();
+      return null;
     }
     chunks.push(value);
   }
