@@ -8,6 +8,7 @@ import type { AppendResult } from '../log/log.js';
 import { encodeBase64, decodeBase64Strict, decodeNoteBytes } from '../note/note.js';
 import { formatEntryBundle, parseEntrySequence } from '../tiles/bundle.js';
 import type { Tenant } from '../tenants/registry.js';
+import { appendAnswer } from './answer.js';
 import { authorizeRead, authorizeWrite } from './auth.js';
 import { RetryAfter } from './errors.js';
 import { bodyUnread, incomingOf, presetHeader, readIncoming } from './node-io.js';
@@ -19,6 +20,8 @@ export const MAX_BATCH_REQUEST = 65536;
 /** Entries one read_since page may return, and the bytes it may hold. */
 const MAX_READ_LIMIT = 4096;
 const MAX_READ_BYTES = 8 << 20;
+/** What c.json() sets. */
+const JSON_TYPE = { 'Content-Type': 'application/json' };
 
 function canonicalInt(v: string | undefined, name: string, dflt?: number): number {
   if (v === undefined && dflt !== undefined) return dflt;
@@ -87,17 +90,6 @@ function admit(t: Tenant, credential: string, n: number): () => void {
   };
 }
 
-function resultJSON(r: AppendResult) {
-  return {
-    index: r.index,
-    leafHash: encodeBase64(r.leafHash),
-    duplicate: r.duplicate,
-    treeSize: r.treeSize,
-    checkpoint: r.checkpoint,
-    inclusionProof: r.proof.map(encodeBase64),
-  };
-}
-
 function parseBatchBody(c: Context, body: Uint8Array): Uint8Array[] {
   const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
   if (type === 'application/json') {
@@ -150,7 +142,7 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics): Hono {
     }
     const r = await pending;
     countResults(t, [r]);
-    return c.json(resultJSON(r));
+    return c.body(appendAnswer(r), 200, JSON_TYPE);
   });
 
   app.post('/append-batch', async (c) => {
