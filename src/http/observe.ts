@@ -8,6 +8,7 @@ import pino, { type Logger as PinoLogger } from 'pino';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BatchStats, Logger } from '../log/log.js';
 import { statusOf } from './errors.js';
+import { presetHeader } from './node-io.js';
 
 declare module 'hono' {
   interface ContextVariableMap {
@@ -104,7 +105,7 @@ export function observe(logger: PinoLogger, metrics: Metrics): MiddlewareHandler
     c.set('requestId', requestId);
     c.set('log', log);
     c.set('tenant', '-');
-    c.header('X-Request-Id', requestId);
+    presetHeader(c, 'X-Request-Id', requestId);
     let status = 500;
     try {
       await next();
