@@ -124,8 +124,7 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics): Hono {
   const countResults = (t: Tenant, rs: AppendResult[]) => {
     let dups = 0;
     for (const r of rs) if (r.duplicate) dups++;
-    if (rs.length - dups) metrics.appends.inc({ tenant: t.name }, rs.length - dups);
-    if (dups) metrics.duplicates.inc({ tenant: t.name }, dups);
+    metrics.countAppends(t.name, rs.length - dups, dups);
   };
 
   app.post('/append', async (c) => {
