@@ -66,4 +66,13 @@ describe('appendAnswer', () => {
       }
     }
   });
+
+  it('answers cut from shared slabs never overlap: each still holds its bytes after hundreds more', () => {
+    const kept: [Uint8Array, string][] = [];
+    for (let i = 0; i < 400; i++) {
+      const r: AppendResult = { index: i, leafHash: randomBytes(32), duplicate: false, treeSize: i + 1, checkpoint: note(i + 1), proof: Array.from({ length: i % 20 }, () => randomBytes(32)) };
+      kept.push([appendAnswer(r), reference(r)]);
+    }
+    for (const [bytes, want] of kept) expect(Buffer.from(bytes).toString('utf8')).toBe(want);
+  });
 });
