@@ -111,9 +111,10 @@ const statusOf = (answer: string) => Number(/^HTTP\/1\.1 ([0-9]{3})/.exec(answer
 const bodyOf = (answer: string) => answer.slice(answer.indexOf('\r\n\r\n') + 4);
 const chunked = (parts: Buffer[]) => Buffer.concat([...parts.flatMap((p) => [Buffer.from(`${p.length.toString(16)}\r\n`), p, Buffer.from('\r\n')]), Buffer.from('0\r\n\r\n')]);
 
-/** The lightweight Request of @hono/node-server built its undici Request (and body stream, AbortSignal). */
+/** The lightweight Request of @hono/node-server built its undici Request (with body stream) or its AbortController. */
 function builtWebRequest(req: Request): boolean {
-  return Object.getOwnPropertySymbols(req).some((s) => s.description === 'requestCache' && (req as unknown as Record<symbol, unknown>)[s] !== undefined);
+  const built = new Set(['requestCache', 'abortControllerKey']);
+  return Object.getOwnPropertySymbols(req).some((s) => built.has(s.description!) && (req as unknown as Record<symbol, unknown>)[s] !== undefined);
 }
 
 it('a declared Content-Length over the limit is refused before the body is sent', async () => {
