@@ -5,7 +5,10 @@
  *   - entries per second through POST /<t>/append-batch (bundle encoding);
  *   - tile GETs per second from our service next to nginx (Debian's, started here on loopback
  *     with a generated minimal configuration, one worker) serving the same tiles/ directory;
- *   - the server's RSS (now and peak).
+ *   - the server's RSS (now and peak);
+ *   - over each append and append-batch run, the CPU the server and this process (autocannon)
+ *     used, as % of one core and, for appends, server CPU per request: when the two come near
+ *     the machine's cores, the machine is the limit, not the server.
  * The server is a separate process (dist/src/cli/main.js serve, TLOG_LOG_LEVEL=warn), so the load
  * generator does not share its event loop.
  *
@@ -16,7 +19,7 @@
  * entries/s; tile GETs >= half of nginx.
  */
 import { formatIndexPath } from '../src/tiles/layout.js';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -127,6 +130,44 @@ async function startServer(cwd: string): Promise<{ child: ChildProcess; url: str
   return { child, url: `http://127.0.0.1:${port}` };
 }
 
+/** Clock ticks per second of /proc/<pid>/stat times (`getconf CLK_TCK`, 100 on Linux nearly always). */
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU seconds (user + system, all threads) a process has used, from /proc/<pid>/stat. */
+function cpuSecondsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after "(comm)", which may itself hold spaces: state is field 3, utime 14, stime 15.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+
+/**
+ * Starts measuring the CPU of the server and of this process (autocannon runs in it) over a run.
+ * On this 2-core machine the load generator takes most of a core: when server + bench come near
+ * 200%, the machine, not the server, is the limit.
+ */
+function cpuMeter(serverPid: number): (requests: number) => { text: string; serverPct: number; benchPct: number } {
+  const t0 = performance.now();
+  const s0 = cpuSecondsOf(serverPid);
+  const b0 = process.cpuUsage();
+  return (requests) => {
+    const wall = (performance.now() - t0) / 1000;
+    const server = cpuSecondsOf(serverPid) - s0;
+    const b = process.cpuUsage(b0);
+    const bench = (b.user + b.system) / 1e6;
+    const serverPct = (server / wall) * 100;
+    const benchPct = (bench / wall) * 100;
+    const per = requests > 0 ? `, ${fmt((server / requests) * 1e6)} us server CPU per request` : '';
+    return { serverPct, benchPct, text: `CPU: server ${fmt(serverPct)}%, bench (autocannon) ${fmt(benchPct)}% of ${os.cpus().length * 100}%${per}` };
+  };
+}
+
 function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
@@ -183,8 +224,9 @@ interface Row {
 }
 const rows: Row[] = [];
 
-async function appends(url: string, connections: number): Promise<ACResult> {
+async function appends(url: string, pid: number, connections: number): Promise<ACResult> {
   const before = await engineStats(url);
+  const cpu = cpuMeter(pid);
   const r = await autocannon({
     url,
     connections,
@@ -199,19 +241,22 @@ async function appends(url: string, connections: number): Promise<ACResult> {
       },
     ],
   });
+  const used = cpu(r.requests.total);
   const okPerSec = r['2xx'] / r.duration;
   console.log(
-    `appends, ${connections} connections: ${fmt(okPerSec)}/s  p50 ${fmt(r.latency.p50, 1)} ms  p99 ${fmt(r.latency.p99, 1)} ms  max ${fmt(r.latency.max)} ms  (${statusSummary(r)})`,
+    `appends, ${connections} connections: ${fmt(okPerSec)}/s  p50 ${fmt(r.latency.p50, 1)} ms  p99 ${fmt(r.latency.p99, 1)} ms  max ${fmt(r.latency.max)} ms  (${statusSummary(r)})  ${used.text}`,
   );
   console.log(`  ${describeBatches(before, await engineStats(url), r.duration)}`);
   rows.push({ what: `appends/s @${connections} conns`, value: fmt(okPerSec), target: '>= 10,000', ok: okPerSec >= 10_000 && r.non2xx === 0 });
   rows.push({ what: `append p50 / p99 @${connections}`, value: `${fmt(r.latency.p50, 1)} / ${fmt(r.latency.p99, 1)} ms`, target: 'p99 <= 100 ms', ok: r.latency.p99 <= 100 });
+  rows.push({ what: `CPU server / bench @${connections}`, value: `${fmt(used.serverPct)}% / ${fmt(used.benchPct)}%` });
   return r;
 }
 
-async function batches(url: string): Promise<void> {
+async function batches(url: string, pid: number): Promise<void> {
   const connections = Number(values['batch-connections']);
   const before = await engineStats(url);
+  const cpu = cpuMeter(pid);
   const r = await autocannon({
     url,
     connections,
@@ -226,9 +271,10 @@ async function batches(url: string): Promise<void> {
       },
     ],
   });
+  const used = cpu(0);
   const perSec = (r['2xx'] * BATCH) / r.duration;
   console.log(
-    `append-batch of ${BATCH}, ${connections} connections: ${fmt(perSec)} entries/s (${fmt(r['2xx'] / r.duration, 1)} requests/s, p50 ${fmt(r.latency.p50)} ms, p99 ${fmt(r.latency.p99)} ms; ${statusSummary(r)})`,
+    `append-batch of ${BATCH}, ${connections} connections: ${fmt(perSec)} entries/s (${fmt(r['2xx'] / r.duration, 1)} requests/s, p50 ${fmt(r.latency.p50)} ms, p99 ${fmt(r.latency.p99)} ms; ${statusSummary(r)})  ${used.text}`,
   );
   console.log(`  ${describeBatches(before, await engineStats(url), r.duration)}`);
   rows.push({ what: `batched entries/s (${BATCH}/req)`, value: fmt(perSec), target: '>= 50,000', ok: perSec >= 50_000 && r.non2xx === 0 });
@@ -369,10 +415,10 @@ async function main(): Promise<void> {
     await autocannon({ url, connections: 16, duration: 2, requests: [{ method: 'POST', path: '/default/append', setupRequest: (req) => ({ ...req, body: nextEntry() }) }] });
 
     if (want('append')) {
-      await appends(url, 64);
-      await appends(url, 256);
+      await appends(url, pid, 64);
+      await appends(url, pid, 256);
     }
-    if (want('batch')) await batches(url);
+    if (want('batch')) await batches(url, pid);
 
     // Make sure there are enough full tiles to read, then read them.
     if (want('tiles')) await tileRuns(url, tmp);

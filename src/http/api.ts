@@ -8,8 +8,10 @@ import type { AppendResult } from '../log/log.js';
 import { encodeBase64, decodeBase64Strict, decodeNoteBytes } from '../note/note.js';
 import { formatEntryBundle, parseEntrySequence } from '../tiles/bundle.js';
 import type { Tenant } from '../tenants/registry.js';
+import { appendAnswer } from './answer.js';
 import { authorizeRead, authorizeWrite } from './auth.js';
 import { RetryAfter } from './errors.js';
+import { bodyUnread, incomingOf, presetHeader, readIncoming } from './node-io.js';
 import type { Metrics } from './observe.js';
 import type { TenantOf } from './app.js';
 
@@ -18,6 +20,8 @@ export const MAX_BATCH_REQUEST = 65536;
 /** Entries one read_since page may return, and the bytes it may hold. */
 const MAX_READ_LIMIT = 4096;
 const MAX_READ_BYTES = 8 << 20;
+/** What c.json() sets. */
+const JSON_TYPE = { 'Content-Type': 'application/json' };
 
 function canonicalInt(v: string | undefined, name: string, dflt?: number): number {
   if (v === undefined && dflt !== undefined) return dflt;
@@ -29,15 +33,26 @@ function canonicalInt(v: string | undefined, name: string, dflt?: number): numbe
 
 /**
  * Reads the body, refusing more than the tenant's limit as soon as it is passed: a declared
- * Content-Length over it before reading anything, a chunked body while it streams in (the
- * stream is cancelled), so no client can make us buffer more than the limit.
+ * Content-Length over it before reading anything, a chunked body while it streams in (reading
+ * stops and the connection is closed after the 413), so no client can make us buffer more than
+ * the limit. On node the body comes straight from the IncomingMessage (see node-io.ts); under
+ * app.request() from the web Request's stream.
  */
 async function readBody(c: Context, t: Tenant): Promise<Uint8Array> {
   const max = t.limits.maxBodyBytes;
-  const tooLarge = () => new TlogError(ErrorCode.tooLarge, `body is over this tenant's limit of ${max} bytes`);
   const declared = Number(c.req.header('content-length') ?? NaN);
   if (declared > max) throw new TlogError(ErrorCode.tooLarge, `body is ${declared} bytes, over this tenant's limit of ${max}`);
-  const stream = c.req.raw.body;
+  const incoming = incomingOf(c);
+  const body = incoming && bodyUnread(incoming) ? await readIncoming(incoming, max) : await readStream(c.req.raw.body, max);
+  if (body === null) {
+    presetHeader(c, 'Connection', 'close');
+    throw new TlogError(ErrorCode.tooLarge, `body is over this tenant's limit of ${max} bytes`);
+  }
+  return body;
+}
+
+/** A web body stream, whole, or null once it passes `max` bytes (the stream is cancelled). */
+async function readStream(stream: ReadableStream<Uint8Array> | null, max: number): Promise<Uint8Array | null> {
   if (!stream) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -48,8 +63,7 @@ async function readBody(c: Context, t: Tenant): Promise<Uint8Array> {
     total += value.length;
     if (total > max) {
       await reader.cancel().catch(() => {});
-      c.header('Connection', 'close');
-      throw tooLarge();
+      return null;
     }
     chunks.push(value);
   }
@@ -73,17 +87,6 @@ function admit(t: Tenant, credential: string, n: number): () => void {
   return () => {
     if (!released) t.reserved -= n;
     released = true;
-  };
-}
-
-function resultJSON(r: AppendResult) {
-  return {
-    index: r.index,
-    leafHash: encodeBase64(r.leafHash),
-    duplicate: r.duplicate,
-    treeSize: r.treeSize,
-    checkpoint: r.checkpoint,
-    inclusionProof: r.proof.map(encodeBase64),
   };
 }
 
@@ -121,8 +124,7 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics): Hono {
   const countResults = (t: Tenant, rs: AppendResult[]) => {
     let dups = 0;
     for (const r of rs) if (r.duplicate) dups++;
-    if (rs.length - dups) metrics.appends.inc({ tenant: t.name }, rs.length - dups);
-    if (dups) metrics.duplicates.inc({ tenant: t.name }, dups);
+    metrics.countAppends(t.name, rs.length - dups, dups);
   };
 
   app.post('/append', async (c) => {
@@ -139,7 +141,7 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics): Hono {
     }
     const r = await pending;
     countResults(t, [r]);
-    return c.json(resultJSON(r));
+    return c.body(appendAnswer(r), 200, JSON_TYPE);
   });
 
   app.post('/append-batch', async (c) => {

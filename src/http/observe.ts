@@ -8,6 +8,7 @@ import pino, { type Logger as PinoLogger } from 'pino';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BatchStats, Logger } from '../log/log.js';
 import { statusOf } from './errors.js';
+import { presetHeader } from './node-io.js';
 
 declare module 'hono' {
   interface ContextVariableMap {
@@ -31,11 +32,57 @@ export function engineLogger(l: PinoLogger): Logger {
 
 const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
 
+/**
+ * Increments of a labelled prom-client Counter, tallied in a Map and handed to the counter when
+ * it is collected (a scrape, or get()): Counter.inc() hashes and validates its labels on every
+ * call, a cost per request. Label sets reach the counter in the order they were first counted,
+ * so the exposition is what inc() at once would give.
+ */
+class Tally<L extends string> {
+  private readonly counts = new Map<string, { labels: Record<L, string>; n: number }>();
+
+  /** Counts n under `key`, which stands for the label set `labels()` (called the first time only). */
+  add(key: string, labels: () => Record<L, string>, n = 1): void {
+    const e = this.counts.get(key);
+    if (e) e.n += n;
+    else this.counts.set(key, { labels: labels(), n });
+  }
+
+  flushInto(counter: Counter<L>): void {
+    for (const e of this.counts.values()) {
+      if (e.n === 0) continue;
+      counter.inc(e.labels, e.n);
+      e.n = 0;
+    }
+  }
+}
+
 export class Metrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({ name: 'tlog_http_requests_total', help: 'HTTP requests by tenant, route and status', labelNames: ['tenant', 'route', 'status'], registers: [this.registry] });
-  readonly appends = new Counter({ name: 'tlog_appends_total', help: 'Entries appended (new)', labelNames: ['tenant'], registers: [this.registry] });
-  readonly duplicates = new Counter({ name: 'tlog_duplicates_total', help: 'Appends answered with an existing entry', labelNames: ['tenant'], registers: [this.registry] });
+  private readonly requestTally = new Tally<'tenant' | 'route' | 'status'>();
+  private readonly appendTally = new Tally<'tenant'>();
+  private readonly duplicateTally = new Tally<'tenant'>();
+  readonly requests: Counter<'tenant' | 'route' | 'status'> = new Counter({
+    name: 'tlog_http_requests_total',
+    help: 'HTTP requests by tenant, route and status',
+    labelNames: ['tenant', 'route', 'status'],
+    registers: [this.registry],
+    collect: () => this.requestTally.flushInto(this.requests),
+  });
+  readonly appends: Counter<'tenant'> = new Counter({
+    name: 'tlog_appends_total',
+    help: 'Entries appended (new)',
+    labelNames: ['tenant'],
+    registers: [this.registry],
+    collect: () => this.appendTally.flushInto(this.appends),
+  });
+  readonly duplicates: Counter<'tenant'> = new Counter({
+    name: 'tlog_duplicates_total',
+    help: 'Appends answered with an existing entry',
+    labelNames: ['tenant'],
+    registers: [this.registry],
+    collect: () => this.duplicateTally.flushInto(this.duplicates),
+  });
   readonly batchSize = new Histogram({
     name: 'tlog_batch_entries',
     help: 'Entries per integrated batch',
@@ -67,6 +114,17 @@ export class Metrics {
 
   constructor(defaults = true) {
     if (defaults) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** One answered request, for tlog_http_requests_total. (Tenant names have no space, statuses are digits: the key is unambiguous.) */
+  countRequest(tenant: string, route: string, status: number): void {
+    this.requestTally.add(`${tenant} ${route} ${status}`, () => ({ tenant, route, status: String(status) }));
+  }
+
+  /** Entries appended (new) and answered as duplicates, for tlog_appends_total and tlog_duplicates_total. */
+  countAppends(tenant: string, appended: number, duplicates: number): void {
+    if (appended) this.appendTally.add(tenant, () => ({ tenant }), appended);
+    if (duplicates) this.duplicateTally.add(tenant, () => ({ tenant }), duplicates);
   }
 
   onBatch = (b: BatchStats): void => {
@@ -104,7 +162,7 @@ export function observe(logger: PinoLogger, metrics: Metrics): MiddlewareHandler
     c.set('requestId', requestId);
     c.set('log', log);
     c.set('tenant', '-');
-    c.header('X-Request-Id', requestId);
+    presetHeader(c, 'X-Request-Id', requestId);
     let status = 500;
     try {
       await next();
@@ -114,7 +172,7 @@ export function observe(logger: PinoLogger, metrics: Metrics): MiddlewareHandler
       throw e;
     } finally {
       const route = c.req.routePath || 'unmatched';
-      metrics.requests.inc({ tenant: c.get('tenant'), route, status: String(status) });
+      metrics.countRequest(c.get('tenant'), route, status);
       if (requestLines) log.info({ method: c.req.method, path: c.req.path.slice(0, 200), status, ms: +(performance.now() - t0).toFixed(2), tenant: c.get('tenant') }, 'request');
     }
   };

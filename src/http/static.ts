@@ -37,13 +37,6 @@ export function staticRoutes(tenantOf: TenantOf): Hono {
     return z;
   };
 
-  // Set before the handler runs: a header added after the Response is built makes hono build
-  // it a second time, which halved tile GETs per second.
-  app.use('*', async (c, next) => {
-    c.header('Access-Control-Allow-Origin', '*');
-    await next();
-  });
-
   // c2sp.org/tlog-tiles: the checkpoint is mutable; caches must not keep it.
   app.get('/:tenant/checkpoint', (c) => {
     const t = tenantOf(c);

@@ -1,0 +1,91 @@
+/**
+ * The node request and response under @hono/node-server, used directly on hot routes.
+ *
+ * node-server hands hono a lightweight Request that builds the real (undici) Request, its
+ * AbortSignal and a web ReadableStream over the body only when `c.req.raw.body`, `.signal` and
+ * the like are touched; building them cost more CPU per append than the rest of the HTTP layer.
+ * Reading the body from the IncomingMessage, and setting fixed headers on the ServerResponse
+ * (so hono builds no web Headers object), keeps every request on that light path.
+ * Under `app.request()` (tests) and other runtimes there is no node request: callers fall back
+ * to the web objects, with the same behaviour.
+ */
+import type { HttpBindings } from '@hono/node-server';
+import type { Context } from 'hono';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** The node request, when served by @hono/node-server. */
+export function incomingOf(c: Context): IncomingMessage | undefined {
+  return (c.env as Partial<HttpBindings> | undefined)?.incoming;
+}
+
+function outgoingOf(c: Context): ServerResponse | undefined {
+  return (c.env as Partial<HttpBindings> | undefined)?.outgoing;
+}
+
+/**
+ * Sets a header of whatever answer this request gets, like `c.header()` before the handler
+ * builds its Response. On node it goes straight onto the ServerResponse, which merges it with
+ * the Response's own headers (those win on a clash, as with `c.header()`), so hono does not
+ * build a web Headers object for it.
+ */
+export function presetHeader(c: Context, name: string, value: string): void {
+  const out = outgoingOf(c);
+  if (out && !out.headersSent) out.setHeader(name, value);
+  else c.header(name, value);
+}
+
+/**
+ * True when the body can be read from the node request: nothing has read it yet (no web body
+ * stream was built over it). Contract for the routes: read the body with readBody(), never
+ * through `c.req.raw` first.
+ */
+export function bodyUnread(incoming: IncomingMessage): boolean {
+  return !incoming.readableDidRead && incoming.listenerCount('data') === 0;
+}
+
+/**
+ * Reads the whole body of a node request, at most `max` bytes. Resolves with the body, or null
+ * as soon as more than `max` bytes have come (reading stops and the request is paused; the
+ * caller answers with `Connection: close`). Rejects with the request's error when the client
+ * goes away mid-body (node's "aborted", ECONNRESET).
+ */
+export function readIncoming(incoming: IncomingMessage, max: number): Promise<Buffer | null> {
+  if (incoming.destroyed) return Promise.reject(incoming.errored ?? new Error('aborted'));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const stop = () => {
+      incoming.off('data', onData);
+      incoming.off('end', onEnd);
+      incoming.off('error', onError);
+      incoming.off('close', onClose);
+    };
+    const onData = (chunk: Buffer) => {
+      total += chunk.length;
+      if (total > max) {
+        stop();
+        incoming.pause();
+        resolve(null);
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      stop();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total));
+    };
+    const onError = (e: Error) => {
+      stop();
+      reject(e);
+    };
+    // 'close' without 'end' or 'error': destroyed with no error given.
+    const onClose = () => {
+      stop();
+      reject(incoming.errored ?? new Error('aborted'));
+    };
+    incoming.on('data', onData);
+    incoming.on('end', onEnd);
+    incoming.on('error', onError);
+    incoming.on('close', onClose);
+  });
+}
