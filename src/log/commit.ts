@@ -5,8 +5,9 @@
  *
  * Where it lives: the size, root and note hash in the hot index's two commit slots (written
  * alternately, each with a CRC, made durable with msync); the note bytes in a private file
- * `<state>/<tenant>/notes/<size>` written durably with the batch's tiles, before the commit
- * point moves to that size.
+ * `<state>/<tenant>/notes/<size>`: the note of every batch is in the write-ahead journal
+ * (durable before the commit point moves), and the note file of the size committed at each
+ * flush is written then; replay writes the newest one from the journal after a crash.
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';

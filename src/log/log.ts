@@ -27,7 +27,7 @@ import { checkEntrySize } from '../tiles/bundle.js';
 import { type TileCoord } from '../tiles/layout.js';
 import { nodeReaderOver } from '../tiles/tree.js';
 import { Edge, type Extension } from './edge.js';
-import { formatBatchRecord } from './journal-record.js';
+import { formatBatchRecord, parseBatchRecord } from './journal-record.js';
 import { journalDir, replayJournal } from './replay.js';
 import { sharedSignPool } from './sign-pool.js';
 import { commitPointOf, discardNotesBeyond, notePath, notesDir, pruneNotes, type CommitPoint } from './commit.js';
@@ -104,7 +104,6 @@ export class Log {
   private indexClosed = false;
   /** The newest checkpoint appends were answered with (committed, and published when that is per batch). */
   private answered: CommitPoint;
-  private pruning: Promise<void> = Promise.resolve();
   private readonly onBatch?: (b: BatchStats) => void;
   private readonly publisher: Publisher;
   /** When the last batch committed (ms since the epoch), for health checks. */
@@ -227,7 +226,15 @@ export class Log {
           if (records.length === 0) return null;
           return (await replayJournal({ paths, reader, records, committed: c, verifiers, logger })).adopted;
         };
-    const { index, committed: cp } = await openState(paths, reader, verifiers, published, state, replay);
+    const journaledNote = async (c: { treeSize: number; checkpointHash: Uint8Array }) => {
+      for (const r of (await readJournal(journalDir(paths))).reverse()) {
+        const note = parseBatchRecord(r.payload).note;
+        const cp = commitPointOf(note);
+        if (cp.treeSize === c.treeSize && equalHashes(cp.noteHash, c.checkpointHash)) return cp;
+      }
+      return null;
+    };
+    const { index, committed: cp } = await openState(paths, reader, verifiers, published, state, replay, journaledNote);
     let journal: Journal | null = null;
     try {
       journal = readOnly ? null : await Journal.open(journalDir(paths), opts.journal);
@@ -506,10 +513,6 @@ export class Log {
       await this.journal!.append(formatBatchRecord(b.start, b.batch, b.note), b.end);
       b.writeSeconds += (performance.now() - j0) / 1000;
       journaled = true;
-      // The note is kept privately too, for open to read the commit point's note without the
-      // journal (which replay rewrites it from after a crash).
-      const noteWritten = this.served.writeDeferred([{ path: notePath(this.paths.stateDir, b.end), data: Buffer.from(b.note, 'utf8'), kind: 'replace', mode: 0o600 }]);
-      noteWritten.catch(() => {});
       const cp = commitPointOf(b.note);
       // The commit point moves before publishing: from here on the batch is part of the log.
       const c0 = performance.now();
@@ -517,7 +520,6 @@ export class Log {
       const commitSeconds = (performance.now() - c0) / 1000;
       committed = true;
       this.committed = cp;
-      await noteWritten;
       await this.publisher.committed(cp);
       this.answered = cp;
       // Indexed only once answerable: until then a repeat of one of these entries finds it in
@@ -542,7 +544,6 @@ export class Log {
           duplicate: false,
         });
       }
-      this.pruning = this.pruning.then(() => pruneNotes(this.paths.stateDir, cp.treeSize));
       for (const [rel, data] of b.files) {
         if (rel.startsWith('tile/')) this.rememberHot(rel, data);
       }
@@ -639,9 +640,13 @@ export class Log {
       if (!this.journal) return;
       // Batches up to the answered size have all their files (their publish included) in place,
       // so the writer's queue holds them all now.
-      const upTo = this.answered.treeSize;
+      const cp = this.answered;
+      // The commit point's note, kept privately for open (the journal covers newer ones; replay
+      // writes the newest from it after a crash). One per flush, not one per batch.
+      await this.served.writeDeferred([{ path: notePath(this.paths.stateDir, cp.treeSize), data: Buffer.from(cp.note, 'utf8'), kind: 'replace', mode: 0o600 }]);
       await this.served.flush();
-      await this.journal.release(upTo);
+      await this.journal.release(cp.treeSize);
+      await pruneNotes(this.paths.stateDir, cp.treeSize);
     });
     this.flushing = run.catch(() => {});
     return run;
@@ -651,7 +656,6 @@ export class Log {
   async close(): Promise<void> {
     this.closed = true;
     while (this.integrating) await this.integrating;
-    await this.pruning;
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     if (this.journal) {

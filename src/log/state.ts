@@ -146,6 +146,8 @@ export async function openState(
    * point to move to when it adopted journaled batches beyond it.
    */
   replay?: (c: IndexCommitPoint | null) => Promise<IndexCommitPoint | null>,
+  /** The commit point's note from the journal, for a reader when the note file is not written yet. */
+  journaledNote?: (c: IndexCommitPoint) => Promise<CommitPoint | null>,
 ): Promise<OpenedState> {
   let index: HotIndex | null = null;
   let why = '';
@@ -163,7 +165,18 @@ export async function openState(
         index.writeCommitPoint(adopted);
         c = index.commitPoint;
       }
-      const committed = await readCommittedNote(paths.stateDir, c.treeSize, c.rootHash, c.checkpointHash);
+      let committed: CommitPoint;
+      try {
+        committed = await readCommittedNote(paths.stateDir, c.treeSize, c.rootHash, c.checkpointHash);
+      } catch (e) {
+        // A live writer keeps the newest notes only in its journal until its next flush: a
+        // reader finds the commit point's note there.
+        // (Or, if the writer flushed in between, in the note file after all.)
+        const fromJournal =
+          (await journaledNote?.(c)) ?? (journaledNote ? await readCommittedNote(paths.stateDir, c.treeSize, c.rootHash, c.checkpointHash).catch(() => null) : null);
+        if (!fromJournal) throw e;
+        committed = fromJournal;
+      }
       return { index, committed };
     } catch (e) {
       index.close();
