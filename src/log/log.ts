@@ -22,6 +22,7 @@ import { EMPTY_ROOT, equalHashes, leafHash } from '../merkle/hash.js';
 import { inclusionProof as buildInclusionProof, ProofMemo } from '../merkle/proof.js';
 import { checkKeyName, openNote, parseNote } from '../note/note.js';
 import { DurableWriter, readIfExists, writeFileDurably, type FileWrite } from '../storage/durable.js';
+import { sharedFileWorker } from '../storage/file-worker.js';
 import { Journal, JournalTornError, readJournal } from '../storage/journal.js';
 import { checkEntrySize } from '../tiles/bundle.js';
 import { type TileCoord } from '../tiles/layout.js';
@@ -135,7 +136,8 @@ export class Log {
     this.onBatch = opts.onBatch;
     this.readOnly = opts.readOnly ?? false;
     this.committed = committed;
-    this.served = new DurableWriter({ mode: 0o644, ...opts.durable });
+    // Deferred writes go through the file worker, so the sequencer never blocks on file creation.
+    this.served = new DurableWriter({ mode: 0o644, fileWorker: sharedFileWorker(), ...opts.durable });
     this.publisher = new Publisher(paths, this.served, [keys.ed25519.verifier, keys.mldsa44.verifier], opts.publishMode ?? 'each', published);
     this.reader = new TileReader(paths.tilesDir);
     // Reads see the committed tree; the right edge in memory serves the newest nodes.

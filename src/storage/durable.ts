@@ -16,6 +16,7 @@
 import fs, { promises as fsp, constants as fsc } from 'node:fs';
 import path from 'node:path';
 import { TlogError, ErrorCode, ioError } from '../errors.js';
+import type { FileWorker } from './file-worker.js';
 
 export interface FileWrite {
   readonly path: string;
@@ -35,6 +36,8 @@ export interface DurableOptions {
   readonly mode?: number;
   /** Test hook: called before each temp file is written; throwing simulates a failing disk. */
   readonly beforeWrite?: (target: string) => void;
+  /** Where deferred writes are made: a file worker thread, or this thread when absent. */
+  readonly fileWorker?: FileWorker;
 }
 
 let tmpCounter = 0;
@@ -123,7 +126,7 @@ export class DurableWriter {
 
   private async writeFiles(files: readonly FileWrite[], durable: boolean): Promise<void> {
     if (files.length === 0) return;
-    if (!durable) return this.writeFilesNow(files);
+    if (!durable) return this.opts.fileWorker ? this.writeViaWorker(this.opts.fileWorker, files) : this.writeFilesNow(files);
     const dirsToSync = new Set<string>();
     for (const f of files) {
       const dir = path.dirname(f.path);
@@ -150,6 +153,26 @@ export class DurableWriter {
     }
     // The renames are durable only once each directory holding them is fsynced.
     await Promise.all([...dirsToSync].map(syncDir));
+  }
+
+  /** Deferred writes through the file worker: one message for the whole batch of files. */
+  private async writeViaWorker(worker: FileWorker, files: readonly FileWrite[]): Promise<void> {
+    for (const f of files) {
+      try {
+        this.opts.beforeWrite?.(f.path);
+      } catch (e) {
+        throw ioError('write', f.path, e);
+      }
+    }
+    const r = await worker.write(files.map((f) => ({ path: f.path, data: f.data, kind: f.kind, mode: f.mode ?? this.opts.mode ?? 0o644 })));
+    for (const p of r.written) this.unsyncedFiles.add(p);
+    for (const d of r.dirs) this.unsyncedDirs.add(d);
+    const fail = r.fail;
+    if (!fail) return;
+    if ('conflict' in fail) {
+      throw new TlogError(ErrorCode.immutableConflict, `refusing to overwrite immutable ${fail.path} with different bytes (${fail.have} bytes on disk, ${fail.want} new)`);
+    }
+    throw ioError(fail.op, fail.path, { code: fail.code });
   }
 
   /**

@@ -1,0 +1,107 @@
+/**
+ * The file worker (src/storage/file-worker.ts) and DurableWriter's deferred writes through it:
+ * files land atomically with their bytes and modes, new directories are reported for the flush,
+ * an immutable file with other bytes is refused, errors name the operation, path and errno, calls
+ * complete in order, and a worker that dies fails its calls and is replaced.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ErrorCode, isTlogError } from '../../src/errors.js';
+import { DurableWriter } from '../../src/storage/durable.js';
+import { FileWorker } from '../../src/storage/file-worker.js';
+
+let dir: string;
+const worker = new FileWorker();
+beforeEach(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-file-worker-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => worker.close());
+
+const listAll = (d: string) => (readdirSync(d, { recursive: true }) as string[]).sort();
+
+describe('FileWorker', () => {
+  it('writes files with their bytes and modes, creating directories, and leaves no temp file', async () => {
+    const a = path.join(dir, 'tile/0/x001/002.p/7');
+    const b = path.join(dir, 'checkpoint');
+    const r = await worker.write([
+      { path: a, data: Buffer.from('tile bytes'), kind: 'immutable', mode: 0o644 },
+      { path: b, data: Buffer.from('note'), kind: 'replace', mode: 0o600 },
+    ]);
+    expect(r.fail).toBeNull();
+    expect(r.written.sort()).toEqual([a, b].sort());
+    expect(readFileSync(a, 'utf8')).toBe('tile bytes');
+    expect(statSync(b).mode & 0o777).toBe(0o600);
+    // Every new directory's parent is reported: those entries become durable only when it is synced.
+    for (const d of [dir, path.join(dir, 'tile'), path.join(dir, 'tile/0'), path.join(dir, 'tile/0/x001'), path.join(dir, 'tile/0/x001/002.p')]) {
+      expect(r.dirs, d).toContain(d);
+    }
+    expect(listAll(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('replaces a replace-kind file, keeps an identical immutable one, refuses an immutable one with other bytes', async () => {
+    const p = path.join(dir, 'f');
+    writeFileSync(p, 'old');
+    expect((await worker.write([{ path: p, data: Buffer.from('new'), kind: 'replace', mode: 0o644 }])).fail).toBeNull();
+    expect(readFileSync(p, 'utf8')).toBe('new');
+    const same = await worker.write([{ path: p, data: Buffer.from('new'), kind: 'immutable', mode: 0o644 }]);
+    expect(same.fail).toBeNull();
+    expect(same.written).toEqual([]);
+    const other = await worker.write([{ path: p, data: Buffer.from('other'), kind: 'immutable', mode: 0o644 }]);
+    expect(other.fail).toEqual({ conflict: true, path: p, have: 3, want: 5 });
+    expect(readFileSync(p, 'utf8')).toBe('new');
+  });
+
+  it('fails with the operation, path and errno, and renames nothing of a call that failed before its renames', async () => {
+    const blocker = path.join(dir, 'not-a-dir');
+    writeFileSync(blocker, 'x');
+    const ok = path.join(dir, 'ok');
+    const r = await worker.write([
+      { path: ok, data: Buffer.from('1'), kind: 'replace', mode: 0o644 },
+      { path: path.join(blocker, 'child'), data: Buffer.from('2'), kind: 'replace', mode: 0o644 },
+    ]);
+    // mkdir -p of a path that is a file: EEXIST (or ENOTDIR for a path below a file).
+    expect(r.fail).toMatchObject({ op: 'mkdir', path: blocker, code: expect.stringMatching(/^(EEXIST|ENOTDIR)$/) });
+    expect(existsSync(ok)).toBe(false);
+    expect(listAll(dir)).toEqual(['not-a-dir']);
+  });
+
+  it('completes calls in call order', async () => {
+    const p = path.join(dir, 'ordered');
+    const all = await Promise.all(Array.from({ length: 50 }, (_, i) => worker.write([{ path: p, data: Buffer.from(String(i)), kind: 'replace', mode: 0o644 }])));
+    expect(all.every((r) => r.fail === null)).toBe(true);
+    expect(readFileSync(p, 'utf8')).toBe('49');
+  });
+
+  it('a closed worker fails its calls; a new one works', async () => {
+    const w = new FileWorker();
+    await w.write([{ path: path.join(dir, 'a'), data: Buffer.from('a'), kind: 'replace', mode: 0o644 }]);
+    const pending = w.write([{ path: path.join(dir, 'b'), data: Buffer.alloc(1 << 20), kind: 'replace', mode: 0o644 }]).catch((e: Error) => e);
+    await w.close();
+    expect(String(await pending)).toMatch(/closed/);
+    await expect(w.write([])).rejects.toThrow(/closed/);
+  });
+});
+
+describe('DurableWriter deferred writes through the worker', () => {
+  it('tracks the files and directories for flush(), and maps failures to TlogErrors', async () => {
+    const w = new DurableWriter({ mode: 0o644, fileWorker: worker });
+    const p = path.join(dir, 'a/b/c');
+    await w.writeDeferred([{ path: p, data: Buffer.from('x'), kind: 'immutable' }]);
+    expect(w.unsynced).toBe(1);
+    await w.flush();
+    expect(w.unsynced).toBe(0);
+    const e = await w.writeDeferred([{ path: p, data: Buffer.from('y'), kind: 'immutable' }]).catch((x: unknown) => x);
+    expect(isTlogError(e, ErrorCode.immutableConflict)).toBe(true);
+    const hook = new DurableWriter({ fileWorker: worker, beforeWrite: () => { throw Object.assign(new Error('no space'), { code: 'ENOSPC' }); } });
+    await expect(hook.writeDeferred([{ path: path.join(dir, 'z'), data: Buffer.from('z'), kind: 'replace' }])).rejects.toThrow(/^write .*z: ENOSPC$/);
+    expect(existsSync(path.join(dir, 'z'))).toBe(false);
+    const blocker = path.join(dir, 'file');
+    writeFileSync(blocker, '');
+    const io = await w.writeDeferred([{ path: path.join(blocker, 'x'), data: Buffer.from('x'), kind: 'replace' }]).catch((x: unknown) => x);
+    expect(isTlogError(io, ErrorCode.io)).toBe(true);
+    expect((io as Error).message).toMatch(new RegExp(`^mkdir ${blocker}: (EEXIST|ENOTDIR)$`));
+  });
+});
