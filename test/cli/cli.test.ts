@@ -17,6 +17,8 @@ function tlog(args: string[], input?: string) {
     input,
     encoding: 'utf8',
   });
+  // A process that did not exit by itself (killed, or failed to spawn) is a failure of its own, not an empty answer.
+  if (r.error || r.signal) throw new Error(`tlog ${args.join(' ')}: ${r.error ? r.error.message : `killed by ${r.signal}`}\n${r.stderr}`);
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
