@@ -12,6 +12,7 @@
 import type { HttpBindings } from '@hono/node-server';
 import type { Context } from 'hono';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { TlogError, ErrorCode } from '../errors.js';
 
 /** The node request, when served by @hono/node-server. */
 export function incomingOf(c: Context): IncomingMessage | undefined {
@@ -50,7 +51,7 @@ export function bodyUnread(incoming: IncomingMessage): boolean {
  * goes away mid-body (node's "aborted", ECONNRESET).
  */
 export function readIncoming(incoming: IncomingMessage, max: number): Promise<Buffer | null> {
-  if (incoming.destroyed) return Promise.reject(incoming.errored ?? new Error('aborted'));
+  if (incoming.destroyed) return Promise.reject(new TlogError(ErrorCode.badInput, 'request body cut off (connection closed)', { cause: incoming.errored }));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
@@ -74,14 +75,18 @@ export function readIncoming(incoming: IncomingMessage, max: number): Promise<Bu
       stop();
       resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total));
     };
+    // The client went away mid-body: its fault, so a 4xx in the logs and metrics (nobody is
+    // left to read the answer), never a 500.
+    const cutOff = (e: Error | null | undefined) =>
+      new TlogError(ErrorCode.badInput, `request body cut off after ${total} bytes (${e?.message ?? 'connection closed'})`, { cause: e });
     const onError = (e: Error) => {
       stop();
-      reject(e);
+      reject(cutOff(e));
     };
     // 'close' without 'end' or 'error': destroyed with no error given.
     const onClose = () => {
       stop();
-      reject(incoming.errored ?? new Error('aborted'));
+      reject(cutOff(incoming.errored));
     };
     incoming.on('data', onData);
     incoming.on('end', onEnd);
