@@ -51,6 +51,8 @@ export interface LogOptions {
   readonly journal?: JournalOptions;
   /** Where checkpoints are signed; the process-wide worker by default (sharedSignPool). */
   readonly signPool?: SignPool | 'inline';
+  /** Batches in flight at once (hashed, written, signed, committing); 3 by default (TLOG_PIPELINE_DEPTH). */
+  readonly pipelineDepth?: number;
   /** How long deferred tile writes may wait for their fsync (ms); 1000 by default. */
   readonly flushIntervalMs?: number;
   /** Keep every copy of a repeated entry instead of answering with the first one's index. */
