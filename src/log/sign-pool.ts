@@ -296,6 +296,7 @@ let shared: SignPool | null = null;
  * tenant (signing is one batch at a time per log, and the second core is shared with HTTP).
  */
 export function sharedSignPool(): SignPool {
-  shared ??= new SignPool();
+  const n = Number(process.env.TLOG_SIGN_WORKERS ?? 1);
+  shared ??= new SignPool({ workers: Number.isInteger(n) && n >= 1 && n <= 16 ? n : 1 });
   return shared;
 }
