@@ -23,8 +23,46 @@ function bytes(b: Uint8Array): Uint8Array<ArrayBuffer> {
   return new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, b.byteLength);
 }
 
+/**
+ * Recently served tiles and bundles, least recently used out first, at most `budget` bytes. The
+ * content at a tile path never changes (only paths the committed tree implies are served), so
+ * nothing here is ever stale; it saves the four event-loop turns of reading a file per GET.
+ */
+export class TileCache {
+  private readonly entries = new Map<string, Uint8Array>();
+  private bytes = 0;
+  constructor(private readonly budget: number) {}
+
+  get(key: string): Uint8Array | undefined {
+    const v = this.entries.get(key);
+    if (v) {
+      this.entries.delete(key);
+      this.entries.set(key, v);
+    }
+    return v;
+  }
+
+  put(key: string, v: Uint8Array): void {
+    if (v.length > this.budget || this.entries.has(key)) return;
+    this.entries.set(key, v);
+    this.bytes += v.length;
+    for (const [k, old] of this.entries) {
+      if (this.bytes <= this.budget) break;
+      this.entries.delete(k);
+      this.bytes -= old.length;
+    }
+  }
+}
+
+/** Bytes of tiles and bundles kept in memory for GETs (TLOG_TILE_CACHE_MB, default 64). */
+function tileCacheBudget(): number {
+  const mb = Number(process.env.TLOG_TILE_CACHE_MB ?? 64);
+  return Number.isFinite(mb) && mb >= 0 ? mb * 1024 * 1024 : 64 << 20;
+}
+
 export function staticRoutes(tenantOf: TenantOf): Hono {
   const app = new Hono();
+  const cache = new TileCache(tileCacheBudget());
   /** Gzipped bundles, by tenant and path: they are immutable, so compress each once. */
   const gz = new Map<string, Uint8Array>();
   const gzipped = (key: string, data: Uint8Array): Uint8Array => {
@@ -56,7 +94,8 @@ export function staticRoutes(tenantOf: TenantOf): Hono {
     const rel = c.req.path.slice(c.req.param('tenant').length + 2);
     const coord = parseTilePath(rel);
     if (!coord || formatTilePath(coord) !== rel || !t.log.servesTile(coord)) return jsonError(c, 404, 'not_found', 'no such tile');
-    let data = t.log.hotFile(rel);
+    const key = `${t.name}/${rel}`;
+    let data = t.log.hotFile(rel) ?? cache.get(key);
     if (!data) {
       try {
         data = await fsp.readFile(path.join(t.log.paths.tilesDir, rel));
@@ -64,6 +103,7 @@ export function staticRoutes(tenantOf: TenantOf): Hono {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') return jsonError(c, 404, 'not_found', 'no such tile');
         throw e;
       }
+      cache.put(key, data);
     }
     // Content at a tile path never changes, so the path itself is a strong validator.
     const etag = `"${rel}"`;
@@ -75,7 +115,7 @@ export function staticRoutes(tenantOf: TenantOf): Hono {
     // c2sp.org/tlog-tiles: bundles SHOULD be HTTP-compressed.
     if (coord.level === ENTRIES_LEVEL && acceptsGzip(c)) {
       c.header('Content-Encoding', 'gzip');
-      return c.body(bytes(gzipped(`${t.name}/${rel}`, data)));
+      return c.body(bytes(gzipped(key, data)));
     }
     return c.body(bytes(data));
   });
