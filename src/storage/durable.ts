@@ -13,7 +13,7 @@
  * flush() later makes every deferred file and directory durable in one go. Until then a crash
  * may lose them or leave them torn.
  */
-import fs, { promises as fsp, constants as fsc } from 'node:fs';
+import { promises as fsp, constants as fsc } from 'node:fs';
 import path from 'node:path';
 import { TlogError, ErrorCode, ioError } from '../errors.js';
 import type { FileWorker } from './file-worker.js';
@@ -36,7 +36,7 @@ export interface DurableOptions {
   readonly mode?: number;
   /** Test hook: called before each temp file is written; throwing simulates a failing disk. */
   readonly beforeWrite?: (target: string) => void;
-  /** Where deferred writes are made: a file worker thread, or this thread when absent. */
+  /** Where deferred writes are made: a file worker thread, or the libuv pool when absent. */
   readonly fileWorker?: FileWorker;
 }
 
@@ -126,7 +126,7 @@ export class DurableWriter {
 
   private async writeFiles(files: readonly FileWrite[], durable: boolean): Promise<void> {
     if (files.length === 0) return;
-    if (!durable) return this.opts.fileWorker ? this.writeViaWorker(this.opts.fileWorker, files) : this.writeFilesNow(files);
+    if (!durable && this.opts.fileWorker) return this.writeViaWorker(this.opts.fileWorker, files);
     const dirsToSync = new Set<string>();
     for (const f of files) {
       const dir = path.dirname(f.path);
@@ -173,69 +173,6 @@ export class DurableWriter {
       throw new TlogError(ErrorCode.immutableConflict, `refusing to overwrite immutable ${fail.path} with different bytes (${fail.have} bytes on disk, ${fail.want} new)`);
     }
     throw ioError(fail.op, fail.path, { code: fail.code });
-  }
-
-  /**
-   * Deferred writes, done with synchronous calls on this thread: a handful of small files in
-   * the page cache cost tens of microseconds each, while each asynchronous call would wait a
-   * turn of a busy event loop (an HTTP server's), and a file takes four or five of them.
-   */
-  private writeFilesNow(files: readonly FileWrite[]): void {
-    const staged: { tmp: string; target: string }[] = [];
-    try {
-      for (const f of files) {
-        const dir = path.dirname(f.path);
-        if (!this.knownDirs.has(dir)) {
-          try {
-            fs.mkdirSync(dir, { recursive: true });
-          } catch (e) {
-            throw ioError('mkdir', dir, e);
-          }
-          // Every level that may be new is synced by the next flush (mkdir -p does not say which).
-          for (let d = dir; !this.knownDirs.has(d) && d !== path.dirname(d); d = path.dirname(d)) {
-            this.unsyncedDirs.add(path.dirname(d));
-            this.knownDirs.add(d);
-          }
-        }
-        if (f.kind === 'immutable') {
-          let existing: Buffer | null = null;
-          try {
-            existing = fs.readFileSync(f.path);
-          } catch (e) {
-            if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('read', f.path, e);
-          }
-          if (existing) {
-            if (Buffer.compare(existing, f.data) === 0) continue;
-            throw new TlogError(
-              ErrorCode.immutableConflict,
-              `refusing to overwrite immutable ${f.path} with different bytes (${existing.length} bytes on disk, ${f.data.length} new)`,
-            );
-          }
-        }
-        const tmp = path.join(dir, `.${path.basename(f.path)}.${process.pid}.${++tmpCounter}.tmp`);
-        try {
-          this.opts.beforeWrite?.(f.path);
-          fs.writeFileSync(tmp, f.data, { flag: 'wx', mode: f.mode ?? this.opts.mode ?? 0o644 });
-        } catch (e) {
-          throw ioError('write', f.path, e);
-        }
-        staged.push({ tmp, target: f.path });
-      }
-      for (const s of staged) {
-        try {
-          fs.renameSync(s.tmp, s.target);
-        } catch (e) {
-          throw ioError('rename', s.target, e);
-        }
-        s.tmp = '';
-      }
-    } finally {
-      for (const s of staged) if (s.tmp) fs.rmSync(s.tmp, { force: true });
-    }
-    for (const s of staged) {
-      this.unsyncedFiles.add(s.target);
-      this.unsyncedDirs.add(path.dirname(s.target));
-    }
   }
 
   /** Writes (and fsyncs, when durable) the temp file of one write; null when an identical immutable file exists. */

@@ -105,3 +105,15 @@ describe('DurableWriter deferred writes through the worker', () => {
     expect((io as Error).message).toMatch(new RegExp(`^mkdir ${blocker}: (EEXIST|ENOTDIR)$`));
   });
 });
+
+it('without a worker, deferred writes go through the libuv pool with the same results', async () => {
+  const w = new DurableWriter({ mode: 0o644 });
+  const p = path.join(dir, 'no-worker/a/b');
+  await w.writeDeferred([{ path: p, data: Buffer.from('x'), kind: 'immutable' }]);
+  expect(readFileSync(p, 'utf8')).toBe('x');
+  expect(w.unsynced).toBe(1);
+  await w.flush();
+  expect(w.unsynced).toBe(0);
+  const e = await w.writeDeferred([{ path: p, data: Buffer.from('y'), kind: 'immutable' }]).catch((x: unknown) => x);
+  expect(isTlogError(e, ErrorCode.immutableConflict)).toBe(true);
+});
