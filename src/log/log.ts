@@ -32,7 +32,7 @@ import { formatBatchRecord, parseBatchRecord } from './journal-record.js';
 import { journalDir, replayJournal } from './replay.js';
 import { sharedSignPool } from './sign-pool.js';
 import { commitPointOf, discardNotesBeyond, notePath, notesDir, pruneNotes, type CommitPoint } from './commit.js';
-import type { HotIndex } from '../index/index.js';
+import type { CommitPoint as IndexCommitPoint, HotIndex } from '../index/index.js';
 import { catchUpIndex, indexPath, leafHashesFromTiles, openIndexFile, openState, rebuildIndex } from './state.js';
 import { createLogKeys, loadLogKeys, type LogKeys } from './keys.js';
 import type { LogPaths } from './paths.js';
@@ -228,12 +228,12 @@ export class Log {
     // A writer first rebuilds from the journal whatever files a crash lost (replay.ts).
     const replay = readOnly
       ? undefined
-      : async (c: Parameters<NonNullable<Parameters<typeof openState>[5]>>[0]) => {
+      : async (c: IndexCommitPoint | null) => {
           const records = await readJournal(journalDir(paths));
           if (records.length === 0) return null;
           return (await replayJournal({ paths, reader, records, committed: c, verifiers, logger })).adopted;
         };
-    const journaledNote = async (c: { treeSize: number; checkpointHash: Uint8Array }) => {
+    const journaledNote = async (c: IndexCommitPoint) => {
       for (const r of (await readJournal(journalDir(paths))).reverse()) {
         const note = parseBatchRecord(r.payload).note;
         const cp = commitPointOf(note);
