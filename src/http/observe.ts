@@ -99,7 +99,7 @@ export class Metrics {
   });
   readonly fsync = new Histogram({
     name: 'tlog_batch_write_seconds',
-    help: 'Time to write and fsync a batch of tiles, bundles and note',
+    help: 'Time to put a batch\'s tiles and bundles in place and make its journal record durable',
     labelNames: ['tenant'],
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [this.registry],

@@ -79,7 +79,7 @@ export interface BatchStats {
   readonly entries: number;
   /** From taking the batch to answering it. */
   readonly seconds: number;
-  /** Writing (and fsyncing) its bundles, tiles and note. */
+  /** Putting its bundles and tiles in place, then making its journal record durable. */
   readonly writeSeconds: number;
   /** Moving the commit point (msync). */
   readonly commitSeconds: number;

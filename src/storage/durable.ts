@@ -170,7 +170,7 @@ export class DurableWriter {
     const fail = r.fail;
     if (!fail) return;
     if ('conflict' in fail) {
-      throw new TlogError(ErrorCode.immutableConflict, `refusing to overwrite immutable ${fail.path} with different bytes (${fail.have} bytes on disk, ${fail.want} new)`);
+      throw immutableConflict(fail.path, fail.have, fail.want);
     }
     throw ioError(fail.op, fail.path, { code: fail.code });
   }
@@ -181,10 +181,7 @@ export class DurableWriter {
       const existing = await readIfExists(f.path);
       if (existing) {
         if (Buffer.compare(existing, f.data) === 0) return null;
-        throw new TlogError(
-          ErrorCode.immutableConflict,
-          `refusing to overwrite immutable ${f.path} with different bytes (${existing.length} bytes on disk, ${f.data.length} new)`,
-        );
+        throw immutableConflict(f.path, existing.length, f.data.length);
       }
     }
     const tmp = path.join(path.dirname(f.path), `.${path.basename(f.path)}.${process.pid}.${++tmpCounter}.tmp`);
@@ -225,6 +222,10 @@ export async function syncDir(dir: string): Promise<void> {
   } finally {
     await fh?.close().catch(() => {});
   }
+}
+
+function immutableConflict(p: string, onDisk: number, wanted: number): TlogError {
+  return new TlogError(ErrorCode.immutableConflict, `refusing to overwrite immutable ${p} with different bytes (${onDisk} bytes on disk, ${wanted} new)`);
 }
 
 /** fsyncs a file already in place (a deferred write being flushed); a missing file is skipped. */

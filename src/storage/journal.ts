@@ -250,13 +250,24 @@ export class Journal {
    */
   async release(mark: number, all = false): Promise<number> {
     await this.tail;
-    let removed = 0;
     if (all && this.current && this.current.seg.mark <= mark) {
       await this.current.fh.close().catch(() => {});
       this.older.push(this.current.seg);
       this.current = null;
     }
-    while (this.older.length > 0 && this.older[0]!.mark <= mark) {
+    return this.deleteOldest((seg) => seg.mark <= mark);
+  }
+
+  /** Deletes the segments found at open (after the owner replayed them and made that durable). */
+  async dropReplayed(): Promise<number> {
+    await this.tail;
+    return this.deleteOldest((seg) => seg.mark === Number.POSITIVE_INFINITY);
+  }
+
+  /** Deletes the older segments from the oldest on, while `done` says so. */
+  private async deleteOldest(done: (seg: Segment) => boolean): Promise<number> {
+    let removed = 0;
+    while (this.older.length > 0 && done(this.older[0]!)) {
       const seg = this.older.shift()!;
       try {
         await fsp.unlink(seg.path);
@@ -268,26 +279,6 @@ export class Journal {
     // In order: a crash must not bring back an older segment after a newer one is gone.
     if (removed > 0) await syncDir(this.dir);
     return removed;
-  }
-
-  /** Deletes the segments found at open (after the owner replayed them and made that durable). */
-  async dropReplayed(): Promise<number> {
-    await this.tail;
-    let removed = 0;
-    while (this.older.length > 0 && this.older[0]!.mark === Number.POSITIVE_INFINITY) {
-      const seg = this.older.shift()!;
-      await fsp.unlink(seg.path).catch((e: NodeJS.ErrnoException) => {
-        if (e.code !== 'ENOENT') throw ioError('unlink', seg.path, e);
-      });
-      removed++;
-    }
-    if (removed > 0) await syncDir(this.dir);
-    return removed;
-  }
-
-  /** Segment files in use (for tests). */
-  get segments(): number {
-    return this.older.length + (this.current ? 1 : 0);
   }
 
   async close(): Promise<void> {
