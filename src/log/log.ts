@@ -25,7 +25,7 @@ import { DurableWriter, readIfExists, writeFileDurably, type FileWrite } from '.
 import { sharedFileWorker } from '../storage/file-worker.js';
 import { Journal, JournalTornError, readJournal } from '../storage/journal.js';
 import { checkEntrySize } from '../tiles/bundle.js';
-import { type TileCoord } from '../tiles/layout.js';
+import { formatTilePath, type TileCoord } from '../tiles/layout.js';
 import { nodeReaderOver } from '../tiles/tree.js';
 import { Edge, type Extension } from './edge.js';
 import { formatBatchRecord, parseBatchRecord } from './journal-record.js';
@@ -61,12 +61,10 @@ interface PreparedBatch {
   readonly ext: Extension;
   /** The signed checkpoint, set when `written` resolves. */
   note: string;
-  /** The batch's bundles, tiles and note in place (not yet durable) and its note signed. */
+  /** The batch's bundles and tiles in place (not yet durable) and its checkpoint signed. */
   readonly written: Promise<void>;
   readonly startedAt: number;
   writeSeconds: number;
-  /** Served files written, by path relative to the tiles directory (for the hot cache). */
-  readonly files: [string, Uint8Array][];
 }
 
 interface Pending {
@@ -496,8 +494,7 @@ export class Log {
     const writes: FileWrite[] = ext.files.map((f) => ({ path: this.reader.tilePath(f.coord.level, f.coord.index, f.coord.width), data: f.data, kind: 'immutable' }));
     const t0 = performance.now();
     const tilesWritten = this.served.writeDeferred(writes);
-    const files: [string, Uint8Array][] = writes.map((w) => [path.relative(this.paths.tilesDir, w.path).split(path.sep).join('/'), w.data]);
-    const prepared: PreparedBatch = { batch, start, end, ext, note: '', written: null!, startedAt, writeSeconds: 0, files };
+    const prepared: PreparedBatch = { batch, start, end, ext, note: '', written: null!, startedAt, writeSeconds: 0 };
     // Signed only once its tiles are in place: a batch that cannot write them fails before any
     // signature over its root exists, so no other root is ever signed at its size (DESIGN.md).
     // The signature (ML-DSA-44 is ~6 ms of CPU) is made on the signing worker, off this thread.
@@ -553,9 +550,7 @@ export class Log {
           duplicate: false,
         });
       }
-      for (const [rel, data] of b.files) {
-        if (rel.startsWith('tile/')) this.rememberHot(rel, data);
-      }
+      for (const f of b.ext.files) this.rememberHot(formatTilePath(f.coord), f.data);
       this.lastIntegrationAt = Date.now();
       this.onBatch?.({
         tenant: this.paths.tenant,
