@@ -129,8 +129,9 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics): Hono {
 
   app.post('/append', async (c) => {
     const t = tenantOf(c);
+    const auth = await authorizeWrite(c, t);
     const body = await readBody(c, t);
-    const auth = await authorizeWrite(c, t, body);
+    auth.checkBody(body);
     const release = admit(t, auth.credential, 1);
     let pending: Promise<AppendResult>;
     try {
@@ -146,8 +147,9 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics): Hono {
 
   app.post('/append-batch', async (c) => {
     const t = tenantOf(c);
+    const auth = await authorizeWrite(c, t);
     const body = await readBody(c, t);
-    const auth = await authorizeWrite(c, t, body);
+    auth.checkBody(body);
     const entries = parseBatchBody(c, body);
     if (entries.length === 0) throw new TlogError(ErrorCode.badInput, 'append-batch needs at least one entry');
     const release = admit(t, auth.credential, entries.length);

@@ -47,9 +47,18 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
   const metrics = opts.metrics ?? new Metrics();
   const app = new Hono();
 
-  /** The tenant of a request: the /<tenant>/ prefix, else the X-Module-ID header. Unknown: 404. */
+  /**
+   * The tenant of a request: the /<tenant>/ prefix, else the X-Module-ID header. Unknown: 404.
+   * A prefix and an X-Module-ID naming another tenant is a 400: which tenant the caller meant
+   * is never guessed.
+   */
   const tenantOf: TenantOf = (c) => {
-    const name = c.req.param('tenant') ?? c.req.header('x-module-id') ?? '';
+    const prefix = c.req.param('tenant');
+    const moduleID = c.req.header('x-module-id');
+    if (prefix !== undefined && moduleID !== undefined && moduleID !== prefix) {
+      throw new TlogError(ErrorCode.badInput, `the path names tenant ${JSON.stringify(prefix.slice(0, 64))} but X-Module-ID names ${JSON.stringify(moduleID.slice(0, 64))}`);
+    }
+    const name = prefix ?? moduleID ?? '';
     const t = TENANT.test(name) ? tenants.get(name) : undefined;
     if (!t) throw new TlogError(ErrorCode.notFound, `unknown tenant ${JSON.stringify(name.slice(0, 64))}`);
     c.set('tenant', t.name);

@@ -1,13 +1,15 @@
 /**
  * Who may write and read. Per tenant: bearer tokens (stored as SHA-256 hex in the
- * configuration) and signed requests (Ed25519 client keys, a durable per-client counter).
+ * configuration) and signed requests (Ed25519 client keys, RFC 9421 or the deprecated X-Tlog-*
+ * headers, the tenant's origin signed, a durable per-client counter).
  * The embedded default tenant on loopback is open for writes. Reads are public unless the
  * tenant lists read tokens.
  */
 import type { Context } from 'hono';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { TlogError, ErrorCode } from '../errors.js';
-import { verifySignedRequest } from '../client/signed-request.js';
+import { verifyLegacySignature } from './legacy-signature.js';
+import { verifyMessageSignature, type SignedWrite } from './message-signature.js';
 import type { Tenant } from '../tenants/registry.js';
 
 export function hashToken(token: string): string {
@@ -37,55 +39,55 @@ export interface WriteAuthorization {
   /** Who is writing, for rate limits. */
   readonly credential: Credential;
   /**
+   * Throws unauthorized unless the body is the one a signed request signed (its Content-Digest,
+   * or the X-Tlog signature). Called once the body is read, before anything uses it.
+   */
+  checkBody(body: Uint8Array): void;
+  /**
    * Uses up a signed request's counter (durably; refuses a replay). Called after the rate and
    * back-pressure checks, so a refused request does not cost the client its counter.
    */
   claim(): Promise<void>;
 }
 
+const nothingToCheck = () => {};
 const nothingToClaim = async () => {};
 
 /**
- * Checks the credentials of a write to `t` with body `body`: a bearer token, a signed request
- * whose signature verifies, or the open default tenant. Throws unauthorized otherwise.
+ * Checks the credentials of a write to `t`, before its body is read: a bearer token, a signed
+ * request (RFC 9421, or the deprecated X-Tlog-* headers) whose signature names this tenant's
+ * origin, or the open default tenant. Throws unauthorized otherwise.
  */
-export async function authorizeWrite(c: Context, t: Tenant, body: Uint8Array): Promise<WriteAuthorization> {
+export async function authorizeWrite(c: Context, t: Tenant): Promise<WriteAuthorization> {
   const token = bearer(c);
   if (token !== null) {
     const h = hashToken(token);
-    if (tokenIn(h, t.auth.tokens)) return { credential: `token:${h.slice(0, 16)}`, claim: nothingToClaim };
+    if (tokenIn(h, t.auth.tokens)) return { credential: `token:${h.slice(0, 16)}`, checkBody: nothingToCheck, claim: nothingToClaim };
     throw unauthorized('bearer token not accepted for writes to this tenant');
   }
-  const client = c.req.header('x-tlog-client');
-  if (client !== undefined) {
-    const key = t.auth.clients.get(client);
-    const counterText = c.req.header('x-tlog-counter') ?? '';
-    const nonce = c.req.header('x-tlog-nonce') ?? '';
-    const sigText = c.req.header('x-tlog-signature') ?? '';
-    if (!key) throw unauthorized(`unknown client ${JSON.stringify(client.slice(0, 64))}`);
-    if (!/^(0|[1-9][0-9]{0,15})$/.test(counterText)) throw unauthorized('X-Tlog-Counter must be a canonical decimal');
-    if (!/^[0-9a-f]{32,128}$/.test(nonce)) throw unauthorized('X-Tlog-Nonce must be 32 to 128 lowercase hex digits');
-    const sig = Buffer.from(sigText, 'base64');
-    const counter = Number(counterText);
-    const url = new URL(c.req.url);
-    const ok = verifySignedRequest(key, { method: c.req.method, path: url.pathname + url.search, body, nonce, counter }, sig);
-    if (!ok) throw unauthorized('request signature does not verify');
-    // A stale counter is refused before any other check; claiming it happens last.
-    if (!(counter > t.counters.last(client))) {
-      throw unauthorized(`counter ${counter} of client ${client} is not above its last counter ${t.counters.last(client)}: replayed or stale request`);
-    }
+  const signed = signedWrite(c, t);
+  if (signed) {
     const claim = async () => {
       try {
-        await t.counters.claim(client, counter);
+        await t.counters.claim(signed.clientID, signed.counter);
       } catch (e) {
         if (e instanceof TlogError && e.code === ErrorCode.badInput) throw unauthorized(e.message);
         throw e;
       }
     };
-    return { credential: `client:${client}`, claim };
+    return { credential: `client:${signed.clientID}`, checkBody: (body) => signed.checkBody(body), claim };
   }
-  if (t.auth.open) return { credential: `open:${c.env?.incoming?.socket?.remoteAddress ?? 'local'}`, claim: nothingToClaim };
+  if (t.auth.open) return { credential: `open:${c.env?.incoming?.socket?.remoteAddress ?? 'local'}`, checkBody: nothingToCheck, claim: nothingToClaim };
   throw unauthorized('this tenant needs a bearer token or a signed request to append');
+}
+
+/** The request's signature, checked as far as it can be without the body; null if it has none. */
+function signedWrite(c: Context, t: Tenant): SignedWrite | null {
+  const req = { method: c.req.method, url: c.req.url, headers: c.req.raw.headers };
+  const signers = { origin: t.log.origin, key: (id: string) => t.auth.clients.get(id), lastCounter: (id: string) => t.counters.last(id) };
+  if (req.headers.has('signature-input')) return verifyMessageSignature(req, signers, Math.floor(Date.now() / 1000));
+  if (req.headers.has('x-tlog-client')) return verifyLegacySignature(req, signers);
+  return null;
 }
 
 /** Reads are public unless the tenant lists read tokens. */
