@@ -9,6 +9,7 @@
  *   for await (const e of new Monitor({ src, logKeys: [vkey], stateFile }).entries()) ...
  *
  * The log engine and the server are not exported here; they are run through the `tlog` CLI.
+ * signHttpRequest() signs writes for a service that registers the caller's client key.
  */
 
 // Sources: where a log is read from.
@@ -50,6 +51,9 @@ export {
 export { auditLog, type AuditOptions, type AuditReport } from './client/audit.js';
 export { exportLedger, verifyLedger, ledgerEntryHash, type LedgerEntry, type LedgerProof, type ExportOptions, type ExportResult, type VerifyLedgerOptions, type VerifyLedgerReport, type LedgerProblem } from './client/export.js';
 export { canonicalize } from './client/jcs.js';
+
+// Writing to a tlog-worm service with a client key: RFC 9421 signed requests.
+export { signHttpRequest, contentDigest, signatureTag, type HttpRequestToSign } from './client/signed-request.js';
 
 // The building blocks a verifier needs: keys, notes, checkpoints, witness policies, Merkle proofs.
 export { parseVerifierKey, type VerifierKey } from './note/keys.js';

@@ -33,6 +33,8 @@ export const SIGNATURE_TAG_PREFIX = 'tlog-worm/';
 export const COUNTER_HEADER = 'Tlog-Counter';
 /** The covered components of signHttpRequest(), in order. */
 export const SIGNED_COMPONENTS = ['@method', '@path', '@query', 'content-digest', 'tlog-counter'] as const;
+/** The largest counter: Tlog-Counter is also an RFC 8941 Integer, which has 15 digits. */
+export const MAX_COUNTER = 999_999_999_999_999;
 
 /** The `Content-Digest` field value (RFC 9530 §2) of a body: its SHA-256. */
 export function contentDigest(body: Uint8Array): string {
@@ -85,8 +87,6 @@ export async function signHttpRequest(p: HttpRequestToSign): Promise<Record<stri
   return out;
 }
 
-/** The largest counter: Tlog-Counter is also an RFC 8941 Integer, which has 15 digits. */
-export const MAX_COUNTER = 999_999_999_999_999;
 
 // ---- The deprecated X-Tlog-* scheme (kept for one release) ----
 

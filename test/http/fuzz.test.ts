@@ -13,7 +13,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditLog } from '../../src/client/audit.js';
-import { signRequest } from '../../src/client/signed-request.js';
+import { signHttpRequest } from '../../src/client/signed-request.js';
 import { dirSource } from '../../src/client/source.js';
 import { leafHash } from '../../src/merkle/hash.js';
 import { prng, randBytes, randInt } from '../prng.js';
@@ -146,6 +146,12 @@ function randHeaders(): Record<string, string> {
     h['x-tlog-nonce'] = pick(['00'.repeat(16), 'zz', '', 'AB'.repeat(16), '0'.repeat(200)]);
     h['x-tlog-signature'] = pick([Buffer.from(randBytes(rand, 64)).toString('base64'), '', '!!!', 'AAAA']);
   }
+  if (chance(0.15)) {
+    h['signature-input'] = pick(['tlog=("@method" "@path" "@query" "content-digest" "tlog-counter");created=1;keyid="fc";nonce="0123456789abcdef";tag="tlog-worm/example.com/fs"', 'sig1=(', '', 'a=("@status");tag="tlog-worm/x"', 'b=();tag="tlog-worm/example.com/fs";keyid="fc";created=99999999999;nonce="n"', 'c=("@method" "@method")']);
+    h.signature = pick([`tlog=:${Buffer.from(randBytes(rand, 64)).toString('base64')}:`, '', 'tlog=1', 'tlog=:AAAA:']);
+    if (chance(0.5)) h['content-digest'] = pick(['sha-256=:AAAA:', '', 'sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:', 'md5=?1']);
+    if (chance(0.5)) h['tlog-counter'] = randNumber().replace(/[^\x20-\x7e]/g, '');
+  }
   if (chance(0.05)) h['content-length'] = pick(['0', '1', '99999999999', '-1', 'abc', '16777217']);
   return h;
 }
@@ -226,7 +232,7 @@ describe('fuzz', () => {
         path = pick(['/fs/append', '/fs/append-batch']);
         body = path.endsWith('batch') ? bundle([entry(), entry()]) : entry();
         const bytes = typeof body === 'string' ? Buffer.from(body) : body;
-        headers = { 'content-type': 'application/octet-stream', ...signRequest({ clientID: 'fc', seed: key.seed, method: 'POST', path, body: bytes, counter: ++counter + (chance(0.2) ? -2 : 0) }) };
+        headers = { 'content-type': 'application/octet-stream', ...(await signHttpRequest({ clientID: 'fc', seed: key.seed, origin: 'example.com/fs', method: 'POST', url: path, body: bytes, counter: Math.max(0, ++counter + (chance(0.2) ? -2 : 0)) })) };
       }
       let req: Request;
       try {
