@@ -70,7 +70,10 @@ export function verifyMessageSignature(req: RequestView, signers: Signers, now: 
   // A request may carry other parties' signatures (a proxy's, RFC 9421 §4.3); ours is the one
   // whose tag names this application.
   const expectedTag = signatureTag(signers.origin);
-  const ours = [...inputs].filter(([, v]) => isInnerList(v) && String(v[1].get('tag') ?? '').startsWith(SIGNATURE_TAG_PREFIX));
+  const ours = [...inputs].filter(([, v]) => {
+    const tag = isInnerList(v) ? v[1].get('tag') : undefined;
+    return typeof tag === 'string' && tag.startsWith(SIGNATURE_TAG_PREFIX);
+  });
   if (ours.length === 0) throw unauthorized(`no signature in Signature-Input is tagged ${quoted(expectedTag)}`);
   if (ours.length > 1) throw unauthorized(`more than one signature in Signature-Input is tagged ${SIGNATURE_TAG_PREFIX}...`);
   const [label, member] = ours[0]!;

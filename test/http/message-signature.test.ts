@@ -299,6 +299,8 @@ describe('refusals, each at its boundary', () => {
     refused(() => check(handSign({ params: params({ tag: 'tlog-worm/example.com/other' }) })), /tagged "tlog-worm\/example.com\/other": it was made for another tenant/);
     refused(() => check(handSign({ params: `;created=${NOW};keyid="c1";nonce="n0nce-0123456789abcdef"` })), /no signature in Signature-Input is tagged "tlog-worm\/example.com\/t"/);
     refused(() => check(handSign({ params: params({ tag: 'header-example' }) })), /no signature .* is tagged/);
+    // A token is not a string (RFC 9421 §2.3: tag is a String).
+    refused(() => check(handSign({ params: params().replace(`tag="tlog-worm/${ORIGIN}"`, `tag=tlog-worm/${ORIGIN}`) })), /no signature .* is tagged/);
     const a = handSign();
     const b = handSign({ label: 'sig2' });
     refused(() => check({ ...a, 'signature-input': `${a['signature-input']}, ${b['signature-input']}`, signature: `${a.signature}, ${b.signature}` }), /more than one signature/);
