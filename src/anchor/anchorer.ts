@@ -8,9 +8,14 @@
  *   checkpoints/<tenant>/anchors/anchor-key.pem          the anchoring public key
  *
  * The life of a job (Outbox explains why nothing is lost or uploaded twice):
- *   sign SHA-256(checkpoint) with the anchoring key -> record the job durably -> upload through
- *   @sigstore/sign (our Signer, the v1 or v2 witness) -> verify the bundle with @sigstore/verify
- *   against the configured Rekor key -> store the receipt durably -> mark the job done.
+ *   sign SHA-256(checkpoint) with the anchoring key -> record the job durably -> (Rekor v2 only)
+ *   get an RFC 3161 timestamp over the signature from the configured TSA, verify it against the
+ *   TSA's configured chain and record it in the job -> upload through @sigstore/sign (our Signer,
+ *   the v1 or v2 witness, the recorded timestamp) -> verify the bundle with @sigstore/verify
+ *   against the configured Rekor key and TSA chain -> store the receipt durably -> mark the job
+ *   done with the attested time (v1: the SET's integrated time; v2: the TSA's time).
+ * The timestamp comes first so that a refused one (forged, from another TSA, over other bytes)
+ * leaves nothing anywhere: no receipt, no timestamp in the job, no Rekor entry.
  * A failed attempt records its error and the time of the next one (exponential backoff, at
  * least Retry-After); the timer retries it, also after a restart.
  *
@@ -21,7 +26,8 @@ import { createHash, verify as cryptoVerify } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { bundleToJSON } from '@sigstore/bundle';
-import { MessageSignatureBundleBuilder, type Signature, type Signer, type Witness } from '@sigstore/sign';
+import { HashAlgorithm } from '@sigstore/protobuf-specs';
+import { MessageSignatureBundleBuilder, type Signature, type SignatureBundle, type Signer, type VerificationMaterial, type Witness } from '@sigstore/sign';
 import { lockFileExclusive, LOCK_HELD, NativeError, type FileLock } from '../../native/index.js';
 import { TlogError, ErrorCode, isTlogError } from '../errors.js';
 import type { Logger } from '../log/log.js';
@@ -41,7 +47,11 @@ import {
   type AnchorJob,
 } from './outbox.js';
 import { RekorError, rekorV1Witness, rekorV2Witness } from './rekor.js';
-import { parseBundle, rekorTrust, verifyAnchorBundle, type RekorTrust } from './trust.js';
+import { parseBundle, rekorTrust, verifyAnchorBundle, verifyAnchorTimestamp, type ReceiptSummary, type RekorTrust } from './trust.js';
+import { plausibleTime, requestTimestamp, tsaTrust, type TsaTrust } from './tsa.js';
+
+/** How far the TSA's clock may be from ours before its time is not believed. */
+export const TSA_CLOCK_SKEW_MS = 5 * 60_000;
 
 const silent: Logger = { info() {}, warn() {}, error() {} };
 
@@ -60,6 +70,15 @@ export class RecordedSigner implements Signer {
     }
     return { signature: Buffer.from(this.signature), key: { $case: 'publicKey', publicKey: this.key.publicKeyPem, hint: this.key.keyID } };
   }
+}
+
+/** A @sigstore/sign Witness that hands out the RFC 3161 timestamp recorded in the job. */
+export function recordedTimestamp(der: Uint8Array): Witness {
+  return {
+    async testify(): Promise<VerificationMaterial> {
+      return { rfc3161Timestamps: [{ signedTimestamp: Buffer.from(der) }] };
+    },
+  };
 }
 
 /** A @sigstore/sign Signer over the anchoring key (deterministic ECDSA P-256). */
@@ -92,7 +111,7 @@ export interface AnchorerOptions {
 /** What callers see of a job: the job's own fields, with the receipt as an absolute path. */
 export type AnchorRecord = Pick<
   AnchorJob,
-  'treeSize' | 'state' | 'digest' | 'rekor' | 'createdAt' | 'attempts' | 'nextAttemptAt' | 'lastError' | 'doneAt' | 'rekorLogIndex'
+  'treeSize' | 'state' | 'digest' | 'rekor' | 'createdAt' | 'attempts' | 'nextAttemptAt' | 'lastError' | 'doneAt' | 'rekorLogIndex' | 'attestedAt' | 'attestedBy'
 > & {
   /** Absolute path of the receipt, once done. */
   readonly receipt?: string;
@@ -101,6 +120,7 @@ export type AnchorRecord = Pick<
 export class Anchorer {
   private readonly outbox: Outbox;
   private readonly trust: RekorTrust;
+  private readonly tsa: readonly TsaTrust[];
   private readonly witness: Witness;
   private readonly files = new DurableWriter({ mode: 0o644 });
   private readonly logger: Logger;
@@ -120,6 +140,7 @@ export class Anchorer {
     this.now = opts.now ?? Date.now;
     const rk = opts.config.rekor;
     this.trust = rekorTrust(rk.publicKey, rk.url, rk.origin);
+    this.tsa = opts.config.tsa ? [tsaTrust(opts.config.tsa.certChain)] : [];
     this.witness = rk.apiVersion === 'v2' ? rekorV2Witness(opts.config, { logID: this.trust.logID, spki: key.spki }) : rekorV1Witness(opts.config);
   }
 
@@ -276,6 +297,7 @@ export class Anchorer {
       checkpointNote: noteBytes,
       anchorPublicKey: this.key.publicKeyPem,
       treeSize,
+      tsa: this.tsa,
       ...(this.opts.logVerifiers ? { logVerifiers: this.opts.logVerifiers } : {}),
     };
 
@@ -285,17 +307,25 @@ export class Anchorer {
       try {
         const bundle = parseBundle(stored.toString('utf8'));
         const summary = verifyAnchorBundle(bundle, verifyOpts);
-        return this.record(await this.markDone(job, summary.rekorLogIndex, p.rel));
+        return this.record(await this.markDone(job, summary, p.rel, stored));
       } catch (e) {
         this.logger.warn({ tenant: this.opts.paths.tenant, treeSize, err: (e as Error).message }, 'stored anchor receipt does not verify: fetching it again');
       }
     }
 
-    const attempt = { ...job, attempts: job.attempts + 1 };
+    let attempt: AnchorJob = { ...job, attempts: job.attempts + 1 };
     try {
+      const signature = Buffer.from(job.signature, 'base64');
+      let stamp: Uint8Array | null = attempt.timestamp ? Buffer.from(attempt.timestamp, 'base64') : null;
+      if (this.opts.config.tsa && !stamp) {
+        stamp = await this.timestamp(attempt, noteBytes, signature);
+        // Durable before the upload: a retry or a restart uses this timestamp, never asks again.
+        attempt = { ...attempt, timestamp: Buffer.from(stamp).toString('base64') };
+        await this.outbox.put(attempt);
+      }
       const builder = new MessageSignatureBundleBuilder({
-        signer: new RecordedSigner(this.key, Buffer.from(job.signature, 'base64')),
-        witnesses: [this.witness],
+        signer: new RecordedSigner(this.key, signature),
+        witnesses: stamp ? [this.witness, recordedTimestamp(stamp)] : [this.witness],
       });
       const bundle = await builder.create({ data: noteBytes });
       // Nothing counts as done before it verifies against the configured Rekor key.
@@ -305,8 +335,11 @@ export class Anchorer {
       await this.files.write([{ path: p.checkpoint, data: noteBytes, kind: 'immutable' }]);
       await this.files.write([{ path: p.receipt, data: json, kind: 'replace' }]);
       await this.opts.hooks?.afterReceiptStored?.(attempt);
-      const done = await this.markDone(attempt, summary.rekorLogIndex, p.rel);
-      this.logger.info({ tenant: this.opts.paths.tenant, treeSize, rekorLogIndex: summary.rekorLogIndex, receipt: p.rel }, 'checkpoint anchored in rekor');
+      const done = await this.markDone(attempt, summary, p.rel, json);
+      this.logger.info(
+        { tenant: this.opts.paths.tenant, treeSize, rekorLogIndex: summary.rekorLogIndex, receipt: p.rel, attestedAt: summary.attestedAt, attestedBy: summary.attestedBy },
+        'checkpoint anchored in rekor',
+      );
       return this.record(done);
     } catch (e) {
       if (isTlogError(e) && (e.code === ErrorCode.io || e.code === ErrorCode.immutableConflict || e.code === ErrorCode.corrupt)) {
@@ -328,15 +361,40 @@ export class Anchorer {
     }
   }
 
-  private async markDone(job: AnchorJob, rekorLogIndex: number, rel: string): Promise<AnchorJob> {
+  /**
+   * Gets an RFC 3161 timestamp over the job's signature and verifies it before it is used:
+   * against the configured TSA chain, and its time must lie between the signature and now.
+   */
+  private async timestamp(job: AnchorJob, note: Buffer, signature: Buffer): Promise<Uint8Array> {
+    const tsa = this.opts.config.tsa!;
+    const content: SignatureBundle = {
+      $case: 'messageSignature',
+      messageSignature: { messageDigest: { algorithm: HashAlgorithm.SHA2_256, digest: createHash('sha256').update(note).digest() }, signature },
+    };
+    const der = await requestTimestamp(tsa.url, content, this.opts.config.timeoutMs);
+    const { time } = verifyAnchorTimestamp(der, { signature, checkpointNote: note, signingKey: this.key.publicKey, tsa: this.tsa });
+    if (!plausibleTime(time, Date.parse(job.createdAt), this.now(), TSA_CLOCK_SKEW_MS)) {
+      throw new TlogError(
+        ErrorCode.verification,
+        `timestamp: the TSA's time ${time.toISOString()} is not between the signature (${job.createdAt}) and now (${new Date(this.now()).toISOString()}), give or take ${TSA_CLOCK_SKEW_MS / 60_000} minutes`,
+      );
+    }
+    return Buffer.from(der);
+  }
+
+  /** Marks the job done with what the verified receipt says; `receipt` is its exact stored bytes. */
+  private async markDone(job: AnchorJob, summary: ReceiptSummary, rel: string, receipt: Uint8Array): Promise<AnchorJob> {
     const done: AnchorJob = {
       ...job,
       state: 'done',
       nextAttemptAt: null,
       lastError: null,
       doneAt: new Date(this.now()).toISOString(),
-      rekorLogIndex,
+      rekorLogIndex: summary.rekorLogIndex,
       receipt: rel,
+      receiptSha256: createHash('sha256').update(receipt).digest('hex'),
+      attestedAt: summary.attestedAt,
+      attestedBy: summary.attestedBy,
     };
     await this.outbox.put(done);
     return done;
@@ -354,6 +412,7 @@ export class Anchorer {
       lastError: j.lastError,
       ...(j.doneAt ? { doneAt: j.doneAt } : {}),
       ...(j.rekorLogIndex !== undefined ? { rekorLogIndex: j.rekorLogIndex } : {}),
+      ...(j.attestedAt ? { attestedAt: j.attestedAt, attestedBy: j.attestedBy } : {}),
       ...(j.receipt ? { receipt: path.join(this.opts.paths.historyDir, j.receipt) } : {}),
     };
   }

@@ -1,11 +1,15 @@
 /**
- * Per-tenant anchoring configuration: on or off, how often, which Rekor, how patiently.
+ * Per-tenant anchoring configuration: on or off, how often, which Rekor, which timestamp
+ * authority, how patiently.
  *
  * Rekor v1 is one URL for ever (https://rekor.sigstore.dev). Rekor v2 logs are sharded by time
  * (log2025-1.rekor.sigstore.dev, ...): each shard is configured by its URL, with its own public
  * key; its tiles and checkpoint are read from `readUrl` (the same host unless told otherwise).
+ * A v2 log gives no signed entry timestamp, so the time of a v2 anchor is attested by an RFC 3161
+ * timestamp authority (`tsa`), which a v2 configuration must name.
  */
 import { TlogError, ErrorCode } from '../errors.js';
+import { tsaTrust } from './tsa.js';
 
 export const REKOR_API_VERSIONS = ['v1', 'v2'] as const;
 export type RekorApiVersion = (typeof REKOR_API_VERSIONS)[number];
@@ -31,11 +35,24 @@ export interface RekorConfig {
   readonly origin?: string;
 }
 
+/** A timestamp authority speaking Sigstore's TSA protocol (sigstore/timestamp-authority). */
+export interface TsaConfig {
+  /** Base URL: requests go to `<url>/api/v1/timestamp` (or to `url` itself when it has a path). */
+  readonly url: string;
+  /**
+   * The TSA's certificate chain, PEM, the timestamping certificate first and its root last:
+   * timestamps are verified against it before a receipt counts. Configured, never fetched.
+   */
+  readonly certChain: string;
+}
+
 export interface AnchorConfig {
   readonly enabled: boolean;
   /** Hours between anchors (of the newest checkpoint, when the tree grew). Default 24. */
   readonly intervalHours: number;
   readonly rekor: RekorConfig;
+  /** v2 only, and required there: who attests the time of each anchor. */
+  readonly tsa?: TsaConfig;
   /** Per-request timeout. Default 30 s. */
   readonly timeoutMs: number;
   /** First retry delay; doubles per failed attempt up to maxBackoffMs. Default 30 s. */
@@ -46,8 +63,9 @@ export interface AnchorConfig {
   readonly tickMs: number;
 }
 
-export type AnchorConfigInput = Partial<Omit<AnchorConfig, 'rekor'>> & {
+export type AnchorConfigInput = Partial<Omit<AnchorConfig, 'rekor' | 'tsa'>> & {
   readonly rekor: Partial<RekorConfig> & { readonly publicKey: string };
+  readonly tsa?: TsaConfig | undefined;
 };
 
 function bad(why: string): TlogError {
@@ -87,6 +105,15 @@ export function resolveAnchorConfig(input: AnchorConfigInput): AnchorConfig {
     ...(input.rekor.readUrl ? { readUrl: checkUrl(input.rekor.readUrl, 'rekor.readUrl') } : {}),
     ...(input.rekor.origin ? { origin: input.rekor.origin } : {}),
   };
+  let tsa: TsaConfig | undefined;
+  if (input.tsa) {
+    if (apiVersion !== 'v2') throw bad('tsa is for Rekor v2 logs: a v1 entry carries its signed entry timestamp');
+    if (typeof input.tsa.certChain !== 'string') throw bad('tsa.certChain must be the TSA certificate chain, PEM');
+    tsaTrust(input.tsa.certChain); // throws, naming what is wrong with the chain
+    tsa = { url: checkUrl(input.tsa.url, 'tsa.url'), certChain: input.tsa.certChain };
+  } else if (apiVersion === 'v2') {
+    throw bad('a Rekor v2 log gives no signed time: configure tsa (the timestamp authority URL and its certificate chain)');
+  }
   const initialBackoffMs = positive(input.initialBackoffMs, 30_000, 'initialBackoffMs');
   const maxBackoffMs = positive(input.maxBackoffMs, HOUR_MS, 'maxBackoffMs');
   if (maxBackoffMs < initialBackoffMs) throw bad('maxBackoffMs is below initialBackoffMs');
@@ -94,6 +121,7 @@ export function resolveAnchorConfig(input: AnchorConfigInput): AnchorConfig {
     enabled: input.enabled ?? true,
     intervalHours: positive(input.intervalHours, 24, 'intervalHours'),
     rekor,
+    ...(tsa ? { tsa } : {}),
     timeoutMs: positive(input.timeoutMs, 30_000, 'timeoutMs'),
     initialBackoffMs,
     maxBackoffMs,

@@ -45,10 +45,21 @@ export interface AnchorJob {
   readonly nextAttemptAt: string | null;
   readonly lastError: string | null;
   readonly doneAt?: string;
+  /**
+   * Rekor v2: the TSA's TimeStampResp over `signature` (base64 DER), recorded once it verified,
+   * before the upload; every later attempt puts this same timestamp into the receipt.
+   */
+  readonly timestamp?: string;
   /** Rekor's index of the entry, once done. */
   readonly rekorLogIndex?: number;
   /** Receipt path relative to the tenant's history directory, once done. */
   readonly receipt?: string;
+  /** Hex SHA-256 of the receipt's bytes as verified and stored: what the listing vouches for. */
+  readonly receiptSha256?: string;
+  /** The verified time of the anchor (ISO 8601), once done: v1 the SET's, v2 the TSA's. */
+  readonly attestedAt?: string;
+  /** Who attested it: `rekor <url>` (v1 SET) or the TSA certificate's subject (v2). */
+  readonly attestedBy?: string;
 }
 
 /** anchors/<tlog-tiles N path>: anchors/005, anchors/x001/234: beside log/<N path>. */

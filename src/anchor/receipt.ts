@@ -1,16 +1,19 @@
 /**
  * Receipts on disk: reading, listing and verifying `checkpoints/<tenant>/anchors/<N path>.sigstore.json`
  * with the `.checkpoint` beside it. Verification is offline: all it needs is the Rekor log's
- * public key (and, to prove the checkpoint is ours, our log's verifier keys).
+ * public key, for a Rekor v2 receipt the timestamp authority's certificate chain (and, to prove
+ * the checkpoint is ours, our log's verifier keys).
  */
+import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { TlogError, ErrorCode, ioError } from '../errors.js';
 import type { NoteVerifier } from '../note/note.js';
 import { readIfExists } from '../storage/durable.js';
 import { parseTilePath } from '../tiles/layout.js';
-import { ANCHORS_DIR, CHECKPOINT_SUFFIX, RECEIPT_SUFFIX } from './outbox.js';
+import { ANCHORS_DIR, CHECKPOINT_SUFFIX, Outbox, RECEIPT_SUFFIX } from './outbox.js';
 import { parseBundle, rekorTrust, verifyAnchorBundle, type ReceiptSummary } from './trust.js';
+import { tsaTrust } from './tsa.js';
 
 export interface VerifyReceiptOptions {
   /** The Rekor log's public key, SPKI PEM. */
@@ -25,6 +28,8 @@ export interface VerifyReceiptOptions {
   readonly rekorUrl?: string;
   /** The Rekor log's origin (needed for an Ed25519 v2 log key). */
   readonly rekorOrigin?: string;
+  /** Certificate chains (PEM, timestamping certificate first) of the trusted timestamp authorities. */
+  readonly tsaCertChains?: readonly string[];
 }
 
 /** The tree size a receipt path names (anchors/x001/234.sigstore.json -> 1234), or null. */
@@ -58,6 +63,7 @@ export async function verifyReceipt(file: string, o: VerifyReceiptOptions): Prom
     ...(o.logVerifiers ? { logVerifiers: o.logVerifiers } : {}),
     ...(o.anchorPublicKey ? { anchorPublicKey: o.anchorPublicKey } : {}),
     ...(treeSize !== null ? { treeSize } : {}),
+    ...(o.tsaCertChains ? { tsa: o.tsaCertChains.map((c) => tsaTrust(c)) } : {}),
   });
 }
 
@@ -76,12 +82,24 @@ export interface ReceiptEntry {
   readonly receipt: string;
   readonly checkpoint: string;
   readonly rekorLogIndex: number | null;
-  readonly integratedTime: number | null;
   readonly kind: string | null;
+  /** Whether this service verified exactly these receipt bytes (Rekor proof and time evidence). */
+  readonly verified: boolean;
+  /** The attested time (ISO 8601): v1 the SET's integrated time, v2 the TSA's; null unless verified. */
+  readonly attestedAt: string | null;
+  readonly attestedBy: string | null;
+  /** Why the receipt is not vouched for, when it is not. */
+  readonly refused?: string;
 }
 
-/** Every receipt under <historyDir>/anchors, by tree size; unreadable bundles are listed with nulls. */
-export async function listReceipts(historyDir: string): Promise<ReceiptEntry[]> {
+/**
+ * Every receipt under <historyDir>/anchors, by tree size, with the attested time this service
+ * verified for it. The anchorer marks a job done only after the receipt verified, time evidence
+ * included, and records the SHA-256 of the receipt bytes it stored: a receipt is vouched for only
+ * while its bytes are those (a receipt changed on disk, or without a done job, is listed with
+ * `verified: false`, no time and the reason). Unreadable bundles are listed with nulls.
+ */
+export async function listReceipts(historyDir: string, stateDir: string): Promise<ReceiptEntry[]> {
   const dir = path.join(historyDir, ANCHORS_DIR);
   let names: string[];
   try {
@@ -90,28 +108,46 @@ export async function listReceipts(historyDir: string): Promise<ReceiptEntry[]> 
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw ioError('readdir', dir, e);
   }
+  const outbox = new Outbox(stateDir);
   const out: ReceiptEntry[] = [];
   for (const n of names) {
     const rel = n.split(path.sep).join('/');
     if (!rel.endsWith(RECEIPT_SUFFIX) || rel.split('/').some((s) => s.startsWith('.'))) continue;
     const treeSize = treeSizeOfReceipt(`${ANCHORS_DIR}/${rel}`);
     if (treeSize === null) continue;
+    const bytes = await fsp.readFile(path.join(dir, n));
     let rekorLogIndex: number | null = null;
-    let integratedTime: number | null = null;
     let kind: string | null = null;
     try {
-      const b = parseBundle(await fsp.readFile(path.join(dir, n), 'utf8'));
-      const e = b.verificationMaterial.tlogEntries[0];
+      const e = parseBundle(bytes.toString('utf8')).verificationMaterial.tlogEntries[0];
       if (e) {
         rekorLogIndex = Number(e.logIndex);
-        integratedTime = e.inclusionPromise ? Number(e.integratedTime) : null;
         kind = `${e.kindVersion.kind}/${e.kindVersion.version}`;
       }
     } catch {
       /* listed, not vouched for: `tlog anchor verify` says what is wrong */
     }
+    const job = await outbox.get(treeSize);
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    const refused = !job
+      ? 'no anchoring record of this receipt: not verified by this service'
+      : job.state !== 'done'
+        ? `its anchoring job is ${job.state}`
+        : job.receiptSha256 !== sha || !job.attestedAt
+          ? 'the receipt is not the one this service verified'
+          : null;
     const base = `${ANCHORS_DIR}/${rel.slice(0, -RECEIPT_SUFFIX.length)}`;
-    out.push({ treeSize, receipt: base + RECEIPT_SUFFIX, checkpoint: base + CHECKPOINT_SUFFIX, rekorLogIndex, integratedTime, kind });
+    out.push({
+      treeSize,
+      receipt: base + RECEIPT_SUFFIX,
+      checkpoint: base + CHECKPOINT_SUFFIX,
+      rekorLogIndex,
+      kind,
+      verified: refused === null,
+      attestedAt: refused === null ? job!.attestedAt! : null,
+      attestedBy: refused === null ? (job!.attestedBy ?? null) : null,
+      ...(refused !== null ? { refused } : {}),
+    });
   }
   return out.sort((a, b) => a.treeSize - b.treeSize);
 }

@@ -10,13 +10,13 @@
  *   existing index in `x-log-index`, and we rebuild the receipt from the log's tiles (the entry
  *   bundle gives the exact leaf, the tiles an inclusion proof in the published checkpoint).
  *
- * Errors come out as RekorError: `retryable` for network failures, timeouts, 408, 429 and 5xx.
+ * Errors come out as RekorError: `retryable` for network failures, timeouts, 408, 429 and 5xx
+ * (the timestamp authority's too: see tsa.ts).
  */
 import { RekorWitness, type SignatureBundle, type VerificationMaterial, type Witness } from '@sigstore/sign';
 import type { TransparencyLogEntry } from '@sigstore/bundle';
 import { PublicKeyDetails, TransparencyLogEntry as TLE } from '@sigstore/protobuf-specs';
 import { CreateEntryRequest } from '@sigstore/protobuf-specs/rekor/v2';
-import { TlogError, ErrorCode } from '../errors.js';
 import { inclusionProof, verifyInclusion } from '../merkle/proof.js';
 import { leafHash } from '../merkle/hash.js';
 import { parseCheckpoint } from '../note/checkpoint.js';
@@ -25,42 +25,9 @@ import { parseEntryBundle } from '../tiles/bundle.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, tileWidthInTree } from '../tiles/layout.js';
 import { ExpandedTile, MissingTileError, nodeReaderOver } from '../tiles/tree.js';
 import { parseRetryAfter, type AnchorConfig } from './config.js';
+import { classifySigstoreError, isRetryableStatus, RekorError, withDeadline } from './remote.js';
 
-export class RekorError extends TlogError {
-  constructor(
-    message: string,
-    readonly retryable: boolean,
-    readonly status?: number,
-    readonly retryAfterMs?: number,
-    options?: { cause?: unknown },
-  ) {
-    super(retryable ? ErrorCode.unavailable : ErrorCode.badInput, message, options);
-  }
-}
-
-const isRetryableStatus = (s: number) => s === 408 || s === 429 || s >= 500;
-
-/** Rejects after ms with a retryable timeout; the loser's request is left to its own timeout. */
-function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new RekorError(`${what}: no answer within ${ms} ms`, true)), ms);
-  });
-  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
-}
-
-/** Maps what @sigstore/sign throws (InternalError wrapping HTTPError or a fetch error) to a RekorError. */
-function classifySigstoreError(e: unknown, url: string): RekorError {
-  if (e instanceof RekorError) return e;
-  const cause = (e as { cause?: unknown })?.cause ?? e;
-  const status = (cause as { statusCode?: unknown })?.statusCode;
-  const msg = (cause as Error)?.message ?? String(cause);
-  if (typeof status === 'number') {
-    return new RekorError(`rekor ${url}: HTTP ${msg}`, isRetryableStatus(status), status, undefined, { cause: e });
-  }
-  // No HTTP status: connection refused or reset, DNS, a timeout. All worth retrying.
-  return new RekorError(`rekor ${url}: ${msg}`, true, undefined, undefined, { cause: e });
-}
+export { RekorError } from './remote.js';
 
 export function rekorV1Witness(cfg: AnchorConfig): Witness {
   const url = cfg.rekor.url;
@@ -71,7 +38,7 @@ export function rekorV1Witness(cfg: AnchorConfig): Witness {
         // The POST and, on 409, the GET each have timeoutMs; bound the pair.
         return await withDeadline(inner.testify(content, publicKey), 2 * cfg.timeoutMs + 1000, `rekor ${url}`);
       } catch (e) {
-        throw classifySigstoreError(e, url);
+        throw classifySigstoreError(e, `rekor ${url}`);
       }
     },
   };

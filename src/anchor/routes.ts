@@ -1,5 +1,6 @@
 /**
- * HTTP: GET /<tenant>/anchors lists a tenant's Rekor receipts as JSON; the receipts, the
+ * HTTP: GET /<tenant>/anchors lists a tenant's Rekor receipts as JSON, each with the attested
+ * time this service verified for it (listReceipts says when a receipt is refused); the receipts, the
  * anchored checkpoints and the anchoring public key are served as static files under
  * /<tenant>/anchors/... (read from checkpoints/<tenant>/anchors/, which any static server can
  * serve just as well). Mount with `app.route('/', anchorRoutes(getLog))`.
@@ -24,7 +25,8 @@ function servable(rel: string): string | null {
 /** What the routes need of a tenant's log (a Log fits). */
 export interface AnchoredLog {
   readonly origin: string;
-  readonly paths: Pick<LogPaths, 'historyDir'>;
+  /** historyDir holds the receipts; stateDir the anchoring jobs that say which ones verified. */
+  readonly paths: Pick<LogPaths, 'historyDir' | 'stateDir'>;
 }
 
 export function anchorRoutes(getLog: (tenant: string) => AnchoredLog | undefined): Hono {
@@ -35,7 +37,7 @@ export function anchorRoutes(getLog: (tenant: string) => AnchoredLog | undefined
     const tenant = c.req.param('tenant');
     const log = getLog(tenant);
     if (!log) return notFound(c, `unknown tenant ${JSON.stringify(tenant.slice(0, 64))}`);
-    const receipts = await listReceipts(log.paths.historyDir);
+    const receipts = await listReceipts(log.paths.historyDir, log.paths.stateDir);
     c.header('Cache-Control', 'no-store');
     c.header('Access-Control-Allow-Origin', '*');
     return c.json({

@@ -6,19 +6,25 @@
  *
  * What @sigstore/verify checks (tlog/index.js): the signed entry timestamp (SET) when present;
  * the inclusion proof against the root of the checkpoint in the bundle and that checkpoint's
- * signature by the trusted log key; that the entry body carries our digest and signature; and
- * the signature over the artifact with the key the hint names. We add: an inclusion proof must
- * be there (Rekor v1 also gives a SET, which must then verify too), and the proof's own root and
- * size fields must agree with the signed checkpoint.
+ * signature by the trusted log key; that the entry body carries our digest and signature; the
+ * signature over the artifact with the key the hint names; and each RFC 3161 timestamp in
+ * `timestampVerificationData`: its signature by the configured TSA certificate, that
+ * certificate's chain up to the configured root and its validity at the signing time, and the
+ * imprint over the signature. We add: an inclusion proof must be there, the proof's own root and
+ * size fields must agree with the signed checkpoint, and every receipt carries attested time:
+ * Rekor v1 its signed entry timestamp (SET), Rekor v2 exactly one RFC 3161 timestamp, with the
+ * checks of tsa.ts (status granted, SHA-256 imprint over exactly the signature bytes, signed by
+ * a configured TSA).
  */
-import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { bundleFromJSON, type Bundle, type TransparencyLogEntry } from '@sigstore/bundle';
-import { toSignedEntity, Verifier, type TrustMaterial } from '@sigstore/verify';
+import { toSignedEntity, Verifier, type SignedEntity, type TrustMaterial } from '@sigstore/verify';
 import { TlogError, ErrorCode } from '../errors.js';
 import { leafHash } from '../merkle/hash.js';
 import { verifyInclusion } from '../merkle/proof.js';
 import { parseCheckpoint, type Checkpoint } from '../note/checkpoint.js';
 import { openNote, parseNote, type NoteVerifier } from '../note/note.js';
+import { checkTimestamp, parseTimestamp, type TsaTrust } from './tsa.js';
 
 export interface RekorTrust {
   readonly publicKey: KeyObject;
@@ -61,13 +67,16 @@ export function rekorTrust(publicKeyPem: string, url: string, origin?: string): 
 
 const FOREVER = { start: new Date(0), end: new Date(8.64e15) };
 
-/** TrustMaterial with one transparency log and one signing key (found by its hint), nothing else. */
-export function trustMaterial(rekor: RekorTrust, signingKey: KeyObject, signingKeyHint: string): TrustMaterial {
+/**
+ * TrustMaterial with one transparency log (when given), the configured timestamp authorities
+ * and one signing key (found by its hint), nothing else.
+ */
+export function trustMaterial(rekor: RekorTrust | null, signingKey: KeyObject, signingKeyHint: string, tsas: readonly TsaTrust[] = []): TrustMaterial {
   return {
     certificateAuthorities: [],
-    timestampAuthorities: [],
+    timestampAuthorities: tsas.map((t) => ({ certChain: [...t.chain], validFor: FOREVER })),
     ctlogs: [],
-    tlogs: [{ logID: rekor.logID, baseURL: rekor.baseURL, publicKey: rekor.publicKey, validFor: FOREVER }],
+    tlogs: rekor ? [{ logID: rekor.logID, baseURL: rekor.baseURL, publicKey: rekor.publicKey, validFor: FOREVER }] : [],
     publicKey: (hint: string) => {
       if (hint !== signingKeyHint) {
         throw new TlogError(ErrorCode.verification, `bundle names signing key ${hint.slice(0, 16)}..., want ${signingKeyHint.slice(0, 16)}...`);
@@ -110,7 +119,14 @@ export interface ReceiptSummary {
   /** Hex SHA-256 of the anchoring key's SPKI. */
   readonly anchorKeyID: string;
   readonly signedEntryTimestamp: boolean;
+  /** The verified time of the anchor (ISO 8601): the SET's integrated time (v1) or the TSA's genTime (v2). */
+  readonly attestedAt: string;
+  /** Who attests it: `rekor <url>` for a SET, the TSA certificate's subject for a timestamp. */
+  readonly attestedBy: string;
+  readonly timeEvidence: TimeEvidence;
 }
+
+export type TimeEvidence = 'signed-entry-timestamp' | 'rfc3161-timestamp';
 
 export interface VerifyOptions {
   readonly rekor: RekorTrust;
@@ -122,6 +138,8 @@ export interface VerifyOptions {
   readonly anchorPublicKey?: string;
   /** When given, the checkpoint must be of this tree size. */
   readonly treeSize?: number;
+  /** The timestamp authorities trusted for RFC 3161 timestamps (a v2 receipt needs one). */
+  readonly tsa?: readonly TsaTrust[];
 }
 
 /** Parses a bundle (JSON text or object) with @sigstore/bundle's validation. */
@@ -163,6 +181,20 @@ export function verifyAnchorBundle(bundle: Bundle, o: VerifyOptions): ReceiptSum
   // Rekor v1 (hashedrekord 0.0.1) always gives a signed entry timestamp: its absence is tampering.
   const isV1 = entry.kindVersion.version === '0.0.1';
   if (isV1 && !entry.inclusionPromise) throw fail('rekor v1 entry without its signed entry timestamp');
+  // Rekor v2 gives no SET: its time is attested by one RFC 3161 timestamp over the signature.
+  const stamps = bundle.verificationMaterial.timestampVerificationData?.rfc3161Timestamps ?? [];
+  if (!isV1 && stamps.length !== 1) {
+    throw fail(stamps.length === 0 ? 'a Rekor v2 receipt without an RFC 3161 timestamp has no attested time' : `want one RFC 3161 timestamp, got ${stamps.length}`);
+  }
+  if (stamps.length > 0 && !o.tsa?.length) throw fail('the receipt carries an RFC 3161 timestamp: give the certificate chain of the timestamp authority to verify it');
+  const signature = Buffer.from(bundle.content.messageSignature.signature);
+  const stamped = stamps.map((t) => {
+    try {
+      return checkTimestamp(t.signedTimestamp, signature, o.tsa ?? []);
+    } catch (e) {
+      throw fail((e as Error).message);
+    }
+  });
 
   let signingKey: KeyObject;
   try {
@@ -181,10 +213,10 @@ export function verifyAnchorBundle(bundle: Bundle, o: VerifyOptions): ReceiptSum
   if (hint !== keyID) throw fail('the bundle key hint does not name the entry key');
 
   try {
-    const verifier = new Verifier(trustMaterial(o.rekor, signingKey, keyID), {
+    const verifier = new Verifier(trustMaterial(o.rekor, signingKey, keyID, o.tsa), {
       tlogThreshold: 1,
       ctlogThreshold: 0,
-      timestampThreshold: isV1 ? 1 : 0,
+      timestampThreshold: (isV1 ? 1 : 0) + stamps.length,
     });
     verifier.verify(toSignedEntity(bundle, note));
   } catch (e) {
@@ -211,7 +243,43 @@ export function verifyAnchorBundle(bundle: Bundle, o: VerifyOptions): ReceiptSum
     entryKind: `${entry.kindVersion.kind}/${entry.kindVersion.version}`,
     anchorKeyID: keyID,
     signedEntryTimestamp: !!entry.inclusionPromise,
+    ...(isV1
+      ? { attestedAt: new Date(Number(entry.integratedTime) * 1000).toISOString(), attestedBy: `rekor ${o.rekor.baseURL}`, timeEvidence: 'signed-entry-timestamp' as const }
+      : { attestedAt: stamped[0]!.time.toISOString(), attestedBy: stamped[0]!.tsa.name, timeEvidence: 'rfc3161-timestamp' as const }),
   };
+}
+
+/**
+ * Verifies an RFC 3161 timestamp over an anchoring signature on its own, before anything goes to
+ * Rekor: tsa.ts's checks, then @sigstore/verify's (the TSA's signature and chain, and our
+ * signature over the checkpoint by the key the hint names). Returns the attested time and TSA.
+ */
+export function verifyAnchorTimestamp(
+  der: Uint8Array,
+  o: { readonly signature: Uint8Array; readonly checkpointNote: Uint8Array; readonly signingKey: KeyObject; readonly tsa: readonly TsaTrust[] },
+): { readonly time: Date; readonly tsa: TsaTrust } {
+  const summary = checkTimestamp(der, o.signature, o.tsa);
+  const spki = o.signingKey.export({ type: 'spki', format: 'der' });
+  const keyID = createHash('sha256').update(spki).digest('hex');
+  const signature = Buffer.from(o.signature);
+  const digest = createHash('sha256').update(o.checkpointNote).digest();
+  const entity: SignedEntity = {
+    signature: {
+      signature,
+      compareSignature: (s) => s.equals(signature),
+      compareDigest: (d) => d.equals(digest),
+      verifySignature: (key) => cryptoVerify('sha256', o.checkpointNote, key, signature),
+    },
+    key: { $case: 'public-key', hint: keyID },
+    tlogEntries: [],
+    timestamps: [{ $case: 'timestamp-authority', timestamp: parseTimestamp(der) }],
+  };
+  try {
+    new Verifier(trustMaterial(null, o.signingKey, keyID, o.tsa), { tlogThreshold: 0, ctlogThreshold: 0, timestampThreshold: 1 }).verify(entity);
+  } catch (e) {
+    throw new TlogError(ErrorCode.verification, `timestamp: @sigstore/verify: ${(e as Error).message}`);
+  }
+  return summary;
 }
 
 /** Size and root of a Rekor checkpoint (v1 origins contain spaces, so not our strict parser). */

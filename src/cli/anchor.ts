@@ -4,7 +4,9 @@
  *
  * The Rekor log is named by --rekor-url / --rekor-version (env TLOG_REKOR_URL, TLOG_REKOR_VERSION)
  * and trusted through its public key, --rekor-key FILE (env TLOG_REKOR_KEY): receipts are only
- * ever verified against a key given here, never one fetched from the log.
+ * ever verified against a key given here, never one fetched from the log. A Rekor v2 anchor's
+ * time is attested by a timestamp authority, --tsa-url (env TLOG_TSA_URL), trusted through its
+ * certificate chain, --tsa-chain FILE (env TLOG_TSA_CHAIN), likewise never fetched.
  */
 import { Command, Option } from 'commander';
 import { promises as fsp } from 'node:fs';
@@ -23,9 +25,15 @@ import { readIfExists } from '../storage/durable.js';
 
 const tenantOption = () => new Option('--tenant <name>', 'tenant (log) name').default(process.env.TLOG_TENANT ?? DEFAULT_TENANT);
 const rekorKeyOption = () => new Option('--rekor-key <file>', 'the Rekor log public key, PEM (env TLOG_REKOR_KEY)').default(process.env.TLOG_REKOR_KEY);
+const tsaChainOption = () =>
+  new Option('--tsa-chain <file>', "the timestamp authority's certificate chain, PEM, timestamping certificate first (env TLOG_TSA_CHAIN); needed for Rekor v2").default(process.env.TLOG_TSA_CHAIN);
 
 async function readPem(file: string | undefined, what: string): Promise<string> {
   if (!file) throw new TlogError(ErrorCode.badInput, `${what}: give --rekor-key FILE (the Rekor log public key, PEM) or set TLOG_REKOR_KEY`);
+  return readFileNamed(file, what);
+}
+
+async function readFileNamed(file: string, what: string): Promise<string> {
   const data = await readIfExists(path.resolve(file));
   if (!data) throw new TlogError(ErrorCode.notFound, `${what}: no file ${file}`);
   return data.toString('utf8');
@@ -49,16 +57,24 @@ export function registerAnchorCommands(program: Command, getRoots: () => DataRoo
     .addOption(new Option('--rekor-version <v>', 'Rekor API version').choices(['v1', 'v2']).default(process.env.TLOG_REKOR_VERSION ?? 'v1'))
     .option('--rekor-read-url <url>', 'v2: where the log serves checkpoint and tiles (default: --rekor-url)')
     .addOption(rekorKeyOption())
+    .option('--rekor-origin <origin>', 'the Rekor log origin (Ed25519 v2 log keys only; default: the URL host)')
+    .addOption(new Option('--tsa-url <url>', 'v2: the timestamp authority that attests the time of the anchor (env TLOG_TSA_URL)').default(process.env.TLOG_TSA_URL))
+    .addOption(tsaChainOption())
     .option('--timeout <ms>', 'per-request timeout in milliseconds', '30000')
     .option('--json', 'print the record as JSON')
-    .action(async (o: { tenant: string; rekorUrl?: string; rekorVersion: RekorApiVersion; rekorReadUrl?: string; rekorKey?: string; timeout: string; json?: boolean }) => {
+    .action(async (o: { tenant: string; rekorUrl?: string; rekorVersion: RekorApiVersion; rekorReadUrl?: string; rekorKey?: string; rekorOrigin?: string; tsaUrl?: string; tsaChain?: string; timeout: string; json?: boolean }) => {
+      if (o.rekorVersion === 'v2' && (!o.tsaUrl || !o.tsaChain)) {
+        throw new TlogError(ErrorCode.badInput, 'anchor now: Rekor v2 gives no signed time: give --tsa-url URL and --tsa-chain FILE (or set TLOG_TSA_URL and TLOG_TSA_CHAIN)');
+      }
       const config = resolveAnchorConfig({
         rekor: {
           apiVersion: o.rekorVersion,
           publicKey: await readPem(o.rekorKey, 'anchor now'),
           ...(o.rekorUrl ? { url: o.rekorUrl } : {}),
           ...(o.rekorReadUrl ? { readUrl: o.rekorReadUrl } : {}),
+          ...(o.rekorOrigin ? { origin: o.rekorOrigin } : {}),
         },
+        ...(o.tsaUrl || o.tsaChain ? { tsa: { url: o.tsaUrl ?? '', certChain: o.tsaChain ? await readFileNamed(o.tsaChain, 'anchor now: --tsa-chain') : '' } } : {}),
         timeoutMs: Number(o.timeout),
       });
       const paths = logPaths(getRoots(), o.tenant);
@@ -72,7 +88,7 @@ export function registerAnchorCommands(program: Command, getRoots: () => DataRoo
         const r = await anchorer.anchorNow(log.checkpoint.note);
         if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
         else if (r.state === 'done') {
-          process.stdout.write(`anchored ${o.tenant} at size ${r.treeSize}: rekor entry ${r.rekorLogIndex}\n  receipt ${r.receipt}\n`);
+          process.stdout.write(`anchored ${o.tenant} at size ${r.treeSize}: rekor entry ${r.rekorLogIndex}\n  anchored at ${r.attestedAt}, attested by ${r.attestedBy}\n  receipt ${r.receipt}\n`);
         } else {
           process.stdout.write(`not anchored yet (${r.state}, ${r.attempts} attempts): ${r.lastError}\n  next attempt ${r.nextAttemptAt ?? 'none'}\n`);
         }
@@ -105,15 +121,16 @@ export function registerAnchorCommands(program: Command, getRoots: () => DataRoo
 
   anchor
     .command('verify')
-    .description('verify a receipt offline: inclusion proof, Rekor checkpoint signature, SET (v1), and that it anchors our checkpoint')
+    .description('verify a receipt offline: inclusion proof, Rekor checkpoint signature, attested time (v1 SET, v2 RFC 3161 timestamp), and that it anchors our checkpoint')
     .argument('<file>', 'a receipt, checkpoints/<tenant>/anchors/<N>.sigstore.json')
     .addOption(rekorKeyOption())
     .option('--checkpoint <file>', 'the anchored checkpoint (default: the .checkpoint beside the receipt)')
     .option('--vkey <vkey...>', "our log's verifier key(s) (default: the vkeys file of the history the receipt sits in)")
     .option('--anchor-key <file>', 'require this anchoring public key (default: anchors/anchor-key.pem beside the receipts)')
     .option('--rekor-origin <origin>', 'the Rekor log origin (Ed25519 v2 log keys only)')
+    .addOption(tsaChainOption())
     .option('--json', 'print the summary as JSON')
-    .action(async (file: string, o: { rekorKey?: string; checkpoint?: string; vkey?: string[]; anchorKey?: string; rekorOrigin?: string; json?: boolean }) => {
+    .action(async (file: string, o: { rekorKey?: string; checkpoint?: string; vkey?: string[]; anchorKey?: string; rekorOrigin?: string; tsaChain?: string; json?: boolean }) => {
       const abs = path.resolve(file);
       // A receipt under <history>/anchors/...: the history's vkeys and anchor key are the defaults.
       const parts = abs.split(path.sep);
@@ -134,6 +151,7 @@ export function registerAnchorCommands(program: Command, getRoots: () => DataRoo
         ...(logVerifiers ? { logVerifiers } : {}),
         ...(anchorPublicKey ? { anchorPublicKey } : {}),
         ...(o.rekorOrigin ? { rekorOrigin: o.rekorOrigin } : {}),
+        ...(o.tsaChain ? { tsaCertChains: [await readFileNamed(o.tsaChain, 'anchor verify: --tsa-chain')] } : {}),
       });
       const checks = {
         ...summary,
@@ -145,7 +163,7 @@ export function registerAnchorCommands(program: Command, getRoots: () => DataRoo
         process.stdout.write(
           `ok: ${summary.origin} size ${summary.treeSize} (sha256 ${summary.digest}) is rekor entry ${summary.rekorLogIndex}\n` +
             `  inclusion proof in rekor tree of size ${summary.rekorTreeSize}, rekor checkpoint signature ok\n` +
-            `  signed entry timestamp: ${summary.signedEntryTimestamp ? `ok, integrated ${new Date(summary.integratedTime! * 1000).toISOString()}` : 'none (rekor v2 gives none)'}\n` +
+            `  anchored at ${summary.attestedAt}, attested by ${summary.attestedBy} (${summary.timeEvidence === 'signed-entry-timestamp' ? "rekor's signed entry timestamp" : 'RFC 3161 timestamp'} ok)\n` +
             `  checkpoint signed by our log: ${logVerifiers ? 'yes' : 'not checked (no vkeys)'}; anchoring key: ${anchorPublicKey ? 'pinned' : 'from the entry'}\n`,
         );
       }

@@ -88,6 +88,7 @@ export async function serve(o: ServeOptions): Promise<void> {
             timeoutMs: a.timeoutSeconds * 1000,
             tickMs: a.tickSeconds * 1000,
             rekor: { apiVersion: a.rekor.apiVersion, url: a.rekor.url, readUrl: a.rekor.readUrl, publicKey: a.rekor.publicKey!, origin: a.rekor.origin },
+            tsa: a.tsa ? { url: a.tsa.url, certChain: a.tsa.certChain! } : undefined,
           }),
           // The newest published checkpoint: the cosigned one where witnesses are configured.
           latest: () => log.published.note,

@@ -69,11 +69,27 @@ const anchoring = z
       })
       .strict()
       .refine((r) => (r.publicKey === undefined) !== (r.publicKeyFile === undefined), { message: 'give exactly one of publicKey and publicKeyFile' }),
+    /** Rekor v2 only, and required there: the RFC 3161 timestamp authority that attests each anchor's time. */
+    tsa: z
+      .object({
+        url: z.string().url(),
+        /** Its certificate chain (PEM, timestamping certificate first, root last), or a file holding it. */
+        certChain: z.string().optional(),
+        certChainFile: z.string().optional(),
+      })
+      .strict()
+      .refine((t) => (t.certChain === undefined) !== (t.certChainFile === undefined), { message: 'give exactly one of certChain and certChainFile' })
+      .optional(),
     timeoutSeconds: z.number().positive().default(30),
     /** How often the job looks for due work (retries, the next anchor). */
     tickSeconds: z.number().positive().default(60),
   })
-  .strict();
+  .strict()
+  .refine((a) => a.rekor.apiVersion !== 'v2' || a.tsa !== undefined, {
+    message: 'a Rekor v2 log gives no signed time: configure tsa (url and certChainFile)',
+    path: ['tsa'],
+  })
+  .refine((a) => a.rekor.apiVersion === 'v2' || a.tsa === undefined, { message: 'tsa is for Rekor v2: a v1 entry carries its signed entry timestamp', path: ['tsa'] });
 
 const tenant = z
   .object({
@@ -154,6 +170,14 @@ export function loadConfig(file: string): ServiceConfig {
         t.anchoring.rekor.publicKey = readFileSync(p, 'utf8');
       } catch (e) {
         throw new TlogError(ErrorCode.badInput, `${file}: tenants.${t.name}.anchoring.rekor.publicKeyFile: cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+      }
+    }
+    if (t.anchoring?.tsa?.certChainFile) {
+      const p = path.resolve(base, t.anchoring.tsa.certChainFile);
+      try {
+        t.anchoring.tsa.certChain = readFileSync(p, 'utf8');
+      } catch (e) {
+        throw new TlogError(ErrorCode.badInput, `${file}: tenants.${t.name}.anchoring.tsa.certChainFile: cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? e}`);
       }
     }
     if (t.witnesses?.policyFile) {
