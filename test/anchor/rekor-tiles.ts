@@ -5,30 +5,23 @@
  * 1.26 (v2.4.x asks for 1.27). Its checkpoint and tiles are served from the storage directory
  * by a small static server, as a CDN serves a public v2 shard.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { repoRoot } from './dist.js';
+import { buildGoTool } from './go-build.js';
 import { until } from './helpers.js';
 
 const moduleDir = path.join(repoRoot, 'test/interop/go/rekortiles');
-const binary = path.join(repoRoot, 'test/interop/go/bin/rekor-server-posix');
 const PKG = 'github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix';
+let binary = '';
 
-/** Builds the server (a no-op when the build cache is warm). A missing `go` fails loudly. */
+/** Builds the server once (a no-op when the binary is up to date). A missing `go` fails loudly. */
 export function buildRekorTiles(): void {
-  const version = spawnSync('go', ['version'], { encoding: 'utf8' });
-  if (version.error || version.status !== 0) {
-    throw new Error(`\`go\` is not on PATH: the Rekor v2 tests build rekor-tiles from ${moduleDir} and need Go >= 1.26 (${version.error?.message ?? version.stderr})`);
-  }
-  // Two test files may build at once, and one may be running the binary: build beside it, rename over.
-  const tmp = `${binary}.${process.pid}.tmp`;
-  const b = spawnSync('go', ['build', '-buildvcs=false', '-o', tmp, PKG], { cwd: moduleDir, encoding: 'utf8', timeout: 900_000 });
-  if (b.error || b.status !== 0) throw new Error(`go build ${PKG} failed: ${b.error?.message ?? ''}\n${b.stderr}`);
-  renameSync(tmp, binary);
+  binary = buildGoTool(moduleDir, PKG, 'rekor-server-posix');
 }
 
 export async function freePort(): Promise<number> {

@@ -1,3 +1,8 @@
+// Builds the real RFC 3161 timestamp authority (sigstore/timestamp-authority v2.2.1) for the
+// Rekor v2 anchoring tests in test/anchor. Its go.mod asks for Go 1.27, newer than the installed
+// Go: the toolchain line names the one the go command fetches from the module proxy (.ci/run and
+// the tests pass it as GOTOOLCHAIN). The tests build with -overlay replacing one file, see
+// _overlay/prometheus.go and test/anchor/timestamp-authority.ts.
 module tlog-worm/test/interop/tsa
 
 go 1.27
