@@ -166,9 +166,12 @@ describe('anchoring against a loopback Rekor v1', () => {
     const list = await app.request('/anchored/anchors');
     expect(list.status).toBe(200);
     const body = (await list.json()) as { receipts: { treeSize: number; receipt: string; checkpoint: string; rekorLogIndex: number }[] };
-    expect(body.receipts).toEqual([
-      { treeSize: 3, receipt: '/anchored/anchors/003.sigstore.json', checkpoint: '/anchored/anchors/003.checkpoint', rekorLogIndex: 0, integratedTime: expect.any(Number), kind: 'hashedrekord/0.0.1' },
-    ]);
+    const job = (await new Outbox(f.paths.stateDir).get(3))!;
+    const entry = { treeSize: 3, receipt: '/anchored/anchors/003.sigstore.json', checkpoint: '/anchored/anchors/003.checkpoint', rekorLogIndex: 0, kind: 'hashedrekord/0.0.1' };
+    // v1: the attested time is the SET's integrated time, attested by the Rekor log.
+    const summary = await verifyReceipt(job.receipt ? path.join(f.paths.historyDir, job.receipt) : '', { rekorPublicKey: rekor.publicKeyPem });
+    expect(summary.attestedAt).toBe(new Date(summary.integratedTime! * 1000).toISOString());
+    expect(body.receipts).toEqual([{ ...entry, verified: true, attestedAt: summary.attestedAt, attestedBy: `rekor ${rekor.url}` }]);
     const file = await app.request('/anchored/anchors/003.sigstore.json');
     expect(file.status).toBe(200);
     expect(bundleFromJSON(await file.json()).verificationMaterial.tlogEntries).toHaveLength(1);

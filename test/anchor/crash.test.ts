@@ -7,7 +7,7 @@
  * The second case runs against our Rekor v1 and against the real rekor-tiles (Rekor v2).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -19,6 +19,7 @@ import { FakeRekorV1 } from './fake-rekor-v1.js';
 import { ensureDist, repoRoot } from './dist.js';
 import { makeLog, type Fixture } from './helpers.js';
 import { buildRekorTiles, RekorTiles } from './rekor-tiles.js';
+import { buildTimestampAuthority, TimestampAuthority } from './timestamp-authority.js';
 
 const CHILD = path.join(repoRoot, 'test/anchor/fixtures/anchor-child.mjs');
 
@@ -135,6 +136,7 @@ describe('SIGKILL mid-job, then restart', () => {
 
 describe('SIGKILL between upload and receipt against the real Rekor v2', () => {
   let tiles: RekorTiles;
+  let tsa: TimestampAuthority;
   let proxy: http.Server;
   let proxyUrl: string;
   let onAnswer: (() => Promise<void>) | null = null;
@@ -142,8 +144,12 @@ describe('SIGKILL between upload and receipt against the real Rekor v2', () => {
 
   beforeAll(async () => {
     buildRekorTiles();
-    tiles = new RekorTiles(path.join(mkdtempSync(path.join(os.tmpdir(), 'tlog-rekor-tiles-')), 'rt'));
+    buildTimestampAuthority();
+    const work = mkdtempSync(path.join(os.tmpdir(), 'tlog-rekor-tiles-'));
+    tiles = new RekorTiles(path.join(work, 'rt'));
     await tiles.start();
+    tsa = new TimestampAuthority(path.join(work, 'tsa'), 'memory');
+    await tsa.start();
     // In front of rekor-tiles: forwards everything, and can hold Rekor's answer to a POST.
     proxy = http.createServer(async (req, res) => {
       const chunks: Buffer[] = [];
@@ -165,11 +171,12 @@ describe('SIGKILL between upload and receipt against the real Rekor v2', () => {
   afterAll(async () => {
     proxy?.close();
     await tiles?.close();
+    await tsa?.stop();
   });
 
   it('Rekor v2 logged the entry, the child died before its answer; the restart gets 409 and rebuilds the receipt', async () => {
     writeFileSync(keyFile, tiles.publicKeyPem);
-    const v2args = ['--rekor-version', 'v2', '--rekor-read-url', tiles.readUrl, '--rekor-origin', tiles.origin];
+    const v2args = ['--rekor-version', 'v2', '--rekor-read-url', tiles.readUrl, '--rekor-origin', tiles.origin, '--tsa-url', tsa.url, '--tsa-chain', tsa.chainFile];
     const sizeBefore = await tiles.treeSize();
     let c: ReturnType<typeof runChild> | null = null;
     onAnswer = async () => {
@@ -189,6 +196,11 @@ describe('SIGKILL between upload and receipt against the real Rekor v2', () => {
     expect(await tiles.treeSize()).toBe(sizeBefore + 1);
     const jobs = await new Outbox(f.paths.stateDir).all();
     expect(jobs.map((j) => j.state)).toEqual(['done']);
-    await verifyReceipt(path.join(f.paths.historyDir, jobs[0]!.receipt!), { rekorPublicKey: tiles.publicKeyPem, logVerifiers: f.log.verifiers });
+    const s = await verifyReceipt(path.join(f.paths.historyDir, jobs[0]!.receipt!), { rekorPublicKey: tiles.publicKeyPem, logVerifiers: f.log.verifiers, tsaCertChains: [tsa.chainPem] });
+    // The timestamp recorded before the killed upload is the one in the rebuilt receipt.
+    expect(s.timeEvidence).toBe('rfc3161-timestamp');
+    expect(jobs[0]!.attestedAt).toBe(s.attestedAt);
+    const receipt = JSON.parse(readFileSync(path.join(f.paths.historyDir, jobs[0]!.receipt!), 'utf8'));
+    expect(receipt.verificationMaterial.timestampVerificationData.rfc3161Timestamps.map((t: { signedTimestamp: string }) => t.signedTimestamp)).toEqual([jobs[0]!.timestamp]);
   });
 });

@@ -185,7 +185,7 @@ export class TsaProxy {
         res.writeHead(502).end();
         return;
       }
-      let answer = Buffer.from(await up.arrayBuffer());
+      let answer: Buffer = Buffer.from(await up.arrayBuffer());
       if (req.method === 'POST' && up.ok && this.tamper === 'forge-time') answer = forgeGenTime(answer);
       if (req.method === 'POST' && up.ok) this.passed++;
       res.writeHead(up.status, { 'content-type': up.headers.get('content-type') ?? 'application/octet-stream' }).end(answer);
