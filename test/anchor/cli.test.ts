@@ -73,8 +73,23 @@ describe('tlog anchor', () => {
     expect(out).toMatch(/^not anchored yet \(pending, 1 attempts\)/);
     expect(process.exitCode).toBe(1);
     await rekor.up();
-    expect(await tlog('anchor', 'now', '--tenant', 'cli', '--rekor-url', rekor.url, '--rekor-key', keyFile)).toMatch(/^anchored cli at size 2: rekor entry 0/);
+    expect(await tlog('anchor', 'now', '--tenant', 'cli', '--rekor-url', rekor.url, '--rekor-key', keyFile)).toMatch(
+      /^anchored cli at size 2: rekor entry 0\n  anchored at \S+Z, attested by rekor http:\/\/127\.0\.0\.1:\d+\n/,
+    );
     expect(rekor.entries).toHaveLength(1);
+  });
+
+  it('Rekor v2 needs a TSA, given by URL and chain file; the chain must hold', async () => {
+    const v2 = ['anchor', 'now', '--tenant', 'cli', '--rekor-version', 'v2', '--rekor-url', rekor.url, '--rekor-key', keyFile];
+    await expect(tlog(...v2)).rejects.toThrow(/Rekor v2 gives no signed time: give --tsa-url URL and --tsa-chain FILE/);
+    await expect(tlog(...v2, '--tsa-url', 'http://127.0.0.1:9')).rejects.toThrow(/--tsa-chain/);
+    await expect(tlog(...v2, '--tsa-url', 'http://127.0.0.1:9', '--tsa-chain', path.join(f.dir, 'none.pem'))).rejects.toThrow(/--tsa-chain: no file/);
+    writeFileSync(path.join(f.dir, 'bad.pem'), readFileSync(path.join(__dirname, 'fixtures/tsa/eku-none.pem')));
+    await expect(tlog(...v2, '--tsa-url', 'http://127.0.0.1:9', '--tsa-chain', path.join(f.dir, 'bad.pem'))).rejects.toThrow(/bad TSA certificate chain/);
+    // A v1 log takes no TSA.
+    writeFileSync(path.join(f.dir, 'tsa.pem'), readFileSync(path.join(__dirname, 'fixtures/tsa/chain.pem')));
+    await expect(tlog('anchor', 'now', '--tenant', 'cli', '--rekor-url', rekor.url, '--rekor-key', keyFile, '--tsa-url', 'http://127.0.0.1:9', '--tsa-chain', path.join(f.dir, 'tsa.pem'))).rejects.toThrow(/tsa is for Rekor v2/);
+    expect(rekor.requests).toHaveLength(0);
   });
 
   it('needs the Rekor key', async () => {
