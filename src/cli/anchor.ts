@@ -112,7 +112,7 @@ export function registerAnchorCommands(program: Command, getRoots: () => DataRoo
           const { note: _note, signature: _sig, ...rest } = j;
           process.stdout.write(JSON.stringify({ ...rest, receipt }) + '\n');
         } else {
-          const what = j.state === 'done' ? `rekor #${j.rekorLogIndex} ${receipt}` : j.state === 'pending' ? `next ${j.nextAttemptAt ?? 'now'}: ${j.lastError ?? ''}` : `failed: ${j.lastError}`;
+          const what = j.state === 'done' ? `rekor #${j.rekorLogIndex}${j.attestedAt ? ` anchored at ${j.attestedAt}` : ''} ${receipt}` : j.state === 'pending' ? `next ${j.nextAttemptAt ?? 'now'}: ${j.lastError ?? ''}` : `failed: ${j.lastError}`;
           process.stdout.write(`${String(j.treeSize).padStart(10)}  ${j.state.padEnd(7)}  ${j.rekor.apiVersion} ${j.rekor.url}  ${what}\n`);
         }
       }

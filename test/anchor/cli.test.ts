@@ -51,7 +51,7 @@ describe('tlog anchor', () => {
     expect(rekor.entries).toHaveLength(1);
 
     const list = await tlog('anchor', 'list', '--tenant', 'cli');
-    expect(list).toMatch(/^\s+2 {2}done {5}v1 http:\/\/127\.0\.0\.1:\d+ {2}rekor #0 .*002\.sigstore\.json\n$/);
+    expect(list).toMatch(/^\s+2 {2}done {5}v1 http:\/\/127\.0\.0\.1:\d+ {2}rekor #0 anchored at \S+Z \S*002\.sigstore\.json\n$/);
 
     // Offline: the vkeys and anchoring key of the history the receipt sits in are found by themselves.
     const ok = JSON.parse(await tlog('anchor', 'verify', rec.receipt, '--rekor-key', keyFile, '--json'));
