@@ -36,7 +36,7 @@ import type { CommitPoint as IndexCommitPoint, HotIndex } from '../index/index.j
 import { catchUpIndex, indexPath, leafHashesFromTiles, openIndexFile, openState, rebuildIndex } from './state.js';
 import { createLogKeys, loadLogKeys, type LogKeys } from './keys.js';
 import type { LogPaths } from './paths.js';
-import { discardBeyond, MAX_BATCH_ENTRIES } from './recovery.js';
+import { discardBeyond, MAX_BATCH_ENTRIES, recoverySpan } from './recovery.js';
 import { TileReader } from './tile-reader.js';
 import { TreeReads } from './reads.js';
 import { CHECKPOINT_FILE, Publisher } from './publisher.js';
@@ -141,7 +141,8 @@ export class Log {
     this.reader = new TileReader(paths.tilesDir);
     // Reads see the committed tree; the right edge in memory serves the newest nodes.
     this.reads = new TreeReads(this.reader, (level, index) => this.edge.lookup(level, index), () => this.committed.treeSize);
-    this.maxBatch = Math.min(opts.maxBatch ?? 16384, MAX_BATCH_ENTRIES);
+    const maxBatch = opts.maxBatch ?? 16384;
+    this.maxBatch = Number.isInteger(maxBatch) && maxBatch >= 1 ? Math.min(maxBatch, MAX_BATCH_ENTRIES) : 16384;
     this.maxPending = opts.maxPending ?? 1 << 20;
     this.logger = opts.logger ?? silentLogger;
     this.edge = Edge.empty();
@@ -248,7 +249,7 @@ export class Log {
       if (published) log.checkPublished(published, cp);
       if (!readOnly) {
         await discardNotesBeyond(paths.stateDir, cp.treeSize);
-        const removed = await discardBeyond(paths.tilesDir, cp.treeSize);
+        const removed = await discardBeyond(paths.tilesDir, cp.treeSize, log.recoverySpan);
         if (removed.length > 0) {
           logger.warn({ tenant: paths.tenant, treeSize: cp.treeSize, removed: removed.length }, 'discarded uncommitted tiles beyond the commit point');
         }
@@ -354,6 +355,11 @@ export class Log {
     if (published.treeSize === cp.treeSize && !equalHashes(published.rootHash, cp.rootHash)) {
       throw new TlogError(ErrorCode.corrupt, `published checkpoint contradicts the commit point at size ${cp.treeSize}: refusing to start`);
     }
+  }
+
+  /** How far beyond the commit point this run's batches can have written tiles (recovery.ts). */
+  get recoverySpan(): number {
+    return recoverySpan(this.pipelineDepth, this.maxBatch);
   }
 
   /** Loads the right edge of the tree and the edge bundle from disk, checking them against the commit point. */
@@ -600,7 +606,7 @@ export class Log {
   private async recoverToCommitPoint(): Promise<void> {
     this.logger.warn({ tenant: this.paths.tenant, treeSize: this.committed.treeSize }, 'batch failed, recovering to the commit point');
     try {
-      await discardBeyond(this.paths.tilesDir, this.committed.treeSize);
+      await discardBeyond(this.paths.tilesDir, this.committed.treeSize, this.recoverySpan);
       await discardNotesBeyond(this.paths.stateDir, this.committed.treeSize);
       this.served.forgetDirs();
       this.loadEdge();

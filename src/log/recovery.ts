@@ -9,8 +9,21 @@ import { ioError } from '../errors.js';
 import { ENTRIES_LEVEL, MAX_LEVEL, TILE_WIDTH, formatTilePath, hashesAtLevel } from '../tiles/layout.js';
 import { syncDir } from '../storage/durable.js';
 
-/** The most entries one batch integrates: recovery looks this far beyond the commit point. */
+/** The most entries one batch integrates (the cap on the maxBatch setting). */
 export const MAX_BATCH_ENTRIES = 1 << 16;
+
+/**
+ * How far beyond the commit point a crashed or failed run can have written tiles: the sequencer
+ * keeps at most `pipelineDepth` batches in flight (each writes its tiles before it commits), of
+ * at most `maxBatch` entries each. Recovery scans exactly this far.
+ *
+ * On open it is the span of the settings the log is opened with: a restart after a crash must
+ * not lower them (tiles left beyond a narrower scan are found by the next batch that writes
+ * there, which then stops the log on an immutable conflict: loud, never silent).
+ */
+export function recoverySpan(pipelineDepth: number, maxBatch: number): number {
+  return pipelineDepth * maxBatch;
+}
 
 const TEMP_FILE = /^\..+\.tmp$/;
 
@@ -34,21 +47,27 @@ async function removeFile(p: string, removed: string[], dirs: Set<string>): Prom
 }
 
 /**
- * Deletes every tile and bundle (full or partial) that extends beyond `treeSize`, and stale
- * temp files next to them. Returns the paths removed. Partial tiles of smaller widths stay:
- * they belong to earlier published checkpoints.
+ * Deletes every tile and bundle (full or partial) that extends beyond `treeSize` and that
+ * batches of at most `span` entries beyond it (recoverySpan) can have written, and stale temp
+ * files next to them. Returns the paths removed. Partial tiles of smaller widths stay: they
+ * belong to earlier published checkpoints.
  */
-export async function discardBeyond(tilesDir: string, treeSize: number): Promise<string[]> {
+export async function discardBeyond(tilesDir: string, treeSize: number, span: number): Promise<string[]> {
+  if (!(Number.isSafeInteger(span) && span >= 1)) throw new RangeError(`bad recovery span ${span}`);
   const removed: string[] = [];
   const touched = new Set<string>();
   const scanned = new Set<string>();
+  const end = treeSize + span;
   for (let level = ENTRIES_LEVEL; level <= MAX_LEVEL; level++) {
     const l = Math.max(level, 0);
-    // Nothing at this level could have been written by a batch starting at treeSize.
-    if (hashesAtLevel(l, treeSize + MAX_BATCH_ENTRIES) === 0) break;
+    // Nothing at this level could have been written by batches ending at or before `end`.
+    const upTo = hashesAtLevel(l, end);
+    if (upTo === 0) break;
     const count = hashesAtLevel(l, treeSize);
+    // From the tile holding the first hash beyond the commit point to the one holding the last
+    // hash such batches can have written.
     const first = Math.floor(count / TILE_WIDTH);
-    const last = Math.floor(hashesAtLevel(l, treeSize + MAX_BATCH_ENTRIES) / TILE_WIDTH);
+    const last = Math.floor((upTo - 1) / TILE_WIDTH);
     for (let index = first; index <= last; index++) {
       const full = path.join(tilesDir, formatTilePath({ level, index, width: TILE_WIDTH }));
       await removeFile(full, removed, touched);

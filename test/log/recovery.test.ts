@@ -12,7 +12,7 @@
  * how the commit point is stored. Only the lost and damaged commit point cases touch the
  * index file and the notes themselves.
  */
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -402,5 +402,50 @@ describe('Log.open repairs what a crash leaves', () => {
     expect(read(checkpointFile(paths))).toBe(cp7);
     expect((await audit(log)).treeSize).toBe(7);
     await log.close();
+  });
+});
+
+describe('the recovery scan reaches pipeline depth x batch entries beyond the commit point', () => {
+  // A crashed run had up to `pipelineDepth` batches of up to `maxBatch` entries in flight, each
+  // with its tiles written before its commit: recovery must look exactly that far.
+  it('deletes what a batch ending at commit point + depth x batch wrote, and nothing a longer span would', async () => {
+    await logWith(paths, 256);
+    const plant = (level: number, index: number, width: number) => {
+      const f = tileFile(paths, level, index, width);
+      mkdirSync(path.dirname(f), { recursive: true });
+      writeFileSync(f, Buffer.alloc(level === ENTRIES_LEVEL ? 100 : width * 32, 7));
+      return f;
+    };
+    // Depth 2 x batch 256 = 512 entries past the commit point (256): the last of them is entry
+    // 767, in bundle 2 and level-0 tile 2 (full at size 768), and level-1 tile 0 (width 3).
+    const within = [plant(ENTRIES_LEVEL, 2, TILE_WIDTH), plant(0, 2, TILE_WIDTH), plant(0, 1, TILE_WIDTH), plant(1, 0, 3), plant(1, 0, 2)];
+    // Entry 768 is one past that span: only a run with a longer one could have written it.
+    const beyond = [plant(ENTRIES_LEVEL, 3, 1), plant(0, 3, 1)];
+    const warned: object[] = [];
+    const logger: Logger = { info() {}, warn: (o) => warned.push(o), error() {} };
+    const log = await Log.open(paths, { pipelineDepth: 2, maxBatch: 256, logger });
+    expect(log.recoverySpan).toBe(512);
+    await log.close();
+    for (const f of within) expect(existsSync(f), `${f} should be deleted`).toBe(false);
+    for (const f of beyond) expect(existsSync(f), `${f} is beyond the span and stays`).toBe(true);
+    expect(warned).toContainEqual(expect.objectContaining({ treeSize: 256, removed: within.length }));
+    // Depth 3 reaches entry 1023: now they go too.
+    const log3 = await Log.open(paths, { pipelineDepth: 3, maxBatch: 256 });
+    expect(log3.recoverySpan).toBe(768);
+    for (const f of beyond) expect(existsSync(f), `${f} should be deleted`).toBe(false);
+    await log3.close();
+    // The widest settings: 2 batches of 65536, past the one batch of 65536 the scan used to
+    // stop at. Entries up to 256 + 131072 = 513 x 256: bundle 512 is the last one written.
+    const far = [plant(ENTRIES_LEVEL, 512, TILE_WIDTH), plant(0, 512, TILE_WIDTH)];
+    const farBeyond = [plant(ENTRIES_LEVEL, 513, 1)];
+    const wide = await Log.open(paths, { pipelineDepth: 2, maxBatch: 65536 });
+    expect(wide.recoverySpan).toBe(131072);
+    for (const f of far) expect(existsSync(f), `${f} should be deleted`).toBe(false);
+    for (const f of farBeyond) expect(existsSync(f), `${f} is beyond the span and stays`).toBe(true);
+    rmSync(farBeyond[0]!);
+    // The log goes on over the cleaned paths.
+    await Promise.all(wide.appendMany(entries(256, 600, 'next')));
+    expect((await audit(wide)).treeSize).toBe(856);
+    await wide.close();
   });
 });
