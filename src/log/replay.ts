@@ -40,9 +40,13 @@ export interface ReplayResult {
 /**
  * Replays every journal record, in order: those up to `committed`, then those beyond it
  * (adopted, see above). Every file each record implies is compared with the disk and rewritten durably where it differs;
- * the note of the last applied record is written to the private notes directory. Throws a
- * corrupt-state error when the records do not chain onto the tiles on disk, or do not match the
- * commit point.
+ * the note of the last applied record is written to the private notes directory.
+ *
+ * Refuses (a corrupt-state error, thrown before the offending record writes anything) when:
+ * the journal starts beyond the commit point; the tiles up to its first record are unreadable;
+ * a record does not start where the tree is; a record's note is not signed by this log; a record
+ * does not hash to its own checkpoint; the record ending at the commit point holds another
+ * checkpoint; a record spans the commit point (none ends there).
  */
 export async function replayJournal(p: {
   paths: LogPaths;
@@ -71,7 +75,6 @@ export async function replayJournal(p: {
   let repaired = 0;
   let applied = 0;
   let lastNote: string | null = null;
-  let atCommitPoint: string | null = null;
   for (const b of batches) {
     if (b.start !== edge.size) {
       throw new TlogError(ErrorCode.corrupt, `journal of ${paths.tenant}: a record starts at ${b.start} where the tree is at ${edge.size}`);
@@ -87,6 +90,13 @@ export async function replayJournal(p: {
     }
     if (cp.treeSize !== end || !equalHashes(cp.rootHash, ext.rootHash)) {
       throw new TlogError(ErrorCode.corrupt, `journal of ${paths.tenant}: the record at ${b.start} does not hash to its own checkpoint`);
+    }
+    // Checked before this record writes anything: a refusal leaves its files as they are.
+    if (committed && end === committed.treeSize && !equalHashes(sha256(Buffer.from(b.note, 'utf8')), committed.checkpointHash)) {
+      throw new TlogError(ErrorCode.corrupt, `journal of ${paths.tenant}: the record at the commit point (size ${committed.treeSize}) holds another checkpoint`);
+    }
+    if (committed && b.start < committed.treeSize && end > committed.treeSize) {
+      throw new TlogError(ErrorCode.corrupt, `journal of ${paths.tenant}: no record ends at the commit point (size ${committed.treeSize})`);
     }
     const noteBytes = Buffer.from(b.note, 'utf8');
     const wanted: FileWrite[] = [
@@ -110,13 +120,6 @@ export async function replayJournal(p: {
     repaired += writes.length;
     applied++;
     lastNote = b.note;
-    if (end === committed?.treeSize) atCommitPoint = b.note;
-  }
-  if (committed && atCommitPoint !== null && !equalHashes(sha256(Buffer.from(atCommitPoint, 'utf8')), committed.checkpointHash)) {
-    throw new TlogError(ErrorCode.corrupt, `journal of ${paths.tenant}: the record at the commit point (size ${committed.treeSize}) holds another checkpoint`);
-  }
-  if (committed && edge.size > committed.treeSize && atCommitPoint === null && first < committed.treeSize) {
-    throw new TlogError(ErrorCode.corrupt, `journal of ${paths.tenant}: no record ends at the commit point (size ${committed.treeSize})`);
   }
   if (lastNote !== null) {
     await writer.write([{ path: notePath(paths.stateDir, edge.size), data: Buffer.from(lastNote, 'utf8'), kind: 'replace', mode: 0o600 }]);

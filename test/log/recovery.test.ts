@@ -24,6 +24,14 @@ import { Log, historyPath, type Logger } from '../../src/log/log.js';
 import { indexPath } from '../../src/log/state.js';
 import { logPaths, type DataRoots, type LogPaths } from '../../src/log/paths.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath } from '../../src/tiles/layout.js';
+import { leafHash } from '../../src/merkle/hash.js';
+import { Edge } from '../../src/log/edge.js';
+import { formatBatchRecord } from '../../src/log/journal-record.js';
+import { loadLogKeys } from '../../src/log/keys.js';
+import { journalDir } from '../../src/log/replay.js';
+import { TileReader } from '../../src/log/tile-reader.js';
+import { signTree } from '../../src/log/types.js';
+import { frameRecord } from '../../src/storage/journal.js';
 
 const ORIGIN = 'example.com/recovery-test';
 const TENANT = 'rec';
@@ -149,6 +157,21 @@ describe('Log.open refuses a published state that disagrees with the commit poin
     const log = await Log.open(paths);
     expect(log.treeSize).toBe(5);
     expect((await audit(log)).treeSize).toBe(5);
+    await log.close();
+  });
+
+  it('refuses a published checkpoint ahead of the commit point by exactly one entry', async () => {
+    await logWith(paths, 3);
+    const state3 = saveState(paths);
+    await appendTo(paths, 1);
+    restoreState(paths, state3);
+    const before = snapshot(dir);
+    await expectRefusal(paths, /published checkpoint \(size 4\) is ahead of the commit point \(size 3\): refusing to start/);
+    expect(snapshot(dir)).toEqual(before);
+    // At the commit point itself (one entry fewer) the same log starts.
+    writeFileSync(checkpointFile(paths), read(historyPath(paths.historyDir, 3)));
+    const log = await Log.open(paths);
+    expect(log.treeSize).toBe(3);
     await log.close();
   });
 
@@ -447,5 +470,115 @@ describe('the recovery scan reaches pipeline depth x batch entries beyond the co
     await Promise.all(wide.appendMany(entries(256, 600, 'next')));
     expect((await audit(wide)).treeSize).toBe(856);
     await wide.close();
+  });
+});
+
+describe('Log.open refuses a journal that does not fit the tiles or the commit point (replay.ts)', () => {
+  // A log of 5 entries committed in two batches (3, then 2), closed cleanly: its journal is
+  // empty and the partial tiles of sizes 3 and 5 are on disk. Each test then writes a journal
+  // segment as a crash would have left it, with records made from the log's own keys, and
+  // checks the refusal at its exact boundary: the record one step off is refused and changes
+  // nothing; the record just right is replayed.
+  beforeEach(async () => {
+    await logWith(paths, 3);
+    await appendTo(paths, 2);
+  });
+
+  /** A journal record of `batch` at `start`, signed by the keys in `keysOf` (this log's by default). */
+  async function record(start: number, batch: Buffer[], opts: { note?: string; keysOf?: LogPaths } = {}): Promise<Uint8Array> {
+    let note = opts.note;
+    if (note === undefined) {
+      const root = Edge.load(new TileReader(paths.tilesDir), start).extend(batch, batch.map((e) => leafHash(e))).rootHash;
+      note = signTree(ORIGIN, start + batch.length, root, await loadLogKeys((opts.keysOf ?? paths).stateDir, ORIGIN));
+    }
+    return formatBatchRecord(start, batch.map((entry) => ({ entry })), note);
+  }
+
+  /** Replaces the journal with one segment holding these records, as a crashed writer leaves it. */
+  function writeJournal(records: Uint8Array[]): void {
+    rmSync(journalDir(paths), { recursive: true, force: true });
+    mkdirSync(journalDir(paths), { recursive: true });
+    writeFileSync(path.join(journalDir(paths), '0'), Buffer.concat(records.map((r) => frameRecord(r))));
+  }
+
+  /** Log.open refuses with `message` and leaves every file as it was. */
+  async function refusesUntouched(message: RegExp): Promise<void> {
+    const before = snapshot(dir);
+    await expectRefusal(paths, message);
+    expect(snapshot(dir)).toEqual(before);
+  }
+
+  const note5 = () => read(notePath(paths.stateDir, 5));
+  const ours = (from: number, n: number) => entries(from, n);
+
+  it('refuses a journal that starts beyond the commit point; one starting at it is adopted', async () => {
+    writeJournal([await record(6, entries(6, 1, 'x'), { note: note5() })]);
+    await refusesUntouched(/journal of rec starts at 6, beyond the commit point \(size 5\)/);
+    writeJournal([await record(5, entries(5, 1, 'x'))]);
+    const log = await Log.open(paths);
+    expect(log.treeSize).toBe(6);
+    expect((await audit(log)).treeSize).toBe(6);
+    await log.close();
+  });
+
+  it('refuses a journal whose first record starts where the tiles are unreadable; with them it replays', async () => {
+    writeJournal([await record(3, ours(3, 2), { note: note5() })]);
+    const tile3 = tileFile(paths, 0, 0, 3);
+    const saved = readFileSync(tile3);
+    rmSync(tile3);
+    await refusesUntouched(/journal of rec starts at 3, but the tiles up to there are unreadable/);
+    writeFileSync(tile3, saved);
+    const log = await Log.open(paths);
+    expect(log.treeSize).toBe(5);
+    await log.close();
+  });
+
+  it('refuses a record that does not start where the tree is (a gap, an overlap); the next size chains', async () => {
+    const first = await record(3, ours(3, 2), { note: note5() });
+    writeJournal([first, await record(6, entries(6, 1, 'x'), { note: note5() })]);
+    await refusesUntouched(/journal of rec: a record starts at 6 where the tree is at 5/);
+    writeJournal([first, await record(4, entries(4, 2, 'x'), { note: note5() })]);
+    await refusesUntouched(/journal of rec: a record starts at 4 where the tree is at 5/);
+    writeJournal([first, await record(5, entries(5, 1, 'x'))]);
+    const log = await Log.open(paths);
+    expect(log.treeSize).toBe(6);
+    await log.close();
+  });
+
+  it("refuses a record whose note is signed by another log's keys; its own keys' note is adopted", async () => {
+    const other = logPaths(rootsIn(path.join(dir, 'other')), TENANT);
+    await logWith(other, 0);
+    writeJournal([await record(5, entries(5, 1, 'x'), { keysOf: other })]);
+    await refusesUntouched(/journal of rec: the note of the record at 5 is not this log's/);
+    writeJournal([await record(5, entries(5, 1, 'x'))]);
+    const log = await Log.open(paths);
+    expect(log.treeSize).toBe(6);
+    await log.close();
+  });
+
+  it('refuses a record whose entries do not hash to its own checkpoint', async () => {
+    // The right note for entries 3 and 4, with entry 4 changed.
+    writeJournal([await record(3, [...ours(3, 1), Buffer.from('not e-4')], { note: note5() })]);
+    await refusesUntouched(/journal of rec: the record at 3 does not hash to its own checkpoint/);
+  });
+
+  it('refuses a record ending at the commit point with another checkpoint, before writing its tiles', async () => {
+    // Other entries at 3 and 4, signed by this log: a checkpoint of size 5 that was never committed.
+    writeJournal([await record(3, entries(3, 2, 'x'))]);
+    await refusesUntouched(/journal of rec: the record at the commit point \(size 5\) holds another checkpoint/);
+    writeJournal([await record(3, ours(3, 2), { note: note5() })]);
+    const log = await Log.open(paths);
+    expect(log.treeSize).toBe(5);
+    await log.close();
+  });
+
+  it('refuses a record spanning the commit point (none ends there); ending at it and going on is adopted', async () => {
+    writeJournal([await record(3, [...ours(3, 2), ...entries(5, 2, 'x')])]);
+    await refusesUntouched(/journal of rec: no record ends at the commit point \(size 5\)/);
+    writeJournal([await record(3, ours(3, 2), { note: note5() }), await record(5, entries(5, 2, 'x'))]);
+    const log = await Log.open(paths);
+    expect(log.treeSize).toBe(7);
+    expect((await audit(log)).treeSize).toBe(7);
+    await log.close();
   });
 });
