@@ -30,6 +30,11 @@ export const ErrorCode = {
   locked: 'locked',
   /** An I/O call failed. */
   io: 'io_error',
+  /**
+   * The disk (or the quota) holding the log has no room: writes are refused until space
+   * returns, then go on by themselves (HTTP 503 with Retry-After). See isDiskFull().
+   */
+  diskFull: 'disk_full',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -46,8 +51,28 @@ export function isTlogError(e: unknown, code?: ErrorCode): e is TlogError {
   return e instanceof TlogError && (code === undefined || e.code === code);
 }
 
-/** Wraps a Node fs error with the operation and the path it touched. */
+/** errno codes that mean "no room to write": they pass once space is freed, nothing is wrong with the data. */
+const NO_ROOM = new Set(['ENOSPC', 'EDQUOT']);
+
+/**
+ * The errno code (ENOSPC, EDQUOT) when `e`, or an error it wraps, is a write that failed for
+ * want of space; null otherwise.
+ */
+export function diskFullErrno(e: unknown): string | null {
+  for (let cur = e, depth = 0; cur && depth < 8; cur = (cur as { cause?: unknown }).cause, depth++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string' && NO_ROOM.has(code)) return code;
+  }
+  return null;
+}
+
+/** Whether `e` is (or wraps) a write refused for want of space. */
+export function isDiskFull(e: unknown): boolean {
+  return isTlogError(e, ErrorCode.diskFull) || diskFullErrno(e) !== null;
+}
+
+/** Wraps a Node fs error with the operation and the path it touched (code disk_full for ENOSPC, EDQUOT). */
 export function ioError(op: string, path: string, e: unknown): TlogError {
   const errno = (e as NodeJS.ErrnoException)?.code ?? String(e);
-  return new TlogError(ErrorCode.io, `${op} ${path}: ${errno}`, { cause: e });
+  return new TlogError(NO_ROOM.has(errno) ? ErrorCode.diskFull : ErrorCode.io, `${op} ${path}: ${errno}`, { cause: e });
 }

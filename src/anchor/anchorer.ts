@@ -342,7 +342,7 @@ export class Anchorer {
       );
       return this.record(done);
     } catch (e) {
-      if (isTlogError(e) && (e.code === ErrorCode.io || e.code === ErrorCode.immutableConflict || e.code === ErrorCode.corrupt)) {
+      if (isTlogError(e) && (e.code === ErrorCode.io || e.code === ErrorCode.diskFull || e.code === ErrorCode.immutableConflict || e.code === ErrorCode.corrupt)) {
         // Our own disk or state is at fault, not Rekor: say so loudly, leave the job as it was.
         throw e;
       }

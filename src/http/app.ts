@@ -80,16 +80,21 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
     if (opts.stopping?.()) c.header('Connection', 'close');
   });
 
+  // 200 "ok" when every tenant can take appends; 503 "degraded" when one cannot (its log stopped,
+  // or its disk is full), with the reason under that tenant. Reads still work either way.
   app.get('/healthz', (c) => {
     const now = Date.now();
+    let degraded = false;
     const per = Object.fromEntries(
-      tenants.all().map((t) => [
-        t.name,
-        { treeSize: t.log.treeSize, pending: t.log.pendingCount, lastIntegrationAgeSeconds: (now - t.log.lastIntegrationAt) / 1000 },
-      ]),
+      tenants.all().map((t) => {
+        const cannotWrite = t.log.cannotWrite;
+        if (cannotWrite) degraded = true;
+        const health = { treeSize: t.log.treeSize, pending: t.log.pendingCount, lastIntegrationAgeSeconds: (now - t.log.lastIntegrationAt) / 1000, writable: !cannotWrite };
+        return [t.name, cannotWrite ? { ...health, cannotWrite } : health];
+      }),
     );
     c.header('Cache-Control', 'no-store');
-    return c.json({ status: 'ok', tenants: per });
+    return c.json({ status: degraded ? 'degraded' : 'ok', tenants: per }, degraded ? 503 : 200);
   });
 
   app.get('/metrics', async (c) => {

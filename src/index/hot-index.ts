@@ -50,10 +50,12 @@ import {
 import {
   encodeLiveRecord,
   encodeStateRecord,
+  fileSizeFor,
   HASH_SIZE,
   LIVE_RECORD_OFFSET,
   MAX_BUCKET_COUNT,
   sameBytes,
+  SLOTS_PER_BUCKET,
   STATE_OFFSET,
   STATE_SIZE,
   TABLE_OFFSET,
@@ -100,6 +102,21 @@ export interface IndexCheck {
 const DEFAULT_INITIAL_CAPACITY = 100_000;
 const DEFAULT_MAX_LOAD = 0.7;
 const DEFAULT_CHECKPOINT_EVERY = 1 << 20;
+/** The fewest entries a new file is sized for (a few dozen KiB). */
+const MIN_INITIAL_CAPACITY = 1024;
+
+/**
+ * The initial capacity for a new index on a filesystem with `free` bytes: the default (100,000
+ * entries, an 8 MiB file) when the file takes at most a 32nd of them, else the largest capacity
+ * whose file does (at least MIN_INITIAL_CAPACITY). A small disk (20 MiB) then gets a file of a
+ * few hundred KiB that grows with the log, instead of 8 MiB up front.
+ */
+export function initialCapacityFor(free: number, maxLoad = DEFAULT_MAX_LOAD): number {
+  let buckets = bucketsFor(DEFAULT_INITIAL_CAPACITY, maxLoad);
+  while (buckets > 1 && fileSizeFor(buckets) > free / 32) buckets /= 2;
+  const capacity = Math.floor(buckets * SLOTS_PER_BUCKET * maxLoad);
+  return Math.max(MIN_INITIAL_CAPACITY, Math.min(DEFAULT_INITIAL_CAPACITY, capacity));
+}
 
 export class HotIndex {
   readonly path: string;
@@ -225,6 +242,18 @@ export class HotIndex {
   get capacity(): number {
     return this.#table.capacity;
   }
+  /**
+   * Bytes of the new file that inserting `n` more distinct leaves would build (growth makes a
+   * doubled file beside the current one), or 0 when they fit: the room an insert needs on disk.
+   */
+  bytesToInsert(n: number): number {
+    let buckets = this.#table.bucketCount;
+    const fits = (b: number) => this.#entryCount + n <= Math.floor(b * SLOTS_PER_BUCKET * this.#maxLoad);
+    if (fits(buckets)) return 0;
+    while (!fits(buckets) && buckets < MAX_BUCKET_COUNT) buckets *= 2;
+    return fileSizeFor(buckets);
+  }
+
   /** Unix epoch ms at which this index was first initialised (kept across growth). */
   get createdAtMs(): number {
     return this.#createdAtMs;

@@ -61,6 +61,13 @@ export class Edge {
     return this.tree.size;
   }
 
+  /** Bytes of the partial bundle (entries with their length prefixes), rewritten by the next batch. */
+  get bundleBytes(): number {
+    let n = 0;
+    for (const e of this.bundle) n += 2 + e.length;
+    return n;
+  }
+
   root(): Uint8Array {
     return this.tree.root();
   }

@@ -17,13 +17,14 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { TlogError, ErrorCode, isTlogError } from '../errors.js';
+import { TlogError, ErrorCode, diskFullErrno, isDiskFull, isTlogError } from '../errors.js';
 import { EMPTY_ROOT, equalHashes, leafHash } from '../merkle/hash.js';
 import { inclusionProof as buildInclusionProof, ProofMemo } from '../merkle/proof.js';
 import { checkKeyName, openNote, parseNote } from '../note/note.js';
 import { DurableWriter, readIfExists, writeFileDurably, type FileWrite } from '../storage/durable.js';
 import { sharedFileWorker } from '../storage/file-worker.js';
-import { Journal, JournalTornError, readJournal } from '../storage/journal.js';
+import { Journal, readJournal } from '../storage/journal.js';
+import { DiskSpace, formatBytes } from '../storage/space.js';
 import { checkEntrySize } from '../tiles/bundle.js';
 import { formatTilePath, type TileCoord } from '../tiles/layout.js';
 import { nodeReaderOver } from '../tiles/tree.js';
@@ -37,6 +38,7 @@ import { catchUpIndex, indexPath, leafHashesFromTiles, openIndexFile, openState,
 import { createLogKeys, loadLogKeys, type LogKeys } from './keys.js';
 import type { LogPaths } from './paths.js';
 import { discardBeyond, MAX_BATCH_ENTRIES, recoverySpan } from './recovery.js';
+import { batchBytes, RESERVE_SLACK, stopsTheLog } from './disk-space.js';
 import { TileReader } from './tile-reader.js';
 import { TreeReads } from './reads.js';
 import { CHECKPOINT_FILE, Publisher } from './publisher.js';
@@ -117,6 +119,18 @@ export class Log {
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly flushIntervalMs: number;
   private readonly pipelineDepth: number;
+  /** The filesystems the log writes to (null: no free-space checks). */
+  private readonly space: DiskSpace | null;
+  /**
+   * Why appends are refused for want of space, while they are: `held` when a batch past its
+   * signature waits to write (cleared when its write succeeds), else a shortage found by statfs
+   * or a batch refused by ENOSPC (cleared once statfs shows room again). See disk-space.ts.
+   */
+  private blocked: { reason: string; held: boolean } | null = null;
+  /** Bytes of the entries queued and not yet taken into a batch. */
+  private queuedBytes = 0;
+  /** Free bytes at the last statfs (admission reads the disk only when it was short). */
+  private lastFree = Number.POSITIVE_INFINITY;
 
   private constructor(
     readonly paths: LogPaths,
@@ -151,6 +165,8 @@ export class Log {
     // Three: one batch committing, one signing, one being hashed and written (measured ~10%
     // more appends/s than two at 64 and 256 connections; bench/http.ts).
     this.pipelineDepth = Number.isInteger(depth) && depth >= 1 && depth <= 16 ? depth : 3;
+    this.space =
+      this.readOnly || opts.checkFreeSpace === false ? null : new DiskSpace({ tiles: paths.tilesDir, checkpoints: paths.historyDir, state: paths.stateDir });
   }
 
   /**
@@ -398,6 +414,7 @@ export class Log {
     if (this.pendingCount + entries.length > this.maxPending) {
       throw new TlogError(ErrorCode.unavailable, `log ${this.paths.tenant} has ${this.pendingCount} entries pending: try again shortly`);
     }
+    this.admitBySpace(entries);
     const out = entries.map((entry) => {
       const h = leafHash(entry);
       let key = '';
@@ -418,6 +435,7 @@ export class Log {
       const p: Pending = { entry: Uint8Array.from(entry), leafHash: h, key, promise, resolve, reject };
       if (key) this.inflight.set(key, p);
       this.pending.push(p);
+      this.queuedBytes += p.entry.length;
       return promise;
     });
     this.kick();
@@ -462,6 +480,18 @@ export class Log {
     const inFlight: Promise<void>[] = [];
     while (this.pending.length > 0 && !this.fatal && !this.broken) {
       const batch = this.pending.splice(0, this.maxBatch);
+      let payload = 0;
+      for (const p of batch) payload += p.entry.length;
+      this.queuedBytes -= payload;
+      // A batch starts only when its bytes and the reserve are free: it never meets a full
+      // disk half-way (disk-space.ts). Nothing is written or signed for a refused batch.
+      const room = this.roomFor(batch.length, payload);
+      if (room.refusal) {
+        this.block(room.refusal, false);
+        this.failBatch(batch, this.diskFullError(room.refusal));
+        continue;
+      }
+      const release = this.space?.claim(room.need) ?? (() => {});
       this.inFlightEntries += batch.length;
       let prepared: PreparedBatch;
       try {
@@ -469,11 +499,13 @@ export class Log {
       } catch (e) {
         this.broken = true;
         this.inFlightEntries -= batch.length;
+        release();
         this.failBatch(batch, e);
         break;
       }
       const finished: Promise<void> = this.finish(prepared, previous).finally(() => {
         this.inFlightEntries -= batch.length;
+        release();
       });
       inFlight.push(finished);
       previous = finished;
@@ -521,8 +553,10 @@ export class Log {
       if (this.broken || this.fatal) throw new TlogError(ErrorCode.unavailable, `batch at ${b.start} abandoned: an earlier batch failed`);
       // The batch becomes durable here, in one record: its entries and signed note. Records
       // are appended in batch order (after the previous batch committed), so they chain.
+      // From here on the batch is signed: a full disk makes it wait, never fail (disk-space.ts).
       const j0 = performance.now();
-      await this.journal!.append(formatBatchRecord(b.start, b.batch, b.note), b.end);
+      const record = formatBatchRecord(b.start, b.batch, b.note);
+      await this.untilWritten('the journal record', () => this.journal!.append(record, b.end));
       b.writeSeconds += (performance.now() - j0) / 1000;
       journaled = true;
       const cp = commitPointOf(b.note);
@@ -532,12 +566,12 @@ export class Log {
       const commitSeconds = (performance.now() - c0) / 1000;
       committed = true;
       this.committed = cp;
-      await this.publisher.committed(cp);
+      await this.untilWritten('the checkpoint and its history copy', () => this.publisher.committed(cp));
       this.answered = cp;
       // Indexed only once answerable: until then a repeat of one of these entries finds it in
       // flight and shares its answer, and a lookup never finds an index beyond the checkpoint
-      // duplicates are answered with.
-      this.indexBatch(b);
+      // duplicates are answered with. (Inserting again after a failed growth is idempotent.)
+      await this.untilWritten('the index', () => this.indexBatch(b));
       // Proofs are built when a caller reads them (an append-batch answer without proofs never
       // does), sharing the batch's tiles and the work common to one tree size.
       const memo = new ProofMemo();
@@ -568,14 +602,23 @@ export class Log {
       for (const t of b.ext.completed.values()) this.reader.cache.put(t);
       this.scheduleFlush();
     } catch (e) {
-      this.failBatch(b.batch, e);
-      if (committed || journaled || e instanceof JournalTornError || isTlogError(e, ErrorCode.immutableConflict)) {
+      if (stopsTheLog(e, committed || journaled || this.journal!.mustRepeat)) {
         // Past the commit point, with a journal record that may count, or an immutable file
         // with other bytes: this process cannot continue safely. Stop loudly; a restart
         // recovers from the journal and the commit point.
+        this.failBatch(b.batch, e);
         const err = this.batchError(b.start, e);
-        this.fatal ??= new TlogError(err.code, `log ${this.paths.tenant} stopped: ${err.message}`, { cause: err });
+        this.fatal ??= new TlogError(err.code === ErrorCode.diskFull ? ErrorCode.io : err.code, `log ${this.paths.tenant} stopped: ${err.message}`, { cause: err });
         this.logger.error({ tenant: this.paths.tenant, err: err.message }, 'log stopped');
+      } else if (isDiskFull(e)) {
+        // Refused before its signature counted: nothing of it stays (recovery deletes its files).
+        const reason = `disk full (${diskFullErrno(e) ?? 'ENOSPC'}) writing a batch`;
+        this.logger.warn({ tenant: this.paths.tenant, err: (e as Error).message }, 'batch refused: disk full');
+        this.block(reason, false);
+        this.failBatch(b.batch, this.diskFullError(reason, e));
+      } else {
+        // Abandoned behind a failed batch: tell its callers why, when the disk was the reason.
+        this.failBatch(b.batch, this.blocked ? this.diskFullError(this.blocked.reason, e) : e);
       }
       this.broken = true;
     }
@@ -583,6 +626,102 @@ export class Log {
 
   private batchError(start: number, e: unknown): TlogError {
     return isTlogError(e) ? e : new TlogError(ErrorCode.io, `integrate batch at ${start}: ${(e as Error).message}`, { cause: e });
+  }
+
+  /** The error appends get while the log cannot write for want of space (HTTP 503 disk_full). */
+  private diskFullError(reason: string, cause?: unknown): TlogError {
+    return new TlogError(ErrorCode.diskFull, `log ${this.paths.tenant} cannot write: ${reason}; try again later`, { cause });
+  }
+
+  private block(reason: string, held: boolean): void {
+    if (this.blocked?.reason !== reason) this.logger.warn({ tenant: this.paths.tenant, reason }, 'log cannot write');
+    this.blocked = { reason, held };
+  }
+
+  private unblock(): void {
+    if (!this.blocked) return;
+    this.logger.info({ tenant: this.paths.tenant, was: this.blocked.reason }, 'log writes again');
+    this.blocked = null;
+  }
+
+  /** Bytes kept free beyond a batch's own: the next journal segment, the index's next growth, slack. */
+  private reserveBytes(entries: number): number {
+    return (this.journal?.nextSegmentBytes ?? 0) + this.index.bytesToInsert(entries) + RESERVE_SLACK;
+  }
+
+  /**
+   * Whether `entries` more entries of `payload` bytes fit on the disk now, with the reserve
+   * (one statfs per filesystem): the bytes they need, and why not when they do not.
+   */
+  private roomFor(entries: number, payload: number): { need: number; refusal: string | null } {
+    if (!this.space) return { need: 0, refusal: null };
+    const need = batchBytes(this.edge.size, entries, payload, this.edge.bundleBytes);
+    const reserve = this.reserveBytes(entries);
+    const { free, where } = this.space.read();
+    this.lastFree = free;
+    if (free >= need + reserve) return { need, refusal: null };
+    return {
+      need,
+      refusal: `disk full: ${formatBytes(free)} free for the log's ${where}, ${formatBytes(need + reserve)} needed (${formatBytes(reserve)} of it kept in reserve)`,
+    };
+  }
+
+  /**
+   * Refuses appends (disk_full) while a batch waits for room, or while the disk lacks room for
+   * what is queued plus these entries and the reserve. Reads the disk only when it was short
+   * at the last reading (or the log is blocked): a roomy disk costs no statfs per append.
+   */
+  private admitBySpace(entries: readonly Uint8Array[]): void {
+    if (this.blocked?.held) throw this.diskFullError(this.blocked.reason);
+    if (!this.space) {
+      // No free-space checks: the next batch finds out by trying.
+      this.unblock();
+      return;
+    }
+    let payload = 0;
+    for (const e of entries) payload += e.length;
+    const short = this.lastFree < TIGHT_BYTES + 4 * (this.queuedBytes + payload + this.reserveBytes(0));
+    if (!this.blocked && !short) return;
+    const room = this.roomFor(this.pending.length + entries.length, this.queuedBytes + payload);
+    if (room.refusal) {
+      this.block(room.refusal, false);
+      throw this.diskFullError(room.refusal);
+    }
+    this.unblock();
+  }
+
+  /**
+   * Runs a write of a signed batch until it succeeds: a write refused for want of space is
+   * retried (with a growing pause, up to 2 s) while appends are refused; anything else, or the
+   * log closing, throws. Each write retried here is idempotent.
+   */
+  private async untilWritten<T>(what: string, write: () => Promise<T> | T): Promise<T> {
+    for (let pause = 10; ; pause = Math.min(pause * 2, 2000)) {
+      try {
+        const r = await write();
+        if (this.blocked?.held) this.unblock();
+        return r;
+      } catch (e) {
+        if (!isDiskFull(e) || this.closed) throw e;
+        this.block(`disk full (${diskFullErrno(e) ?? 'ENOSPC'}) writing ${what}: a signed batch waits for room`, true);
+        await new Promise((r) => setTimeout(r, pause));
+      }
+    }
+  }
+
+  /**
+   * Why this log cannot take appends now, or null when it can: it stopped, or it has no room
+   * (with the reason). A shortage is read again from the disk, so this clears by itself once
+   * space is back.
+   */
+  get cannotWrite(): string | null {
+    // Not the stop's own message: healthz is public, and that one may name the server's paths.
+    if (this.fatal) return `log stopped (${this.fatal.code}): a restart recovers it; the server's log says why`;
+    if (this.readOnly || this.closed || !this.space || this.blocked?.held) return this.blocked?.reason ?? null;
+    const room = this.roomFor(this.pending.length + 1, this.queuedBytes);
+    if (room.refusal) this.block(room.refusal, false);
+    else this.unblock();
+    return this.blocked?.reason ?? null;
   }
 
   private failBatch(batch: Pending[], e: unknown): void {
@@ -668,16 +807,23 @@ export class Log {
     while (this.integrating) await this.integrating;
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
-    if (this.journal) {
-      await this.flush();
-      // Everything is durable in its own files: no segment is needed any more.
-      if (!this.fatal) await this.journal.release(this.answered.treeSize, true);
-      await this.journal.close();
-    }
-    // Syncs the dedup table and releases the writer lock.
-    if (!this.indexClosed) {
-      this.indexClosed = true;
-      this.index.close();
+    try {
+      if (this.journal) {
+        try {
+          await this.flush();
+          // Everything is durable in its own files: no segment is needed any more.
+          if (!this.fatal) await this.journal.release(this.answered.treeSize, true);
+        } finally {
+          // A flush that failed (a full disk) leaves the journal to redo the batches on open.
+          await this.journal.close();
+        }
+      }
+    } finally {
+      // Syncs the dedup table and releases the writer lock.
+      if (!this.indexClosed) {
+        this.indexClosed = true;
+        this.index.close();
+      }
     }
   }
 
@@ -722,6 +868,9 @@ export class Log {
 }
 
 type StateOpts = Parameters<typeof openIndexFile>[1];
+
+/** Below this many free bytes (plus what is queued), every append reads the disk's free space. */
+const TIGHT_BYTES = 64 << 20;
 
 /** Checkpoints are signed off the main thread unless a caller asks for inline signing. */
 function offloadOf(opts: LogOptions) {

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { TlogError, ErrorCode } from '../errors.js';
-import { IndexError, openIndex, rebuild, type CommitPoint as IndexCommitPoint, type HotIndex } from '../index/index.js';
+import { IndexError, initialCapacityFor, openIndex, rebuild, type CommitPoint as IndexCommitPoint, type HotIndex } from '../index/index.js';
 import { equalHashes, leafHash } from '../merkle/hash.js';
 import { openNote, type NoteVerifier } from '../note/note.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, changedTiles } from '../tiles/layout.js';
@@ -15,6 +15,7 @@ import type { Logger } from './log.js';
 import type { LogPaths } from './paths.js';
 import { TileReader } from './tile-reader.js';
 import { readIfExists } from '../storage/durable.js';
+import { freeBytes } from '../storage/space.js';
 
 export const INDEX_FILE = 'index.idx';
 
@@ -44,7 +45,8 @@ export function openIndexFile(paths: LogPaths, opts: StateOptions, create: boole
     return openIndex(indexPath(paths), {
       mode: opts.readOnly ? 'readOnly' : 'writer',
       create,
-      initialCapacity: opts.indexCapacity,
+      // A new file is sized to the disk it is on (a small disk gets a small file that grows).
+      initialCapacity: opts.indexCapacity ?? (create ? initialCapacityFor(freeBytes(paths.stateDir)) : undefined),
       backend: opts.backend,
       // The table is synced every 4M leaves and on close; after a crash the engine replays the
       // rest from the bundles, so syncing more often would only stall the sequencer.

@@ -57,6 +57,11 @@ export interface LogOptions {
   readonly flushIntervalMs?: number;
   /** Keep every copy of a repeated entry instead of answering with the first one's index. */
   readonly allowDuplicates?: boolean;
+  /**
+   * Refuse appends (disk_full) when the disk lacks room for them plus a reserve (default true).
+   * Tests turn it off to meet a real ENOSPC half-way through a batch.
+   */
+  readonly checkFreeSpace?: boolean;
   /** Open for reading only: no lock, no recovery writes, appends refused. */
   readonly readOnly?: boolean;
   /** Entries a new hot index is sized for before its first growth. */

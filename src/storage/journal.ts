@@ -28,12 +28,26 @@ import path from 'node:path';
 import { TlogError, ErrorCode, ioError } from '../errors.js';
 import { equalHashes, sha256 } from '../merkle/hash.js';
 import { syncDir } from './durable.js';
+import { freeBytes } from './space.js';
 
 const MAGIC = Buffer.from('tlj1', 'latin1');
 const HEADER = 8;
 const TRAILER = 32;
-/** The size segments are created with. A record bigger than what is left grows the segment. */
+/** The most bytes a segment is created with. A record bigger than a segment gets one of its own size. */
 export const SEGMENT_BYTES = 16 << 20;
+/** The fewest: below this a segment would hold too few records to be worth its fdatasync. */
+export const MIN_SEGMENT_BYTES = 64 << 10;
+
+/**
+ * The size of a new segment on a filesystem with `free` bytes: at most a 32nd of them (a power
+ * of two between MIN_SEGMENT_BYTES and SEGMENT_BYTES), so that a small disk (20 MiB) keeps
+ * most of its room for the log's files instead of two preallocated 16 MiB segments.
+ */
+export function segmentBytesFor(free: number): number {
+  let bytes = SEGMENT_BYTES;
+  while (bytes > MIN_SEGMENT_BYTES && bytes > free / 32) bytes /= 2;
+  return bytes;
+}
 const SEGMENT_NAME = /^(0|[1-9][0-9]{0,15})$/;
 
 /**
@@ -54,7 +68,7 @@ export interface JournalRecord {
 }
 
 export interface JournalOptions {
-  /** Bytes of a new segment (tests make it small to exercise rotation). */
+  /** Bytes of a new segment (tests make it small to exercise rotation); by default sized to the free space (segmentBytesFor). */
   readonly segmentBytes?: number;
   /** Test hook: called before each record is written; throwing simulates a failing disk. */
   readonly beforeAppend?: () => void;
@@ -131,14 +145,41 @@ export class Journal {
   private tail: Promise<void> = Promise.resolve();
   private broken = false;
   private closed = false;
-  private readonly segmentBytes: number;
+  /**
+   * A record whose write failed for want of space (ENOSPC, EDQUOT): some of it may be in the
+   * file. The next append must be this very record, written again at the same offset (which
+   * makes the file whole whatever the failed write left); anything else breaks the journal.
+   */
+  private unfinished: Buffer | null = null;
+  /** The size of the last segment made or planned (what the next one will roughly need). */
+  private plannedBytes: number;
 
   private constructor(
     readonly dir: string,
     private nextSeq: number,
     private readonly opts: JournalOptions,
   ) {
-    this.segmentBytes = opts.segmentBytes ?? SEGMENT_BYTES;
+    this.plannedBytes = this.newSegmentBytes();
+  }
+
+  /** The size of a segment made now: the option, or what the free space allows. */
+  private newSegmentBytes(): number {
+    if (this.opts.segmentBytes !== undefined) return this.opts.segmentBytes;
+    try {
+      return segmentBytesFor(freeBytes(this.dir));
+    } catch {
+      return SEGMENT_BYTES;
+    }
+  }
+
+  /** Bytes the next segment will take (the owner keeps them free: see log.ts's reserve). */
+  get nextSegmentBytes(): number {
+    return this.plannedBytes;
+  }
+
+  /** Whether the last append failed for want of space and must be repeated before any other. */
+  get mustRepeat(): boolean {
+    return this.unfinished !== null;
   }
 
   /**
@@ -179,14 +220,17 @@ export class Journal {
 
   private prepareSpare(): void {
     if (this.spare || this.closed) return;
-    this.spare = this.createSegment(this.segmentBytes).catch(() => null);
+    this.plannedBytes = this.newSegmentBytes();
+    this.spare = this.createSegment(this.plannedBytes).catch(() => null);
   }
 
   /**
    * Appends a record; durable when the promise resolves. `mark` is remembered with the segment
    * (release() compares it). Appends run one at a time in call order. A failure while starting
-   * a segment writes nothing (retry is fine); a failure writing the record throws a
-   * JournalTornError and every later append fails: the owner must stop.
+   * a segment writes nothing (retry is fine). A failure writing the record for want of space
+   * (a disk_full error) leaves it unfinished: the owner must append the same record again (once
+   * there is room) or stop. Any other failure writing the record throws a JournalTornError and
+   * every later append fails: the owner must stop.
    */
   append(payload: Uint8Array, mark: number): Promise<void> {
     const run = this.tail.then(() => this.doAppend(payload, mark));
@@ -198,7 +242,13 @@ export class Journal {
     if (this.closed) throw new TlogError(ErrorCode.unavailable, `journal ${this.dir} is closed`);
     const record = frameRecord(payload);
     if (this.broken) throw new TlogError(ErrorCode.io, `journal ${this.dir} stopped after a failed append`);
-    if (!this.current || (this.current.offset > 0 && this.current.offset + record.length > this.current.size)) {
+    if (this.unfinished && !this.unfinished.equals(record)) {
+      // Another record after one that may be (partly) in the file: it could follow a record
+      // nobody was told about. Refuse, for good.
+      this.broken = true;
+      throw new JournalTornError(`journal ${this.dir}: an append must first repeat the record that failed for want of space`);
+    }
+    if (!this.unfinished && (!this.current || (this.current.offset > 0 && this.current.offset + record.length > this.current.size))) {
       // A failure here writes no record: the caller's batch fails cleanly and may be retried.
       await this.rotate(record.length);
     }
@@ -214,12 +264,19 @@ export class Journal {
       // unless this record grew the file, and then fdatasync flushes the new size too.
       await c.fh.datasync();
     } catch (e) {
-      // Whatever reached the file is unacknowledged; it may even be complete. Never write after
-      // it: a later record in this segment could then follow a record nobody was told about.
-      this.broken = true;
+      // Whatever reached the file is unacknowledged; it may even be complete. Never write
+      // another record after it: it could then follow a record nobody was told about.
       const io = ioError('append to journal', c.seg.path, e);
+      if (io.code === ErrorCode.diskFull) {
+        // No room (a delayed allocation failing at fdatasync, a quota): the same bytes written
+        // again at the same offset make the file whole, once there is room.
+        this.unfinished = record;
+        throw io;
+      }
+      this.broken = true;
       throw new JournalTornError(io.message, { cause: e });
     }
+    this.unfinished = null;
     c.offset += record.length;
     c.seg.mark = Math.max(c.seg.mark, mark);
     if (c.offset > c.size / 2) this.prepareSpare();
@@ -234,7 +291,10 @@ export class Journal {
       await fsp.unlink(next.seg.path).catch(() => {});
       next = null;
     }
-    next ??= await this.createSegment(Math.max(this.segmentBytes, need));
+    if (!next) {
+      this.plannedBytes = this.newSegmentBytes();
+      next = await this.createSegment(Math.max(this.plannedBytes, need));
+    }
     if (this.current) {
       await this.current.fh.close().catch(() => {});
       this.older.push(this.current.seg);
