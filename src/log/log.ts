@@ -606,10 +606,10 @@ export class Log {
         // Past the commit point, with a journal record that may count, or an immutable file
         // with other bytes: this process cannot continue safely. Stop loudly; a restart
         // recovers from the journal and the commit point.
-        this.failBatch(b.batch, e);
         const err = this.batchError(b.start, e);
         this.fatal ??= new TlogError(err.code === ErrorCode.diskFull ? ErrorCode.io : err.code, `log ${this.paths.tenant} stopped: ${err.message}`, { cause: err });
         this.logger.error({ tenant: this.paths.tenant, err: err.message }, 'log stopped');
+        this.failBatch(b.batch, this.fatal);
       } else if (isDiskFull(e)) {
         // Refused before its signature counted: nothing of it stays (recovery deletes its files).
         const reason = `disk full (${diskFullErrno(e) ?? 'ENOSPC'}) writing a batch`;

@@ -56,6 +56,8 @@ const WORKER_SOURCE = String.raw`
         try {
           fs.writeFileSync(tmp, f.data, { flag: 'wx', mode: f.mode });
         } catch (e) {
+          // A write cut short (ENOSPC) leaves the temp file: remove it, or it keeps the space.
+          if (e.code !== 'EEXIST') { try { fs.rmSync(tmp, { force: true }); } catch {} }
           throw { op: 'write', path: f.path, code: e.code || String(e) };
         }
         staged.push([tmp, f.path]);

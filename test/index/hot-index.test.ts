@@ -3,7 +3,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nativeAvailable, type MappedFileBackend } from '../../native/index.js';
-import { IndexError, openIndex, type HotIndex } from '../../src/index/index.js';
+import { IndexError, initialCapacityFor, openIndex, type HotIndex } from '../../src/index/index.js';
+import { statSync } from 'node:fs';
 import { tempDir } from '../native/helpers.js';
 
 const backends: MappedFileBackend[] = nativeAvailable ? ['mmap', 'plain'] : ['plain'];
@@ -106,6 +107,22 @@ describe.each(backends)('hot index (%s)', (backend) => {
     again.close();
   });
 
+  it('bytesToInsert says the size of the file the next growth builds, 0 up to the last entry that fits', () => {
+    const ix = open({ initialCapacity: 1000 });
+    const fits = Math.floor(ix.capacity * 0.7);
+    const size = statSync(path).size;
+    expect(ix.bytesToInsert(fits)).toBe(0);
+    const grown = ix.bytesToInsert(fits + 1);
+    expect(grown).toBeGreaterThan(size);
+    const hashes = randomBytes((fits + 1) * 32);
+    commit(ix, fits + 1);
+    ix.insertMany(hashes.subarray(0, fits * 32), 0);
+    expect(statSync(path).size).toBe(size);
+    ix.insertMany(hashes.subarray(fits * 32), fits);
+    expect(statSync(path).size).toBe(grown);
+    ix.close();
+  });
+
   it('reopens after close with everything durable', () => {
     const ix = open();
     const hashes = randomBytes(500 * 32);
@@ -180,5 +197,19 @@ describe.each(backends)('hot index (%s)', (backend) => {
     expect(() => open({ mode: 'readOnly' })).toThrow(expect.objectContaining({ code: 'index_missing' }));
     expect(() => open({ create: false })).toThrow(expect.objectContaining({ code: 'index_missing' }));
     expect(existsSync(path)).toBe(false);
+  });
+});
+
+describe('initial capacity for the space there is', () => {
+  // 100,000 entries make a 16384-bucket file of 8 MiB + 8 KiB (the header): a 32nd of the free space at most.
+  const full = 8192 + 16384 * 512;
+  it('is the default when the file takes at most a 32nd of the free space, half of that below', () => {
+    expect(initialCapacityFor(32 * full)).toBe(100_000);
+    expect(initialCapacityFor(32 * full - 1)).toBe(Math.floor(8192 * 12 * 0.7));
+  });
+  it('a 20 MiB disk gets a file of at most 640 KiB; a tiny one the floor of 1024 entries', () => {
+    const cap = initialCapacityFor(20 << 20);
+    expect(cap).toBe(Math.floor(1024 * 12 * 0.7)); // 1024 buckets: 520 KiB
+    expect(initialCapacityFor(0)).toBe(1024);
   });
 });

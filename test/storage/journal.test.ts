@@ -7,9 +7,10 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isTlogError } from '../../src/errors.js';
+import { ErrorCode, isTlogError } from '../../src/errors.js';
 import { sha256 } from '../../src/merkle/hash.js';
-import { Journal, JournalTornError, frameRecord, readJournal, scanSegment } from '../../src/storage/journal.js';
+import { Journal, JournalTornError, MIN_SEGMENT_BYTES, SEGMENT_BYTES, frameRecord, readJournal, scanSegment, segmentBytesFor } from '../../src/storage/journal.js';
+import { freeBytes } from '../../src/storage/space.js';
 
 let dir: string;
 beforeEach(() => {
@@ -55,8 +56,8 @@ describe('Journal', () => {
     for (let i = 0; i < 50; i++) await j.append(payload(i), i);
     await j.close();
     const files = segmentFiles();
-    // The segment is created at full size, zeros past the last record.
-    expect(statSync(path.join(dir, files[0]!)).size).toBe(16 << 20);
+    // The segment is created at full size (for the space free here), zeros past the last record.
+    expect(statSync(path.join(dir, files[0]!)).size).toBe(segmentBytesFor(freeBytes(dir)));
     const recs = await readJournal(dir);
     expect(recs.map((r) => Buffer.from(r.payload).toString())).toEqual(Array.from({ length: 50 }, (_, i) => payload(i).toString()));
     // Segment files are private.
@@ -122,6 +123,55 @@ describe('Journal', () => {
     await expect(j.append(payload(3), 3)).rejects.toThrow(/stopped after a failed append/);
     await j.close();
     expect(await readJournal(dir)).toHaveLength(1);
+  });
+
+  it('a record write refused for want of space must be repeated: the same record completes it, another breaks the journal', async () => {
+    let full = false;
+    const noRoom = () => {
+      if (full) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+    };
+    // A failed write may leave part of the record in the file: fabricated by writing half of it.
+    const tornAfterFailure = async (j: Journal) => {
+      await j.append(payload(1), 1);
+      full = true;
+      const e = await j.append(payload(2), 2).catch((x: unknown) => x);
+      full = false;
+      expect(isTlogError(e, ErrorCode.diskFull), String(e)).toBe(true);
+      expect(e).not.toBeInstanceOf(JournalTornError);
+      expect(j.mustRepeat).toBe(true);
+      const seg = path.join(dir, segmentFiles().at(-1)!);
+      const bytes = readFileSync(seg);
+      const rec2 = frameRecord(payload(2));
+      rec2.copy(bytes, frameRecord(payload(1)).length, 0, rec2.length >> 1);
+      writeFileSync(seg, bytes);
+    };
+
+    let j = await Journal.open(dir, { beforeAppend: noRoom });
+    await tornAfterFailure(j);
+    // The same record again, once there is room: written whole over what the failure left.
+    await j.append(payload(2), 2);
+    expect(j.mustRepeat).toBe(false);
+    await j.append(payload(3), 3);
+    await j.close();
+    expect((await readJournal(dir)).map((r) => Buffer.from(r.payload).toString())).toEqual([1, 2, 3].map((i) => payload(i).toString()));
+
+    rmSync(dir, { recursive: true });
+    j = await Journal.open(dir, { beforeAppend: noRoom });
+    await tornAfterFailure(j);
+    // Another record instead: it could follow a record nobody was told about. Refused for good.
+    await expect(j.append(payload(3), 3)).rejects.toBeInstanceOf(JournalTornError);
+    await expect(j.append(payload(2), 2)).rejects.toThrow(/stopped after a failed append/);
+    await j.close();
+    expect(await readJournal(dir)).toHaveLength(1);
+  });
+
+  it('new segments are sized to the free space: a 32nd of it, a power of two from 64 KiB to 16 MiB', () => {
+    expect(segmentBytesFor(32 * SEGMENT_BYTES)).toBe(SEGMENT_BYTES);
+    expect(segmentBytesFor(32 * SEGMENT_BYTES - 1)).toBe(SEGMENT_BYTES / 2);
+    expect(segmentBytesFor(20 << 20)).toBe(512 << 10);
+    expect(segmentBytesFor(32 * MIN_SEGMENT_BYTES)).toBe(MIN_SEGMENT_BYTES);
+    expect(segmentBytesFor(32 * MIN_SEGMENT_BYTES - 1)).toBe(MIN_SEGMENT_BYTES);
+    expect(segmentBytesFor(0)).toBe(MIN_SEGMENT_BYTES);
   });
 
   it('a segment that cannot be created writes nothing and the next append can succeed', async () => {
