@@ -57,11 +57,20 @@ export class DiskSpace {
     }
   }
 
-  /** Reads every filesystem now (one statfs each, a few microseconds). */
+  /**
+   * Reads every filesystem now (one statfs each, a few microseconds). One that cannot be read
+   * (its directory went away) is left out: the writes there will tell.
+   */
   read(): SpaceReading {
     let best: SpaceReading | null = null;
     for (const f of this.filesystems) {
-      const free = freeBytes(f.dir) - (claimed.get(f.dev) ?? 0);
+      let bytes: number;
+      try {
+        bytes = freeBytes(f.dir);
+      } catch {
+        continue;
+      }
+      const free = bytes - (claimed.get(f.dev) ?? 0);
       if (!best || free < best.free) best = { free, where: f.names.join(' and ') };
     }
     return best ?? { free: Number.POSITIVE_INFINITY, where: '' };
