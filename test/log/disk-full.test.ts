@@ -20,7 +20,7 @@ import { dirSource } from '../../src/client/source.js';
 import { DEFAULT_LIMITS } from '../../src/config/config.js';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
 import { createApp } from '../../src/http/app.js';
-import { Log, type AppendResult, type LogOptions } from '../../src/log/log.js';
+import { Log, type LogOptions } from '../../src/log/log.js';
 import { logPaths, type DataRoots, type LogPaths } from '../../src/log/paths.js';
 import { journalDir } from '../../src/log/replay.js';
 import { indexPath } from '../../src/log/state.js';
