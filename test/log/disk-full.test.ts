@@ -319,5 +319,6 @@ describe.skipIf(!isRoot)('a really full disk (tmpfs, size=20m)', () => {
     const again = await Log.open(paths);
     await checkAcked(again, paths, acked);
     await again.close();
-  });
+    // Dozens of rounds, each filling the disk: more than the default minute on a busy machine.
+  }, 240_000);
 });
