@@ -14,9 +14,10 @@
  * Scenarios (--only append,latency,bulk,tiles):
  *   append   single appends/s, p50/p99 and server CPU per append at 64 and 256 connections
  *            (--connections), autocannon closed loop, POST /add;
- *   latency  appends at a fixed rate (--rates, default 500 and 2000/s, open loop): send -> answer
- *            and send -> first published checkpoint covering the entry (its file watched on
- *            disk), p50/p99, server CPU per append. Ours is driven through POST /append here,
+ *   latency  appends at a fixed rate (--rates, default 500 and 2000/s, open loop over at most
+ *            --rate-connections keep-alive connections, 512): due -> answer and due -> first
+ *            published checkpoint covering the entry (its file watched on disk), p50/p99,
+ *            server CPU per append. Ours is driven through POST /append here,
  *            whose answer carries the signed checkpoint; Tessera's /add answers the index only;
  *   bulk     entries/s and server CPU per entry: ours through append-batch (--batch entries per
  *            request, --batch-connections), Tessera through /add at --bulk-connections (1024),
@@ -56,6 +57,7 @@ const { values } = parseArgs({
     batch: { type: 'string', default: '1000' },
     'batch-connections': { type: 'string', default: '8' },
     'bulk-connections': { type: 'string', default: '1024' },
+    'rate-connections': { type: 'string', default: '512' },
     'tile-connections': { type: 'string', default: '64' },
     'tile-entries': { type: 'string', default: '131072' },
     'tuned-batch': { type: 'string', default: '4096' },
@@ -176,14 +178,14 @@ async function appendsAt(peer: Peer, connections: number): Promise<void> {
 
 async function atRate(peer: Peer, rate: number): Promise<void> {
   const cpu = cpuMeter(peer.pid);
-  const r = await fixedRate({ url: peer.server.url, urlPath: peer.ratePath, rate, seconds: DURATION, checkpointFile: peer.checkpointFile, parse: peer.parseRate });
+  const r = await fixedRate({ url: peer.server.url, urlPath: peer.ratePath, rate, seconds: DURATION, connections: Number(values['rate-connections']), checkpointFile: peer.checkpointFile, parse: peer.parseRate });
   const used = cpu(r.answered, 'append');
   const ms = (xs: number[]) => `p50 ${fmt(percentile(xs, 50), 1)} / p99 ${fmt(percentile(xs, 99), 1)} ms`;
-  const problems = [r.failed && `${r.failed} failed`, r.neverPublished && `${r.neverPublished} never in a published checkpoint`, r.answerNotCovering && `${r.answerNotCovering} answers with a checkpoint not covering them`].filter(Boolean);
+  const problems = [r.failed && `${r.failed} failed ${JSON.stringify(r.failures)}`, r.neverPublished && `${r.neverPublished} never in a published checkpoint`, r.answerNotCovering && `${r.answerNotCovering} answers with a checkpoint not covering them`].filter(Boolean);
   line(
     peer,
     `${rate}/s fixed rate`,
-    `${r.answered}/${r.sent} answered in ${fmt(r.seconds, 1)} s; answer ${ms(r.answerMs)}${peer.key === 'ours' ? ' (carries the signed checkpoint)' : ' (index only)'}; published checkpoint ${ms(r.publishedMs)}; ${used.text}${problems.length ? `  PROBLEMS: ${problems.join(', ')}` : ''}`,
+    `${r.answered}/${r.sent} answered in ${fmt(r.seconds, 1)} s; answer ${ms(r.answerMs)}${peer.key === 'ours' ? ' (carries the signed checkpoint)' : ' (index only)'}; published checkpoint ${ms(r.publishedMs)}; sent late p99 ${fmt(r.lagP99Ms, 1)} ms; ${used.text}${problems.length ? `  PROBLEMS: ${problems.join(', ')}` : ''}`,
   );
   if (problems.length) return;
   record(`pub p50@${rate}`, cost(`append -> published checkpoint at ${rate}/s, p50 ms`, 1), peer.key, percentile(r.publishedMs, 50));

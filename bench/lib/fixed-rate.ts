@@ -1,6 +1,7 @@
 /**
- * Appends at a fixed rate (open loop: a request leaves on schedule whether or not earlier ones
- * were answered, as independent clients send), and the time from sending an entry to
+ * Appends at a fixed rate (open loop: a request is due on schedule whether or not earlier ones
+ * were answered, as independent clients send) over a bounded pool of keep-alive connections, and
+ * the time from when an entry was due (so waiting for a free connection counts) to
  *   - its answer, and
  *   - the first published checkpoint that covers it (tree size > its index), seen by watching the
  *     checkpoint file on disk (inotify, with a 5 ms poll as a fallback): what a client polling
@@ -78,6 +79,8 @@ export interface FixedRateRun {
   readonly answered: number;
   /** Non-200 answers and transport errors. */
   readonly failed: number;
+  /** What failed, by HTTP status or error code. */
+  readonly failures: Record<string, number>;
   /** Send -> answer, ms, of each answered entry. */
   readonly answerMs: number[];
   /** Send -> first published checkpoint covering it, ms. */
@@ -88,22 +91,33 @@ export interface FixedRateRun {
   readonly neverPublished: number;
   /** Wall seconds from the first send to the last answer. */
   readonly seconds: number;
+  /** How late this process sent entries after they were due, p99, ms: large means the load generator, not the server, fell behind. */
+  readonly lagP99Ms: number;
 }
 
 /**
  * Sends `rate` single-entry POSTs a second to `url` + `urlPath` for `seconds` (distinct 64-byte
- * entries, keep-alive connections opened as needed), then waits up to `settleMs` for the answers
- * and for a checkpoint in `checkpointFile` covering every answered entry.
+ * entries) over at most `connections` keep-alive connections, then waits up to `settleMs` for the
+ * answers and for a checkpoint in `checkpointFile` covering every answered entry.
+ * The pool is bounded because an unbounded one turns a slow answer into a storm of new
+ * connections, and a full listen backlog then costs SYN retransmits (1 s, 3 s, 7 s ...): a
+ * measure of the kernel's backlog, not of the log. Connections are used in turn (fifo), so none
+ * idles into the server's keep-alive timeout.
  */
-export async function fixedRate(o: { url: string; urlPath: string; rate: number; seconds: number; checkpointFile: string; parse: AnswerParser; settleMs?: number }): Promise<FixedRateRun> {
+export async function fixedRate(o: { url: string; urlPath: string; rate: number; seconds: number; connections: number; checkpointFile: string; parse: AnswerParser; settleMs?: number }): Promise<FixedRateRun> {
   const { hostname, port } = new URL(o.url);
-  const agent = new http.Agent({ keepAlive: true });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: o.connections, maxFreeSockets: o.connections, scheduling: 'fifo' });
   const cp = new CheckpointWatch(o.checkpointFile);
   const total = Math.round(o.rate * o.seconds);
   const answers: { sent: number; answered: number; index: number }[] = [];
   let sent = 0;
   let settled = 0;
   let failed = 0;
+  const failures: Record<string, number> = {};
+  const fail = (why: string) => {
+    failed++;
+    failures[why] = (failures[why] ?? 0) + 1;
+  };
   let answerNotCovering = 0;
   let lastAnswer = 0;
   let allSettled: () => void = () => {};
@@ -112,16 +126,18 @@ export async function fixedRate(o: { url: string; urlPath: string; rate: number;
     if (++settled === total) allSettled();
   };
 
-  const send = () => {
+  const lags: number[] = [];
+  const send = (due: number) => {
     const body = nextEntry();
-    const t0 = performance.now();
+    const t0 = due;
+    lags.push(performance.now() - due);
     const req = http.request({ hostname, port, method: 'POST', path: o.urlPath, agent, headers: { 'content-type': 'application/octet-stream', 'content-length': body.length } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         const t1 = performance.now();
         lastAnswer = t1;
-        if (res.statusCode !== 200) failed++;
+        if (res.statusCode !== 200) fail(`HTTP ${res.statusCode}`);
         else {
           const a = o.parse(Buffer.concat(chunks).toString('utf8'));
           if (a.checkpointSize !== undefined && a.checkpointSize <= a.index) answerNotCovering++;
@@ -130,8 +146,8 @@ export async function fixedRate(o: { url: string; urlPath: string; rate: number;
         settle();
       });
     });
-    req.on('error', () => {
-      failed++;
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      fail(e.code ?? e.message);
       settle();
     });
     req.end(body);
@@ -141,16 +157,13 @@ export async function fixedRate(o: { url: string; urlPath: string; rate: number;
   // Catch up to the schedule every millisecond or two: timers are late under load, the rate is not.
   const ticker = setInterval(() => {
     const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * o.rate) + 1);
-    while (sent < due) {
-      sent++;
-      send();
-    }
+    while (sent < due) send(start + (sent++ * 1000) / o.rate);
     if (sent >= total) clearInterval(ticker);
   }, 1);
   const settleMs = o.settleMs ?? 60_000;
   const timedOut = await Promise.race([done.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), o.seconds * 1000 + settleMs))]);
   clearInterval(ticker);
-  if (timedOut) failed += total - settled;
+  if (timedOut) for (let i = settled; i < total; i++) fail('no answer');
   const maxIndex = answers.reduce((m, a) => Math.max(m, a.index), -1);
   if (maxIndex >= 0) await cp.waitCovering(maxIndex, settleMs);
   cp.close();
@@ -166,7 +179,7 @@ export async function fixedRate(o: { url: string; urlPath: string; rate: number;
     // A checkpoint seen before the entry was sent covers an older copy (a duplicate): not counted.
     else publishedMs.push(Math.max(0, t - a.sent));
   }
-  return { sent, answered: answers.length, failed, answerMs, publishedMs, answerNotCovering, neverPublished, seconds: ((lastAnswer || performance.now()) - start) / 1000 };
+  return { sent, answered: answers.length, failed, failures, answerMs, publishedMs, answerNotCovering, neverPublished, seconds: ((lastAnswer || performance.now()) - start) / 1000, lagP99Ms: percentile(lags, 99) };
 }
 
 /** The p-th percentile (0-100) of `xs` (nearest rank), NaN if empty. */
