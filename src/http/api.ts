@@ -127,7 +127,10 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics): Hono {
     metrics.countAppends(t.name, rs.length - dups, dups);
   };
 
-  app.post('/append', async (c) => {
+  // POST /add is the write route of Tessera's conformance servers (body = the entry, answer = its
+  // decimal index as text), so load generators written for them (Tessera's hammer, bench/peer)
+  // drive this log too. Same path as /append: same credentials, limits and dedup.
+  app.on('POST', ['/append', '/add'], async (c) => {
     const t = tenantOf(c);
     const auth = await authorizeWrite(c, t);
     const body = await readBody(c, t);
@@ -142,6 +145,7 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics): Hono {
     }
     const r = await pending;
     countResults(t, [r]);
+    if (c.req.routePath.endsWith('/add')) return c.text(String(r.index));
     return c.body(appendAnswer(r), 200, JSON_TYPE);
   });
 
