@@ -15,6 +15,8 @@ import { lockFileExclusive } from '../../native/index.js';
 import { signRequest } from '../../src/client/signed-request.js';
 import { Log } from '../../src/log/log.js';
 import { logPaths, type DataRoots } from '../../src/log/paths.js';
+import { FakeRekorV1 } from '../anchor/fake-rekor-v1.js';
+import { makeLog as makeAnchorLog, openAnchorer } from '../anchor/helpers.js';
 import { bin, clientKey, ensureBuilt, get, makeEnv, post, SENTINEL, tokenAuth } from '../http/helpers.js';
 
 let dir: string;
@@ -144,6 +146,28 @@ describe('private files are 0600 in 0700 directories', () => {
     expect(notPrivate(roots.stateRoot)).toEqual([]);
     await Log.rebuildIndex(paths, opts);
     expect(notPrivate(roots.stateRoot)).toEqual([]);
+  });
+
+  it('after anchoring (outbox, its lock, the anchoring key), with Rekor running and down', async () => {
+    const f = await makeAnchorLog('anchored');
+    const rekor = new FakeRekorV1();
+    try {
+      await rekor.up();
+      const a = await openAnchorer(f, { url: rekor.url, publicKey: rekor.publicKeyPem });
+      try {
+        expect((await a.anchorNow(f.log.checkpoint.note)).state).toBe('done');
+        await f.log.append(Buffer.from('one more'));
+        await rekor.down();
+        expect((await a.anchorNow(f.log.checkpoint.note)).state).toBe('pending');
+      } finally {
+        await a.stop();
+      }
+      expect(readdirSync(f.paths.stateDir)).toEqual(expect.arrayContaining(['keys', 'index.idx', 'log.json']));
+      expect(notPrivate(f.roots.stateRoot)).toEqual([]);
+    } finally {
+      await rekor.down();
+      await f.cleanup();
+    }
   });
 
   it('the lock file of the fallback lock', () => {
