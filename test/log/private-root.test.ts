@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { lockFileExclusive } from '../../native/index.js';
-import { signRequest } from '../../src/client/signed-request.js';
+import { signHttpRequest } from '../../src/client/signed-request.js';
 import { Log } from '../../src/log/log.js';
 import { logPaths, type DataRoots } from '../../src/log/paths.js';
 import { FakeRekorV1 } from '../anchor/fake-rekor-v1.js';
@@ -187,7 +187,7 @@ describe('private files are 0600 in 0700 directories', () => {
     try {
       for (let counter = 1; counter <= 3; counter++) {
         const body = Buffer.from(`signed ${counter}`);
-        const headers = signRequest({ clientID: 'c', seed: c.seed, method: 'POST', path: '/s/append', body, counter });
+        const headers = await signHttpRequest({ clientID: 'c', seed: c.seed, origin: 'example.com/s', method: 'POST', url: '/s/append', body, counter });
         expect((await post(env.app, '/s/append', body, headers)).status).toBe(200);
       }
       // The counters file is written after the answer: closing the tenants flushes it.
