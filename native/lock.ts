@@ -114,7 +114,7 @@ function lockWithFile(path: string): FileLock {
   const lockPath = `${path}.lock`;
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      const fd = openSync(lockPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
+      const fd = openSync(lockPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
       try {
         writeSync(fd, `${process.pid}\n`);
       } finally {

@@ -98,6 +98,8 @@ export interface OpenMappedFileOptions {
   create?: boolean;
   /** With create: fail with EEXIST if the file exists (O_EXCL). */
   exclusive?: boolean;
+  /** With create: the new file's mode (default 0o600: a mapped file is private state). */
+  mode?: number;
   /** Map read-only; every write method throws. */
   readOnly?: boolean;
   /** Default: mmap when koffi loaded, else plain. */
@@ -127,7 +129,7 @@ export function openMappedFile(path: string, options: OpenMappedFileOptions = {}
   if (options.create === true && options.exclusive === true) flags |= fsConstants.O_EXCL;
   let fd: number;
   try {
-    fd = openSync(path, flags, 0o644);
+    fd = openSync(path, flags, options.mode ?? 0o600);
   } catch (e) {
     throw fsError('open', path, e);
   }

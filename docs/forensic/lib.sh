@@ -1,8 +1,14 @@
 # lib.sh: shared functions of the tlog forensic scripts. Sourced, never run.
 #
-# POSIX sh only (tested under dash). Tools: od, awk, printf, and one SHA-256 program
-# (sha256sum, or openssl dgst -sha256, or shasum -a 256, or BSD sha256), plus mkdir/rm/wc.
-# Hashes travel between the tools as lowercase hex, one per line.
+# POSIX sh only. Tools: od, awk, printf, and one SHA-256 program (sha256sum, or openssl dgst
+# -sha256, or shasum -a 256, or BSD sha256), plus cat/cp/mkdir/mv/rm/wc. Tested under dash with
+# GNU coreutils and gawk --posix, and under busybox's sh and applets alone (whose awk has no
+# exponentiation and whose printf %d stops at 2^31: neither is used). Hashes travel between the
+# tools as lowercase hex, one per line.
+#
+# The scripts fail closed: every value they compare (sizes, hashes, counts) is checked to be
+# well-formed before it is compared, and a tool that fails or prints nothing is an error, never
+# an empty value that happens to equal another empty value.
 #
 # How bytes get hashed without a SHA-256 library: awk turns the bytes of each message into a
 # printf format of octal escapes ("\000\141..."), the shell's printf builtin writes each message
@@ -22,6 +28,20 @@ die() {
 }
 
 say() { printf '%s\n' "$*"; }
+
+# is_hex64 V: V is 64 lowercase hex digits (a SHA-256 hash). is_decimal V: a canonical decimal.
+is_hex64() {
+  case $1 in *[!0-9a-f]*) return 1 ;; esac
+  [ ${#1} -eq 64 ]
+}
+is_decimal() {
+  case $1 in '' | *[!0-9]* | 0?*) return 1 ;; esac
+}
+
+# need_hex64 V WHAT / need_decimal V WHAT: dies (exit 2: the tools misbehaved) unless V is
+# well-formed. For values the scripts computed themselves, never for input being checked.
+need_hex64() { is_hex64 "$1" || die "internal: $2 is not a 64-digit hex hash: '$1' (a tool failed?)"; }
+need_decimal() { is_decimal "$1" || die "internal: $2 is not a decimal number: '$1' (a tool failed?)"; }
 
 has() { command -v "$1" >/dev/null 2>&1; }
 
@@ -52,9 +72,15 @@ make_tmp() {
   if [ -z "$_base" ]; then
     if [ -d /dev/shm ] && [ -w /dev/shm ]; then _base=/dev/shm; else _base=/tmp; fi
   fi
-  T=$_base/tlog-forensic.$$
-  rm -rf "$T"
-  mkdir -m 700 "$T" && mkdir "$T/h" || die "cannot create a work directory in $_base (set TMPDIR)"
+  # mkdir is atomic: a name in use (another run, or one killed before its cleanup) is skipped,
+  # never removed.
+  _i=0
+  until mkdir -m 700 "$_base/tlog-forensic.$$.$_i" 2>/dev/null; do
+    _i=$((_i + 1))
+    [ "$_i" -lt 100 ] || die "cannot create a work directory in $_base (set TMPDIR)"
+  done
+  T=$_base/tlog-forensic.$$.$_i
+  mkdir "$T/h" || die "cannot create a work directory in $T"
   trap 'rm -rf "$T"' EXIT
   trap 'exit 130' INT TERM HUP
 }
@@ -72,6 +98,8 @@ BEGIN {
   for (i = 0; i < 256; i++) { ESC[sprintf("%02x", i)] = sprintf("\\%03o", i); OCT[i] = sprintf("\\%03o", i) }
   B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
   HEXD = "0123456789abcdef"
+  # Powers of two by multiplication: busybox awk has no "^" (built without math support).
+  P2[0] = 1; for (i = 1; i <= 24; i++) P2[i] = P2[i - 1] * 2
 }
 function hexesc(h,   i, s) { s = ""; for (i = 1; i < length(h); i += 2) s = s ESC[substr(h, i, 2)]; return s }
 function b64hex(s,   i, c, v, bits, nb, out, pad) {
@@ -84,7 +112,7 @@ function b64hex(s,   i, c, v, bits, nb, out, pad) {
     v = index(B64, c) - 1
     if (v < 0) return ""
     bits = bits * 64 + v; nb += 6
-    if (nb >= 8) { nb -= 8; out = out sprintf("%02x", int(bits / 2 ^ nb)); bits = bits % (2 ^ nb) }
+    if (nb >= 8) { nb -= 8; out = out sprintf("%02x", int(bits / P2[nb])); bits = bits % P2[nb] }
   }
   if (pad > 2 || bits != 0) return ""
   return out
@@ -93,7 +121,7 @@ function hexb64(h,   i, n, v, out, bits, nb) {
   out = ""; bits = 0; nb = 0
   for (i = 1; i < length(h); i += 2) {
     bits = bits * 256 + (index(HEXD, substr(h, i, 1)) - 1) * 16 + index(HEXD, substr(h, i + 1, 1)) - 1; nb += 8
-    while (nb >= 6) { nb -= 6; v = int(bits / 2 ^ nb); out = out substr(B64, v + 1, 1); bits = bits % (2 ^ nb) }
+    while (nb >= 6) { nb -= 6; v = int(bits / P2[nb]); out = out substr(B64, v + 1, 1); bits = bits % P2[nb] }
   }
   if (nb == 2) out = out substr(B64, bits * 16 + 1, 1) "=="
   if (nb == 4) out = out substr(B64, bits * 4 + 1, 1) "="
@@ -160,12 +188,15 @@ tile_rel() {
   :
 }
 
-# tile_hex FILE OUT: the hashes of a tile file, one hex hash per line. Fails when the file is
-# not a whole number of 32-byte hashes.
+# tile_hex FILE OUT: the hashes of a tile file, one hex hash per line. Fails (status 1) when the
+# file is not a whole number of 32-byte hashes; dies when od fails or does not print exactly
+# the file's bytes (its marker line "od-failed" reaches awk, which accepts only hex bytes).
 tile_hex() {
-  od -An -v -tx1 "$1" 2>/dev/null | awk '
-    { for (i = 1; i <= NF; i++) { s = s $i; if (++n % 32 == 0) { print s; s = "" } } }
-    END { if (n % 32 != 0) exit 1 }' >"$2"
+  _size=$(wc -c <"$1") || die "cannot read $1"
+  { od -An -v -tx1 "$1" 2>/dev/null || echo od-failed; } | awk -v size="$_size" '
+    { for (i = 1; i <= NF; i++) { if ($i !~ /^[0-9a-f][0-9a-f]$/) { bad = 1; exit 2 }; s = s $i; if (++n % 32 == 0) { print s; s = "" } } }
+    END { if (bad || n != size + 0) exit 2; if (n % 32 != 0) exit 1 }' >"$2"
+  case $? in 0) return 0 ;; 1) return 1 ;; *) die "od failed, or did not print the bytes of $1 in hex" ;; esac
 }
 
 # read_checkpoint FILE: sets CP_ORIGIN, CP_SIZE, CP_ROOT_B64 and CP_ROOT (hex) from the first
@@ -178,11 +209,13 @@ read_checkpoint() {
     NR == 3 { r = $0; h = b64hex(r) }
     END {
       if (NR < 3) { print "bad=too few lines"; exit }
+      if (o == "") { print "bad=empty origin line"; exit }
       if (s !~ /^(0|[1-9][0-9]*)$/) { print "bad=size line is not a canonical decimal"; exit }
       if (length(h) != 64) { print "bad=root line is not base64 of 32 bytes"; exit }
       printf "size=%s\nroot64=%s\nroot=%s\norigin=%s\n", s, r, h, o
     }' "$1" >"$T/cp.vars"
   CP_BAD=; CP_SIZE=; CP_ROOT=; CP_ROOT_B64=; CP_ORIGIN=
+  [ -s "$T/cp.vars" ] || die "awk failed to read checkpoint $1"
   while IFS= read -r _l; do
     case $_l in
       bad=*) CP_BAD=${_l#bad=} ;;
@@ -192,6 +225,15 @@ read_checkpoint() {
       origin=*) CP_ORIGIN=${_l#origin=} ;;
     esac
   done <"$T/cp.vars"
+  # What the awk program checked, checked again here: a value that is empty or malformed
+  # (whatever the reason) never reaches a comparison.
+  if [ -z "$CP_BAD" ]; then
+    if ! is_decimal "$CP_SIZE"; then CP_BAD="size line is not a canonical decimal"
+    elif ! is_hex64 "$CP_ROOT"; then CP_BAD="root line is not base64 of 32 bytes"
+    elif [ -z "$CP_ROOT_B64" ]; then CP_BAD="empty root line"
+    elif [ -z "$CP_ORIGIN" ]; then CP_BAD="empty origin line"
+    fi
+  fi
   if [ -n "$CP_BAD" ]; then
     printf '%s: FAIL: checkpoint %s: %s\n' "$PROG" "$1" "$CP_BAD" >&2
     exit 1
@@ -207,12 +249,15 @@ EMPTY_ROOT=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 #   MODE text: "<index> <length> <entry with bytes outside printable ASCII as \xHH>";
 #   MODE hex:  "<index> <length> <entry in hex>".
 # Indexes start at FIRST. Writes the number of entries to $T/bcount. Fails (status 1, reason
-# in $T/berr) when the bundle is truncated or holds an empty entry.
+# in $T/berr) when the bundle is truncated or holds an empty entry, or od did not print exactly
+# the file's bytes.
 bundle_parse() {
-  od -An -v -tu1 "$1" | awk "$AWKLIB"'
+  _size=$(wc -c <"$1") || die "cannot read $1"
+  { od -An -v -tu1 "$1" 2>/dev/null || echo od-failed; } | awk -v size="$_size" "$AWKLIB"'
     BEGIN { for (i = 32; i < 127; i++) PR[i] = sprintf("%c", i); PR[92] = "\\\\" }
     {
       for (i = 1; i <= NF; i++) {
+        if ($i !~ /^[0-9][0-9]?[0-9]?$/ || $i + 0 > 255) { print "od failed, or printed something other than byte values" > errfile; bad = 1; exit 2 }
         v = $i + 0
         if (state == 0) { hi = v; state = 1; at = pos }
         else if (state == 1) {
@@ -220,7 +265,7 @@ bundle_parse() {
           if (len == 0) { printf "empty entry (length 0) at byte %d\n", at > errfile; bad = 1; exit 1 }
           left = len; state = 2
           if (mode == "leaf") printf "\\000"
-          else printf "%d %d ", first + cnt, len
+          else printf "%.0f %d ", first + cnt, len
           cnt++
         } else {
           if (mode == "leaf") printf "%s", OCT[v]
@@ -234,8 +279,9 @@ bundle_parse() {
     }
     END {
       if (bad) exit 1
+      if (pos != size + 0) { printf "od failed: it printed %d of the %d bytes\n", pos, size > errfile; exit 1 }
       if (state == 1) { printf "truncated: a length prefix is cut at byte %d\n", at > errfile; exit 1 }
-      if (state == 2) { printf "\n"; printf "truncated: entry %d (from byte %d) is %d bytes short\n", first + cnt - 1, at, left > errfile; exit 1 }
+      if (state == 2) { printf "\n"; printf "truncated: entry %.0f (from byte %d) is %d bytes short\n", first + cnt - 1, at, left > errfile; exit 1 }
       print cnt > countfile
     }' mode="$2" first="$3" countfile="$T/bcount" errfile="$T/berr"
 }
@@ -274,8 +320,9 @@ show_usage() {
 
 # hex_to_file HEX FILE: writes the bytes HEX spells to FILE.
 hex_to_file() {
-  _esc=$(awk -v h="$1" "$AWKLIB"'BEGIN { printf "%s", hexesc(h) }')
+  _esc=$(awk -v h="$1" "$AWKLIB"'BEGIN { printf "%s", hexesc(h) }') || die 'awk failed'
   printf "$_esc" >"$2"
+  [ "$(wc -c <"$2")" -eq $((${#1} / 2)) ] || die "internal: could not write the bytes of $1"
 }
 
 # str_hex STRING: prints the bytes of STRING in hex.

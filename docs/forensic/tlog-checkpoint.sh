@@ -97,19 +97,23 @@ awk "$AWKLIB"'
     nh = ""; for (i = 1; i <= length(name); i++) nh = nh sprintf("%02x", ORD[substr(name, i, 1)])
     print name, id, substr(blob, 1, 2), substr(blob, 3) > keyfile
     print hexesc(nh "0a" blob)
-  }' keyfile="$T/keys" badfile="$T/badkeys" "$T/vkeys" >"$T/keyid.in"
+  }' keyfile="$T/keys" badfile="$T/badkeys" "$T/vkeys" >"$T/keyid.in" || die 'awk failed'
 [ -f "$T/keys" ] || : >"$T/keys"
 if [ -s "$T/badkeys" ]; then
   while read -r _ k; do say "warning: not a verifier key, ignored: $k"; done <"$T/badkeys"
 fi
 hash_file "$T/keyid.in" "$T/keyid.out"
-awk 'NR == FNR { h[FNR] = substr($0, 1, 8); next } { print $0, h[FNR] }' "$T/keyid.out" "$T/keys" >"$T/keys2"
+awk 'NR == FNR { h[FNR] = substr($0, 1, 8); next } { print $0, h[FNR] }' "$T/keyid.out" "$T/keys" >"$T/keys2" || die 'awk failed'
 say ""
 if [ -s "$T/keys2" ]; then
   say "verifier keys (name+keyID+base64(type || public key)):"
   while read -r kname kid ktype kpub kcalc; do
     case $ktype in 01) kt='0x01 Ed25519' ;; 04) kt='0x04 Ed25519 cosignature/v1' ;; 06) kt='0x06 ML-DSA-44 subtree cosignature' ;; *) kt="0x$ktype (unknown to this script)" ;; esac
-    if [ "$kid" = "$kcalc" ]; then ok="key ID ok: SHA-256(name || 0x0A || type || key) starts with $kcalc"
+    # Both IDs must be 8 hex digits before they are compared (an empty one is never a match).
+    case $kid$kcalc in *[!0-9a-f]*) kcalc=malformed ;; esac
+    [ ${#kid} -eq 8 ] && [ ${#kcalc} -eq 8 ] || kcalc=malformed
+    if [ "$kcalc" = malformed ]; then ok="key ID NOT CHECKED: it or its SHA-256 is malformed"; FAILS=$((FAILS + 1))
+    elif [ "$kid" = "$kcalc" ]; then ok="key ID ok: SHA-256(name || 0x0A || type || key) starts with $kcalc"
     else ok="key ID WRONG: SHA-256(name || 0x0A || type || key) starts with $kcalc"; FAILS=$((FAILS + 1)); fi
     say "  $kname $kid  type $kt, $(( ${#kpub} / 2 ))-byte public key; $ok"
   done <"$T/keys2"
@@ -174,6 +178,7 @@ while read -r sname sb64; do
     04 | 06)
       tshex=$(printf '%s' "$body" | awk '{ print substr($0, 1, 16) }')
       ts=$(awk -v h="$tshex" "$AWKLIB"'BEGIN { printf "%.0f", hexnum(h) }')
+      need_decimal "$ts" "the timestamp"
       if [ "$ts" = 0 ]; then say "  timestamp  0 (no claim about time)"
       else say "  timestamp  $ts = $(awk -v t="$ts" "$AWKLIB"'BEGIN { print utc(t) }') (u64 big-endian POSIX seconds: when the signer saw this tree)"; fi
       raw=$(printf '%s' "$body" | awk '{ print substr($0, 17) }') ;;

@@ -36,6 +36,7 @@ else
     n = split(s, seg, "/"); v = 0
     for (i = 1; i <= n; i++) { x = seg[i]; sub(/^x/, "", x); if (x !~ /^[0-9][0-9][0-9]$/) { print 0; exit }; v = v * 1000 + x }
     printf "%.0f\n", v * 256 }')
+  need_decimal "$FIRST" "the first index, read from the path"
 fi
 make_tmp
 if ! bundle_parse "$B" "$MODE" "$FIRST"; then
@@ -43,9 +44,10 @@ if ! bundle_parse "$B" "$MODE" "$FIRST"; then
   [ -s "$T/berr" ] && printf '%s: FAIL: %s is malformed: %s\n' "$PROG" "$B" "$(cat "$T/berr")" >&2
   exit 1
 fi
-n=$(cat "$T/bcount")
-if [ "$n" -gt 256 ]; then
-  printf '%s: FAIL: %s holds %d entries, a bundle holds at most 256\n' "$PROG" "$B" "$n" >&2
+n=$(cat "$T/bcount" 2>/dev/null)
+need_decimal "$n" "the number of entries"
+if [ "$n" -gt 256 ] || [ "$n" -eq 0 ]; then
+  printf '%s: FAIL: %s holds %s entries, a bundle holds 1 to 256\n' "$PROG" "$B" "$n" >&2
   exit 1
 fi
 exit 0

@@ -69,7 +69,8 @@ while [ $((b * 256)) -le "$LAST" ]; do
     say "FAIL: bundle $BREL is malformed: $(cat "$T/berr" 2>/dev/null)"
     BAD=$((BAD + 1)); b=$((b + 1)); continue
   fi
-  n=$(cat "$T/bcount")
+  n=$(cat "$T/bcount" 2>/dev/null)
+  need_decimal "$n" "the number of entries in $BREL"
   if [ "$n" -ne "$w" ] && { [ "$BFB" = 0 ] || [ "$n" -ne 256 ]; }; then
     say "FAIL: bundle $BREL holds $n entries, the tree of size $SIZE implies $w"
     BAD=$((BAD + 1)); b=$((b + 1)); continue
@@ -79,25 +80,35 @@ while [ $((b * 256)) -le "$LAST" ]; do
     say "FAIL: tile $TILEREL is not a whole number of 32-byte hashes"
     BAD=$((BAD + 1)); b=$((b + 1)); continue
   fi
+  # Indexes are printed with %.0f: busybox awk's %d stops at 2^31.
   awk -v b="$b" -v w="$w" -v first="$FIRST" -v last="$LAST" -v quiet="$QUIET" -v tile="$TILEREL" -v bundle="$BREL" '
+    function hash(h) { return length(h) == 64 && h !~ /[^0-9a-f]/ }
     NR == FNR { t[FNR] = $0; nt = FNR; next }
     FNR <= w {
       i = b * 256 + FNR - 1
       if (i < first || i > last) next
       checked++
-      if (!(FNR in t)) { printf "%d %s MISMATCH: %s has no hash %d\n", i, $0, tile, FNR - 1; bad++ }
-      else if (t[FNR] != $0) { printf "%d %s MISMATCH: entry %d of %s hashes to this, but hash %d of %s is %s\n", i, $0, FNR - 1, bundle, FNR - 1, tile, t[FNR]; bad++ }
-      else if (!quiet) printf "%d %s ok\n", i, $0
+      if (!hash($0)) { printf "%.0f MISMATCH: internal: the leaf hash came out as \"%s\"\n", i, $0; bad++ }
+      else if (!(FNR in t) || !hash(t[FNR])) { printf "%.0f %s MISMATCH: %s has no hash %d\n", i, $0, tile, FNR - 1; bad++ }
+      else if (t[FNR] != $0) { printf "%.0f %s MISMATCH: entry %d of %s hashes to this, but hash %d of %s is %s\n", i, $0, FNR - 1, bundle, FNR - 1, tile, t[FNR]; bad++ }
+      else if (!quiet) printf "%.0f %s ok\n", i, $0
     }
     END {
       if (nt < w) { printf "FAIL: %s holds %d hashes, the tree implies %d\n", tile, nt, w; bad++ }
       print checked + 0, bad + 0 > countfile
-    }' countfile="$T/counts" "$T/t0" "$T/leaf.h"
-  read -r c bd <"$T/counts"
+    }' countfile="$T/counts" "$T/t0" "$T/leaf.h" || die 'awk failed'
+  read -r c bd <"$T/counts" || die 'awk failed'
+  need_decimal "$c" "the number of entries checked"
+  need_decimal "$bd" "the number of mismatches"
   CHECKED=$((CHECKED + c)); BAD=$((BAD + bd))
   b=$((b + 1))
 done
 
+# Every entry of the range must have been compared: a count that is short is never an "ok".
+if [ "$BAD" -eq 0 ] && [ "$CHECKED" -ne $((LAST - FIRST + 1)) ]; then
+  say "FAIL: only $CHECKED of the $((LAST - FIRST + 1)) entries $FIRST to $LAST could be checked"
+  BAD=1
+fi
 if [ "$BAD" -eq 0 ]; then
   say "ok: the leaf hashes of entries $FIRST to $LAST ($CHECKED entries) match tile/0 (tree size $SIZE)"
   exit 0

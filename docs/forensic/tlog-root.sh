@@ -92,17 +92,28 @@ while [ "$L" -lt "$TOP" ]; do
   awk -v n="$((full * 256))" 'NR <= n' "$T/lvl.$L" >"$T/fulls"
   perfect_roots "$T/fulls" "$T/roots" 8
   U=$((L + 1))
-  awk -v L="$L" -v U="$U" -v size="$SIZE" '
+  eval "nu=\$N_$U"
+  # Each computed root against the hash above it; any line that is not a hash, or a count that
+  # is off, is a failure too (a tool that printed nothing must not look like "all equal").
+  awk -v L="$L" -v U="$U" -v nu="$nu" -v want="$full" '
     function npath(n,   s) { s = sprintf("%03d", n % 1000); n = int(n / 1000); while (n > 0) { s = sprintf("x%03d/%s", n % 1000, s); n = int(n / 1000) }; return s }
     NR == FNR { up[FNR] = $0; next }
-    up[FNR] != $0 {
-      k = FNR - 1; nu = int(size / 256 ^ U); t = int(k / 256); wu = nu - t * 256; if (wu > 256) wu = 256
+    {
+      seen++
+      if (length($0) != 64 || $0 ~ /[^0-9a-f]/) { printf "FAIL: internal: the root of tile/%d/%s came out as \"%s\"\n", L, npath(FNR - 1), $0; bad++; next }
+      if (up[FNR] == $0) next
+      k = FNR - 1; t = int(k / 256); wu = nu - t * 256; if (wu > 256) wu = 256
       printf "FAIL: tile/%d/%s hashes to %s, but hash %d of tile/%d/%s%s is %s: one of the two tiles is damaged\n", L, npath(k), $0, k % 256, U, npath(t), (wu < 256 ? ".p/" wu : ""), up[FNR]
       bad++
     }
-    END { print bad + 0 > countfile }' countfile="$T/count" "$T/lvl.$U" "$T/roots"
-  BAD=$((BAD + $(cat "$T/count")))
-  say "level $L      every full tile hashes to its hash at level $U$( [ "$(cat "$T/count")" -gt 0 ] && printf ' (except the ones above)')"
+    END {
+      if (seen != want) { printf "FAIL: internal: %d tile roots computed at level %d, expected %d\n", seen, L, want; bad++ }
+      print bad + 0 > countfile
+    }' countfile="$T/count" "$T/lvl.$U" "$T/roots" || die 'awk failed'
+  nbad=$(cat "$T/count")
+  need_decimal "$nbad" "the number of mismatched tiles"
+  BAD=$((BAD + nbad))
+  say "level $L      every full tile hashes to its hash at level $U$( [ "$nbad" -gt 0 ] && printf ' (except the ones above)')"
   L=$U
 done
 
@@ -127,6 +138,11 @@ while [ "$L" -ge 0 ]; do
 done
 # Fold right to left: root = node(p1, node(p2, ... node(p[k-1], p[k]))).
 nparts=$(wc -l <"$T/parts")
+# One perfect subtree per set bit of the size.
+bits=0
+n=$SIZE
+while [ "$n" -gt 0 ]; do bits=$((bits + n % 2)); n=$((n / 2)); done
+[ "$nparts" -eq "$bits" ] || die "internal: $nparts perfect subtrees computed, the size $SIZE has $bits set bits"
 if [ "$SIZE" -eq 0 ]; then
   ROOT=$EMPTY_ROOT
 else
@@ -139,10 +155,13 @@ else
   done
   ROOT=$(cat "$T/acc")
 fi
+need_hex64 "$ROOT" "the recomputed root"
 ROOT_B64=$(awk "$AWKLIB"'BEGIN { print hexb64("'"$ROOT"'") }')
+[ ${#ROOT_B64} -eq 44 ] || die "internal: the recomputed root in base64 came out as '$ROOT_B64'"
 say "recomputed  $ROOT_B64 (hex $ROOT), from $nparts perfect subtree(s)"
 
-if [ "$ROOT" = "$CP_ROOT" ]; then
+# Both sides are well-formed here (read_checkpoint checked the checkpoint's).
+if is_hex64 "$CP_ROOT" && [ "$ROOT" = "$CP_ROOT" ]; then
   say "ok: the tiles hash to the checkpoint's root"
 else
   problem "the tiles hash to $ROOT_B64, the checkpoint says $CP_ROOT_B64"

@@ -66,7 +66,7 @@ export function createIndexFile(
   backend: MappedFileBackend | undefined,
 ): MappedFile {
   const fileSize = fileSizeFor(bucketCount);
-  const mf = openMappedFile(tmpPath, { create: true, exclusive: true, size: fileSize, backend });
+  const mf = openMappedFile(tmpPath, { create: true, exclusive: true, mode: 0o600, size: fileSize, backend });
   try {
     const header: Header = {
       layoutVersion: LAYOUT_VERSION,

@@ -6,6 +6,7 @@
  */
 import path from 'node:path';
 import { TlogError, ErrorCode } from '../errors.js';
+import { isInside } from '../storage/containment.js';
 
 export interface DataRoots {
   readonly tilesRoot: string;
@@ -46,16 +47,12 @@ export function checkTenantName(name: string): void {
   }
 }
 
-function inside(child: string, parent: string): boolean {
-  const rel = path.relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-}
-
 export function logPaths(roots: DataRoots, tenant: string): LogPaths {
   checkTenantName(tenant);
   const stateRoot = path.resolve(roots.stateRoot);
   for (const served of [roots.tilesRoot, roots.checkpointsRoot]) {
-    if (inside(stateRoot, path.resolve(served)) || inside(path.resolve(served), stateRoot)) {
+    // Either way round: a served root inside the state root would publish it just the same.
+    if (isInside(served, stateRoot) || isInside(stateRoot, served)) {
       throw new TlogError(
         ErrorCode.badInput,
         `state directory ${stateRoot} must not be inside or contain the served directory ${path.resolve(served)}`,

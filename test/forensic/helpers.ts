@@ -1,9 +1,12 @@
 /**
  * Shared by the forensic tests: logs written by the engine, and the POSIX sh scripts of
- * docs/forensic run under dash (CI must have it: Debian's /bin/dash).
+ * docs/forensic run in two userlands, each the whole PATH of the scripts: busybox's sh and
+ * applets alone (its awk has no exponentiation, its printf %d stops at 2^31), and dash with
+ * gawk in --posix mode and only the GNU coreutils the scripts document. CI installs busybox,
+ * gawk and dash (.ci/run).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,14 +16,78 @@ import { logPaths } from '../../src/log/paths.js';
 export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const scriptsDir = path.join(repo, 'docs/forensic');
 
-/** The dash binary, or a clear failure: the scripts' promise is POSIX sh, and dash checks it. */
-export function requireDash(): string {
-  const r = spawnSync('sh', ['-c', 'command -v dash'], { encoding: 'utf8' });
+/** A userland for the scripts: `dir` is their whole PATH, and holds `sh`. */
+export interface Shell {
+  readonly name: string;
+  readonly dir: string;
+  /** The sh the scripts run under (dir/sh). */
+  readonly sh: string;
+}
+
+const made: string[] = [];
+
+/** Removes the directories the shells below made. */
+export function cleanupShells(): void {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
+/** The absolute path of a program on the test's PATH, or a clear failure saying how to get it. */
+function need(cmd: string, pkg: string): string {
+  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
   const p = r.stdout.trim();
-  if (r.status !== 0 || !p) {
-    throw new Error('the forensic tests run the scripts under dash, which is not installed: apt-get install dash (Debian has it at /bin/dash)');
+  if (r.status !== 0 || !p.startsWith('/')) {
+    throw new Error(`the forensic tests need ${cmd}, which is not installed: apt-get install ${pkg} (.ci/run does)`);
   }
   return p;
+}
+
+function toolDir(prefix: string): string {
+  const d = mkdtempSync(path.join(os.tmpdir(), `tlog-forensic-${prefix}-`));
+  made.push(d);
+  return d;
+}
+
+/** openssl verifies the signatures in tlog-checkpoint.sh; neither userland has one of its own. */
+const OPENSSL = () => need('openssl', 'openssl');
+
+/** busybox's sh and every applet it has (`busybox --list`), and nothing else but openssl if asked. */
+export function busyboxShell(o: { openssl?: boolean } = {}): Shell {
+  const bb = need('busybox', 'busybox');
+  const dir = toolDir('busybox');
+  const applets = spawnSync(bb, ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+  if (!applets.includes('sh') || !applets.includes('awk')) throw new Error(`busybox ${bb} has no sh or awk applet`);
+  for (const a of applets) symlinkSync(bb, path.join(dir, a));
+  if (o.openssl ?? true) symlinkSync(OPENSSL(), path.join(dir, 'openssl'));
+  return { name: o.openssl === false ? 'busybox without openssl' : 'busybox', dir, sh: path.join(dir, 'sh') };
+}
+
+/** The tools lib.sh documents, beside sh and awk: a script that needs another one fails here. */
+const GNU_TOOLS = ['cat', 'cp', 'mkdir', 'mv', 'od', 'rm', 'sha256sum', 'wc'];
+
+/** dash as sh, gawk --posix as awk, the GNU coreutils of GNU_TOOLS, and openssl. */
+export function dashGnuShell(): Shell {
+  const dash = need('dash', 'dash');
+  const gawk = need('gawk', 'gawk');
+  const dir = toolDir('dash-gnu');
+  symlinkSync(dash, path.join(dir, 'sh'));
+  writeFileSync(path.join(dir, 'awk'), `#!${dash}\nexec ${gawk} --posix "$@"\n`, { mode: 0o755 });
+  for (const t of GNU_TOOLS) symlinkSync(need(t, 'coreutils'), path.join(dir, t));
+  symlinkSync(OPENSSL(), path.join(dir, 'openssl'));
+  return { name: 'dash + GNU', dir, sh: path.join(dir, 'sh') };
+}
+
+/**
+ * A copy of a shell whose `tool` is replaced by a stub: a small sh script (run by dash) with
+ * the given body, e.g. `exit 0` for a tool that succeeds and prints nothing.
+ */
+export function withStub(base: Shell, tool: string, body: string): Shell {
+  const dash = need('dash', 'dash');
+  const dir = toolDir(`stub-${tool}`);
+  for (const name of readdirSync(base.dir)) {
+    if (name !== tool) symlinkSync(path.join(base.dir, name), path.join(dir, name));
+  }
+  writeFileSync(path.join(dir, tool), `#!${dash}\n${body}\n`, { mode: 0o755 });
+  return { name: `${base.name}, ${tool} stubbed`, dir, sh: path.join(dir, 'sh') };
 }
 
 export interface ScriptResult {
@@ -29,12 +96,14 @@ export interface ScriptResult {
   stderr: string;
 }
 
-export function runScript(dash: string, script: string, args: string[], env: NodeJS.ProcessEnv = {}): ScriptResult {
-  const r = spawnSync(dash, [path.join(scriptsDir, script), ...args], {
+/** Runs a script of docs/forensic under `shell`, with the shell's directory as the whole PATH. */
+export function runScript(shell: Shell, script: string, args: string[], env: NodeJS.ProcessEnv = {}): ScriptResult {
+  const r = spawnSync(shell.sh, [path.join(scriptsDir, script), ...args], {
     encoding: 'utf8',
-    env: { PATH: process.env.PATH, ...env },
+    env: { PATH: shell.dir, ...env },
     maxBuffer: 256 << 20,
   });
+  if (r.error) throw r.error;
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

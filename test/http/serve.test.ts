@@ -226,10 +226,12 @@ describe('tlog serve', () => {
   /**
    * Regression (found here, fixed in 0c23e1d): server.close() alone closes only the connections
    * idle at that moment, so a steady client on busy keep-alive connections kept getting answers
-   * for as long as it kept sending, and the process did not exit. Requests after SIGTERM must now
-   * be refused with Connection: close and the process must exit promptly.
+   * for as long as it kept sending, and the process did not exit. Now requests after SIGTERM are
+   * refused with Connection: close and the process exits although the clients never pause (the
+   * old behaviour never exits: the test times out). Ordering, not time: a request sent after
+   * the service wrote "stopping" reached it after it started stopping, so it must not get 200.
    */
-  it('SIGTERM under steady keep-alive load: no request started 1 s later is answered, and exit within 2 s', async () => {
+  it('SIGTERM under steady keep-alive load: the process exits, and no request sent after "stopping" is answered', async () => {
     const cwd = mkdtempSync(path.join(dir, 'keepalive-'));
     const p = await start([], cwd, { TLOG_LOG_LEVEL: 'warn' });
     const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
@@ -243,25 +245,26 @@ describe('tlog serve', () => {
         req.on('error', () => resolve(0));
         req.end(`keep-alive entry ${n++}`);
       });
-    let sigAt = 0;
-    let exitedAfter = Infinity;
-    void p.exited.then(() => (exitedAfter = Date.now() - sigAt));
+    let exited = false;
+    void p.exited.then(() => (exited = true));
+    let answered = 0;
     let lateAnswers = 0;
     const worker = async () => {
-      while (exitedAfter === Infinity && (sigAt === 0 || Date.now() - sigAt < 4000)) {
-        const started = Date.now();
+      while (!exited) {
+        // Read before sending: stderr lines arrive late if anything, which only makes this conservative.
+        const afterStopping = /^stopping:/m.test(p.stderr());
         const status = await once();
-        if (sigAt && started - sigAt > 1000 && status === 200) lateAnswers++;
+        if (status === 200) answered++;
+        if (afterStopping && status === 200) lateAnswers++;
       }
     };
     const workers = Array.from({ length: 16 }, worker);
-    await new Promise((r) => setTimeout(r, 500));
-    sigAt = Date.now();
+    await waitFor(() => answered >= 100, 'appends on the kept-alive connections', 30_000);
     p.child.kill('SIGTERM');
     await Promise.all(workers);
     agent.destroy();
     const { code } = await p.exited;
     expect(code).toBe(0);
-    expect({ lateAnswers, exitedAfterMs: exitedAfter < 2000 ? 'under 2000' : exitedAfter }).toEqual({ lateAnswers: 0, exitedAfterMs: 'under 2000' });
+    expect(lateAnswers).toBe(0);
   });
 });

@@ -64,9 +64,8 @@ describe.each(kinds)('lockFileExclusive (%s)', (kind) => {
   it('a lock held by a child process makes ours fail fast, and is gone when the child dies', async () => {
     const child = await holdInChild(path, kind);
     try {
-      const t0 = performance.now();
+      // The child holds the lock until we kill it below: a taker that waited would never return.
       expect(() => lockFileExclusive(path, { kind })).toThrow(NativeError);
-      expect(performance.now() - t0).toBeLessThan(500);
       try {
         lockFileExclusive(path, { kind });
       } catch (e) {

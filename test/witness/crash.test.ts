@@ -75,7 +75,6 @@ describe('witness killed mid-request', () => {
     /** The size of the request in flight when the kill came (equal to acked when none was). */
     let inFlight = 0;
     let kills = 0;
-    let landedInFlight = 0;
     for (let cycle = 0; cycle < 6; cycle++) {
       const { child, url, exited } = await startChild(config, data);
       // The state the new process serves must be the last acked tree, or the one in flight.
@@ -92,39 +91,34 @@ describe('witness killed mid-request', () => {
         expect([acked, inFlight]).toContain(size);
         expect(parseNote(note).text).toBe(checkpointText(size));
         expect(openNote(note, [logPair.verifier, ed.verifier, ml.verifier]).verified).toHaveLength(3);
-        if (size !== acked) landedInFlight++;
         acked = size;
       }
-      // Cosign a growing tree until the kill.
-      inFlight = acked;
-      const killAt = Date.now() + 100 + Math.random() * 300;
-      let killed = false;
-      const timer = setTimeout(() => {
-        killed = true;
-        child.kill('SIGKILL');
-      }, killAt - Date.now());
-      while (!killed) {
+      // Cosign a growing tree: a few requests answered in full, then one that the kill
+      // interrupts at a random moment (before the check, mid-write, mid-rename, or after the
+      // answer). Kills are counted in requests, not in time, so a slow machine changes where
+      // they land, never what the test asserts.
+      const answered = 1 + Math.floor(Math.random() * 4);
+      for (let k = 0; k < answered; k++) {
         inFlight = Math.min(acked + 1 + Math.floor(Math.random() * 7), 2048);
-        if (inFlight === acked) break;
-        let r: Response;
-        try {
-          r = await fetch(`${url}/add-checkpoint`, { method: 'POST', body: addBody(acked, inFlight) });
-        } catch {
-          break; // killed mid-request
-        }
-        const body = await r.text().catch(() => null);
-        if (body === null) break;
-        expect(r.status, body).toBe(200);
+        const r = await fetch(`${url}/add-checkpoint`, { method: 'POST', body: addBody(acked, inFlight) });
+        expect(r.status, await r.text()).toBe(200);
         acked = inFlight;
       }
-      clearTimeout(timer);
-      if (!killed) child.kill('SIGKILL');
+      inFlight = Math.min(acked + 1 + Math.floor(Math.random() * 7), 2048);
+      const last = fetch(`${url}/add-checkpoint`, { method: 'POST', body: addBody(acked, inFlight) }).then(
+        async (r) => ({ status: r.status, body: await r.text() }),
+        () => null, // killed mid-request
+      );
+      await new Promise((r) => setTimeout(r, Math.random() * 30));
+      child.kill('SIGKILL');
+      const answer = await last.catch(() => null);
+      if (answer) {
+        expect(answer.status, answer.body).toBe(200);
+        acked = inFlight;
+      }
       kills++;
       await exited;
     }
     expect(kills).toBe(6);
-    expect(acked).toBeGreaterThan(0);
-    // How often the kill fell after the persist and before the reply (informative only).
-    expect(landedInFlight).toBeGreaterThanOrEqual(0);
   });
 });

@@ -80,7 +80,10 @@ export function memoryWitness(o: { store?: StateStore; evidence?: EvidenceSink; 
     clock: o.clock ?? fixedClock(),
   });
   const app = createWitnessApp(witness);
-  const post = (body: string | Uint8Array) => app.request('/add-checkpoint', { method: 'POST', body });
+  // app.request answers synchronously or not; callers always get a promise. (A copy makes the
+  // bytes an ArrayBuffer-backed view, which is what fetch's BodyInit takes.)
+  const post = (body: string | Uint8Array): Promise<Response> =>
+    Promise.resolve(app.request('/add-checkpoint', { method: 'POST', body: typeof body === 'string' ? body : new Uint8Array(body) }));
   return { witness, app, store, evidence, post };
 }
 
