@@ -1,29 +1,31 @@
 /**
  * Signing off the main thread: a SignOffload (src/note/signers.ts) backed by worker threads, so
- * a checkpoint's ML-DSA-44 signature (~6 ms of pure JS) does not block the HTTP event loop.
+ * a checkpoint's signatures never block the HTTP event loop. ML-DSA-44 is computed by the
+ * pool's backend (src/log/mldsa-backend.ts: node:crypto, liboqs-wasm or noble, the fastest the
+ * runtime offers unless the pool is told which), Ed25519 by node:crypto.
  *
  * Contract:
- * - sign() is safe to call concurrently; each call resolves with exactly the raw signature noble
- *   would compute on this thread (Ed25519 is deterministic, RFC 8032 5.1.6, and node:crypto's
- *   bytes equal noble's; ML-DSA-44 is noble's own hedged signing).
+ * - sign() is safe to call concurrently. Ed25519 resolves with exactly noble's signature
+ *   (deterministic, RFC 8032 5.1.6; node:crypto's bytes equal noble's); ML-DSA-44 with a FIPS 204
+ *   pure, hedged signature that noble verifies under the public key of the same seed.
  * - A failing call rejects with a readable Error and no key material. A worker that dies rejects
  *   its pending calls with `unavailable`; the next call starts a new one.
  * - close() terminates the workers, rejects pending calls; later calls reject with `unavailable`.
  * - An idle pool never keeps the process alive: a worker is ref()ed only while it has calls.
  *
- * The worker is an `eval` script that imports noble by an absolute file URL resolved here, so
+ * The worker is an `eval` script that imports its modules by absolute file URLs resolved here, so
  * the same code works from dist/ (node) and from the TypeScript sources (vitest), where no .js
- * file sits beside this one. A secret key is sent to a worker once (a copy of exactly its bytes)
- * and cached there under a number; messages are transferred, never cloned with a larger buffer.
+ * file sits beside this one. A key's 32-byte seed is sent to a worker once (a copy of exactly its
+ * bytes) and cached there under a number, with the backend's key derived from it at first use;
+ * messages are transferred, never cloned with a larger buffer.
  */
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { TlogError, ErrorCode } from '../errors.js';
 import type { SignAlgorithm, SignOffload } from '../note/signers.js';
+import { availableMldsaBackends, MLDSA_BACKEND_SOURCE, mldsaBackend, mldsaModuleUrls, type MldsaBackend } from './mldsa-backend.js';
 
-/** Key sizes the offload is given: the Ed25519 seed, the expanded ML-DSA-44 secret key. */
-const SECRET_KEY_SIZES: Record<SignAlgorithm, number> = { ed25519: 32, 'ml-dsa-44': 2560 };
+/** The keys the offload is given: 32-byte seeds (RFC 8032 Ed25519; FIPS 204 ML-DSA-44 ξ). */
+const SEED_SIZES: Record<SignAlgorithm, number> = { ed25519: 32, 'ml-dsa-44': 32 };
 
 /** Secret keys a worker keeps before it forgets the oldest (re-sent when used again). */
 const WORKER_KEY_CACHE = 1024;
@@ -39,23 +41,36 @@ const WORKER_SOURCE = String.raw`
   const crypto = await import('node:crypto');
   // RFC 8410: PKCS#8 PrivateKeyInfo for Ed25519 is this prefix followed by the 32-byte seed.
   const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+  const makeMldsa = ${MLDSA_BACKEND_SOURCE};
+  const urls = workerData.mldsaUrls;
   let mldsa = null;
-  const mldsaLoad = import(workerData.mldsaUrl).then((m) => (mldsa = m.ml_dsa44));
+  const mldsaLoad = makeMldsa(workerData.mldsa, (m) => import(m === 'node:crypto' ? m : urls[m])).then((b) => (mldsa = b));
   mldsaLoad.catch(() => {}); // reported to each ML-DSA call instead
-  // ref -> node:crypto KeyObject (ed25519) or Uint8Array secret key (ml-dsa-44)
+  // ref -> node:crypto KeyObject (ed25519), or { seed, key } (ml-dsa-44: the backend's key, made at first use)
   const keys = new Map();
 
   const owns = (u8) => u8.byteOffset === 0 && u8.byteLength === u8.buffer.byteLength && u8.buffer instanceof ArrayBuffer;
-  const failed = (m, e) => parentPort.postMessage({ id: m.id, error: String((e && e.message) || e) });
+  const messageOf = (e) => String((e && e.message) || e);
+  const failed = (m, e) => parentPort.postMessage({ id: m.id, error: messageOf(e) });
 
-  function reply(m, key) {
+  function reply(m, compute) {
     try {
-      const sig = m.alg === 'ed25519' ? crypto.sign(null, m.msg, key) : mldsa.sign(m.msg, key);
+      const sig = compute();
       const out = owns(sig) ? sig : new Uint8Array(sig);
       parentPort.postMessage({ id: m.id, sig: out }, [out.buffer]);
     } catch (e) {
       failed(m, e);
     }
+  }
+
+  function mldsaReply(m, k) {
+    reply(m, () => {
+      if (k.key === null) {
+        k.key = mldsa.keyFromSeed(k.seed);
+        k.seed = null;
+      }
+      return mldsa.sign(k.key, m.msg);
+    });
   }
 
   parentPort.on('message', (m) => {
@@ -65,15 +80,14 @@ const WORKER_SOURCE = String.raw`
       if (m.key) {
         keys.set(m.ref, m.alg === 'ed25519'
           ? crypto.createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, m.key]), format: 'der', type: 'pkcs8' })
-          : m.key);
+          : { seed: m.key, key: null });
       }
       const key = keys.get(m.ref);
       if (key === undefined) throw new Error('no key ' + m.ref + ' in the worker');
-      if (m.alg === 'ml-dsa-44' && !mldsa) {
-        mldsaLoad.then(() => reply(m, key), (e) => failed(m, 'load @noble/post-quantum: ' + ((e && e.message) || e)));
-        return;
-      }
-      reply(m, key);
+      if (m.failForTest) throw new Error('sign failed on request (test hook)');
+      if (m.alg === 'ed25519') return reply(m, () => crypto.sign(null, m.msg, key));
+      if (mldsa) return mldsaReply(m, key);
+      mldsaLoad.then(() => mldsaReply(m, key), (e) => failed(m, 'load the ML-DSA-44 signer ' + workerData.mldsa + ': ' + messageOf(e)));
     } catch (e) {
       failed(m, e);
     }
@@ -84,9 +98,11 @@ const WORKER_SOURCE = String.raw`
 interface Request {
   readonly id: number;
   readonly alg: SignAlgorithm;
-  /** The secret key's number; `key` carries its bytes the first time this worker sees it. */
+  /** The key's number; `key` carries its seed the first time this worker sees it. */
   readonly ref: number;
   readonly key?: Uint8Array;
+  /** Test hook: the worker fails this call (see failNextCallForTest). */
+  readonly failForTest?: true;
   /** Key numbers the worker should forget (its cache is bounded; we decide what it holds). */
   readonly drop: number[];
   readonly msg: Uint8Array;
@@ -113,6 +129,8 @@ interface Slot {
 export interface SignPoolOptions {
   /** Worker threads (default 1: with 2 cores, one signs while the main thread serves). */
   readonly workers?: number;
+  /** The ML-DSA-44 backend (default: the process's, mldsaBackend()); one this runtime offers. */
+  readonly mldsa?: MldsaBackend;
 }
 
 /** Whether transferring u8's buffer gives away exactly u8 (not Node's shared Buffer pool). */
@@ -123,42 +141,54 @@ function ownsBuffer(u8: Uint8Array): boolean {
 export class SignPool {
   readonly #size: number;
   readonly #slots: (Slot | undefined)[];
-  readonly #mldsaUrl: string;
-  /** Secret keys (by identity) to their numbers; a key is sent to each worker once. */
+  readonly #mldsa: MldsaBackend;
+  readonly #mldsaUrls: Record<string, string>;
+  /** Seeds (by identity) to their numbers; a key is sent to each worker once. */
   readonly #keyRefs = new WeakMap<Uint8Array, number>();
   #nextRef = 1;
   #nextID = 1;
   #turn = 0;
   #closed = false;
+  #failNext = false;
 
   constructor(opts: SignPoolOptions = {}) {
     const n = opts.workers ?? 1;
     if (!Number.isInteger(n) || n < 1) throw new TlogError(ErrorCode.badInput, `sign pool: workers must be a positive integer, got ${n}`);
     this.#size = n;
     this.#slots = new Array<Slot | undefined>(n).fill(undefined);
+    this.#mldsa = opts.mldsa ?? mldsaBackend();
+    if (!availableMldsaBackends().includes(this.#mldsa)) {
+      throw new TlogError(ErrorCode.badInput, `sign pool: this runtime (Node ${process.version}) has no ${JSON.stringify(this.#mldsa)} ML-DSA-44 signer`);
+    }
     // Resolved here, where node_modules is reachable, whichever of dist/ or src/ this runs from.
-    this.#mldsaUrl = pathToFileURL(createRequire(import.meta.url).resolve('@noble/post-quantum/ml-dsa.js')).href;
+    this.#mldsaUrls = mldsaModuleUrls();
+  }
+
+  /** The backend this pool's workers compute ML-DSA-44 signatures with. */
+  get mldsaBackend(): MldsaBackend {
+    return this.#mldsa;
   }
 
   /** This pool as a SignOffload for keyPair / loadLogKeys. */
   readonly offload: SignOffload = (alg, secretKey, message) => this.sign(alg, secretKey, message);
 
   /**
-   * The raw signature of `message` (see SignOffload). `message` is transferred to the worker
-   * when it owns its whole ArrayBuffer (it is then detached here), copied otherwise.
+   * The raw signature of `message` by the key of `seed` (see SignOffload). `message` is
+   * transferred to the worker when it owns its whole ArrayBuffer (it is then detached here),
+   * copied otherwise.
    */
-  sign(alg: SignAlgorithm, secretKey: Uint8Array, message: Uint8Array): Promise<Uint8Array> {
+  sign(alg: SignAlgorithm, seed: Uint8Array, message: Uint8Array): Promise<Uint8Array> {
     if (this.#closed) return Promise.reject(new TlogError(ErrorCode.unavailable, 'sign pool is closed'));
-    const size = SECRET_KEY_SIZES[alg];
+    const size = SEED_SIZES[alg];
     if (size === undefined) return Promise.reject(new Error(`sign pool: unknown algorithm ${JSON.stringify(alg)}`));
-    if (!(secretKey instanceof Uint8Array) || secretKey.length !== size) {
-      return Promise.reject(new Error(`sign pool: ${alg} secret key must be ${size} bytes`));
+    if (!(seed instanceof Uint8Array) || seed.length !== size) {
+      return Promise.reject(new Error(`sign pool: ${alg} seed must be ${size} bytes`));
     }
     if (!(message instanceof Uint8Array)) return Promise.reject(new Error('sign pool: message must be a Uint8Array'));
-    let ref = this.#keyRefs.get(secretKey);
+    let ref = this.#keyRefs.get(seed);
     if (ref === undefined) {
       ref = this.#nextRef++;
-      this.#keyRefs.set(secretKey, ref);
+      this.#keyRefs.set(seed, ref);
     }
     const slot = this.#pick();
     const drop: number[] = [];
@@ -166,7 +196,7 @@ export class SignPool {
     if (!slot.keys.has(ref)) {
       // A copy of exactly the key: the caller's array may be a view into a larger buffer
       // (Node's Buffer pool), and cloning a view would send the whole buffer along.
-      key = new Uint8Array(secretKey);
+      key = new Uint8Array(seed);
       slot.keys.add(ref);
       for (const old of slot.keys) {
         if (slot.keys.size <= WORKER_KEY_CACHE) break;
@@ -178,7 +208,9 @@ export class SignPool {
     // Transfer, never clone, a view: cloning copies its whole ArrayBuffer. A view into a
     // shared buffer (a pooled Buffer) is copied first; Buffer#slice would not copy.
     const msg = ownsBuffer(message) ? message : new Uint8Array(message);
-    const req: Request = { id, alg, ref, drop, msg, ...(key ? { key } : {}) };
+    const failForTest = this.#failNext;
+    this.#failNext = false;
+    const req: Request = { id, alg, ref, drop, msg, ...(key ? { key } : {}), ...(failForTest ? { failForTest: true as const } : {}) };
     const transfer = key ? [msg.buffer as ArrayBuffer, key.buffer as ArrayBuffer] : [msg.buffer as ArrayBuffer];
     return new Promise<Uint8Array>((resolve, reject) => {
       if (slot.calls.size === 0) slot.worker.ref();
@@ -228,6 +260,11 @@ export class SignPool {
     }
   }
 
+  /** Test hook: the next call fails in its worker, as a signer error would (the worker lives on). */
+  failNextCallForTest(): void {
+    this.#failNext = true;
+  }
+
   /** The least busy worker, starting one when all are busy and a slot is free; ties go round. */
   #pick(): Slot {
     let best: Slot | undefined;
@@ -247,7 +284,7 @@ export class SignPool {
   }
 
   #start(i: number): Slot {
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { mldsaUrl: this.#mldsaUrl } });
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { mldsa: this.#mldsa, mldsaUrls: this.#mldsaUrls } });
     worker.unref();
     const slot: Slot = { worker, calls: new Map(), keys: new Set(), dead: false };
     this.#slots[i] = slot;
@@ -293,7 +330,8 @@ let shared: SignPool | null = null;
 
 /**
  * The process-wide pool the logs sign with unless given another: one worker serves every
- * tenant (signing is one batch at a time per log, and the second core is shared with HTTP).
+ * tenant (signing is one batch at a time per log, and the second core is shared with HTTP),
+ * with the process's ML-DSA-44 backend (mldsaBackend()).
  */
 export function sharedSignPool(): SignPool {
   const n = Number(process.env.TLOG_SIGN_WORKERS ?? 1);

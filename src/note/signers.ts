@@ -120,14 +120,16 @@ export interface KeyPair {
 export type SignAlgorithm = 'ed25519' | 'ml-dsa-44';
 
 /**
- * Computes a raw signature somewhere else (a worker thread): Ed25519 (RFC 8032, the key is the
- * 32-byte seed) or ML-DSA-44 (FIPS 204 pure, empty context, hedged; the key is the expanded
- * 2560-byte secret key) over `message`. It must return exactly what ed25519.sign(message, seed)
- * or ml_dsa44.sign(message, secretKey) of noble would: 64 or 2420 bytes. The offload owns
- * `message` once called (it may transfer it to another thread); `secretKey` stays the caller's
- * and is passed again, unchanged, on every call with that key.
+ * Computes a raw signature somewhere else (a worker thread): Ed25519 (RFC 8032) or ML-DSA-44
+ * (FIPS 204 pure, empty context, hedged) over `message` with the key of `seed`, the 32-byte seed
+ * of the PrivateKey (the Ed25519 seed; the ML-DSA-44 key-generation seed ξ). It must return a
+ * signature that the matching verifier accepts, 64 or 2420 bytes: for Ed25519 exactly
+ * ed25519.sign(message, seed) of noble (deterministic); for ML-DSA-44 any hedged signature that
+ * ml_dsa44.verify accepts under ml_dsa44.keygen(seed).publicKey. The offload owns `message` once
+ * called (it may transfer it to another thread); `seed` stays the caller's and is passed again,
+ * the same array, on every call with that key.
  */
-export type SignOffload = (alg: SignAlgorithm, secretKey: Uint8Array, message: Uint8Array) => Promise<Uint8Array>;
+export type SignOffload = (alg: SignAlgorithm, seed: Uint8Array, message: Uint8Array) => Promise<Uint8Array>;
 
 /** The bytes a key signs for a note text, and how the raw signature becomes the note's. */
 interface SignPlan {
@@ -146,7 +148,7 @@ function planSigner(
   keyID: number,
   plan: (text: string) => SignPlan,
   alg: SignAlgorithm,
-  secretKey: Uint8Array,
+  seed: Uint8Array,
   rawSign: (message: Uint8Array) => Uint8Array,
   offload?: SignOffload,
 ): NoteSigner {
@@ -157,7 +159,7 @@ function planSigner(
   if (!offload) return { name, keyID, sign };
   const signAsync = async (text: string) => {
     const p = plan(text);
-    const raw = await offload(alg, secretKey, p.message);
+    const raw = await offload(alg, seed, p.message);
     // A short or long answer would make a note no one can parse the way we wrote it.
     if (raw.length !== RAW_SIG_SIZES[alg]) throw new Error(`sign offload returned ${raw.length} bytes for ${alg}, want ${RAW_SIG_SIZES[alg]}`);
     return p.frame(raw);
@@ -200,7 +202,7 @@ export function keyPair(k: PrivateKey, clock: Clock = defaultClock, offload?: Si
         return { message, frame: (raw) => withTimestamp(ts, raw) };
       };
       // FIPS 204 pure ML-DSA with an empty context, hedged signing (noble's default).
-      signer = planSigner(k.name, keyID, plan, 'ml-dsa-44', keys.secretKey, (m) => ml_dsa44.sign(m, keys.secretKey), offload);
+      signer = planSigner(k.name, keyID, plan, 'ml-dsa-44', k.seed, (m) => ml_dsa44.sign(m, keys.secretKey), offload);
       break;
     }
   }
