@@ -11,6 +11,7 @@ import { loadConfig, type ServiceConfig } from '../config/config.js';
 import { TlogError, ErrorCode } from '../errors.js';
 import { createApp } from '../http/app.js';
 import { createLogger, engineLogger, Metrics } from '../http/observe.js';
+import { mldsaBackend } from '../log/mldsa-backend.js';
 import type { DataRoots } from '../log/paths.js';
 import { authFromConfig, OPEN_AUTH, openOrInit, openOrInitDefault, TenantRegistry } from '../tenants/registry.js';
 import { Cosigner } from '../witness-client/cosigner.js';
@@ -38,6 +39,8 @@ function isLoopback(host: string): boolean {
 }
 
 export async function serve(o: ServeOptions): Promise<void> {
+  // Chosen once, before any log opens: a TLOG_MLDSA_SIGNER this runtime cannot honour stops here.
+  const signer = mldsaBackend();
   const logger = createLogger();
   const metrics = new Metrics();
   const tenants = new TenantRegistry();
@@ -139,7 +142,7 @@ export async function serve(o: ServeOptions): Promise<void> {
   const server = await new Promise<Server>((resolve) => {
     const s = serveNode({ fetch: app.fetch, hostname: host, port }, (info) => {
       const open = config ? 'every tenant requires credentials' : 'embedded default tenant: writes accepted without credentials on this loopback address';
-      say(`listening on http://${host}:${info.port} (${open})`);
+      say(`listening on http://${host}:${info.port} (${open}; ML-DSA-44 signer: ${signer})`);
       o.onListening?.(info.port);
       resolve(s as Server);
     });

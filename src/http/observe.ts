@@ -5,8 +5,9 @@
 import type { MiddlewareHandler } from 'hono';
 import { randomBytes } from 'node:crypto';
 import pino, { type Logger as PinoLogger } from 'pino';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BatchStats, Logger } from '../log/log.js';
+import { mldsaBackend } from '../log/mldsa-backend.js';
 import { statusOf } from './errors.js';
 import { presetHeader } from './node-io.js';
 
@@ -112,8 +113,17 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Which ML-DSA-44 implementation signs the checkpoints (src/log/mldsa-backend.ts): 1 for it. */
+  readonly mldsaSigner = new Gauge({
+    name: 'tlog_mldsa_signer_info',
+    help: 'The ML-DSA-44 signer checkpoints are signed with (node:crypto, liboqs-wasm or noble)',
+    labelNames: ['backend'],
+    registers: [this.registry],
+  });
+
   constructor(defaults = true) {
     if (defaults) collectDefaultMetrics({ register: this.registry });
+    this.mldsaSigner.set({ backend: mldsaBackend() }, 1);
   }
 
   /** One answered request, for tlog_http_requests_total. (Tenant names have no space, statuses are digits: the key is unambiguous.) */
