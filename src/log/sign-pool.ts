@@ -1,8 +1,8 @@
 /**
  * Signing off the main thread: a SignOffload (src/note/signers.ts) backed by worker threads, so
  * a checkpoint's signatures never block the HTTP event loop. ML-DSA-44 is computed by the
- * pool's backend (src/log/mldsa-backend.ts: node:crypto, liboqs-wasm or noble, the fastest the
- * runtime offers unless the pool is told which), Ed25519 by node:crypto.
+ * pool's backend (src/log/mldsa-backend.ts: node:crypto, liboqs-wasm or noble; the process's
+ * choice unless the pool is told which), Ed25519 by node:crypto.
  *
  * Contract:
  * - sign() is safe to call concurrently. Ed25519 resolves with exactly noble's signature

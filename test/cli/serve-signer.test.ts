@@ -1,6 +1,6 @@
 /**
  * `tlog serve` and its ML-DSA-44 signer (src/log/mldsa-backend.ts): the start line and /metrics
- * name the backend chosen once at start (TLOG_MLDSA_SIGNER, else the fastest this runtime
+ * name the backend chosen once at start (TLOG_MLDSA_SIGNER, else the preferred one this runtime
  * offers), the checkpoints it signs verify, and a TLOG_MLDSA_SIGNER it cannot honour stops it
  * before anything is created, with one readable line.
  */
@@ -28,7 +28,7 @@ afterAll(() => {
 });
 
 describe('the ML-DSA-44 signer of tlog serve', () => {
-  // '' is unset: the fastest the runtime offers.
+  // '' is unset: the preferred one the runtime offers.
   it.each(['', ...availableMldsaBackends()])('TLOG_MLDSA_SIGNER=%j: named at start and in /metrics, and it signs the checkpoints', async (forced) => {
     const backend = chooseMldsaBackend(forced);
     const cwd = mkdtempSync(path.join(dir, 'serve-'));
