@@ -9,8 +9,8 @@
  * - 'noble': @noble/post-quantum, pure JavaScript, an order of magnitude slower. Only where
  *   WebAssembly is off (node --jitless), or when asked for.
  *
- * Measured here (bench/mldsa-signers.ts, Node 26, p50 per signature): node:crypto 0.27 ms,
- * liboqs-wasm 0.17 ms, noble 3.5 ms. node:crypto still comes first where it exists: both are
+ * Measured here (bench/mldsa-signers.ts, Node 26, p50 per signature): node:crypto 0.26-0.33 ms,
+ * liboqs-wasm 0.17-0.18 ms, noble 3.7 ms. node:crypto still comes first where it exists: both are
  * far below a batch's other costs, and it is OpenSSL's native, constant-time C behind Node's own
  * API, with no third-party package on the signing path and no copy of the secret key in a
  * WebAssembly heap (liboqs-js copies it in and frees it uncleared on every call).
