@@ -27,7 +27,7 @@ import { availableMldsaBackends, MLDSA_BACKEND_SOURCE, mldsaBackend, mldsaModule
 /** The keys the offload is given: 32-byte seeds (RFC 8032 Ed25519; FIPS 204 ML-DSA-44 ξ). */
 const SEED_SIZES: Record<SignAlgorithm, number> = { ed25519: 32, 'ml-dsa-44': 32 };
 
-/** Secret keys a worker keeps before it forgets the oldest (re-sent when used again). */
+/** Keys a worker keeps before it forgets the oldest (re-sent when used again). */
 const WORKER_KEY_CACHE = 1024;
 
 /**
@@ -170,7 +170,7 @@ export class SignPool {
   }
 
   /** This pool as a SignOffload for keyPair / loadLogKeys. */
-  readonly offload: SignOffload = (alg, secretKey, message) => this.sign(alg, secretKey, message);
+  readonly offload: SignOffload = (alg, seed, message) => this.sign(alg, seed, message);
 
   /**
    * The raw signature of `message` by the key of `seed` (see SignOffload). `message` is
