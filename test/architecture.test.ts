@@ -1,5 +1,5 @@
 /**
- * The dependency direction of ../shared/DESIGN.md, checked from import lines: low to high,
+ * The dependency direction of docs/design.md, checked from import lines: low to high,
  * native -> pure spec modules (merkle, tiles, note) -> durable files and index -> log engine ->
  * witness client, anchoring, verifying client -> tenants -> HTTP -> CLI. Nothing imports upward;
  * witness/ uses only the pure modules, durable files and native/.

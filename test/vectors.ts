@@ -1,18 +1,15 @@
 /**
  * Loads the C2SP test vectors computed by the Go reference packages (golang.org/x/mod
  * sumdb/tlog + note) and cross-checked by an independent Python derivation.
- *
- * CI keeps them at ../shared/vectors/c2sp-vectors.json beside the checkout; a verbatim copy
- * lives in test/vectors/ for checkouts without ../shared.
+ * They live in test/vectors/ (see its README for where they come from).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-export const SHARED_VECTORS_PATH = path.resolve(repoRoot, '../shared/vectors/c2sp-vectors.json');
-export const LOCAL_VECTORS_PATH = path.resolve(repoRoot, 'test/vectors/c2sp-vectors.json');
+export const VECTORS_PATH = path.resolve(repoRoot, 'test/vectors/c2sp-vectors.json');
 
 export interface RootVector {
   size: number;
@@ -116,10 +113,7 @@ export interface C2spVectors {
   python_cross_checks: string[];
 }
 
-/** The path the vectors were read from: the shared copy when present, else the local one. */
-export const vectorsPath = existsSync(SHARED_VECTORS_PATH) ? SHARED_VECTORS_PATH : LOCAL_VECTORS_PATH;
-
-export const vectors: C2spVectors = JSON.parse(readFileSync(vectorsPath, 'utf8')) as C2spVectors;
+export const vectors: C2spVectors = JSON.parse(readFileSync(VECTORS_PATH, 'utf8')) as C2spVectors;
 
 export const b64 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64'));
 export const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));

@@ -2,7 +2,7 @@
  * Crash test (issue 2): a child process (crash-child.mjs) appends to a log and is killed with
  * SIGKILL at random moments: while it starts, while it recovers, during mixed small and large
  * batches, during heavy batches. After every kill the parent checks the invariants of
- * ../shared/DESIGN.md:
+ * docs/design.md:
  *
  * - an acknowledged append is never lost: every `ack <index> <id>` the child wrote (only after
  *   the append's promise resolved) is in the log at that index with exactly the bytes of that
