@@ -227,7 +227,7 @@ describe('POST /<tenant>/cosignature', () => {
     const reg = new TenantRegistry();
     const t = await reg.add(log, OPEN_AUTH);
     t.cosigner = new Cosigner(log, policy, { mode: 'fail-closed', logger: silentLogger });
-    const app = createApp(reg, { logger: createLogger('silent') });
+    const app = createApp(reg, { logger: createLogger({ level: 'silent' }) });
     await log.append(entry(0));
     const note = log.checkpoint.note;
     const text = parseNote(note).text;
