@@ -5,6 +5,6 @@ export { Anchorer, AnchorKeySigner, RecordedSigner, recordedTimestamp, TSA_CLOCK
 export { Outbox, receiptBase, type AnchorJob } from './outbox.js';
 export { RekorError, rekorV1Witness, rekorV2Witness } from './rekor.js';
 export { tsaTrust, checkTimestamp, requestTimestamp, plausibleTime, OID_KP_TIMESTAMPING, type TsaTrust, type TimestampSummary } from './tsa.js';
-export { verifyReceipt, listReceipts, treeSizeOfReceipt, type VerifyReceiptOptions, type ReceiptEntry } from './receipt.js';
+export { verifyReceipt, listReceipts, latestReceipt, treeSizeOfReceipt, type VerifyReceiptOptions, type ReceiptEntry } from './receipt.js';
 export { verifyAnchorBundle, verifyAnchorTimestamp, parseBundle, rekorTrust, rekorLogID, trustMaterial, type ReceiptSummary, type RekorTrust, type TimeEvidence } from './trust.js';
 export { anchorRoutes, type AnchoredLog } from './routes.js';

@@ -11,7 +11,7 @@ import { TlogError, ErrorCode, ioError } from '../errors.js';
 import type { NoteVerifier } from '../note/note.js';
 import { readIfExists } from '../storage/durable.js';
 import { parseTilePath } from '../tiles/layout.js';
-import { ANCHORS_DIR, CHECKPOINT_SUFFIX, Outbox, RECEIPT_SUFFIX } from './outbox.js';
+import { ANCHORS_DIR, CHECKPOINT_SUFFIX, Outbox, RECEIPT_SUFFIX, type AnchorJob } from './outbox.js';
 import { parseBundle, rekorTrust, verifyAnchorBundle, type ReceiptSummary } from './trust.js';
 import { tsaTrust } from './tsa.js';
 
@@ -92,6 +92,64 @@ export interface ReceiptEntry {
   readonly refused?: string;
 }
 
+/** The receipt files under <historyDir>/anchors: their paths below it and the tree sizes they name. */
+async function receiptFiles(dir: string): Promise<{ rel: string; treeSize: number }[]> {
+  let names: string[];
+  try {
+    names = (await fsp.readdir(dir, { recursive: true })) as string[];
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw ioError('readdir', dir, e);
+  }
+  const out: { rel: string; treeSize: number }[] = [];
+  for (const n of names) {
+    const rel = n.split(path.sep).join('/');
+    if (!rel.endsWith(RECEIPT_SUFFIX) || rel.split('/').some((s) => s.startsWith('.'))) continue;
+    const treeSize = treeSizeOfReceipt(`${ANCHORS_DIR}/${rel}`);
+    if (treeSize !== null) out.push({ rel, treeSize });
+  }
+  return out;
+}
+
+/** One receipt's listing, and the anchoring job that made it (null when there is none). */
+async function receiptEntry(dir: string, f: { rel: string; treeSize: number }, outbox: Outbox): Promise<{ entry: ReceiptEntry; job: AnchorJob | null }> {
+  const { rel, treeSize } = f;
+  const bytes = await fsp.readFile(path.join(dir, rel));
+  let rekorLogIndex: number | null = null;
+  let kind: string | null = null;
+  try {
+    const e = parseBundle(bytes.toString('utf8')).verificationMaterial.tlogEntries[0];
+    if (e) {
+      rekorLogIndex = Number(e.logIndex);
+      kind = `${e.kindVersion.kind}/${e.kindVersion.version}`;
+    }
+  } catch {
+    /* listed, not vouched for: `tlog anchor verify` says what is wrong */
+  }
+  const job = await outbox.get(treeSize);
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  const refused = !job
+    ? 'no anchoring record of this receipt: not verified by this service'
+    : job.state !== 'done'
+      ? `its anchoring job is ${job.state}`
+      : job.receiptSha256 !== sha || !job.attestedAt
+        ? 'the receipt is not the one this service verified'
+        : null;
+  const base = `${ANCHORS_DIR}/${rel.slice(0, -RECEIPT_SUFFIX.length)}`;
+  const entry: ReceiptEntry = {
+    treeSize,
+    receipt: base + RECEIPT_SUFFIX,
+    checkpoint: base + CHECKPOINT_SUFFIX,
+    rekorLogIndex,
+    kind,
+    verified: refused === null,
+    attestedAt: refused === null ? job!.attestedAt! : null,
+    attestedBy: refused === null ? (job!.attestedBy ?? null) : null,
+    ...(refused !== null ? { refused } : {}),
+  };
+  return { entry, job };
+}
+
 /**
  * Every receipt under <historyDir>/anchors, by tree size, with the attested time this service
  * verified for it. The anchorer marks a job done only after the receipt verified, time evidence
@@ -101,53 +159,22 @@ export interface ReceiptEntry {
  */
 export async function listReceipts(historyDir: string, stateDir: string): Promise<ReceiptEntry[]> {
   const dir = path.join(historyDir, ANCHORS_DIR);
-  let names: string[];
-  try {
-    names = (await fsp.readdir(dir, { recursive: true })) as string[];
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw ioError('readdir', dir, e);
-  }
   const outbox = new Outbox(stateDir);
   const out: ReceiptEntry[] = [];
-  for (const n of names) {
-    const rel = n.split(path.sep).join('/');
-    if (!rel.endsWith(RECEIPT_SUFFIX) || rel.split('/').some((s) => s.startsWith('.'))) continue;
-    const treeSize = treeSizeOfReceipt(`${ANCHORS_DIR}/${rel}`);
-    if (treeSize === null) continue;
-    const bytes = await fsp.readFile(path.join(dir, n));
-    let rekorLogIndex: number | null = null;
-    let kind: string | null = null;
-    try {
-      const e = parseBundle(bytes.toString('utf8')).verificationMaterial.tlogEntries[0];
-      if (e) {
-        rekorLogIndex = Number(e.logIndex);
-        kind = `${e.kindVersion.kind}/${e.kindVersion.version}`;
-      }
-    } catch {
-      /* listed, not vouched for: `tlog anchor verify` says what is wrong */
-    }
-    const job = await outbox.get(treeSize);
-    const sha = createHash('sha256').update(bytes).digest('hex');
-    const refused = !job
-      ? 'no anchoring record of this receipt: not verified by this service'
-      : job.state !== 'done'
-        ? `its anchoring job is ${job.state}`
-        : job.receiptSha256 !== sha || !job.attestedAt
-          ? 'the receipt is not the one this service verified'
-          : null;
-    const base = `${ANCHORS_DIR}/${rel.slice(0, -RECEIPT_SUFFIX.length)}`;
-    out.push({
-      treeSize,
-      receipt: base + RECEIPT_SUFFIX,
-      checkpoint: base + CHECKPOINT_SUFFIX,
-      rekorLogIndex,
-      kind,
-      verified: refused === null,
-      attestedAt: refused === null ? job!.attestedAt! : null,
-      attestedBy: refused === null ? (job!.attestedBy ?? null) : null,
-      ...(refused !== null ? { refused } : {}),
-    });
-  }
+  for (const f of await receiptFiles(dir)) out.push((await receiptEntry(dir, f, outbox)).entry);
   return out.sort((a, b) => a.treeSize - b.treeSize);
+}
+
+/**
+ * The receipt of the largest tree size, as listReceipts lists it, with the Rekor log it went to
+ * (from its anchoring job; null without one); null when there is no receipt. Reads that one
+ * receipt only.
+ */
+export async function latestReceipt(historyDir: string, stateDir: string): Promise<{ entry: ReceiptEntry; rekor: AnchorJob['rekor'] | null } | null> {
+  const dir = path.join(historyDir, ANCHORS_DIR);
+  const files = await receiptFiles(dir);
+  if (files.length === 0) return null;
+  const newest = files.reduce((a, b) => (b.treeSize > a.treeSize ? b : a));
+  const { entry, job } = await receiptEntry(dir, newest, new Outbox(stateDir));
+  return { entry, rekor: job?.rekor ?? null };
 }

@@ -11,6 +11,7 @@ import { hashToken } from './auth.js';
 import { errorResponse, jsonError } from './errors.js';
 import { presetHeader } from './node-io.js';
 import { createLogger, Metrics, observe } from './observe.js';
+import { pageRoutes } from './page.js';
 import { staticRoutes } from './static.js';
 
 export type TenantOf = (c: Context) => Tenant;
@@ -120,6 +121,8 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
   // Everything from here on (tiles, the API, anchors, and the not-found answer) is CORS-open.
   app.use('*', corsOpen());
   app.route('/', staticRoutes(tenantOf));
+  // People's pages (/, /<t>/) and the keys as text (/<t>/vkeys).
+  app.route('/', pageRoutes(tenants, tenantOf));
   if (opts.extraRoutes) app.route('/', opts.extraRoutes);
   const api = apiRoutes(tenantOf, metrics);
   app.route('/:tenant', api);

@@ -97,3 +97,10 @@ export function authorizeRead(c: Context, t: Tenant): void {
   if (token === null) throw unauthorized('this tenant needs a bearer token to read');
   if (!tokenIn(hashToken(token), t.auth.readTokens)) throw unauthorized('bearer token not accepted for reads of this tenant');
 }
+
+/** True when the request may read `t` (see authorizeRead), without refusing it. */
+export function mayRead(c: Context, t: Tenant): boolean {
+  if (!t.auth.readTokens) return true;
+  const token = bearer(c);
+  return token !== null && tokenIn(hashToken(token), t.auth.readTokens);
+}

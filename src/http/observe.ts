@@ -1,10 +1,11 @@
 /**
- * Observability: structured JSON logs (pino) carrying a request id and the W3C traceparent's
- * trace id, and Prometheus metrics (prom-client) per tenant.
+ * Observability: structured logs (pino; JSON, or readable lines on a terminal: log-lines.ts)
+ * carrying a request id and the W3C traceparent's trace id, and Prometheus metrics (prom-client)
+ * per tenant.
  */
 import type { MiddlewareHandler } from 'hono';
 import { randomBytes } from 'node:crypto';
-import pino, { type Logger as PinoLogger } from 'pino';
+import type { Logger as PinoLogger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BatchStats, Logger } from '../log/log.js';
 import { mldsaBackend } from '../log/mldsa-backend.js';
@@ -22,13 +23,11 @@ declare module 'hono' {
   }
 }
 
-export function createLogger(level = process.env.TLOG_LOG_LEVEL ?? 'info'): PinoLogger {
-  return pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime });
-}
+export { createLogger } from './log-lines.js';
 
 /** Adapts a pino logger to the engine's Logger interface. */
 export function engineLogger(l: PinoLogger): Logger {
-  return { info: (o, m) => l.info(o, m), warn: (o, m) => l.warn(o, m), error: (o, m) => l.error(o, m) };
+  return { debug: (o, m) => l.debug(o, m), info: (o, m) => l.info(o, m), warn: (o, m) => l.warn(o, m), error: (o, m) => l.error(o, m) };
 }
 
 const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;

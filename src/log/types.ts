@@ -31,6 +31,8 @@ export interface AppendResult {
 }
 
 export interface Logger {
+  /** Things an operator looks at only when digging (optional: not every sink has it). */
+  debug?(obj: object, msg?: string): void;
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;

@@ -12,8 +12,17 @@ import type { PolicyWitness } from './policy.js';
 export interface CosignResult {
   /** Cosignature lines that verified against one of this URL's witness keys. */
   readonly signatures: { witness: string; signature: NoteSignature }[];
-  /** Lines the witness returned that we could not verify (ignored, never stored). */
+  /**
+   * Lines from one of this URL's witness keys that do not verify (ignored, never stored): the
+   * witness, or something between us, is broken.
+   */
   readonly ignored: number;
+  /**
+   * Lines from keys the policy does not list at this URL (ignored, as c2sp.org/signed-note
+   * says of unknown keys): expected, e.g. the ML-DSA-44 cosignature of a witness whose policy
+   * lists only its Ed25519 key. As "name+keyID hex".
+   */
+  readonly unlisted: readonly string[];
 }
 
 export class WitnessEndpoint {
@@ -84,12 +93,14 @@ export class WitnessEndpoint {
       throw new TlogError(ErrorCode.verification, `witness ${this.url}: ${(e as Error).message}`);
     }
     const out: CosignResult['signatures'] = [];
+    const unlisted: string[] = [];
     let ignored = 0;
     for (const s of sigs) {
       const w = this.witnesses.find((x) => x.verifier.name === s.name && x.verifier.keyID === s.keyID);
-      if (w && w.verifier.verify(text, s.signature)) out.push({ witness: w.name, signature: s });
+      if (!w) unlisted.push(`${s.name}+${s.keyID.toString(16).padStart(8, '0')}`);
+      else if (w.verifier.verify(text, s.signature)) out.push({ witness: w.name, signature: s });
       else ignored++;
     }
-    return { signatures: out, ignored };
+    return { signatures: out, ignored, unlisted };
   }
 }

@@ -12,10 +12,27 @@ import type { Log, Logger } from '../log/log.js';
 import { extraSignatures } from '../log/publisher.js';
 import { parseCheckpoint } from '../note/checkpoint.js';
 import { formatNote, parseNote, type NoteSignature } from '../note/note.js';
+import { cosignatureTimestamp } from '../note/signers.js';
 import { WitnessEndpoint } from './client.js';
-import { policySatisfied, witnessesByUrl, type WitnessPolicy } from './policy.js';
+import { policySatisfied, witnessesByUrl, type PolicyWitness, type WitnessPolicy } from './policy.js';
 
 export type FailMode = 'fail-open' | 'fail-closed';
+
+/** One witness of the policy, as the service last saw it (the log's page shows this). */
+export interface WitnessStatus {
+  readonly name: string;
+  readonly vkey: string;
+  /** Its submission prefix; null for a witness that pushes its cosignatures. */
+  readonly url: string | null;
+  /**
+   * Its newest cosignature this service verified: the tree size and when it was made, in POSIX
+   * seconds (the timestamp it signed; for a key type without one, when it came in; null when
+   * that is unknown, e.g. read back from the published checkpoint after a restart).
+   */
+  readonly last: { readonly treeSize: number; readonly time: number | null } | null;
+  /** Why the last round at its URL failed; null when it answered (or was not asked yet). */
+  readonly lastError: string | null;
+}
 
 export interface CosignerOptions {
   readonly mode: FailMode;
@@ -30,6 +47,14 @@ export class Cosigner {
   private running: Promise<void> | null = null;
   /** Size of the last checkpoint published by this loop. */
   private lastPublished = -1;
+  /** Unlisted keys already reported, by "url key": each is logged once (debug), not every round. */
+  private readonly reportedUnlisted = new Set<string>();
+  /** The newest verified cosignature of each witness, by policy name. */
+  private readonly lastCosigned = new Map<string, { treeSize: number; time: number | null }>();
+  /** The error of the last round at each witness URL that failed. */
+  private readonly urlErrors = new Map<string, string>();
+  /** The published note whose cosignatures lastCosigned already holds. */
+  private foldedNote: string | null = null;
 
   constructor(
     private readonly log: Log,
@@ -37,6 +62,10 @@ export class Cosigner {
     private readonly opts: CosignerOptions,
   ) {
     this.endpoints = [...witnessesByUrl(policy)].map(([url, ws]) => new WitnessEndpoint(url, ws, opts.timeoutMs ?? 10_000));
+  }
+
+  get mode(): FailMode {
+    return this.opts.mode;
   }
 
   start(): void {
@@ -64,11 +93,20 @@ export class Cosigner {
     const results = await Promise.allSettled(this.endpoints.map((e) => e.cosign(cp.note, cp.treeSize, (old) => this.log.consistencyProof(old, cp.treeSize))));
     const got: { witness: string; signature: NoteSignature }[] = [];
     results.forEach((r, i) => {
+      const url = this.endpoints[i]!.url;
       if (r.status === 'fulfilled') {
         got.push(...r.value.signatures);
-        if (r.value.ignored > 0) this.opts.logger.warn({ tenant: this.log.paths.tenant, witness: this.endpoints[i]!.url, ignored: r.value.ignored }, 'witness returned lines that do not verify');
+        this.urlErrors.delete(url);
+        for (const g of r.value.signatures) this.noteCosignature(g.witness, g.signature, cp.treeSize, Math.floor(Date.now() / 1000));
+        if (r.value.ignored > 0) this.opts.logger.warn({ tenant: this.log.paths.tenant, witness: url, ignored: r.value.ignored }, 'witness returned lines that do not verify');
+        for (const key of r.value.unlisted) {
+          if (this.reportedUnlisted.has(`${url} ${key}`)) continue;
+          this.reportedUnlisted.add(`${url} ${key}`);
+          this.opts.logger.debug?.({ tenant: this.log.paths.tenant, witness: url, key }, 'witness also cosigns with a key the policy does not list: ignored');
+        }
       } else {
-        this.opts.logger.warn({ tenant: this.log.paths.tenant, witness: this.endpoints[i]!.url, err: (r.reason as Error).message }, 'witness did not cosign');
+        this.urlErrors.set(url, (r.reason as Error).message);
+        this.opts.logger.warn({ tenant: this.log.paths.tenant, witness: url, err: (r.reason as Error).message }, 'witness did not cosign');
       }
     });
     const names = new Set(got.map((g) => g.witness));
@@ -118,7 +156,49 @@ export class Cosigner {
     }
     const before = parseNote(base).signatures.length;
     const cp = await this.log.publishCosigned(merged);
+    for (const s of extra) {
+      const w = this.witnessOf(s);
+      if (w) this.noteCosignature(w.name, s, size, Math.floor(Date.now() / 1000));
+    }
     return { treeSize: cp.treeSize, added: parseNote(merged).signatures.length - before };
+  }
+
+  /**
+   * Every witness of the policy with its newest cosignature this service verified (from the
+   * rounds, the pushed cosignatures, and the published checkpoint, which survives a restart)
+   * and the last error at its URL.
+   */
+  witnessStatus(): WitnessStatus[] {
+    const published = this.log.published;
+    if (published.note !== this.foldedNote) {
+      const n = parseNote(published.note);
+      for (const s of n.signatures) {
+        const w = this.witnessOf(s);
+        if (w && w.verifier.verify(n.text, s.signature)) this.noteCosignature(w.name, s, published.treeSize, null);
+      }
+      this.foldedNote = published.note;
+    }
+    return [...this.policy.witnesses.values()].map((w) => ({
+      name: w.name,
+      vkey: w.vkey,
+      url: w.url ?? null,
+      last: this.lastCosigned.get(w.name) ?? null,
+      lastError: w.url ? (this.urlErrors.get(w.url) ?? null) : null,
+    }));
+  }
+
+  private witnessOf(s: NoteSignature): PolicyWitness | undefined {
+    return [...this.policy.witnesses.values()].find((w) => w.verifier.name === s.name && w.verifier.keyID === s.keyID);
+  }
+
+  /** Keeps a verified cosignature of `witness` if it is newer than the one known. */
+  private noteCosignature(witness: string, s: NoteSignature, treeSize: number, receivedAt: number | null): void {
+    const w = this.policy.witnesses.get(witness);
+    if (!w) return;
+    const time = cosignatureTimestamp(w.verifier.type, s.signature) ?? receivedAt;
+    const known = this.lastCosigned.get(witness);
+    if (known && (known.treeSize > treeSize || (known.treeSize === treeSize && (known.time ?? -1) >= (time ?? -1)))) return;
+    this.lastCosigned.set(witness, { treeSize, time });
   }
 }
 

@@ -195,6 +195,12 @@ export class FakeRekorV1 {
       if (slow) await new Promise((r) => setTimeout(r, slow));
       return send(200, this.view(e));
     }
+    // GET /api/v1/log/entries?logIndex=N: the entry at an index, as Rekor v1 serves it.
+    if (req.method === 'GET' && path === '/api/v1/log/entries') {
+      const q = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get('logIndex') ?? '';
+      const e = /^(0|[1-9][0-9]*)$/.test(q) ? this.entries.find((x) => x.logIndex === Number(q)) : undefined;
+      return e ? send(200, this.view(e)) : send(404, { code: 404, message: 'entry not found' });
+    }
     if (req.method !== 'POST' || path !== '/api/v1/log/entries') return send(404, { code: 404, message: 'no such route' });
 
     let proposed: {

@@ -109,10 +109,11 @@ describe('404: unknown tenants and routes', () => {
   });
 
   it('unknown routes and wrong methods: JSON 404, no Cache-Control', async () => {
+    // (GET / and GET /main/ are the pages: page.test.ts.)
     for (const [m, p] of [
-      ['GET', '/'],
+      ['POST', '/'],
       ['GET', '/main'],
-      ['GET', '/main/'],
+      ['POST', '/main/'],
       ['GET', '/main/append'],
       ['PUT', '/main/append'],
       ['DELETE', '/main/checkpoint'],

@@ -109,6 +109,9 @@ describe('tlog serve', () => {
     expect(lines.find((l) => l.reqId === badId)!.traceId).toBeUndefined();
     expect(lines.some((l) => l.status === 401 && l.path === '/obs/append')).toBe(true);
     expect(lines.some((l) => l.msg === 'tenant created' && l.tenant === 'obs')).toBe(true);
+    // stdout is a pipe here, not a terminal: JSON lines, levels by name.
+    expect(traced.level).toBe('info');
+    expect(lines.every((l) => typeof l.level === 'string' && ['debug', 'info', 'warn', 'error', 'fatal'].includes(l.level))).toBe(true);
 
     const h = (await (await fetch(`${p.url}/healthz`)).json()) as { status: string; tenants: Record<string, { treeSize: number; pending: number }> };
     expect(h).toMatchObject({ status: 'ok', tenants: { obs: { treeSize: 1, pending: 0 } } });

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Log, silentLogger } from '../../src/log/log.js';
 import { logPaths, type LogPaths } from '../../src/log/paths.js';
-import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
+import { generatePrivateKey, parseVerifierKey, SignatureType } from '../../src/note/keys.js';
 import { parseNote } from '../../src/note/note.js';
 import { keyPair } from '../../src/note/signers.js';
 import { Cosigner, withSignatures } from '../../src/witness-client/cosigner.js';
@@ -191,6 +191,61 @@ describe('the cosigning loop', () => {
   });
 });
 
+/** An engine Logger that keeps every line with its level. */
+function recordingLogger() {
+  const lines: { level: string; msg: string; obj: Record<string, unknown> }[] = [];
+  const at = (level: string) => (obj: object, msg?: string) => void lines.push({ level, msg: msg ?? '', obj: obj as Record<string, unknown> });
+  return { lines, logger: { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') } };
+}
+
+describe('what the cosigning loop logs', () => {
+  it("a witness's ML-DSA-44 line that the policy does not list is expected: one debug line, never a warning", async () => {
+    const log = await Log.init(paths, ORIGIN, { publishMode: 'cosigned' });
+    const w = await startWitness(log);
+    try {
+      // A policy with the witness's Ed25519 key only (as Sigsum-style policies list them).
+      const policy = parsePolicy(`witness w1 ${w.vkeys.cosignatureV1} ${w.url}\nquorum w1\n`);
+      const { lines, logger } = recordingLogger();
+      const cosigner = new Cosigner(log, policy, { mode: 'fail-closed', logger });
+      for (let round = 0; round < 3; round++) {
+        await log.append(entry(round));
+        await cosigner.tick();
+        expect(log.published.treeSize).toBe(round + 1);
+      }
+      expect(lines.filter((l) => l.level === 'warn')).toEqual([]);
+      const debug = lines.filter((l) => l.level === 'debug');
+      expect(debug).toHaveLength(1);
+      expect(debug[0]!.msg).toMatch(/does not list/);
+      const mldsaKeyID = parseVerifierKey(w.vkeys.mldsa44).keyID.toString(16).padStart(8, '0');
+      expect(debug[0]!.obj).toMatchObject({ witness: w.url, key: `witness.example/w1+${mldsaKeyID}` });
+    } finally {
+      await w.close();
+      await log.close();
+    }
+  });
+
+  it('a line from a listed key that does not verify is still a warning, every round', async () => {
+    const log = await Log.init(paths, ORIGIN, { publishMode: 'cosigned' });
+    const wk = edKey('witness.example/liar');
+    const liar = edKey('witness.example/liar');
+    // Signed by another key under the listed key's name and key ID: it cannot verify.
+    const url = await fakeWitness((body) => {
+      const text = parseNote(body.slice(body.indexOf('\n\n') + 2)).text;
+      const sig = Buffer.concat([Buffer.from(wk.signer.keyID.toString(16).padStart(8, '0'), 'hex'), Buffer.from(liar.signer.sign(text))]);
+      return new Response(`\u2014 witness.example/liar ${sig.toString('base64')}\n`);
+    });
+    const { lines, logger } = recordingLogger();
+    const cosigner = new Cosigner(log, parsePolicy(`witness L ${wk.vkey} ${url}\nquorum L\n`), { mode: 'fail-open', logger });
+    for (let round = 0; round < 2; round++) {
+      await log.append(entry(round));
+      await cosigner.tick();
+    }
+    expect(lines.filter((l) => l.msg === 'witness returned lines that do not verify').map((l) => l.level)).toEqual(['warn', 'warn']);
+    expect(lines.filter((l) => l.level === 'debug')).toEqual([]);
+    await log.close();
+  });
+});
+
 describe('cosignatures pushed to the log', () => {
   it('merges lines that verify against a configured witness key; anything else is refused and changes nothing', async () => {
     const log = await Log.init(paths, ORIGIN, { publishMode: 'cosigned' });
@@ -227,7 +282,7 @@ describe('POST /<tenant>/cosignature', () => {
     const reg = new TenantRegistry();
     const t = await reg.add(log, OPEN_AUTH);
     t.cosigner = new Cosigner(log, policy, { mode: 'fail-closed', logger: silentLogger });
-    const app = createApp(reg, { logger: createLogger('silent') });
+    const app = createApp(reg, { logger: createLogger({ level: 'silent' }) });
     await log.append(entry(0));
     const note = log.checkpoint.note;
     const text = parseNote(note).text;
