@@ -1,3 +1,7 @@
+// Builds versitygw (github.com/versity/versitygw), an S3-compatible server, for the object-store,
+// Object Lock and lease tests (test/storage/s3-server.ts): its posix backend keeps objects as
+// files, metadata in user xattrs and versions in a second directory. v1.8.0 passes the guarantee
+// gate of test/storage/s3-guarantees.test.ts. Build: go build -o ../bin/versitygw github.com/versity/versitygw/cmd/versitygw
 module tlog-worm/test/interop/versitygw
 
 go 1.25.0
