@@ -1,6 +1,7 @@
 /**
  * The dependency direction of docs/design.md, checked from import lines: low to high,
- * native -> pure spec modules (merkle, tiles, note) -> durable files and index -> log engine ->
+ * native -> pure spec modules (merkle, tiles, note) -> durable files, object stores and index ->
+ * leases over an object store (cluster) -> log engine ->
  * witness client, anchoring, verifying client -> tenants -> HTTP -> CLI. Nothing imports upward;
  * witness/ uses only the pure modules, durable files and native/.
  */
@@ -20,6 +21,8 @@ function layerOf(rel: string): [string, number] {
     [/^src\/note\//, 'note', 3],
     [/^src\/storage\//, 'storage', 4],
     [/^src\/index\//, 'index', 4],
+    // Leases are kept in an object store (storage) and taken by the engine (log): between the two.
+    [/^src\/cluster\//, 'cluster', 4.5],
     [/^src\/log\//, 'log', 5],
     [/^src\/config\//, 'config', 6],
     [/^src\/client\//, 'client', 6],
