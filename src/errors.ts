@@ -20,6 +20,8 @@ export const ErrorCode = {
   unauthorized: 'unauthorized',
   /** Over a rate limit (HTTP 429). */
   rateLimited: 'rate_limited',
+  /** The client did not send its request in time (HTTP 408). */
+  timeout: 'request_timeout',
   /** The log is not accepting work right now (HTTP 503). */
   unavailable: 'unavailable',
   /** On-disk state contradicts itself: the log refuses to run rather than guess. */

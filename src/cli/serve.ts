@@ -5,17 +5,18 @@
  * POST /admin/reload re-reads the file and adds, reconfigures or removes tenants without a
  * restart. SIGTERM/SIGINT stop accepting, finish the batches in flight, and exit 0.
  */
-import { serve as serveNode } from '@hono/node-server';
-import type { Server } from 'node:http';
-import { loadConfig, type ServiceConfig } from '../config/config.js';
+import type { AddressInfo } from 'node:net';
+import { DEFAULT_HTTP_LIMITS, loadConfig, type ServiceConfig } from '../config/config.js';
 import { TlogError, ErrorCode } from '../errors.js';
 import { createApp } from '../http/app.js';
+import { BodyBudget } from '../http/body-budget.js';
+import { connectionLimits, createHttpServer } from '../http/connections.js';
 import { createLogger, engineLogger, Metrics } from '../http/observe.js';
 import { mldsaBackend } from '../log/mldsa-backend.js';
 import type { DataRoots } from '../log/paths.js';
 import { authFromConfig, OPEN_AUTH, openOrInit, openOrInitDefault, TenantRegistry } from '../tenants/registry.js';
 import { Cosigner } from '../witness-client/cosigner.js';
-import { Anchorer, anchorRoutes, resolveAnchorConfig } from '../anchor/index.js';
+import { Anchorer, resolveAnchorConfig } from '../anchor/index.js';
 import { parsePolicy } from '../witness-client/policy.js';
 
 export interface ServeOptions {
@@ -130,21 +131,27 @@ export async function serve(o: ServeOptions): Promise<void> {
     return { tenants: names };
   };
   let stopping = false;
+  // The HTTP bounds are read at start; a reload does not change them.
+  const http = config?.http ?? DEFAULT_HTTP_LIMITS;
   const app = createApp(tenants, {
     logger,
     metrics,
     adminTokenHash: config?.adminToken,
     reload,
-    extraRoutes: anchorRoutes((n) => tenants.get(n)?.log),
+    bodies: new BodyBudget(http.maxBodyBytesInFlight),
     stopping: () => stopping,
   });
   const { host, port } = parseListen(listen);
-  const server = await new Promise<Server>((resolve) => {
-    const s = serveNode({ fetch: app.fetch, hostname: host, port }, (info) => {
+  const server = createHttpServer(app.fetch, connectionLimits(http));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const bound = (server.address() as AddressInfo).port;
       const open = config ? 'every tenant requires credentials' : 'embedded default tenant: writes accepted without credentials on this loopback address';
-      say(`listening on http://${host}:${info.port} (${open}; ML-DSA-44 signer: ${signer})`);
-      o.onListening?.(info.port);
-      resolve(s as Server);
+      say(`listening on http://${host}:${bound} (${open}; ML-DSA-44 signer: ${signer})`);
+      o.onListening?.(bound);
+      resolve();
     });
   });
 

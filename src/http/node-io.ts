@@ -45,12 +45,25 @@ export function bodyUnread(incoming: IncomingMessage): boolean {
 }
 
 /**
- * Reads the whole body of a node request, at most `max` bytes. Resolves with the body, or null
- * as soon as more than `max` bytes have come (reading stops and the request is paused; the
- * caller answers with `Connection: close`). Rejects with the request's error when the client
- * goes away mid-body (node's "aborted", ECONNRESET).
+ * True when the request declares a body that has not all arrived yet. An answer given now (a
+ * refusal before the body is read) should close the connection: node would otherwise go on
+ * receiving the body, to discard it and keep the connection alive, for a request already refused.
  */
-export function readIncoming(incoming: IncomingMessage, max: number): Promise<Buffer | null> {
+export function bodyPending(c: Context): boolean {
+  const incoming = incomingOf(c);
+  if (!incoming || incoming.complete) return false;
+  const h = incoming.headers;
+  return h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
+}
+
+/**
+ * Reads the whole body of a node request, asking `admit` as each chunk comes whether the body
+ * may grow to the bytes read so far (the size limit, the in-flight budget). Resolves with the
+ * body, or null as soon as `admit` says no (reading stops and the request is paused; the caller
+ * answers with `Connection: close`). Rejects with the request's error when the client goes away
+ * mid-body (node's "aborted", ECONNRESET).
+ */
+export function readIncoming(incoming: IncomingMessage, admit: (total: number) => boolean): Promise<Buffer | null> {
   if (incoming.destroyed) return Promise.reject(new TlogError(ErrorCode.badInput, 'request body cut off (connection closed)', { cause: incoming.errored }));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -63,7 +76,7 @@ export function readIncoming(incoming: IncomingMessage, max: number): Promise<Bu
     };
     const onData = (chunk: Buffer) => {
       total += chunk.length;
-      if (total > max) {
+      if (!admit(total)) {
         stop();
         incoming.pause();
         resolve(null);
