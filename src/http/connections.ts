@@ -5,8 +5,8 @@
  * Content-Length, Content-Length with Transfer-Encoding, a bad chunk size, headers over the
  * size limit, NUL in a header, a garbage request line), which node answers with an empty body.
  */
-import { createAdaptorServer } from '@hono/node-server';
-import { maxHeaderSize, STATUS_CODES, type Server, type ServerResponse } from 'node:http';
+import { getRequestListener, RequestError } from '@hono/node-server';
+import { createServer, maxHeaderSize, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../config/config.js';
@@ -40,25 +40,29 @@ export function connectionLimits(h: HttpLimits): ConnectionLimits {
 /** 20 s, 120 s, 30 s and 5 s (node's own defaults are 60 s, 300 s, none and 5 s). */
 export const DEFAULT_CONNECTION_LIMITS = connectionLimits(DEFAULT_HTTP_LIMITS);
 
-type Fetch = Parameters<typeof createAdaptorServer>[0]['fetch'];
+type Fetch = Parameters<typeof getRequestListener>[0];
 
 /** A node HTTP server for `fetch` (an app's), not listening yet, with the limits above and JSON answers to malformed requests. */
 export function createHttpServer(fetch: Fetch, limits: Partial<ConnectionLimits> = {}): Server {
   const l = { ...DEFAULT_CONNECTION_LIMITS, ...limits };
-  const server = createAdaptorServer({
-    fetch,
-    serverOptions: {
+  const server = createServer(
+    {
       headersTimeout: l.headersTimeoutMs,
       requestTimeout: l.requestTimeoutMs,
       keepAliveTimeout: l.keepAliveTimeoutMs,
       // Node checks the two request timeouts this often (default 30 s, coarser than they are).
       connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(l.headersTimeoutMs / 4))),
+      // Node would answer a missing Host with an empty 400; node-server refuses it (a
+      // RequestError, below) with the JSON error. RFC 9112 section 3.2: 400 either way.
+      requireHostHeader: false,
     },
-  }) as Server;
+    getRequestListener(fetch, { errorHandler: onRequestError }),
+  );
   // With a 'timeout' listener node leaves the timed-out socket to it (see onIdle).
   server.setTimeout(l.idleTimeoutMs);
   server.on('timeout', onIdle);
   server.on('clientError', onClientError);
+  server.on('checkExpectation', onExpectation);
   return server;
 }
 
@@ -70,25 +74,17 @@ function inFlight(socket: Duplex): ServerResponse | null {
 /** What the raw answer to a refused request says: status, code, message. */
 type Refusal = readonly [number, string, string];
 
-const MALFORMED = (what: string): Refusal => [400, ErrorCode.badInput, `malformed HTTP request: ${what}`];
-
-/** Node's parse errors (llhttp's codes) and request timeouts, as answers. */
-const REFUSALS: Record<string, Refusal> = {
-  HPE_HEADER_OVERFLOW: [431, ErrorCode.tooLarge, `request headers over ${maxHeaderSize} bytes`],
-  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, ErrorCode.tooLarge, 'chunk extensions too large'],
-  ERR_HTTP_REQUEST_TIMEOUT: [408, ErrorCode.timeout, 'request not received in time'],
-  HPE_INVALID_CONTENT_LENGTH: MALFORMED('bad Content-Length'),
-  HPE_UNEXPECTED_CONTENT_LENGTH: MALFORMED('Content-Length together with Transfer-Encoding'),
-  HPE_INVALID_TRANSFER_ENCODING: MALFORMED('bad Transfer-Encoding'),
-  HPE_INVALID_CHUNK_SIZE: MALFORMED('bad chunk size'),
-  HPE_INVALID_HEADER_TOKEN: MALFORMED('forbidden character in a header'),
-  HPE_INVALID_METHOD: MALFORMED('bad request line (method)'),
-  HPE_INVALID_URL: MALFORMED('bad request line (target)'),
-  HPE_INVALID_VERSION: MALFORMED('bad request line (version)'),
-  HPE_INVALID_CONSTANT: MALFORMED('bad request line'),
-  HPE_CR_EXPECTED: MALFORMED('bad line ending'),
-  HPE_LF_EXPECTED: MALFORMED('bad line ending'),
-};
+/**
+ * The answer to a parse error (llhttp's code and its fixed reason, such as "Transfer-Encoding
+ * can't be present with Content-Length"; never bytes of the request) or a request timeout.
+ */
+function refusalOf(err: Error & { code?: string; reason?: string }): Refusal {
+  if (err.code === 'HPE_HEADER_OVERFLOW') return [431, ErrorCode.tooLarge, `request headers over ${maxHeaderSize} bytes`];
+  if (err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW') return [413, ErrorCode.tooLarge, 'chunk extensions too large'];
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return [408, ErrorCode.timeout, 'request not received in time'];
+  const reason = typeof err.reason === 'string' && /^[\x20-\x7e]{1,120}$/.test(err.reason) ? err.reason : err.code;
+  return [400, ErrorCode.badInput, `malformed HTTP request: ${reason ?? 'unparseable'}`];
+}
 
 /** Writes a JSON error answer straight to the socket and closes the connection once it is sent. */
 function answerAndClose(socket: Duplex, [status, code, error]: Refusal): void {
@@ -97,18 +93,48 @@ function answerAndClose(socket: Duplex, [status, code, error]: Refusal): void {
   socket.end(head + body, () => socket.destroy());
 }
 
+/** A JSON error answer built by the app's side (it goes out like any answer). */
+function jsonAnswer([status, code, error]: Refusal): Response {
+  return new Response(JSON.stringify({ error, code }), { status, headers: { 'Content-Type': 'application/json', Connection: 'close' } });
+}
+
+/**
+ * What node-server could not turn into a web Request (no Host, a target that is no URL, such as
+ * `*`) is the client's fault; anything else reaching here (the app answers its own errors) is ours.
+ */
+function onRequestError(err: unknown): Response {
+  if (err instanceof RequestError) return jsonAnswer([400, ErrorCode.badInput, `malformed HTTP request: ${err.message}`]);
+  return jsonAnswer([500, 'internal', 'internal error']);
+}
+
+/** An Expect header other than 100-continue (RFC 9110 section 10.1.1: 417). */
+function onExpectation(_req: IncomingMessage, res: ServerResponse): void {
+  const body = JSON.stringify({ error: 'unsupported Expect header: only 100-continue is', code: ErrorCode.badInput });
+  res.writeHead(417, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Connection: 'close' }).end(body);
+}
+
+/** Sockets whose parse error is answered: node reports one again for every later chunk of data. */
+const refused = new WeakSet<Duplex>();
+
 /**
  * A request node's parser refused, or one that timed out (headersTimeout, requestTimeout): the
- * JSON error when nothing of an answer has been written on the connection yet (as node's own
- * handler does; anything else would corrupt the answer in progress), then the connection closes.
+ * JSON error, then the connection closes. Nothing may corrupt an answer in progress (node's own
+ * handler skips its answer when one has begun): when a request before the refused one is still
+ * being answered, the error follows that answer; when the refused request's own answer has
+ * begun, the connection just closes.
  */
-function onClientError(err: Error & { code?: string }, socket: Duplex): void {
+function onClientError(err: Error & { code?: string; reason?: string }, socket: Duplex): void {
+  if (refused.has(socket)) return;
+  refused.add(socket);
+  if (!socket.writable || err.code === 'ECONNRESET' || err.code === 'EPIPE') return void socket.destroy();
+  const refusal = refusalOf(err);
   const res = inFlight(socket);
-  if (!socket.writable || (res && res.headersSent) || err.code === 'ECONNRESET' || err.code === 'EPIPE') {
-    socket.destroy();
+  if (res && res.req.complete && !res.writableFinished) {
+    res.once('finish', () => (socket.writable ? answerAndClose(socket, refusal) : socket.destroy()));
     return;
   }
-  answerAndClose(socket, REFUSALS[err.code ?? ''] ?? MALFORMED(/^HPE_[A-Z_]+$/.test(err.code ?? '') ? err.code! : 'unparseable'));
+  if (res && res.headersSent) return void socket.destroy();
+  answerAndClose(socket, refusal);
 }
 
 /** Nothing moved on the connection for idleTimeoutMs. */
