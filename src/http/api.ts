@@ -12,7 +12,7 @@ import { appendAnswer } from './answer.js';
 import { authorizeRead, authorizeWrite } from './auth.js';
 import type { BodyBudget } from './body-budget.js';
 import { RetryAfter } from './errors.js';
-import { bodyUnread, incomingOf, presetHeader, readIncoming } from './node-io.js';
+import { bodyUnread, closeAfterAnswer, incomingOf, readIncoming } from './node-io.js';
 import type { Metrics } from './observe.js';
 import type { TenantOf } from './app.js';
 
@@ -77,7 +77,7 @@ async function withBody<T>(c: Context, budget: BodyBudget, limit: BodyLimit, use
     const incoming = incomingOf(c);
     const body = incoming && bodyUnread(incoming) ? await readIncoming(incoming, mayGrow) : await readStream(c.req.raw.body, mayGrow);
     if (body === null) {
-      presetHeader(c, 'Connection', 'close');
+      closeAfterAnswer(c);
       throw refusal!;
     }
     return await use(body);

@@ -11,7 +11,7 @@ import { apiRoutes } from './api.js';
 import { authorizeRead, hasAdminToken, mayRead } from './auth.js';
 import { BodyBudget } from './body-budget.js';
 import { errorResponse, jsonError } from './errors.js';
-import { bodyPending, presetHeader } from './node-io.js';
+import { bodyPending, closeAfterAnswer, presetHeader } from './node-io.js';
 import { createLogger, Metrics, observe } from './observe.js';
 import { pageRoutes } from './page.js';
 import { staticRoutes } from './static.js';
@@ -71,9 +71,9 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
     return t;
   };
 
-  // An answer given before the body was read (a refusal) closes the connection: see bodyPending.
+  // An answer given before the body was read (a refusal) ends the connection: see closeAfterAnswer.
   const closeIfBodyPending = (c: Context) => {
-    if (bodyPending(c)) presetHeader(c, 'Connection', 'close');
+    if (bodyPending(c)) closeAfterAnswer(c);
   };
   app.onError((e, c) => {
     closeIfBodyPending(c);

@@ -56,7 +56,9 @@ export function createHttpServer(fetch: Fetch, limits: Partial<ConnectionLimits>
       // RequestError, below) with the JSON error. RFC 9112 section 3.2: 400 either way.
       requireHostHeader: false,
     },
-    getRequestListener(fetch, { errorHandler: onRequestError }),
+    // No draining of unread bodies by node-server (500 ms, then the socket goes): the app
+    // decides what happens to a body it refused (node-io.ts closeAfterAnswer).
+    getRequestListener(fetch, { errorHandler: onRequestError, autoCleanupIncoming: false }),
   );
   // With a 'timeout' listener node leaves the timed-out socket to it (see onIdle).
   server.setTimeout(l.idleTimeoutMs);

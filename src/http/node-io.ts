@@ -44,16 +44,64 @@ export function bodyUnread(incoming: IncomingMessage): boolean {
   return !incoming.readableDidRead && incoming.listenerCount('data') === 0;
 }
 
-/**
- * True when the request declares a body that has not all arrived yet. An answer given now (a
- * refusal before the body is read) should close the connection: node would otherwise go on
- * receiving the body, to discard it and keep the connection alive, for a request already refused.
- */
+/** True when the request declares a body that has not all arrived yet. */
 export function bodyPending(c: Context): boolean {
   const incoming = incomingOf(c);
   if (!incoming || incoming.complete) return false;
   const h = incoming.headers;
   return h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
+}
+
+/**
+ * After an answer that refused a body, how long and how much of the rest is read and dropped
+ * before the connection closes: enough for a client that writes its whole body before it reads
+ * the answer (fetch() does) to send one at the default tenant limit.
+ */
+export const LINGER_MS = 5000;
+export const LINGER_BYTES = 16 << 20;
+const lingering = new WeakSet<IncomingMessage>();
+
+/**
+ * Ends the connection after this request's answer, which refuses a body the client may still be
+ * sending (refused before it was read, or part way). Node would otherwise go on receiving the
+ * body to keep the connection (reading, then dropping, all of it). Closing as soon as the answer
+ * is out is no better: closing a socket with bytes unread resets the connection (TCP RST), and a
+ * client still writing then sees EPIPE, not the answer. So, as RFC 9112 section 9.6 asks, the
+ * answer says `Connection: close`, our side half-closes once it is out, and what still comes is
+ * read and dropped (until the body or the client's side ends, for LINGER_MS and LINGER_BYTES at
+ * most) so the client gets to read the answer; then the connection closes. Dropped bytes are
+ * not held: the memory a refused body costs is a socket buffer.
+ */
+export function closeAfterAnswer(c: Context): void {
+  presetHeader(c, 'Connection', 'close');
+  const incoming = incomingOf(c);
+  const outgoing = outgoingOf(c);
+  if (!incoming || !outgoing || lingering.has(incoming)) return;
+  lingering.add(incoming);
+  outgoing.once('finish', () => {
+    const socket = incoming.socket;
+    if (socket.destroyed) return;
+    // Node has just half-closed it (destroySoon: end(), then destroy() once our FIN is out):
+    // keep the destroy for the end of the linger.
+    socket.removeListener('finish', socket.destroy);
+    let dropped = 0;
+    const close = () => {
+      clearTimeout(timer);
+      incoming.off('data', drop);
+      socket.destroy();
+    };
+    const drop = (chunk: Buffer) => {
+      dropped += chunk.length;
+      if (dropped > LINGER_BYTES) close();
+    };
+    const timer = setTimeout(close, LINGER_MS);
+    if (incoming.readableEnded) return close();
+    incoming.on('data', drop);
+    incoming.once('end', close);
+    socket.once('end', close);
+    socket.once('close', () => clearTimeout(timer));
+    incoming.resume();
+  });
 }
 
 /**

@@ -113,7 +113,7 @@ describe('the in-flight budget of all bodies', () => {
     ctl.enqueue(first.subarray(0, 50_000));
     const pending = env.app.request('/big/append-batch', { method: 'POST', body: stream, headers: { 'content-type': 'application/octet-stream' }, duplex: 'half' } as RequestInit);
     await until(() => bodies.inFlight === 50_000, 'the streamed body read so far');
-    const refused = await env.app.request('/big/append-batch', { method: 'POST', body: bundleOf(50_001, 9), headers: { 'content-type': 'application/octet-stream' } });
+    const refused = await env.app.request('/big/append-batch', { method: 'POST', body: new Uint8Array(bundleOf(50_001, 9)), headers: { 'content-type': 'application/octet-stream' } });
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toBe('1');
     ctl.enqueue(first.subarray(50_000));

@@ -76,24 +76,28 @@ it("the server's limits default to the README's figures", () => {
 });
 
 describe('stalled clients', () => {
+  // One short timeout per server, so a busy machine cannot make another fire first.
+  let hasty: Listening;
   let slow: Listening;
   let working: Listening;
   beforeAll(async () => {
-    slow = await listen(env.app, { headersTimeoutMs: 300, requestTimeoutMs: 60_000, idleTimeoutMs: 1000 });
+    hasty = await listen(env.app, { headersTimeoutMs: 300, requestTimeoutMs: 60_000, idleTimeoutMs: 60_000 });
+    slow = await listen(env.app, { headersTimeoutMs: 20_000, requestTimeoutMs: 60_000, idleTimeoutMs: 1000 });
     // An app that takes a while (longer than the idle timeout) to answer a request it has whole.
     const busy = new Hono().get('/busy', async (c) => {
       await new Promise((r) => setTimeout(r, 900));
       return c.json({ done: true });
     });
-    working = await listen(busy, { headersTimeoutMs: 300, requestTimeoutMs: 60_000, idleTimeoutMs: 300 });
+    working = await listen(busy, { headersTimeoutMs: 20_000, requestTimeoutMs: 60_000, idleTimeoutMs: 300 });
   });
   afterAll(async () => {
+    await hasty.close();
     await slow.close();
     await working.close();
   });
 
   it('headers that stop coming: 408 JSON, and the connection is closed', async () => {
-    const j = expectJsonError(await rawExchange(slow.port, 'POST /m/append HTTP/1.1\r\nHost: x\r\nContent-Len'), 408, 'request_timeout');
+    const j = expectJsonError(await rawExchange(hasty.port, 'POST /m/append HTTP/1.1\r\nHost: x\r\nContent-Len'), 408, 'request_timeout');
     expect(j.error).toBe('request not received in time');
   });
 
@@ -104,7 +108,7 @@ describe('stalled clients', () => {
   });
 
   it('a connection that never sends a byte: 408 JSON once the headers timeout passes, and it is closed', async () => {
-    expectJsonError(await rawExchange(slow.port, ''), 408, 'request_timeout');
+    expectJsonError(await rawExchange(hasty.port, ''), 408, 'request_timeout');
   });
 
   it('a request the server is still working on is not cut off by the idle timeout', async () => {
