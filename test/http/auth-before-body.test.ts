@@ -9,7 +9,7 @@
  */
 import net from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { signRequest } from '../../src/client/signed-request.js';
+import { signHttpRequest } from '../../src/client/signed-request.js';
 import { BodyBudget } from '../../src/http/body-budget.js';
 import { clientKey, listen, makeEnv, parseRaw, tokenAuth, type AppEnv, type Listening } from './helpers.js';
 
@@ -120,30 +120,34 @@ it('a wrong token, and a chunked body without credentials: 401 before the body i
   expectRefusedUnread(await flood('/locked/append-batch', {}, size, { chunked: true }), size, /needs a bearer token/);
 });
 
-it('signed requests: an unknown client, malformed headers and a stale counter are refused before the body is read', async () => {
+const sign = (url: string, body: Uint8Array, counter: number, o: { clientID?: string; origin?: string } = {}) =>
+  signHttpRequest({ clientID: o.clientID ?? 'c1', seed: key.seed, origin: o.origin ?? 'example.com/locked', method: 'POST', url, body, counter });
+
+it('signed requests: an unknown client, malformed headers, another tenant\'s tag, a bad signature and a stale counter are refused before the body is read', async () => {
   const size = 8 << 20;
   const body = Buffer.alloc(size, 0x62);
-  const good = signRequest({ clientID: 'c1', seed: key.seed, method: 'POST', path: '/locked/append-batch', body, counter: 5 });
-  expectRefusedUnread(await flood('/locked/append-batch', { ...good, 'X-Tlog-Client': 'nobody' }, size), size, /unknown client/);
-  expectRefusedUnread(await flood('/locked/append-batch', { ...good, 'X-Tlog-Counter': '05' }, size), size, /X-Tlog-Counter/);
-  expectRefusedUnread(await flood('/locked/append-batch', { ...good, 'X-Tlog-Nonce': 'short' }, size), size, /X-Tlog-Nonce/);
+  const good = await sign('/locked/append-batch', body, 5);
+  expectRefusedUnread(await flood('/locked/append-batch', await sign('/locked/append-batch', body, 5, { clientID: 'nobody' }), size), size, /unknown client/);
+  expectRefusedUnread(await flood('/locked/append-batch', { ...good, 'Tlog-Counter': '05' }, size), size, /Tlog-Counter must be a canonical decimal/);
+  expectRefusedUnread(await flood('/locked/append-batch', await sign('/locked/append-batch', body, 5, { origin: 'example.com/other' }), size), size, /made for another tenant/);
+  expectRefusedUnread(await flood('/locked/append-batch', { ...good, 'Tlog-Counter': '6' }, size), size, /signature does not verify/);
   // Counter 5 used up by a small signed append: the same counter on a large body is stale.
   const small = Buffer.from('signed small');
   const ok = await fetch(`http://127.0.0.1:${srv.port}/locked/append`, {
     method: 'POST',
     body: small,
-    headers: { 'content-type': 'application/octet-stream', ...signRequest({ clientID: 'c1', seed: key.seed, method: 'POST', path: '/locked/append', body: small, counter: 5 }) },
+    headers: { 'content-type': 'application/octet-stream', ...(await sign('/locked/append', small, 5)) },
   });
   expect(ok.status).toBe(200);
   expectRefusedUnread(await flood('/locked/append-batch', good, size), size, /replayed or stale/);
 });
 
-it('what needs the body is checked after it is read: a signature over another body is refused having read it', async () => {
+it('what needs the body is checked after it is read: a body other than the signed digest is refused having read it', async () => {
   const size = 2 << 20;
-  const other = signRequest({ clientID: 'c1', seed: key.seed, method: 'POST', path: '/locked/append-batch', body: Buffer.from('another body'), counter: 6 });
+  const other = await sign('/locked/append-batch', Buffer.from('another body'), 6);
   const r = await flood('/locked/append-batch', other, size, { keptOpen: true });
   expect(r.status).toBe(401);
-  expect((JSON.parse(r.body) as { error: string }).error).toMatch(/signature does not verify/);
+  expect((JSON.parse(r.body) as { error: string }).error).toMatch(/^Content-Digest sha256 does not match the body/);
   expect(r.serverRead).toBeGreaterThan(size);
   expect(bodies.inFlight).toBe(0);
 });
