@@ -28,7 +28,7 @@ beforeAll(async () => {
 });
 afterAll(() => env.close());
 
-type Health = { status: string; tenantCount: number; tenants: Record<string, { treeSize: number; pending: number }> };
+type Health = { status: string; tenantCount: number; degradedCount: number; tenants: Record<string, { treeSize: number; pending: number }> };
 
 describe('/healthz', () => {
   it('without credentials: aggregate health and public tenants only, no private name', async () => {
@@ -39,6 +39,7 @@ describe('/healthz', () => {
       const h = JSON.parse(text) as Health;
       expect(h.status).toBe('ok');
       expect(h.tenantCount).toBe(4);
+      expect(h.degradedCount).toBe(0);
       expect(Object.keys(h.tenants).sort()).toEqual(['gone', 'pub']);
       expect(text).not.toMatch(/priv|hush/);
     }
@@ -53,6 +54,24 @@ describe('/healthz', () => {
     const admin = await json<Health>(await get(env.app, '/healthz', bearer('admin-secret')));
     expect(Object.keys(admin.tenants).sort()).toEqual(['gone', 'hush', 'priv', 'pub']);
     expect(admin.tenantCount).toBe(4);
+  });
+
+  it('a private tenant that cannot write makes the aggregate degraded without naming it', async () => {
+    const log = env.registry.get('hush')!.log;
+    // As the log reports a full disk (test/log/disk-full.test.ts makes a real one).
+    Object.defineProperty(log, 'cannotWrite', { configurable: true, get: () => 'disk full: 0 bytes free' });
+    try {
+      const r = await get(env.app, '/healthz');
+      expect(r.status).toBe(503);
+      const text = await r.text();
+      expect(JSON.parse(text)).toMatchObject({ status: 'degraded', tenantCount: 4, degradedCount: 1 });
+      expect(text).not.toMatch(/hush|disk full/);
+      const admin = await json<Health>(await get(env.app, '/healthz', bearer('admin-secret')));
+      expect(admin.tenants.hush).toMatchObject({ writable: false, cannotWrite: 'disk full: 0 bytes free' });
+    } finally {
+      delete (log as unknown as Record<string, unknown>).cannotWrite;
+    }
+    expect((await get(env.app, '/healthz')).status).toBe(200);
   });
 });
 
