@@ -78,29 +78,31 @@ export function closeAfterAnswer(c: Context): void {
   const outgoing = outgoingOf(c);
   if (!incoming || !outgoing || lingering.has(incoming)) return;
   lingering.add(incoming);
+  const socket = incoming.socket;
+  let dropped = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const close = () => {
+    clearTimeout(timer);
+    incoming.off('data', drop);
+    socket.destroy();
+  };
+  const drop = (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > LINGER_BYTES) close();
+  };
+  // Dropped from now on, and counted (node leaves a body being read alone when the answer is out).
+  incoming.on('data', drop);
+  incoming.resume();
   outgoing.once('finish', () => {
-    const socket = incoming.socket;
     if (socket.destroyed) return;
     // Node has just half-closed it (destroySoon: end(), then destroy() once our FIN is out):
     // keep the destroy for the end of the linger.
     socket.removeListener('finish', socket.destroy);
-    let dropped = 0;
-    const close = () => {
-      clearTimeout(timer);
-      incoming.off('data', drop);
-      socket.destroy();
-    };
-    const drop = (chunk: Buffer) => {
-      dropped += chunk.length;
-      if (dropped > LINGER_BYTES) close();
-    };
-    const timer = setTimeout(close, LINGER_MS);
     if (incoming.readableEnded) return close();
-    incoming.on('data', drop);
+    timer = setTimeout(close, LINGER_MS);
     incoming.once('end', close);
     socket.once('end', close);
     socket.once('close', () => clearTimeout(timer));
-    incoming.resume();
   });
 }
 

@@ -11,6 +11,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { signHttpRequest } from '../../src/client/signed-request.js';
 import { BodyBudget } from '../../src/http/body-budget.js';
+import { LINGER_BYTES } from '../../src/http/node-io.js';
 import { clientKey, listen, makeEnv, parseRaw, tokenAuth, type AppEnv, type Listening } from './helpers.js';
 
 let env: AppEnv;
@@ -140,6 +141,35 @@ it('signed requests: an unknown client, malformed headers, another tenant\'s tag
   });
   expect(ok.status).toBe(200);
   expectRefusedUnread(await flood('/locked/append-batch', good, size), size, /replayed or stale/);
+});
+
+it('a client that goes on sending after its refusal: the server drops what comes up to its linger bound, then closes', async () => {
+  const size = 40 << 20;
+  const r = await new Promise<{ status: number; serverRead: number }>((resolve) => {
+    // allowHalfOpen: our side stays open for writing after the server's FIN, as a deaf client's would.
+    const sock = net.connect({ port: srv.port, host: '127.0.0.1', allowHalfOpen: true });
+    const chunk = Buffer.alloc(64 * 1024, 0x62);
+    let text = '';
+    let localPort = -1;
+    let sent = 0;
+    sock.on('connect', () => (localPort = sock.localPort!));
+    sock.on('data', (d) => (text += d.toString('latin1')));
+    const done = () => resolve({ status: parseRaw(text).status, serverRead: srv.sockets.get(localPort)?.bytesRead ?? -1 });
+    sock.on('error', done);
+    sock.on('close', done);
+    sock.write(`POST /locked/append-batch HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n`);
+    // Deaf to the answer: keeps sending until the server closes.
+    const pump = () => {
+      while (sent < size && !sock.destroyed) {
+        sent += chunk.length;
+        if (!sock.write(chunk)) return void sock.once('drain', pump);
+      }
+    };
+    pump();
+  });
+  expect(r.status).toBe(401);
+  expect(r.serverRead).toBeGreaterThan(LINGER_BYTES);
+  expect(r.serverRead).toBeLessThan(LINGER_BYTES + (1 << 20));
 });
 
 it('what needs the body is checked after it is read: a body other than the signed digest is refused having read it', async () => {

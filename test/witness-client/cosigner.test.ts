@@ -296,6 +296,12 @@ describe('POST /<tenant>/cosignature', () => {
     expect(good.status).toBe(200);
     const served = await (await app.request('/default/checkpoint')).text();
     expect(verifyCheckpoint(served, log.verifiers, policy).witnesses).toEqual(['P']);
+    // A push is one note: a body over the largest note (1 MiB) is refused before it is read.
+    const sized = (n: number) => app.request('/default/cosignature', { method: 'POST', body: 'x'.repeat(n), headers: { 'content-length': String(n) } });
+    const over = await sized((1 << 20) + 1);
+    expect(over.status).toBe(413);
+    expect(await over.json()).toEqual({ error: `body is ${(1 << 20) + 1} bytes, over the largest note, ${1 << 20} bytes`, code: 'too_large' });
+    expect((await sized(1 << 20)).status).toBe(400);
     // A tenant without witnesses has no such route.
     t.cosigner = null;
     expect((await post(served)).status).toBe(404);
