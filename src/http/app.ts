@@ -1,6 +1,7 @@
 /**
  * The HTTP face of the log, on hono: per-tenant tlog-tiles static routes, the write/read API
- * (also un-prefixed, with the tenant in X-Module-ID), health, metrics and admin.
+ * (also un-prefixed, with the tenant in X-Module-ID), anchoring receipts, health, metrics and
+ * admin. The node server under it (timeouts, malformed requests) is connections.ts.
  */
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import type { Logger as PinoLogger } from 'pino';
