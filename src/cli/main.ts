@@ -4,8 +4,9 @@
  * exit and one readable line on stderr.
  */
 import { Command, Option } from 'commander';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, realpathSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { isTlogError } from '../errors.js';
 import { auditLog } from '../client/audit.js';
 import { dirSource, urlSource, type TlogSource } from '../client/source.js';
@@ -267,8 +268,22 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const isEntry = process.argv[1] && path.resolve(process.argv[1]) === new URL(import.meta.url).pathname;
-if (isEntry) {
+/**
+ * Whether this module is the program being run. argv[1] is what the user (or npm) ran: through
+ * `npx tlog` or an installed bin it is the symlink node_modules/.bin/tlog, while import.meta.url
+ * is the module's real path, so both are compared as real paths.
+ */
+function isEntry(): boolean {
+  const arg = process.argv[1];
+  if (!arg) return false;
+  try {
+    return realpathSync(arg) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntry()) {
   main(process.argv).then((code) => {
     process.exitCode = code;
   });

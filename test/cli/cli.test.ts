@@ -2,7 +2,7 @@
  * The tlog command, run as a real process from dist/ (the test command compiles first).
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,6 +83,26 @@ describe('tlog', () => {
     expect(v.code).toBe(1);
     expect(v.stderr).toMatch(/tile\/(0\/000|entries\/000)/);
     expect(tlog(['verify']).code).toBe(0);
+  });
+
+  it('runs through npm\'s bin symlink (node_modules/.bin/tlog), as `npx tlog` and installed bins run it', () => {
+    // npm links node_modules/.bin/tlog -> ../tlog-worm/dist/src/cli/main.js, and the package
+    // itself is a symlink when installed from a directory (what `npx tlog` in a checkout does).
+    const proj = mkdtempSync(path.join(os.tmpdir(), 'tlog-bin-'));
+    try {
+      mkdirSync(path.join(proj, 'node_modules/.bin'), { recursive: true });
+      symlinkSync(repo, path.join(proj, 'node_modules/tlog-worm'));
+      symlinkSync('../tlog-worm/dist/src/cli/main.js', path.join(proj, 'node_modules/.bin/tlog'));
+      const help = spawnSync(process.execPath, [path.join(proj, 'node_modules/.bin/tlog'), '--help'], { cwd: proj, encoding: 'utf8' });
+      expect(help.status).toBe(0);
+      expect(help.stdout).toMatch(/^Usage: tlog /m);
+      const init = spawnSync(process.execPath, [path.join(proj, 'node_modules/.bin/tlog'), 'init', '--origin', 'example.com/bin'], { cwd: proj, encoding: 'utf8' });
+      expect(init.stderr).toBe('');
+      expect(init.stdout).toMatch(/^created log default with origin example\.com\/bin$/m);
+      expect(existsSync(path.join(proj, '.tlog/default/log.json'))).toBe(true);
+    } finally {
+      rmSync(proj, { recursive: true, force: true });
+    }
   });
 
   it('every command has --help', () => {
