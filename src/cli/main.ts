@@ -7,7 +7,7 @@ import { Command, Option } from 'commander';
 import { promises as fsp, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isTlogError } from '../errors.js';
+import { errorChain } from '../errors.js';
 import { auditLog } from '../client/audit.js';
 import { dirSource, urlSource, type TlogSource } from '../client/source.js';
 import { encodeBase64 } from '../note/note.js';
@@ -262,8 +262,8 @@ export async function main(argv: string[]): Promise<number> {
     await buildProgram().parseAsync(argv);
     return 0;
   } catch (e) {
-    const msg = isTlogError(e) || e instanceof Error ? e.message : String(e);
-    process.stderr.write(`tlog: ${msg}\n`);
+    // One line, with the reason a wrapper keeps as its cause ("fetch failed: connect ECONNREFUSED ...").
+    process.stderr.write(`tlog: ${errorChain(e).replace(/\n/g, ' ')}\n`);
     return 1;
   }
 }

@@ -45,7 +45,7 @@ export class WitnessEndpoint {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (e) {
-      throw new TlogError(ErrorCode.unavailable, `witness ${this.url}: ${(e as Error).message}`);
+      throw new TlogError(ErrorCode.unavailable, `witness ${this.url}: ${(e as Error).message}`, { cause: e });
     }
     // Bounded read: a witness answers a few lines.
     const text = (await res.text()).slice(0, 1 << 20);

@@ -7,7 +7,7 @@
  * fail-open: it is published anyway, with whatever cosignatures came back.
  * Either way appends never wait for witnesses: they are answered at commit time.
  */
-import { TlogError, ErrorCode } from '../errors.js';
+import { errorChain, TlogError, ErrorCode } from '../errors.js';
 import type { Log, Logger } from '../log/log.js';
 import { extraSignatures } from '../log/publisher.js';
 import { parseCheckpoint } from '../note/checkpoint.js';
@@ -105,8 +105,8 @@ export class Cosigner {
           this.opts.logger.debug?.({ tenant: this.log.paths.tenant, witness: url, key }, 'witness also cosigns with a key the policy does not list: ignored');
         }
       } else {
-        this.urlErrors.set(url, (r.reason as Error).message);
-        this.opts.logger.warn({ tenant: this.log.paths.tenant, witness: url, err: (r.reason as Error).message }, 'witness did not cosign');
+        this.urlErrors.set(url, errorChain(r.reason));
+        this.opts.logger.warn({ tenant: this.log.paths.tenant, witness: url, err: errorChain(r.reason) }, 'witness did not cosign');
       }
     });
     const names = new Set(got.map((g) => g.witness));

@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serveDir } from '../client/helpers.js';
 
 const repo = path.resolve(__dirname, '../..');
 const bin = path.join(repo, 'dist/src/cli/main.js');
@@ -20,6 +21,16 @@ function tlog(args: string[], input?: string) {
   // A process that did not exit by itself (killed, or failed to spawn) is a failure of its own, not an empty answer.
   if (r.error || r.signal) throw new Error(`tlog ${args.join(' ')}: ${r.error ? r.error.message : `killed by ${r.signal}`}\n${r.stderr}`);
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The same, without blocking this process (for tests that serve something to it). */
+function tlogAsync(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [bin, ...args], { cwd: dir });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }
 
 beforeAll(() => {
@@ -102,6 +113,38 @@ describe('tlog', () => {
       expect(existsSync(path.join(proj, '.tlog/default/log.json'))).toBe(true);
     } finally {
       rmSync(proj, { recursive: true, force: true });
+    }
+  });
+
+  it('monitor waits out a log that is down, saying why, and keeps following; --once fails with the reason', async () => {
+    const vkeys: string[] = JSON.parse(tlog(['show', '--json']).stdout).verifierKeys;
+    let drop = 0;
+    const server = await serveDir(path.join(dir, 'tiles/default'), '/log', () => (drop-- > 0 ? 'reset' : null));
+    try {
+      drop = 1;
+      // Not spawnSync: the server runs in this process.
+      const once = await tlogAsync(['monitor', '--url', server.url, '--vkey', vkeys[0]!, '--once']);
+      expect(once.code).toBe(1);
+      expect(once.stderr).toMatch(/^tlog: GET http:\/\/127\.0\.0\.1:\d+\/log\/checkpoint: fetch failed: .*(other side closed|socket hang up|ECONNRESET).*\n$/);
+      expect(once.stderr.split('\n')).toHaveLength(2);
+
+      drop = 2;
+      const child = spawn(process.execPath, [bin, 'monitor', '--url', server.url, '--vkey', vkeys[0]!, '--interval', '0.05'], { cwd: dir });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (err += d));
+      const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+      const size: number = JSON.parse(tlog(['show', '--json']).stdout).treeSize;
+      for (let i = 0; i < 600 && out.split('\n').length <= size; i++) await new Promise((r) => setTimeout(r, 50));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(err).toMatch(/poll failed \(1 in a row\): GET \S+\/checkpoint: fetch failed: .*; retrying in [0-9.]+ s\n/);
+      expect(err).toMatch(/poll failed \(2 in a row\)/);
+      const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { index: number });
+      expect(lines.map((l) => l.index)).toEqual(Array.from({ length: size }, (_, i) => i));
+    } finally {
+      await server.close();
     }
   });
 
