@@ -4,7 +4,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { ioError, isTlogError, TlogError, ErrorCode } from '../errors.js';
+import { errorChain, ioError, isTlogError, TlogError, ErrorCode } from '../errors.js';
 
 export interface TlogSource {
   /** A short description for messages: the directory or URL prefix. */
@@ -53,9 +53,10 @@ export function urlSource(prefix: string, opts: { timeoutMs?: number } = {}): Tl
       try {
         res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
       } catch (e) {
-        // The reason (refused, reset, DNS, TLS) is in the cause: keep it (errorChain prints it).
+        // fetch() says "fetch failed" and keeps the reason (refused, reset, DNS, TLS) in its
+        // cause: say it, and keep the cause.
         const name = (e as Error)?.name;
-        const why = name === 'TimeoutError' || name === 'AbortError' ? `no answer within ${timeoutMs} ms` : (e as Error).message;
+        const why = name === 'TimeoutError' || name === 'AbortError' ? `no answer within ${timeoutMs} ms` : errorChain(e);
         throw new TlogError(ErrorCode.unavailable, `GET ${url}: ${why}`, { cause: e });
       }
       if (res.status === 404) return null;

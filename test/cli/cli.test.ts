@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveDir } from '../client/helpers.js';
+import { LINES_PER_BATCH } from '../../src/cli/append.js';
 
 const repo = path.resolve(__dirname, '../..');
 const bin = path.join(repo, 'dist/src/cli/main.js');
@@ -68,6 +69,48 @@ describe('tlog', () => {
     const report = JSON.parse(v.stdout);
     expect(report).toMatchObject({ treeSize: 303, rootHash: show.rootHash });
     expect(report.checkpointsChecked).toBeGreaterThanOrEqual(4);
+  });
+
+  it('append --lines streams: results come while stdin is still open, and 100k lines land in order', async () => {
+    expect(tlog(['init', '--origin', 'example.com/lines', '--tenant', 'lines']).code).toBe(0);
+    const child = spawn(process.execPath, [bin, '--tiles-dir', 'tiles', '--checkpoints-dir', 'checkpoints', '--state-dir', 'state', 'append', '--lines', '--tenant', 'lines'], { cwd: dir });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    const text = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => `streamed line ${from + k}\n`).join('');
+    // More than one batch, then nothing more for now: with the input held in memory until it
+    // ends, no result could appear before stdin closes.
+    child.stdin.write(text(0, LINES_PER_BATCH + 100));
+    for (let i = 0; i < 1200 && out === '' && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(out, err).not.toBe('');
+    expect(child.exitCode).toBeNull(); // still reading
+    const total = 100_000;
+    for (let from = LINES_PER_BATCH + 100; from < total; from += 10_000) {
+      if (!child.stdin.write(text(from, Math.min(total, from + 10_000)))) await new Promise((r) => child.stdin.once('drain', r));
+    }
+    child.stdin.end();
+    expect(await exited, err).toBe(0);
+    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { index: number });
+    expect(lines).toHaveLength(total);
+    expect(lines.every((l, i) => l.index === i)).toBe(true);
+    expect(JSON.parse(tlog(['show', '--json', '--tenant', 'lines']).stdout).treeSize).toBe(total);
+  }, 300_000);
+
+  it('append --lines refuses an empty or oversized line, naming it, and appends nothing of a batch not yet sent', () => {
+    const before = JSON.parse(tlog(['show', '--json', '--tenant', 'lines']).stdout).treeSize;
+    const empty = tlog(['append', '--lines', '--tenant', 'lines'], 'fresh a\nfresh b\n\nfresh c\n');
+    expect(empty.code).toBe(1);
+    expect(empty.stderr).toMatch(/^tlog: line 3: entry is empty: entries are 1 to 65535 bytes\n$/);
+    const long = tlog(['append', '--lines', '--tenant', 'lines'], `fresh a\n${'x'.repeat(70_000)}\nfresh c\n`);
+    expect(long.code).toBe(1);
+    expect(long.stderr).toMatch(/^tlog: line 2( is longer than 65535 bytes|: entry is 70000 bytes): entries are 1 to 65535 bytes/);
+    expect(JSON.parse(tlog(['show', '--json', '--tenant', 'lines']).stdout).treeSize).toBe(before);
+    // A last line without its newline is a line; CRLF is not special (entries are bytes).
+    const ok = tlog(['append', '--lines', '--tenant', 'lines'], 'fresh a\r\nfresh b');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout.trim().split('\n').map((l) => JSON.parse(l).index)).toEqual([before, before + 1]);
   });
 
   it('rejects bad input with exit 1 and one readable line, changing nothing', () => {
