@@ -5,8 +5,9 @@
  * POST /admin/reload re-reads the file and adds, reconfigures or removes tenants without a
  * restart. SIGTERM/SIGINT stop accepting, finish the batches in flight, and exit 0.
  */
-import { serve as serveNode } from '@hono/node-server';
+import { createAdaptorServer } from '@hono/node-server';
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { loadConfig, type ServiceConfig } from '../config/config.js';
 import { TlogError, ErrorCode } from '../errors.js';
 import { createApp } from '../http/app.js';
@@ -25,6 +26,37 @@ export interface ServeOptions {
   readonly config?: string;
   /** Resolves when the server listens, with its port (tests use port 0). */
   readonly onListening?: (port: number) => void;
+}
+
+/** The answer to every request while the logs are being opened. */
+function startingAnswer(): Response {
+  return new Response(JSON.stringify({ error: 'the service is starting', code: 'unavailable' }), {
+    status: 503,
+    headers: { 'Content-Type': 'application/json', 'Retry-After': '1' },
+  });
+}
+
+/**
+ * Binds host:port. A port in use (or not ours to take) is one readable error, not an unhandled
+ * 'error' event with a stack trace.
+ */
+function listenOn(host: string, port: number, fetch: (req: Request, env: unknown) => Response | Promise<Response>): Promise<Server> {
+  const server = createAdaptorServer({ fetch, hostname: host }) as Server;
+  return new Promise((resolve, reject) => {
+    const onError = (e: NodeJS.ErrnoException) => {
+      const why =
+        e.code === 'EADDRINUSE' ? 'the address is already in use (is another tlog serve running?)' :
+        e.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' :
+        e.code === 'EADDRNOTAVAIL' ? 'no such address on this machine' :
+        (e.code ?? e.message);
+      reject(new TlogError(ErrorCode.badInput, `cannot listen on ${host}:${port}: ${why}`, { cause: e }));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve(server);
+    });
+  });
 }
 
 export function parseListen(listen: string): { host: string; port: number } {
@@ -107,19 +139,16 @@ export async function serve(o: ServeOptions): Promise<void> {
     return tenants.names();
   };
 
+  // Everything that can be refused without touching the disk is checked first: the
+  // configuration, the address, and the port itself (bound before any log is created or opened,
+  // so a port in use leaves nothing behind).
   if (o.config) {
     config = loadConfig(o.config);
     listen = o.listen ?? config.listen;
-    await applyConfig(config);
-  } else {
-    const { host, port } = parseListen(listen);
-    if (!isLoopback(host)) {
-      throw new TlogError(ErrorCode.badInput, `the embedded default tenant accepts writes without credentials, so it only listens on loopback: use --config to listen on ${host}`);
-    }
-    const { log, created } = await openOrInitDefault(o.roots, o.origin ?? `${host}:${port}/default`, logOpts);
-    await tenants.add(log, OPEN_AUTH);
-    say(`${created ? 'created' : 'opened'} log "default" (origin ${log.origin}, size ${log.treeSize}) in ${log.paths.tilesDir}`);
-    say(`verifier keys:\n  ${log.verifierKeys().join('\n  ')}`);
+  }
+  const { host, port } = parseListen(listen);
+  if (!o.config && !isLoopback(host)) {
+    throw new TlogError(ErrorCode.badInput, `the embedded default tenant accepts writes without credentials, so it only listens on loopback: use --config to listen on ${host}`);
   }
 
   const reload = async () => {
@@ -130,6 +159,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     return { tenants: names };
   };
   let stopping = false;
+  let ready = false;
   const app = createApp(tenants, {
     logger,
     metrics,
@@ -138,15 +168,27 @@ export async function serve(o: ServeOptions): Promise<void> {
     extraRoutes: anchorRoutes((n) => tenants.get(n)?.log),
     stopping: () => stopping,
   });
-  const { host, port } = parseListen(listen);
-  const server = await new Promise<Server>((resolve) => {
-    const s = serveNode({ fetch: app.fetch, hostname: host, port }, (info) => {
-      const open = config ? 'every tenant requires credentials' : 'embedded default tenant: writes accepted without credentials on this loopback address';
-      say(`listening on http://${host}:${info.port} (${open}; ML-DSA-44 signer: ${signer})`);
-      o.onListening?.(info.port);
-      resolve(s as Server);
-    });
-  });
+  // Bound before the logs are opened (an index rebuild may take a while): until they are, every
+  // request is told to come back.
+  const server = await listenOn(host, port, (req, env) => (ready ? app.fetch(req, env) : startingAnswer()));
+  try {
+    if (config) await applyConfig(config);
+    else {
+      const { log, created } = await openOrInitDefault(o.roots, o.origin ?? `${host}:${port}/default`, logOpts);
+      await tenants.add(log, OPEN_AUTH);
+      say(`${created ? 'created' : 'opened'} log "default" (origin ${log.origin}, size ${log.treeSize}) in ${log.paths.tilesDir}`);
+      say(`verifier keys:\n  ${log.verifierKeys().join('\n  ')}`);
+    }
+  } catch (e) {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await tenants.closeAll();
+    throw e;
+  }
+  ready = true;
+  const boundPort = (server.address() as AddressInfo).port;
+  const open = config ? 'every tenant requires credentials' : 'embedded default tenant: writes accepted without credentials on this loopback address';
+  say(`listening on http://${host}:${boundPort} (${open}; ML-DSA-44 signer: ${signer})`);
+  o.onListening?.(boundPort);
 
   process.on('SIGHUP', () => {
     reload().catch((e) => logger.error({ err: (e as Error).message }, 'reload failed; keeping the running configuration'));

@@ -200,13 +200,19 @@ describe('tlog', () => {
   });
 
   it('serve answers appends over HTTP, verify --url audits it, and SIGTERM exits 0', async () => {
-    const port = 20000 + Math.floor(Math.random() * 20000);
-    const child = spawn(process.execPath, [bin, '--tiles-dir', 't2', '--checkpoints-dir', 'c2', '--state-dir', 's2', 'serve', '--listen', `127.0.0.1:${port}`], { cwd: dir });
+    // Port 0: the OS picks a free one, and serve says which.
+    const child = spawn(process.execPath, [bin, '--tiles-dir', 't2', '--checkpoints-dir', 'c2', '--state-dir', 's2', 'serve', '--listen', '127.0.0.1:0'], { cwd: dir });
     let err = '';
     child.stderr.on('data', (d) => (err += d));
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 15000);
-      child.stderr.on('data', () => err.includes('listening on') && (clearTimeout(t), resolve()));
+    const port = await new Promise<number>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 30000);
+      child.stderr.on('data', () => {
+        const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(err);
+        if (m) {
+          clearTimeout(t);
+          resolve(Number(m[1]));
+        }
+      });
     });
     const base = `http://127.0.0.1:${port}/default`;
     for (let i = 0; i < 5; i++) {

@@ -4,7 +4,9 @@
  * and metrics, reload by SIGHUP and by the admin route, and a SIGTERM in the middle of a storm of
  * appends that loses no acknowledged entry and exits 0.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,7 +17,7 @@ import { hashToken } from '../../src/http/auth.js';
 import { leafHash } from '../../src/merkle/hash.js';
 import { Log } from '../../src/log/log.js';
 import { logPaths, type DataRoots } from '../../src/log/paths.js';
-import { ensureBuilt, spawnServe, writeConfig, type ServeProc } from './helpers.js';
+import { bin, ensureBuilt, spawnServe, writeConfig, type ServeProc } from './helpers.js';
 
 let dir: string;
 const procs: ServeProc[] = [];
@@ -73,6 +75,24 @@ describe('tlog serve', () => {
     const cp = await fetch(`${p.url}/default/checkpoint`);
     expect(cp.headers.get('content-type')).toBe('text/plain; charset=utf-8');
     expect(await stop(p)).toBe(0);
+  });
+
+  it('a port in use: exit 1, one readable line, and no log created (default tenant and --config)', async () => {
+    const holder = net.createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+    const port = (holder.address() as net.AddressInfo).port;
+    try {
+      const cwd = mkdtempSync(path.join(dir, 'busy-'));
+      writeConfig(path.join(cwd, 'tlog.json'), { tenants: [tenantCfg('busy', 'busy-token')] });
+      for (const extra of [[], ['--config', 'tlog.json']]) {
+        const r = spawnSync(process.execPath, [bin, 'serve', '--listen', `127.0.0.1:${port}`, ...extra], { cwd, encoding: 'utf8', timeout: 60_000 });
+        expect(r.status, r.stderr).toBe(1);
+        expect(r.stderr).toBe(`tlog: cannot listen on 127.0.0.1:${port}: the address is already in use (is another tlog serve running?)\n`);
+        expect(readdirSync(cwd)).toEqual(['tlog.json']);
+      }
+    } finally {
+      holder.close();
+    }
   });
 
   it('logs carry the request id and the traceparent trace id; healthz and metrics over a socket', async () => {
