@@ -23,7 +23,7 @@ import { registerExportCommand } from './export.js';
 import { registerClientCommands } from './client.js';
 import { witnessCommand } from '../../witness/main.js';
 import { registerAnchorCommands } from './anchor.js';
-import { initLog } from '../tenants/registry.js';
+import { createLog } from '../tenants/registry.js';
 import { parsePolicy } from '../witness-client/policy.js';
 import { verifyCheckpoint } from '../witness-client/verify.js';
 
@@ -74,9 +74,13 @@ export function buildProgram(): Command {
     .requiredOption('--origin <origin>', 'the log origin, e.g. example.com/log (also the key name)')
     .addOption(tenantOption())
     .action(async (o: { origin: string; tenant: string }) => {
-      const log = await initLog(logPaths(roots(program), o.tenant), o.origin);
+      const { log, outcome } = await createLog(logPaths(roots(program), o.tenant), o.origin);
       await log.close();
-      process.stdout.write(`created log ${o.tenant} with origin ${o.origin}\nverifier keys:\n${log.verifierKeys().join('\n')}\n`);
+      const what =
+        outcome.result === 'replaced' ? `replaced the empty log ${o.tenant} made by \`tlog serve\` (origin ${outcome.oldOrigin}) with a new log with origin ${o.origin}` :
+        outcome.result === 'exists' ? `log ${o.tenant} already has origin ${o.origin} (made by \`tlog serve\`); kept` :
+        `created log ${o.tenant} with origin ${o.origin}`;
+      process.stdout.write(`${what}\nverifier keys:\n${log.verifierKeys().join('\n')}\n`);
     });
 
   program

@@ -174,9 +174,16 @@ export async function serve(o: ServeOptions): Promise<void> {
   try {
     if (config) await applyConfig(config);
     else {
-      const { log, created } = await openOrInitDefault(o.roots, o.origin ?? `${host}:${port}/default`, logOpts);
+      const { log, outcome } = await openOrInitDefault(o.roots, o.origin, `${host}:${port}/default`, logOpts);
       await tenants.add(log, OPEN_AUTH);
-      say(`${created ? 'created' : 'opened'} log "default" (origin ${log.origin}, size ${log.treeSize}) in ${log.paths.tilesDir}`);
+      const what =
+        outcome.result === 'replaced' ? `replaced the empty log "default" of origin ${outcome.oldOrigin} with a new log` :
+        outcome.result === 'created' ? 'created log "default"' :
+        'opened log "default"';
+      say(`${what} (origin ${log.origin}, size ${log.treeSize}) in ${log.paths.tilesDir}`);
+      if (outcome.result === 'created' && o.origin === undefined) {
+        say(`its origin is ${log.origin}: to choose one, stop and run \`tlog init --origin <origin>\` (or start with --origin) before appending`);
+      }
       say(`verifier keys:\n  ${log.verifierKeys().join('\n  ')}`);
     }
   } catch (e) {

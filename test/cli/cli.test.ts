@@ -191,6 +191,69 @@ describe('tlog', () => {
     }
   });
 
+  it('the README\'s order works as written: `npm start`, then `tlog init --origin`, append, show, verify', async () => {
+    // A fresh checkout: no flags, the default data roots under the working directory.
+    const cwd = mkdtempSync(path.join(dir, 'readme-'));
+    const run = (args: string[], input?: string) => spawnSync(process.execPath, [bin, ...args], { cwd, input, encoding: 'utf8' });
+    // `npm start` (= tlog serve), on a port the OS picks, stopped with Ctrl-C.
+    const server = spawn(process.execPath, [bin, 'serve', '--listen', '127.0.0.1:0'], { cwd });
+    let err = '';
+    server.stderr.on('data', (d) => (err += d));
+    const exited = new Promise<number | null>((r) => server.on('exit', (code) => r(code)));
+    for (let i = 0; i < 600 && !err.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(err).toMatch(/created log "default" \(origin 127\.0\.0\.1:0\/default, size 0\)/);
+    expect(err).toMatch(/to choose one, stop and run `tlog init --origin <origin>`/);
+    server.kill('SIGINT');
+    expect(await exited).toBe(0);
+
+    const init = run(['init', '--origin', 'example.com/log']);
+    expect(init.stderr).toBe('');
+    expect(init.status).toBe(0);
+    expect(init.stdout).toMatch(/^replaced the empty log default made by `tlog serve` \(origin 127\.0\.0\.1:0\/default\) with a new log with origin example\.com\/log$/m);
+    expect(init.stdout).toMatch(/^example\.com\/log\+[0-9a-f]{8}\+A/m);
+    expect(run(['append'], 'hello\n').stdout).toMatch(/^\{"index":0,/);
+    expect(run(['append', '--lines'], Array.from({ length: 1000 }, (_, i) => `${i + 1}\n`).join('')).stdout.trim().split('\n')).toHaveLength(1000);
+    const show = JSON.parse(run(['show', '--json']).stdout);
+    expect(show).toMatchObject({ origin: 'example.com/log', treeSize: 1001 });
+    const v = run(['verify']);
+    expect(v.status, v.stderr).toBe(0);
+    expect(v.stdout).toMatch(/^ok: example\.com\/log size 1001 /);
+    // The origin is fixed now: a second init says so, and changes nothing.
+    const again = run(['init', '--origin', 'example.com/other']);
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(/^tlog: a log already exists at .* with origin example\.com\/log: its origin cannot change/);
+    // And `npm start` serves it as it is.
+    const restart = spawn(process.execPath, [bin, 'serve', '--listen', '127.0.0.1:0'], { cwd });
+    let err2 = '';
+    restart.stderr.on('data', (d) => (err2 += d));
+    const exited2 = new Promise<number | null>((r) => restart.on('exit', (code) => r(code)));
+    for (let i = 0; i < 600 && !err2.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(err2).toMatch(/opened log "default" \(origin example\.com\/log, size 1001\)/);
+    restart.kill('SIGTERM');
+    expect(await exited2).toBe(0);
+  }, 120_000);
+
+  it('serve --origin chooses the default log\'s origin on first start, and refuses another one later', async () => {
+    const cwd = mkdtempSync(path.join(dir, 'origin-'));
+    const start = async (extra: string[]) => {
+      const child = spawn(process.execPath, [bin, 'serve', '--listen', '127.0.0.1:0', ...extra], { cwd });
+      let err = '';
+      child.stderr.on('data', (d) => (err += d));
+      const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+      for (let i = 0; i < 600 && !err.includes('listening on') && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return { code: await exited, err };
+    };
+    const first = await start(['--origin', 'example.com/first']);
+    expect(first.code).toBe(0);
+    expect(first.err).toMatch(/created log "default" \(origin example\.com\/first, size 0\)/);
+    expect(first.err).not.toMatch(/to choose one/);
+    const other = await start(['--origin', 'example.com/second']);
+    expect(other.code).toBe(1);
+    expect(other.err).toMatch(/^tlog: a log already exists at .* with origin example\.com\/first: its origin cannot change/m);
+    expect((await start([])).err).toMatch(/opened log "default" \(origin example\.com\/first, size 0\)/);
+  }, 120_000);
+
   it('every command has --help', () => {
     for (const cmd of ['init', 'append', 'verify', 'show', 'serve']) {
       const r = tlog([cmd, '--help']);
