@@ -3,7 +3,8 @@
  * on loopback, creating its log and keys on first start, open for writes without credentials.
  * With --config it serves every tenant of the file (each requires credentials); SIGHUP or
  * POST /admin/reload re-reads the file and adds, reconfigures or removes tenants without a
- * restart. SIGTERM/SIGINT stop accepting, finish the batches in flight, and exit 0.
+ * restart (tenants/apply.ts; the answer says what changed and what needs a restart).
+ * SIGTERM/SIGINT stop accepting, finish the batches in flight, and exit 0.
  */
 import { createAdaptorServer } from '@hono/node-server';
 import type { Server } from 'node:http';
@@ -14,10 +15,9 @@ import { createApp } from '../http/app.js';
 import { createLogger, engineLogger, Metrics } from '../http/observe.js';
 import { mldsaBackend } from '../log/mldsa-backend.js';
 import type { DataRoots } from '../log/paths.js';
-import { authFromConfig, OPEN_AUTH, openOrInit, openOrInitDefault, TenantRegistry } from '../tenants/registry.js';
-import { Cosigner } from '../witness-client/cosigner.js';
-import { Anchorer, anchorRoutes, resolveAnchorConfig } from '../anchor/index.js';
-import { parsePolicy } from '../witness-client/policy.js';
+import { ConfiguredTenants } from '../tenants/apply.js';
+import { OPEN_AUTH, openOrInitDefault, TenantRegistry } from '../tenants/registry.js';
+import { anchorRoutes } from '../anchor/index.js';
 
 export interface ServeOptions {
   readonly roots: DataRoots;
@@ -87,57 +87,7 @@ export async function serve(o: ServeOptions): Promise<void> {
   let config: ServiceConfig | null = null;
   let listen = o.listen ?? '127.0.0.1:8080';
   const say = (s: string) => process.stderr.write(s + '\n');
-
-  /** Opens every tenant of the configuration not yet served, reconfigures the others, closes removed ones. */
-  const applyConfig = async (cfg: ServiceConfig): Promise<string[]> => {
-    const roots: DataRoots = { tilesRoot: cfg.tilesDir, checkpointsRoot: cfg.checkpointsDir, stateRoot: cfg.stateDir };
-    for (const tc of cfg.tenants) {
-      const existing = tenants.get(tc.name);
-      if (existing) {
-        existing.reconfigure(authFromConfig(tc), tc.limits);
-        continue;
-      }
-      const policy = tc.witnesses ? parsePolicy(tc.witnesses.policy!) : null;
-      const { log, created } = await openOrInit(roots, tc.name, tc.origin, {
-        ...logOpts,
-        allowDuplicates: tc.allowDuplicates,
-        publishMode: policy ? 'cosigned' : 'each',
-      });
-      const t = await tenants.add(log, authFromConfig(tc), tc.limits);
-      if (policy && tc.witnesses) {
-        t.cosigner = new Cosigner(log, policy, {
-          mode: tc.witnesses.mode,
-          intervalMs: tc.witnesses.intervalSeconds * 1000,
-          timeoutMs: tc.witnesses.timeoutSeconds * 1000,
-          logger: logOpts.logger,
-        });
-        t.cosigner.start();
-      }
-      if (tc.anchoring?.enabled) {
-        const a = tc.anchoring;
-        t.anchorer = await Anchorer.open({
-          paths: log.paths,
-          config: resolveAnchorConfig({
-            enabled: true,
-            intervalHours: a.intervalHours,
-            timeoutMs: a.timeoutSeconds * 1000,
-            tickMs: a.tickSeconds * 1000,
-            rekor: { apiVersion: a.rekor.apiVersion, url: a.rekor.url, readUrl: a.rekor.readUrl, publicKey: a.rekor.publicKey!, origin: a.rekor.origin },
-            tsa: a.tsa ? { url: a.tsa.url, certChain: a.tsa.certChain! } : undefined,
-          }),
-          // The newest published checkpoint: the cosigned one where witnesses are configured.
-          latest: () => log.published.note,
-          logVerifiers: log.verifiers,
-          logger: logOpts.logger,
-        });
-        t.anchorer.start();
-      }
-      logger.info({ tenant: tc.name, origin: tc.origin, created, treeSize: log.treeSize, verifierKeys: log.verifierKeys() }, created ? 'tenant created' : 'tenant opened');
-    }
-    const wanted = new Set(cfg.tenants.map((t) => t.name));
-    for (const name of tenants.names()) if (!wanted.has(name)) await tenants.remove(name);
-    return tenants.names();
-  };
+  const configured = new ConfiguredTenants(tenants, logOpts, engineLogger(logger));
 
   // Everything that can be refused without touching the disk is checked first: the
   // configuration, the address, and the port itself (bound before any log is created or opened,
@@ -151,12 +101,13 @@ export async function serve(o: ServeOptions): Promise<void> {
     throw new TlogError(ErrorCode.badInput, `the embedded default tenant accepts writes without credentials, so it only listens on loopback: use --config to listen on ${host}`);
   }
 
+  /** Re-reads the file and applies it (see tenants/apply.ts); a bad file changes nothing. */
   const reload = async () => {
     if (!o.config) throw new TlogError(ErrorCode.badInput, 'no configuration file to reload');
-    config = loadConfig(o.config);
-    const names = await applyConfig(config);
-    logger.info({ tenants: names }, 'configuration reloaded');
-    return { tenants: names };
+    const r = await configured.apply(loadConfig(o.config));
+    logger.info(r, 'configuration reloaded');
+    if (r.restartNeeded.length > 0) logger.warn({ restartNeeded: r.restartNeeded }, 'some changed settings need a restart');
+    return r;
   };
   let stopping = false;
   let ready = false;
@@ -172,7 +123,7 @@ export async function serve(o: ServeOptions): Promise<void> {
   // request is told to come back.
   const server = await listenOn(host, port, (req, env) => (ready ? app.fetch(req, env) : startingAnswer()));
   try {
-    if (config) await applyConfig(config);
+    if (config) await configured.apply(config);
     else {
       const { log, outcome } = await openOrInitDefault(o.roots, o.origin, `${host}:${port}/default`, logOpts);
       await tenants.add(log, OPEN_AUTH);
