@@ -75,14 +75,16 @@ export class Publisher {
    * return; durable only with `durable` (else at the writer's next flush).
    */
   committed(cp: CommitPoint, durable = false): Promise<void> {
+    const bytes = Buffer.from(cp.note, 'utf8');
+    const files: FileWrite[] = [{ path: historyPath(this.paths.historyDir, cp.treeSize), data: bytes, kind: 'immutable' }];
+    const write = () => (durable ? this.writer.write(files) : this.writer.writeDeferred(files));
+    // The history copy alone needs no order (and must not wait behind a cosigned publish).
+    if (this.currentMode !== 'each') return write();
     // Decided now, in commit order: a mode change waits for the writes decided before it.
-    const publish = this.currentMode === 'each';
     return this.enqueue(async () => {
-      const bytes = Buffer.from(cp.note, 'utf8');
-      const files: FileWrite[] = [{ path: historyPath(this.paths.historyDir, cp.treeSize), data: bytes, kind: 'immutable' }];
-      const serve = publish && cp.treeSize >= this.published.treeSize;
+      const serve = cp.treeSize >= this.published.treeSize;
       if (serve) files.push({ path: this.checkpointFile, data: bytes, kind: 'replace' });
-      await (durable ? this.writer.write(files) : this.writer.writeDeferred(files));
+      await write();
       if (serve) this.published = cp;
     });
   }
