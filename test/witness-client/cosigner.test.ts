@@ -246,6 +246,31 @@ describe('what the cosigning loop logs', () => {
   });
 });
 
+describe('witnesses added to or removed from a running log', () => {
+  it('once witnesses are added nothing is published without them, even with batches in flight; removing them publishes the newest at once', async () => {
+    const log = await Log.init(paths, ORIGIN);
+    let n = 0;
+    let stop = false;
+    const writer = (async () => {
+      while (!stop) await Promise.all(log.appendMany(Array.from({ length: 20 }, () => entry(n++))));
+    })();
+    while (log.published.treeSize < 100) await new Promise((r) => setTimeout(r, 10));
+    expect(log.publishMode).toBe('each');
+    await log.setPublishMode('cosigned');
+    const held = log.published.treeSize;
+    const target = log.treeSize + 200;
+    while (log.treeSize < target) await new Promise((r) => setTimeout(r, 10));
+    expect(log.published.treeSize).toBe(held);
+    expect(Number(readFileSync(path.join(paths.tilesDir, 'checkpoint'), 'utf8').split('\n')[1])).toBe(held);
+    stop = true;
+    await writer;
+    await log.setPublishMode('each');
+    expect(log.published.treeSize).toBe(log.treeSize);
+    expect(readFileSync(path.join(paths.tilesDir, 'checkpoint'), 'utf8')).toBe(log.checkpoint.note);
+    await log.close();
+  });
+});
+
 describe('cosigned/', () => {
   it('only ever holds checkpoints that met the policy: not a new log\'s empty tree, nothing while the witnesses are down or do not know the log, nothing failed open', async () => {
     const log = await Log.init(paths, ORIGIN, { publishMode: 'cosigned' });
