@@ -78,3 +78,20 @@ export function ioError(op: string, path: string, e: unknown): TlogError {
   const errno = (e as NodeJS.ErrnoException)?.code ?? String(e);
   return new TlogError(NO_ROOM.has(errno) ? ErrorCode.diskFull : ErrorCode.io, `${op} ${path}: ${errno}`, { cause: e });
 }
+
+/**
+ * An error's message followed by its causes' (`{ cause }`), each said once: what a person needs
+ * when a wrapper says "fetch failed" and the reason is two causes down
+ * (`GET http://h/checkpoint: fetch failed: connect ECONNREFUSED 127.0.0.1:8080`).
+ */
+export function errorChain(e: unknown): string {
+  const parts: string[] = [];
+  let cur: unknown = e;
+  for (let depth = 0; cur !== undefined && cur !== null && depth < 8; depth++) {
+    const inner = cur instanceof AggregateError ? cur.errors.map((x) => (x instanceof Error ? x.message : String(x))).filter((m) => m !== '') : [];
+    const msg = cur instanceof Error ? cur.message || inner.join('; ') : String(cur);
+    if (msg !== '' && !parts.some((p) => p.includes(msg))) parts.push(msg);
+    cur = cur instanceof Error ? cur.cause : undefined;
+  }
+  return parts.join(': ');
+}

@@ -15,12 +15,11 @@
  * deviates from DESIGN.md's "commit point moves only after the tiles are durable" in letter, not
  * in effect: the tiles are recoverable, byte for byte, before the commit point moves.
  */
-import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { TlogError, ErrorCode, diskFullErrno, isDiskFull, isTlogError } from '../errors.js';
-import { EMPTY_ROOT, equalHashes, leafHash } from '../merkle/hash.js';
+import { equalHashes, leafHash } from '../merkle/hash.js';
 import { inclusionProof as buildInclusionProof, ProofMemo } from '../merkle/proof.js';
-import { checkKeyName, openNote, parseNote } from '../note/note.js';
+import { openNote, parseNote } from '../note/note.js';
 import { DurableWriter, readIfExists, writeFileDurably, type FileWrite } from '../storage/durable.js';
 import { sharedFileWorker } from '../storage/file-worker.js';
 import { Journal, readJournal } from '../storage/journal.js';
@@ -32,21 +31,20 @@ import { Edge, type Extension } from './edge.js';
 import { formatBatchRecord, parseBatchRecord } from './journal-record.js';
 import { journalDir, replayJournal } from './replay.js';
 import { sharedSignPool } from './sign-pool.js';
-import { commitPointOf, discardNotesBeyond, notePath, notesDir, pruneNotes, type CommitPoint } from './commit.js';
+import { commitPointOf, discardNotesBeyond, notePath, pruneNotes, type CommitPoint } from './commit.js';
 import type { CommitPoint as IndexCommitPoint, HotIndex } from '../index/index.js';
 import { catchUpIndex, indexPath, leafHashesFromTiles, openIndexFile, openState, rebuildIndex } from './state.js';
-import { createLogKeys, loadLogKeys, type LogKeys } from './keys.js';
+import { loadLogKeys, type LogKeys } from './keys.js';
 import type { LogPaths } from './paths.js';
 import { discardBeyond, MAX_BATCH_ENTRIES, recoverySpan } from './recovery.js';
 import { batchBytes, RESERVE_SLACK, stopsTheLog } from './disk-space.js';
 import { TileReader } from './tile-reader.js';
 import { TreeReads } from './reads.js';
-import { CHECKPOINT_FILE, Publisher } from './publisher.js';
+import { CHECKPOINT_FILE, Publisher, type PublishMode } from './publisher.js';
+import { createLogState, type CreateOptions, type CreateOutcome } from './create.js';
 import {
-  CONFIG_FILE,
   checkedPublished,
   readLogConfig,
-  signTree,
   signTreeAsync,
   silentLogger,
   type AppendResult,
@@ -100,7 +98,7 @@ export class Log {
   private readonly maxBatch: number;
   private readonly maxPending: number;
   private readonly logger: Logger;
-  private readonly allowDuplicates: boolean;
+  private allowDuplicates: boolean;
   readonly readOnly: boolean;
   private indexClosed = false;
   /** The newest checkpoint appends were answered with (committed, and published when that is per batch). */
@@ -170,45 +168,24 @@ export class Log {
   }
 
   /**
-   * Creates a new log: its private state directory, its keys (0600), its configuration, and
-   * the signed checkpoint of the empty tree, published. Fails if a log exists there already.
+   * Creates a new log, all or nothing (create.ts): its private state, its keys (0600 in 0700
+   * directories), its configuration; then opens it, which publishes the signed checkpoint of the
+   * empty tree. Fails if a log exists there already (an implicit, empty one with another origin
+   * is replaced; see create.ts).
    */
-  static async init(paths: LogPaths, origin: string, opts: LogOptions = {}): Promise<Log> {
-    // The origin is also the key name (c2sp.org/tlog-checkpoint SHOULD), so it must be a valid one.
-    const problem = checkKeyName(origin);
-    if (problem) throw new TlogError(ErrorCode.badInput, `bad origin: ${problem}`);
-    if (await readIfExists(path.join(paths.stateDir, CONFIG_FILE))) {
+  static async init(paths: LogPaths, origin: string, opts: LogOptions = {}, create: CreateOptions = {}): Promise<Log> {
+    const { log, outcome } = await Log.create(paths, origin, opts, create);
+    if (outcome.result === 'exists') {
+      await log.close();
       throw new TlogError(ErrorCode.conflict, `a log already exists at ${paths.stateDir}`);
     }
-    if (await readIfExists(path.join(paths.tilesDir, CHECKPOINT_FILE))) {
-      throw new TlogError(ErrorCode.conflict, `${paths.tilesDir} already holds a published log`);
-    }
-    await fsp.mkdir(paths.stateDir, { recursive: true, mode: 0o700 });
-    await fsp.mkdir(notesDir(paths.stateDir), { recursive: true, mode: 0o700 });
-    await createLogKeys(paths.stateDir, origin);
-    const config: LogConfig = { version: 1, origin, createdAt: new Date().toISOString() };
-    const keys = await loadLogKeys(paths.stateDir, origin, opts.clock, offloadOf(opts));
-    const cp = commitPointOf(signTree(origin, 0, EMPTY_ROOT, keys));
-    const state: StateOpts = { readOnly: false, logger: opts.logger ?? silentLogger, indexCapacity: opts.indexCapacity, backend: opts.indexBackend };
-    const index = openIndexFile(paths, state, true);
-    let journal: Journal;
-    try {
-      // The note first, then the commit point naming it, then the config that marks the log as
-      // existing: a crash in between leaves no log (init can be run again after cleaning up).
-      await writeFileDurably(notePath(paths.stateDir, 0), cp.note, 0o600);
-      index.writeCommitPoint({ treeSize: 0, rootHash: cp.rootHash, checkpointHash: cp.noteHash });
-      await writeFileDurably(path.join(paths.stateDir, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n', 0o600);
-      journal = await Journal.open(journalDir(paths), opts.journal);
-    } catch (e) {
-      index.close();
-      throw e;
-    }
-    const log = new Log(paths, config, keys, index, journal, cp, opts);
-    // The empty tree is published as the log signed it, whatever the mode: there is nothing to witness yet.
-    await log.publisher.committed(cp, true);
-    if (log.publisher.mode === 'cosigned') await log.publisher.cosigned(cp.note, cp);
-    await writeFileDurably(path.join(paths.historyDir, 'vkeys'), log.verifierKeys().join('\n') + '\n');
     return log;
+  }
+
+  /** Log.init that also accepts an implicit log of this origin (outcome 'exists') and says what it did. */
+  static async create(paths: LogPaths, origin: string, opts: LogOptions = {}, create: CreateOptions = {}): Promise<{ log: Log; outcome: CreateOutcome }> {
+    const outcome = await createLogState(paths, origin, { ...opts, offload: offloadOf(opts) }, create);
+    return { log: await Log.open(paths, opts), outcome };
   }
 
   /**
@@ -279,6 +256,9 @@ export class Log {
         await log.publisher.recover(cp, publishedBytes ? publishedBytes.toString('utf8') : null);
         // Everything the old journal could redo is durable now (replay flushed it).
         await journal!.dropReplayed();
+        // Written once the log exists (a crash before may have kept it from being written).
+        const vkeys = path.join(paths.historyDir, 'vkeys');
+        if (!(await readIfExists(vkeys))) await writeFileDurably(vkeys, log.verifierKeys().join('\n') + '\n');
       }
       return log;
     } catch (e) {
@@ -762,11 +742,31 @@ export class Log {
 
   /**
    * Publishes a committed checkpoint with extra cosignature lines (verified by the caller
-   * against the witness policy). See Publisher.cosigned.
+   * against the witness policy; `meetsPolicy` when they reach its quorum, and only then is it
+   * filed in cosigned/). See Publisher.cosigned.
    */
-  async publishCosigned(note: string): Promise<CommitPoint> {
+  async publishCosigned(note: string, meetsPolicy: boolean): Promise<CommitPoint> {
     if (this.readOnly) throw new TlogError(ErrorCode.badInput, `log ${this.paths.tenant} is open read-only`);
-    return this.publisher.cosigned(note, this.committed);
+    return this.publisher.cosigned(note, this.committed, meetsPolicy);
+  }
+
+  /** How checkpoints are published: see Publisher.setMode (a reload that adds or removes witnesses). */
+  get publishMode(): PublishMode {
+    return this.publisher.mode;
+  }
+
+  setPublishMode(mode: PublishMode): Promise<void> {
+    if (this.readOnly) throw new TlogError(ErrorCode.badInput, `log ${this.paths.tenant} is open read-only`);
+    return this.publisher.setMode(mode, () => this.committed);
+  }
+
+  /** Whether a repeated entry is kept (true) or answered with the first copy; may change at any time. */
+  get allowsDuplicates(): boolean {
+    return this.allowDuplicates;
+  }
+
+  setAllowDuplicates(allow: boolean): void {
+    this.allowDuplicates = allow;
   }
 
   /** Flushes the deferred files within flushIntervalMs, unless a flush is due already. */

@@ -97,6 +97,8 @@ export interface LogConfig {
   readonly version: 1;
   readonly origin: string;
   readonly createdAt: string;
+  /** Made by `tlog serve` on first start with its default origin (see create.ts). */
+  readonly implicit?: boolean;
 }
 
 

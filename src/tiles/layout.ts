@@ -38,6 +38,12 @@ export function formatIndexPath(n: number): string {
   return s;
 }
 
+/** The number an N path (formatIndexPath) names, or null when it is not canonical. */
+export function parseIndexPath(p: string): number | null {
+  const c = parseTilePath(`tile/0/${p}`);
+  return c && c.width === TILE_WIDTH ? c.index : null;
+}
+
 /** `tile/<L>/<N>[.p/<W>]` or `tile/entries/<N>[.p/<W>]`, relative to the log prefix. */
 export function formatTilePath(t: TileCoord): string {
   const levelPart = t.level === ENTRIES_LEVEL ? 'entries' : String(t.level);

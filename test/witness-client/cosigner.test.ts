@@ -5,7 +5,7 @@
  */
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -243,6 +243,87 @@ describe('what the cosigning loop logs', () => {
     expect(lines.filter((l) => l.msg === 'witness returned lines that do not verify').map((l) => l.level)).toEqual(['warn', 'warn']);
     expect(lines.filter((l) => l.level === 'debug')).toEqual([]);
     await log.close();
+  });
+});
+
+describe('witnesses added to or removed from a running log', () => {
+  it('once witnesses are added nothing is published without them, even with batches in flight; removing them publishes the newest at once', async () => {
+    const log = await Log.init(paths, ORIGIN);
+    let n = 0;
+    let stop = false;
+    const writer = (async () => {
+      while (!stop) await Promise.all(log.appendMany(Array.from({ length: 20 }, () => entry(n++))));
+    })();
+    while (log.published.treeSize < 100) await new Promise((r) => setTimeout(r, 10));
+    expect(log.publishMode).toBe('each');
+    await log.setPublishMode('cosigned');
+    const held = log.published.treeSize;
+    const target = log.treeSize + 200;
+    while (log.treeSize < target) await new Promise((r) => setTimeout(r, 10));
+    expect(log.published.treeSize).toBe(held);
+    expect(Number(readFileSync(path.join(paths.tilesDir, 'checkpoint'), 'utf8').split('\n')[1])).toBe(held);
+    stop = true;
+    await writer;
+    await log.setPublishMode('each');
+    expect(log.published.treeSize).toBe(log.treeSize);
+    expect(readFileSync(path.join(paths.tilesDir, 'checkpoint'), 'utf8')).toBe(log.checkpoint.note);
+    await log.close();
+  });
+});
+
+describe('cosigned/', () => {
+  it('only ever holds checkpoints that met the policy: not a new log\'s empty tree, nothing while the witnesses are down or do not know the log, nothing failed open', async () => {
+    const log = await Log.init(paths, ORIGIN, { publishMode: 'cosigned' });
+    const cosignedDir = path.join(paths.historyDir, 'cosigned');
+    const filed = () => (existsSync(cosignedDir) ? readdirSync(cosignedDir, { recursive: true }).map(String).filter((n) => !statSync(path.join(cosignedDir, n)).isDirectory()) : []);
+    const w = await startWitness(log);
+    // The same witness keys, but another witness that has never heard of this log.
+    const stranger = await runWitness({
+      config: { name: 'witness.example/w1', logs: [{ origin: 'example.com/another-log', keys: [edKey('example.com/another-log').vkey] }] },
+      dataDir: path.join(dir, 'stranger'),
+      listen: '127.0.0.1:0',
+      log: () => {},
+    });
+    try {
+      // Before its first quorum the log serves the empty tree as it signed it, and files nothing.
+      expect(filed()).toEqual([]);
+      expect(log.published.treeSize).toBe(0);
+      expect(parseNote(readFileSync(path.join(paths.tilesDir, 'checkpoint'), 'utf8')).signatures).toHaveLength(2);
+
+      const policy = parsePolicy(policyFor(w));
+      const down = parsePolicy(policyFor(w).replaceAll(w.url, 'http://127.0.0.1:9'));
+      const unknown = parsePolicy(policyFor(w).replaceAll(w.url, stranger.url));
+      await log.append(entry(0));
+      for (const p of [down, unknown]) {
+        await new Cosigner(log, p, { mode: 'fail-closed', timeoutMs: 1000, logger: silentLogger }).tick();
+        expect(log.published.treeSize).toBe(0);
+        expect(filed()).toEqual([]);
+      }
+      // Failing open serves the checkpoint, but it is not filed as cosigned.
+      await new Cosigner(log, down, { mode: 'fail-open', timeoutMs: 1000, logger: silentLogger }).tick();
+      expect(log.published.treeSize).toBe(1);
+      expect(filed()).toEqual([]);
+
+      // The quorum: filed, and what is filed satisfies the policy.
+      await log.append(entry(1));
+      await new Cosigner(log, policy, { mode: 'fail-closed', timeoutMs: 5000, logger: silentLogger }).tick();
+      expect(filed()).toEqual(['002']);
+      const note = readFileSync(path.join(cosignedDir, '002'), 'utf8');
+      expect(verifyCheckpoint(note, log.verifiers, policy).witnesses.sort()).toEqual(['w1k0', 'w1k1']);
+
+      // A restart that finds no served checkpoint serves the newest cosigned one again, not the
+      // newer one no witness saw.
+      await log.append(entry(2));
+      await log.close();
+      rmSync(path.join(paths.tilesDir, 'checkpoint'));
+      const reopened = await Log.open(paths, { publishMode: 'cosigned' });
+      expect(reopened.published.note).toBe(note);
+      expect(reopened.checkpoint.treeSize).toBe(3);
+      await reopened.close();
+    } finally {
+      await stranger.close();
+      await w.close();
+    }
   });
 });
 
