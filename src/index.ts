@@ -60,7 +60,7 @@ export { parseVerifierKey, type VerifierKey } from './note/keys.js';
 export { verifierFor } from './note/signers.js';
 export { parseNote, openNote, type Note, type NoteSignature, type NoteVerifier } from './note/note.js';
 export { parseCheckpoint, type Checkpoint } from './note/checkpoint.js';
-export { parsePolicy, type WitnessPolicy } from './witness-client/policy.js';
+export { parsePolicy, type WitnessPolicy } from './note/witness-policy.js';
 export { leafHash, nodeHash, EMPTY_ROOT } from './merkle/hash.js';
 export { verifyInclusion, verifyConsistency } from './merkle/proof.js';
 export { formatTilePath, parseTilePath, TILE_WIDTH } from './tiles/layout.js';

@@ -17,7 +17,7 @@ import { InconsistentCheckpointsError, fetchCheckpoint, proveInclusion, type Che
 import { DEFAULT_TENANT, logPaths, type DataRoots } from '../log/paths.js';
 import { parseCanonicalDecimal } from '../note/checkpoint.js';
 import { decodeBase64Strict, encodeBase64 } from '../note/note.js';
-import { parsePolicy } from '../witness-client/policy.js';
+import { parsePolicy } from '../note/witness-policy.js';
 
 const tenantOption = () => new Option('--tenant <name>', 'read the local log of this tenant (default: TLOG_TENANT or "default")');
 

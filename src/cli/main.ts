@@ -13,6 +13,8 @@ import { dirSource, urlSource, type TlogSource } from '../client/source.js';
 import { encodeBase64 } from '../note/note.js';
 import { parseVerifierKey } from '../note/keys.js';
 import { verifierFor } from '../note/signers.js';
+import { verifyCheckpoint } from '../note/verified-checkpoint.js';
+import { parsePolicy } from '../note/witness-policy.js';
 import { Log } from '../log/log.js';
 import { DEFAULT_TENANT, defaultRoots, logPaths, type DataRoots } from '../log/paths.js';
 import { progressBar, progressCounter } from './progress.js';
@@ -24,8 +26,6 @@ import { registerClientCommands } from './client.js';
 import { witnessCommand } from '../../witness/main.js';
 import { registerAnchorCommands } from './anchor.js';
 import { createLog } from '../tenants/registry.js';
-import { parsePolicy } from '../witness-client/policy.js';
-import { verifyCheckpoint } from '../witness-client/verify.js';
 
 interface GlobalOpts {
   tilesDir?: string;

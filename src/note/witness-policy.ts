@@ -9,8 +9,8 @@
  * Blank lines and lines starting with "#" are ignored. Pure: no I/O.
  */
 import { TlogError, ErrorCode } from '../errors.js';
-import { parseVerifierKey } from '../note/keys.js';
-import { verifierFor, type TypedVerifier } from '../note/signers.js';
+import { parseVerifierKey } from './keys.js';
+import { verifierFor, type TypedVerifier } from './signers.js';
 
 export interface PolicyWitness {
   readonly name: string;

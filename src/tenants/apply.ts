@@ -15,9 +15,9 @@ import { TlogError, ErrorCode } from '../errors.js';
 import { Anchorer, resolveAnchorConfig } from '../anchor/index.js';
 import { readLogConfig, type Log, type LogOptions, type Logger } from '../log/log.js';
 import { logPaths, type DataRoots } from '../log/paths.js';
+import { parsePolicy, type WitnessPolicy } from '../note/witness-policy.js';
 import { readIfExists } from '../storage/durable.js';
 import { Cosigner } from '../witness-client/cosigner.js';
-import { parsePolicy, type WitnessPolicy } from '../witness-client/policy.js';
 import { authFromConfig, openOrInit, type Tenant, type TenantRegistry } from './registry.js';
 
 export interface ApplyResult {

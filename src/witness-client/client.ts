@@ -7,7 +7,7 @@
 import { errorChain, TlogError, ErrorCode } from '../errors.js';
 import { parseCanonicalDecimal } from '../note/checkpoint.js';
 import { encodeBase64, parseNote, type NoteSignature } from '../note/note.js';
-import type { PolicyWitness } from './policy.js';
+import type { PolicyWitness } from '../note/witness-policy.js';
 
 export interface CosignResult {
   /** Cosignature lines that verified against one of this URL's witness keys. */

@@ -13,8 +13,8 @@ import { extraSignatures } from '../log/publisher.js';
 import { parseCheckpoint } from '../note/checkpoint.js';
 import { formatNote, parseNote, type NoteSignature } from '../note/note.js';
 import { cosignatureTimestamp } from '../note/signers.js';
+import { policySatisfied, witnessesByUrl, type PolicyWitness, type WitnessPolicy } from '../note/witness-policy.js';
 import { WitnessEndpoint } from './client.js';
-import { policySatisfied, witnessesByUrl, type PolicyWitness, type WitnessPolicy } from './policy.js';
 
 export type FailMode = 'fail-open' | 'fail-closed';
 

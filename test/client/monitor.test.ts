@@ -15,7 +15,7 @@ import { logPaths } from '../../src/log/paths.js';
 import { leafHash } from '../../src/merkle/hash.js';
 import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { keyPair } from '../../src/note/signers.js';
-import { parsePolicy } from '../../src/witness-client/policy.js';
+import { parsePolicy } from '../../src/note/witness-policy.js';
 import { appendRange, copyLog, deleteSupersededPartials, entryOf, rmrf, serveDir, tempRoots } from './helpers.js';
 
 const ORIGIN = 'example.com/monitored';

@@ -19,8 +19,8 @@ import { Log } from '../../src/log/log.js';
 import { logPaths, type DataRoots } from '../../src/log/paths.js';
 import { generatePrivateKey, parseVerifierKey, SignatureType } from '../../src/note/keys.js';
 import { keyPair, verifierFor } from '../../src/note/signers.js';
-import { parsePolicy } from '../../src/witness-client/policy.js';
-import { verifyCheckpoint } from '../../src/witness-client/verify.js';
+import { verifyCheckpoint } from '../../src/note/verified-checkpoint.js';
+import { parsePolicy } from '../../src/note/witness-policy.js';
 import { runWitness } from '../../witness/serve.js';
 import { bin, ensureBuilt, spawnServe, writeConfig, type ServeProc } from './helpers.js';
 
