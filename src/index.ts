@@ -53,7 +53,8 @@ export { exportLedger, verifyLedger, ledgerEntryHash, type LedgerEntry, type Led
 export { canonicalize } from './client/jcs.js';
 
 // Writing to a tlog-worm service with a client key: RFC 9421 signed requests.
-export { signHttpRequest, contentDigest, signatureTag, type HttpRequestToSign } from './client/signed-request.js';
+export { signHttpRequest, type HttpRequestToSign } from './client/signed-request.js';
+export { contentDigest, signatureTag } from './signed-write/profile.js';
 
 // The building blocks a verifier needs: keys, notes, checkpoints, witness policies, Merkle proofs.
 export { parseVerifierKey, type VerifierKey } from './note/keys.js';

@@ -1,9 +1,11 @@
 /**
  * The dependency direction of docs/design.md, checked from import lines: low to high,
- * native -> pure spec modules (merkle, tiles, note) -> durable files, object stores and index ->
- * leases over an object store (cluster) -> log engine ->
- * witness client, anchoring, verifying client -> tenants -> HTTP -> CLI. Nothing imports upward;
- * witness/ uses only the pure modules, durable files and native/.
+ * native -> pure spec modules (merkle, then tiles, note, signed-write) -> durable files, object
+ * stores and index -> leases over an object store (cluster) -> log engine ->
+ * witness client, anchoring, verifying client, witness service -> tenants -> HTTP -> CLI.
+ * Nothing imports upward, and folders of one rank do not import each other: what two of them
+ * share sits lower (a witness policy is parsed in note/, not in witness-client/, because the
+ * verifying client needs it too). witness/ uses only the pure modules, durable files and native/.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -19,6 +21,7 @@ function layerOf(rel: string): [string, number] {
     [/^src\/merkle\//, 'merkle', 2],
     [/^src\/tiles\//, 'tiles', 3],
     [/^src\/note\//, 'note', 3],
+    [/^src\/signed-write\//, 'signed-write', 3],
     [/^src\/storage\//, 'storage', 4],
     [/^src\/index\//, 'index', 4],
     // Leases are kept in an object store (storage) and taken by the engine (log): between the two.
@@ -44,7 +47,19 @@ function sources(dir: string): string[] {
     .filter((p) => p.endsWith('.ts') && !p.endsWith('.d.ts') && statSync(path.join(repo, p)).isFile());
 }
 
-it('no module imports a higher layer, and witness/ and src/client stay off the engine', () => {
+/** The pure spec modules: no I/O. */
+const PURE = ['merkle', 'tiles', 'note', 'signed-write'];
+
+/**
+ * The CLI may import the witness service, but only its command (witness/main.ts): `tlog witness
+ * serve` is the same program as the witness's own bin, mounted as a subcommand so one install
+ * gives both. Nothing else of src/ reaches into witness/ (its keys, state, evidence), so the
+ * witness stays a service of its own that shares only the pure floor, durable files and native/
+ * with the log, and could ship alone.
+ */
+const WITNESS_ENTRY = 'witness/main.ts';
+
+it('no module imports a higher layer or a folder of its own rank, and witness/ and src/client stay off the engine', () => {
   const problems: string[] = [];
   for (const file of [...sources('native'), ...sources('src'), ...sources('witness')]) {
     const [layer, rank] = layerOf(file);
@@ -58,11 +73,16 @@ it('no module imports a higher layer, and witness/ and src/client stay off the e
       const target = path.relative(repo, path.resolve(path.dirname(path.join(repo, file)), m[1]!)).replace(/\.js$/, '.ts');
       const [tLayer, tRank] = layerOf(target);
       if (tRank > rank) problems.push(`${file} (${layer}) imports ${target} (${tLayer})`);
+      if (tRank === rank && tLayer !== layer) problems.push(`${file} (${layer}) imports ${target} (${tLayer}), a folder of its own rank`);
+      if (tLayer === 'witness' && layer !== 'witness' && !(layer === 'cli' && target === WITNESS_ENTRY)) problems.push(`${file}: only the CLI imports witness/, and only ${WITNESS_ENTRY} (${target})`);
       if (layer === 'witness' && !['note', 'merkle', 'storage', 'errors', 'native', 'witness'].includes(tLayer)) problems.push(`${file}: witness/ imports ${target}`);
       if (layer === 'client' && ['log', 'index'].includes(tLayer)) problems.push(`${file}: the verifying client imports the engine (${target})`);
-      if (['merkle', 'tiles', 'note'].includes(layer) && ['storage', 'index', 'native'].includes(tLayer)) problems.push(`${file}: a pure module imports I/O (${target})`);
+      // What the service and a client share (the signed-write profile, notes, policies) is on the
+      // pure floor; the service never runs client code.
+      if (['tenants', 'http'].includes(layer) && tLayer === 'client') problems.push(`${file}: the service imports the verifying client (${target})`);
+      if (PURE.includes(layer) && ['storage', 'index', 'native'].includes(tLayer)) problems.push(`${file}: a pure module imports I/O (${target})`);
     }
-    if (['merkle', 'tiles', 'note'].includes(layer) && /from ['"]node:fs/.test(text)) problems.push(`${file}: a pure module uses node:fs`);
+    if (PURE.includes(layer) && /from ['"]node:fs/.test(text)) problems.push(`${file}: a pure module uses node:fs`);
   }
   expect(problems).toEqual([]);
 });

@@ -8,7 +8,8 @@
  * is verified in checkBody().
  */
 import { TlogError, ErrorCode } from '../errors.js';
-import { signedRequestMessage, signedRequestMessageV1, verifyEd25519 } from '../client/signed-request.js';
+import { signedRequestMessage, signedRequestMessageV1 } from '../signed-write/legacy-message.js';
+import { verifyEd25519 } from '../signed-write/profile.js';
 import type { RequestView, SignedWrite, Signers } from './message-signature.js';
 
 const unauthorized = (why: string) => new TlogError(ErrorCode.unauthorized, why);

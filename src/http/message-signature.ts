@@ -1,8 +1,8 @@
 /**
- * The service side of RFC 9421 signed writes (the client side and the profile are described in
- * src/client/signed-request.ts). Everything but the body is checked here, before the body is
- * read: the signature covers the Content-Digest header, not the body, so only that digest is left
- * for checkBody() once the body is in.
+ * The service side of RFC 9421 signed writes (the profile is src/signed-write/profile.ts, the
+ * signer src/client/signed-request.ts). Everything but the body is checked here, before the body
+ * is read: the signature covers the Content-Digest header, not the body, so only that digest is
+ * left for checkBody() once the body is in.
  *
  * Signature bases are built by the http-message-signatures library (checked against RFC 9421
  * Appendix B in test/http/message-signature.test.ts); choosing the signature, its parameters, the
@@ -14,7 +14,7 @@ import { httpbis } from 'http-message-signatures';
 import { createHash } from 'node:crypto';
 import { isInnerList, parseDictionary, serializeItem, serializeList, type Dictionary, type InnerList } from 'structured-headers';
 import { TlogError, ErrorCode } from '../errors.js';
-import { MAX_COUNTER, SIGNATURE_TAG_PREFIX, signatureTag, verifyEd25519 } from '../client/signed-request.js';
+import { MAX_COUNTER, SIGNATURE_TAG_PREFIX, signatureTag, verifyEd25519 } from '../signed-write/profile.js';
 
 /** What a signed request's check needs of the request: its method, absolute URL and headers. */
 export interface RequestView {
