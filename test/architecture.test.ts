@@ -1,5 +1,5 @@
 /**
- * The dependency direction of docs/design.md, checked from import lines: low to high,
+ * The dependency direction of README's "Layout of the code", checked from import lines: low to high,
  * native -> pure spec modules (merkle, then tiles, note, signed-write) -> durable files, object
  * stores and index -> leases over an object store (cluster) -> log engine ->
  * witness client, anchoring, verifying client, witness service -> tenants -> HTTP -> CLI.
@@ -18,6 +18,7 @@ function layerOf(rel: string): [string, number] {
   const table: [RegExp, string, number][] = [
     [/^native\//, 'native', 0],
     [/^src\/errors\.ts$/, 'errors', 1],
+    [/^src\/decimal\.ts$/, 'decimal', 1],
     [/^src\/merkle\//, 'merkle', 2],
     [/^src\/tiles\//, 'tiles', 3],
     [/^src\/note\//, 'note', 3],
@@ -48,7 +49,7 @@ function sources(dir: string): string[] {
 }
 
 /** The pure spec modules: no I/O. */
-const PURE = ['merkle', 'tiles', 'note', 'signed-write'];
+const PURE = ['decimal', 'merkle', 'tiles', 'note', 'signed-write'];
 
 /**
  * The CLI may import the witness service, but only its command (witness/main.ts): `tlog witness
@@ -75,7 +76,7 @@ it('no module imports a higher layer or a folder of its own rank, and witness/ a
       if (tRank > rank) problems.push(`${file} (${layer}) imports ${target} (${tLayer})`);
       if (tRank === rank && tLayer !== layer) problems.push(`${file} (${layer}) imports ${target} (${tLayer}), a folder of its own rank`);
       if (tLayer === 'witness' && layer !== 'witness' && !(layer === 'cli' && target === WITNESS_ENTRY)) problems.push(`${file}: only the CLI imports witness/, and only ${WITNESS_ENTRY} (${target})`);
-      if (layer === 'witness' && !['note', 'merkle', 'storage', 'errors', 'native', 'witness'].includes(tLayer)) problems.push(`${file}: witness/ imports ${target}`);
+      if (layer === 'witness' && !['note', 'merkle', 'decimal', 'storage', 'errors', 'native', 'witness'].includes(tLayer)) problems.push(`${file}: witness/ imports ${target}`);
       if (layer === 'client' && ['log', 'index'].includes(tLayer)) problems.push(`${file}: the verifying client imports the engine (${target})`);
       // What the service and a client share (the signed-write profile, notes, policies) is on the
       // pure floor; the service never runs client code.
@@ -85,4 +86,11 @@ it('no module imports a higher layer or a folder of its own rank, and witness/ a
     if (PURE.includes(layer) && /from ['"]node:fs/.test(text)) problems.push(`${file}: a pure module uses node:fs`);
   }
   expect(problems).toEqual([]);
+});
+
+it('canonical decimals are parsed in one place, src/decimal.ts', () => {
+  const written = [...sources('native'), ...sources('src'), ...sources('witness'), ...sources('bench')]
+    .filter((f) => f !== path.join('src', 'decimal.ts'))
+    .filter((f) => /\[1-9\](\[0-9\]|\\d)/.test(readFileSync(path.join(repo, f), 'utf8')));
+  expect(written).toEqual([]);
 });

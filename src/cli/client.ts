@@ -8,6 +8,7 @@
 import { Command, Option } from 'commander';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { parseCanonicalDecimal } from '../decimal.js';
 import { errorChain, TlogError, ErrorCode } from '../errors.js';
 import { Monitor, type MonitorAdvance, type MonitorRetry } from '../client/monitor.js';
 import { createTlogProof, verifyTlogProof, type ProvenLeaf } from '../client/proof-file.js';
@@ -15,7 +16,6 @@ import { dirSource, urlSource, type TlogSource } from '../client/source.js';
 import { TileFetcher } from '../client/tiles.js';
 import { InconsistentCheckpointsError, fetchCheckpoint, proveInclusion, type CheckpointTrust } from '../client/verify.js';
 import { DEFAULT_TENANT, logPaths, type DataRoots } from '../log/paths.js';
-import { parseCanonicalDecimal } from '../note/checkpoint.js';
 import { decodeBase64Strict, encodeBase64 } from '../note/note.js';
 import { parsePolicy } from '../note/witness-policy.js';
 

@@ -3,6 +3,7 @@
  * /<tenant>/...; app.ts also mounts them un-prefixed for clients naming the tenant in X-Module-ID.
  */
 import { Hono, type Context } from 'hono';
+import { isCanonicalDecimal, parseCanonicalDecimal } from '../decimal.js';
 import { TlogError, ErrorCode } from '../errors.js';
 import type { AppendResult } from '../log/log.js';
 import { encodeBase64, decodeBase64Strict, decodeNoteBytes, MAX_NOTE_BYTES } from '../note/note.js';
@@ -26,9 +27,9 @@ const JSON_TYPE = { 'Content-Type': 'application/json' };
 
 function canonicalInt(v: string | undefined, name: string, dflt?: number): number {
   if (v === undefined && dflt !== undefined) return dflt;
-  if (v === undefined || !/^(0|[1-9][0-9]{0,15})$/.test(v)) throw new TlogError(ErrorCode.badInput, `${name} must be a canonical non-negative integer`);
-  const n = Number(v);
-  if (!Number.isSafeInteger(n)) throw new TlogError(ErrorCode.badInput, `${name} is too large`);
+  if (v === undefined || !isCanonicalDecimal(v, 16)) throw new TlogError(ErrorCode.badInput, `${name} must be a canonical non-negative integer`);
+  const n = parseCanonicalDecimal(v);
+  if (n === null) throw new TlogError(ErrorCode.badInput, `${name} is too large`);
   return n;
 }
 

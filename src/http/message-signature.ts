@@ -13,6 +13,7 @@
 import { httpbis } from 'http-message-signatures';
 import { createHash } from 'node:crypto';
 import { isInnerList, parseDictionary, serializeItem, serializeList, type Dictionary, type InnerList } from 'structured-headers';
+import { parseCanonicalDecimal } from '../decimal.js';
 import { TlogError, ErrorCode } from '../errors.js';
 import { MAX_COUNTER, SIGNATURE_TAG_PREFIX, signatureTag, verifyEd25519 } from '../signed-write/profile.js';
 
@@ -47,7 +48,6 @@ export const NONCE_MAX = 128;
 
 const unauthorized = (why: string) => new TlogError(ErrorCode.unauthorized, why);
 const quoted = (s: string) => JSON.stringify(s.length > 80 ? s.slice(0, 80) + '…' : s);
-const COUNTER = /^(0|[1-9][0-9]{0,14})$/;
 
 /**
  * Checks an RFC 9421 signed write to the tenant of `signers` at time `now` (Unix seconds): one
@@ -101,8 +101,8 @@ export function verifyMessageSignature(req: RequestView, signers: Signers, now: 
   checkCoveredComponents(items);
 
   const counterText = req.headers.get('tlog-counter') ?? '';
-  if (!COUNTER.test(counterText)) throw unauthorized(`Tlog-Counter must be a canonical decimal from 0 to ${MAX_COUNTER}`);
-  const counter = Number(counterText);
+  const counter = parseCanonicalDecimal(counterText, MAX_COUNTER);
+  if (counter === null) throw unauthorized(`Tlog-Counter must be a canonical decimal from 0 to ${MAX_COUNTER}`);
   const digests = parseContentDigest(req.headers.get('content-digest') ?? '');
   const sig = sigs.get(label);
   if (!sig || isInnerList(sig) || !(sig[0] instanceof ArrayBuffer) || sig[0].byteLength !== 64) {

@@ -4,8 +4,8 @@
  * even when several keys live there (tessera#799/#1028), and the size re-learned from every 409
  * body (text/x.tlog.size) rather than cached forever.
  */
+import { parseCanonicalDecimal } from '../decimal.js';
 import { errorChain, TlogError, ErrorCode } from '../errors.js';
-import { parseCanonicalDecimal } from '../note/checkpoint.js';
 import { encodeBase64, parseNote, type NoteSignature } from '../note/note.js';
 import type { PolicyWitness } from '../note/witness-policy.js';
 

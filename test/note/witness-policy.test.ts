@@ -25,6 +25,9 @@ describe('witness policies', () => {
     const cases: [string, RegExp][] = [
       [`witness A ${a}\nquorum B`, /line 2: quorum B is not defined/],
       [`witness A ${a}\ngroup g 2 A\nquorum g`, /line 2: threshold 2/],
+      [`witness A ${a}\ngroup g 0 A\nquorum g`, /line 2: threshold 0 is not 1\.\.1/],
+      [`witness A ${a}\ngroup g 01 A\nquorum g`, /line 2: threshold 01 is not 1\.\.1/],
+      [`witness A ${a}\ngroup g +1 A\nquorum g`, /line 2: threshold \+1 is not 1\.\.1/],
       [`witness A ${a}\ngroup g any A Z\nquorum g`, /line 2: member Z/],
       [`witness A ${a}\nwitness A ${b}\nquorum A`, /line 2: A is defined twice/],
       [`witness A not-a-key\nquorum A`, /line 1: bad verifier key/],
