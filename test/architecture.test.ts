@@ -1,11 +1,12 @@
 /**
- * The dependency direction of README's "Layout of the code", checked from import lines: low to high,
- * native -> pure spec modules (merkle, then tiles, note, signed-write) -> durable files, object
- * stores and index -> leases over an object store (cluster) -> log engine ->
- * witness client, anchoring, verifying client, witness service -> tenants -> HTTP -> CLI.
- * Nothing imports upward, and folders of one rank do not import each other: what two of them
- * share sits lower (a witness policy is parsed in note/, not in witness-client/, because the
- * verifying client needs it too). witness/ uses only the pure modules, durable files and native/.
+ * The dependency direction of README's "Layout of the code", checked from import lines: low to
+ * high, native -> errors and decimals -> merkle -> the other pure spec modules (tiles, note,
+ * signed-write) -> durable files, object stores and index -> leases over an object store
+ * (cluster) -> log engine -> witness client, anchoring, verifying client, witness service ->
+ * tenants -> HTTP -> CLI. Nothing imports upward, and folders of one rank do not import each
+ * other: what two of them share sits lower (a witness policy is parsed in note/, not in
+ * witness-client/, because the verifying client needs it too). witness/ uses only the pure
+ * modules, durable files and native/.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
