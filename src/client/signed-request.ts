@@ -12,6 +12,9 @@ import { randomBytes } from 'node:crypto';
 import { signedRequestMessage, type LegacySignedFields } from '../signed-write/legacy-message.js';
 import { COUNTER_HEADER, MAX_COUNTER, SIGNED_COMPONENTS, contentDigest, signatureTag } from '../signed-write/profile.js';
 
+// For writers that build the request themselves (the `./signed-request` subpath of both packages).
+export { contentDigest, signatureTag };
+
 export interface HttpRequestToSign {
   /** The id the tenant registers the client's public key under (the RFC 9421 keyid). */
   readonly clientID: string;
