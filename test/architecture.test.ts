@@ -95,3 +95,51 @@ it('canonical decimals are parsed in one place, src/decimal.ts', () => {
     .filter((f) => /\[1-9\](\[0-9\]|\\d)/.test(readFileSync(path.join(repo, f), 'utf8')));
   expect(written).toEqual([]);
 });
+
+/** Files reached from `entries` by relative imports (values and types), and the packages they import. */
+function importClosure(entries: string[]): { files: Set<string>; packages: Map<string, string> } {
+  const files = new Set<string>();
+  const packages = new Map<string, string>();
+  const queue = [...entries];
+  while (queue.length > 0) {
+    const file = queue.pop()!;
+    if (files.has(file)) continue;
+    files.add(file);
+    const text = readFileSync(path.join(repo, file), 'utf8');
+    const specifiers = [
+      ...text.matchAll(/^(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]/gm),
+      ...text.matchAll(/^import\s+['"]([^'"]+)['"]/gm),
+      ...text.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g),
+    ];
+    for (const m of specifiers) {
+      const spec = m[1]!;
+      if (spec.startsWith('.')) queue.push(path.relative(repo, path.resolve(path.dirname(path.join(repo, file)), spec)).replace(/\.js$/, '.ts'));
+      else packages.set(spec, file);
+    }
+  }
+  return { files, packages };
+}
+
+it('the verifying client reaches only the pure floor, node:* and @noble/* (what the tlog-worm-client package installs)', () => {
+  // The package's entry points (src/client/package/build.ts): the verifier, and the writer's signer.
+  const verifier = importClosure(['src/client/index.ts']);
+  const signer = importClosure(['src/client/signed-request.ts']);
+  // Beside the pure floor and errors: the Monitor writes its state file with writeFileDurably
+  // (node:fs only; file-worker.ts is only a type there).
+  const allowed = new Set(['src/storage/durable.ts', 'src/storage/file-worker.ts']);
+  const problems: string[] = [];
+  for (const file of new Set([...verifier.files, ...signer.files])) {
+    const [layer] = layerOf(file);
+    if (layer === 'client' || layer === 'errors' || PURE.includes(layer) || allowed.has(file)) continue;
+    problems.push(`the client reaches ${file} (${layer})`);
+  }
+  for (const [spec, file] of verifier.packages) {
+    if (!spec.startsWith('node:') && !spec.startsWith('@noble/')) problems.push(`${file} imports ${spec}: a verifier would install it`);
+  }
+  for (const [spec, file] of signer.packages) {
+    if (!spec.startsWith('node:') && !spec.startsWith('@noble/') && spec !== 'http-message-signatures') problems.push(`${file} imports ${spec}: a writer would install it`);
+  }
+  expect(problems).toEqual([]);
+  // The signer's RFC 9421 library stays out of the verifier.
+  expect([...verifier.packages.keys()]).not.toContain('http-message-signatures');
+});
