@@ -15,7 +15,7 @@ import { fetchCheckpoint, proveInclusion } from '../../src/client/verify.js';
 import { urlSource } from '../../src/client/source.js';
 import { formatVerifierKey, SignatureType } from '../../src/note/keys.js';
 import { clientKey, get, listen, makeEnv, post, tokenAuth, type AppEnv, type Listening } from '../http/helpers.js';
-import { installedPackages, jsBlocksImporting, node, offlineProject, packClient, repo, treeBytes, type PackedClient } from './package-helpers.js';
+import { installedPackages, jsBlocksImporting, node, offlineProject, packClient, repo, treeBytes, type PackedClient, type Run } from './package-helpers.js';
 import { rmrf } from './helpers.js';
 
 const README = readFileSync(path.join(repo, 'README.md'), 'utf8');
@@ -52,11 +52,14 @@ beforeAll(() => {
   client = packClient(dir);
   verifierDir = path.join(dir, 'verifier');
   writerDir = path.join(dir, 'writer');
-  const v = offlineProject(verifierDir, client);
-  if (v.status !== 0) throw new Error(`npm ci of the verifier's project failed: ${v.stderr}`);
+  const installed = (who: string, r: Run) => {
+    if (r.status === 0) return;
+    const hint = /ENOTCACHED/.test(r.stderr) ? ' (the npm cache lacks a package of package-lock.json: `npm ci` fills it)' : '';
+    throw new Error(`npm ci --offline of the ${who}'s project failed${hint}: ${r.stderr}`);
+  };
+  installed('verifier', offlineProject(verifierDir, client));
   const pinned = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
-  const w = offlineProject(writerDir, client, { 'http-message-signatures': pinned.dependencies['http-message-signatures']! });
-  if (w.status !== 0) throw new Error(`npm ci of the writer's project failed: ${w.stderr}`);
+  installed('writer', offlineProject(writerDir, client, { 'http-message-signatures': pinned.dependencies['http-message-signatures']! }));
 }, 240_000);
 afterAll(() => rmrf(dir));
 
