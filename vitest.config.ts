@@ -11,6 +11,7 @@ export const HEAVY_SUITES = [
   'test/log/crash.test.ts',
   'test/anchor/crash.test.ts',
   'test/forensic/large.test.ts',
+  'test/log/partials-soak.test.ts',
 ];
 
 const heavy = process.env.TLOG_TESTS === 'heavy';
