@@ -535,13 +535,18 @@ describe('Log.open refuses a journal that does not fit the tiles or the commit p
 
   it('refuses a journal whose first record starts where the tiles are unreadable; with them it replays', async () => {
     writeJournal([await record(3, ours(3, 2), { note: note5() })]);
+    // The tree of size 3 comes from 0/000.p/3, or from the prefix of a wider one (the log
+    // collects superseded partials): both gone, it cannot be read.
     const tile3 = tileFile(paths, 0, 0, 3);
     const saved = readFileSync(tile3);
     rmSync(tile3);
+    rmSync(tileFile(paths, 0, 0, 5));
     await refusesUntouched(/journal of rec starts at 3, but the tiles up to there are unreadable/);
     writeFileSync(tile3, saved);
     const log = await Log.open(paths);
     expect(log.treeSize).toBe(5);
+    // The record rebuilt the newest tree's partial.
+    expect(existsSync(tileFile(paths, 0, 0, 5))).toBe(true);
     await log.close();
   });
 
