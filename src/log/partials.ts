@@ -312,6 +312,8 @@ export class PartialTiles {
         await this.io.write([{ path: this.io.reader.tilePath(c.level, c.index, c.width), data, kind: 'immutable' }]);
         this.track(c, data.length);
       }
+      // Written back, they count against the budget like any kept partial.
+      this.enforceBudget();
     });
   }
 
