@@ -38,7 +38,7 @@ import type { Logger } from './types.js';
 import type { TileReader } from './tile-reader.js';
 
 /** At most this many earlier published checkpoints keep their partials (the newest ones). */
-export const RETAINED_CHECKPOINTS = 256;
+const RETAINED_CHECKPOINTS = 256;
 /** Full bundles whose sizes open() reads for the entry bytes (older ones count 1 byte an entry). */
 const SIZED_BUNDLES = 64;
 const WIDTH_NAME = /^[1-9][0-9]{0,2}$/;
