@@ -12,6 +12,7 @@ export const HEAVY_SUITES = [
   'test/anchor/crash.test.ts',
   'test/forensic/large.test.ts',
   'test/client/package-registry.test.ts',
+  'test/log/partials-soak.test.ts',
 ];
 
 const heavy = process.env.TLOG_TESTS === 'heavy';

@@ -287,18 +287,28 @@ bundle_parse() {
 }
 
 # find_tile LOGDIR LEVEL N WIDTH: sets TFILE to the file of that tile (LEVEL "entries" for a
-# bundle) and TREL to its path. A log may delete a partial tile once the full one exists
-# (c2sp.org/tlog-tiles), so when the partial file is missing the full one is used (its first
-# WIDTH hashes or entries are the same) and TFALLBACK is set to 1. TFILE is empty when neither
-# exists.
+# bundle) and TREL to its path. A partial tile of width W holds the first W hashes (entries) of
+# every wider one and of the full one (c2sp.org/tlog-tiles). A log may delete a partial once the
+# full tile exists, and tlog-worm deletes superseded ones earlier (and serves them from a wider
+# one): so when the partial file is missing, the narrowest wider partial is used, else the full
+# one, and TFALLBACK is set to 1. TWIDTH is the width of the file found (TREL its path). TFILE
+# is empty when none exists.
 find_tile() {
   tile_rel "$2" "$3" "$4"
   TFALLBACK=0
+  TWIDTH=$4
   TFILE=$1/$TREL
   [ -f "$TFILE" ] && return 0
   if [ "$4" -lt 256 ]; then
     tile_rel "$2" "$3" 256
-    if [ -f "$1/$TREL" ]; then TFILE=$1/$TREL; TFALLBACK=1; return 0; fi
+    _best=256
+    for _f in "$1/$TREL.p"/*; do
+      _w=${_f##*/}
+      case $_w in '' | *[!0-9]* | 0*) continue ;; esac
+      [ -f "$_f" ] && [ "$_w" -gt "$4" ] && [ "$_w" -lt "$_best" ] && _best=$_w
+    done
+    tile_rel "$2" "$3" "$_best"
+    if [ -f "$1/$TREL" ]; then TFILE=$1/$TREL; TFALLBACK=1; TWIDTH=$_best; return 0; fi
     tile_rel "$2" "$3" "$4"
   fi
   TFILE=

@@ -71,8 +71,8 @@ while [ "$n" -gt 0 ]; do
     else
       got=$(wc -l <"$T/tile")
       [ "$TFALLBACK" = 1 ] && say "note: the partial tile is gone, using the first $tw hashes of $TREL"
-      if [ "$TFALLBACK" = 0 ] && [ "$got" -ne "$tw" ]; then
-        problem "tile $TREL holds $got hashes, the tree of size $SIZE implies $tw"
+      if [ "$got" -ne "$TWIDTH" ]; then
+        problem "tile $TREL holds $got hashes, its name says $TWIDTH (the tree of size $SIZE implies $tw)"
       fi
       awk -v w="$tw" 'NR <= w { print } END { for (i = NR; i < w; i++) print "missing" }' "$T/tile" >>"$T/lvl.$L"
     fi

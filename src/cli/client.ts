@@ -49,7 +49,7 @@ async function sourceAndTrust(o: SourceOpts, getRoots: () => DataRoots): Promise
     src = urlSource(o.url);
   } else {
     const paths = logPaths(getRoots(), o.tenant ?? process.env.TLOG_TENANT ?? DEFAULT_TENANT);
-    src = dirSource(paths.tilesDir);
+    src = dirSource(paths.tilesDir, { derivePartials: true });
     if (vkeys.length === 0) {
       vkeys = (await readText(path.join(paths.historyDir, 'vkeys'), 'verifier keys')).split('\n').map((l) => l.trim()).filter((l) => l !== '');
     }

@@ -130,7 +130,8 @@ export function registerExportCommand(program: Command, roots: () => DataRoots):
         src = urlSource(o.url);
       } else {
         const paths = logPaths(roots(), o.tenant);
-        src = dirSource(paths.tilesDir);
+        // An older checkpoint's partials may have been collected: derived as `tlog serve` does.
+        src = dirSource(paths.tilesDir, { derivePartials: true });
         if (vkeys.length === 0) vkeys = vkeyLines((await readIfExists(path.join(paths.historyDir, 'vkeys'))) ?? '');
         if (o.size !== undefined) checkpoint = await mustRead(historyFile(paths.historyDir, parseSize(o.size)), `no checkpoint of size ${o.size}:`);
       }

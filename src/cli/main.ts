@@ -139,7 +139,8 @@ export function buildProgram(): Command {
       }
       const verifiers = vkeys.map((k) => verifierFor(parseVerifierKey(k)));
       const policy = o.witnessPolicy ? parsePolicy(await fsp.readFile(o.witnessPolicy, 'utf8')) : undefined;
-      const report = await auditLog(src, { verifiers, origin: o.origin, history, onProgress: progressBar('verify') });
+      // Our own log collects superseded partials and serves them as prefixes of wider ones.
+      const report = await auditLog(src, { verifiers, origin: o.origin, history, collectedPartials: !o.url, onProgress: progressBar('verify') });
       let witnessed: string[] = [];
       if (policy) {
         const note = await src.get('checkpoint');
@@ -151,7 +152,11 @@ export function buildProgram(): Command {
         process.stdout.write(
           `ok: ${report.origin} size ${report.treeSize} root ${report.rootHash}\n` +
             `  ${report.entries} entries re-hashed, ${report.tilesChecked} tiles and bundles compared, ` +
-            `${report.checkpointsChecked} history checkpoints consistent\n  signed by ${report.signers.join(', ')}\n` +
+            `${report.checkpointsChecked} history checkpoints consistent\n` +
+            `  partials of the checkpoints checked: ${report.partials.present} present and checked, ` +
+            `${report.partials.fullTileExists} absent (full tile exists)` +
+            (o.url ? '' : `, ${report.partials.collected} collected (served as the prefix of a wider one)`) +
+            `\n  signed by ${report.signers.join(', ')}\n` +
             (policy ? `  witness policy satisfied, cosigned by ${witnessed.join(', ') || '(quorum none)'}\n` : ''),
         );
       }

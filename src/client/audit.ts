@@ -2,8 +2,13 @@
  * A full audit of a tlog-tiles log: verify the checkpoint's signatures, re-hash every entry of
  * every bundle, rebuild the whole tree from those leaf hashes, and require every tile on disk
  * (full and partial) and the root to match. Optionally also checks a history of earlier
- * checkpoints: each must be signed, have its own partial tiles, and be a prefix of the tree
- * (so every published checkpoint is consistent with the next).
+ * checkpoints: each must be signed and be a prefix of the tree (so every published checkpoint is
+ * consistent with the next), and its partial tiles, where present, must match.
+ *
+ * Partials of earlier checkpoints may be gone: c2sp.org/tlog-tiles lets a log delete them once
+ * the full tile exists (counted apart), and with `collectedPartials` (our own logs) also when
+ * the published checkpoint's wider partial of the same tile is there: this engine collects
+ * superseded partials and serves them as that file's prefix (log/partials.ts).
  *
  * Works against any tlog-tiles log, through a TlogSource.
  */
@@ -12,7 +17,7 @@ import { equalHashes, leafHash } from '../merkle/hash.js';
 import { parseCheckpoint, type Checkpoint } from '../note/checkpoint.js';
 import { encodeBase64, openNote, type NoteVerifier } from '../note/note.js';
 import { parseEntryBundle } from '../tiles/bundle.js';
-import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, hashesAtLevel, partialWidth } from '../tiles/layout.js';
+import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, partialTiles, tileWidthInTree } from '../tiles/layout.js';
 import { TileTree, type ExpandedTile } from '../tiles/tree.js';
 import type { TlogSource } from './source.js';
 
@@ -25,6 +30,23 @@ export interface AuditOptions {
   readonly onProgress?: (done: number, total: number) => void;
   /** Bundles fetched ahead (for HTTP sources). */
   readonly concurrency?: number;
+  /**
+   * A history checkpoint's partial tile may be missing while the published checkpoint's wider
+   * partial of the same tile is there (it is then that one's prefix, checked with it). For
+   * this engine's logs, whose served routes derive them so. Otherwise a missing partial whose
+   * full tile is not in the tree fails the audit.
+   */
+  readonly collectedPartials?: boolean;
+}
+
+/** The partial tiles and bundles the checkpoints checked imply, by what was found. */
+export interface PartialsChecked {
+  /** Present, and equal to the tree rebuilt from the entries. */
+  readonly present: number;
+  /** Missing, and the full tile is in the tree (and was checked): c2sp.org/tlog-tiles allows it. */
+  readonly fullTileExists: number;
+  /** Missing, and the published checkpoint's wider partial of the tile was checked (collectedPartials). */
+  readonly collected: number;
 }
 
 export interface AuditReport {
@@ -34,6 +56,7 @@ export interface AuditReport {
   readonly entries: number;
   readonly tilesChecked: number;
   readonly checkpointsChecked: number;
+  readonly partials: PartialsChecked;
   readonly signers: string[];
 }
 
@@ -80,6 +103,7 @@ export async function auditLog(src: TlogSource, opts: AuditOptions): Promise<Aud
   let nextHistory = 0;
   let tilesChecked = 0;
   let checkpointsChecked = 0;
+  const partials = { present: 0, fullTileExists: 0, collected: 0 };
 
   const tree = new TileTree();
   const pendingFull: ExpandedTile[] = [];
@@ -90,33 +114,45 @@ export async function auditLog(src: TlogSource, opts: AuditOptions): Promise<Aud
     if (!equalHashes(data, expected)) fail(`${rel} does not match the tree rebuilt from the entries`);
     tilesChecked++;
   };
-  /** Every tile a tree of `treeSize` implies beyond full ones: the partial tiles at the right edge. */
-  const checkPartials = async (treeSize: number) => {
-    for (let level = 0; hashesAtLevel(level, treeSize) > 0; level++) {
-      const w = partialWidth(level, treeSize);
-      if (w > 0) await checkTile(level, Math.floor(hashesAtLevel(level, treeSize) / TILE_WIDTH), w, tree.edgeTile(level)!.bytes(w));
-    }
-    const inBundle = treeSize % TILE_WIDTH;
-    if (inBundle > 0) {
-      const rel = formatTilePath({ level: ENTRIES_LEVEL, index: Math.floor(treeSize / TILE_WIDTH), width: inBundle });
-      let entries: Uint8Array[];
-      try {
-        entries = parseEntryBundle(await mustGet(src, rel), inBundle);
-      } catch (e) {
-        fail(`${rel}: ${(e as Error).message}`);
+  /**
+   * The partial tiles and bundle a tree of `treeSize` implies (the tree rebuilt so far is that
+   * tree). Those of the audited checkpoint must all be there; an earlier checkpoint's may be gone
+   * (see the top of this file).
+   */
+  const checkPartials = async (treeSize: number, mustExist: boolean) => {
+    for (const t of partialTiles(treeSize)) {
+      const rel = formatTilePath(t);
+      const data = await src.get(rel);
+      if (!data) {
+        if (mustExist) fail(`${src.where}/${rel} is missing`);
+        if (tileWidthInTree(t.level, t.index, size) === TILE_WIDTH) partials.fullTileExists++;
+        else if (opts.collectedPartials) partials.collected++;
+        else fail(`${src.where}/${rel} is missing, and the full tile is not in the tree (c2sp.org/tlog-tiles: partials of a checkpoint stay until then)`);
+        continue;
       }
-      const tile = tree.edgeTile(0)!;
-      entries.forEach((e, i) => {
-        if (!equalHashes(leafHash(e), tile.node(0, i)!)) fail(`${rel}: entry ${i} does not match its level-0 hash`);
-      });
+      if (t.level !== ENTRIES_LEVEL) {
+        if (!equalHashes(data, tree.edgeTile(t.level)!.bytes(t.width))) fail(`${rel} does not match the tree rebuilt from the entries`);
+      } else {
+        let entries: Uint8Array[];
+        try {
+          entries = parseEntryBundle(data, t.width);
+        } catch (e) {
+          fail(`${rel}: ${(e as Error).message}`);
+        }
+        const tile = tree.edgeTile(0)!;
+        entries.forEach((e, i) => {
+          if (!equalHashes(leafHash(e), tile.node(0, i)!)) fail(`${rel}: entry ${i} does not match its level-0 hash`);
+        });
+      }
       tilesChecked++;
+      partials.present++;
     }
   };
   const checkHistoryAt = async (treeSize: number) => {
     while (nextHistory < history.length && history[nextHistory]!.treeSize === treeSize) {
       const h = history[nextHistory++]!;
       if (!equalHashes(tree.root(), h.rootHash)) fail(`checkpoint of size ${treeSize} is not consistent with the tree: root differs`);
-      await checkPartials(treeSize);
+      await checkPartials(treeSize, false);
       checkpointsChecked++;
     }
   };
@@ -158,7 +194,7 @@ export async function auditLog(src: TlogSource, opts: AuditOptions): Promise<Aud
     }
     opts.onProgress?.(b + 1, bundles);
   }
-  await checkPartials(size);
+  await checkPartials(size, true);
   const root = tree.root();
   if (!equalHashes(root, cp.rootHash)) fail(`the tree rebuilt from the entries has root ${encodeBase64(root)}, the checkpoint says ${encodeBase64(cp.rootHash)}`);
   if (nextHistory < history.length) fail(`history checkpoint of size ${history[nextHistory]!.treeSize} was not reached`);
@@ -169,6 +205,7 @@ export async function auditLog(src: TlogSource, opts: AuditOptions): Promise<Aud
     entries: size,
     tilesChecked,
     checkpointsChecked,
+    partials,
     signers,
   };
 }

@@ -29,6 +29,7 @@ import { parseCheckpoint, type Checkpoint } from '../note/checkpoint.js';
 import { decodeBase64Strict, encodeBase64, type NoteVerifier } from '../note/note.js';
 import { parseEntryBundle } from '../tiles/bundle.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, tileWidthInTree } from '../tiles/layout.js';
+import { prefixOf } from '../tiles/prefix.js';
 import { ExpandedTile, MissingTileError, nodeReaderOver } from '../tiles/tree.js';
 import { openCheckpoint } from './audit.js';
 import { canonicalize } from './jcs.js';
@@ -92,6 +93,26 @@ export interface ExportResult {
   readonly checkpoint: string;
 }
 
+/**
+ * Tile (bundle) (level, index) at `width`: the partial file, or when it is gone the prefix of
+ * the full one (c2sp.org/tlog-tiles: a log MAY delete a partial once the full tile exists, and
+ * clients fall back to it).
+ */
+async function getAt(src: TlogSource, level: number, index: number, width: number): Promise<{ rel: string; data: Uint8Array }> {
+  const rel = formatTilePath({ level, index, width });
+  if (width === TILE_WIDTH) return { rel, data: await mustGet(src, rel) };
+  const partial = await src.get(rel);
+  if (partial) return { rel, data: partial };
+  const fullRel = formatTilePath({ level, index, width: TILE_WIDTH });
+  const full = await src.get(fullRel);
+  if (!full) fail(`${src.where}/${rel} is missing (and so is the full one)`);
+  try {
+    return { rel: fullRel, data: prefixOf(fullRel, level, full, TILE_WIDTH, width) };
+  } catch (e) {
+    fail(`${fullRel}: ${(e as Error).message}`);
+  }
+}
+
 async function mustGet(src: TlogSource, rel: string): Promise<Uint8Array> {
   const data = await src.get(rel);
   if (!data) fail(`${src.where}/${rel} is missing`);
@@ -122,8 +143,7 @@ export async function exportLedger(src: TlogSource, opts: ExportOptions): Promis
   const loadTile = async (level: number, index: number) => {
     const width = tileWidthInTree(level, index, size);
     if (width === 0) throw new Error(`export: tile ${level}/${index} is outside the tree of size ${size}`);
-    const rel = formatTilePath({ level, index, width });
-    const data = await mustGet(src, rel);
+    const { rel, data } = await getAt(src, level, index, width);
     if (data.length !== width * 32) fail(`${rel} is ${data.length} bytes, want ${width * 32}`);
     tiles.set(`${level}/${index}`, ExpandedTile.fromHashes(level, index, data));
   };
@@ -144,10 +164,10 @@ export async function exportLedger(src: TlogSource, opts: ExportOptions): Promis
   const bundles = Math.ceil(size / TILE_WIDTH);
   for (let b = 0; b < bundles; b++) {
     const width = Math.min(TILE_WIDTH, size - b * TILE_WIDTH);
-    const rel = formatTilePath({ level: ENTRIES_LEVEL, index: b, width });
     let entries: Uint8Array[];
+    const { rel, data } = await getAt(src, ENTRIES_LEVEL, b, width);
     try {
-      entries = parseEntryBundle(await mustGet(src, rel), width);
+      entries = parseEntryBundle(data, width);
     } catch (e) {
       fail(`${rel}: ${(e as Error).message}`);
     }

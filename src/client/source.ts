@@ -5,6 +5,8 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { errorChain, ioError, isTlogError, TlogError, ErrorCode } from '../errors.js';
+import { TILE_WIDTH, formatTilePath, parseTilePath } from '../tiles/layout.js';
+import { prefixOf, widerWidths } from '../tiles/prefix.js';
 
 export interface TlogSource {
   /** A short description for messages: the directory or URL prefix. */
@@ -13,17 +15,40 @@ export interface TlogSource {
   get(rel: string): Promise<Uint8Array | null>;
 }
 
-export function dirSource(dir: string): TlogSource {
+async function readOrNull(p: string): Promise<Uint8Array | null> {
+  try {
+    return await fsp.readFile(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw ioError('read', p, e);
+  }
+}
+
+export interface DirSourceOptions {
+  /**
+   * Answer a partial tile or bundle that is not on disk from the prefix of the narrowest wider
+   * one, else of the full one, as `tlog serve` does for the partials this engine collects
+   * (c2sp.org/tlog-tiles: a partial is the prefix of every wider one). For a local log of ours.
+   */
+  readonly derivePartials?: boolean;
+}
+
+export function dirSource(dir: string, opts: DirSourceOptions = {}): TlogSource {
   return {
     where: dir,
     async get(rel) {
-      const p = path.join(dir, ...rel.split('/'));
-      try {
-        return await fsp.readFile(p);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-        throw ioError('read', p, e);
+      const data = await readOrNull(path.join(dir, ...rel.split('/')));
+      if (data || !opts.derivePartials) return data;
+      const t = parseTilePath(rel);
+      if (!t || t.width === TILE_WIDTH) return null;
+      const base = path.join(dir, ...formatTilePath({ ...t, width: TILE_WIDTH }).split('/'));
+      const names = await fsp.readdir(`${base}.p`).catch(() => [] as string[]);
+      for (const w of widerWidths(names, t.width)) {
+        const p = w === TILE_WIDTH ? base : path.join(`${base}.p`, String(w));
+        const wider = await readOrNull(p);
+        if (wider) return prefixOf(p, t.level, wider, w, t.width);
       }
+      return null;
     },
   };
 }

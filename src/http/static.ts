@@ -1,11 +1,10 @@
 /**
- * The c2sp.org/tlog-tiles read routes, exactly as on disk: `checkpoint`, `tile/<L>/<N>[.p/<W>]`
- * and `tile/entries/<N>[.p/<W>]`. Only canonical paths the committed tree implies are looked up;
- * anything else is a 404 without touching the disk. The newest tiles come from memory.
+ * The c2sp.org/tlog-tiles read routes, as on disk: `checkpoint`, `tile/<L>/<N>[.p/<W>]` and
+ * `tile/entries/<N>[.p/<W>]`. Only canonical paths the committed tree implies are looked up;
+ * anything else is a 404 without touching the disk. The newest tiles come from memory; a partial
+ * the log collected from the disk is served as the prefix of a wider file.
  */
 import { Hono, type Context } from 'hono';
-import { promises as fsp } from 'node:fs';
-import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { ENTRIES_LEVEL, formatTilePath, parseTilePath } from '../tiles/layout.js';
 import { authorizeRead } from './auth.js';
@@ -97,12 +96,11 @@ export function staticRoutes(tenantOf: TenantOf): Hono {
     const key = `${t.name}/${rel}`;
     let data = t.log.hotFile(rel) ?? cache.get(key);
     if (!data) {
-      try {
-        data = await fsp.readFile(path.join(t.log.paths.tilesDir, rel));
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return jsonError(c, 404, 'not_found', 'no such tile');
-        throw e;
-      }
+      // A partial the log collected comes from the prefix of a wider file (c2sp.org/tlog-tiles:
+      // partials of every checkpoint the log signed stay served until the full tile exists).
+      const got = await t.log.readTileFile(coord);
+      if (!got) return jsonError(c, 404, 'not_found', 'no such tile');
+      data = got;
       cache.put(key, data);
     }
     // Content at a tile path never changes, so the path itself is a strong validator.

@@ -57,3 +57,8 @@ export function parseBatchRecord(payload: Uint8Array): BatchRecord {
   if (entries.length !== count) throw bad(`holds ${entries.length} entries, says ${count}`);
   return { start, entries, note: b.subarray(off + 4).toString('utf8') };
 }
+
+/** The tree size a record starts at, without parsing the rest of it. */
+export function batchRecordStart(payload: Uint8Array): number {
+  return Number(Buffer.from(payload.buffer, payload.byteOffset, payload.length).readBigUInt64BE(0));
+}

@@ -25,10 +25,11 @@ import { sharedFileWorker } from '../storage/file-worker.js';
 import { Journal, readJournal } from '../storage/journal.js';
 import { DiskSpace, formatBytes } from '../storage/space.js';
 import { checkEntrySize } from '../tiles/bundle.js';
-import { formatTilePath, type TileCoord } from '../tiles/layout.js';
+import { TILE_WIDTH, formatTilePath, tileWidthInTree, type TileCoord } from '../tiles/layout.js';
 import { nodeReaderOver } from '../tiles/tree.js';
 import { Edge, type Extension } from './edge.js';
-import { formatBatchRecord, parseBatchRecord } from './journal-record.js';
+import { batchRecordStart, formatBatchRecord, parseBatchRecord } from './journal-record.js';
+import { PartialTiles } from './partials.js';
 import { journalDir, replayJournal } from './replay.js';
 import { sharedSignPool } from './sign-pool.js';
 import { commitPointOf, discardNotesBeyond, notePath, pruneNotes, type CommitPoint } from './commit.js';
@@ -129,6 +130,8 @@ export class Log {
   private queuedBytes = 0;
   /** Free bytes at the last statfs (admission reads the disk only when it was short). */
   private lastFree = Number.POSITIVE_INFINITY;
+  /** Which partial tiles stay on disk (null for a read-only log, which deletes nothing). */
+  private partials: PartialTiles | null = null;
 
   private constructor(
     readonly paths: LogPaths,
@@ -218,11 +221,14 @@ export class Log {
     }
     const state: StateOpts = { readOnly, logger, indexCapacity: opts.indexCapacity, onRebuildProgress: opts.onRebuildProgress, backend: opts.indexBackend };
     // A writer first rebuilds from the journal whatever files a crash lost (replay.ts).
+    /** Where the journal replayed on open starts: only tiles from there on can hold partials to collect. */
+    let journalFrom: number | null = null;
     const replay = readOnly
       ? undefined
       : async (c: IndexCommitPoint | null) => {
           const records = await readJournal(journalDir(paths));
           if (records.length === 0) return null;
+          journalFrom = batchRecordStart(records[0]!.payload);
           return (await replayJournal({ paths, reader, records, committed: c, verifiers, logger })).adopted;
         };
     const journaledNote = async (c: IndexCommitPoint) => {
@@ -254,6 +260,7 @@ export class Log {
         // A crash between moving the commit point and publishing leaves the published
         // checkpoint behind: publishing is idempotent, so do it again.
         await log.publisher.recover(cp, publishedBytes ? publishedBytes.toString('utf8') : null);
+        log.partials = await PartialTiles.open(log.partialsIO(), cp.treeSize, log.publisher.published.treeSize, journalFrom ?? cp.treeSize);
         // Everything the old journal could redo is durable now (replay flushed it).
         await journal!.dropReplayed();
         // Written once the log exists (a crash before may have kept it from being written).
@@ -536,7 +543,9 @@ export class Log {
       // From here on the batch is signed: a full disk makes it wait, never fail (disk-space.ts).
       const j0 = performance.now();
       const record = formatBatchRecord(b.start, b.batch, b.note);
-      await this.untilWritten('the journal record', () => this.journal!.append(record, b.end));
+      await this.untilWritten('the journal record', () => this.journal!.append(record, b.end, b.start));
+      // The first record of an empty journal: replay would start from its tree, whose partials stay.
+      this.partials!.journalStartAt(this.journal!.startMark());
       b.writeSeconds += (performance.now() - j0) / 1000;
       journaled = true;
       const cp = commitPointOf(b.note);
@@ -548,6 +557,10 @@ export class Log {
       this.committed = cp;
       await this.untilWritten('the checkpoint and its history copy', () => this.publisher.committed(cp));
       this.answered = cp;
+      let entryBytes = 0;
+      for (const p of b.batch) entryBytes += p.entry.length;
+      // The partials this batch superseded go now (unless a checkpoint still keeps them).
+      this.partials!.committed(cp.treeSize, b.ext.files, entryBytes, this.publisher.mode === 'each');
       // Indexed only once answerable: until then a repeat of one of these entries finds it in
       // flight and shares its answer, and a lookup never finds an index beyond the checkpoint
       // duplicates are answered with. (Inserting again after a failed growth is idempotent.)
@@ -570,7 +583,13 @@ export class Log {
           duplicate: false,
         });
       }
-      for (const f of b.ext.files) this.rememberHot(formatTilePath(f.coord), f.data);
+      for (const f of b.ext.files) {
+        // The narrower copy of a tile this batch widened is no longer the newest: out of memory
+        // (reads of it are served from the disk, or from the prefix of this one).
+        const before = tileWidthInTree(f.coord.level, f.coord.index, b.start);
+        if (before > 0 && before < TILE_WIDTH) this.hot.delete(formatTilePath({ ...f.coord, width: before }));
+        this.rememberHot(formatTilePath(f.coord), f.data);
+      }
       this.lastIntegrationAt = Date.now();
       this.onBatch?.({
         tenant: this.paths.tenant,
@@ -747,7 +766,15 @@ export class Log {
    */
   async publishCosigned(note: string, meetsPolicy: boolean): Promise<CommitPoint> {
     if (this.readOnly) throw new TlogError(ErrorCode.badInput, `log ${this.paths.tenant} is open read-only`);
-    return this.publisher.cosigned(note, this.committed, meetsPolicy);
+    let size: number;
+    try {
+      size = commitPointOf(note).treeSize;
+    } catch (e) {
+      throw new TlogError(ErrorCode.verification, `not a checkpoint of this log: ${(e as Error).message}`);
+    }
+    // Within the committed tree its partials are there, or derivable: written before publishing.
+    if (size > this.committed.treeSize) return this.publisher.cosigned(note, this.committed, meetsPolicy);
+    return this.partials!.publish(size, () => this.publisher.cosigned(note, this.committed, meetsPolicy));
   }
 
   /** How checkpoints are published: see Publisher.setMode (a reload that adds or removes witnesses). */
@@ -767,6 +794,18 @@ export class Log {
 
   setAllowDuplicates(allow: boolean): void {
     this.allowDuplicates = allow;
+  }
+
+  /** What the partial-tile collector needs from the log. */
+  private partialsIO() {
+    return {
+      reader: this.reader,
+      write: (files: readonly FileWrite[]) => this.served.writeDeferred(files),
+      onDelete: (rel: string) => this.hot.delete(rel),
+      onDirRemoved: () => this.served.forgetDirs(),
+      logger: this.logger,
+      tenant: this.paths.tenant,
+    };
   }
 
   /** Flushes the deferred files within flushIntervalMs, unless a flush is due already. */
@@ -794,7 +833,19 @@ export class Log {
       // writes the newest from it after a crash). One per flush, not one per batch.
       await this.served.writeDeferred([{ path: notePath(this.paths.stateDir, cp.treeSize), data: Buffer.from(cp.note, 'utf8'), kind: 'replace', mode: 0o600 }]);
       await this.served.flush();
+      // Partials collected so far stay collected after a crash: the journal that goes next is
+      // what tells a restart where to look for leftovers (PartialTiles.open).
+      await this.partials!.syncDeletions();
+      // Replay will start where the oldest segment left starts: that tree's partials must be
+      // durable before the segments before it go (they may have been collected meanwhile).
+      const next = this.journal.startMarkAfterRelease(cp.treeSize);
+      if (next !== null && next !== this.journal.startMark()) {
+        await this.partials!.journalWillStartAt(next);
+        await this.served.flush();
+      }
       await this.journal.release(cp.treeSize);
+      this.partials!.journalStartAt(this.journal.startMark());
+      await this.partials!.syncDeletions();
       await pruneNotes(this.paths.stateDir, cp.treeSize);
     });
     this.flushing = run.catch(() => {});
@@ -813,9 +864,11 @@ export class Log {
           await this.flush();
           // Everything is durable in its own files: no segment is needed any more.
           if (!this.fatal) await this.journal.release(this.answered.treeSize, true);
+          this.partials?.journalStartAt(this.journal.startMark());
         } finally {
           // A flush that failed (a full disk) leaves the journal to redo the batches on open.
           await this.journal.close();
+          await this.partials?.idle();
         }
       }
     } finally {
@@ -839,6 +892,24 @@ export class Log {
    */
   hotFile(rel: string): Uint8Array | undefined {
     return this.hot.get(rel);
+  }
+
+  /** Resolves once the partial tiles collected so far are deleted (they go right after each commit). */
+  async settled(): Promise<void> {
+    await this.partials?.idle();
+  }
+
+  /**
+   * The bytes of a tile or bundle the committed tree implies (servesTile): its file, or for a
+   * collected partial the prefix of a wider one (TileReader.readAt). Null when there is none.
+   */
+  async readTileFile(t: TileCoord): Promise<Uint8Array | null> {
+    try {
+      return await this.reader.readAt(t.level, t.index, t.width);
+    } catch (e) {
+      if (isTlogError(e, ErrorCode.io) && ((e as TlogError).cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return null;
+      throw e;
+    }
   }
 
   // ---- reads: all against the committed tree (see reads.ts) ----

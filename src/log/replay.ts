@@ -25,6 +25,7 @@ import type { Logger } from './types.js';
 import type { LogPaths } from './paths.js';
 import { historyPath } from './publisher.js';
 import type { TileReader } from './tile-reader.js';
+import { TILE_WIDTH, tileWidthInTree } from '../tiles/layout.js';
 
 export interface ReplayResult {
   /** Records applied. */
@@ -75,6 +76,8 @@ export async function replayJournal(p: {
   let repaired = 0;
   let applied = 0;
   let lastNote: string | null = null;
+  const last = batches[batches.length - 1]!;
+  const finalSize = last.start + last.entries.length;
   for (const b of batches) {
     if (b.start !== edge.size) {
       throw new TlogError(ErrorCode.corrupt, `journal of ${paths.tenant}: a record starts at ${b.start} where the tree is at ${edge.size}`);
@@ -99,8 +102,16 @@ export async function replayJournal(p: {
       throw new TlogError(ErrorCode.corrupt, `journal of ${paths.tenant}: no record ends at the commit point (size ${committed.treeSize})`);
     }
     const noteBytes = Buffer.from(b.note, 'utf8');
+    // A superseded partial the crash lost stays lost: the log had collected it or would have
+    // (partials.ts), and serves it from the prefix of a wider file. Those the final tree implies
+    // are rebuilt, and any still on disk is checked (a crash may have torn it).
+    const optional = new Set<string>();
     const wanted: FileWrite[] = [
-      ...ext.files.map((f) => ({ path: reader.tilePath(f.coord.level, f.coord.index, f.coord.width), data: f.data, kind: 'replace' as const })),
+      ...ext.files.map((f) => {
+        const p = reader.tilePath(f.coord.level, f.coord.index, f.coord.width);
+        if (f.coord.width < TILE_WIDTH && tileWidthInTree(f.coord.level, f.coord.index, finalSize) !== f.coord.width) optional.add(p);
+        return { path: p, data: f.data, kind: 'replace' as const };
+      }),
       // The history keeps every checkpoint the log published (the archive a monitor audits).
       { path: historyPath(paths.historyDir, end), data: noteBytes, kind: 'replace' },
     ];
@@ -109,7 +120,7 @@ export async function replayJournal(p: {
     for (const w of wanted) {
       const onDisk = await readIfExists(w.path);
       if (onDisk && Buffer.compare(onDisk, w.data) === 0) same.push(w.path);
-      else writes.push(w);
+      else if (onDisk || !optional.has(w.path)) writes.push(w);
     }
     // Right bytes may still be only in the page cache (the process died, the machine did not):
     // they must be durable too before the journal that could redo them is dropped.

@@ -1,18 +1,25 @@
 /**
  * Reads a log's tiles and bundles back from its tiles directory, for proofs, reads, recovery
- * and verification. Every read is against a tree size the caller knows to be committed: the
- * files it implies exist (c2sp.org/tlog-tiles: every published checkpoint is servable).
+ * and verification. Every read is against a tree size the caller knows to be committed.
  *
- * Safe to use concurrently with the writer: files are only ever created by rename, and the
- * ones a committed size implies are immutable.
+ * A partial tile or bundle of a committed size is read from its own file or, once that was
+ * collected (partials.ts), as the prefix of the narrowest wider partial on disk, else of the
+ * full tile: c2sp.org/tlog-tiles partials of width W are the first W hashes (entries) of every
+ * wider one. Readers (this process, the HTTP routes) so see every partial a committed size
+ * implies for as long as the log lives, while the disk holds only a few per tile.
+ *
+ * Safe to use concurrently with the writer: files are only ever created by rename, a file of a
+ * given width only ever holds one content, and the partial collector only deletes a file once
+ * a wider one of the same tile, or the full tile, is in place.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { TlogError, ErrorCode, ioError } from '../errors.js';
 import { HASH_SIZE } from '../merkle/hash.js';
 import { parseEntryBundle } from '../tiles/bundle.js';
-import { ENTRIES_LEVEL, formatTilePath, tileWidthInTree } from '../tiles/layout.js';
+import { prefixOf, widerWidths } from '../tiles/prefix.js';
+import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, tileWidthInTree } from '../tiles/layout.js';
 import { ExpandedTile } from '../tiles/tree.js';
 
 /** A small LRU of expanded tiles: proofs for nearby entries share their tiles. */
@@ -55,22 +62,74 @@ export class TileReader {
     return width;
   }
 
-  /** The path and width of (level, index) in a tree of treeSize. */
-  private at(level: number, index: number, treeSize: number): { p: string; width: number } {
-    const width = this.widthAt(level, index, treeSize);
-    return { p: this.tilePath(level, index, width), width };
+  /**
+   * The bytes of tile (level, index) at `width` (ENTRIES_LEVEL: a bundle): its own file, or for
+   * a partial one that is gone, the prefix of a wider file (see above). Throws the read error of
+   * its own path when no file can give it.
+   */
+  async readAt(level: number, index: number, width: number): Promise<Uint8Array> {
+    const p = this.tilePath(level, index, width);
+    try {
+      return await fsp.readFile(p);
+    } catch (e) {
+      if (width === TILE_WIDTH || (e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(level === ENTRIES_LEVEL ? 'read bundle' : 'read tile', p, e);
+      for (const w of await this.widerThan(level, index, width)) {
+        const wider = await fsp.readFile(this.tilePath(level, index, w)).catch(() => null);
+        if (wider) return prefixOf(this.tilePath(level, index, w), level, wider, w, width);
+      }
+      throw ioError(level === ENTRIES_LEVEL ? 'read bundle' : 'read tile', p, e);
+    }
+  }
+
+  /** readAt(), synchronously (start-up and recovery paths). */
+  readAtSync(level: number, index: number, width: number): Uint8Array {
+    const p = this.tilePath(level, index, width);
+    try {
+      return readFileSync(p);
+    } catch (e) {
+      if (width === TILE_WIDTH || (e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(level === ENTRIES_LEVEL ? 'read bundle' : 'read tile', p, e);
+      for (const w of this.widerThanSync(level, index, width)) {
+        let wider: Buffer;
+        try {
+          wider = readFileSync(this.tilePath(level, index, w));
+        } catch {
+          continue;
+        }
+        return prefixOf(this.tilePath(level, index, w), level, wider, w, width);
+      }
+      throw ioError(level === ENTRIES_LEVEL ? 'read bundle' : 'read tile', p, e);
+    }
+  }
+
+  /**
+   * Widths on disk wider than `width` for (level, index), narrowest first, then 256 (the full
+   * tile): the narrower a file, the older, and the likelier flushed long ago.
+   */
+  private async widerThan(level: number, index: number, width: number): Promise<number[]> {
+    const names = await fsp.readdir(`${this.tilePath(level, index, TILE_WIDTH)}.p`).catch(() => [] as string[]);
+    return widerWidths(names, width);
+  }
+
+  private widerThanSync(level: number, index: number, width: number): number[] {
+    let names: string[] = [];
+    try {
+      names = readdirSync(`${this.tilePath(level, index, TILE_WIDTH)}.p`);
+    } catch {
+      // No partial directory: only the full tile can give it.
+    }
+    return widerWidths(names, width);
   }
 
   /** The hashes of tile (level, index) as of treeSize, read synchronously (start-up paths). */
   readTileSync(level: number, index: number, treeSize: number): Uint8Array {
-    const { p, width } = this.at(level, index, treeSize);
-    return checkTileLength(p, readSync(p, 'read tile'), width);
+    const width = this.widthAt(level, index, treeSize);
+    return checkTileLength(this.tilePath(level, index, width), this.readAtSync(level, index, width), width);
   }
 
   /** The hashes of tile (level, index) as of treeSize. */
   async readTile(level: number, index: number, treeSize: number): Promise<Uint8Array> {
-    const { p, width } = this.at(level, index, treeSize);
-    return checkTileLength(p, await read(p, 'read tile'), width);
+    const width = this.widthAt(level, index, treeSize);
+    return checkTileLength(this.tilePath(level, index, width), await this.readAt(level, index, width), width);
   }
 
   /** Loads (level, index) as of treeSize into the cache, expanded. */
@@ -85,29 +144,13 @@ export class TileReader {
 
   /** The entries of bundle `index` as of treeSize. */
   async readBundle(index: number, treeSize: number): Promise<Uint8Array[]> {
-    const { p, width } = this.at(ENTRIES_LEVEL, index, treeSize);
-    return checkedBundle(p, await read(p, 'read bundle'), width);
+    const width = this.widthAt(ENTRIES_LEVEL, index, treeSize);
+    return checkedBundle(this.tilePath(ENTRIES_LEVEL, index, width), await this.readAt(ENTRIES_LEVEL, index, width), width);
   }
 
   readBundleSync(index: number, treeSize: number): Uint8Array[] {
-    const { p, width } = this.at(ENTRIES_LEVEL, index, treeSize);
-    return checkedBundle(p, readSync(p, 'read bundle'), width);
-  }
-}
-
-async function read(p: string, op: string): Promise<Buffer> {
-  try {
-    return await fsp.readFile(p);
-  } catch (e) {
-    throw ioError(op, p, e);
-  }
-}
-
-function readSync(p: string, op: string): Buffer {
-  try {
-    return readFileSync(p);
-  } catch (e) {
-    throw ioError(op, p, e);
+    const width = this.widthAt(ENTRIES_LEVEL, index, treeSize);
+    return checkedBundle(this.tilePath(ENTRIES_LEVEL, index, width), this.readAtSync(ENTRIES_LEVEL, index, width), width);
   }
 }
 

@@ -79,6 +79,8 @@ interface Segment {
   readonly path: string;
   /** Owner-supplied mark of the newest record in it (the log uses the tree size it ends at). */
   mark: number;
+  /** Owner-supplied start mark of its first record, -1 before one (the log: the size it starts at). */
+  first: number;
 }
 
 export function frameRecord(payload: Uint8Array): Buffer {
@@ -190,7 +192,7 @@ export class Journal {
     await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
     const existing = await listSegments(dir);
     const j = new Journal(dir, (existing.at(-1) ?? -1) + 1, opts);
-    for (const seq of existing) j.older.push({ seq, path: path.join(dir, String(seq)), mark: Number.POSITIVE_INFINITY });
+    for (const seq of existing) j.older.push({ seq, path: path.join(dir, String(seq)), mark: Number.POSITIVE_INFINITY, first: -1 });
     return j;
   }
 
@@ -215,7 +217,7 @@ export class Journal {
       }
       throw ioError('create journal segment', p, e);
     }
-    return { seg: { seq, path: p, mark: -1 }, fh, size: bytes };
+    return { seg: { seq, path: p, mark: -1, first: -1 }, fh, size: bytes };
   }
 
   private prepareSpare(): void {
@@ -226,19 +228,20 @@ export class Journal {
 
   /**
    * Appends a record; durable when the promise resolves. `mark` is remembered with the segment
+   * (release() compares it), and `start`, when this record is the segment's first (startMarks()).
    * (release() compares it). Appends run one at a time in call order. A failure while starting
    * a segment writes nothing (retry is fine). A failure writing the record for want of space
    * (a disk_full error) leaves it unfinished: the owner must append the same record again (once
    * there is room) or stop. Any other failure writing the record throws a JournalTornError and
    * every later append fails: the owner must stop.
    */
-  append(payload: Uint8Array, mark: number): Promise<void> {
-    const run = this.tail.then(() => this.doAppend(payload, mark));
+  append(payload: Uint8Array, mark: number, start = -1): Promise<void> {
+    const run = this.tail.then(() => this.doAppend(payload, mark, start));
     this.tail = run.catch(() => {});
     return run;
   }
 
-  private async doAppend(payload: Uint8Array, mark: number): Promise<void> {
+  private async doAppend(payload: Uint8Array, mark: number, start: number): Promise<void> {
     if (this.closed) throw new TlogError(ErrorCode.unavailable, `journal ${this.dir} is closed`);
     const record = frameRecord(payload);
     if (this.broken) throw new TlogError(ErrorCode.io, `journal ${this.dir} stopped after a failed append`);
@@ -279,6 +282,7 @@ export class Journal {
     this.unfinished = null;
     c.offset += record.length;
     c.seg.mark = Math.max(c.seg.mark, mark);
+    if (c.seg.first < 0) c.seg.first = start;
     if (c.offset > c.size / 2) this.prepareSpare();
   }
 
@@ -316,6 +320,21 @@ export class Journal {
       this.current = null;
     }
     return this.deleteOldest((seg) => seg.mark <= mark);
+  }
+
+  /**
+   * The start mark of the oldest segment holding records (where a replay would start: the log
+   * keeps the tiles of that tree size), or null when there is none or it predates this open.
+   */
+  startMark(): number | null {
+    const oldest = this.older[0] ?? this.current?.seg;
+    return oldest && oldest.first >= 0 ? oldest.first : null;
+  }
+
+  /** The start mark of the oldest segment release(mark) keeps: startMark() once it returns. */
+  startMarkAfterRelease(mark: number): number | null {
+    const kept = this.older.find((s) => s.mark > mark) ?? this.current?.seg;
+    return kept && kept.first >= 0 ? kept.first : null;
   }
 
   /** Deletes the segments found at open (after the owner replayed them and made that durable). */

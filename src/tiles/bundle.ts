@@ -84,3 +84,19 @@ export function parseEntrySequence(data: Uint8Array, maxEntries: number): Uint8A
   }
   return out;
 }
+
+/**
+ * The bytes of the first `count` entries of a bundle: the partial bundle of width `count`
+ * (c2sp.org/tlog-tiles: the entries of a narrower bundle are the first ones of every wider one
+ * and of the full bundle). Throws when the bundle holds fewer entries or is malformed there.
+ */
+export function entryBundlePrefix(data: Uint8Array, count: number): Uint8Array {
+  let off = 0;
+  for (let i = 0; i < count; i++) {
+    if (off + 2 > data.length) throw new TlogError(ErrorCode.badInput, `entry bundle holds ${i} entries, not ${count}`);
+    const len = (data[off]! << 8) | data[off + 1]!;
+    if (len === 0 || off + 2 + len > data.length) throw new TlogError(ErrorCode.badInput, `entry bundle is malformed in entry ${i}`);
+    off += 2 + len;
+  }
+  return data.subarray(0, off);
+}

@@ -146,3 +146,24 @@ export function changedTiles(oldSize: number, newSize: number): TileCoord[] {
   }
   return out;
 }
+
+/**
+ * The partial tiles and the partial entry bundle a tree of `size` implies (c2sp.org/tlog-tiles:
+ * width floor(s / 256^L) mod 256 at level L, none where that is 0), bundle first.
+ */
+export function partialTiles(size: number): TileCoord[] {
+  const out: TileCoord[] = [];
+  if (size % TILE_WIDTH > 0) out.push({ level: ENTRIES_LEVEL, index: Math.floor(size / TILE_WIDTH), width: size % TILE_WIDTH });
+  for (let level = 0; hashesAtLevel(level, size) > 0; level++) {
+    const w = partialWidth(level, size);
+    if (w > 0) out.push({ level, index: Math.floor(hashesAtLevel(level, size) / TILE_WIDTH), width: w });
+  }
+  return out;
+}
+
+/** Bytes of every hash the tiles of a tree of `size` hold, at every level, full tiles and partial. */
+export function treeHashBytes(size: number): number {
+  let n = 0;
+  for (let level = 0; hashesAtLevel(level, size) > 0; level++) n += hashesAtLevel(level, size);
+  return n * HASH_SIZE;
+}

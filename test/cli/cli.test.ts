@@ -69,6 +69,14 @@ describe('tlog', () => {
     const report = JSON.parse(v.stdout);
     expect(report).toMatchObject({ treeSize: 303, rootHash: show.rootHash });
     expect(report.checkpointsChecked).toBeGreaterThanOrEqual(4);
+    // History sizes 0, 1..255 (tile 0, full now: its partials collected), 303 (a bundle, a
+    // level-0 and a level-1 partial, checked as history and as the published checkpoint).
+    expect(report.partials).toEqual({ present: 6, fullTileExists: 2 * (report.checkpointsChecked - 2), collected: 0 });
+    const human = tlog(['verify']);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain(
+      `partials of the checkpoints checked: 6 present and checked, ${2 * (report.checkpointsChecked - 2)} absent (full tile exists), 0 collected (served as the prefix of a wider one)`,
+    );
   });
 
   it('append --lines streams: results come while stdin is still open, and 100k lines land in order', async () => {

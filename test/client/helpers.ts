@@ -2,7 +2,7 @@
  * Test logs written by our engine, a static HTTP server over a tiles directory (what a CDN in
  * front of a log is), and the partial tiles a tree size implies.
  */
-import { cpSync, existsSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -59,19 +59,6 @@ export function partialsOf(size: number): string[] {
   }
   if (size % TILE_WIDTH) out.push(formatTilePath({ level: ENTRIES_LEVEL, index: Math.floor(size / TILE_WIDTH), width: size % TILE_WIDTH }));
   return out;
-}
-
-/** Deletes the partial tiles and bundles of `size` whose full tile exists; returns what it deleted. */
-export function deleteSupersededPartials(tilesDir: string, size: number): string[] {
-  const gone: string[] = [];
-  for (const rel of partialsOf(size)) {
-    const full = rel.replace(/\.p\/\d+$/, '');
-    if (existsSync(path.join(tilesDir, full)) && existsSync(path.join(tilesDir, rel))) {
-      unlinkSync(path.join(tilesDir, rel));
-      gone.push(rel);
-    }
-  }
-  return gone;
 }
 
 export interface StaticServer {

@@ -24,11 +24,16 @@ const scratch: string[] = [];
 const SHELLS: Shell[] = [busyboxShell(), dashGnuShell()];
 const [busybox, dashGnu] = SHELLS as [Shell, Shell];
 
+/** A log appended one entry per batch: the history has every size, most of whose partials the log collected. */
+let collected: TestLog | undefined;
+
 beforeAll(async () => {
   for (const n of SIZES) logs.set(n, await makeLog(n));
+  collected = await makeLog(90, 'example.com/forensic', 1);
 });
 afterAll(() => {
   for (const l of logs.values()) rmSync(l.root, { recursive: true, force: true });
+  if (collected) rmSync(collected.root, { recursive: true, force: true });
   for (const d of scratch) rmSync(d, { recursive: true, force: true });
   cleanupShells();
 });
@@ -147,6 +152,27 @@ describe.each(SHELLS)('$name', (sh) => {
         expect(r.code, r.stdout + r.stderr).toBe(0);
         expect(parseRecomputed(r.stdout)).toBe(encodeBase64(cp.rootHash));
       }
+    });
+
+    it('tlog-root.sh and tlog-leaves.sh check older checkpoints whose partials the log collected, from the wider ones', () => {
+      const l = collected!;
+      const partials = readdirSync(path.join(l.tilesDir, 'tile/0/000.p')).map(Number);
+      for (const size of [1, 10, 50, 89, 90]) {
+        const cpFile = path.join(l.historyDir, 'log', String(size).padStart(3, '0'));
+        const cp = parseCheckpoint(parseNote(readFileSync(cpFile, 'utf8')).text);
+        expect(cp.treeSize).toBe(size);
+        const r = runScript(sh, 'tlog-root.sh', ['-c', cpFile, l.tilesDir]);
+        expect(r.code, r.stdout + r.stderr).toBe(0);
+        expect(parseRecomputed(r.stdout)).toBe(encodeBase64(cp.rootHash));
+        // The narrowest wider partial on disk stands in for a gone one.
+        const from = Math.min(...partials.filter((w) => w > size));
+        if (!partials.includes(size)) expect(r.stdout).toContain(`note: the partial tile is gone, using the first ${size} hashes of tile/0/000.p/${from}`);
+      }
+      expect(partials).not.toContain(10);
+      const leaves = runScript(sh, 'tlog-leaves.sh', ['-c', path.join(l.historyDir, 'log', '010'), l.tilesDir]);
+      expect(leaves.code, leaves.stdout + leaves.stderr).toBe(0);
+      expect(leaves.stdout).toContain(`note: tile/entries/000.p/10 is gone, reading the first 10 entries of tile/entries/000.p/${Math.min(...partials.filter((w) => w > 10))}`);
+      expect([...parseLeaves(leaves.stdout).keys()]).toEqual(Array.from({ length: 10 }, (_, i) => i));
     });
 
     it('hashes with openssl dgst when told to (no sha256sum)', () => {

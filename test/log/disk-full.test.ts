@@ -93,7 +93,7 @@ async function checkAcked(log: Log, p: LogPaths, acked: Map<number, string>): Pr
     .map((n) => path.join(hdir, n))
     .filter((f) => statSync(f).isFile() && !path.basename(f).startsWith('.'))
     .map((f) => readFileSync(f, 'utf8'));
-  expect((await auditLog(dirSource(p.tilesDir), { verifiers: log.verifiers, origin: ORIGIN, history })).treeSize).toBe(size);
+  expect((await auditLog(dirSource(p.tilesDir), { verifiers: log.verifiers, origin: ORIGIN, history, collectedPartials: true })).treeSize).toBe(size);
 }
 
 /** The HTTP service over one log (open writes, as on loopback). */

@@ -60,8 +60,12 @@ async function appendThenKill(batches: number): Promise<{ index: number; count: 
   return [...out.matchAll(/^acked (\d+) (\d+)$/gm)].map((m) => ({ index: Number(m[1]), count: Number(m[2]) }));
 }
 
-/** Every partial tile and bundle each history checkpoint implies exists with the right length. */
-function checkServable(p: LogPaths): number {
+/**
+ * Every tile and bundle every checkpoint in the history implies is served by the log (from its
+ * own file or, for a partial the log collected, as a wider file's prefix), and those of the
+ * newest tree are on disk. Returns the number of checkpoints.
+ */
+async function checkServable(p: LogPaths, log: Log): Promise<number> {
   let sizes = 0;
   for (const name of readdirSync(path.join(p.historyDir, 'log'), { recursive: true }) as string[]) {
     const file = path.join(p.historyDir, 'log', name);
@@ -69,11 +73,12 @@ function checkServable(p: LogPaths): number {
     const size = parseCheckpoint(parseNote(readFileSync(file, 'utf8')).text).treeSize;
     sizes++;
     for (const t of changedTiles(0, size)) {
-      const f = path.join(p.tilesDir, formatTilePath(t));
-      expect(existsSync(f), `${formatTilePath(t)} implied by the checkpoint of size ${size}`).toBe(true);
-      if (t.level >= 0) expect(statSync(f).size).toBe(t.width * 32);
+      const data = await log.readTileFile(t);
+      expect(data, `${formatTilePath(t)} implied by the checkpoint of size ${size}`).not.toBeNull();
+      if (t.level >= 0) expect(data!.length).toBe(t.width * 32);
     }
   }
+  for (const t of changedTiles(0, log.treeSize)) expect(existsSync(path.join(p.tilesDir, formatTilePath(t))), formatTilePath(t)).toBe(true);
   return sizes;
 }
 
@@ -82,7 +87,7 @@ async function audit(p: LogPaths, log: Log) {
     .map((n) => path.join(p.historyDir, 'log', n))
     .filter((f) => statSync(f).isFile())
     .map((f) => readFileSync(f, 'utf8'));
-  return auditLog(dirSource(p.tilesDir), { verifiers: log.verifiers, origin: ORIGIN, history });
+  return auditLog(dirSource(p.tilesDir), { verifiers: log.verifiers, origin: ORIGIN, history, collectedPartials: true });
 }
 
 describe('journal and power loss', () => {
@@ -130,7 +135,7 @@ describe('journal and power loss', () => {
     const { entries } = await log.readEntries(0, total);
     expect(entries.map((e) => Buffer.from(e).toString())).toEqual(Array.from({ length: total }, (_, i) => `journal child entry ${i}`));
     // Every checkpoint ever published is back in the history, and servable.
-    expect(checkServable(paths)).toBe(11); // the empty tree and ten batches
+    expect(await checkServable(paths, log)).toBe(11); // the empty tree and ten batches
     const report = await audit(paths, log);
     expect(report.treeSize).toBe(total);
     // Everything is durable again: the old journal is gone.
@@ -150,7 +155,7 @@ describe('journal and power loss', () => {
     const log = await Log.open(paths);
     expect(log.treeSize).toBe(total);
     expect(readFileSync(path.join(paths.tilesDir, 'checkpoint'), 'utf8')).toBe(log.checkpoint.note);
-    expect(checkServable(paths)).toBe(8);
+    expect(await checkServable(paths, log)).toBe(8);
     expect((await audit(paths, log)).treeSize).toBe(total);
     await log.close();
   });

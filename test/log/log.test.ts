@@ -32,7 +32,7 @@ async function audit(log: Log) {
     .map((n) => path.join(paths.historyDir, 'log', String(n)))
     .filter((p) => statSync(p).isFile())
     .map((p) => require('node:fs').readFileSync(p, 'utf8') as string);
-  return auditLog(dirSource(paths.tilesDir), { verifiers: log.verifiers, origin: ORIGIN, history });
+  return auditLog(dirSource(paths.tilesDir), { verifiers: log.verifiers, origin: ORIGIN, history, collectedPartials: true });
 }
 
 describe('Log.init', () => {
@@ -105,17 +105,26 @@ describe('appending', () => {
     await log.close();
   });
 
-  it('keeps the partial tiles of every published checkpoint and passes a full audit with history', async () => {
+  it('serves the partial tiles of every checkpoint it signed, collects those of full tiles, and passes a full audit with history', async () => {
     const log = await Log.init(paths, ORIGIN);
     for (const n of [1, 254, 1, 300, 70, 1]) await Promise.all(log.appendMany(Array.from({ length: n }, (_, i) => entry(log.treeSize + i))));
-    const report = await audit(log);
+    await log.close();
+    // Tile 0 is full: none of its partials (sizes 1 and 255) is left on disk (c2sp.org/tlog-tiles MAY).
+    expect(existsSync(path.join(paths.tilesDir, 'tile/0/000.p'))).toBe(false);
+    expect(existsSync(path.join(paths.tilesDir, 'tile/entries/000.p'))).toBe(false);
+    const reader = await Log.open(paths, { readOnly: true });
+    // ...and the log still serves them, as the full tile's prefix.
+    const full = await reader.readTileFile({ level: 0, index: 0, width: 256 });
+    expect(Buffer.from((await reader.readTileFile({ level: 0, index: 0, width: 255 }))!)).toEqual(Buffer.from(full!.subarray(0, 255 * 32)));
+    expect(Buffer.from((await reader.readTileFile({ level: -1, index: 0, width: 1 }))!).toString()).toBe('\x00\x07entry-0');
+    const report = await audit(reader);
     expect(report.treeSize).toBe(627);
     expect(report.checkpointsChecked).toBe(7);
-    // Partial level-0 tiles of sizes 1, 255 and 256+... all still there.
-    expect(existsSync(path.join(paths.tilesDir, 'tile/0/000.p/1'))).toBe(true);
-    expect(existsSync(path.join(paths.tilesDir, 'tile/0/000.p/255'))).toBe(true);
-    expect(existsSync(path.join(paths.tilesDir, 'tile/entries/000.p/255'))).toBe(true);
-    await log.close();
+    // Sizes 0, 1, 255, 256, 556, 626, 627: the partials of 627 and of the history still on
+    // disk are checked; those of tile 0 and of 1/x001 are gone with their full tiles in place.
+    expect(report.partials.fullTileExists).toBeGreaterThanOrEqual(4);
+    expect(report.partials.present).toBeGreaterThanOrEqual(3);
+    await reader.close();
   });
 });
 

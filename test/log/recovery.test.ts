@@ -23,7 +23,7 @@ import { notePath, listNoteSizes } from '../../src/log/commit.js';
 import { Log, historyPath, type Logger } from '../../src/log/log.js';
 import { indexPath } from '../../src/log/state.js';
 import { logPaths, type DataRoots, type LogPaths } from '../../src/log/paths.js';
-import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath } from '../../src/tiles/layout.js';
+import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, partialTiles } from '../../src/tiles/layout.js';
 import { leafHash } from '../../src/merkle/hash.js';
 import { Edge } from '../../src/log/edge.js';
 import { formatBatchRecord } from '../../src/log/journal-record.js';
@@ -32,6 +32,8 @@ import { journalDir } from '../../src/log/replay.js';
 import { TileReader } from '../../src/log/tile-reader.js';
 import { signTree } from '../../src/log/types.js';
 import { frameRecord } from '../../src/storage/journal.js';
+import { parseCheckpoint } from '../../src/note/checkpoint.js';
+import { parseNote } from '../../src/note/note.js';
 
 const ORIGIN = 'example.com/recovery-test';
 const TENANT = 'rec';
@@ -52,17 +54,27 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 const entries = (from: number, n: number, tag = 'e') => Array.from({ length: n }, (_, i) => Buffer.from(`${tag}-${from + i}`));
 
 
-/** A copy of the private state directory: the commit point as of now. */
+/**
+ * A copy of the private state directory: the commit point as of now. With it, the partial tiles
+ * the published tree implies: a batch that crashed before its commit never collected them
+ * (log/partials.ts), so restoring the state puts them back too.
+ */
 function saveState(p: LogPaths): string {
   const snap = mkdtempSync(path.join(dir, 'state-snapshot-'));
-  cpSync(p.stateDir, snap, { recursive: true });
+  cpSync(p.stateDir, path.join(snap, 'state'), { recursive: true });
+  const size = parseCheckpoint(parseNote(read(checkpointFile(p))).text).treeSize;
+  for (const t of partialTiles(size)) {
+    const rel = formatTilePath(t);
+    if (existsSync(path.join(p.tilesDir, rel))) cpSync(path.join(p.tilesDir, rel), path.join(snap, 'partials', rel));
+  }
   return snap;
 }
 
 /** Puts a saved private state back: the commit point goes back to when it was saved. */
 function restoreState(p: LogPaths, snap: string): void {
   rmSync(p.stateDir, { recursive: true, force: true });
-  cpSync(snap, p.stateDir, { recursive: true });
+  cpSync(path.join(snap, 'state'), p.stateDir, { recursive: true });
+  if (existsSync(path.join(snap, 'partials'))) cpSync(path.join(snap, 'partials'), p.tilesDir, { recursive: true });
 }
 const checkpointFile = (p: LogPaths) => path.join(p.tilesDir, 'checkpoint');
 const tileFile = (p: LogPaths, level: number, index: number, width: number) => path.join(p.tilesDir, formatTilePath({ level, index, width }));
@@ -129,7 +141,7 @@ async function audit(log: Log, p: LogPaths = paths) {
     .map((n) => path.join(hdir, n))
     .filter((f) => statSync(f).isFile() && !path.basename(f).startsWith('.'))
     .map(read);
-  return auditLog(dirSource(p.tilesDir), { verifiers: log.verifiers, origin: ORIGIN, history });
+  return auditLog(dirSource(p.tilesDir), { verifiers: log.verifiers, origin: ORIGIN, history, collectedPartials: true });
 }
 
 function flipLastByte(f: string): void {
@@ -523,13 +535,18 @@ describe('Log.open refuses a journal that does not fit the tiles or the commit p
 
   it('refuses a journal whose first record starts where the tiles are unreadable; with them it replays', async () => {
     writeJournal([await record(3, ours(3, 2), { note: note5() })]);
+    // The tree of size 3 comes from 0/000.p/3, or from the prefix of a wider one (the log
+    // collects superseded partials): both gone, it cannot be read.
     const tile3 = tileFile(paths, 0, 0, 3);
     const saved = readFileSync(tile3);
     rmSync(tile3);
+    rmSync(tileFile(paths, 0, 0, 5));
     await refusesUntouched(/journal of rec starts at 3, but the tiles up to there are unreadable/);
     writeFileSync(tile3, saved);
     const log = await Log.open(paths);
     expect(log.treeSize).toBe(5);
+    // The record rebuilt the newest tree's partial.
+    expect(existsSync(tileFile(paths, 0, 0, 5))).toBe(true);
     await log.close();
   });
 

@@ -1,0 +1,28 @@
+/**
+ * The long soak of the partial-tile collector (a heavy suite: npm run test:heavy): many rounds
+ * of mixed sizes, concurrent and lone appends, the files under tiles/ within 3x of the entry
+ * bytes plus the tree's hashes after every round, after a reopen, and a full audit.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { logPaths, type LogPaths } from '../../src/log/paths.js';
+import { soak } from './partials-helpers.js';
+
+let dir: string;
+let paths: LogPaths;
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-partials-soak-'));
+  paths = logPaths({ tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') }, 'soak');
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+it.each([1, 2, 3])('soak with seed %i: 250 rounds within 3x, after a reopen too, and audited', { timeout: 900_000 }, async (seed) => {
+  const r = await soak(paths, 250, seed);
+  expect(r.entries).toBeGreaterThan(2500);
+  expect(r.worst).toBeLessThanOrEqual(3);
+  expect(r.reopened).toBeLessThanOrEqual(3);
+  expect(r.audited).toBe(r.entries);
+});
