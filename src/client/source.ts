@@ -66,6 +66,14 @@ export function isTransientSourceError(e: unknown): boolean {
   return isTlogError(e, ErrorCode.unavailable);
 }
 
+const fetchOnce = (url: string, timeoutMs: number) => fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+
+/** A fetch failure from a reused connection the server had closed (reset or closed socket). */
+function isStaleConnection(e: unknown): boolean {
+  const code = ((e as Error)?.cause as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET';
+}
+
 /** An HTTP(S) prefix. fetch() undoes Content-Encoding: gzip, which the spec allows on bundles. */
 export function urlSource(prefix: string, opts: { timeoutMs?: number } = {}): TlogSource {
   const base = prefix.endsWith('/') ? prefix : `${prefix}/`;
@@ -76,7 +84,12 @@ export function urlSource(prefix: string, opts: { timeoutMs?: number } = {}): Tl
       const timeoutMs = opts.timeoutMs ?? 30_000;
       let res: Response;
       try {
-        res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+        res = await fetchOnce(url, timeoutMs).catch((e: unknown) => {
+          // A kept-alive connection the server closed just as this request went out fails with a
+          // reset before the server read anything; a GET is idempotent, so one new try is safe.
+          if (!isStaleConnection(e)) throw e;
+          return fetchOnce(url, timeoutMs);
+        });
       } catch (e) {
         // fetch() says "fetch failed" and keeps the reason (refused, reset, DNS, TLS) in its
         // cause: say it, and keep the cause.
@@ -84,7 +97,10 @@ export function urlSource(prefix: string, opts: { timeoutMs?: number } = {}): Tl
         const why = name === 'TimeoutError' || name === 'AbortError' ? `no answer within ${timeoutMs} ms` : errorChain(e);
         throw new TlogError(ErrorCode.unavailable, `GET ${url}: ${why}`, { cause: e });
       }
-      if (res.status === 404) return null;
+      if (res.status === 404) {
+        await res.body?.cancel().catch(() => {});
+        return null;
+      }
       if (!res.ok) {
         await res.body?.cancel().catch(() => {});
         // Overload and server trouble may pass; anything else (401, 403, 410...) is an answer.

@@ -101,6 +101,9 @@ export async function serveDir(root: string, prefix = '/log', fault?: (rel: stri
       },
     );
   });
+  // Idle kept-alive connections stay open as long as a CDN's would (nginx: 75 s): a test that
+  // spends seconds of CPU between requests must not race the server closing the socket.
+  server.keepAliveTimeout = 75_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {

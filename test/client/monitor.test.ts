@@ -226,9 +226,10 @@ describe('a log that is down or failing for a while', () => {
     const log = await Log.init(logPaths(t.roots, 'default'), ORIGIN);
     await appendRange(log, 0, 300);
     // What the log does: down (connections dropped), then a 503, then fine until the third bundle
-    // of the next step, which fails twice (after the bundle before it was handed out).
-    const checkpointFaults: ('reset' | number)[] = ['reset', 503];
-    const bundle2Faults: ('reset' | number)[] = ['reset', 500];
+    // of the next step, which fails twice (after the bundle before it was handed out). A source
+    // tries a dropped connection once more itself (a stale kept-alive socket), hence two resets.
+    const checkpointFaults: ('reset' | number)[] = ['reset', 'reset', 503];
+    const bundle2Faults: ('reset' | number)[] = ['reset', 'reset', 500];
     let refuse = false;
     const fault = (rel: string): 'reset' | number | null => {
       if (refuse) return 403;

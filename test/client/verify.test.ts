@@ -229,3 +229,24 @@ describe('tampering', () => {
     await expect(proveInclusion(src, cpAt(6), 3)).rejects.toThrow(/nowhere\/tile\/entries\/001\.p\/44 is missing|nowhere\/tile\/entries\/000 is missing/);
   });
 });
+
+describe('a dropped connection', () => {
+  it('is tried once more (a stale kept-alive socket), and a second drop is the answer', async () => {
+    let drops = 0;
+    const once = await serveDir(log.paths.tilesDir, '/log', (rel) => (rel === 'checkpoint' && drops++ < 1 ? 'reset' : null));
+    try {
+      expect((await fetchCheckpoint(urlSource(once.url), trust())).checkpoint.treeSize).toBe(SIZES[SIZES.length - 1]);
+      expect(drops).toBe(2);
+    } finally {
+      await once.close();
+    }
+    let drops2 = 0;
+    const twice = await serveDir(log.paths.tilesDir, '/log', (rel) => (rel === 'checkpoint' && drops2++ < 2 ? 'reset' : null));
+    try {
+      await expect(fetchCheckpoint(urlSource(twice.url), trust())).rejects.toThrow(/checkpoint: fetch failed/);
+      expect(drops2).toBe(2);
+    } finally {
+      await twice.close();
+    }
+  });
+});
