@@ -138,7 +138,7 @@ describe('anchoring in a real Rekor v2 with time from a real TSA (ECDSA log key)
     const cases: [string, (j: Json) => void, RegExp][] = [
       ['no timestamp', (j) => (j.verificationMaterial.timestampVerificationData.rfc3161Timestamps = []), /without an RFC 3161 timestamp has no attested time/],
       ['no timestampVerificationData', (j) => delete j.verificationMaterial.timestampVerificationData, /without an RFC 3161 timestamp has no attested time/],
-      ['the timestamp twice', (j) => stampsOf(j).push(stampsOf(j)[0]), /want one RFC 3161 timestamp, got 2/],
+      ['the timestamp twice', (j) => stampsOf(j).push(stampsOf(j)[0]!), /want one RFC 3161 timestamp, got 2/],
       ['a forged time', (j) => (stampsOf(j)[0]!.signedTimestamp = forgeGenTime(Buffer.from(stampsOf(j)[0]!.signedTimestamp, 'base64')).toString('base64')), /timestamp could not be verified/],
       ['a timestamp from an untrusted TSA', (j) => (stampsOf(j)[0]!.signedTimestamp = strangerStamp), /not the configured one/],
     ];

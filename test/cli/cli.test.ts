@@ -138,7 +138,7 @@ describe('tlog', () => {
     const p = path.join(dir, 'tiles/default/tile/entries/000');
     const orig = readFileSync(p);
     const bad = Buffer.from(orig);
-    bad[10] ^= 1;
+    bad[10]! ^= 1;
     writeFileSync(p, bad);
     const v = tlog(['verify']);
     writeFileSync(p, orig);

@@ -33,7 +33,7 @@ function flipByte(file: string, offset: number): void {
   const fd = openSync(file, 'r+');
   const b = Buffer.alloc(1);
   readSync(fd, b, 0, 1, offset);
-  b[0] ^= 0xff;
+  b[0]! ^= 0xff;
   writeSync(fd, b, 0, 1, offset);
   closeSync(fd);
 }

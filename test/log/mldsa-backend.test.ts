@@ -195,7 +195,7 @@ describe.runIf(available.includes('node:crypto'))('node:crypto (OpenSSL) and the
       expect(ml_dsa44.verify(b.sign(k, MESSAGES[2]!), MESSAGES[2]!, bytes(v.pk))).toBe(true);
       // OpenSSL recomputes tr (bytes 64..127) from the key: one flipped bit is an invalid key.
       const bad = bytes(v.sk);
-      bad[64] ^= 1;
+      bad[64]! ^= 1;
       expect(() => expandedPkcs8(bad)).toThrow(/invalid key/);
     }
   });

@@ -41,7 +41,7 @@ describe('record framing', () => {
     expect(scanSegment(all.subarray(0, recs[0]!.length + recs[1]!.length + 50), 0)).toHaveLength(2);
     // One flipped payload byte in the second record: the scan keeps only the first.
     const damaged = Buffer.from(all);
-    damaged[recs[0]!.length + 20] ^= 1;
+    damaged[recs[0]!.length + 20]! ^= 1;
     expect(scanSegment(damaged, 0)).toHaveLength(1);
     // A length that runs past the end.
     const long = Buffer.from(all);
