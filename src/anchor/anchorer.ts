@@ -178,6 +178,11 @@ export class Anchorer {
     return this.opts.config;
   }
 
+  /** Jobs waiting in the outbox (for Rekor or the TSA), as of the last time this process wrote or read it; no disk read. */
+  get pendingJobs(): number {
+    return this.outbox.pendingCount;
+  }
+
   /** Starts the timer: non-blocking, unref'd; each tick retries due jobs and anchors when the interval passed. */
   start(): void {
     if (this.timer || this.stopped || !this.opts.config.enabled) return;

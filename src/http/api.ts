@@ -173,13 +173,16 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics, bodies: BodyBudg
       auth.checkBody(body);
       const release = admit(t, auth.credential, 1);
       let pending: Promise<AppendResult>;
+      let queuedAt: number;
       try {
         await auth.claim();
+        queuedAt = performance.now();
         pending = t.log.append(body);
       } finally {
         release();
       }
       const r = await pending;
+      metrics.observeAppend((performance.now() - queuedAt) / 1000);
       countResults(t, [r]);
       if (c.req.routePath.endsWith('/add')) return c.text(String(r.index));
       return c.body(appendAnswer(r), 200, JSON_TYPE);
@@ -195,13 +198,16 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics, bodies: BodyBudg
       if (entries.length === 0) throw new TlogError(ErrorCode.badInput, 'append-batch needs at least one entry');
       const release = admit(t, auth.credential, entries.length);
       let pending: Promise<AppendResult>[];
+      let queuedAt: number;
       try {
         await auth.claim();
+        queuedAt = performance.now();
         pending = t.log.appendMany(entries);
       } finally {
         release();
       }
       const rs = await Promise.all(pending);
+      metrics.observeAppend((performance.now() - queuedAt) / 1000);
       countResults(t, rs);
       // One checkpoint for the whole answer: the newest, and proofs against it when asked.
       const cp = t.log.checkpoint;

@@ -52,6 +52,7 @@ function corsOpen(): MiddlewareHandler {
 export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono {
   const logger = opts.logger ?? createLogger();
   const metrics = opts.metrics ?? new Metrics();
+  metrics.watch({ tenants: () => tenants.all(), opening: () => tenants.openingNames().length });
   const app = new Hono();
 
   /**
