@@ -124,7 +124,7 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
       if (cannotWrite) degraded++;
       if (!admin && !mayRead(c, t)) continue;
       const health = { treeSize: t.log.treeSize, pending: t.log.pendingCount, lastIntegrationAgeSeconds: (now - t.log.lastIntegrationAt) / 1000, writable: !cannotWrite };
-      per[t.name] = cannotWrite ? { ...health, cannotWrite } : health;
+      per[t.name] = { ...health, ...(cannotWrite ? { cannotWrite } : {}), ...(t.retired ? { retired: true } : {}) };
     }
     c.header('Cache-Control', 'no-store');
     const status = degraded ? 'degraded' : opening ? 'starting' : 'ok';

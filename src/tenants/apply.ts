@@ -150,6 +150,10 @@ export class ConfiguredTenants {
         if (!same(was.credentials, tc.credentials)) changed.push('credentials');
         if (!same(was.limits, tc.limits)) changed.push('limits');
       }
+      if (was.retired !== tc.retired) {
+        t.retired = tc.retired;
+        changed.push(tc.retired ? 'retired' : 'no longer retired');
+      }
       if (was.allowDuplicates !== tc.allowDuplicates) {
         t.log.setAllowDuplicates(tc.allowDuplicates);
         changed.push('allowDuplicates');
@@ -217,7 +221,7 @@ export class ConfiguredTenants {
     });
     let t: Tenant;
     try {
-      t = await this.registry.add(log, authFromConfig(tc), tc.limits);
+      t = await this.registry.add(log, authFromConfig(tc), tc.limits, tc.retired);
     } catch (e) {
       await log.close();
       throw e;

@@ -134,10 +134,11 @@ export class TenantRegistry {
     return [...this.tenants.values()];
   }
 
-  async add(log: Log, auth: TenantAuth, limits: TenantLimits = DEFAULT_LIMITS): Promise<Tenant> {
+  async add(log: Log, auth: TenantAuth, limits: TenantLimits = DEFAULT_LIMITS, retired = false): Promise<Tenant> {
     const name = log.paths.tenant;
     if (this.tenants.has(name)) throw new TlogError(ErrorCode.conflict, `tenant ${name} is already served`);
     const t = new Tenant(name, log, auth, limits, await CounterStore.open(log.paths.stateDir));
+    t.retired = retired;
     this.tenants.set(name, t);
     this.opening.delete(name);
     return t;
