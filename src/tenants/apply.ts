@@ -1,7 +1,7 @@
 /**
  * Applying a service configuration to the running tenants, at start and on every reload
  * (SIGHUP, POST /admin/reload). Everything a tenant has that can change without a restart does:
- * credentials, limits, duplicates, witnesses (policy, fail mode, cadence) and anchoring. A
+ * credentials, limits, duplicates, retirement, witnesses (policy, fail mode, cadence) and anchoring. A
  * tenant added to the file is opened (its log created on first start), a tenant gone from it is
  * closed. What cannot change while serving (the listen address, the data roots, the admin
  * token) is reported as needing a restart; a log's origin cannot change at all.
