@@ -19,7 +19,7 @@ import { parseNote } from '../../src/note/note.js';
 import { keyPair } from '../../src/note/signers.js';
 import { OPEN_AUTH, TenantRegistry } from '../../src/tenants/registry.js';
 import { Cosigner, withSignatures } from '../../src/witness-client/cosigner.js';
-import { parsePolicy } from '../../src/witness-client/policy.js';
+import { parsePolicy } from '../../src/note/witness-policy.js';
 import { FakeRekorV1 } from '../anchor/fake-rekor-v1.js';
 import { bundleBody, get, makeEnv, post, type AppEnv } from './helpers.js';
 
