@@ -54,8 +54,8 @@ type EngineStats = Record<'entries' | 'integration' | 'write' | 'commit', { sum:
 async function engineStats(url: string): Promise<EngineStats> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const read = (name: string) => ({
-    sum: Number(new RegExp(`^${name}_sum\\{tenant="default"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0),
-    count: Number(new RegExp(`^${name}_count\\{tenant="default"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0),
+    sum: Number(new RegExp(`^${name}_sum (\\S+)$`, 'm').exec(text)?.[1] ?? 0),
+    count: Number(new RegExp(`^${name}_count (\\S+)$`, 'm').exec(text)?.[1] ?? 0),
   });
   return { entries: read('tlog_batch_entries'), integration: read('tlog_integration_seconds'), write: read('tlog_batch_write_seconds'), commit: read('tlog_commit_seconds') };
 }

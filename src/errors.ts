@@ -37,6 +37,8 @@ export const ErrorCode = {
    * returns, then go on by themselves (HTTP 503 with Retry-After). See isDiskFull().
    */
   diskFull: 'disk_full',
+  /** The tenant is retired: it takes no more appends; everything it holds is still served (HTTP 410). */
+  retired: 'tenant_retired',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -94,4 +96,40 @@ export function errorChain(e: unknown): string {
     cur = cur instanceof Error ? cur.cause : undefined;
   }
   return parts.join(': ');
+}
+
+/** What the errno codes a person meets most often mean, in words. */
+const ERRNO_WORDS: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file or directory',
+  EEXIST: 'already exists',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'a part of the path is not a directory',
+  ENOTEMPTY: 'directory not empty',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'read-only file system',
+  ELOOP: 'too many symbolic links',
+  ENAMETOOLONG: 'name too long',
+};
+
+/**
+ * A Node file-system error in words (`no such file or directory`), for one readable line instead
+ * of `ENOENT: no such file or directory, open '...'`; the code itself when it is a rarer one.
+ */
+export function errnoWords(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if (typeof code === 'string') return ERRNO_WORDS[code] ?? code;
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * For a Node file-system error (it has a code, a syscall and a path): `<path>: <what happened>`.
+ * Null for anything else.
+ */
+export function describeFsError(e: unknown): string | null {
+  const err = e as NodeJS.ErrnoException;
+  if (!(err instanceof Error) || typeof err.code !== 'string' || typeof err.syscall !== 'string' || typeof err.path !== 'string') return null;
+  return `${err.path}: ${errnoWords(err)}`;
 }

@@ -27,7 +27,7 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { bundleToJSON } from '@sigstore/bundle';
 import { HashAlgorithm } from '@sigstore/protobuf-specs';
-import { MessageSignatureBundleBuilder, type Signature, type SignatureBundle, type Signer, type VerificationMaterial, type Witness } from '@sigstore/sign';
+import type { Signature, SignatureBundle, Signer, VerificationMaterial, Witness } from '@sigstore/sign';
 import { lockFileExclusive, LOCK_HELD, NativeError, type FileLock } from '../../native/index.js';
 import { TlogError, ErrorCode, isTlogError } from '../errors.js';
 import type { Logger } from '../log/log.js';
@@ -49,6 +49,7 @@ import {
 import { RekorError, rekorV1Witness, rekorV2Witness } from './rekor.js';
 import { parseBundle, rekorTrust, verifyAnchorBundle, verifyAnchorTimestamp, type ReceiptSummary, type RekorTrust } from './trust.js';
 import { plausibleTime, requestTimestamp, tsaTrust, type TsaTrust } from './tsa.js';
+import { sigstoreSign } from './sigstore-sign.js';
 
 /** How far the TSA's clock may be from ours before its time is not believed. */
 export const TSA_CLOCK_SKEW_MS = 5 * 60_000;
@@ -176,6 +177,11 @@ export class Anchorer {
 
   get config(): AnchorConfig {
     return this.opts.config;
+  }
+
+  /** Jobs waiting in the outbox (for Rekor or the TSA), as of the last time this process wrote or read it; no disk read. */
+  get pendingJobs(): number {
+    return this.outbox.pendingCount;
   }
 
   /** Starts the timer: non-blocking, unref'd; each tick retries due jobs and anchors when the interval passed. */
@@ -323,6 +329,7 @@ export class Anchorer {
         attempt = { ...attempt, timestamp: Buffer.from(stamp).toString('base64') };
         await this.outbox.put(attempt);
       }
+      const { MessageSignatureBundleBuilder } = await sigstoreSign();
       const builder = new MessageSignatureBundleBuilder({
         signer: new RecordedSigner(this.key, signature),
         witnesses: stamp ? [this.witness, recordedTimestamp(stamp)] : [this.witness],

@@ -69,6 +69,8 @@ export function receiptBase(treeSize: number): string {
 
 export class Outbox {
   readonly dir: string;
+  /** Tree sizes of the jobs pending as this object last wrote or listed them (for metrics: no disk read). */
+  private readonly pending = new Set<number>();
   constructor(stateDir: string) {
     this.dir = path.join(stateDir, OUTBOX_DIR);
   }
@@ -85,6 +87,17 @@ export class Outbox {
   /** Durable on return. */
   async put(job: AnchorJob): Promise<void> {
     await writeFileDurably(this.file(job.treeSize), JSON.stringify(job, null, 2) + '\n', 0o600);
+    this.note(job);
+  }
+
+  /** Jobs pending, as of the last put() or all() of this object. */
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  private note(job: AnchorJob): void {
+    if (job.state === 'pending') this.pending.add(job.treeSize);
+    else this.pending.delete(job.treeSize);
   }
 
   async get(treeSize: number): Promise<AnchorJob | null> {
@@ -113,6 +126,8 @@ export class Outbox {
       const p = path.join(this.dir, n);
       jobs.push(parseJob(await fsp.readFile(p, 'utf8'), p));
     }
+    this.pending.clear();
+    for (const j of jobs) this.note(j);
     return jobs;
   }
 }

@@ -13,7 +13,7 @@
  * Errors come out as RekorError: `retryable` for network failures, timeouts, 408, 429 and 5xx
  * (the timestamp authority's too: see tsa.ts).
  */
-import { RekorWitness, type SignatureBundle, type VerificationMaterial, type Witness } from '@sigstore/sign';
+import type { RekorWitness, SignatureBundle, VerificationMaterial, Witness } from '@sigstore/sign';
 import type { TransparencyLogEntry } from '@sigstore/bundle';
 import { PublicKeyDetails, TransparencyLogEntry as TLE } from '@sigstore/protobuf-specs';
 import { CreateEntryRequest } from '@sigstore/protobuf-specs/rekor/v2';
@@ -27,14 +27,16 @@ import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, tileWidthInTree } from '../t
 import { ExpandedTile, MissingTileError, nodeReaderOver } from '../tiles/tree.js';
 import { parseRetryAfter, type AnchorConfig } from './config.js';
 import { classifySigstoreError, isRetryableStatus, RekorError, withDeadline } from './remote.js';
+import { sigstoreSign } from './sigstore-sign.js';
 
 export { RekorError } from './remote.js';
 
 export function rekorV1Witness(cfg: AnchorConfig): Witness {
   const url = cfg.rekor.url;
-  const inner = new RekorWitness({ rekorBaseURL: url, fetchOnConflict: true, retry: 0, timeout: cfg.timeoutMs });
+  let inner: RekorWitness | null = null;
   return {
     async testify(content: SignatureBundle, publicKey: string): Promise<VerificationMaterial> {
+      inner ??= new (await sigstoreSign()).RekorWitness({ rekorBaseURL: url, fetchOnConflict: true, retry: 0, timeout: cfg.timeoutMs });
       try {
         // The POST and, on 409, the GET each have timeoutMs; bound the pair.
         return await withDeadline(inner.testify(content, publicKey), 2 * cfg.timeoutMs + 1000, `rekor ${url}`);

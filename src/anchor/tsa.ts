@@ -13,9 +13,10 @@
  */
 import { createHash, X509Certificate as NodeX509 } from 'node:crypto';
 import { ASN1Obj, RFC3161Timestamp, X509Certificate } from '@sigstore/core';
-import { TSAWitness, type SignatureBundle } from '@sigstore/sign';
+import type { SignatureBundle } from '@sigstore/sign';
 import { TlogError, ErrorCode } from '../errors.js';
 import { classifySigstoreError, RekorError, withDeadline } from './remote.js';
+import { sigstoreSign } from './sigstore-sign.js';
 
 /** id-kp-timeStamping (RFC 5280 4.2.1.12). */
 export const OID_KP_TIMESTAMPING = '1.3.6.1.5.5.7.3.8';
@@ -153,6 +154,7 @@ export function plausibleTime(time: Date, signedAt: number, now: number, skewMs:
  * Errors are RekorErrors naming the TSA: retryable for network failures, timeouts, 408, 429, 5xx.
  */
 export async function requestTimestamp(url: string, content: SignatureBundle, timeoutMs: number): Promise<Uint8Array> {
+  const { TSAWitness } = await sigstoreSign();
   const witness = new TSAWitness({ tsaBaseURL: url, retry: 0, timeout: timeoutMs });
   let ts: Uint8Array | undefined;
   try {

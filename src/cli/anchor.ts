@@ -17,11 +17,12 @@ import { Outbox, ANCHOR_PUBLIC_KEY_FILE, ANCHORS_DIR } from '../anchor/outbox.js
 import { verifyReceipt } from '../anchor/receipt.js';
 import { TlogError, ErrorCode } from '../errors.js';
 import { Log } from '../log/log.js';
-import { DEFAULT_TENANT, logPaths, type DataRoots } from '../log/paths.js';
+import { DEFAULT_TENANT, type DataRoots } from '../log/paths.js';
 import { parseVerifierKey } from '../note/keys.js';
 import type { NoteVerifier } from '../note/note.js';
 import { verifierFor } from '../note/signers.js';
 import { readIfExists } from '../storage/durable.js';
+import { stateLog } from './local.js';
 
 const tenantOption = () => new Option('--tenant <name>', 'tenant (log) name').default(process.env.TLOG_TENANT ?? DEFAULT_TENANT);
 const rekorKeyOption = () => new Option('--rekor-key <file>', 'the Rekor log public key, PEM (env TLOG_REKOR_KEY)').default(process.env.TLOG_REKOR_KEY);
@@ -77,7 +78,7 @@ export function registerAnchorCommands(program: Command, getRoots: () => DataRoo
         ...(o.tsaUrl || o.tsaChain ? { tsa: { url: o.tsaUrl ?? '', certChain: o.tsaChain ? await readFileNamed(o.tsaChain, 'anchor now: --tsa-chain') : '' } } : {}),
         timeoutMs: Number(o.timeout),
       });
-      const paths = logPaths(getRoots(), o.tenant);
+      const paths = await stateLog(getRoots(), o.tenant);
       // Opening the log checks its state and gives the newest checkpoint and our verifiers.
       const log = await Log.open(paths);
       await log.close();
@@ -104,7 +105,7 @@ export function registerAnchorCommands(program: Command, getRoots: () => DataRoo
     .addOption(tenantOption())
     .option('--json', 'print as JSON lines')
     .action(async (o: { tenant: string; json?: boolean }) => {
-      const paths = logPaths(getRoots(), o.tenant);
+      const paths = await stateLog(getRoots(), o.tenant);
       const jobs = await new Outbox(paths.stateDir).all();
       for (const j of jobs) {
         const receipt = j.receipt ? path.join(paths.historyDir, j.receipt) : null;

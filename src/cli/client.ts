@@ -9,15 +9,16 @@ import { Command, Option } from 'commander';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { parseCanonicalDecimal } from '../decimal.js';
-import { errorChain, TlogError, ErrorCode } from '../errors.js';
+import { errnoWords, errorChain, TlogError, ErrorCode } from '../errors.js';
 import { Monitor, type MonitorAdvance, type MonitorRetry } from '../client/monitor.js';
 import { createTlogProof, verifyTlogProof, type ProvenLeaf } from '../client/proof-file.js';
 import { dirSource, urlSource, type TlogSource } from '../client/source.js';
 import { TileFetcher } from '../client/tiles.js';
 import { InconsistentCheckpointsError, fetchCheckpoint, proveInclusion, type CheckpointTrust } from '../client/verify.js';
-import { DEFAULT_TENANT, logPaths, type DataRoots } from '../log/paths.js';
+import { DEFAULT_TENANT, type DataRoots } from '../log/paths.js';
 import { decodeBase64Strict, encodeBase64 } from '../note/note.js';
 import { parsePolicy } from '../note/witness-policy.js';
+import { publicLog } from './local.js';
 
 const tenantOption = () => new Option('--tenant <name>', 'read the local log of this tenant (default: TLOG_TENANT or "default")');
 
@@ -36,7 +37,7 @@ async function readText(p: string, what: string): Promise<string> {
   try {
     return await fsp.readFile(p, 'utf8');
   } catch (e) {
-    throw new TlogError(ErrorCode.notFound, `read ${what} ${p}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    throw new TlogError(ErrorCode.notFound, `cannot read ${what} ${p}: ${errnoWords(e)}`);
   }
 }
 
@@ -48,7 +49,7 @@ async function sourceAndTrust(o: SourceOpts, getRoots: () => DataRoots): Promise
     if (o.tenant !== undefined) throw new TlogError(ErrorCode.badInput, 'give --url or --tenant, not both');
     src = urlSource(o.url);
   } else {
-    const paths = logPaths(getRoots(), o.tenant ?? process.env.TLOG_TENANT ?? DEFAULT_TENANT);
+    const paths = await publicLog(getRoots(), o.tenant ?? process.env.TLOG_TENANT ?? DEFAULT_TENANT);
     src = dirSource(paths.tilesDir, { derivePartials: true });
     if (vkeys.length === 0) {
       vkeys = (await readText(path.join(paths.historyDir, 'vkeys'), 'verifier keys')).split('\n').map((l) => l.trim()).filter((l) => l !== '');
@@ -204,7 +205,7 @@ export function registerClientCommands(program: Command, getRoots: () => DataRoo
       }
       const trust = await trustOf(o);
       const data = await fsp.readFile(file).catch((e: NodeJS.ErrnoException) => {
-        throw new TlogError(ErrorCode.notFound, `read ${file}: ${e.code ?? e}`);
+        throw new TlogError(ErrorCode.notFound, `cannot read proof file ${file}: ${errnoWords(e)}`);
       });
       const r = verifyTlogProof(data, leaf, trust);
       const cp = r.checkpoint.checkpoint;

@@ -3,18 +3,19 @@
  * of a log (see src/client/export.ts for the format).
  */
 import { Command, Option } from 'commander';
-import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseCanonicalDecimal } from '../decimal.js';
-import { TlogError, ErrorCode } from '../errors.js';
+import { errnoWords, TlogError, ErrorCode } from '../errors.js';
 import { exportLedger, LEDGER_FORMAT, verifyLedger } from '../client/export.js';
 import { dirSource, urlSource, type TlogSource } from '../client/source.js';
 import { parseVerifierKey } from '../note/keys.js';
 import type { NoteVerifier } from '../note/note.js';
 import { verifierFor } from '../note/signers.js';
-import { DEFAULT_TENANT, logPaths, type DataRoots } from '../log/paths.js';
+import { DEFAULT_TENANT, type DataRoots } from '../log/paths.js';
 import { formatIndexPath } from '../tiles/layout.js';
+import { publicLog } from './local.js';
 
 const tenantOption = () => new Option('--tenant <name>', 'tenant (log) name').default(process.env.TLOG_TENANT ?? DEFAULT_TENANT);
 
@@ -23,7 +24,7 @@ async function readIfExists(p: string): Promise<string | null> {
     return await fsp.readFile(p, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new TlogError(ErrorCode.io, `read ${p}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    throw new TlogError(ErrorCode.io, `cannot read ${p}: ${errnoWords(e)}`);
   }
 }
 
@@ -92,6 +93,32 @@ interface VerifyOpts {
   json?: boolean;
 }
 
+/**
+ * Creates `file` for writing, refusing one that exists: an export never overwrites a file (a
+ * ledger is evidence). One readable line for the usual mistakes.
+ */
+async function createNew(file: string, what: string): Promise<fsp.FileHandle> {
+  try {
+    return await fsp.open(file, 'wx', 0o644);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw new TlogError(ErrorCode.conflict, `${what} ${file} already exists: export never overwrites a file (remove it, or choose another name)`);
+    throw new TlogError(ErrorCode.io, `cannot create ${what} ${file}: ${errnoWords(e)}`);
+  }
+}
+
+/**
+ * The --tenant the user gave: `export` and `export verify` both have the option, and commander
+ * lets the parent take it wherever it appears on the line (after `verify` too), so the value is
+ * the one either level got from the command line, else the default.
+ */
+function tenantOf(cmd: Command): string {
+  for (let c: Command | null = cmd; c; c = c.parent) {
+    if (c.getOptionValueSource('tenant') === 'cli') return c.getOptionValue('tenant') as string;
+  }
+  return cmd.getOptionValue('tenant') as string;
+}
+
 /** The tree size line 1 of a ledger claims, or null. */
 async function firstTreeSize(file: string): Promise<number | null> {
   const rl = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
@@ -129,28 +156,40 @@ export function registerExportCommand(program: Command, roots: () => DataRoots):
         if (o.size !== undefined) throw new TlogError(ErrorCode.badInput, '--size reads the local checkpoint history: not with --url');
         src = urlSource(o.url);
       } else {
-        const paths = logPaths(roots(), o.tenant);
+        const paths = await publicLog(roots(), o.tenant);
         // An older checkpoint's partials may have been collected: derived as `tlog serve` does.
         src = dirSource(paths.tilesDir, { derivePartials: true });
         if (vkeys.length === 0) vkeys = vkeyLines((await readIfExists(path.join(paths.historyDir, 'vkeys'))) ?? '');
         if (o.size !== undefined) checkpoint = await mustRead(historyFile(paths.historyDir, parseSize(o.size)), `no checkpoint of size ${o.size}:`);
       }
-      if (vkeys.length === 0) process.stderr.write('tlog: warning: no verifier keys: the checkpoint is exported unverified\n');
-      const stream = o.out ? createWriteStream(o.out, { flags: 'wx' }) : process.stdout;
-      const opened = o.out ? new Promise<void>((resolve, reject) => (stream as ReturnType<typeof createWriteStream>).once('open', () => resolve()).once('error', reject)) : Promise.resolve();
+      if (o.out !== undefined && o.out === o.checkpointOut) throw new TlogError(ErrorCode.badInput, '--out and --checkpoint-out name the same file');
+      // Both files are created before anything is written (neither may exist), and removed
+      // again if the export fails: a failed export leaves nothing behind.
+      const created: string[] = [];
+      const outFile = o.out !== undefined ? await createNew(o.out, 'ledger file') : null;
+      if (outFile) created.push(o.out!);
+      let result;
       try {
-        await opened;
+        const cpFile = o.checkpointOut !== undefined ? await createNew(o.checkpointOut, 'checkpoint file') : null;
+        if (cpFile) created.push(o.checkpointOut!);
+        if (vkeys.length === 0) process.stderr.write('tlog: warning: no verifier keys: the checkpoint is exported unverified\n');
+        const stream = outFile ? outFile.createWriteStream() : process.stdout;
+        const w = lineWriter(stream);
+        result = await exportLedger(src, { checkpoint, verifiers: verifiersOf(vkeys), write: (l) => w.write(l) });
+        await w.flush();
+        if (outFile) {
+          const f = stream as ReturnType<typeof outFile.createWriteStream>;
+          await new Promise<void>((resolve, reject) => f.end((err?: Error | null) => (err ? reject(err) : resolve())));
+        }
+        if (cpFile) {
+          await cpFile.writeFile(result.checkpoint);
+          await cpFile.close();
+        }
       } catch (e) {
-        throw new TlogError(ErrorCode.io, `create ${o.out}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+        await outFile?.close().catch(() => {});
+        for (const f of created) await fsp.unlink(f).catch(() => {});
+        throw e;
       }
-      const w = lineWriter(stream);
-      const result = await exportLedger(src, { checkpoint, verifiers: verifiersOf(vkeys), write: (l) => w.write(l) });
-      await w.flush();
-      if (o.out) {
-        const f = stream as ReturnType<typeof createWriteStream>;
-        await new Promise<void>((resolve, reject) => f.end((err?: Error | null) => (err ? reject(err) : resolve())));
-      }
-      if (o.checkpointOut) await fsp.writeFile(o.checkpointOut, result.checkpoint, { flag: 'wx' });
       process.stderr.write(
         `exported ${result.entries} entries of ${result.origin} at tree size ${result.treeSize} (root ${result.rootHash})\n` +
           `  head entry_hash ${result.head ?? '(empty ledger)'}\n`,
@@ -167,13 +206,14 @@ export function registerExportCommand(program: Command, roots: () => DataRoots):
     .option('--local', "use the local tenant's checkpoint history and vkeys for the checkpoint")
     .addOption(tenantOption())
     .option('--json', 'print the report as JSON')
-    .action(async (file: string, o: VerifyOpts) => {
+    .action(async (file: string, o: VerifyOpts, cmd: Command) => {
+      const tenant = tenantOf(cmd);
       let checkpoint: string | undefined;
       let vkeys = [...(o.vkey ?? [])];
       if (o.vkeys) vkeys.push(...vkeyLines(await mustRead(o.vkeys, 'vkeys file')));
       if (o.checkpoint) checkpoint = await mustRead(o.checkpoint, 'checkpoint file');
       if (o.local) {
-        const paths = logPaths(roots(), o.tenant);
+        const paths = await publicLog(roots(), tenant);
         if (vkeys.length === 0) vkeys = vkeyLines(await mustRead(path.join(paths.historyDir, 'vkeys'), 'vkeys file'));
         if (!checkpoint) {
           const size = await firstTreeSize(file);

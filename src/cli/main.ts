@@ -4,10 +4,10 @@
  * exit and one readable line on stderr.
  */
 import { Command, Option } from 'commander';
-import { promises as fsp, realpathSync } from 'node:fs';
+import { promises as fsp, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { errorChain, ErrorCode, isTlogError, TlogError } from '../errors.js';
+import { describeFsError, errorChain, ErrorCode, isTlogError, TlogError } from '../errors.js';
 import { auditLog } from '../client/audit.js';
 import { dirSource, urlSource, type TlogSource } from '../client/source.js';
 import { encodeBase64 } from '../note/note.js';
@@ -25,6 +25,7 @@ import { registerExportCommand } from './export.js';
 import { registerClientCommands } from './client.js';
 import { witnessCommand } from '../../witness/main.js';
 import { registerAnchorCommands } from './anchor.js';
+import { publicLog, stateLog } from './local.js';
 import { createLog } from '../tenants/registry.js';
 
 interface GlobalOpts {
@@ -57,11 +58,26 @@ async function readStdinEntry(): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** The package's name and version, from the package.json above this module (in src/ or dist/src/). */
+function packageVersion(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++, dir = path.dirname(dir)) {
+    try {
+      const p = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (p.name === 'tlog-worm' && p.version) return `tlog-worm ${p.version}`;
+    } catch {
+      // not here: one directory up
+    }
+  }
+  return 'tlog-worm (version unknown: no package.json found)';
+}
+
 export function buildProgram(): Command {
   const program = new Command();
   program
     .name('tlog')
     .description('A write-once transparency log: C2SP tlog-tiles with Ed25519 + ML-DSA-44 checkpoints.')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .option('--tiles-dir <dir>', 'public tiles root, served as static files (env TLOG_TILES_DIR)', undefined)
     .option('--checkpoints-dir <dir>', 'checkpoint history root (env TLOG_CHECKPOINTS_DIR)', undefined)
     .option('--state-dir <dir>', 'private state root: keys, commit point, index (env TLOG_STATE_DIR)', undefined)
@@ -91,9 +107,10 @@ export function buildProgram(): Command {
     .option('--lines', 'read entries from stdin, one per line, appended in batches as they are read')
     .action(async (files: string[], o: { tenant: string; lines?: boolean }) => {
       if (o.lines && files.length > 0) throw new TlogError(ErrorCode.badInput, '--lines reads stdin: give no files');
+      await stateLog(roots(program), o.tenant);
       const entries = o.lines ? [] : files.length > 0 ? await Promise.all(files.map((f) => fsp.readFile(f))) : [await readStdinEntry()];
       // A damaged index is rebuilt on open: show its progress.
-      const log = await Log.open(logPaths(roots(program), o.tenant), { onRebuildProgress: progressBar('rebuild index') });
+      const log = await Log.open(await stateLog(roots(program), o.tenant), { onRebuildProgress: progressBar('rebuild index') });
       try {
         if (o.lines) {
           const progress = progressCounter('append');
@@ -129,7 +146,7 @@ export function buildProgram(): Command {
         if (vkeys.length === 0) throw new Error('--url needs at least one --vkey');
         src = urlSource(o.url);
       } else {
-        const paths = logPaths(roots(program), o.tenant);
+        const paths = await publicLog(roots(program), o.tenant);
         src = dirSource(paths.tilesDir);
         if (vkeys.length === 0) {
           const text = await fsp.readFile(path.join(paths.historyDir, 'vkeys'), 'utf8');
@@ -168,7 +185,7 @@ export function buildProgram(): Command {
     .addOption(tenantOption())
     .option('--json', 'print as JSON')
     .action(async (o: { tenant: string; json?: boolean }) => {
-      const paths = logPaths(roots(program), o.tenant);
+      const paths = await stateLog(roots(program), o.tenant);
       const log = await Log.open(paths, { readOnly: true });
       await log.close();
       const cp = log.checkpoint;
@@ -197,7 +214,7 @@ export function buildProgram(): Command {
     .description('rebuild the hot index of a log from its tiles (stop the writer first)')
     .addOption(tenantOption())
     .action(async (o: { tenant: string }) => {
-      const r = await Log.rebuildIndex(logPaths(roots(program), o.tenant), { onRebuildProgress: progressBar('rebuild') });
+      const r = await Log.rebuildIndex(await stateLog(roots(program), o.tenant), { onRebuildProgress: progressBar('rebuild') });
       process.stdout.write(`rebuilt ${r.path} for tree size ${r.treeSize}\n`);
     });
   index
@@ -206,7 +223,7 @@ export function buildProgram(): Command {
     .addOption(tenantOption())
     .option('--repair', 'rebuild the index when the check finds a problem (stop the writer first)')
     .action(async (o: { tenant: string; repair?: boolean }) => {
-      const paths = logPaths(roots(program), o.tenant);
+      const paths = await stateLog(roots(program), o.tenant);
       const log = await Log.open(paths, { readOnly: true });
       let problems: string[];
       try {
@@ -224,7 +241,7 @@ export function buildProgram(): Command {
       process.stdout.write(`rebuilt ${r.path} for tree size ${r.treeSize}\n`);
     });
 
-  registerTenantCommands(program);
+  registerTenantCommands(program, () => roots(program));
   registerExportCommand(program, () => roots(program));
   registerClientCommands(program, () => roots(program));
   program.addCommand(witnessCommand('witness'));
@@ -267,9 +284,10 @@ export async function main(argv: string[]): Promise<number> {
     await buildProgram().parseAsync(argv);
     return 0;
   } catch (e) {
-    // One line. Our errors say everything in their message; another's may keep the reason in
-    // its cause ("fetch failed" -> "connect ECONNREFUSED ..."), so that is printed too.
-    const msg = isTlogError(e) ? e.message : errorChain(e);
+    // One line. Our errors say everything in their message; a file-system error says which file
+    // and what happened in words; another's may keep the reason in its cause ("fetch failed" ->
+    // "connect ECONNREFUSED ..."), so that is printed too.
+    const msg = isTlogError(e) ? e.message : (describeFsError(e) ?? errorChain(e));
     process.stderr.write(`tlog: ${msg.replace(/\n/g, ' ')}\n`);
     return 1;
   }

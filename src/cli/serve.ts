@@ -5,6 +5,10 @@
  * POST /admin/reload re-reads the file and adds, reconfigures or removes tenants without a
  * restart (tenants/apply.ts; the answer says what changed and what needs a restart).
  * SIGTERM/SIGINT stop accepting, finish the batches in flight, and exit 0.
+ *
+ * Start-up: the port is bound first (a port in use fails before anything is created), then the
+ * tenants are opened in parallel; each answers 503 + Retry-After until its log is open, and
+ * serves from then on, whatever the others do. "listening on" is said once all are open.
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,8 +19,8 @@ import { BodyBudget } from '../http/body-budget.js';
 import { connectionLimits, createHttpServer } from '../http/connections.js';
 import { createLogger, engineLogger, Metrics } from '../http/observe.js';
 import { mldsaBackend } from '../log/mldsa-backend.js';
-import type { DataRoots } from '../log/paths.js';
-import { ConfiguredTenants } from '../tenants/apply.js';
+import { ConfiguredTenants, type ApplyHooks } from '../tenants/apply.js';
+import { DEFAULT_TENANT, type DataRoots } from '../log/paths.js';
 import { OPEN_AUTH, openOrInitDefault, TenantRegistry } from '../tenants/registry.js';
 
 export interface ServeOptions {
@@ -24,16 +28,14 @@ export interface ServeOptions {
   readonly listen?: string;
   readonly origin?: string;
   readonly config?: string;
-  /** Resolves when the server listens, with its port (tests use port 0). */
+  /** Called once every tenant is open, with the port (tests use port 0). */
   readonly onListening?: (port: number) => void;
-}
-
-/** The answer to every request while the logs are being opened. */
-function startingAnswer(): Response {
-  return new Response(JSON.stringify({ error: 'the service is starting', code: 'unavailable' }), {
-    status: 503,
-    headers: { 'Content-Type': 'application/json', 'Retry-After': '1' },
-  });
+  /** Called as soon as the port is bound, before the tenants are opened. */
+  readonly onBound?: (port: number) => void;
+  /** Test hooks of the tenants' opening (see tenants/apply.ts). */
+  readonly openHooks?: ApplyHooks;
+  /** Stops the service like SIGTERM (tests running it in-process). */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -86,7 +88,7 @@ export async function serve(o: ServeOptions): Promise<void> {
   let config: ServiceConfig | null = null;
   let listen = o.listen ?? '127.0.0.1:8080';
   const say = (s: string) => process.stderr.write(s + '\n');
-  const configured = new ConfiguredTenants(tenants, logOpts, engineLogger(logger));
+  const configured = new ConfiguredTenants(tenants, logOpts, engineLogger(logger), o.openHooks);
 
   // Everything that can be refused without touching the disk is checked first: the
   // configuration, the address, and the port itself (bound before any log is created or opened,
@@ -109,7 +111,6 @@ export async function serve(o: ServeOptions): Promise<void> {
     return r;
   };
   let stopping = false;
-  let ready = false;
   // The HTTP bounds are read at start; a reload does not change them.
   const http = config?.http ?? DEFAULT_HTTP_LIMITS;
   const app = createApp(tenants, {
@@ -120,12 +121,25 @@ export async function serve(o: ServeOptions): Promise<void> {
     bodies: new BodyBudget(http.maxBodyBytesInFlight),
     stopping: () => stopping,
   });
-  // Bound before the logs are opened (an index rebuild may take a while): until they are, every
-  // request is told to come back.
-  const server = await listenOn(host, port, createHttpServer((req, env) => (ready ? app.fetch(req, env) : startingAnswer()), connectionLimits(http)));
+  // Announced before the port is bound, so a request never finds a configured tenant unknown.
+  if (config) configured.announce(config);
+  else tenants.markOpening(DEFAULT_TENANT);
+  // Bound before the logs are opened (an index rebuild may take a while): until its log is open,
+  // a tenant's requests are told to come back (503 + Retry-After); /healthz and /metrics answer.
+  const server = await listenOn(host, port, createHttpServer(app.fetch, connectionLimits(http)));
+  const boundPort = (server.address() as AddressInfo).port;
+  o.onBound?.(boundPort);
+  // A reload asked for while the tenants open runs once they are (apply() runs one at a time).
+  const onHup = () => {
+    reload().catch((e) => logger.error({ err: (e as Error).message }, 'reload failed; keeping the running configuration'));
+  };
+  process.on('SIGHUP', onHup);
+  const count = config ? config.tenants.length : 1;
+  say(`port ${host}:${boundPort} bound; opening ${count} tenant${count === 1 ? '' : 's'} (each answers 503 with Retry-After until it is open)`);
   try {
     if (config) await configured.apply(config);
     else {
+      await o.openHooks?.opening?.(DEFAULT_TENANT);
       const { log, outcome } = await openOrInitDefault(o.roots, o.origin, `${host}:${port}/default`, logOpts);
       await tenants.add(log, OPEN_AUTH);
       const what =
@@ -139,21 +153,23 @@ export async function serve(o: ServeOptions): Promise<void> {
       say(`verifier keys:\n  ${log.verifierKeys().join('\n  ')}`);
     }
   } catch (e) {
+    process.off('SIGHUP', onHup);
+    stopping = true;
+    server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await tenants.closeAll();
     throw e;
   }
-  ready = true;
-  const boundPort = (server.address() as AddressInfo).port;
   const open = config ? 'every tenant requires credentials' : 'embedded default tenant: writes accepted without credentials on this loopback address';
   say(`listening on http://${host}:${boundPort} (${open}; ML-DSA-44 signer: ${signer})`);
   o.onListening?.(boundPort);
 
-  process.on('SIGHUP', () => {
-    reload().catch((e) => logger.error({ err: (e as Error).message }, 'reload failed; keeping the running configuration'));
-  });
   await new Promise<void>((resolve) => {
     const stop = () => {
+      if (stopping) return;
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      process.off('SIGHUP', onHup);
       say('stopping: no new connections; finishing the requests and batches in flight');
       stopping = true;
       // Stop accepting; requests in flight finish (their batches become durable) and close their
@@ -176,5 +192,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
+    if (o.signal?.aborted) stop();
+    else o.signal?.addEventListener('abort', stop, { once: true });
   });
 }

@@ -9,11 +9,11 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { TlogError, ErrorCode } from '../errors.js';
+import { errnoWords, TlogError, ErrorCode } from '../errors.js';
 import { checkKeyName } from '../note/note.js';
 
 const tenantName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'want 1-63 of a-z, 0-9, "-", "_", starting with a letter or digit');
-const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'want the lowercase hex SHA-256 of the token (tlog token hash)');
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'want the lowercase hex SHA-256 of the token (`tlog token hash` prints it; `tlog token new` makes a token)');
 const origin = z.string().superRefine((s, ctx) => {
   const p = checkKeyName(s);
   if (p) ctx.addIssue({ code: z.ZodIssueCode.custom, message: p });
@@ -95,6 +95,11 @@ const tenant = z
   .object({
     name: tenantName,
     origin,
+    /**
+     * Retired (`tlog tenant retire`): appends are refused (410 tenant_retired); reads, proofs,
+     * tiles, cosignatures and anchoring go on. The log is never deleted: it is write-once.
+     */
+    retired: z.boolean().default(false),
     allowDuplicates: z.boolean().default(false),
     witnesses: witnesses.optional(),
     anchoring: anchoring.optional(),
@@ -138,7 +143,8 @@ export const configSchema = z
     /** Hashed token for the admin routes (reload); none disables them. */
     adminToken: sha256Hex.optional(),
     http,
-    tenants: z.array(tenant).min(1),
+    /** May be empty: a service is set up first, its tenants added with `tlog tenant add`. */
+    tenants: z.array(tenant),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -178,7 +184,7 @@ export function loadConfig(file: string): ServiceConfig {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new TlogError(ErrorCode.badInput, `cannot read configuration ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    throw new TlogError(ErrorCode.badInput, `cannot read configuration ${file}: ${errnoWords(e)}`);
   }
   let raw: unknown;
   try {
@@ -194,7 +200,7 @@ export function loadConfig(file: string): ServiceConfig {
       try {
         t.anchoring.rekor.publicKey = readFileSync(p, 'utf8');
       } catch (e) {
-        throw new TlogError(ErrorCode.badInput, `${file}: tenants.${t.name}.anchoring.rekor.publicKeyFile: cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+        throw new TlogError(ErrorCode.badInput, `${file}: tenants.${t.name}.anchoring.rekor.publicKeyFile: cannot read ${p}: ${errnoWords(e)}`);
       }
     }
     if (t.anchoring?.tsa?.certChainFile) {
@@ -202,7 +208,7 @@ export function loadConfig(file: string): ServiceConfig {
       try {
         t.anchoring.tsa.certChain = readFileSync(p, 'utf8');
       } catch (e) {
-        throw new TlogError(ErrorCode.badInput, `${file}: tenants.${t.name}.anchoring.tsa.certChainFile: cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+        throw new TlogError(ErrorCode.badInput, `${file}: tenants.${t.name}.anchoring.tsa.certChainFile: cannot read ${p}: ${errnoWords(e)}`);
       }
     }
     if (t.witnesses?.policyFile) {
@@ -210,7 +216,7 @@ export function loadConfig(file: string): ServiceConfig {
       try {
         t.witnesses.policy = readFileSync(p, 'utf8');
       } catch (e) {
-        throw new TlogError(ErrorCode.badInput, `${file}: tenants.${t.name}.witnesses.policyFile: cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+        throw new TlogError(ErrorCode.badInput, `${file}: tenants.${t.name}.witnesses.policyFile: cannot read ${p}: ${errnoWords(e)}`);
       }
     }
   }

@@ -107,6 +107,14 @@ async function readStream(stream: ReadableStream<Uint8Array> | null, mayGrow: (t
 }
 
 /**
+ * A retired tenant takes no more appends (checked after the credentials, before the body): the
+ * log stays, read-only, with everything it ever published.
+ */
+function refuseIfRetired(t: Tenant): void {
+  if (t.retired) throw new TlogError(ErrorCode.retired, `tenant ${t.name} is retired: it takes no more entries; its log, proofs and tiles are still served`);
+}
+
+/**
  * Back-pressure and rate limits, checked before anything is queued. The entries' place is
  * reserved until they are queued (a signed request's counter is claimed in between), so
  * concurrent requests cannot all pass the check; the caller releases the reservation.
@@ -169,17 +177,21 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics, bodies: BodyBudg
   app.on('POST', ['/append', '/add'], async (c) => {
     const t = tenantOf(c);
     const auth = await authorizeWrite(c, t);
+    refuseIfRetired(t);
     return withBody(c, bodies, entryLimit(t), async (body) => {
       auth.checkBody(body);
       const release = admit(t, auth.credential, 1);
       let pending: Promise<AppendResult>;
+      let queuedAt: number;
       try {
         await auth.claim();
+        queuedAt = performance.now();
         pending = t.log.append(body);
       } finally {
         release();
       }
       const r = await pending;
+      metrics.observeAppend((performance.now() - queuedAt) / 1000);
       countResults(t, [r]);
       if (c.req.routePath.endsWith('/add')) return c.text(String(r.index));
       return c.body(appendAnswer(r), 200, JSON_TYPE);
@@ -189,19 +201,23 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics, bodies: BodyBudg
   app.post('/append-batch', async (c) => {
     const t = tenantOf(c);
     const auth = await authorizeWrite(c, t);
+    refuseIfRetired(t);
     return withBody(c, bodies, bodyLimit(t), async (body) => {
       auth.checkBody(body);
       const entries = parseBatchBody(c, body);
       if (entries.length === 0) throw new TlogError(ErrorCode.badInput, 'append-batch needs at least one entry');
       const release = admit(t, auth.credential, entries.length);
       let pending: Promise<AppendResult>[];
+      let queuedAt: number;
       try {
         await auth.claim();
+        queuedAt = performance.now();
         pending = t.log.appendMany(entries);
       } finally {
         release();
       }
       const rs = await Promise.all(pending);
+      metrics.observeAppend((performance.now() - queuedAt) / 1000);
       countResults(t, rs);
       // One checkpoint for the whole answer: the newest, and proofs against it when asked.
       const cp = t.log.checkpoint;

@@ -11,7 +11,7 @@ import { anchorRoutes } from '../anchor/index.js';
 import { apiRoutes } from './api.js';
 import { authorizeRead, hasAdminToken, mayRead } from './auth.js';
 import { BodyBudget } from './body-budget.js';
-import { errorResponse, jsonError } from './errors.js';
+import { errorResponse, jsonError, RetryAfter } from './errors.js';
 import { bodyPending, closeAfterAnswer, presetHeader } from './node-io.js';
 import { createLogger, Metrics, observe } from './observe.js';
 import { pageRoutes } from './page.js';
@@ -37,6 +37,11 @@ export interface AppOptions {
 
 const TENANT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
+/** A configured tenant whose log is still being opened: come back in a second (503 + Retry-After). */
+function stillOpening(name: string): TlogError {
+  return new TlogError(ErrorCode.unavailable, `tenant ${name} is opening (its log is being recovered and checked): try again shortly`, { cause: new RetryAfter(1) });
+}
+
 /**
  * Access-Control-Allow-Origin: * on every answer of the routes after it. Set before the handler
  * runs: a header added after the Response is built makes hono build it a second time, which
@@ -52,6 +57,7 @@ function corsOpen(): MiddlewareHandler {
 export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono {
   const logger = opts.logger ?? createLogger();
   const metrics = opts.metrics ?? new Metrics();
+  metrics.watch({ tenants: () => tenants.all(), opening: () => tenants.openingNames().length });
   const app = new Hono();
 
   /**
@@ -67,7 +73,10 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
     }
     const name = prefix ?? moduleID ?? '';
     const t = TENANT.test(name) ? tenants.get(name) : undefined;
-    if (!t) throw new TlogError(ErrorCode.notFound, `unknown tenant ${JSON.stringify(name.slice(0, 64))}`);
+    if (!t) {
+      if (tenants.isOpening(name)) throw stillOpening(name);
+      throw new TlogError(ErrorCode.notFound, `unknown tenant ${JSON.stringify(name.slice(0, 64))}`);
+    }
     c.set('tenant', t.name);
     return t;
   };
@@ -98,7 +107,8 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
   });
 
   // 200 "ok" when every tenant can take appends; 503 "degraded" when one cannot (its log stopped,
-  // or its disk is full), with the reason under that tenant. Reads still work either way.
+  // or its disk is full), with the reason under that tenant, and 503 "starting" while tenants are
+  // still being opened (openingCount; each serves as soon as it is open). Reads still work either way.
   // A private tenant (one with read tokens) shows nothing of itself to a caller who may not read
   // it: it counts in the aggregate (status, tenantCount, degradedCount) and is named only for its
   // read token or the admin token. Public tenants' figures are public anyway (their checkpoints are).
@@ -106,6 +116,7 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
     const now = Date.now();
     const admin = hasAdminToken(c, opts.adminTokenHash);
     const all = tenants.all();
+    const opening = tenants.openingNames().length;
     let degraded = 0;
     const per: Record<string, unknown> = {};
     for (const t of all) {
@@ -113,10 +124,12 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
       if (cannotWrite) degraded++;
       if (!admin && !mayRead(c, t)) continue;
       const health = { treeSize: t.log.treeSize, pending: t.log.pendingCount, lastIntegrationAgeSeconds: (now - t.log.lastIntegrationAt) / 1000, writable: !cannotWrite };
-      per[t.name] = cannotWrite ? { ...health, cannotWrite } : health;
+      per[t.name] = { ...health, ...(cannotWrite ? { cannotWrite } : {}), ...(t.retired ? { retired: true } : {}) };
     }
     c.header('Cache-Control', 'no-store');
-    return c.json({ status: degraded ? 'degraded' : 'ok', tenantCount: all.length, degradedCount: degraded, tenants: per }, degraded ? 503 : 200);
+    const status = degraded ? 'degraded' : opening ? 'starting' : 'ok';
+    if (opening) c.header('Retry-After', '1');
+    return c.json({ status, tenantCount: all.length, degradedCount: degraded, openingCount: opening, tenants: per }, status === 'ok' ? 200 : 503);
   });
 
   // Series of private tenants (and of tenants no longer served) only for the admin token: an
@@ -153,6 +166,7 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
     anchorRoutes((name, c) => {
       const t = tenants.get(name);
       if (t) authorizeRead(c, t);
+      else if (tenants.isOpening(name)) throw stillOpening(name);
       return t?.log;
     }),
   );

@@ -12,6 +12,7 @@ const STATUS: Record<string, ContentfulStatusCode> = {
   [ErrorCode.notFound]: 404,
   [ErrorCode.timeout]: 408,
   [ErrorCode.conflict]: 409,
+  [ErrorCode.retired]: 410,
   [ErrorCode.tooLarge]: 413,
   [ErrorCode.verification]: 422,
   [ErrorCode.rateLimited]: 429,

@@ -1,7 +1,11 @@
 /**
  * Observability: structured logs (pino; JSON, or readable lines on a terminal: log-lines.ts)
- * carrying a request id and the W3C traceparent's trace id, and Prometheus metrics (prom-client)
- * per tenant.
+ * carrying a request id and the W3C traceparent's trace id, and Prometheus metrics (prom-client).
+ *
+ * Cardinality is bounded: per tenant only what is worth alerting on (the gauges of
+ * tenant-gauges.ts, and its appends and duplicates counters); requests and the histograms
+ * (batch size, batch time, append latency) are service-wide, so a scrape grows by about a dozen
+ * series per tenant, not by the tenants times routes times statuses times buckets.
  */
 import type { MiddlewareHandler } from 'hono';
 import { randomBytes } from 'node:crypto';
@@ -11,6 +15,7 @@ import type { BatchStats, Logger } from '../log/log.js';
 import { mldsaBackend } from '../log/mldsa-backend.js';
 import { statusOf } from './errors.js';
 import { presetHeader } from './node-io.js';
+import { registerTenantGauges, type TenantSource } from './tenant-gauges.js';
 
 declare module 'hono' {
   interface ContextVariableMap {
@@ -62,13 +67,16 @@ const TENANT_LABEL = /^[a-zA-Z_:][a-zA-Z0-9_:]*\{(?:[^}]*,)?tenant="([^"]*)"/;
 
 export class Metrics {
   readonly registry = new Registry();
-  private readonly requestTally = new Tally<'tenant' | 'route' | 'status'>();
+  private readonly requestTally = new Tally<'route' | 'status'>();
   private readonly appendTally = new Tally<'tenant'>();
   private readonly duplicateTally = new Tally<'tenant'>();
-  readonly requests: Counter<'tenant' | 'route' | 'status'> = new Counter({
+  /** What the per-tenant gauges read (set by watch(); none before). */
+  private tenantSource: TenantSource | null = null;
+  /** HTTP requests by route pattern and status: service-wide (a tenant label would multiply every route and status by the tenants). */
+  readonly requests: Counter<'route' | 'status'> = new Counter({
     name: 'tlog_http_requests_total',
-    help: 'HTTP requests by tenant, route and status',
-    labelNames: ['tenant', 'route', 'status'],
+    help: 'HTTP requests by route and status',
+    labelNames: ['route', 'status'],
     registers: [this.registry],
     collect: () => this.requestTally.flushInto(this.requests),
   });
@@ -86,32 +94,36 @@ export class Metrics {
     registers: [this.registry],
     collect: () => this.duplicateTally.flushInto(this.duplicates),
   });
+  // The histograms are service-wide: per tenant they would be a dozen series each.
   readonly batchSize = new Histogram({
     name: 'tlog_batch_entries',
-    help: 'Entries per integrated batch',
-    labelNames: ['tenant'],
+    help: 'Entries per integrated batch, all tenants',
     buckets: [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536],
     registers: [this.registry],
   });
   readonly integration = new Histogram({
     name: 'tlog_integration_seconds',
-    help: 'Time from taking a batch to answering it',
-    labelNames: ['tenant'],
+    help: 'Batch time: from taking a batch to answering it, all tenants',
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
   readonly fsync = new Histogram({
     name: 'tlog_batch_write_seconds',
-    help: 'Time to put a batch\'s tiles and bundles in place and make its journal record durable',
-    labelNames: ['tenant'],
+    help: 'Time to put a batch\'s tiles and bundles in place and make its journal record durable, all tenants',
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [this.registry],
   });
   readonly commit = new Histogram({
     name: 'tlog_commit_seconds',
-    help: 'Time to make the commit point durable',
-    labelNames: ['tenant'],
+    help: 'Time to make the commit point durable, all tenants',
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
+    registers: [this.registry],
+  });
+  /** Append latency, observed once per request (an append-batch request is one sample). */
+  readonly appendLatency = new Histogram({
+    name: 'tlog_append_seconds',
+    help: 'Append latency: from queueing an append request\'s entries to their commit (signed checkpoint, proof), all tenants',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
     registers: [this.registry],
   });
 
@@ -126,11 +138,22 @@ export class Metrics {
   constructor(defaults = true) {
     if (defaults) collectDefaultMetrics({ register: this.registry });
     this.mldsaSigner.set({ backend: mldsaBackend() }, 1);
+    registerTenantGauges(this.registry, () => this.tenantSource);
   }
 
-  /** One answered request, for tlog_http_requests_total. (Tenant names have no space, statuses are digits: the key is unambiguous.) */
-  countRequest(tenant: string, route: string, status: number): void {
-    this.requestTally.add(`${tenant} ${route} ${status}`, () => ({ tenant, route, status: String(status) }));
+  /** Where the per-tenant gauges read the tenants at each scrape (createApp sets it). */
+  watch(source: TenantSource): void {
+    this.tenantSource = source;
+  }
+
+  /** One answered request, for tlog_http_requests_total. (Statuses are digits: the key is unambiguous.) */
+  countRequest(route: string, status: number): void {
+    this.requestTally.add(`${status} ${route}`, () => ({ route, status: String(status) }));
+  }
+
+  /** One append request's latency, from queueing its entries to their answer. */
+  observeAppend(seconds: number): void {
+    this.appendLatency.observe(seconds);
   }
 
   /** Entries appended (new) and answered as duplicates, for tlog_appends_total and tlog_duplicates_total. */
@@ -156,10 +179,10 @@ export class Metrics {
   }
 
   onBatch = (b: BatchStats): void => {
-    this.batchSize.observe({ tenant: b.tenant }, b.entries);
-    this.integration.observe({ tenant: b.tenant }, b.seconds);
-    this.fsync.observe({ tenant: b.tenant }, b.writeSeconds);
-    this.commit.observe({ tenant: b.tenant }, b.commitSeconds);
+    this.batchSize.observe(b.entries);
+    this.integration.observe(b.seconds);
+    this.fsync.observe(b.writeSeconds);
+    this.commit.observe(b.commitSeconds);
   };
 }
 
@@ -200,7 +223,7 @@ export function observe(logger: PinoLogger, metrics: Metrics): MiddlewareHandler
       throw e;
     } finally {
       const route = c.req.routePath || 'unmatched';
-      metrics.countRequest(c.get('tenant'), route, status);
+      metrics.countRequest(route, status);
       if (requestLines) log.info({ method: c.req.method, path: c.req.path.slice(0, 200), status, ms: +(performance.now() - t0).toFixed(2), tenant: c.get('tenant') }, 'request');
     }
   };

@@ -13,22 +13,9 @@
 import { Hono, type Context } from 'hono';
 import { latestReceipt } from '../anchor/index.js';
 import type { Tenant, TenantRegistry } from '../tenants/registry.js';
-import { parseNote } from '../note/note.js';
-import { cosignatureTimestamp } from '../note/signers.js';
 import { authorizeRead, mayRead } from './auth.js';
 import type { TenantOf } from './app.js';
 import { PAGE_HEADERS, renderIndex, renderTenantPage, type AnchorView, type TenantView } from './page-html.js';
-
-/** When the log signed its published checkpoint: the timestamp of its own ML-DSA-44 (0x06) signature. */
-function signedAt(t: Tenant): number | null {
-  const n = parseNote(t.log.published.note);
-  for (const v of t.log.verifiers) {
-    const s = n.signatures.find((x) => x.name === v.name && x.keyID === v.keyID);
-    const ts = s ? cosignatureTimestamp(v.type, s.signature) : null;
-    if (ts !== null) return ts;
-  }
-  return null;
-}
 
 async function anchorOf(c: Context, t: Tenant): Promise<AnchorView | null> {
   try {
@@ -54,7 +41,7 @@ async function viewOf(c: Context, t: Tenant): Promise<TenantView> {
     treeSize: published.treeSize,
     rootHash: Buffer.from(published.rootHash).toString('base64'),
     committedSize: t.log.checkpoint.treeSize,
-    signedAt: signedAt(t),
+    signedAt: t.publishedAt,
     witnesses: t.cosigner ? { mode: t.cosigner.mode, quorum: t.cosigner.policy.quorum, list: t.cosigner.witnessStatus() } : null,
     anchor: await anchorOf(c, t),
     private: t.auth.readTokens !== null,

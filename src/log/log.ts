@@ -339,6 +339,16 @@ export class Log {
     return this.pending.length + this.inFlightEntries;
   }
 
+  /** Bytes of write-ahead journal segments on disk (metrics; 0 for a read-only log). */
+  get journalBytes(): number {
+    return this.journal?.bytes ?? 0;
+  }
+
+  /** Free bytes on the tightest of the log's filesystems now (one statfs each), or null when it does not check space. */
+  get freeBytes(): number | null {
+    return this.space ? this.space.read().free : null;
+  }
+
   private verifyOwnNote(note: string, what: string): void {
     try {
       openNote(note, this.verifiers);

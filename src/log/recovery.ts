@@ -56,7 +56,19 @@ export async function discardBeyond(tilesDir: string, treeSize: number, span: nu
   if (!(Number.isSafeInteger(span) && span >= 1)) throw new RangeError(`bad recovery span ${span}`);
   const removed: string[] = [];
   const touched = new Set<string>();
-  const scanned = new Set<string>();
+  // Each directory that may hold such tiles is listed once, and only the names found there are
+  // touched: after a clean stop there are none, and trying every possible name (an unlink and a
+  // readdir per tile of the span, ~800 failing calls with the default settings) was most of the
+  // time a log took to open.
+  const listings = new Map<string, Promise<Set<string>>>();
+  const namesIn = (dir: string): Promise<Set<string>> => {
+    let names = listings.get(dir);
+    if (!names) {
+      names = listDir(dir).then((n) => new Set(n));
+      listings.set(dir, names);
+    }
+    return names;
+  };
   const end = treeSize + span;
   for (let level = ENTRIES_LEVEL; level <= MAX_LEVEL; level++) {
     const l = Math.max(level, 0);
@@ -70,20 +82,23 @@ export async function discardBeyond(tilesDir: string, treeSize: number, span: nu
     const last = Math.floor((upTo - 1) / TILE_WIDTH);
     for (let index = first; index <= last; index++) {
       const full = path.join(tilesDir, formatTilePath({ level, index, width: TILE_WIDTH }));
-      await removeFile(full, removed, touched);
+      const dir = path.dirname(full);
+      const name = path.basename(full);
+      const names = await namesIn(dir);
+      if (names.has(name)) await removeFile(full, removed, touched);
+      if (!names.has(`${name}.p`)) continue;
       const partialDir = `${full}.p`;
-      for (const name of await listDir(partialDir)) {
-        const w = Number(name);
-        const stale = TEMP_FILE.test(name) || !(Number.isInteger(w) && index * TILE_WIDTH + w <= count);
-        if (stale) await removeFile(path.join(partialDir, name), removed, touched);
+      for (const p of await listDir(partialDir)) {
+        const w = Number(p);
+        const stale = TEMP_FILE.test(p) || !(Number.isInteger(w) && index * TILE_WIDTH + w <= count);
+        if (stale) await removeFile(path.join(partialDir, p), removed, touched);
       }
-      scanned.add(path.dirname(full));
     }
   }
-  // The published checkpoint's own temp files live in the log's root directory.
-  scanned.add(tilesDir);
-  for (const dir of scanned) {
-    for (const name of await listDir(dir)) {
+  // Stale temp files beside those tiles, and the published checkpoint's own in the log's root directory.
+  await namesIn(tilesDir);
+  for (const [dir, listing] of listings) {
+    for (const name of await listing) {
       if (TEMP_FILE.test(name)) await removeFile(path.join(dir, name), removed, touched);
     }
   }

@@ -81,6 +81,8 @@ interface Segment {
   mark: number;
   /** Owner-supplied start mark of its first record, -1 before one (the log: the size it starts at). */
   first: number;
+  /** Its size on disk. */
+  readonly bytes: number;
 }
 
 export function frameRecord(payload: Uint8Array): Buffer {
@@ -155,6 +157,8 @@ export class Journal {
   private unfinished: Buffer | null = null;
   /** The size of the last segment made or planned (what the next one will roughly need). */
   private plannedBytes: number;
+  /** The size of the spare segment once it exists on disk (0 while there is none). */
+  private spareBytes = 0;
 
   private constructor(
     readonly dir: string,
@@ -179,6 +183,13 @@ export class Journal {
     return this.plannedBytes;
   }
 
+  /** Bytes of the segment files on disk: the current one, the spare, and older ones not yet released. */
+  get bytes(): number {
+    let n = (this.current?.size ?? 0) + this.spareBytes;
+    for (const s of this.older) n += s.bytes;
+    return n;
+  }
+
   /** Whether the last append failed for want of space and must be repeated before any other. */
   get mustRepeat(): boolean {
     return this.unfinished !== null;
@@ -192,7 +203,11 @@ export class Journal {
     await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
     const existing = await listSegments(dir);
     const j = new Journal(dir, (existing.at(-1) ?? -1) + 1, opts);
-    for (const seq of existing) j.older.push({ seq, path: path.join(dir, String(seq)), mark: Number.POSITIVE_INFINITY, first: -1 });
+    for (const seq of existing) {
+      const p = path.join(dir, String(seq));
+      const bytes = await fsp.stat(p).then((st) => st.size, () => 0);
+      j.older.push({ seq, path: p, mark: Number.POSITIVE_INFINITY, first: -1, bytes });
+    }
     return j;
   }
 
@@ -217,13 +232,19 @@ export class Journal {
       }
       throw ioError('create journal segment', p, e);
     }
-    return { seg: { seq, path: p, mark: -1, first: -1 }, fh, size: bytes };
+    return { seg: { seq, path: p, mark: -1, first: -1, bytes }, fh, size: bytes };
   }
 
   private prepareSpare(): void {
     if (this.spare || this.closed) return;
     this.plannedBytes = this.newSegmentBytes();
-    this.spare = this.createSegment(this.plannedBytes).catch(() => null);
+    this.spare = this.createSegment(this.plannedBytes).then(
+      (s) => {
+        this.spareBytes = s.size;
+        return s;
+      },
+      () => null,
+    );
   }
 
   /**
@@ -290,6 +311,7 @@ export class Journal {
   private async rotate(need: number): Promise<void> {
     let next = this.spare ? await this.spare : null;
     this.spare = null;
+    this.spareBytes = 0;
     if (next && next.size < need) {
       await next.fh.close().catch(() => {});
       await fsp.unlink(next.seg.path).catch(() => {});
@@ -367,6 +389,7 @@ export class Journal {
     this.current = null;
     const spare = this.spare ? await this.spare : null;
     this.spare = null;
+    this.spareBytes = 0;
     if (spare) {
       await spare.fh.close().catch(() => {});
       await fsp.unlink(spare.seg.path).catch(() => {});

@@ -1,17 +1,21 @@
 /**
  * Applying a service configuration to the running tenants, at start and on every reload
  * (SIGHUP, POST /admin/reload). Everything a tenant has that can change without a restart does:
- * credentials, limits, duplicates, witnesses (policy, fail mode, cadence) and anchoring. A
+ * credentials, limits, duplicates, retirement, witnesses (policy, fail mode, cadence) and anchoring. A
  * tenant added to the file is opened (its log created on first start), a tenant gone from it is
  * closed. What cannot change while serving (the listen address, the data roots, the admin
  * token) is reported as needing a restart; a log's origin cannot change at all.
  *
  * All or nothing as far as checking goes: the whole file is checked (policies parse, origins
  * match the logs on disk) before anything changes, so a bad file changes nothing.
+ *
+ * New tenants are opened in parallel (OPEN_CONCURRENCY at a time): each is announced to the
+ * registry first, so its requests get 503 + Retry-After while it opens (a crash recovery or an
+ * index rebuild may take a while), and it serves as soon as it is open, whatever the others do.
  */
 import path from 'node:path';
 import type { ServiceConfig, TenantConfig } from '../config/config.js';
-import { TlogError, ErrorCode } from '../errors.js';
+import { isTlogError, TlogError, ErrorCode } from '../errors.js';
 import { Anchorer, resolveAnchorConfig } from '../anchor/index.js';
 import { readLogConfig, type Log, type LogOptions, type Logger } from '../log/log.js';
 import { logPaths, type DataRoots } from '../log/paths.js';
@@ -27,6 +31,38 @@ export interface ApplyResult {
   readonly applied: string[];
   /** Settings the file changed that only a restart applies. */
   readonly restartNeeded: string[];
+}
+
+/**
+ * Logs opened at once. Opening is part CPU (verifying the checkpoint's signatures, deriving the
+ * keys), part I/O (reading the edge tiles, the recovery scan): a few at a time keep both busy,
+ * and let the first tenants serve early instead of all of them at the end.
+ */
+export const OPEN_CONCURRENCY = 8;
+
+/** Runs `fn` on every item, at most `limit` at a time; settles once all have. */
+async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<PromiseSettledResult<void>[]> {
+  const results: PromiseSettledResult<void>[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      try {
+        await fn(items[i]!);
+        results[i] = { status: 'fulfilled', value: undefined };
+      } catch (e) {
+        results[i] = { status: 'rejected', reason: e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/** Test hooks. */
+export interface ApplyHooks {
+  /** Called as a new tenant starts opening; its open waits for the promise (a test holds one tenant "opening"). */
+  readonly opening?: (tenant: string) => Promise<void>;
 }
 
 /** The service settings bound at start. */
@@ -51,7 +87,17 @@ export class ConfiguredTenants {
     /** Options every log is opened with (logger, metrics hooks). */
     private readonly logOpts: LogOptions & { readonly logger: Logger },
     private readonly logger: Logger,
+    private readonly hooks: ApplyHooks = {},
   ) {}
+
+  /**
+   * Announces the tenants of `cfg` not served yet as opening (their requests get 503 +
+   * Retry-After, not 404), before apply() gets to them: `tlog serve` calls it before it binds
+   * the port.
+   */
+  announce(cfg: ServiceConfig): void {
+    for (const tc of cfg.tenants) this.registry.markOpening(tc.name);
+  }
 
   apply(cfg: ServiceConfig): Promise<ApplyResult> {
     const run = this.queue.then(() => this.applyNow(cfg));
@@ -63,24 +109,50 @@ export class ConfiguredTenants {
     const started = this.started ?? cfg;
     // The data roots in force are those of the start.
     const roots = rootsOf(started);
-    const policies = await this.check(cfg, roots);
+    const fresh = cfg.tenants.filter((tc) => !this.registry.get(tc.name));
+    for (const tc of fresh) this.registry.markOpening(tc.name);
+    let policies: Map<string, WitnessPolicy>;
+    try {
+      policies = await this.check(cfg, roots);
+    } catch (e) {
+      for (const tc of fresh) this.registry.forgetOpening(tc.name);
+      throw e;
+    }
     const applied: string[] = [];
     const restartNeeded = RESTART_SETTINGS.filter((k) => !same(cfg[k], started[k])).map((k) => `${k} (restart to apply)`);
+
+    // New tenants, in parallel: each serves as soon as it is open.
+    const opened = await eachLimited(fresh, OPEN_CONCURRENCY, async (tc) => {
+      try {
+        await this.hooks.opening?.(tc.name);
+        await this.open(roots, tc, policies.get(tc.name) ?? null);
+      } finally {
+        this.registry.forgetOpening(tc.name);
+      }
+    });
+    const failed = opened.flatMap((r, i) => (r.status === 'rejected' ? [{ name: fresh[i]!.name, reason: r.reason as unknown }] : []));
+    for (const [i, r] of opened.entries()) if (r.status === 'fulfilled') applied.push(`+${fresh[i]!.name}`);
+    if (failed.length > 0) {
+      const first = failed[0]!;
+      const others = failed.length > 1 ? ` (and ${failed.length - 1} more: ${failed.slice(1).map((f) => f.name).join(', ')})` : '';
+      const msg = first.reason instanceof Error ? first.reason.message : String(first.reason);
+      throw new TlogError(isTlogError(first.reason) ? first.reason.code : ErrorCode.io, `tenant ${first.name} could not be opened: ${msg}${others}`, { cause: first.reason });
+    }
 
     for (const tc of cfg.tenants) {
       const t = this.registry.get(tc.name);
       const policy = policies.get(tc.name) ?? null;
-      if (!t) {
-        await this.open(roots, tc, policy);
-        applied.push(`+${tc.name}`);
-        continue;
-      }
+      if (!t || fresh.includes(tc)) continue;
       const was = this.applied.get(tc.name)!;
       const changed: string[] = [];
       if (!same(was.credentials, tc.credentials) || !same(was.limits, tc.limits)) {
         t.reconfigure(authFromConfig(tc), tc.limits);
         if (!same(was.credentials, tc.credentials)) changed.push('credentials');
         if (!same(was.limits, tc.limits)) changed.push('limits');
+      }
+      if (was.retired !== tc.retired) {
+        t.retired = tc.retired;
+        changed.push(tc.retired ? 'retired' : 'no longer retired');
       }
       if (was.allowDuplicates !== tc.allowDuplicates) {
         t.log.setAllowDuplicates(tc.allowDuplicates);
@@ -117,19 +189,25 @@ export class ConfiguredTenants {
   private async check(cfg: ServiceConfig, roots: DataRoots): Promise<Map<string, WitnessPolicy>> {
     const policies = new Map<string, WitnessPolicy>();
     for (const [i, tc] of cfg.tenants.entries()) {
-      const where = `tenants[${i}] (${tc.name})`;
-      if (tc.witnesses) {
-        try {
-          policies.set(tc.name, parsePolicy(tc.witnesses.policy!));
-        } catch (e) {
-          throw new TlogError(ErrorCode.badInput, `${where}.witnesses: ${(e as Error).message}`, { cause: e });
-        }
+      if (!tc.witnesses) continue;
+      try {
+        policies.set(tc.name, parsePolicy(tc.witnesses.policy!));
+      } catch (e) {
+        throw new TlogError(ErrorCode.badInput, `tenants[${i}] (${tc.name}).witnesses: ${(e as Error).message}`, { cause: e });
       }
-      const served = this.registry.get(tc.name);
-      const paths = logPaths(roots, tc.name);
-      const origin = served ? served.log.origin : (await readIfExists(path.join(paths.stateDir, 'log.json'))) ? (await readLogConfig(paths.stateDir)).origin : tc.origin;
-      if (origin !== tc.origin) {
-        throw new TlogError(ErrorCode.badInput, `${where}.origin: the log has origin ${origin}, the file says ${tc.origin}; a log's origin cannot change`);
+    }
+    // The logs' origins, read all at once (a small file each).
+    const origins = await Promise.all(
+      cfg.tenants.map(async (tc) => {
+        const served = this.registry.get(tc.name);
+        if (served) return served.log.origin;
+        const paths = logPaths(roots, tc.name);
+        return (await readIfExists(path.join(paths.stateDir, 'log.json'))) ? (await readLogConfig(paths.stateDir)).origin : tc.origin;
+      }),
+    );
+    for (const [i, tc] of cfg.tenants.entries()) {
+      if (origins[i] !== tc.origin) {
+        throw new TlogError(ErrorCode.badInput, `tenants[${i}] (${tc.name}).origin: the log has origin ${origins[i]}, the file says ${tc.origin}; a log's origin cannot change`);
       }
     }
     return policies;
@@ -143,7 +221,7 @@ export class ConfiguredTenants {
     });
     let t: Tenant;
     try {
-      t = await this.registry.add(log, authFromConfig(tc), tc.limits);
+      t = await this.registry.add(log, authFromConfig(tc), tc.limits, tc.retired);
     } catch (e) {
       await log.close();
       throw e;

@@ -10,6 +10,8 @@ import { Log, readLogConfig, type LogOptions } from '../log/log.js';
 import type { CreateOutcome } from '../log/create.js';
 import { DEFAULT_TENANT, logPaths, type DataRoots, type LogPaths } from '../log/paths.js';
 import { createAnchorKey, type Anchorer } from '../anchor/index.js';
+import { parseNote } from '../note/note.js';
+import { cosignatureTimestamp } from '../note/signers.js';
 import { readIfExists } from '../storage/durable.js';
 import { CounterStore } from './counters.js';
 import { RateLimiter } from './rate-limit.js';
@@ -34,6 +36,14 @@ export class Tenant {
   cosigner: Cosigner | null = null;
   /** The Rekor anchoring job, when the tenant anchors. */
   anchorer: Anchorer | null = null;
+  /**
+   * Retired (`retired: true` in the configuration): appends are refused (410 tenant_retired);
+   * reads, proofs, tiles, witnesses' cosignatures and anchoring go on. A WORM log is never deleted.
+   */
+  retired = false;
+  /** The published note publishedAt was read from, and what it gave. */
+  private signedNote: string | null = null;
+  private signedAt: number | null = null;
   constructor(
     readonly name: string,
     readonly log: Log,
@@ -42,6 +52,29 @@ export class Tenant {
     readonly counters: CounterStore,
   ) {
     this.limiter = new RateLimiter(limits.ratePerSecond, limits.burst);
+  }
+
+  /**
+   * When the log signed its published checkpoint, in POSIX seconds: the timestamp of its own
+   * ML-DSA-44 subtree signature (type 0x06, c2sp.org/tlog-cosignature); null when it has none.
+   * Read once per published note.
+   */
+  get publishedAt(): number | null {
+    const note = this.log.published.note;
+    if (note !== this.signedNote) {
+      const n = parseNote(note);
+      this.signedAt = null;
+      for (const v of this.log.verifiers) {
+        const s = n.signatures.find((x) => x.name === v.name && x.keyID === v.keyID);
+        const ts = s ? cosignatureTimestamp(v.type, s.signature) : null;
+        if (ts !== null) {
+          this.signedAt = ts;
+          break;
+        }
+      }
+      this.signedNote = note;
+    }
+    return this.signedAt;
   }
 
   reconfigure(auth: TenantAuth, limits: TenantLimits): void {
@@ -66,9 +99,31 @@ export const OPEN_AUTH: TenantAuth = { tokens: new Set(), clients: new Map(), re
 
 export class TenantRegistry {
   private readonly tenants = new Map<string, Tenant>();
+  /** Tenants whose logs are being opened: requests for them get 503 + Retry-After until add(). */
+  private readonly opening = new Set<string>();
 
   get(name: string): Tenant | undefined {
     return this.tenants.get(name);
+  }
+
+  /** Whether the tenant is being opened (configured, not served yet). */
+  isOpening(name: string): boolean {
+    return this.opening.has(name);
+  }
+
+  /** Tenants being opened, in the order they were announced. */
+  openingNames(): string[] {
+    return [...this.opening];
+  }
+
+  /** Announces a tenant whose log is about to be opened (see isOpening); add() ends it, as does forgetOpening(). */
+  markOpening(name: string): void {
+    if (!this.tenants.has(name)) this.opening.add(name);
+  }
+
+  /** The tenant will not be opened after all (its open failed, or the reload was refused). */
+  forgetOpening(name: string): void {
+    this.opening.delete(name);
   }
 
   names(): string[] {
@@ -79,11 +134,13 @@ export class TenantRegistry {
     return [...this.tenants.values()];
   }
 
-  async add(log: Log, auth: TenantAuth, limits: TenantLimits = DEFAULT_LIMITS): Promise<Tenant> {
+  async add(log: Log, auth: TenantAuth, limits: TenantLimits = DEFAULT_LIMITS, retired = false): Promise<Tenant> {
     const name = log.paths.tenant;
     if (this.tenants.has(name)) throw new TlogError(ErrorCode.conflict, `tenant ${name} is already served`);
     const t = new Tenant(name, log, auth, limits, await CounterStore.open(log.paths.stateDir));
+    t.retired = retired;
     this.tenants.set(name, t);
+    this.opening.delete(name);
     return t;
   }
 

@@ -130,7 +130,7 @@ describe('tlog', () => {
     expect(big.stderr).toMatch(/65535/);
     expect(tlog(['append', 'no-such-file']).code).toBe(1);
     expect(tlog(['append', '--tenant', 'Bad/Name'], 'x').stderr).toMatch(/bad tenant name/);
-    expect(tlog(['show', '--tenant', 'nobody']).stderr).toMatch(/run `tlog init` first/);
+    expect(tlog(['show', '--tenant', 'nobody']).stderr).toMatch(/^tlog: no log "nobody" in \S+ \(logs there: [a-z, ]+\); create it with `tlog init --tenant nobody --origin <origin>`\n$/);
     expect(JSON.parse(tlog(['show', '--json']).stdout).treeSize).toBe(303);
   });
 

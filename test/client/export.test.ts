@@ -220,7 +220,7 @@ describe('tlog export (commander)', () => {
       expect(std.mock.calls.map((c) => String(c[0])).join('')).toMatch(/^line 201 \(index 201\): prev_hash does not link/m);
 
       await expect(program().parseAsync(['node', 'tlog', 'export'])).rejects.toThrow(/needs --format vip-ledger/);
-      await expect(program().parseAsync(['node', 'tlog', 'export', '--format', 'vip-ledger', '--out', out])).rejects.toThrow(/EEXIST/);
+      await expect(program().parseAsync(['node', 'tlog', 'export', '--format', 'vip-ledger', '--out', out])).rejects.toThrow(/ledger file \S+ already exists: export never overwrites a file/);
     } finally {
       err.mockRestore();
       std.mockRestore();

@@ -142,7 +142,8 @@ describe('tlog serve', () => {
     expect(h).toMatchObject({ status: 'ok', tenants: { obs: { treeSize: 1, pending: 0 } } });
     const metrics = await (await fetch(`${p.url}/metrics`)).text();
     expect(metrics).toMatch(/^tlog_appends_total\{tenant="obs"\} 1$/m);
-    expect(metrics).toMatch(/^tlog_http_requests_total\{tenant="obs",route="[^"]*append",status="401"\} 1$/m);
+    expect(metrics).toMatch(/^tlog_http_requests_total\{route="[^"]*append",status="401"\} 1$/m);
+    expect(metrics).toMatch(/^tlog_tree_size\{tenant="obs"\} 1$/m);
     expect(metrics).toMatch(/^process_resident_memory_bytes [0-9]+/m);
     expect(metrics).toMatch(/^tlog_batch_write_seconds_bucket/m);
     expect(await stop(p)).toBe(0);
