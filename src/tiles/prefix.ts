@@ -7,12 +7,17 @@
  * falls back to the full tile; this engine also collects superseded partials earlier and
  * serves them from the narrowest wider file it keeps (log/partials.ts).
  */
+import { parseCanonicalDecimal } from '../decimal.js';
 import { TlogError, ErrorCode } from '../errors.js';
 import { HASH_SIZE } from '../merkle/hash.js';
 import { entryBundlePrefix } from './bundle.js';
 import { ENTRIES_LEVEL, TILE_WIDTH } from './layout.js';
 
-const WIDTH_NAME = /^[1-9][0-9]{0,2}$/;
+/** The width a partial tile's file name `<W>` gives (c2sp.org/tlog-tiles: 1 to 255), or null. */
+export function parsePartialWidth(name: string): number | null {
+  const w = parseCanonicalDecimal(name, TILE_WIDTH - 1);
+  return w === null || w === 0 ? null : w;
+}
 
 /**
  * The widths to derive a partial of `width` from, given the names in its `<N>.p` directory:
@@ -21,9 +26,8 @@ const WIDTH_NAME = /^[1-9][0-9]{0,2}$/;
 export function widerWidths(names: readonly string[], width: number): number[] {
   const out: number[] = [];
   for (const n of names) {
-    if (!WIDTH_NAME.test(n)) continue;
-    const w = Number(n);
-    if (w > width && w < TILE_WIDTH) out.push(w);
+    const w = parsePartialWidth(n);
+    if (w !== null && w > width) out.push(w);
   }
   return [...out.sort((a, b) => a - b), TILE_WIDTH];
 }
