@@ -80,9 +80,9 @@ function mb(n: number): string {
 function line(name: string, s: Sample, worst?: number, worstAnswered?: number): string {
   return (
     `${name.padEnd(26)} ${String(s.entries).padStart(6)} entries  entries+hashes ${mb(s.entryBytes + hashBytes(s.entries)).padStart(9)}  ` +
-    `tiles/ ${mb(s.tiles).padStart(9)}  ratio ${ratio(s).toFixed(2)}x  partials ${s.partialFiles} (${mb(s.partialBytes)})` +
-    (worst !== undefined ? `  worst seen ${worst.toFixed(2)}x` : '') +
-    (worstAnswered !== undefined ? ` (${worstAnswered.toFixed(2)}x right after an answer, before its collected partials are deleted)` : '')
+    `tiles/ ${mb(s.tiles).padStart(9)}  ratio ${ratio(s).toFixed(3)}x  partials ${s.partialFiles} (${mb(s.partialBytes)})` +
+    (worst !== undefined ? `  worst seen ${worst.toFixed(3)}x` : '') +
+    (worstAnswered !== undefined ? ` (${worstAnswered.toFixed(3)}x right after an answer, before its collected partials are deleted)` : '')
   );
 }
 
