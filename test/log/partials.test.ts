@@ -122,6 +122,20 @@ describe('serving collected partials', () => {
   });
 });
 
+describe('publishing modes', () => {
+  it('turning from cosigned to each publishes the newest tree and keeps its partials as published', async () => {
+    const log = await Log.init(paths, ORIGIN, { flushIntervalMs: 1e9, publishMode: 'cosigned' });
+    for (let i = 0; i < 50; i++) await log.append(entryOf(i, 512));
+    await log.setPublishMode('each');
+    expect(publishedSize(paths)).toBe(50);
+    await log.append(entryOf(50, 512));
+    await log.settled();
+    // Size 50 was published: its partials stay (within the budget) though 51 superseded them.
+    expect(du(paths.tilesDir).partials).toEqual(['tile/0/000.p/50', 'tile/0/000.p/51', 'tile/entries/000.p/50', 'tile/entries/000.p/51']);
+    await log.close();
+  });
+});
+
 describe('the audit says what it checked', () => {
   it('counts partials present, absent with their full tile, collected; refuses a missing one otherwise', async () => {
     const log = await Log.init(paths, ORIGIN, { flushIntervalMs: 1e9 });
