@@ -783,8 +783,8 @@ export class Log {
       throw new TlogError(ErrorCode.verification, `not a checkpoint of this log: ${(e as Error).message}`);
     }
     // Within the committed tree its partials are there, or derivable: written before publishing.
-    if (size > this.committed.treeSize) return this.publisher.cosigned(note, this.committed, meetsPolicy);
-    return this.partials!.publish(size, () => this.publisher.cosigned(note, this.committed, meetsPolicy));
+    if (size > this.committed.treeSize || !this.partials) return this.publisher.cosigned(note, this.committed, meetsPolicy);
+    return this.partials.publish(size, () => this.publisher.cosigned(note, this.committed, meetsPolicy));
   }
 
   /** How checkpoints are published: see Publisher.setMode (a reload that adds or removes witnesses). */
@@ -792,9 +792,11 @@ export class Log {
     return this.publisher.mode;
   }
 
-  setPublishMode(mode: PublishMode): Promise<void> {
+  async setPublishMode(mode: PublishMode): Promise<void> {
     if (this.readOnly) throw new TlogError(ErrorCode.badInput, `log ${this.paths.tenant} is open read-only`);
-    return this.publisher.setMode(mode, () => this.committed);
+    await this.publisher.setMode(mode, () => this.committed);
+    // Turning to 'each' publishes the newest tree (whose partials are on disk): keep them as published.
+    this.partials?.markPublished(this.publisher.published.treeSize);
   }
 
   /** Whether a repeated entry is kept (true) or answered with the first copy; may change at any time. */

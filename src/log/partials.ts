@@ -187,6 +187,12 @@ export class PartialTiles {
     }
   }
 
+  /** The checkpoint of `size` (the newest tree's, its partials on disk) was published. */
+  markPublished(size: number): void {
+    this.setPublished(size);
+    this.enforceBudget();
+  }
+
   /** The journal now starts at `size` (null: it holds no record), after an append or a release. */
   journalStartAt(size: number | null): void {
     const starts = size === null ? [] : [size];
