@@ -34,7 +34,7 @@ import { PartialTiles } from './partials.js';
 import { journalDir, replayJournal } from './replay.js';
 import { sharedSignPool } from './sign-pool.js';
 import { commitPointOf, discardNotesBeyond, notePath, notesDir, pruneNotes, type CommitPoint } from './commit.js';
-import type { CommitPoint as IndexCommitPoint, HotIndex } from '../index/index.js';
+import type { CommitPoint as IndexCommitPoint, HotIndex } from '../hot-index/index.js';
 import { catchUpIndex, indexPath, leafHashesFromTiles, openIndexFile, openState, rebuildIndex } from './state.js';
 import { createLogKeys, loadLogKeys, type LogKeys } from './keys.js';
 import type { LogPaths } from './paths.js';

@@ -13,7 +13,7 @@
  */
 import path from 'node:path';
 import { TlogError, ErrorCode } from '../errors.js';
-import type { CommitPoint as IndexCommitPoint } from '../index/index.js';
+import type { CommitPoint as IndexCommitPoint } from '../hot-index/index.js';
 import { equalHashes, leafHash, sha256 } from '../merkle/hash.js';
 import { openNote, type NoteVerifier } from '../note/note.js';
 import { DurableWriter, readIfExists, type FileWrite } from '../storage/durable.js';

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { TlogError, ErrorCode } from '../errors.js';
-import { IndexError, initialCapacityFor, openIndex, rebuild, type CommitPoint as IndexCommitPoint, type HotIndex } from '../index/index.js';
+import { IndexError, initialCapacityFor, openIndex, rebuild, type CommitPoint as IndexCommitPoint, type HotIndex } from '../hot-index/index.js';
 import { equalHashes, leafHash } from '../merkle/hash.js';
 import { openNote, type NoteVerifier } from '../note/note.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, changedTiles } from '../tiles/layout.js';
