@@ -14,7 +14,7 @@ import { createTlogProof, verifyTlogProof, type ProvenLeaf } from '../client/pro
 import { dirSource, urlSource, type TlogSource } from '../client/source.js';
 import { TileFetcher } from '../client/tiles.js';
 import { InconsistentCheckpointsError, fetchCheckpoint, proveInclusion, type CheckpointTrust } from '../client/verify.js';
-import { DEFAULT_TENANT, logPaths, type DataRoots } from '../log/paths.js';
+import { DEFAULT_TENANT, logPaths, type DataRoots } from '../tile-store/paths.js';
 import { parseCanonicalDecimal } from '../note/checkpoint.js';
 import { decodeBase64Strict, encodeBase64 } from '../note/note.js';
 import { parsePolicy } from '../witness-client/policy.js';

@@ -13,7 +13,7 @@ import { encodeBase64 } from '../note/note.js';
 import { parseVerifierKey } from '../note/keys.js';
 import { verifierFor } from '../note/signers.js';
 import { Log } from '../log/log.js';
-import { DEFAULT_TENANT, defaultRoots, logPaths, type DataRoots } from '../log/paths.js';
+import { DEFAULT_TENANT, defaultRoots, logPaths, type DataRoots } from '../tile-store/paths.js';
 import { progressBar } from './progress.js';
 import { registerTenantCommands } from './tenant.js';
 import { registerExportCommand } from './export.js';
@@ -170,7 +170,7 @@ export function buildProgram(): Command {
       const paths = logPaths(roots(program), o.tenant);
       const log = await Log.open(paths, { readOnly: true });
       await log.close();
-      const cp = log.checkpoint;
+      const cp = log.committed;
       const info = {
         tenant: o.tenant,
         origin: log.origin,

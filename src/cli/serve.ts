@@ -12,7 +12,7 @@ import { TlogError, ErrorCode } from '../errors.js';
 import { createApp } from '../http/app.js';
 import { createLogger, engineLogger, Metrics } from '../http/observe.js';
 import { mldsaBackend } from '../log/mldsa-backend.js';
-import type { DataRoots } from '../log/paths.js';
+import type { DataRoots } from '../tile-store/paths.js';
 import { authFromConfig, OPEN_AUTH, openOrInit, openOrInitDefault, TenantRegistry } from '../tenants/registry.js';
 import { Cosigner } from '../witness-client/cosigner.js';
 import { Anchorer, anchorRoutes, resolveAnchorConfig } from '../anchor/index.js';

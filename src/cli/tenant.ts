@@ -10,7 +10,7 @@ import { loadConfig, validateConfig } from '../config/config.js';
 import { TlogError, ErrorCode } from '../errors.js';
 import { hashToken } from '../http/auth.js';
 import { initLog } from '../tenants/registry.js';
-import { logPaths } from '../log/paths.js';
+import { logPaths } from '../tile-store/paths.js';
 import { writeFileDurably } from '../storage/durable.js';
 
 function newToken(): string {

@@ -167,7 +167,7 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics): Hono {
     const rs = await Promise.all(pending);
     countResults(t, rs);
     // One checkpoint for the whole answer: the newest, and proofs against it when asked.
-    const cp = t.log.checkpoint;
+    const cp = t.log.committed;
     const withProofs = c.req.query('proofs') === '1';
     // Without proofs, no promise per entry (a batch is up to 65536 of them).
     const results = withProofs

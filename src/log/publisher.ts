@@ -16,21 +16,10 @@ import { TlogError, ErrorCode } from '../errors.js';
 import { equalHashes } from '../merkle/hash.js';
 import { openNote, parseNote, type NoteVerifier } from '../note/note.js';
 import type { DurableWriter } from '../storage/durable.js';
-import { formatIndexPath } from '../tiles/layout.js';
-import { commitPointOf, type CommitPoint } from './commit.js';
-import type { LogPaths } from './paths.js';
+import { CHECKPOINT_FILE, cosignedPath, historyPath, type LogPaths } from '../tile-store/paths.js';
+import { commitPointOf, type CommitPoint } from './commit-point.js';
 
-export const CHECKPOINT_FILE = 'checkpoint';
 export type PublishMode = 'each' | 'cosigned';
-
-/** History path of a checkpoint of `size`: checkpoints/<tenant>/log/<tlog-tiles N path>. */
-export function historyPath(historyDir: string, size: number): string {
-  return path.join(historyDir, 'log', formatIndexPath(size));
-}
-
-export function cosignedPath(historyDir: string, size: number): string {
-  return path.join(historyDir, 'cosigned', formatIndexPath(size));
-}
 
 export class Publisher {
   constructor(
@@ -38,7 +27,7 @@ export class Publisher {
     private readonly writer: DurableWriter,
     private readonly verifiers: readonly NoteVerifier[],
     readonly mode: PublishMode,
-    /** What tiles/<tenant>/checkpoint holds now. */
+    /** The published checkpoint: the one served at tiles/<tenant>/checkpoint now (it may trail the commit point). */
     public published: CommitPoint,
   ) {}
 

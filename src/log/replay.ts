@@ -13,18 +13,17 @@
  */
 import path from 'node:path';
 import { TlogError, ErrorCode } from '../errors.js';
+import type { Logger } from '../logger.js';
 import type { CommitPoint as IndexCommitPoint } from '../hot-index/index.js';
 import { equalHashes, leafHash, sha256 } from '../merkle/hash.js';
 import { openNote, type NoteVerifier } from '../note/note.js';
 import { DurableWriter, readIfExists, type FileWrite } from '../storage/durable.js';
 import type { JournalRecord } from '../storage/journal.js';
-import { commitPointOf, notePath } from './commit.js';
+import { commitPointOf, notePath } from './commit-point.js';
 import { Edge } from './edge.js';
 import { parseBatchRecord } from './journal-record.js';
-import type { Logger } from './types.js';
-import type { LogPaths } from './paths.js';
-import { historyPath } from './publisher.js';
-import type { TileReader } from './tile-reader.js';
+import { historyPath, type LogPaths } from '../tile-store/paths.js';
+import type { TileReader } from '../tile-store/tile-reader.js';
 import { TILE_WIDTH, tileWidthInTree } from '../tiles/layout.js';
 
 export interface ReplayResult {

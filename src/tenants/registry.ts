@@ -7,7 +7,7 @@ import path from 'node:path';
 import { TlogError, ErrorCode } from '../errors.js';
 import { DEFAULT_LIMITS, type TenantConfig, type TenantLimits } from '../config/config.js';
 import { Log, type LogOptions } from '../log/log.js';
-import { DEFAULT_TENANT, logPaths, type DataRoots, type LogPaths } from '../log/paths.js';
+import { DEFAULT_TENANT, logPaths, type DataRoots, type LogPaths } from '../tile-store/paths.js';
 import { createAnchorKey, type Anchorer } from '../anchor/index.js';
 import { readIfExists } from '../storage/durable.js';
 import { CounterStore } from './counters.js';

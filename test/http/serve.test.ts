@@ -14,7 +14,7 @@ import { dirSource } from '../../src/client/source.js';
 import { hashToken } from '../../src/http/auth.js';
 import { leafHash } from '../../src/merkle/hash.js';
 import { Log } from '../../src/log/log.js';
-import { logPaths, type DataRoots } from '../../src/log/paths.js';
+import { logPaths, type DataRoots } from '../../src/tile-store/paths.js';
 import { ensureBuilt, spawnServe, writeConfig, type ServeProc } from './helpers.js';
 
 let dir: string;

@@ -21,9 +21,9 @@ import { DEFAULT_LIMITS } from '../../src/config/config.js';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
 import { createApp } from '../../src/http/app.js';
 import { Log, type LogOptions } from '../../src/log/log.js';
-import { logPaths, type DataRoots, type LogPaths } from '../../src/log/paths.js';
+import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
 import { journalDir } from '../../src/log/replay.js';
-import { indexPath } from '../../src/log/state.js';
+import { indexPath } from '../../src/log/open-index.js';
 import { freeBytes } from '../../src/storage/space.js';
 import { OPEN_AUTH, TenantRegistry } from '../../src/tenants/registry.js';
 

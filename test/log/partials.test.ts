@@ -16,9 +16,9 @@ import { dirSource } from '../../src/client/source.js';
 import { TileFetcher } from '../../src/client/tiles.js';
 import { fetchCheckpoint, proveInclusion } from '../../src/client/verify.js';
 import { Log } from '../../src/log/log.js';
-import { PartialTiles } from '../../src/log/partials.js';
-import { logPaths, type DataRoots, type LogPaths } from '../../src/log/paths.js';
-import { TileReader } from '../../src/log/tile-reader.js';
+import { PartialTiles } from '../../src/tile-store/partials.js';
+import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
+import { TileReader } from '../../src/tile-store/tile-reader.js';
 import { formatEntryBundle } from '../../src/tiles/bundle.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, partialTiles, treeHashBytes } from '../../src/tiles/layout.js';
 import { ensureBuilt } from '../http/helpers.js';
@@ -115,7 +115,7 @@ describe('serving collected partials', () => {
     await log.settled();
     expect(du(paths.tilesDir).partials).toEqual(['tile/0/000.p/20', 'tile/0/000.p/80', 'tile/entries/000.p/20', 'tile/entries/000.p/80']);
     // The next publication moves on; 20 stays, as an earlier published checkpoint within the budget.
-    await log.publishCosigned(log.checkpoint.note);
+    await log.publishCosigned(log.committed.note);
     expect(publishedSize(paths)).toBe(80);
     expect(du(paths.tilesDir).partials).toEqual(['tile/0/000.p/20', 'tile/0/000.p/80', 'tile/entries/000.p/20', 'tile/entries/000.p/80']);
     await log.close();

@@ -34,7 +34,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { syncDir, type FileWrite } from '../storage/durable.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, hashesAtLevel, partialTiles, tileWidthInTree, topLevel, treeHashBytes, type TileCoord } from '../tiles/layout.js';
-import type { Logger } from './types.js';
+import type { Logger } from '../logger.js';
 import type { TileReader } from './tile-reader.js';
 
 /** At most this many earlier published checkpoints keep their partials (the newest ones). */
