@@ -10,7 +10,6 @@ import { formatEntryBundle, parseEntrySequence } from '../tiles/bundle.js';
 import type { Tenant } from '../tenants/registry.js';
 import { appendAnswer } from './answer.js';
 import { authorizeRead, authorizeWrite } from './auth.js';
-import { RetryAfter } from './errors.js';
 import { bodyUnread, incomingOf, presetHeader, readIncoming } from './node-io.js';
 import type { Metrics } from './observe.js';
 import type { TenantOf } from './app.js';
@@ -78,10 +77,10 @@ async function readStream(stream: ReadableStream<Uint8Array> | null, max: number
 function admit(t: Tenant, credential: string, n: number): () => void {
   const waiting = t.log.pendingCount + t.reserved;
   if (waiting + n > t.limits.maxPending) {
-    throw new TlogError(ErrorCode.unavailable, `tenant ${t.name} has ${waiting} entries waiting: try again shortly`, { cause: new RetryAfter(1) });
+    throw new TlogError(ErrorCode.unavailable, `tenant ${t.name} has ${waiting} entries waiting: try again shortly`, { retryAfterSeconds: 1 });
   }
   const wait = t.limiter.take(credential, n);
-  if (wait > 0) throw new TlogError(ErrorCode.rateLimited, `rate limit of tenant ${t.name} exceeded for this credential`, { cause: new RetryAfter(wait) });
+  if (wait > 0) throw new TlogError(ErrorCode.rateLimited, `rate limit of tenant ${t.name} exceeded for this credential`, { retryAfterSeconds: wait });
   t.reserved += n;
   let released = false;
   return () => {
