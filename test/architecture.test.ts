@@ -5,7 +5,7 @@
  * witness client, anchoring, verifying client -> tenants -> HTTP -> CLI. Nothing imports upward;
  * witness/ uses only the pure modules, durable files and native/.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { expect, it } from 'vitest';
 
@@ -69,3 +69,55 @@ it('no module imports a higher layer, and witness/ and src/client stay off the e
   }
   expect(problems).toEqual([]);
 });
+
+/** The layers a folder's README.md says it may import ("May import: a, b, c."), or null for any. */
+function mayImport(folder: string): Set<string> | null {
+  const text = readFileSync(path.join(repo, 'src', folder, 'README.md'), 'utf8');
+  const m = /^May import: ([^\n]+(?:\n[^\n]+)*)/m.exec(text);
+  if (!m) throw new Error(`src/${folder}/README.md has no "May import:" line`);
+  if (/^any layer/.test(m[1]!)) return null;
+  return new Set(
+    m[1]!
+      .replace(/\([^)]*\)/g, '')
+      .split(',')
+      .map((s) => s.trim().replace(/\.$/, '').replace(/\/$/, ''))
+      .filter((s) => s !== ''),
+  );
+}
+
+it("every folder of src/ says in its README.md what it owns and what it may import, and imports only that", () => {
+  const problems: string[] = [];
+  const folders = readdirSync(path.join(repo, 'src'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+  expect(folders.length).toBeGreaterThan(10);
+  for (const folder of folders) {
+    if (!existsSync(path.join(repo, 'src', folder, 'README.md'))) {
+      problems.push(`src/${folder} has no README.md`);
+      continue;
+    }
+    if (!/^Owns: /m.test(readFileSync(path.join(repo, 'src', folder, 'README.md'), 'utf8'))) problems.push(`src/${folder}/README.md does not say what it owns ("Owns: ...")`);
+    const allowed = mayImport(folder);
+    const [own, rank] = layerOf(`src/${folder}/x.ts`);
+    for (const name of allowed ?? []) {
+      const known = layerNames().get(name);
+      if (known === undefined) problems.push(`src/${folder}/README.md names an unknown layer "${name}"`);
+      else if (known > rank) problems.push(`src/${folder}/README.md allows the higher layer ${name}`);
+    }
+    if (!allowed) continue;
+    for (const file of sources(`src/${folder}`)) {
+      const text = readFileSync(path.join(repo, file), 'utf8');
+      for (const m of text.matchAll(/^(?:import|export)[^'"]*?from\s+['"](\.[^'"]+)['"]/gm)) {
+        const target = path.relative(repo, path.resolve(path.dirname(path.join(repo, file)), m[1]!)).replace(/\.js$/, '.ts');
+        const [layer] = layerOf(target);
+        if (layer !== own && !allowed.has(layer)) problems.push(`${file} imports ${target} (${layer}), which src/${folder}/README.md does not allow`);
+      }
+    }
+  }
+  expect(problems).toEqual([]);
+});
+
+/** Every layer's name and rank, from layerOf's table. */
+function layerNames(): Map<string, number> {
+  const probes = ['native/x.ts', 'src/errors.ts', 'src/logger.ts', 'witness/x.ts', 'src/index.ts'];
+  for (const d of readdirSync(path.join(repo, 'src'), { withFileTypes: true })) if (d.isDirectory()) probes.push(`src/${d.name}/x.ts`);
+  return new Map(probes.map((p) => layerOf(p)));
+}

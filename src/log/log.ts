@@ -68,16 +68,15 @@ export class Log {
     this.settings = parts.settings;
     this.readOnly = opts.readOnly ?? false;
     const logger = opts.logger ?? silentLogger;
-    this.flusher =
-      parts.journal && parts.partials
-        ? new Flusher(parts.store, parts.journal, parts.partials, parts.paths.stateDir, parts.settings.flushIntervalMs, () => this.sequencer.answered, logger, parts.paths.tenant)
-        : null;
+    const { paths, store, journal, partials } = parts;
+    this.flusher = journal && partials ? new Flusher(store, journal, partials, paths.stateDir, parts.settings.flushIntervalMs, () => this.sequencer.answered, logger, paths.tenant) : null;
+    const checkSpace = !this.readOnly && opts.checkFreeSpace !== false;
     this.sequencer = new Sequencer({
       ...parts,
       origin: this.origin,
       logger,
       allowDuplicates: opts.allowDuplicates ?? false,
-      disk: this.readOnly || opts.checkFreeSpace === false ? null : new DiskSpace({ tiles: parts.paths.tilesDir, checkpoints: parts.paths.historyDir, state: parts.paths.stateDir }),
+      disk: checkSpace ? new DiskSpace({ tiles: paths.tilesDir, checkpoints: paths.historyDir, state: paths.stateDir }) : null,
       onBatch: opts.onBatch,
       prove: (index, treeSize) => this.inclusionProof(index, treeSize),
       flushSoon: () => this.flusher?.schedule(),

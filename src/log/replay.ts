@@ -102,8 +102,8 @@ export async function replayJournal(p: {
     }
     const noteBytes = Buffer.from(b.note, 'utf8');
     // A superseded partial the crash lost stays lost: the log had collected it or would have
-    // (partials.ts), and serves it from the prefix of a wider file. Those the final tree implies
-    // are rebuilt, and any still on disk is checked (a crash may have torn it).
+    // (tile-store/partials.ts), and serves it from the prefix of a wider file. Those the final
+    // tree implies are rebuilt, and any still on disk is checked (a crash may have torn it).
     const optional = new Set<string>();
     const wanted: FileWrite[] = [
       ...ext.files.map((f) => {

@@ -1,5 +1,5 @@
 /**
- * A full disk (src/log/disk-space.ts, src/log/log.ts): appends are refused with 503 disk_full
+ * A full disk (src/log/disk-space.ts, src/log/sequencer.ts): appends are refused with 503 disk_full
  * and Retry-After before the disk is full, /healthz names the tenant that cannot write and why,
  * a signed batch that meets ENOSPC waits for room instead of stopping the log, writes resume
  * by themselves once space is back (no restart), and no acknowledged entry is ever lost. A

@@ -1,8 +1,9 @@
 /**
- * The engine's write-ahead journal (src/log/log.ts, replay.ts): batches are durable through
- * their journal record while their files wait for a bulk flush. A machine crash in that window
- * (simulated: the process is SIGKILLed, then every file not yet flushed is deleted, emptied or
- * zeroed) must lose nothing acknowledged and leave every published checkpoint servable.
+ * The engine's write-ahead journal (src/log/sequencer.ts, flush.ts, replay.ts): batches are
+ * durable through their journal record while their files wait for a bulk flush. A machine crash
+ * in that window (simulated: the process is SIGKILLed, then every file not yet flushed is
+ * deleted, emptied or zeroed) must lose nothing acknowledged and leave every published
+ * checkpoint servable.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';

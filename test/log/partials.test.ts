@@ -1,5 +1,5 @@
 /**
- * Partial tiles and bundles on disk (src/log/partials.ts): every batch writes the partials of its
+ * Partial tiles and bundles on disk (src/tile-store/partials.ts): every batch writes the partials of its
  * tree, each partial bundle holding every entry of its bundle so far, so without collection the
  * disk grows with the square of a tile's fill (256 entries of 60 KB one at a time: 2 GB). The
  * log keeps the files under tiles/ within 3x of the entry bytes plus the tree's hashes, keeps

@@ -1,11 +1,12 @@
 /**
- * Recovery on Log.open (src/log/log.ts, src/log/recovery.ts), on states fabricated the way a
- * crash or an operator's mistake leaves them: by restoring an older private state directory or
- * `checkpoint` file, by copying files between two logs that share their keys, by tampering
- * with tiles. The log must refuse to start whenever the published state disagrees with its
- * commit point (DESIGN.md: "refuse to start when the published state disagrees with it"), and
- * must repair the states a crash can really leave: uncommitted tiles beyond the commit point
- * (deleted) and a commit point ahead of the published checkpoint (republished).
+ * Recovery on Log.open (src/log/open.ts, src/tile-store/discard-beyond.ts), on states
+ * fabricated the way a crash or an operator's mistake leaves them: by restoring an older
+ * private state directory or `checkpoint` file, by copying files between two logs that share
+ * their keys, by tampering with tiles. The log must refuse to start whenever the published
+ * state disagrees with its commit point (DESIGN.md: "refuse to start when the published state
+ * disagrees with it"), and must repair the states a crash can really leave: uncommitted tiles
+ * beyond the commit point (deleted) and a commit point ahead of the published checkpoint
+ * (republished).
  *
  * An older commit point is fabricated by restoring a copy of the whole private state directory
  * (keys, config, the hot index holding the commit point, the notes), which does not depend on
@@ -57,7 +58,7 @@ const entries = (from: number, n: number, tag = 'e') => Array.from({ length: n }
 /**
  * A copy of the private state directory: the commit point as of now. With it, the partial tiles
  * the published tree implies: a batch that crashed before its commit never collected them
- * (log/partials.ts), so restoring the state puts them back too.
+ * (tile-store/partials.ts), so restoring the state puts them back too.
  */
 function saveState(p: LogPaths): string {
   const snap = mkdtempSync(path.join(dir, 'state-snapshot-'));
