@@ -25,7 +25,7 @@ export class Flusher {
     private readonly partials: PartialTiles,
     private readonly stateDir: string,
     private readonly intervalMs: number,
-    /** The answered checkpoint: every batch up to it has all its files (its publish included) in place. */
+    /** The answered checkpoint (commit-point.ts): every batch up to it has all its files in place. */
     private readonly answered: () => CommitPoint,
     private readonly logger: Logger,
     private readonly tenant: string,

@@ -151,8 +151,8 @@ export class Log {
   }
 
   /**
-   * The published checkpoint: the one served at tiles/<tenant>/checkpoint: in 'each' mode the
-   * answered one, in 'cosigned' mode the cosigner's latest (witnesses' cosignatures included).
+   * The published checkpoint: the checkpoint served at tiles/<tenant>/checkpoint: in 'each' mode
+   * the answered one, in 'cosigned' mode the cosigner's latest.
    */
   get published(): CommitPoint {
     return this.publisher.published;

@@ -27,7 +27,10 @@ export class Publisher {
     private readonly writer: DurableWriter,
     private readonly verifiers: readonly NoteVerifier[],
     readonly mode: PublishMode,
-    /** The published checkpoint: the one served at tiles/<tenant>/checkpoint now (it may trail the commit point). */
+    /**
+     * The published checkpoint: the checkpoint served at tiles/<tenant>/checkpoint: in 'each'
+     * mode the answered one, in 'cosigned' mode the cosigner's latest.
+     */
     public published: CommitPoint,
   ) {}
 

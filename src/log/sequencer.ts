@@ -1,5 +1,5 @@
 /**
- * The sequencer: group commit, the log's only writer. Appends queue up; a batch takes
+ * The sequencer: group commit of appends. Appends queue up; a batch takes
  * everything queued (up to maxBatch) through the pipeline:
  *   assign indexes, hash leaves, extend the tree -> write bundles and tiles (atomic renames, not
  *   yet fsynced) -> sign the checkpoint (Ed25519 + ML-DSA-44, on the signing worker) -> append
@@ -64,10 +64,16 @@ export interface SequencerParts {
 }
 
 export class Sequencer {
-  /** The commit point: the newest checkpoint whose batch is journaled and recorded in the index; the log's tree ends there. */
-  private committedCp: CommitPoint;
-  /** The answered checkpoint: the newest one appends were answered with (committed, its checkpoint files written). */
-  private answeredCp: CommitPoint;
+  /**
+   * The commit point: the newest checkpoint whose batch is journaled and recorded in the hot
+   * index; the log's tree ends there, and reads are served against it.
+   */
+  #committed: CommitPoint;
+  /**
+   * The answered checkpoint: the newest checkpoint appends were answered with: committed, and
+   * its history copy (in 'each' mode also the published checkpoint) written.
+   */
+  #answered: CommitPoint;
   /** The right edge of the tree in memory: of the committed tree, extended by the batches in flight. */
   private edge: Edge;
   private pending: Pending[] = [];
@@ -87,29 +93,29 @@ export class Sequencer {
   /** When the last batch committed (ms since the epoch), for health checks. */
   lastIntegrationAt = Date.now();
 
-  constructor(private readonly p: SequencerParts) {
-    this.committedCp = p.committed;
-    this.answeredCp = p.committed;
-    this.edge = p.edge;
+  constructor(private readonly parts: SequencerParts) {
+    this.#committed = parts.committed;
+    this.#answered = parts.committed;
+    this.edge = parts.edge;
     this.space = new SpaceGuard(
-      p.disk,
+      parts.disk,
       {
         batchBytes: (entries, payload) => batchBytes(this.edge.size, entries, payload, this.edge.bundleBytes),
-        reserveBytes: (entries) => (p.journal?.nextSegmentBytes ?? 0) + p.index.bytesToInsert(entries) + RESERVE_SLACK,
+        reserveBytes: (entries) => (parts.journal?.nextSegmentBytes ?? 0) + parts.index.bytesToInsert(entries) + RESERVE_SLACK,
       },
-      p.paths.tenant,
-      p.logger,
+      parts.paths.tenant,
+      parts.logger,
     );
   }
 
-  /** The commit point (see committedCp). */
+  /** The commit point (see #committed). */
   get committed(): CommitPoint {
-    return this.committedCp;
+    return this.#committed;
   }
 
-  /** The answered checkpoint (see answeredCp). */
+  /** The answered checkpoint (see #answered). */
   get answered(): CommitPoint {
-    return this.answeredCp;
+    return this.#answered;
   }
 
   /** Why the log stopped, or null while it runs. */
@@ -145,21 +151,21 @@ export class Sequencer {
    * repeats of an entry still in flight (even in the same call) share its answer.
    */
   appendMany(entries: readonly Uint8Array[]): Promise<AppendResult>[] {
-    const tenant = this.p.paths.tenant;
+    const tenant = this.parts.paths.tenant;
     if (this.fatal) throw this.fatal;
     if (this.closed) throw new TlogError(ErrorCode.unavailable, `log ${tenant} is closing`);
-    if (this.pendingCount + entries.length > this.p.settings.maxPending) {
+    if (this.pendingCount + entries.length > this.parts.settings.maxPending) {
       throw new TlogError(ErrorCode.unavailable, `log ${tenant} has ${this.pendingCount} entries pending: try again shortly`);
     }
     this.space.admit(entries, { entries: this.pending.length, bytes: this.queuedBytes });
     const out = entries.map((entry) => {
       const h = leafHash(entry);
       let key = '';
-      if (!this.p.allowDuplicates) {
+      if (!this.parts.allowDuplicates) {
         key = Buffer.from(h.buffer, h.byteOffset, 32).toString('base64');
         const first = this.inflight.get(key);
         if (first) return first.promise.then((r) => ({ ...r, duplicate: true }));
-        const index = this.p.index.lookup(h);
+        const index = this.parts.index.lookup(h);
         if (index >= 0) return this.duplicateOf(index, h);
       }
       let resolve!: (r: AppendResult) => void;
@@ -181,8 +187,8 @@ export class Sequencer {
 
   /** The answer for an entry already committed at `index`, in the answered checkpoint. */
   private async duplicateOf(index: number, h: Uint8Array): Promise<AppendResult> {
-    const cp = this.answeredCp;
-    return { index, leafHash: h, treeSize: cp.treeSize, checkpoint: cp.note, proof: await this.p.prove(index, cp.treeSize), duplicate: true };
+    const cp = this.#answered;
+    return { index, leafHash: h, treeSize: cp.treeSize, checkpoint: cp.note, proof: await this.parts.prove(index, cp.treeSize), duplicate: true };
   }
 
   /** Refuses new appends and resolves once the batches in flight are done. */
@@ -207,7 +213,7 @@ export class Sequencer {
     let previous: Promise<void> | null = null;
     const inFlight: Promise<void>[] = [];
     while (this.pending.length > 0 && !this.fatal && !this.broken) {
-      const batch = this.pending.splice(0, this.p.settings.maxBatch);
+      const batch = this.pending.splice(0, this.parts.settings.maxBatch);
       let payload = 0;
       for (const p of batch) payload += p.entry.length;
       this.queuedBytes -= payload;
@@ -238,7 +244,7 @@ export class Sequencer {
       inFlight.push(finished);
       previous = finished;
       // At most `pipelineDepth` batches in flight: wait for the oldest before preparing another.
-      if (inFlight.length >= this.p.settings.pipelineDepth) await inFlight.shift();
+      if (inFlight.length >= this.parts.settings.pipelineDepth) await inFlight.shift();
       else if (this.pending.length === 0) await prepared.written.catch(() => {});
     }
     if (previous) await previous;
@@ -263,15 +269,15 @@ export class Sequencer {
       batch,
       ext,
       startedAt,
-      () => this.p.store.writeTiles(ext.files),
-      (size, root) => signTreeAsync(this.p.origin, size, root, this.p.keys),
+      () => this.parts.store.writeTiles(ext.files),
+      (size, root) => signTreeAsync(this.parts.origin, size, root, this.parts.keys),
     );
   }
 
   /** Waits for the batch's files and the previous batch, then journals, commits, publishes and answers. */
   private async finish(b: PreparedBatch, previous: Promise<void> | null): Promise<void> {
-    const journal = this.p.journal!;
-    const partials = this.p.partials!;
+    const journal = this.parts.journal!;
+    const partials = this.parts.partials!;
     const closed = () => this.closed;
     try {
       await b.written;
@@ -290,29 +296,29 @@ export class Sequencer {
       const cp = commitPointOf(b.note);
       // The commit point moves before publishing: from here on the batch is part of the log.
       const c0 = performance.now();
-      this.p.index.writeCommitPoint({ treeSize: cp.treeSize, rootHash: cp.rootHash, checkpointHash: cp.noteHash });
+      this.parts.index.writeCommitPoint({ treeSize: cp.treeSize, rootHash: cp.rootHash, checkpointHash: cp.noteHash });
       const commitSeconds = (performance.now() - c0) / 1000;
       b.stage = 'committed';
-      this.committedCp = cp;
-      await this.space.untilWritten('the checkpoint and its history copy', () => this.p.publisher.committed(cp), closed);
-      this.answeredCp = cp;
+      this.#committed = cp;
+      await this.space.untilWritten('the checkpoint and its history copy', () => this.parts.publisher.committed(cp), closed);
+      this.#answered = cp;
       // The partials this batch superseded go now (unless a checkpoint still keeps them).
-      partials.committed(cp.treeSize, b.ext.files, b.entryBytes, this.p.publisher.mode === 'each');
+      partials.committed(cp.treeSize, b.ext.files, b.entryBytes, this.parts.publisher.mode === 'each');
       // Indexed only once answerable: until then a repeat of one of these entries finds it in
       // flight and shares its answer, and a lookup never finds an index beyond the checkpoint
       // duplicates are answered with. (Inserting again after a failed growth is idempotent.)
       await this.space.untilWritten('the index', () => this.indexBatch(b), closed);
       b.answer();
-      this.p.store.committed(b.start, b.ext.files, b.ext.completed.values());
+      this.parts.store.committed(b.start, b.ext.files, b.ext.completed.values());
       this.lastIntegrationAt = Date.now();
-      this.p.onBatch?.({
-        tenant: this.p.paths.tenant,
+      this.parts.onBatch?.({
+        tenant: this.parts.paths.tenant,
         entries: b.batch.length,
         seconds: (performance.now() - b.startedAt) / 1000,
         writeSeconds: b.writeSeconds,
         commitSeconds,
       });
-      if (!this.closed) this.p.flushSoon();
+      if (!this.closed) this.parts.flushSoon();
     } catch (e) {
       this.failed(b, e);
       this.broken = true;
@@ -321,18 +327,18 @@ export class Sequencer {
 
   /** A batch failed: the log stops, or the batch is refused (disk full) or abandoned (stop-rule.ts). */
   private failed(b: PreparedBatch, e: unknown): void {
-    const tenant = this.p.paths.tenant;
-    if (stopsTheLog(e, mayCount(b.stage, this.p.journal!.mustRepeat))) {
+    const tenant = this.parts.paths.tenant;
+    if (stopsTheLog(e, mayCount(b.stage, this.parts.journal!.mustRepeat))) {
       // This process cannot continue safely. Stop loudly; a restart recovers from the journal
       // and the commit point.
       const err = this.batchError(b.start, e);
       this.fatal ??= new TlogError(err.code === ErrorCode.diskFull ? ErrorCode.io : err.code, `log ${tenant} stopped: ${err.message}`, { cause: err });
-      this.p.logger.error({ tenant, err: err.message }, 'log stopped');
+      this.parts.logger.error({ tenant, err: err.message }, 'log stopped');
       this.failBatch(b.batch, this.fatal);
     } else if (isDiskFull(e)) {
       // Refused before its signature counted: nothing of it stays (recovery deletes its files).
       const reason = `disk full (${diskFullErrno(e) ?? 'ENOSPC'}) writing a batch`;
-      this.p.logger.warn({ tenant, err: (e as Error).message }, 'batch refused: disk full');
+      this.parts.logger.warn({ tenant, err: (e as Error).message }, 'batch refused: disk full');
       this.space.block(reason, false);
       this.failBatch(b.batch, this.space.error(reason, e));
     } else {
@@ -359,19 +365,19 @@ export class Sequencer {
     const hashes = Buffer.allocUnsafe(b.batch.length * 32);
     b.batch.forEach((p, i) => hashes.set(p.leafHash, i * 32));
     // The index keeps the smallest index of a hash, so replays and duplicates are harmless.
-    this.p.index.insertMany(hashes, b.start);
+    this.parts.index.insertMany(hashes, b.start);
     for (const p of b.batch) if (p.key && this.inflight.get(p.key) === p) this.inflight.delete(p.key);
   }
 
   /** After a failed batch nothing past the commit point counts: drop it from disk and memory. */
   private async recoverToCommitPoint(): Promise<void> {
-    const { paths, logger, store, settings } = this.p;
-    const size = this.committedCp.treeSize;
+    const { paths, logger, store, settings } = this.parts;
+    const size = this.#committed.treeSize;
     logger.warn({ tenant: paths.tenant, treeSize: size }, 'batch failed, recovering to the commit point');
     try {
       await store.discardBeyond(size, settings.recoverySpan);
       await discardNotesBeyond(paths.stateDir, size);
-      this.edge = Edge.loadCommitted(store.reader, size, this.committedCp.rootHash, paths.tenant);
+      this.edge = Edge.loadCommitted(store.reader, size, this.#committed.rootHash, paths.tenant);
       this.broken = false;
     } catch (e) {
       this.fatal = new TlogError(ErrorCode.corrupt, `log ${paths.tenant} stopped: recovery after a failed batch failed: ${(e as Error).message}`);
