@@ -34,8 +34,7 @@ import type { LogOptions, LogSettings } from './settings.js';
 
 export { historyPath } from '../tile-store/paths.js';
 export { silentLogger, type Logger } from '../logger.js';
-export { signTree } from './checkpoint-signing.js';
-export { readLogConfig, type LogConfig } from './config-file.js';
+export type { LogConfig } from './config-file.js';
 export type { AppendResult, BatchStats } from './batch.js';
 export type { LogOptions } from './settings.js';
 
