@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * The heavy suites: many kill/restart cycles, real third-party servers with long runs, large logs
- * under busybox. `npm test` leaves them out so the default run stays quick; `npm run test:heavy`
+ * under busybox, installs that resolve against the npm registry (the network). `npm test` leaves them out so the default run stays quick; `npm run test:heavy`
  * runs exactly these, and `.ci/run` runs both. Nothing here is skipped: each file runs in one
  * of the two commands.
  */
@@ -11,6 +11,7 @@ export const HEAVY_SUITES = [
   'test/log/crash.test.ts',
   'test/anchor/crash.test.ts',
   'test/forensic/large.test.ts',
+  'test/client/package-registry.test.ts',
   'test/log/partials-soak.test.ts',
 ];
 

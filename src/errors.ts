@@ -20,6 +20,8 @@ export const ErrorCode = {
   unauthorized: 'unauthorized',
   /** Over a rate limit (HTTP 429). */
   rateLimited: 'rate_limited',
+  /** The client did not send its request in time (HTTP 408). */
+  timeout: 'request_timeout',
   /** The log is not accepting work right now (HTTP 503). */
   unavailable: 'unavailable',
   /** On-disk state contradicts itself: the log refuses to run rather than guess. */
@@ -81,4 +83,21 @@ export function isDiskFull(e: unknown): boolean {
 export function ioError(op: string, path: string, e: unknown): TlogError {
   const errno = (e as NodeJS.ErrnoException)?.code ?? String(e);
   return new TlogError(NO_ROOM.has(errno) ? ErrorCode.diskFull : ErrorCode.io, `${op} ${path}: ${errno}`, { cause: e });
+}
+
+/**
+ * An error's message followed by its causes' (`{ cause }`), each said once: what a person needs
+ * when a wrapper says "fetch failed" and the reason is two causes down
+ * (`GET http://h/checkpoint: fetch failed: connect ECONNREFUSED 127.0.0.1:8080`).
+ */
+export function errorChain(e: unknown): string {
+  const parts: string[] = [];
+  let cur: unknown = e;
+  for (let depth = 0; cur !== undefined && cur !== null && depth < 8; depth++) {
+    const inner = cur instanceof AggregateError ? cur.errors.map((x) => (x instanceof Error ? x.message : String(x))).filter((m) => m !== '') : [];
+    const msg = cur instanceof Error ? cur.message || inner.join('; ') : String(cur);
+    if (msg !== '' && !parts.some((p) => p.includes(msg))) parts.push(msg);
+    cur = cur instanceof Error ? cur.cause : undefined;
+  }
+  return parts.join(': ');
 }

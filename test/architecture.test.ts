@@ -1,9 +1,12 @@
 /**
- * The dependency direction of docs/design.md, checked from import lines: low to high,
- * native -> pure spec modules (merkle, tiles, note) -> durable files, object stores and index ->
- * leases over an object store (cluster) -> tile store -> log engine ->
- * witness client, anchoring, verifying client -> tenants -> HTTP -> CLI. Nothing imports upward;
- * witness/ uses only the pure modules, durable files and native/.
+ * The dependency direction of README's "Layout of the code" and each src/ folder's README.md, checked from import lines: low to
+ * high, native -> errors, decimals and the logger interface -> merkle -> the other pure spec modules (tiles, note,
+ * signed-write) -> durable files, object stores and index -> leases over an object store
+ * (cluster) -> tile store -> log engine -> witness client, anchoring, verifying client, witness service ->
+ * tenants -> HTTP -> CLI. Nothing imports upward, and folders of one rank do not import each
+ * other: what two of them share sits lower (a witness policy is parsed in note/, not in
+ * witness-client/, because the verifying client needs it too). witness/ uses only the pure
+ * modules, durable files and native/.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -17,9 +20,11 @@ function layerOf(rel: string): [string, number] {
     [/^native\//, 'native', 0],
     [/^src\/errors\.ts$/, 'errors', 1],
     [/^src\/logger\.ts$/, 'logger', 1],
+    [/^src\/decimal\.ts$/, 'decimal', 1],
     [/^src\/merkle\//, 'merkle', 2],
     [/^src\/tiles\//, 'tiles', 3],
     [/^src\/note\//, 'note', 3],
+    [/^src\/signed-write\//, 'signed-write', 3],
     [/^src\/storage\//, 'storage', 4],
     [/^src\/hot-index\//, 'hot-index', 4],
     // Leases are kept in an object store (storage) and taken by the engine (log): between the two.
@@ -47,7 +52,19 @@ function sources(dir: string): string[] {
     .filter((p) => p.endsWith('.ts') && !p.endsWith('.d.ts') && statSync(path.join(repo, p)).isFile());
 }
 
-it('no module imports a higher layer, and witness/ and src/client stay off the engine', () => {
+/** The pure spec modules: no I/O. */
+const PURE = ['decimal', 'merkle', 'tiles', 'note', 'signed-write'];
+
+/**
+ * The CLI may import the witness service, but only its command (witness/main.ts): `tlog witness
+ * serve` is the same program as the witness's own bin, mounted as a subcommand so one install
+ * gives both. Nothing else of src/ reaches into witness/ (its keys, state, evidence), so the
+ * witness stays a service of its own that shares only the pure floor, durable files and native/
+ * with the log, and could ship alone.
+ */
+const WITNESS_ENTRY = 'witness/main.ts';
+
+it('no module imports a higher layer or a folder of its own rank, and witness/ and src/client stay off the engine', () => {
   const problems: string[] = [];
   for (const file of [...sources('native'), ...sources('src'), ...sources('witness')]) {
     const [layer, rank] = layerOf(file);
@@ -61,11 +78,16 @@ it('no module imports a higher layer, and witness/ and src/client stay off the e
       const target = path.relative(repo, path.resolve(path.dirname(path.join(repo, file)), m[1]!)).replace(/\.js$/, '.ts');
       const [tLayer, tRank] = layerOf(target);
       if (tRank > rank) problems.push(`${file} (${layer}) imports ${target} (${tLayer})`);
-      if (layer === 'witness' && !['note', 'merkle', 'storage', 'errors', 'native', 'witness'].includes(tLayer)) problems.push(`${file}: witness/ imports ${target}`);
+      if (tRank === rank && tLayer !== layer) problems.push(`${file} (${layer}) imports ${target} (${tLayer}), a folder of its own rank`);
+      if (tLayer === 'witness' && layer !== 'witness' && !(layer === 'cli' && target === WITNESS_ENTRY)) problems.push(`${file}: only the CLI imports witness/, and only ${WITNESS_ENTRY} (${target})`);
+      if (layer === 'witness' && !['note', 'merkle', 'decimal', 'storage', 'errors', 'native', 'witness'].includes(tLayer)) problems.push(`${file}: witness/ imports ${target}`);
       if (layer === 'client' && ['log', 'hot-index', 'tile-store'].includes(tLayer)) problems.push(`${file}: the verifying client imports the engine (${target})`);
-      if (['merkle', 'tiles', 'note'].includes(layer) && ['storage', 'hot-index', 'native'].includes(tLayer)) problems.push(`${file}: a pure module imports I/O (${target})`);
+      // What the service and a client share (the signed-write profile, notes, policies) is on the
+      // pure floor; the service never runs client code.
+      if (['tenants', 'http'].includes(layer) && tLayer === 'client') problems.push(`${file}: the service imports the verifying client (${target})`);
+      if (PURE.includes(layer) && ['storage', 'hot-index', 'native'].includes(tLayer)) problems.push(`${file}: a pure module imports I/O (${target})`);
     }
-    if (['merkle', 'tiles', 'note'].includes(layer) && /from ['"]node:fs/.test(text)) problems.push(`${file}: a pure module uses node:fs`);
+    if (PURE.includes(layer) && /from ['"]node:fs/.test(text)) problems.push(`${file}: a pure module uses node:fs`);
   }
   expect(problems).toEqual([]);
 });
@@ -117,7 +139,62 @@ it("every folder of src/ says in its README.md what it owns and what it may impo
 
 /** Every layer's name and rank, from layerOf's table. */
 function layerNames(): Map<string, number> {
-  const probes = ['native/x.ts', 'src/errors.ts', 'src/logger.ts', 'witness/x.ts', 'src/index.ts'];
+  const probes = ['native/x.ts', 'src/errors.ts', 'src/logger.ts', 'src/decimal.ts', 'witness/x.ts', 'src/index.ts'];
   for (const d of readdirSync(path.join(repo, 'src'), { withFileTypes: true })) if (d.isDirectory()) probes.push(`src/${d.name}/x.ts`);
   return new Map(probes.map((p) => layerOf(p)));
 }
+
+it('canonical decimals are parsed in one place, src/decimal.ts', () => {
+  const written = [...sources('native'), ...sources('src'), ...sources('witness'), ...sources('bench')]
+    .filter((f) => f !== path.join('src', 'decimal.ts'))
+    .filter((f) => /\[1-9\](\[0-9\]|\\d)/.test(readFileSync(path.join(repo, f), 'utf8')));
+  expect(written).toEqual([]);
+});
+
+/** Files reached from `entries` by relative imports (values and types), and the packages they import. */
+function importClosure(entries: string[]): { files: Set<string>; packages: Map<string, string> } {
+  const files = new Set<string>();
+  const packages = new Map<string, string>();
+  const queue = [...entries];
+  while (queue.length > 0) {
+    const file = queue.pop()!;
+    if (files.has(file)) continue;
+    files.add(file);
+    const text = readFileSync(path.join(repo, file), 'utf8');
+    const specifiers = [
+      ...text.matchAll(/^(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]/gm),
+      ...text.matchAll(/^import\s+['"]([^'"]+)['"]/gm),
+      ...text.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g),
+    ];
+    for (const m of specifiers) {
+      const spec = m[1]!;
+      if (spec.startsWith('.')) queue.push(path.relative(repo, path.resolve(path.dirname(path.join(repo, file)), spec)).replace(/\.js$/, '.ts'));
+      else packages.set(spec, file);
+    }
+  }
+  return { files, packages };
+}
+
+it('the verifying client reaches only the pure floor, node:* and @noble/* (what the tlog-worm-client package installs)', () => {
+  // The package's entry points (src/client/package/build.ts): the verifier, and the writer's signer.
+  const verifier = importClosure(['src/client/index.ts']);
+  const signer = importClosure(['src/client/signed-request.ts']);
+  // Beside the pure floor and errors: the Monitor writes its state file with writeFileDurably
+  // (node:fs only; file-worker.ts is only a type there).
+  const allowed = new Set(['src/storage/durable.ts', 'src/storage/file-worker.ts']);
+  const problems: string[] = [];
+  for (const file of new Set([...verifier.files, ...signer.files])) {
+    const [layer] = layerOf(file);
+    if (layer === 'client' || layer === 'errors' || PURE.includes(layer) || allowed.has(file)) continue;
+    problems.push(`the client reaches ${file} (${layer})`);
+  }
+  for (const [spec, file] of verifier.packages) {
+    if (!spec.startsWith('node:') && !spec.startsWith('@noble/')) problems.push(`${file} imports ${spec}: a verifier would install it`);
+  }
+  for (const [spec, file] of signer.packages) {
+    if (!spec.startsWith('node:') && !spec.startsWith('@noble/') && spec !== 'http-message-signatures') problems.push(`${file} imports ${spec}: a writer would install it`);
+  }
+  expect(problems).toEqual([]);
+  // The signer's RFC 9421 library stays out of the verifier.
+  expect([...verifier.packages.keys()]).not.toContain('http-message-signatures');
+});

@@ -6,8 +6,8 @@
  *   \n
  *   <signed checkpoint>     a signed note, possibly with several signatures
  */
+import { parseCanonicalDecimal } from '../src/decimal.js';
 import { HASH_SIZE } from '../src/merkle/hash.js';
-import { parseCanonicalDecimal } from '../src/note/checkpoint.js';
 import { decodeBase64Strict } from '../src/note/note.js';
 
 /** RFC 6962: a consistency proof has at most 63 hashes for sizes below 2^64. */

@@ -17,6 +17,7 @@ import { RekorWitness, type SignatureBundle, type VerificationMaterial, type Wit
 import type { TransparencyLogEntry } from '@sigstore/bundle';
 import { PublicKeyDetails, TransparencyLogEntry as TLE } from '@sigstore/protobuf-specs';
 import { CreateEntryRequest } from '@sigstore/protobuf-specs/rekor/v2';
+import { isCanonicalDecimal } from '../decimal.js';
 import { inclusionProof, verifyInclusion } from '../merkle/proof.js';
 import { leafHash } from '../merkle/hash.js';
 import { parseCheckpoint } from '../note/checkpoint.js';
@@ -113,7 +114,7 @@ export function rekorV2Witness(cfg: AnchorConfig, opts: V2WitnessOptions): Witne
       if (res.status === 409) {
         const idx = res.headers.get('x-log-index');
         await res.body?.cancel();
-        if (!idx || !/^(0|[1-9][0-9]*)$/.test(idx)) throw new RekorError(`rekor ${url}: 409 without x-log-index`, true, 409);
+        if (!idx || !isCanonicalDecimal(idx)) throw new RekorError(`rekor ${url}: 409 without x-log-index`, true, 409);
         const entry = await existingV2Entry(readBase, Number(idx), { digest, signature: ms.signature, spki: opts.spki }, opts.logID, cfg.timeoutMs);
         return { tlogEntries: [entry] };
       }

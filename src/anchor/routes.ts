@@ -5,7 +5,7 @@
  * /<tenant>/anchors/... (read from checkpoints/<tenant>/anchors/, which any static server can
  * serve just as well). Mount with `app.route('/', anchorRoutes(getLog))`.
  */
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { LogPaths } from '../tile-store/paths.js';
@@ -29,13 +29,17 @@ export interface AnchoredLog {
   readonly paths: Pick<LogPaths, 'historyDir' | 'stateDir'>;
 }
 
-export function anchorRoutes(getLog: (tenant: string) => AnchoredLog | undefined): Hono {
+/**
+ * `getLog` gives the tenant's log, undefined for an unknown tenant (404); it may throw to refuse
+ * the request (a private tenant without its read token), and the app answers with that error.
+ */
+export function anchorRoutes(getLog: (tenant: string, c: Context) => AnchoredLog | undefined): Hono {
   const app = new Hono();
   const notFound = (c: { json: (o: unknown, s: 404) => Response }, why: string) => c.json({ error: why, code: 'not_found' }, 404);
 
   app.get('/:tenant/anchors', async (c) => {
     const tenant = c.req.param('tenant');
-    const log = getLog(tenant);
+    const log = getLog(tenant, c);
     if (!log) return notFound(c, `unknown tenant ${JSON.stringify(tenant.slice(0, 64))}`);
     const receipts = await listReceipts(log.paths.historyDir, log.paths.stateDir);
     c.header('Cache-Control', 'no-store');
@@ -50,7 +54,7 @@ export function anchorRoutes(getLog: (tenant: string) => AnchoredLog | undefined
 
   app.get('/:tenant/anchors/*', async (c) => {
     const tenant = c.req.param('tenant');
-    const log = getLog(tenant);
+    const log = getLog(tenant, c);
     if (!log) return notFound(c, `unknown tenant ${JSON.stringify(tenant.slice(0, 64))}`);
     const rel = c.req.path.slice(tenant.length + ANCHORS_DIR.length + 3);
     // Only the canonical names this module writes: no "..", no hidden temp files, nothing else.

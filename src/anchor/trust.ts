@@ -19,6 +19,7 @@
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { bundleFromJSON, type Bundle, type TransparencyLogEntry } from '@sigstore/bundle';
 import { toSignedEntity, Verifier, type SignedEntity, type TrustMaterial } from '@sigstore/verify';
+import { parseCanonicalDecimal } from '../decimal.js';
 import { TlogError, ErrorCode } from '../errors.js';
 import { leafHash } from '../merkle/hash.js';
 import { verifyInclusion } from '../merkle/proof.js';
@@ -285,9 +286,9 @@ export function verifyAnchorTimestamp(
 /** Size and root of a Rekor checkpoint (v1 origins contain spaces, so not our strict parser). */
 function parseRekorCheckpoint(envelope: string): { size: number; root: Buffer } {
   const lines = envelope.split('\n');
-  const size = Number(lines[1]);
+  const size = parseCanonicalDecimal(lines[1] ?? '');
   const root = Buffer.from(lines[2] ?? '', 'base64');
-  if (!/^(0|[1-9][0-9]*)$/.test(lines[1] ?? '') || !Number.isSafeInteger(size) || root.length !== 32) {
+  if (size === null || root.length !== 32) {
     throw fail('the rekor checkpoint is malformed');
   }
   return { size, root };

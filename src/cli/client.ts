@@ -8,16 +8,16 @@
 import { Command, Option } from 'commander';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { TlogError, ErrorCode } from '../errors.js';
-import { Monitor, type MonitorAdvance } from '../client/monitor.js';
+import { parseCanonicalDecimal } from '../decimal.js';
+import { errorChain, TlogError, ErrorCode } from '../errors.js';
+import { Monitor, type MonitorAdvance, type MonitorRetry } from '../client/monitor.js';
 import { createTlogProof, verifyTlogProof, type ProvenLeaf } from '../client/proof-file.js';
 import { dirSource, urlSource, type TlogSource } from '../client/source.js';
 import { TileFetcher } from '../client/tiles.js';
 import { InconsistentCheckpointsError, fetchCheckpoint, proveInclusion, type CheckpointTrust } from '../client/verify.js';
 import { DEFAULT_TENANT, logPaths, type DataRoots } from '../tile-store/paths.js';
-import { parseCanonicalDecimal } from '../note/checkpoint.js';
 import { decodeBase64Strict, encodeBase64 } from '../note/note.js';
-import { parsePolicy } from '../witness-client/policy.js';
+import { parsePolicy } from '../note/witness-policy.js';
 
 const tenantOption = () => new Option('--tenant <name>', 'read the local log of this tenant (default: TLOG_TENANT or "default")');
 
@@ -93,7 +93,7 @@ export function registerClientCommands(program: Command, getRoots: () => DataRoo
     .option('--state <file>', 'keep the last accepted checkpoint here, and resume from it')
     .option('--from-latest', 'with no state, start at the current checkpoint instead of streaming every entry from 0')
     .option('--interval <seconds>', 'seconds between polls', '10')
-    .option('--once', 'poll once and exit')
+    .option('--once', 'poll once and exit (a failed fetch is then an error, not retried)')
     .option('--no-entries', 'do not print the entries, only the accepted checkpoints')
     .action(async (o: SourceOpts & { state?: string; fromLatest?: boolean; interval: string; once?: boolean; entries: boolean }) => {
       const { src, trust } = await sourceAndTrust(o, getRoots);
@@ -128,7 +128,10 @@ export function registerClientCommands(program: Command, getRoots: () => DataRoo
         buf = '';
       };
       try {
-        const entries = o.once ? monitor.pollEntries(onAdvance) : monitor.entries({ signal: ac.signal, onAdvance });
+        // A log that is down or overloaded is waited for (the state is kept); the reason is said.
+        const onRetry = (r: MonitorRetry) =>
+          process.stderr.write(`poll failed (${r.failures} in a row): ${errorChain(r.error)}; retrying in ${(r.delayMs / 1000).toFixed(1)} s\n`);
+        const entries = o.once ? monitor.pollEntries(onAdvance) : monitor.entries({ signal: ac.signal, onAdvance, onRetry });
         for await (const e of entries) {
           if (!o.entries) continue;
           buf += JSON.stringify({ index: e.index, leafHash: encodeBase64(e.leafHash), entry: encodeBase64(e.entry) }) + '\n';

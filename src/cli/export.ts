@@ -6,6 +6,7 @@ import { Command, Option } from 'commander';
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { parseCanonicalDecimal } from '../decimal.js';
 import { TlogError, ErrorCode } from '../errors.js';
 import { exportLedger, LEDGER_FORMAT, verifyLedger } from '../client/export.js';
 import { dirSource, urlSource, type TlogSource } from '../client/source.js';
@@ -46,8 +47,9 @@ function historyFile(historyDir: string, size: number): string {
 }
 
 function parseSize(s: string): number {
-  if (!/^(0|[1-9][0-9]*)$/.test(s) || !Number.isSafeInteger(Number(s))) throw new TlogError(ErrorCode.badInput, `--size ${s} is not a tree size`);
-  return Number(s);
+  const n = parseCanonicalDecimal(s);
+  if (n === null) throw new TlogError(ErrorCode.badInput, `--size ${s} is not a tree size`);
+  return n;
 }
 
 /** Writes lines to a file or stdout, in large chunks, honouring back-pressure. */

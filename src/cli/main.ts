@@ -4,25 +4,28 @@
  * exit and one readable line on stderr.
  */
 import { Command, Option } from 'commander';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { isTlogError } from '../errors.js';
+import { fileURLToPath } from 'node:url';
+import { errorChain, ErrorCode, isTlogError, TlogError } from '../errors.js';
 import { auditLog } from '../client/audit.js';
 import { dirSource, urlSource, type TlogSource } from '../client/source.js';
 import { encodeBase64 } from '../note/note.js';
 import { parseVerifierKey } from '../note/keys.js';
 import { verifierFor } from '../note/signers.js';
+import { verifyCheckpoint } from '../note/verified-checkpoint.js';
+import { parsePolicy } from '../note/witness-policy.js';
 import { Log } from '../log/log.js';
 import { DEFAULT_TENANT, defaultRoots, logPaths, type DataRoots } from '../tile-store/paths.js';
-import { progressBar } from './progress.js';
+import { progressBar, progressCounter } from './progress.js';
+import { appendLines, resultLine } from './append.js';
+import { MAX_ENTRY_SIZE } from '../tiles/bundle.js';
 import { registerTenantCommands } from './tenant.js';
 import { registerExportCommand } from './export.js';
 import { registerClientCommands } from './client.js';
 import { witnessCommand } from '../../witness/main.js';
 import { registerAnchorCommands } from './anchor.js';
-import { initLog } from '../tenants/registry.js';
-import { parsePolicy } from '../witness-client/policy.js';
-import { verifyCheckpoint } from '../witness-client/verify.js';
+import { createLog } from '../tenants/registry.js';
 
 interface GlobalOpts {
   tilesDir?: string;
@@ -42,24 +45,16 @@ function roots(program: Command): DataRoots {
 
 const tenantOption = () => new Option('--tenant <name>', 'tenant (log) name').default(process.env.TLOG_TENANT ?? DEFAULT_TENANT);
 
-async function readStdin(): Promise<Buffer> {
+/** Stdin as one entry; reading stops once it is longer than an entry may be. */
+async function readStdinEntry(): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
-/** Splits on "\n" (a trailing newline ends the last line; it does not start an empty one). */
-function splitLines(data: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  let start = 0;
-  for (let i = 0; i < data.length; i++) {
-    if (data[i] === 0x0a) {
-      out.push(data.subarray(start, i));
-      start = i + 1;
-    }
+  let n = 0;
+  for await (const c of process.stdin) {
+    chunks.push(c as Buffer);
+    n += (c as Buffer).length;
+    if (n > MAX_ENTRY_SIZE) throw new TlogError(ErrorCode.tooLarge, `stdin is longer than ${MAX_ENTRY_SIZE} bytes: entries are 1 to 65535 bytes (use --lines for one entry per line)`);
   }
-  if (start < data.length) out.push(data.subarray(start));
-  return out;
+  return Buffer.concat(chunks);
 }
 
 export function buildProgram(): Command {
@@ -79,9 +74,13 @@ export function buildProgram(): Command {
     .requiredOption('--origin <origin>', 'the log origin, e.g. example.com/log (also the key name)')
     .addOption(tenantOption())
     .action(async (o: { origin: string; tenant: string }) => {
-      const log = await initLog(logPaths(roots(program), o.tenant), o.origin);
+      const { log, outcome } = await createLog(logPaths(roots(program), o.tenant), o.origin);
       await log.close();
-      process.stdout.write(`created log ${o.tenant} with origin ${o.origin}\nverifier keys:\n${log.verifierKeys().join('\n')}\n`);
+      const what =
+        outcome.result === 'replaced' ? `replaced the empty log ${o.tenant} made by \`tlog serve\` (origin ${outcome.oldOrigin}) with a new log with origin ${o.origin}` :
+        outcome.result === 'exists' ? `log ${o.tenant} already has origin ${o.origin} (made by \`tlog serve\`); kept` :
+        `created log ${o.tenant} with origin ${o.origin}`;
+      process.stdout.write(`${what}\nverifier keys:\n${log.verifierKeys().join('\n')}\n`);
     });
 
   program
@@ -89,22 +88,24 @@ export function buildProgram(): Command {
     .description('append each FILE as one entry (or stdin as one entry, or one entry per line with --lines)')
     .argument('[files...]', 'files to append, one entry each')
     .addOption(tenantOption())
-    .option('--lines', 'read entries from stdin, one per line')
+    .option('--lines', 'read entries from stdin, one per line, appended in batches as they are read')
     .action(async (files: string[], o: { tenant: string; lines?: boolean }) => {
-      let entries: Uint8Array[];
-      if (o.lines) {
-        if (files.length > 0) throw new Error('--lines reads stdin: give no files');
-        entries = splitLines(await readStdin());
-      } else if (files.length > 0) {
-        entries = await Promise.all(files.map((f) => fsp.readFile(f)));
-      } else {
-        entries = [await readStdin()];
-      }
+      if (o.lines && files.length > 0) throw new TlogError(ErrorCode.badInput, '--lines reads stdin: give no files');
+      const entries = o.lines ? [] : files.length > 0 ? await Promise.all(files.map((f) => fsp.readFile(f))) : [await readStdinEntry()];
       // A damaged index is rebuilt on open: show its progress.
       const log = await Log.open(logPaths(roots(program), o.tenant), { onRebuildProgress: progressBar('rebuild index') });
       try {
-        const results = await Promise.all(log.appendMany(entries));
-        for (const r of results) process.stdout.write(JSON.stringify({ index: r.index, leafHash: encodeBase64(r.leafHash), treeSize: r.treeSize, ...(r.duplicate ? { duplicate: true } : {}) }) + '\n');
+        if (o.lines) {
+          const progress = progressCounter('append');
+          try {
+            await appendLines(log, process.stdin, (text) => process.stdout.write(text), (n, size) => progress.update(`${n} lines appended, tree size ${size}`));
+          } finally {
+            progress.done();
+          }
+        } else {
+          const results = await Promise.all(log.appendMany(entries));
+          process.stdout.write(results.map(resultLine).join(''));
+        }
       } finally {
         await log.close();
       }
@@ -266,14 +267,30 @@ export async function main(argv: string[]): Promise<number> {
     await buildProgram().parseAsync(argv);
     return 0;
   } catch (e) {
-    const msg = isTlogError(e) || e instanceof Error ? e.message : String(e);
-    process.stderr.write(`tlog: ${msg}\n`);
+    // One line. Our errors say everything in their message; another's may keep the reason in
+    // its cause ("fetch failed" -> "connect ECONNREFUSED ..."), so that is printed too.
+    const msg = isTlogError(e) ? e.message : errorChain(e);
+    process.stderr.write(`tlog: ${msg.replace(/\n/g, ' ')}\n`);
     return 1;
   }
 }
 
-const isEntry = process.argv[1] && path.resolve(process.argv[1]) === new URL(import.meta.url).pathname;
-if (isEntry) {
+/**
+ * Whether this module is the program being run. argv[1] is what the user (or npm) ran: through
+ * `npx tlog` or an installed bin it is the symlink node_modules/.bin/tlog, while import.meta.url
+ * is the module's real path, so both are compared as real paths.
+ */
+function isEntry(): boolean {
+  const arg = process.argv[1];
+  if (!arg) return false;
+  try {
+    return realpathSync(arg) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntry()) {
   main(process.argv).then((code) => {
     process.exitCode = code;
   });

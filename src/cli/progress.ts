@@ -13,3 +13,29 @@ export function progressBar(label: string, stream: NodeJS.WriteStream = process.
     if (done >= total) stream.write('\n');
   };
 }
+
+/**
+ * A running count on stderr for work of unknown size (a stream), drawn only on a terminal, at
+ * most ten times a second; done() draws the last count and ends the line.
+ */
+export function progressCounter(label: string, stream: NodeJS.WriteStream = process.stderr): { update(text: string): void; done(): void } {
+  if (!stream.isTTY) return { update() {}, done() {} };
+  let last = 0;
+  let latest: string | null = null;
+  const draw = (text: string) => stream.write(`\r${label} ${text}\x1b[K`);
+  return {
+    update(text) {
+      latest = text;
+      const now = Date.now();
+      if (now - last < 100) return;
+      last = now;
+      draw(text);
+    },
+    done() {
+      if (latest === null) return;
+      draw(latest);
+      stream.write('\n');
+      latest = null;
+    },
+  };
+}

@@ -3,20 +3,21 @@
  * on loopback, creating its log and keys on first start, open for writes without credentials.
  * With --config it serves every tenant of the file (each requires credentials); SIGHUP or
  * POST /admin/reload re-reads the file and adds, reconfigures or removes tenants without a
- * restart. SIGTERM/SIGINT stop accepting, finish the batches in flight, and exit 0.
+ * restart (tenants/apply.ts; the answer says what changed and what needs a restart).
+ * SIGTERM/SIGINT stop accepting, finish the batches in flight, and exit 0.
  */
-import { serve as serveNode } from '@hono/node-server';
 import type { Server } from 'node:http';
-import { loadConfig, type ServiceConfig } from '../config/config.js';
+import type { AddressInfo } from 'node:net';
+import { DEFAULT_HTTP_LIMITS, loadConfig, type ServiceConfig } from '../config/config.js';
 import { TlogError, ErrorCode } from '../errors.js';
 import { createApp } from '../http/app.js';
+import { BodyBudget } from '../http/body-budget.js';
+import { connectionLimits, createHttpServer } from '../http/connections.js';
 import { createLogger, engineLogger, Metrics } from '../http/observe.js';
 import { mldsaBackend } from '../log/mldsa-backend.js';
 import type { DataRoots } from '../tile-store/paths.js';
-import { authFromConfig, OPEN_AUTH, openOrInit, openOrInitDefault, TenantRegistry } from '../tenants/registry.js';
-import { Cosigner } from '../witness-client/cosigner.js';
-import { Anchorer, anchorRoutes, resolveAnchorConfig } from '../anchor/index.js';
-import { parsePolicy } from '../witness-client/policy.js';
+import { ConfiguredTenants } from '../tenants/apply.js';
+import { OPEN_AUTH, openOrInitDefault, TenantRegistry } from '../tenants/registry.js';
 
 export interface ServeOptions {
   readonly roots: DataRoots;
@@ -25,6 +26,36 @@ export interface ServeOptions {
   readonly config?: string;
   /** Resolves when the server listens, with its port (tests use port 0). */
   readonly onListening?: (port: number) => void;
+}
+
+/** The answer to every request while the logs are being opened. */
+function startingAnswer(): Response {
+  return new Response(JSON.stringify({ error: 'the service is starting', code: 'unavailable' }), {
+    status: 503,
+    headers: { 'Content-Type': 'application/json', 'Retry-After': '1' },
+  });
+}
+
+/**
+ * Binds host:port. A port in use (or not ours to take) is one readable error, not an unhandled
+ * 'error' event with a stack trace.
+ */
+function listenOn(host: string, port: number, server: Server): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: NodeJS.ErrnoException) => {
+      const why =
+        e.code === 'EADDRINUSE' ? 'the address is already in use (is another tlog serve running?)' :
+        e.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' :
+        e.code === 'EADDRNOTAVAIL' ? 'no such address on this machine' :
+        (e.code ?? e.message);
+      reject(new TlogError(ErrorCode.badInput, `cannot listen on ${host}:${port}: ${why}`, { cause: e }));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve(server);
+    });
+  });
 }
 
 export function parseListen(listen: string): { host: string; port: number } {
@@ -55,98 +86,68 @@ export async function serve(o: ServeOptions): Promise<void> {
   let config: ServiceConfig | null = null;
   let listen = o.listen ?? '127.0.0.1:8080';
   const say = (s: string) => process.stderr.write(s + '\n');
+  const configured = new ConfiguredTenants(tenants, logOpts, engineLogger(logger));
 
-  /** Opens every tenant of the configuration not yet served, reconfigures the others, closes removed ones. */
-  const applyConfig = async (cfg: ServiceConfig): Promise<string[]> => {
-    const roots: DataRoots = { tilesRoot: cfg.tilesDir, checkpointsRoot: cfg.checkpointsDir, stateRoot: cfg.stateDir };
-    for (const tc of cfg.tenants) {
-      const existing = tenants.get(tc.name);
-      if (existing) {
-        existing.reconfigure(authFromConfig(tc), tc.limits);
-        continue;
-      }
-      const policy = tc.witnesses ? parsePolicy(tc.witnesses.policy!) : null;
-      const { log, created } = await openOrInit(roots, tc.name, tc.origin, {
-        ...logOpts,
-        allowDuplicates: tc.allowDuplicates,
-        publishMode: policy ? 'cosigned' : 'each',
-      });
-      const t = await tenants.add(log, authFromConfig(tc), tc.limits);
-      if (policy && tc.witnesses) {
-        t.cosigner = new Cosigner(log, policy, {
-          mode: tc.witnesses.mode,
-          intervalMs: tc.witnesses.intervalSeconds * 1000,
-          timeoutMs: tc.witnesses.timeoutSeconds * 1000,
-          logger: logOpts.logger,
-        });
-        t.cosigner.start();
-      }
-      if (tc.anchoring?.enabled) {
-        const a = tc.anchoring;
-        t.anchorer = await Anchorer.open({
-          paths: log.paths,
-          config: resolveAnchorConfig({
-            enabled: true,
-            intervalHours: a.intervalHours,
-            timeoutMs: a.timeoutSeconds * 1000,
-            tickMs: a.tickSeconds * 1000,
-            rekor: { apiVersion: a.rekor.apiVersion, url: a.rekor.url, readUrl: a.rekor.readUrl, publicKey: a.rekor.publicKey!, origin: a.rekor.origin },
-            tsa: a.tsa ? { url: a.tsa.url, certChain: a.tsa.certChain! } : undefined,
-          }),
-          // The newest published checkpoint: the cosigned one where witnesses are configured.
-          latest: () => log.published.note,
-          logVerifiers: log.verifiers,
-          logger: logOpts.logger,
-        });
-        t.anchorer.start();
-      }
-      logger.info({ tenant: tc.name, origin: tc.origin, created, treeSize: log.treeSize, verifierKeys: log.verifierKeys() }, created ? 'tenant created' : 'tenant opened');
-    }
-    const wanted = new Set(cfg.tenants.map((t) => t.name));
-    for (const name of tenants.names()) if (!wanted.has(name)) await tenants.remove(name);
-    return tenants.names();
-  };
-
+  // Everything that can be refused without touching the disk is checked first: the
+  // configuration, the address, and the port itself (bound before any log is created or opened,
+  // so a port in use leaves nothing behind).
   if (o.config) {
     config = loadConfig(o.config);
     listen = o.listen ?? config.listen;
-    await applyConfig(config);
-  } else {
-    const { host, port } = parseListen(listen);
-    if (!isLoopback(host)) {
-      throw new TlogError(ErrorCode.badInput, `the embedded default tenant accepts writes without credentials, so it only listens on loopback: use --config to listen on ${host}`);
-    }
-    const { log, created } = await openOrInitDefault(o.roots, o.origin ?? `${host}:${port}/default`, logOpts);
-    await tenants.add(log, OPEN_AUTH);
-    say(`${created ? 'created' : 'opened'} log "default" (origin ${log.origin}, size ${log.treeSize}) in ${log.paths.tilesDir}`);
-    say(`verifier keys:\n  ${log.verifierKeys().join('\n  ')}`);
+  }
+  const { host, port } = parseListen(listen);
+  if (!o.config && !isLoopback(host)) {
+    throw new TlogError(ErrorCode.badInput, `the embedded default tenant accepts writes without credentials, so it only listens on loopback: use --config to listen on ${host}`);
   }
 
+  /** Re-reads the file and applies it (see tenants/apply.ts); a bad file changes nothing. */
   const reload = async () => {
     if (!o.config) throw new TlogError(ErrorCode.badInput, 'no configuration file to reload');
-    config = loadConfig(o.config);
-    const names = await applyConfig(config);
-    logger.info({ tenants: names }, 'configuration reloaded');
-    return { tenants: names };
+    const r = await configured.apply(loadConfig(o.config));
+    logger.info(r, 'configuration reloaded');
+    if (r.restartNeeded.length > 0) logger.warn({ restartNeeded: r.restartNeeded }, 'some changed settings need a restart');
+    return r;
   };
   let stopping = false;
+  let ready = false;
+  // The HTTP bounds are read at start; a reload does not change them.
+  const http = config?.http ?? DEFAULT_HTTP_LIMITS;
   const app = createApp(tenants, {
     logger,
     metrics,
     adminTokenHash: config?.adminToken,
     reload,
-    extraRoutes: anchorRoutes((n) => tenants.get(n)?.log),
+    bodies: new BodyBudget(http.maxBodyBytesInFlight),
     stopping: () => stopping,
   });
-  const { host, port } = parseListen(listen);
-  const server = await new Promise<Server>((resolve) => {
-    const s = serveNode({ fetch: app.fetch, hostname: host, port }, (info) => {
-      const open = config ? 'every tenant requires credentials' : 'embedded default tenant: writes accepted without credentials on this loopback address';
-      say(`listening on http://${host}:${info.port} (${open}; ML-DSA-44 signer: ${signer})`);
-      o.onListening?.(info.port);
-      resolve(s as Server);
-    });
-  });
+  // Bound before the logs are opened (an index rebuild may take a while): until they are, every
+  // request is told to come back.
+  const server = await listenOn(host, port, createHttpServer((req, env) => (ready ? app.fetch(req, env) : startingAnswer()), connectionLimits(http)));
+  try {
+    if (config) await configured.apply(config);
+    else {
+      const { log, outcome } = await openOrInitDefault(o.roots, o.origin, `${host}:${port}/default`, logOpts);
+      await tenants.add(log, OPEN_AUTH);
+      const what =
+        outcome.result === 'replaced' ? `replaced the empty log "default" of origin ${outcome.oldOrigin} with a new log` :
+        outcome.result === 'created' ? 'created log "default"' :
+        'opened log "default"';
+      say(`${what} (origin ${log.origin}, size ${log.treeSize}) in ${log.paths.tilesDir}`);
+      if (outcome.result === 'created' && o.origin === undefined) {
+        say(`its origin is ${log.origin}: to choose one, stop and run \`tlog init --origin <origin>\` (or start with --origin) before appending`);
+      }
+      say(`verifier keys:\n  ${log.verifierKeys().join('\n  ')}`);
+    }
+  } catch (e) {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await tenants.closeAll();
+    throw e;
+  }
+  ready = true;
+  const boundPort = (server.address() as AddressInfo).port;
+  const open = config ? 'every tenant requires credentials' : 'embedded default tenant: writes accepted without credentials on this loopback address';
+  say(`listening on http://${host}:${boundPort} (${open}; ML-DSA-44 signer: ${signer})`);
+  o.onListening?.(boundPort);
 
   process.on('SIGHUP', () => {
     reload().catch((e) => logger.error({ err: (e as Error).message }, 'reload failed; keeping the running configuration'));

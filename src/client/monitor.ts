@@ -21,7 +21,7 @@ import { encodeBase64 } from '../note/note.js';
 import { writeFileDurably } from '../storage/durable.js';
 import { TILE_WIDTH, hashesAtLevel } from '../tiles/layout.js';
 import { TileTree, type ExpandedTile } from '../tiles/tree.js';
-import type { TlogSource } from './source.js';
+import { isTransientSourceError, type TlogSource } from './source.js';
 import { TileFetcher, type TileFetcherOptions } from './tiles.js';
 import {
   InconsistentCheckpointsError,
@@ -45,6 +45,20 @@ export interface MonitorOptions extends CheckpointTrust, TileFetcherOptions {
   readonly intervalMs?: number;
   /** Entry bundles fetched ahead while streaming. Default 8. */
   readonly concurrency?: number;
+  /**
+   * `entries()` retries a poll that failed for a reason that may pass (network, timeout, HTTP
+   * 408/429/5xx) after retryBaseMs, doubling up to retryMaxMs. Defaults 1 s and 5 min.
+   */
+  readonly retryBaseMs?: number;
+  readonly retryMaxMs?: number;
+}
+
+/** A poll that failed and will be tried again. */
+export interface MonitorRetry {
+  readonly error: unknown;
+  /** Failed polls in a row, this one included. */
+  readonly failures: number;
+  readonly delayMs: number;
 }
 
 export interface MonitoredEntry {
@@ -92,6 +106,13 @@ export class Monitor {
   private loaded = false;
   /** The right edge of the accepted tree, once loaded; null when it must be rebuilt from tiles. */
   private tree: TileTree | null = null;
+  /**
+   * Entries beyond the accepted checkpoint already handed out by a step that then failed (a fetch
+   * failed before the checkpoint could be accepted): up to `size`, where the tree had `root`.
+   * A retry fetches them again to rebuild the tree, but does not hand them out twice, and checks
+   * they are the same entries.
+   */
+  private handedOut: { size: number; root: Uint8Array } | null = null;
 
   constructor(opts: MonitorOptions) {
     this.opts = opts;
@@ -204,6 +225,7 @@ export class Monitor {
       start = tree.size;
     }
     let streamed = 0;
+    const seen = this.handedOut && this.handedOut.size > start ? this.handedOut : null;
     try {
       // Bundles (and their level-0 tiles) are fetched a few ahead of the one being checked.
       const firstBundle = Math.floor(start / TILE_WIDTH);
@@ -229,7 +251,10 @@ export class Monitor {
           // c2sp.org/tlog-tiles: entry i's leaf hash is hash i of the matching level-0 tile.
           if (!equalHashes(h, tile0.node(0, i)!)) fail(`${this.tiles.src.where}: entry ${b * TILE_WIDTH + i} does not match its hash in tile/0`);
           tree.append(h);
-          out.push({ index: b * TILE_WIDTH + i, entry: entries[i]!, leafHash: h });
+          if (seen && tree.size === seen.size && !equalHashes(tree.root(), seen.root)) {
+            fail(`${this.tiles.src.where}: entries 0..${seen.size - 1} are not the ones handed out before the retry (another tree of size ${seen.size}: a fork)`);
+          }
+          if (b * TILE_WIDTH + i >= (seen?.size ?? 0)) out.push({ index: b * TILE_WIDTH + i, entry: entries[i]!, leafHash: h });
         }
         // Authenticate the entries before handing them out: the tree they extend ours to must be
         // a prefix of the signed one.
@@ -247,6 +272,7 @@ export class Monitor {
           yield e;
           streamed++;
         }
+        if (out.length > 0) this.handedOut = { size: end, root };
       }
     } catch (e) {
       // The in-memory edge may hold hashes that did not verify: rebuild it from tiles next time.
@@ -256,6 +282,7 @@ export class Monitor {
     await this.save(next);
     this.accepted = next;
     this.tree = tree;
+    if (this.handedOut && this.handedOut.size <= size) this.handedOut = null;
     done({ previous: prev, checkpoint: next, proof, entries: streamed });
   }
 
@@ -289,12 +316,34 @@ export class Monitor {
 
   /**
    * Follows the log: polls every `intervalMs` and yields every new entry, in order, until
-   * `signal` aborts (then returns quietly). A fork or a bad log ends it with the error.
+   * `signal` aborts (then returns quietly). A poll that fails for a reason that may pass (the
+   * network, a timeout, an overloaded server) is retried with exponential backoff, keeping the
+   * accepted checkpoint and never handing an entry out twice; `onRetry` hears of each. A fork,
+   * a bad signature or any other failure ends it with the error.
    */
-  async *entries(opts: { signal?: AbortSignal; onAdvance?: (a: MonitorAdvance) => void } = {}): AsyncGenerator<MonitoredEntry> {
+  async *entries(opts: { signal?: AbortSignal; onAdvance?: (a: MonitorAdvance) => void; onRetry?: (r: MonitorRetry) => void } = {}): AsyncGenerator<MonitoredEntry> {
+    let failures = 0;
     while (!opts.signal?.aborted) {
-      yield* this.pollEntries(opts.onAdvance);
+      try {
+        yield* this.pollEntries(opts.onAdvance);
+        failures = 0;
+      } catch (e) {
+        if (!isTransientSourceError(e)) throw e;
+        failures++;
+        const delayMs = this.retryDelay(failures);
+        opts.onRetry?.({ error: e, failures, delayMs });
+        await sleep(delayMs, opts.signal);
+        continue;
+      }
       await sleep(this.opts.intervalMs ?? 10_000, opts.signal);
     }
+  }
+
+  /** Exponential backoff with jitter in [d/2, d], so monitors of one log do not retry in step. */
+  private retryDelay(failures: number): number {
+    const base = this.opts.retryBaseMs ?? 1000;
+    const max = this.opts.retryMaxMs ?? 300_000;
+    const d = Math.min(max, base * 2 ** Math.min(failures - 1, 30));
+    return Math.round(d / 2 + (Math.random() * d) / 2);
   }
 }

@@ -12,10 +12,10 @@
  *
  * Pure: no I/O.
  */
+import { parseCanonicalDecimal } from '../decimal.js';
 import { TlogError, ErrorCode } from '../errors.js';
 import { HASH_SIZE, leafHash as hashLeaf } from '../merkle/hash.js';
 import { verifyInclusion } from '../merkle/proof.js';
-import { parseCanonicalDecimal } from '../note/checkpoint.js';
 import { decodeBase64Strict, encodeBase64 } from '../note/note.js';
 import type { TlogSource } from './source.js';
 import type { TileFetcher } from './tiles.js';

@@ -1,45 +1,19 @@
 /**
- * Signed write requests, for clients that want no shared secret: an Ed25519 key registered for
- * a tenant signs each write, with a counter that must grow with every request (the service keeps
- * it durably per client, so a replayed or reordered request is refused) and the tenant's origin
- * (so a request signed for one tenant is refused by every other, even one that registers the
- * same key).
- *
- * The scheme is RFC 9421 HTTP Message Signatures with Content-Digest (RFC 9530), so any RFC 9421
- * client can write; signHttpRequest() is ours. The signature must be tagged
- * `tag="tlog-worm/<origin>"` and cover at least
- *
- *   ("@method" "@path" "@query" "content-digest" "tlog-counter")   (or "@target-uri" for the last two URL parts)
- *
- * with the parameters created, keyid (the client id), nonce and, optionally, alg="ed25519".
- * `Content-Digest` carries `sha-256` of the body; `Tlog-Counter` carries the counter as a
- * canonical decimal. The counter is a covered header rather than a signature parameter because
- * RFC 9421 §2.3 leaves new parameters to its IANA registry, and every RFC 9421 client can cover
- * a header where not every one can add a parameter.
+ * The client side of signed write requests: signHttpRequest() signs a write as RFC 9421 HTTP
+ * Message Signatures with Content-Digest (RFC 9530), so any RFC 9421 client could do the same;
+ * the profile it follows (tag, covered components, counter) is src/signed-write/profile.ts.
  *
  * The earlier X-Tlog-* headers still work for one release (deprecated), with the signed message
  * now at version 2, which names the tenant's origin; see signLegacyRequest().
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { httpbis } from 'http-message-signatures';
-import { createHash, randomBytes } from 'node:crypto';
-import { sha256 } from '../merkle/hash.js';
+import { randomBytes } from 'node:crypto';
+import { signedRequestMessage, type LegacySignedFields } from '../signed-write/legacy-message.js';
+import { COUNTER_HEADER, MAX_COUNTER, SIGNED_COMPONENTS, contentDigest, signatureTag } from '../signed-write/profile.js';
 
-/** The RFC 9421 `tag` of a write to the log with this origin. */
-export const signatureTag = (origin: string): string => `tlog-worm/${origin}`;
-/** What the tag starts with, whatever the tenant. */
-export const SIGNATURE_TAG_PREFIX = 'tlog-worm/';
-/** The header that carries the counter (covered by the signature). */
-export const COUNTER_HEADER = 'Tlog-Counter';
-/** The covered components of signHttpRequest(), in order. */
-export const SIGNED_COMPONENTS = ['@method', '@path', '@query', 'content-digest', 'tlog-counter'] as const;
-/** The largest counter: Tlog-Counter is also an RFC 8941 Integer, which has 15 digits. */
-export const MAX_COUNTER = 999_999_999_999_999;
-
-/** The `Content-Digest` field value (RFC 9530 §2) of a body: its SHA-256. */
-export function contentDigest(body: Uint8Array): string {
-  return `sha-256=:${createHash('sha256').update(body).digest('base64')}:`;
-}
+// For writers that build the request themselves (the `./signed-request` subpath of both packages).
+export { contentDigest, signatureTag };
 
 export interface HttpRequestToSign {
   /** The id the tenant registers the client's public key under (the RFC 9421 keyid). */
@@ -87,38 +61,7 @@ export async function signHttpRequest(p: HttpRequestToSign): Promise<Record<stri
   return out;
 }
 
-
 // ---- The deprecated X-Tlog-* scheme (kept for one release) ----
-
-/**
- * Version 2 of the X-Tlog-* signed message names the tenant's origin; version 1 did not, so a
- * v1 request could be replayed into any tenant that registers the same client key. The service
- * refuses v1 signatures and says how to upgrade.
- */
-export const SIGNED_REQUEST_LABEL = 'tlog-signed-request/v2';
-export const SIGNED_REQUEST_LABEL_V1 = 'tlog-signed-request/v1';
-
-export interface LegacySignedFields {
-  readonly origin: string;
-  readonly method: string;
-  /** The path with its query. */
-  readonly path: string;
-  readonly body: Uint8Array;
-  readonly nonce: string;
-  readonly counter: number;
-}
-
-/** The v2 message: label, origin, method, path, body SHA-256 hex, nonce and counter, one a line. */
-export function signedRequestMessage(p: LegacySignedFields): Uint8Array {
-  const digest = Buffer.from(sha256(p.body)).toString('hex');
-  return Buffer.from(`${SIGNED_REQUEST_LABEL}\n${p.origin}\n${p.method.toUpperCase()}\n${p.path}\n${digest}\n${p.nonce}\n${p.counter}\n`, 'utf8');
-}
-
-/** The v1 message, only so the service can tell an old client why it is refused. */
-export function signedRequestMessageV1(p: Omit<LegacySignedFields, 'origin'>): Uint8Array {
-  const digest = Buffer.from(sha256(p.body)).toString('hex');
-  return Buffer.from(`${SIGNED_REQUEST_LABEL_V1}\n${p.method.toUpperCase()}\n${p.path}\n${digest}\n${p.nonce}\n${p.counter}\n`, 'utf8');
-}
 
 /**
  * The X-Tlog-* headers of a v2 signed request (deprecated: use signHttpRequest). `path` includes
@@ -133,13 +76,4 @@ export function signLegacyRequest(p: Omit<LegacySignedFields, 'nonce'> & { clien
     'X-Tlog-Nonce': nonce,
     'X-Tlog-Signature': Buffer.from(sig).toString('base64'),
   };
-}
-
-/** Ed25519 verification as the service does it (strict RFC 8032, not ZIP 215). */
-export function verifyEd25519(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  try {
-    return signature.length === 64 && ed25519.verify(signature, message, publicKey, { zip215: false });
-  } catch {
-    return false;
-  }
 }

@@ -4,7 +4,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { ioError, TlogError, ErrorCode } from '../errors.js';
+import { errorChain, ioError, isTlogError, TlogError, ErrorCode } from '../errors.js';
 import { TILE_WIDTH, formatTilePath, parseTilePath } from '../tiles/layout.js';
 import { prefixOf, widerWidths } from '../tiles/prefix.js';
 
@@ -53,6 +53,19 @@ export function dirSource(dir: string, opts: DirSourceOptions = {}): TlogSource 
   };
 }
 
+/** HTTP statuses that say "not now" rather than "no": 408, 425, 429 and 5xx. */
+function isPassingStatus(status: number): boolean {
+  return status === 408 || status === 425 || status === 429 || status >= 500;
+}
+
+/**
+ * Whether a source error may pass by itself (the network, a timeout, an overloaded or failing
+ * server): the monitor retries those. Fetch failures carry their reason as `cause`.
+ */
+export function isTransientSourceError(e: unknown): boolean {
+  return isTlogError(e, ErrorCode.unavailable);
+}
+
 /** An HTTP(S) prefix. fetch() undoes Content-Encoding: gzip, which the spec allows on bundles. */
 export function urlSource(prefix: string, opts: { timeoutMs?: number } = {}): TlogSource {
   const base = prefix.endsWith('/') ? prefix : `${prefix}/`;
@@ -60,15 +73,28 @@ export function urlSource(prefix: string, opts: { timeoutMs?: number } = {}): Tl
     where: prefix,
     async get(rel) {
       const url = base + rel;
+      const timeoutMs = opts.timeoutMs ?? 30_000;
       let res: Response;
       try {
-        res = await fetch(url, { signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000) });
+        res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
       } catch (e) {
-        throw new TlogError(ErrorCode.io, `GET ${url}: ${(e as Error).message}`);
+        // fetch() says "fetch failed" and keeps the reason (refused, reset, DNS, TLS) in its
+        // cause: say it, and keep the cause.
+        const name = (e as Error)?.name;
+        const why = name === 'TimeoutError' || name === 'AbortError' ? `no answer within ${timeoutMs} ms` : errorChain(e);
+        throw new TlogError(ErrorCode.unavailable, `GET ${url}: ${why}`, { cause: e });
       }
       if (res.status === 404) return null;
-      if (!res.ok) throw new TlogError(ErrorCode.io, `GET ${url}: HTTP ${res.status}`);
-      return new Uint8Array(await res.arrayBuffer());
+      if (!res.ok) {
+        await res.body?.cancel().catch(() => {});
+        // Overload and server trouble may pass; anything else (401, 403, 410...) is an answer.
+        throw new TlogError(isPassingStatus(res.status) ? ErrorCode.unavailable : ErrorCode.io, `GET ${url}: HTTP ${res.status}`);
+      }
+      try {
+        return new Uint8Array(await res.arrayBuffer());
+      } catch (e) {
+        throw new TlogError(ErrorCode.unavailable, `GET ${url}: the body was cut: ${(e as Error).message}`, { cause: e });
+      }
     },
   };
 }

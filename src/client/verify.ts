@@ -11,9 +11,9 @@ import type { Checkpoint } from '../note/checkpoint.js';
 import { parseVerifierKey } from '../note/keys.js';
 import { encodeBase64, type NoteVerifier } from '../note/note.js';
 import { verifierFor } from '../note/signers.js';
+import { verifyCheckpoint } from '../note/verified-checkpoint.js';
+import type { WitnessPolicy } from '../note/witness-policy.js';
 import { TILE_WIDTH } from '../tiles/layout.js';
-import type { WitnessPolicy } from '../witness-client/policy.js';
-import { verifyCheckpoint } from '../witness-client/verify.js';
 import type { TlogSource } from './source.js';
 import { TileFetcher, tileFetcher } from './tiles.js';
 

@@ -111,6 +111,24 @@ const tenant = z
   })
   .strict();
 
+/** The HTTP server's bounds across all tenants (see src/http/connections.ts and body-budget.ts). */
+const http = z
+  .object({
+    /** Request-body bytes all requests together may hold; a request past it gets 503 + Retry-After. */
+    maxBodyBytesInFlight: z.number().int().min(1).default(128 << 20),
+    /** A request's headers must all arrive within this (node's headersTimeout). */
+    headersTimeoutSeconds: z.number().positive().max(3600).default(20),
+    /** The whole request, body included, within this (node's requestTimeout). */
+    requestTimeoutSeconds: z.number().positive().max(3600).default(120),
+    /** A connection where nothing moves this long, while the client owes a body or does not read its answer, is closed. */
+    idleTimeoutSeconds: z.number().positive().max(3600).default(30),
+    /** An idle kept-alive connection is closed after this. */
+    keepAliveTimeoutSeconds: z.number().positive().max(3600).default(5),
+  })
+  .strict()
+  .refine((h) => h.headersTimeoutSeconds <= h.requestTimeoutSeconds, { message: 'headersTimeoutSeconds must not exceed requestTimeoutSeconds', path: ['headersTimeoutSeconds'] })
+  .default({});
+
 export const configSchema = z
   .object({
     listen: z.string().default('127.0.0.1:8080'),
@@ -119,6 +137,7 @@ export const configSchema = z
     stateDir: z.string().default('.tlog'),
     /** Hashed token for the admin routes (reload); none disables them. */
     adminToken: sha256Hex.optional(),
+    http,
     tenants: z.array(tenant).min(1),
   })
   .strict()
@@ -127,6 +146,10 @@ export const configSchema = z
     c.tenants.forEach((t, i) => {
       if (seen.has(t.name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tenants', i, 'name'], message: `tenant ${t.name} is listed twice` });
       seen.add(t.name);
+      // A body the in-flight budget cannot hold would be refused forever.
+      if (t.limits.maxBodyBytes > c.http.maxBodyBytesInFlight) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tenants', i, 'limits', 'maxBodyBytes'], message: `over http.maxBodyBytesInFlight (${c.http.maxBodyBytesInFlight})` });
+      }
     });
   });
 
@@ -134,6 +157,8 @@ export type ServiceConfig = z.infer<typeof configSchema>;
 export type TenantConfig = ServiceConfig['tenants'][number];
 export type TenantLimits = TenantConfig['limits'];
 export const DEFAULT_LIMITS: TenantLimits = limits.parse({});
+export type HttpLimits = ServiceConfig['http'];
+export const DEFAULT_HTTP_LIMITS: HttpLimits = http.parse({});
 
 function fieldPath(p: (string | number)[]): string {
   return p.reduce<string>((acc, k) => (typeof k === 'number' ? `${acc}[${k}]` : acc ? `${acc}.${k}` : k), '');

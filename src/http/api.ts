@@ -3,14 +3,16 @@
  * /<tenant>/...; app.ts also mounts them un-prefixed for clients naming the tenant in X-Module-ID.
  */
 import { Hono, type Context } from 'hono';
+import { isCanonicalDecimal, parseCanonicalDecimal } from '../decimal.js';
 import { TlogError, ErrorCode } from '../errors.js';
 import type { AppendResult } from '../log/log.js';
-import { encodeBase64, decodeBase64Strict, decodeNoteBytes } from '../note/note.js';
-import { formatEntryBundle, parseEntrySequence } from '../tiles/bundle.js';
+import { encodeBase64, decodeBase64Strict, decodeNoteBytes, MAX_NOTE_BYTES } from '../note/note.js';
+import { formatEntryBundle, MAX_ENTRY_SIZE, parseEntrySequence } from '../tiles/bundle.js';
 import type { Tenant } from '../tenants/registry.js';
 import { appendAnswer } from './answer.js';
 import { authorizeRead, authorizeWrite } from './auth.js';
-import { bodyUnread, incomingOf, presetHeader, readIncoming } from './node-io.js';
+import type { BodyBudget } from './body-budget.js';
+import { bodyUnread, closeAfterAnswer, incomingOf, readIncoming } from './node-io.js';
 import type { Metrics } from './observe.js';
 import type { TenantOf } from './app.js';
 
@@ -24,34 +26,68 @@ const JSON_TYPE = { 'Content-Type': 'application/json' };
 
 function canonicalInt(v: string | undefined, name: string, dflt?: number): number {
   if (v === undefined && dflt !== undefined) return dflt;
-  if (v === undefined || !/^(0|[1-9][0-9]{0,15})$/.test(v)) throw new TlogError(ErrorCode.badInput, `${name} must be a canonical non-negative integer`);
-  const n = Number(v);
-  if (!Number.isSafeInteger(n)) throw new TlogError(ErrorCode.badInput, `${name} is too large`);
+  if (v === undefined || !isCanonicalDecimal(v, 16)) throw new TlogError(ErrorCode.badInput, `${name} must be a canonical non-negative integer`);
+  const n = parseCanonicalDecimal(v);
+  if (n === null) throw new TlogError(ErrorCode.badInput, `${name} is too large`);
   return n;
 }
 
-/**
- * Reads the body, refusing more than the tenant's limit as soon as it is passed: a declared
- * Content-Length over it before reading anything, a chunked body while it streams in (reading
- * stops and the connection is closed after the 413), so no client can make us buffer more than
- * the limit. On node the body comes straight from the IncomingMessage (see node-io.ts); under
- * app.request() from the web Request's stream.
- */
-async function readBody(c: Context, t: Tenant): Promise<Uint8Array> {
-  const max = t.limits.maxBodyBytes;
-  const declared = Number(c.req.header('content-length') ?? NaN);
-  if (declared > max) throw new TlogError(ErrorCode.tooLarge, `body is ${declared} bytes, over this tenant's limit of ${max}`);
-  const incoming = incomingOf(c);
-  const body = incoming && bodyUnread(incoming) ? await readIncoming(incoming, max) : await readStream(c.req.raw.body, max);
-  if (body === null) {
-    presetHeader(c, 'Connection', 'close');
-    throw new TlogError(ErrorCode.tooLarge, `body is over this tenant's limit of ${max} bytes`);
-  }
-  return body;
+/** The most body bytes a route takes, and how to name that bound in a 413. */
+interface BodyLimit {
+  readonly max: number;
+  readonly name: string;
 }
 
-/** A web body stream, whole, or null once it passes `max` bytes (the stream is cancelled). */
-async function readStream(stream: ReadableStream<Uint8Array> | null, max: number): Promise<Uint8Array | null> {
+/** The tenant's body limit, or a tighter bound of the route (`cap`, named `capName`). */
+function bodyLimit(t: Tenant, cap = Infinity, capName = ''): BodyLimit {
+  const max = t.limits.maxBodyBytes;
+  return cap < max ? { max: cap, name: capName } : { max, name: `this tenant's limit of ${max} bytes` };
+}
+
+/** An entry is at most 65535 bytes (c2sp.org/tlog-tiles entry bundles): /append takes no more. */
+const entryLimit = (t: Tenant) => bodyLimit(t, MAX_ENTRY_SIZE, `the largest entry, ${MAX_ENTRY_SIZE} bytes`);
+/** A cosignature push is a signed note: no larger than the note parser takes. */
+const noteLimit = (t: Tenant) => bodyLimit(t, MAX_NOTE_BYTES, `the largest note, ${MAX_NOTE_BYTES} bytes`);
+
+const tooManyBodies = () => new TlogError(ErrorCode.unavailable, 'too many request bodies in flight: try again shortly', { retryAfterSeconds: 1 });
+
+/**
+ * Reads the body, within the route's limit and the in-flight budget of all bodies, refusing as
+ * soon as either is passed: a declared Content-Length over the limit (413) or over what the
+ * budget has left (503 + Retry-After) before reading anything; a chunked body while it streams
+ * in (reading stops and the connection is closed after the answer). So no client can make us
+ * buffer more than the limit, nor all of them together more than the budget. The body's share
+ * of the budget is held until `use` settles. On node the body comes straight from the
+ * IncomingMessage (see node-io.ts); under app.request() from the web Request's stream.
+ * Credentials are checked before this is called.
+ */
+async function withBody<T>(c: Context, budget: BodyBudget, limit: BodyLimit, use: (body: Uint8Array) => Promise<T>): Promise<T> {
+  const { max, name } = limit;
+  const declared = Number(c.req.header('content-length') ?? NaN);
+  if (declared > max) throw new TlogError(ErrorCode.tooLarge, `body is ${declared} bytes, over ${name}`);
+  const lease = budget.lease();
+  try {
+    if (declared > 0 && !lease.cover(declared)) throw tooManyBodies();
+    let refusal = null as TlogError | null;
+    const mayGrow = (total: number) => {
+      if (total > max) refusal = new TlogError(ErrorCode.tooLarge, `body is over ${name}`);
+      else if (!lease.cover(total)) refusal = tooManyBodies();
+      return refusal === null;
+    };
+    const incoming = incomingOf(c);
+    const body = incoming && bodyUnread(incoming) ? await readIncoming(incoming, mayGrow) : await readStream(c.req.raw.body, mayGrow);
+    if (body === null) {
+      closeAfterAnswer(c);
+      throw refusal!;
+    }
+    return await use(body);
+  } finally {
+    lease.release();
+  }
+}
+
+/** A web body stream, whole, or null once `mayGrow` refuses the bytes read so far (the stream is cancelled). */
+async function readStream(stream: ReadableStream<Uint8Array> | null, mayGrow: (total: number) => boolean): Promise<Uint8Array | null> {
   if (!stream) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -60,7 +96,7 @@ async function readStream(stream: ReadableStream<Uint8Array> | null, max: number
     const { done, value } = await reader.read();
     if (done) break;
     total += value.length;
-    if (total > max) {
+    if (!mayGrow(total)) {
       await reader.cancel().catch(() => {});
       return null;
     }
@@ -111,7 +147,7 @@ function parseBatchBody(c: Context, body: Uint8Array): Uint8Array[] {
   throw new TlogError(ErrorCode.badInput, `append-batch takes application/octet-stream (entry bundle encoding) or application/json, not ${type}`);
 }
 
-export function apiRoutes(tenantOf: TenantOf, metrics: Metrics): Hono {
+export function apiRoutes(tenantOf: TenantOf, metrics: Metrics, bodies: BodyBudget): Hono {
   const app = new Hono();
   /** The request's tenant, once the caller may read it. */
   const readable = (c: Context): Tenant => {
@@ -132,54 +168,56 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics): Hono {
   app.on('POST', ['/append', '/add'], async (c) => {
     const t = tenantOf(c);
     const auth = await authorizeWrite(c, t);
-    const body = await readBody(c, t);
-    auth.checkBody(body);
-    const release = admit(t, auth.credential, 1);
-    let pending: Promise<AppendResult>;
-    try {
-      await auth.claim();
-      pending = t.log.append(body);
-    } finally {
-      release();
-    }
-    const r = await pending;
-    countResults(t, [r]);
-    if (c.req.routePath.endsWith('/add')) return c.text(String(r.index));
-    return c.body(appendAnswer(r), 200, JSON_TYPE);
+    return withBody(c, bodies, entryLimit(t), async (body) => {
+      auth.checkBody(body);
+      const release = admit(t, auth.credential, 1);
+      let pending: Promise<AppendResult>;
+      try {
+        await auth.claim();
+        pending = t.log.append(body);
+      } finally {
+        release();
+      }
+      const r = await pending;
+      countResults(t, [r]);
+      if (c.req.routePath.endsWith('/add')) return c.text(String(r.index));
+      return c.body(appendAnswer(r), 200, JSON_TYPE);
+    });
   });
 
   app.post('/append-batch', async (c) => {
     const t = tenantOf(c);
     const auth = await authorizeWrite(c, t);
-    const body = await readBody(c, t);
-    auth.checkBody(body);
-    const entries = parseBatchBody(c, body);
-    if (entries.length === 0) throw new TlogError(ErrorCode.badInput, 'append-batch needs at least one entry');
-    const release = admit(t, auth.credential, entries.length);
-    let pending: Promise<AppendResult>[];
-    try {
-      await auth.claim();
-      pending = t.log.appendMany(entries);
-    } finally {
-      release();
-    }
-    const rs = await Promise.all(pending);
-    countResults(t, rs);
-    // One checkpoint for the whole answer: the newest, and proofs against it when asked.
-    const cp = t.log.committed;
-    const withProofs = c.req.query('proofs') === '1';
-    // Without proofs, no promise per entry (a batch is up to 65536 of them).
-    const results = withProofs
-      ? await Promise.all(
-          rs.map(async (r) => ({
-            index: r.index,
-            leafHash: encodeBase64(r.leafHash),
-            duplicate: r.duplicate,
-            inclusionProof: (await t.log.inclusionProof(r.index, cp.treeSize)).map(encodeBase64),
-          })),
-        )
-      : rs.map((r) => ({ index: r.index, leafHash: encodeBase64(r.leafHash), duplicate: r.duplicate }));
-    return c.json({ treeSize: cp.treeSize, checkpoint: cp.note, results });
+    return withBody(c, bodies, bodyLimit(t), async (body) => {
+      auth.checkBody(body);
+      const entries = parseBatchBody(c, body);
+      if (entries.length === 0) throw new TlogError(ErrorCode.badInput, 'append-batch needs at least one entry');
+      const release = admit(t, auth.credential, entries.length);
+      let pending: Promise<AppendResult>[];
+      try {
+        await auth.claim();
+        pending = t.log.appendMany(entries);
+      } finally {
+        release();
+      }
+      const rs = await Promise.all(pending);
+      countResults(t, rs);
+      // One checkpoint for the whole answer: the newest, and proofs against it when asked.
+      const cp = t.log.committed;
+      const withProofs = c.req.query('proofs') === '1';
+      // Without proofs, no promise per entry (a batch is up to 65536 of them).
+      const results = withProofs
+        ? await Promise.all(
+            rs.map(async (r) => ({
+              index: r.index,
+              leafHash: encodeBase64(r.leafHash),
+              duplicate: r.duplicate,
+              inclusionProof: (await t.log.inclusionProof(r.index, cp.treeSize)).map(encodeBase64),
+            })),
+          )
+        : rs.map((r) => ({ index: r.index, leafHash: encodeBase64(r.leafHash), duplicate: r.duplicate }));
+      return c.json({ treeSize: cp.treeSize, checkpoint: cp.note, results });
+    });
   });
 
   // Cosignatures pushed by witnesses: stored and served only when they verify against a
@@ -187,9 +225,8 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics): Hono {
   app.post('/cosignature', async (c) => {
     const t = tenantOf(c);
     if (!t.cosigner) throw new TlogError(ErrorCode.notFound, `tenant ${t.name} has no witnesses configured`);
-    const body = await readBody(c, t);
-    const r = await t.cosigner.accept(decodeNoteBytes(body));
-    return c.json(r);
+    const cosigner = t.cosigner;
+    return withBody(c, bodies, noteLimit(t), async (body) => c.json(await cosigner.accept(decodeNoteBytes(body))));
   });
 
   app.get('/read_since', async (c) => {

@@ -1,15 +1,18 @@
 /**
  * The HTTP face of the log, on hono: per-tenant tlog-tiles static routes, the write/read API
- * (also un-prefixed, with the tenant in X-Module-ID), health, metrics and admin.
+ * (also un-prefixed, with the tenant in X-Module-ID), anchoring receipts, health, metrics and
+ * admin. The node server under it (timeouts, malformed requests) is connections.ts.
  */
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import type { Logger as PinoLogger } from 'pino';
 import { TlogError, ErrorCode } from '../errors.js';
 import type { Tenant, TenantRegistry } from '../tenants/registry.js';
+import { anchorRoutes } from '../anchor/index.js';
 import { apiRoutes } from './api.js';
-import { hashToken } from './auth.js';
+import { authorizeRead, hasAdminToken, mayRead } from './auth.js';
+import { BodyBudget } from './body-budget.js';
 import { errorResponse, jsonError } from './errors.js';
-import { presetHeader } from './node-io.js';
+import { bodyPending, closeAfterAnswer, presetHeader } from './node-io.js';
 import { createLogger, Metrics, observe } from './observe.js';
 import { pageRoutes } from './page.js';
 import { staticRoutes } from './static.js';
@@ -19,12 +22,15 @@ export type TenantOf = (c: Context) => Tenant;
 export interface AppOptions {
   readonly logger?: PinoLogger;
   readonly metrics?: Metrics;
-  /** SHA-256 hex of the admin token; without it the admin routes answer 404. */
+  /**
+   * SHA-256 hex of the admin token; without it the admin routes answer 404. It also shows what
+   * private tenants keep from other callers: their health and their metrics series.
+   */
   readonly adminTokenHash?: string;
+  /** The request-body bytes all requests together may hold (default: the configuration's default, 128 MiB). */
+  readonly bodies?: BodyBudget;
   /** Called by POST /admin/reload. */
   readonly reload?: () => Promise<{ tenants: string[] }>;
-  /** More routes mounted at the root (the anchoring receipts). */
-  readonly extraRoutes?: Hono;
   /** True once the service is shutting down: new requests get 503 and every answer closes its connection. */
   readonly stopping?: () => boolean;
 }
@@ -66,8 +72,18 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
     return t;
   };
 
-  app.onError((e, c) => errorResponse(c, e));
-  app.notFound((c) => jsonError(c, 404, 'not_found', 'no such route'));
+  // An answer given before the body was read (a refusal) ends the connection: see closeAfterAnswer.
+  const closeIfBodyPending = (c: Context) => {
+    if (bodyPending(c)) closeAfterAnswer(c);
+  };
+  app.onError((e, c) => {
+    closeIfBodyPending(c);
+    return errorResponse(c, e);
+  });
+  app.notFound((c) => {
+    closeIfBodyPending(c);
+    return jsonError(c, 404, 'not_found', 'no such route');
+  });
   app.use('*', observe(logger, metrics));
   // Shutting down: finish what is in flight, refuse what comes after on kept-alive connections,
   // and close each connection once its answer is sent, so the process can exit promptly.
@@ -83,30 +99,38 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
 
   // 200 "ok" when every tenant can take appends; 503 "degraded" when one cannot (its log stopped,
   // or its disk is full), with the reason under that tenant. Reads still work either way.
+  // A private tenant (one with read tokens) shows nothing of itself to a caller who may not read
+  // it: it counts in the aggregate (status, tenantCount, degradedCount) and is named only for its
+  // read token or the admin token. Public tenants' figures are public anyway (their checkpoints are).
   app.get('/healthz', (c) => {
     const now = Date.now();
-    let degraded = false;
-    const per = Object.fromEntries(
-      tenants.all().map((t) => {
-        const cannotWrite = t.log.cannotWrite;
-        if (cannotWrite) degraded = true;
-        const health = { treeSize: t.log.treeSize, pending: t.log.pendingCount, lastIntegrationAgeSeconds: (now - t.log.lastIntegrationAt) / 1000, writable: !cannotWrite };
-        return [t.name, cannotWrite ? { ...health, cannotWrite } : health];
-      }),
-    );
+    const admin = hasAdminToken(c, opts.adminTokenHash);
+    const all = tenants.all();
+    let degraded = 0;
+    const per: Record<string, unknown> = {};
+    for (const t of all) {
+      const cannotWrite = t.log.cannotWrite;
+      if (cannotWrite) degraded++;
+      if (!admin && !mayRead(c, t)) continue;
+      const health = { treeSize: t.log.treeSize, pending: t.log.pendingCount, lastIntegrationAgeSeconds: (now - t.log.lastIntegrationAt) / 1000, writable: !cannotWrite };
+      per[t.name] = cannotWrite ? { ...health, cannotWrite } : health;
+    }
     c.header('Cache-Control', 'no-store');
-    return c.json({ status: degraded ? 'degraded' : 'ok', tenants: per }, degraded ? 503 : 200);
+    return c.json({ status: degraded ? 'degraded' : 'ok', tenantCount: all.length, degradedCount: degraded, tenants: per }, degraded ? 503 : 200);
   });
 
+  // Series of private tenants (and of tenants no longer served) only for the admin token: an
+  // operator's Prometheus scrape carries it.
   app.get('/metrics', async (c) => {
+    const admin = hasAdminToken(c, opts.adminTokenHash);
+    const shown = (tenant: string) => admin || tenant === '-' || tenants.get(tenant)?.auth.readTokens === null;
     c.header('Content-Type', metrics.registry.contentType);
-    return c.body(await metrics.registry.metrics());
+    return c.body(await metrics.exposition(shown));
   });
 
   app.post('/admin/reload', async (c) => {
-    const token = /^Bearer (.+)$/.exec(c.req.header('authorization') ?? '')?.[1];
     if (!opts.adminTokenHash || !opts.reload) return jsonError(c, 404, 'not_found', 'no such route');
-    if (!token || hashToken(token) !== opts.adminTokenHash) throw new TlogError(ErrorCode.unauthorized, 'admin token not accepted');
+    if (!hasAdminToken(c, opts.adminTokenHash)) throw new TlogError(ErrorCode.unauthorized, 'admin token not accepted');
     return c.json(await opts.reload());
   });
 
@@ -123,8 +147,16 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
   app.route('/', staticRoutes(tenantOf));
   // People's pages (/, /<t>/) and the keys as text (/<t>/vkeys).
   app.route('/', pageRoutes(tenants, tenantOf));
-  if (opts.extraRoutes) app.route('/', opts.extraRoutes);
-  const api = apiRoutes(tenantOf, metrics);
+  // Anchoring receipts: a private tenant's need its read token, like its checkpoints.
+  app.route(
+    '/',
+    anchorRoutes((name, c) => {
+      const t = tenants.get(name);
+      if (t) authorizeRead(c, t);
+      return t?.log;
+    }),
+  );
+  const api = apiRoutes(tenantOf, metrics, opts.bodies ?? new BodyBudget());
   app.route('/:tenant', api);
   app.route('/', api);
   return app;

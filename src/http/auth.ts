@@ -104,3 +104,9 @@ export function mayRead(c: Context, t: Tenant): boolean {
   const token = bearer(c);
   return token !== null && tokenIn(hashToken(token), t.auth.readTokens);
 }
+
+/** True when the request carries the admin token, whose SHA-256 hex is `adminTokenHash`; compared in constant time. */
+export function hasAdminToken(c: Context, adminTokenHash: string | undefined): boolean {
+  const token = bearer(c);
+  return adminTokenHash !== undefined && token !== null && tokenIn(hashToken(token), new Set([adminTokenHash]));
+}

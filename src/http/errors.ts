@@ -10,6 +10,7 @@ const STATUS: Record<string, ContentfulStatusCode> = {
   [ErrorCode.badInput]: 400,
   [ErrorCode.unauthorized]: 401,
   [ErrorCode.notFound]: 404,
+  [ErrorCode.timeout]: 408,
   [ErrorCode.conflict]: 409,
   [ErrorCode.tooLarge]: 413,
   [ErrorCode.verification]: 422,

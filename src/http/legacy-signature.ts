@@ -7,8 +7,10 @@
  * The headers are checked before the body is read; the signature covers the body's hash, so it
  * is verified in checkBody().
  */
+import { parseCanonicalDecimal } from '../decimal.js';
 import { TlogError, ErrorCode } from '../errors.js';
-import { signedRequestMessage, signedRequestMessageV1, verifyEd25519 } from '../client/signed-request.js';
+import { signedRequestMessage, signedRequestMessageV1 } from '../signed-write/legacy-message.js';
+import { verifyEd25519 } from '../signed-write/profile.js';
 import type { RequestView, SignedWrite, Signers } from './message-signature.js';
 
 const unauthorized = (why: string) => new TlogError(ErrorCode.unauthorized, why);
@@ -21,9 +23,9 @@ export function verifyLegacySignature(req: RequestView, signers: Signers): Signe
   const sig = Buffer.from(h.get('x-tlog-signature') ?? '', 'base64');
   const key = signers.key(client);
   if (!key) throw unauthorized(`unknown client ${JSON.stringify(client.slice(0, 64))}`);
-  if (!/^(0|[1-9][0-9]{0,15})$/.test(counterText) || !Number.isSafeInteger(Number(counterText))) throw unauthorized('X-Tlog-Counter must be a canonical decimal');
+  const counter = parseCanonicalDecimal(counterText);
+  if (counter === null) throw unauthorized('X-Tlog-Counter must be a canonical decimal');
   if (!/^[0-9a-f]{32,128}$/.test(nonce)) throw unauthorized('X-Tlog-Nonce must be 32 to 128 lowercase hex digits');
-  const counter = Number(counterText);
   const url = new URL(req.url);
   const signed = { method: req.method, path: url.pathname + url.search, nonce, counter };
   // A stale counter is refused before the body is read; claiming it happens last (auth.ts).

@@ -1,8 +1,8 @@
 /**
- * The service side of RFC 9421 signed writes (the client side and the profile are described in
- * src/client/signed-request.ts). Everything but the body is checked here, before the body is
- * read: the signature covers the Content-Digest header, not the body, so only that digest is left
- * for checkBody() once the body is in.
+ * The service side of RFC 9421 signed writes (the profile is src/signed-write/profile.ts, the
+ * signer src/client/signed-request.ts). Everything but the body is checked here, before the body
+ * is read: the signature covers the Content-Digest header, not the body, so only that digest is
+ * left for checkBody() once the body is in.
  *
  * Signature bases are built by the http-message-signatures library (checked against RFC 9421
  * Appendix B in test/http/message-signature.test.ts); choosing the signature, its parameters, the
@@ -13,8 +13,9 @@
 import { httpbis } from 'http-message-signatures';
 import { createHash } from 'node:crypto';
 import { isInnerList, parseDictionary, serializeItem, serializeList, type Dictionary, type InnerList } from 'structured-headers';
+import { parseCanonicalDecimal } from '../decimal.js';
 import { TlogError, ErrorCode } from '../errors.js';
-import { MAX_COUNTER, SIGNATURE_TAG_PREFIX, signatureTag, verifyEd25519 } from '../client/signed-request.js';
+import { MAX_COUNTER, SIGNATURE_TAG_PREFIX, signatureTag, verifyEd25519 } from '../signed-write/profile.js';
 
 /** What a signed request's check needs of the request: its method, absolute URL and headers. */
 export interface RequestView {
@@ -47,7 +48,6 @@ export const NONCE_MAX = 128;
 
 const unauthorized = (why: string) => new TlogError(ErrorCode.unauthorized, why);
 const quoted = (s: string) => JSON.stringify(s.length > 80 ? s.slice(0, 80) + '…' : s);
-const COUNTER = /^(0|[1-9][0-9]{0,14})$/;
 
 /**
  * Checks an RFC 9421 signed write to the tenant of `signers` at time `now` (Unix seconds): one
@@ -101,8 +101,8 @@ export function verifyMessageSignature(req: RequestView, signers: Signers, now: 
   checkCoveredComponents(items);
 
   const counterText = req.headers.get('tlog-counter') ?? '';
-  if (!COUNTER.test(counterText)) throw unauthorized(`Tlog-Counter must be a canonical decimal from 0 to ${MAX_COUNTER}`);
-  const counter = Number(counterText);
+  const counter = parseCanonicalDecimal(counterText, MAX_COUNTER);
+  if (counter === null) throw unauthorized(`Tlog-Counter must be a canonical decimal from 0 to ${MAX_COUNTER}`);
   const digests = parseContentDigest(req.headers.get('content-digest') ?? '');
   const sig = sigs.get(label);
   if (!sig || isInnerList(sig) || !(sig[0] instanceof ArrayBuffer) || sig[0].byteLength !== 64) {

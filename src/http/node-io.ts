@@ -44,13 +44,76 @@ export function bodyUnread(incoming: IncomingMessage): boolean {
   return !incoming.readableDidRead && incoming.listenerCount('data') === 0;
 }
 
+/** True when the request declares a body that has not all arrived yet. */
+export function bodyPending(c: Context): boolean {
+  const incoming = incomingOf(c);
+  if (!incoming || incoming.complete) return false;
+  const h = incoming.headers;
+  return h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
+}
+
 /**
- * Reads the whole body of a node request, at most `max` bytes. Resolves with the body, or null
- * as soon as more than `max` bytes have come (reading stops and the request is paused; the
- * caller answers with `Connection: close`). Rejects with the request's error when the client
- * goes away mid-body (node's "aborted", ECONNRESET).
+ * After an answer that refused a body, how long and how much of the rest is read and dropped
+ * before the connection closes: enough for a client that writes its whole body before it reads
+ * the answer (fetch() does) to send one at the default tenant limit.
  */
-export function readIncoming(incoming: IncomingMessage, max: number): Promise<Buffer | null> {
+export const LINGER_MS = 5000;
+export const LINGER_BYTES = 16 << 20;
+const lingering = new WeakSet<IncomingMessage>();
+
+/**
+ * Ends the connection after this request's answer, which refuses a body the client may still be
+ * sending (refused before it was read, or part way). Node would otherwise go on receiving the
+ * body to keep the connection (reading, then dropping, all of it). Closing as soon as the answer
+ * is out is no better: closing a socket with bytes unread resets the connection (TCP RST), and a
+ * client still writing then sees EPIPE, not the answer. So, as RFC 9112 section 9.6 asks, the
+ * answer says `Connection: close`, our side half-closes once it is out, and what still comes is
+ * read and dropped (until the body or the client's side ends, for LINGER_MS and LINGER_BYTES at
+ * most) so the client gets to read the answer; then the connection closes. Dropped bytes are
+ * not held: the memory a refused body costs is a socket buffer.
+ */
+export function closeAfterAnswer(c: Context): void {
+  presetHeader(c, 'Connection', 'close');
+  const incoming = incomingOf(c);
+  const outgoing = outgoingOf(c);
+  if (!incoming || !outgoing || lingering.has(incoming)) return;
+  lingering.add(incoming);
+  const socket = incoming.socket;
+  let dropped = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const close = () => {
+    clearTimeout(timer);
+    incoming.off('data', drop);
+    socket.destroy();
+  };
+  const drop = (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > LINGER_BYTES) close();
+  };
+  // Dropped from now on, and counted (node leaves a body being read alone when the answer is out).
+  incoming.on('data', drop);
+  incoming.resume();
+  outgoing.once('finish', () => {
+    if (socket.destroyed) return;
+    // Node has just half-closed it (destroySoon: end(), then destroy() once our FIN is out):
+    // keep the destroy for the end of the linger.
+    socket.removeListener('finish', socket.destroy);
+    if (incoming.readableEnded) return close();
+    timer = setTimeout(close, LINGER_MS);
+    incoming.once('end', close);
+    socket.once('end', close);
+    socket.once('close', () => clearTimeout(timer));
+  });
+}
+
+/**
+ * Reads the whole body of a node request, asking `admit` as each chunk comes whether the body
+ * may grow to the bytes read so far (the size limit, the in-flight budget). Resolves with the
+ * body, or null as soon as `admit` says no (reading stops and the request is paused; the caller
+ * answers with `Connection: close`). Rejects with the request's error when the client goes away
+ * mid-body (node's "aborted", ECONNRESET).
+ */
+export function readIncoming(incoming: IncomingMessage, admit: (total: number) => boolean): Promise<Buffer | null> {
   if (incoming.destroyed) return Promise.reject(new TlogError(ErrorCode.badInput, 'request body cut off (connection closed)', { cause: incoming.errored }));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -63,7 +126,7 @@ export function readIncoming(incoming: IncomingMessage, max: number): Promise<Bu
     };
     const onData = (chunk: Buffer) => {
       total += chunk.length;
-      if (total > max) {
+      if (!admit(total)) {
         stop();
         incoming.pause();
         resolve(null);

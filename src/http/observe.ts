@@ -57,6 +57,9 @@ class Tally<L extends string> {
   }
 }
 
+/** A sample line's tenant label: `name{...tenant="x"...} value`. */
+const TENANT_LABEL = /^[a-zA-Z_:][a-zA-Z0-9_:]*\{(?:[^}]*,)?tenant="([^"]*)"/;
+
 export class Metrics {
   readonly registry = new Registry();
   private readonly requestTally = new Tally<'tenant' | 'route' | 'status'>();
@@ -134,6 +137,22 @@ export class Metrics {
   countAppends(tenant: string, appended: number, duplicates: number): void {
     if (appended) this.appendTally.add(tenant, () => ({ tenant }), appended);
     if (duplicates) this.duplicateTally.add(tenant, () => ({ tenant }), duplicates);
+  }
+
+  /**
+   * The text exposition without the series whose tenant label `shown` refuses (private tenants,
+   * for a scrape without the admin token). Tenant names hold no quote, so the label is matched
+   * exactly; series without a tenant label are kept.
+   */
+  async exposition(shown: (tenant: string) => boolean): Promise<string> {
+    const text = await this.registry.metrics();
+    return text
+      .split('\n')
+      .filter((line) => {
+        const m = TENANT_LABEL.exec(line);
+        return m === null || shown(m[1]!);
+      })
+      .join('\n');
   }
 
   onBatch = (b: BatchStats): void => {

@@ -20,6 +20,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { isCanonicalDecimal } from '../decimal.js';
 import { TlogError, ErrorCode, ioError } from '../errors.js';
 import { equalHashes, sha256 } from '../merkle/hash.js';
 import { parseCheckpoint, type Checkpoint } from '../note/checkpoint.js';
@@ -75,7 +76,7 @@ export async function listNoteSizes(stateDir: string): Promise<number[]> {
     throw ioError('readdir', notesDir(stateDir), e);
   }
   return names
-    .filter((n) => /^(0|[1-9][0-9]*)$/.test(n))
+    .filter((n) => isCanonicalDecimal(n))
     .map(Number)
     .sort((a, b) => b - a);
 }
@@ -102,7 +103,7 @@ export async function discardNotesBeyond(stateDir: string, treeSize: number): Pr
     return;
   }
   for (const n of names) {
-    const stale = /^\..+\.tmp$/.test(n) || (/^(0|[1-9][0-9]*)$/.test(n) && Number(n) > treeSize);
+    const stale = /^\..+\.tmp$/.test(n) || (isCanonicalDecimal(n) && Number(n) > treeSize);
     if (stale) await fsp.unlink(path.join(notesDir(stateDir), n)).catch(() => {});
   }
 }

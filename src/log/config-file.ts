@@ -1,6 +1,6 @@
 /**
  * The log's private configuration file, <state>/<tenant>/log.json: its origin, written once by
- * init (its presence is what marks a log as existing), read on every open.
+ * create.ts, last (its presence is what marks a log as existing), read on every open.
  */
 import path from 'node:path';
 import { TlogError, ErrorCode } from '../errors.js';
@@ -13,6 +13,8 @@ export interface LogConfig {
   readonly version: 1;
   readonly origin: string;
   readonly createdAt: string;
+  /** Made by `tlog serve` on first start with its default origin (see create.ts). */
+  readonly implicit?: boolean;
 }
 
 export function configPath(stateDir: string): string {

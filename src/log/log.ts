@@ -1,7 +1,8 @@
 /**
  * The per-tenant log engine, as its callers see it: one Log object per tenant per process; the
  * engine is the log's only writer. Behind it:
- *   open.ts       creating and opening a log, recovery on open (replay.ts, open-index.ts)
+ *   create.ts     creating a log, all or nothing (Log.create, Log.init)
+ *   open.ts       opening a log, recovery on open (replay.ts, open-index.ts)
  *   sequencer.ts  appends, batches and the pipeline that commits them (batch.ts, stop-rule.ts,
  *                 disk-space.ts)
  *   flush.ts      the files of committed batches made durable in bulk, the journal let go
@@ -25,16 +26,17 @@ import { commitPointOf, type CommitPoint } from './commit-point.js';
 import type { LogConfig } from './config-file.js';
 import { Flusher } from './flush.js';
 import type { LogKeys } from './keys.js';
-import { initLog, openLog, verifiersOf, type LogParts } from './open.js';
+import { offloadOf, openLog, verifiersOf, type LogParts } from './open.js';
 import { checkIndex, indexPath, rebuildIndex } from './open-index.js';
-import type { Publisher } from './publisher.js';
+import type { Publisher, PublishMode } from './publisher.js';
 import { TreeReads } from './reads.js';
 import { Sequencer } from './sequencer.js';
+import { createLogState, type CreateOptions, type CreateOutcome } from './create.js';
 import type { LogOptions, LogSettings } from './settings.js';
 
 export { historyPath } from '../tile-store/paths.js';
 export { silentLogger, type Logger } from '../logger.js';
-export type { LogConfig } from './config-file.js';
+export { readLogConfig, type LogConfig } from './config-file.js';
 export type { AppendResult, BatchStats } from './batch.js';
 export type { LogOptions } from './settings.js';
 
@@ -85,11 +87,24 @@ export class Log {
   }
 
   /**
-   * Creates a new log: its private state directory, its keys (0600), its configuration, and
-   * the signed checkpoint of the empty tree, published. Fails if a log exists there already.
+   * Creates a new log, all or nothing (create.ts): its private state, its keys (0600 in 0700
+   * directories), its configuration; then opens it, which publishes the signed checkpoint of the
+   * empty tree. Fails if a log exists there already (an implicit, empty one with another origin
+   * is replaced; see create.ts).
    */
-  static async init(paths: LogPaths, origin: string, opts: LogOptions = {}): Promise<Log> {
-    return new Log(await initLog(paths, origin, opts), opts);
+  static async init(paths: LogPaths, origin: string, opts: LogOptions = {}, create: CreateOptions = {}): Promise<Log> {
+    const { log, outcome } = await Log.create(paths, origin, opts, create);
+    if (outcome.result === 'exists') {
+      await log.close();
+      throw new TlogError(ErrorCode.conflict, `a log already exists at ${paths.stateDir}`);
+    }
+    return log;
+  }
+
+  /** Log.init that also accepts an implicit log of this origin (outcome 'exists') and says what it did. */
+  static async create(paths: LogPaths, origin: string, opts: LogOptions = {}, create: CreateOptions = {}): Promise<{ log: Log; outcome: CreateOutcome }> {
+    const outcome = await createLogState(paths, origin, { ...opts, offload: offloadOf(opts) }, create);
+    return { log: await Log.open(paths, opts), outcome };
   }
 
   /**
@@ -221,9 +236,10 @@ export class Log {
 
   /**
    * Publishes a committed checkpoint with extra cosignature lines (verified by the caller
-   * against the witness policy). See Publisher.cosigned.
+   * against the witness policy; `meetsPolicy` when they reach its quorum, and only then is it
+   * filed in cosigned/). See Publisher.cosigned.
    */
-  async publishCosigned(note: string): Promise<CommitPoint> {
+  async publishCosigned(note: string, meetsPolicy: boolean): Promise<CommitPoint> {
     if (this.readOnly) throw new TlogError(ErrorCode.badInput, `log ${this.paths.tenant} is open read-only`);
     let size: number;
     try {
@@ -232,8 +248,27 @@ export class Log {
       throw new TlogError(ErrorCode.verification, `not a checkpoint of this log: ${(e as Error).message}`);
     }
     // Within the committed tree its partials are there, or derivable: written before publishing.
-    if (size > this.committed.treeSize) return this.publisher.cosigned(note, this.committed);
-    return this.partials!.publish(size, () => this.publisher.cosigned(note, this.committed));
+    if (size > this.committed.treeSize) return this.publisher.cosigned(note, this.committed, meetsPolicy);
+    return this.partials!.publish(size, () => this.publisher.cosigned(note, this.committed, meetsPolicy));
+  }
+
+  /** How checkpoints are published: see Publisher.setMode (a reload that adds or removes witnesses). */
+  get publishMode(): PublishMode {
+    return this.publisher.mode;
+  }
+
+  setPublishMode(mode: PublishMode): Promise<void> {
+    if (this.readOnly) throw new TlogError(ErrorCode.badInput, `log ${this.paths.tenant} is open read-only`);
+    return this.publisher.setMode(mode, () => this.committed);
+  }
+
+  /** Whether a repeated entry is kept (true) or answered with the first copy; may change at any time. */
+  get allowsDuplicates(): boolean {
+    return this.sequencer.allowDuplicates;
+  }
+
+  setAllowDuplicates(allow: boolean): void {
+    this.sequencer.allowDuplicates = allow;
   }
 
   /**

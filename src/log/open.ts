@@ -1,5 +1,5 @@
 /**
- * Creating and opening a log, and recovery on open. Gives the Log facade (log.ts) its parts:
+ * Opening a log (created by create.ts), and recovery on open. Gives the Log facade (log.ts) its parts:
  * keys, hot index, journal, tile store, publisher, partial-tile collector, and the commit point
  * with the right edge of its tree.
  *
@@ -10,26 +10,24 @@
  * publishes again if the crash came between commit and publish, and collects leftover partials.
  * A reader (opts.readOnly) takes no lock and changes nothing.
  */
-import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { TlogError, ErrorCode } from '../errors.js';
 import type { CommitPoint as IndexCommitPoint, HotIndex } from '../hot-index/index.js';
 import { silentLogger } from '../logger.js';
-import { EMPTY_ROOT, equalHashes } from '../merkle/hash.js';
+import { equalHashes } from '../merkle/hash.js';
 import { parseCheckpoint } from '../note/checkpoint.js';
-import { checkKeyName, openNote, parseNote, type NoteVerifier } from '../note/note.js';
+import { openNote, parseNote, type NoteVerifier } from '../note/note.js';
 import { readIfExists, writeFileDurably } from '../storage/durable.js';
 import { Journal, readJournal } from '../storage/journal.js';
 import { PartialTiles } from '../tile-store/partials.js';
 import { CHECKPOINT_FILE, type LogPaths } from '../tile-store/paths.js';
 import { TileStore } from '../tile-store/tile-store.js';
-import { signTree } from './checkpoint-signing.js';
-import { commitPointOf, discardNotesBeyond, notePath, notesDir, type CommitPoint } from './commit-point.js';
-import { configPath, readLogConfig, writeLogConfig, type LogConfig } from './config-file.js';
+import { commitPointOf, discardNotesBeyond, type CommitPoint } from './commit-point.js';
+import { readLogConfig, type LogConfig } from './config-file.js';
 import { Edge } from './edge.js';
 import { batchRecordStart, parseBatchRecord } from './journal-record.js';
-import { createLogKeys, loadLogKeys, type LogKeys } from './keys.js';
-import { catchUpIndex, openIndexAndCommitPoint, openIndexFile, type IndexOpenOptions } from './open-index.js';
+import { loadLogKeys, type LogKeys } from './keys.js';
+import { catchUpIndex, openIndexAndCommitPoint, type IndexOpenOptions } from './open-index.js';
 import { Publisher } from './publisher.js';
 import { journalDir, replayJournal } from './replay.js';
 import { settingsOf, type LogOptions, type LogSettings } from './settings.js';
@@ -51,50 +49,6 @@ export interface LogParts {
   readonly committed: CommitPoint;
   readonly edge: Edge;
   readonly settings: LogSettings;
-}
-
-/**
- * Creates a new log: its private state directory, its keys (0600), its configuration, and
- * the signed checkpoint of the empty tree, published. Fails if a log exists there already.
- */
-export async function initLog(paths: LogPaths, origin: string, opts: LogOptions): Promise<LogParts> {
-  // The origin is also the key name (c2sp.org/tlog-checkpoint SHOULD), so it must be a valid one.
-  const problem = checkKeyName(origin);
-  if (problem) throw new TlogError(ErrorCode.badInput, `bad origin: ${problem}`);
-  if (await readIfExists(configPath(paths.stateDir))) {
-    throw new TlogError(ErrorCode.conflict, `a log already exists at ${paths.stateDir}`);
-  }
-  if (await readIfExists(path.join(paths.tilesDir, CHECKPOINT_FILE))) {
-    throw new TlogError(ErrorCode.conflict, `${paths.tilesDir} already holds a published log`);
-  }
-  await fsp.mkdir(paths.stateDir, { recursive: true, mode: 0o700 });
-  await fsp.mkdir(notesDir(paths.stateDir), { recursive: true, mode: 0o700 });
-  await createLogKeys(paths.stateDir, origin);
-  const config: LogConfig = { version: 1, origin, createdAt: new Date().toISOString() };
-  const keys = await loadLogKeys(paths.stateDir, origin, opts.clock, offloadOf(opts));
-  const cp = commitPointOf(signTree(origin, 0, EMPTY_ROOT, keys));
-  const logger = opts.logger ?? silentLogger;
-  const index = openIndexFile(paths, { readOnly: false, logger, indexCapacity: opts.indexCapacity, backend: opts.indexBackend }, true);
-  let journal: Journal;
-  try {
-    // The note first, then the commit point naming it, then the config that marks the log as
-    // existing: a crash in between leaves no log (init can be run again after cleaning up).
-    await writeFileDurably(notePath(paths.stateDir, 0), cp.note, 0o600);
-    index.writeCommitPoint({ treeSize: 0, rootHash: cp.rootHash, checkpointHash: cp.noteHash });
-    await writeLogConfig(paths.stateDir, config);
-    journal = await Journal.open(journalDir(paths), opts.journal);
-  } catch (e) {
-    index.close();
-    throw e;
-  }
-  const store = new TileStore(paths, opts.durable);
-  const publisher = new Publisher(paths, store.files, verifiersOf(keys), opts.publishMode ?? 'each', cp);
-  const partials = PartialTiles.empty(store.partialsIO(logger));
-  // The empty tree is published as the log signed it, whatever the mode: there is nothing to witness yet.
-  await publisher.committed(cp, true);
-  if (publisher.mode === 'cosigned') await publisher.cosigned(cp.note, cp);
-  await writeFileDurably(path.join(paths.historyDir, 'vkeys'), [keys.ed25519.vkey, keys.mldsa44.vkey].join('\n') + '\n');
-  return { paths, config, keys, index, journal, store, publisher, partials, committed: cp, edge: Edge.empty(), settings: settingsOf(opts) };
 }
 
 /**
@@ -172,6 +126,9 @@ export async function openLog(paths: LogPaths, opts: LogOptions): Promise<LogPar
       partials = await PartialTiles.open(store.partialsIO(logger), cp.treeSize, publisher.published.treeSize, journalFrom ?? cp.treeSize);
       // Everything the old journal could redo is durable now (replay flushed it).
       await journal!.dropReplayed();
+      // Written once the log exists (a crash before may have kept it from being written).
+      const vkeys = path.join(paths.historyDir, 'vkeys');
+      if (!(await readIfExists(vkeys))) await writeFileDurably(vkeys, [keys.ed25519.vkey, keys.mldsa44.vkey].join('\n') + '\n');
     }
     return { paths, config, keys, index, journal, store, publisher, partials, committed: cp, edge, settings };
   } catch (e) {
@@ -222,7 +179,7 @@ function checkPublished(published: CommitPoint, cp: CommitPoint): void {
 }
 
 /** Checkpoints are signed off the main thread unless a caller asks for inline signing. */
-function offloadOf(opts: LogOptions) {
+export function offloadOf(opts: LogOptions) {
   if (opts.signPool === 'inline') return undefined;
   return (opts.signPool ?? sharedSignPool()).offload;
 }

@@ -50,6 +50,7 @@ export interface SequencerParts {
   readonly partials: PartialTiles | null;
   readonly settings: LogSettings;
   readonly logger: Logger;
+  /** Whether a repeated entry is kept at first (Sequencer.allowDuplicates changes it). */
   readonly allowDuplicates: boolean;
   /** The filesystems the log writes to (null: no free-space checks). */
   readonly disk: DiskSpace | null;
@@ -90,6 +91,8 @@ export class Sequencer {
   /** Set when a batch failed before its commit: later batches in flight fail too, then recovery runs. */
   private broken = false;
   private readonly space: SpaceGuard;
+  /** Whether a repeated entry is kept (true) or answered with the first copy; may change at any time. */
+  allowDuplicates: boolean;
   /** When the last batch committed (ms since the epoch), for health checks. */
   lastIntegrationAt = Date.now();
 
@@ -97,6 +100,7 @@ export class Sequencer {
     this.#committed = parts.committed;
     this.#answered = parts.committed;
     this.edge = parts.edge;
+    this.allowDuplicates = parts.allowDuplicates;
     this.space = new SpaceGuard(
       parts.disk,
       {
@@ -161,7 +165,7 @@ export class Sequencer {
     const out = entries.map((entry) => {
       const h = leafHash(entry);
       let key = '';
-      if (!this.parts.allowDuplicates) {
+      if (!this.allowDuplicates) {
         key = Buffer.from(h.buffer, h.byteOffset, 32).toString('base64');
         const first = this.inflight.get(key);
         if (first) return first.promise.then((r) => ({ ...r, duplicate: true }));

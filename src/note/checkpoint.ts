@@ -3,6 +3,7 @@
  * extension lines. Pure: no I/O.
  */
 import { TlogError, ErrorCode } from '../errors.js';
+import { parseCanonicalDecimal } from '../decimal.js';
 import { HASH_SIZE } from '../merkle/hash.js';
 import { decodeBase64Strict, encodeBase64 } from './note.js';
 
@@ -12,15 +13,6 @@ export interface Checkpoint {
   readonly rootHash: Uint8Array;
   /** Opaque, non-empty extension lines (without their "\n"). NOT RECOMMENDED by the spec. */
   readonly extensions: readonly string[];
-}
-
-const CANONICAL_DECIMAL = /^(0|[1-9][0-9]*)$/;
-
-/** Parses a canonical decimal (no sign, no leading zeros) that fits a JS safe integer, or null. */
-export function parseCanonicalDecimal(s: string): number | null {
-  if (!CANONICAL_DECIMAL.test(s)) return null;
-  const n = Number(s);
-  return Number.isSafeInteger(n) ? n : null;
 }
 
 function malformed(why: string): TlogError {

@@ -25,6 +25,7 @@
  */
 import { promises as fsp, constants as fsc } from 'node:fs';
 import path from 'node:path';
+import { isCanonicalDecimal } from '../decimal.js';
 import { TlogError, ErrorCode, ioError } from '../errors.js';
 import { equalHashes, sha256 } from '../merkle/hash.js';
 import { syncDir } from './durable.js';
@@ -48,7 +49,6 @@ export function segmentBytesFor(free: number): number {
   while (bytes > MIN_SEGMENT_BYTES && bytes > free / 32) bytes /= 2;
   return bytes;
 }
-const SEGMENT_NAME = /^(0|[1-9][0-9]{0,15})$/;
 
 /**
  * A record write failed after it may have reached the file: the journal may now hold a record
@@ -117,7 +117,7 @@ async function listSegments(dir: string): Promise<number[]> {
     throw ioError('readdir', dir, e);
   }
   return names
-    .filter((n) => SEGMENT_NAME.test(n))
+    .filter((n) => isCanonicalDecimal(n, 16))
     .map(Number)
     .sort((a, b) => a - b);
 }

@@ -6,7 +6,8 @@
 import path from 'node:path';
 import { TlogError, ErrorCode } from '../errors.js';
 import { DEFAULT_LIMITS, type TenantConfig, type TenantLimits } from '../config/config.js';
-import { Log, type LogOptions } from '../log/log.js';
+import { Log, readLogConfig, type LogOptions } from '../log/log.js';
+import type { CreateOutcome } from '../log/create.js';
 import { DEFAULT_TENANT, logPaths, type DataRoots, type LogPaths } from '../tile-store/paths.js';
 import { createAnchorKey, type Anchorer } from '../anchor/index.js';
 import { readIfExists } from '../storage/durable.js';
@@ -105,13 +106,24 @@ export class TenantRegistry {
 }
 
 /**
- * Creates a tenant's log and all its keys: the log's signing keys and the ECDSA P-256 key it
- * anchors checkpoints into Rekor with (Rekor takes neither ML-DSA nor, in v2, plain Ed25519).
+ * Creates a tenant's log and all its keys, all or nothing: the log's signing keys and the ECDSA
+ * P-256 key it anchors checkpoints into Rekor with (Rekor takes neither ML-DSA nor, in v2, plain
+ * Ed25519), made with the rest of its private state before the log exists (log/create.ts).
  */
 export async function initLog(paths: LogPaths, origin: string, opts: LogOptions = {}): Promise<Log> {
-  const log = await Log.init(paths, origin, opts);
-  await createAnchorKey(paths.stateDir);
-  return log;
+  return Log.init(paths, origin, opts, { extraState: anchorKeyState });
+}
+
+/**
+ * `tlog init`: creates a log; an implicit one (made by `tlog serve` on first start) that is still
+ * empty is replaced when the origin differs, and kept when it is the same (see log/create.ts).
+ */
+export async function createLog(paths: LogPaths, origin: string, opts: LogOptions = {}): Promise<{ log: Log; outcome: CreateOutcome }> {
+  return Log.create(paths, origin, opts, { extraState: anchorKeyState });
+}
+
+async function anchorKeyState(stateDir: string): Promise<void> {
+  await createAnchorKey(stateDir);
 }
 
 /** Opens a tenant's log, creating it (and its keys) on first start. */
@@ -128,9 +140,22 @@ export async function openOrInit(roots: DataRoots, tenant: string, origin: strin
   return { log: await initLog(paths, origin, opts), created: true };
 }
 
-/** The embedded default: tenant "default" under the given roots, created on first start. */
-export async function openOrInitDefault(roots: DataRoots, origin: string, opts: LogOptions = {}): Promise<{ log: Log; created: boolean }> {
+/**
+ * The embedded default: tenant "default" under the given roots, created on first start with
+ * `origin`, or with `defaultOrigin` when none is given (then it is implicit: while empty, `tlog
+ * init --origin` or a later `--origin` may still choose its origin). An existing log is opened;
+ * `origin` must then be its origin, unless it is implicit and empty (then it is replaced).
+ */
+export async function openOrInitDefault(
+  roots: DataRoots,
+  origin: string | undefined,
+  defaultOrigin: string,
+  opts: LogOptions = {},
+): Promise<{ log: Log; outcome: CreateOutcome | { result: 'opened' } }> {
   const paths = logPaths(roots, DEFAULT_TENANT);
-  if (await readIfExists(path.join(paths.stateDir, 'log.json'))) return { log: await Log.open(paths, opts), created: false };
-  return { log: await initLog(paths, origin, opts), created: true };
+  if (await readIfExists(path.join(paths.stateDir, 'log.json'))) {
+    const existing = await readLogConfig(paths.stateDir);
+    if (origin === undefined || origin === existing.origin) return { log: await Log.open(paths, opts), outcome: { result: 'opened' } };
+  }
+  return Log.create(paths, origin ?? defaultOrigin, opts, { extraState: anchorKeyState, implicit: origin === undefined });
 }

@@ -32,6 +32,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { parseCanonicalDecimal } from '../decimal.js';
 import { syncDir, type FileWrite } from '../storage/durable.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, hashesAtLevel, partialTiles, tileWidthInTree, topLevel, treeHashBytes, type TileCoord } from '../tiles/layout.js';
 import type { Logger } from '../logger.js';
@@ -41,7 +42,6 @@ import type { TileReader } from './tile-reader.js';
 const RETAINED_CHECKPOINTS = 256;
 /** Full bundles whose sizes open() reads for the entry bytes (older ones count 1 byte an entry). */
 const SIZED_BUNDLES = 64;
-const WIDTH_NAME = /^[1-9][0-9]{0,2}$/;
 const TEMP_FILE = /^\..+\.tmp$/;
 
 export interface PartialsIO {
@@ -117,9 +117,11 @@ export class PartialTiles {
         const names = await fsp.readdir(dir).catch(() => [] as string[]);
         for (const name of names) {
           if (TEMP_FILE.test(name)) temps.push(path.join(dir, name));
-          if (!WIDTH_NAME.test(name) || Number(name) >= TILE_WIDTH) continue;
+          // A partial's width: 1 to TILE_WIDTH-1 (c2sp.org/tlog-tiles).
+          const width = parseCanonicalDecimal(name, TILE_WIDTH - 1);
+          if (width === null || width === 0) continue;
           const st = await fsp.stat(path.join(dir, name)).catch(() => null);
-          if (st?.isFile()) p.track({ level, index, width: Number(name) }, st.size);
+          if (st?.isFile()) p.track({ level, index, width }, st.size);
         }
       }
     }

@@ -4,6 +4,7 @@
  * A tile (L, N) at level L holds, for i < 256, MTH(D[(256N+i)·256^L : (256N+i+1)·256^L]).
  * Level 0 holds leaf hashes; level L+1 holds the roots of full level-L tiles.
  */
+import { parseCanonicalDecimal } from '../decimal.js';
 import { HASH_SIZE } from '../merkle/hash.js';
 
 export const TILE_HEIGHT = 8;
@@ -38,6 +39,12 @@ export function formatIndexPath(n: number): string {
   return s;
 }
 
+/** The number an N path (formatIndexPath) names, or null when it is not canonical. */
+export function parseIndexPath(p: string): number | null {
+  const c = parseTilePath(`tile/0/${p}`);
+  return c && c.width === TILE_WIDTH ? c.index : null;
+}
+
 /** `tile/<L>/<N>[.p/<W>]` or `tile/entries/<N>[.p/<W>]`, relative to the log prefix. */
 export function formatTilePath(t: TileCoord): string {
   const levelPart = t.level === ENTRIES_LEVEL ? 'entries' : String(t.level);
@@ -51,7 +58,6 @@ export function formatTilePath(t: TileCoord): string {
   return t.width === TILE_WIDTH ? base : `${base}.p/${t.width}`;
 }
 
-const CANONICAL_SMALL = /^(0|[1-9][0-9]*)$/;
 const SEGMENT_LAST = /^[0-9]{3}$/;
 const SEGMENT_X = /^x[0-9]{3}$/;
 
@@ -66,18 +72,18 @@ export function parseTilePath(path: string): TileCoord | null {
   let level: number;
   if (parts[1] === 'entries') level = ENTRIES_LEVEL;
   else {
-    if (!CANONICAL_SMALL.test(parts[1]!)) return null;
-    level = Number(parts[1]);
-    if (level > MAX_LEVEL) return null;
+    const l = parseCanonicalDecimal(parts[1]!, MAX_LEVEL);
+    if (l === null) return null;
+    level = l;
   }
   let rest = parts.slice(2);
   let width = TILE_WIDTH;
   const last = rest[rest.length - 1]!;
   if (rest.length >= 2 && rest[rest.length - 2]!.endsWith('.p')) {
     // <N>.p/<W>
-    if (!CANONICAL_SMALL.test(last)) return null;
-    width = Number(last);
-    if (width < 1 || width >= TILE_WIDTH) return null;
+    const w = parseCanonicalDecimal(last, TILE_WIDTH - 1);
+    if (w === null || w < 1) return null;
+    width = w;
     rest = rest.slice(0, -1);
     rest[rest.length - 1] = rest[rest.length - 1]!.slice(0, -2);
   }

@@ -10,9 +10,8 @@
 import { TlogError, ErrorCode } from '../errors.js';
 import { HASH_SIZE } from '../merkle/hash.js';
 import { entryBundlePrefix } from './bundle.js';
+import { parseCanonicalDecimal } from '../decimal.js';
 import { ENTRIES_LEVEL, TILE_WIDTH } from './layout.js';
-
-const WIDTH_NAME = /^[1-9][0-9]{0,2}$/;
 
 /**
  * The widths to derive a partial of `width` from, given the names in its `<N>.p` directory:
@@ -21,9 +20,8 @@ const WIDTH_NAME = /^[1-9][0-9]{0,2}$/;
 export function widerWidths(names: readonly string[], width: number): number[] {
   const out: number[] = [];
   for (const n of names) {
-    if (!WIDTH_NAME.test(n)) continue;
-    const w = Number(n);
-    if (w > width && w < TILE_WIDTH) out.push(w);
+    const w = parseCanonicalDecimal(n, TILE_WIDTH - 1);
+    if (w !== null && w > width) out.push(w);
   }
   return [...out.sort((a, b) => a - b), TILE_WIDTH];
 }

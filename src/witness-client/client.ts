@@ -4,10 +4,10 @@
  * even when several keys live there (tessera#799/#1028), and the size re-learned from every 409
  * body (text/x.tlog.size) rather than cached forever.
  */
-import { TlogError, ErrorCode } from '../errors.js';
-import { parseCanonicalDecimal } from '../note/checkpoint.js';
+import { parseCanonicalDecimal } from '../decimal.js';
+import { errorChain, TlogError, ErrorCode } from '../errors.js';
 import { encodeBase64, parseNote, type NoteSignature } from '../note/note.js';
-import type { PolicyWitness } from './policy.js';
+import type { PolicyWitness } from '../note/witness-policy.js';
 
 export interface CosignResult {
   /** Cosignature lines that verified against one of this URL's witness keys. */
@@ -45,7 +45,7 @@ export class WitnessEndpoint {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (e) {
-      throw new TlogError(ErrorCode.unavailable, `witness ${this.url}: ${(e as Error).message}`);
+      throw new TlogError(ErrorCode.unavailable, `witness ${this.url}: ${errorChain(e)}`, { cause: e });
     }
     // Bounded read: a witness answers a few lines.
     const text = (await res.text()).slice(0, 1 << 20);

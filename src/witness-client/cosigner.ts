@@ -7,14 +7,14 @@
  * fail-open: it is published anyway, with whatever cosignatures came back.
  * Either way appends never wait for witnesses: they are answered at commit time.
  */
-import { TlogError, ErrorCode } from '../errors.js';
+import { errorChain, TlogError, ErrorCode } from '../errors.js';
 import type { Log, Logger } from '../log/log.js';
 import { extraSignatures } from '../log/publisher.js';
 import { parseCheckpoint } from '../note/checkpoint.js';
 import { formatNote, parseNote, type NoteSignature } from '../note/note.js';
 import { cosignatureTimestamp } from '../note/signers.js';
+import { policySatisfied, witnessesByUrl, type PolicyWitness, type WitnessPolicy } from '../note/witness-policy.js';
 import { WitnessEndpoint } from './client.js';
-import { policySatisfied, witnessesByUrl, type PolicyWitness, type WitnessPolicy } from './policy.js';
 
 export type FailMode = 'fail-open' | 'fail-closed';
 
@@ -105,8 +105,8 @@ export class Cosigner {
           this.opts.logger.debug?.({ tenant: this.log.paths.tenant, witness: url, key }, 'witness also cosigns with a key the policy does not list: ignored');
         }
       } else {
-        this.urlErrors.set(url, (r.reason as Error).message);
-        this.opts.logger.warn({ tenant: this.log.paths.tenant, witness: url, err: (r.reason as Error).message }, 'witness did not cosign');
+        this.urlErrors.set(url, errorChain(r.reason));
+        this.opts.logger.warn({ tenant: this.log.paths.tenant, witness: url, err: errorChain(r.reason) }, 'witness did not cosign');
       }
     });
     const names = new Set(got.map((g) => g.witness));
@@ -116,7 +116,8 @@ export class Cosigner {
       return;
     }
     if (!ok) this.opts.logger.warn({ tenant: this.log.paths.tenant, treeSize: cp.treeSize, cosignedBy: [...names] }, 'witness quorum not reached: publishing anyway (fail-open)');
-    await this.log.publishCosigned(withSignatures(cp.note, got.map((g) => g.signature)));
+    // Filed in cosigned/ only when the quorum cosigned; failing open serves it all the same.
+    await this.log.publishCosigned(withSignatures(cp.note, got.map((g) => g.signature)), ok);
     this.lastPublished = cp.treeSize;
   }
 
@@ -150,12 +151,13 @@ export class Cosigner {
         ? published.note
         : formatNote({ text: parsed.text, signatures: parsed.signatures.filter((s) => logVerifiers.some((v) => v.name === s.name && v.keyID === s.keyID)) });
     const merged = withSignatures(base, extra);
-    if (size > published.treeSize && this.opts.mode === 'fail-closed') {
-      const names = new Set(extraSignatures(merged, logVerifiers).flatMap((s) => [...this.policy.witnesses.values()].filter((w) => w.verifier.name === s.name && w.verifier.keyID === s.keyID).map((w) => w.name)));
-      if (!policySatisfied(this.policy, names)) throw new TlogError(ErrorCode.verification, 'these cosignatures do not reach the witness quorum (fail-closed)');
+    const names = new Set(extraSignatures(merged, logVerifiers).flatMap((s) => [...this.policy.witnesses.values()].filter((w) => w.verifier.name === s.name && w.verifier.keyID === s.keyID).map((w) => w.name)));
+    const meetsPolicy = policySatisfied(this.policy, names);
+    if (size > published.treeSize && this.opts.mode === 'fail-closed' && !meetsPolicy) {
+      throw new TlogError(ErrorCode.verification, 'these cosignatures do not reach the witness quorum (fail-closed)');
     }
     const before = parseNote(base).signatures.length;
-    const cp = await this.log.publishCosigned(merged);
+    const cp = await this.log.publishCosigned(merged, meetsPolicy);
     for (const s of extra) {
       const w = this.witnessOf(s);
       if (w) this.noteCosignature(w.name, s, size, Math.floor(Date.now() / 1000));

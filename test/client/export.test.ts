@@ -4,7 +4,7 @@
  * entry is reported at its line and index. Also the `tlog export` commands, through commander.
  */
 import { Command } from 'commander';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -206,6 +206,10 @@ describe('tlog export (commander)', () => {
       const older = path.join(dir, 'older.jsonl');
       await program().parseAsync(['node', 'tlog', 'export', '--format', 'vip-ledger', '--size', '100', '--out', older]);
       await program().parseAsync(['node', 'tlog', 'export', 'verify', older, '--local']);
+      for (const size of ['0100', '+100', '9007199254740992']) {
+        await expect(program().parseAsync(['node', 'tlog', 'export', '--format', 'vip-ledger', '--size', size, '--out', path.join(dir, 'never.jsonl')])).rejects.toThrow(`--size ${size} is not a tree size`);
+      }
+      expect(existsSync(path.join(dir, 'never.jsonl'))).toBe(false);
 
       const bad = readFileSync(out, 'utf8').split('\n');
       bad.splice(200, 1);

@@ -71,9 +71,10 @@ export interface StaticServer {
 
 /**
  * A tiny static server over `root`: GET <url>/<rel> serves root/<rel>, 404 otherwise. Entry
- * bundles are sent gzipped without negotiation (c2sp.org/tlog-tiles allows it).
+ * bundles are sent gzipped without negotiation (c2sp.org/tlog-tiles allows it). `fault` may
+ * drop a request's connection or answer it with a status instead.
  */
-export async function serveDir(root: string, prefix = '/log'): Promise<StaticServer> {
+export async function serveDir(root: string, prefix = '/log', fault?: (rel: string) => 'reset' | number | null): Promise<StaticServer> {
   const requests: string[] = [];
   const misses: string[] = [];
   const { readFile } = await import('node:fs/promises');
@@ -81,6 +82,10 @@ export async function serveDir(root: string, prefix = '/log'): Promise<StaticSer
     const url = new URL(req.url ?? '/', 'http://x');
     const rel = decodeURIComponent(url.pathname).slice(prefix.length + 1);
     requests.push(rel);
+    // A log that is down (the connection dropped) or failing (an HTTP status) for this request.
+    const f = fault?.(rel) ?? null;
+    if (f === 'reset') return void req.socket.destroy();
+    if (f !== null) return void res.writeHead(f).end();
     if (!url.pathname.startsWith(prefix + '/') || rel.split('/').includes('..')) {
       res.writeHead(404).end();
       return;

@@ -15,7 +15,7 @@ import { logPaths } from '../../src/tile-store/paths.js';
 import { leafHash } from '../../src/merkle/hash.js';
 import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { keyPair } from '../../src/note/signers.js';
-import { parsePolicy } from '../../src/witness-client/policy.js';
+import { parsePolicy } from '../../src/note/witness-policy.js';
 import { appendRange, copyLog, entryOf, rmrf, serveDir, tempRoots } from './helpers.js';
 
 const ORIGIN = 'example.com/monitored';
@@ -217,5 +217,59 @@ describe('a forked log', () => {
     await expect(onB.poll()).rejects.toThrow(InconsistentCheckpointsError);
     // The honest branch still follows.
     expect((await collect(onA)).advance).toBeNull();
+  });
+});
+
+describe('a log that is down or failing for a while', () => {
+  it('is retried with backoff: state kept, every entry handed out once, the cause said; a refusal (403) ends it', async () => {
+    const t = roots('tlog-monitor-flaky-');
+    const log = await Log.init(logPaths(t.roots, 'default'), ORIGIN);
+    await appendRange(log, 0, 300);
+    // What the log does: down (connections dropped), then a 503, then fine until the third bundle
+    // of the next step, which fails twice (after the bundle before it was handed out).
+    const checkpointFaults: ('reset' | number)[] = ['reset', 503];
+    const bundle2Faults: ('reset' | number)[] = ['reset', 500];
+    let refuse = false;
+    const fault = (rel: string): 'reset' | number | null => {
+      if (refuse) return 403;
+      if (rel === 'checkpoint') return checkpointFaults.shift() ?? null;
+      if (rel === 'tile/entries/002' && log.treeSize > 300) return bundle2Faults.shift() ?? null;
+      return null;
+    };
+    const server = await serveDir(log.paths.tilesDir, '/log', fault);
+    const stateFile = path.join(t.dir, 'flaky.json');
+    const m = new Monitor({ src: urlSource(server.url), logKeys: log.verifierKeys(), origin: ORIGIN, stateFile, intervalMs: 5, retryBaseMs: 2, retryMaxMs: 10 });
+    const seen: MonitoredEntry[] = [];
+    const retries: { failures: number; why: string }[] = [];
+    const ac = new AbortController();
+    const { errorChain } = await import('../../src/errors.js');
+    try {
+      const follow = (async () => {
+        for await (const e of m.entries({ signal: ac.signal, onRetry: (r) => retries.push({ failures: r.failures, why: errorChain(r.error) }) })) {
+          seen.push(e);
+          if (e.index === 299) await appendRange(log, 300, 800); // the next step: bundles 1, 2 and 3
+          if (e.index === 799) ac.abort();
+        }
+      })();
+      await follow;
+      expectRange(seen, 0, 800);
+      expect(retries.map((r) => r.failures)).toEqual([1, 2, 1, 2]); // failed polls in a row
+      // The reason is there: the dropped connection behind "fetch failed", the statuses.
+      expect(retries[0]!.why).toMatch(/GET http:\/\/127\.0\.0\.1:\d+\/log\/checkpoint: fetch failed: .*(other side closed|socket hang up|ECONNRESET)/);
+      expect(retries[1]!.why).toMatch(/checkpoint: HTTP 503$/);
+      expect(retries[2]!.why).toMatch(/tile\/entries\/002: fetch failed: /);
+      expect(retries[3]!.why).toMatch(/tile\/entries\/002: HTTP 500$/);
+      expect(JSON.parse(readFileSync(stateFile, 'utf8')).checkpoint).toBe(log.committed.note);
+
+      // A refusal is an answer, not an outage: it ends the monitor with the error.
+      refuse = true;
+      await appendRange(log, 800, 810);
+      const again = new Monitor({ src: urlSource(server.url), logKeys: log.verifierKeys(), origin: ORIGIN, stateFile, intervalMs: 5, retryBaseMs: 2 });
+      const it = again.entries({ onRetry: () => expect.unreachable('a 403 is not retried') });
+      await expect(it.next()).rejects.toThrow(/checkpoint: HTTP 403/);
+    } finally {
+      await server.close();
+      await log.close();
+    }
   });
 });

@@ -19,7 +19,7 @@ import { leafHash } from '../../src/merkle/hash.js';
 import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { formatSignatureLine } from '../../src/note/note.js';
 import { keyPair } from '../../src/note/signers.js';
-import { parsePolicy } from '../../src/witness-client/policy.js';
+import { parsePolicy } from '../../src/note/witness-policy.js';
 import { entryOf, makeLog, rmrf, serveDir, tempRoots, type StaticServer } from './helpers.js';
 
 const ORIGIN = 'example.com/proofs';

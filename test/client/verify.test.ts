@@ -24,7 +24,7 @@ import { verifyConsistency, verifyInclusion } from '../../src/merkle/proof.js';
 import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { formatSignatureLine } from '../../src/note/note.js';
 import { keyPair } from '../../src/note/signers.js';
-import { parsePolicy } from '../../src/witness-client/policy.js';
+import { parsePolicy } from '../../src/note/witness-policy.js';
 import { entryOf, makeLog, partialsOf, rmrf, serveDir, tempRoots, type StaticServer } from './helpers.js';
 
 const ORIGIN = 'example.com/client';

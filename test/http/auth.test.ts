@@ -4,8 +4,9 @@
  * restart), read tokens, per-credential rate limits, the admin route, and tenant isolation.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signHttpRequest, signLegacyRequest, signedRequestMessageV1 } from '../../src/client/signed-request.js';
+import { signHttpRequest, signLegacyRequest } from '../../src/client/signed-request.js';
 import { leafHash } from '../../src/merkle/hash.js';
+import { signedRequestMessageV1 } from '../../src/signed-write/legacy-message.js';
 import { bundleBody, clientKey, get, json, makeEnv, post, tokenAuth, type AppEnv } from './helpers.js';
 
 let env: AppEnv;
@@ -129,7 +130,7 @@ describe('signed requests (RFC 9421)', () => {
     await expect401(post(env.app, '/sec/append', body, await signed(c2, 'c1', '/sec/append', body, counter + 6)));
     // A Content-Digest changed to match another body: the signature covers the header.
     const other = Buffer.from('smuggled');
-    const { contentDigest } = await import('../../src/client/signed-request.js');
+    const { contentDigest } = await import('../../src/signed-write/profile.js');
     await expect401(post(env.app, '/sec/append', other, { ...(await signed(c1, 'c1', '/sec/append', body, counter + 7)), 'Content-Digest': contentDigest(other) }));
     // Unknown client (c2 is registered at another tenant only).
     expect(await expect401(post(env.app, '/sec/append', body, await signed(c2, 'c2', '/sec/append', body, 1)))).toMatch(/unknown client/);

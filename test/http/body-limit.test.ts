@@ -122,7 +122,7 @@ it('a declared Content-Length over the limit is refused before the body is sent'
   // Headers only: the answer must come without the server waiting for the 5000 bytes.
   const answer = await exchange('POST /lim/append HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 5000\r\n\r\n', { ms: 1000 });
   expect(statusOf(answer)).toBe(413);
-  expect(JSON.parse(bodyOf(answer))).toEqual({ error: "body is 5000 bytes, over this tenant's limit of 1000", code: 'too_large' });
+  expect(JSON.parse(bodyOf(answer))).toEqual({ error: "body is 5000 bytes, over this tenant's limit of 1000 bytes", code: 'too_large' });
   expect(env.registry.get('lim')!.log.treeSize).toBe(before);
 });
 

@@ -44,6 +44,12 @@ describe('400: bad parameters and bodies', () => {
     },
   );
 
+  it('a canonical integer of 16 digits above 2^53 - 1 is too large; 17 digits are not an integer we read', async () => {
+    expect((await expectError(get(env.app, '/main/read_since?index=9007199254740992'), 400, 'bad_input')).error).toBe('index is too large');
+    expect((await expectError(get(env.app, '/main/read_since?index=9999999999999999'), 400, 'bad_input')).error).toBe('index is too large');
+    expect((await expectError(get(env.app, '/main/read_since?index=10000000000000000'), 400, 'bad_input')).error).toBe('index must be a canonical non-negative integer');
+  });
+
   it('missing required parameters, limit 0, out-of-range indexes and sizes', async () => {
     await expectError(get(env.app, '/main/proof/inclusion'), 400, 'bad_input');
     await expectError(get(env.app, '/main/proof/consistency'), 400, 'bad_input');

@@ -7,17 +7,14 @@
  *
  *   FUZZ_N=50000 FUZZ_SEED=123 npx vitest run test/http/fuzz.test.ts
  */
-import { serve } from '@hono/node-server';
-import type { Server } from 'node:http';
 import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditLog } from '../../src/client/audit.js';
 import { signHttpRequest } from '../../src/client/signed-request.js';
 import { dirSource } from '../../src/client/source.js';
 import { leafHash } from '../../src/merkle/hash.js';
 import { prng, randBytes, randInt } from '../prng.js';
-import { clientKey, makeEnv, SENTINEL, tokenAuth, type AppEnv } from './helpers.js';
+import { clientKey, listen, makeEnv, parseRaw, SENTINEL, tokenAuth, type AppEnv, type Listening } from './helpers.js';
 
 const N = Number(process.env.FUZZ_N ?? 5000);
 const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -26,7 +23,7 @@ const rand = prng(SEED);
 const key = clientKey(7);
 
 let env: AppEnv;
-let server: Server;
+let srv: Listening;
 let port: number;
 
 beforeAll(async () => {
@@ -36,14 +33,12 @@ beforeAll(async () => {
     { name: 'fs', auth: tokenAuth({ tokens: ['fs-token'], clients: [['fc', key.publicKey]] }), limits: { maxBodyBytes: 70_000, ratePerSecond: 50, burst: 500 } },
     { name: 'fr', auth: tokenAuth({ tokens: ['fr-token'], readTokens: ['fr-read'] }), limits: { maxPending: 64 } },
   ]);
-  server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: env.app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s as Server));
-  });
-  port = (server.address() as AddressInfo).port;
+  // The server `tlog serve` runs: its own answers to what node's parser refuses are fuzzed too.
+  srv = await listen(env.app);
+  port = srv.port;
 });
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise<void>((r) => server.close(() => r()));
+  await srv.close();
   await env.close();
 });
 
@@ -314,6 +309,12 @@ describe('fuzz', () => {
       codes.set(code, (codes.get(code) ?? 0) + 1);
       expect(code, `seed ${SEED}: ${JSON.stringify(sent.toString('latin1').slice(0, 300))} -> ${text.slice(0, 300)}`).toBeLessThan(500);
       expect(text).not.toContain(SENTINEL);
+      // Every refusal, the parser's included, is the JSON error.
+      if (code >= 400 && !sent.toString('latin1').startsWith('HEAD ')) {
+        const a = parseRaw(text);
+        const body = a.body.slice(0, Number(a.headers['content-length']));
+        expect(JSON.parse(body), `seed ${SEED}: ${JSON.stringify(sent.toString('latin1').slice(0, 300))} -> ${text.slice(0, 300)}`).toEqual({ error: expect.any(String), code: expect.any(String) });
+      }
     };
     for (let i = 0; i < RAW_N; i += 16) await Promise.all(Array.from({ length: Math.min(16, RAW_N - i) }, one));
     console.log(`fuzz raw: statuses (0 = no answer) ${JSON.stringify(Object.fromEntries([...codes].sort((a, b) => a[0] - b[0])))}`);

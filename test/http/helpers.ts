@@ -4,6 +4,8 @@
  */
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
@@ -11,6 +13,8 @@ import pino, { type Logger as PinoLogger } from 'pino';
 import type { Hono } from 'hono';
 import { createApp } from '../../src/http/app.js';
 import { hashToken } from '../../src/http/auth.js';
+import type { BodyBudget } from '../../src/http/body-budget.js';
+import { createHttpServer, type ConnectionLimits } from '../../src/http/connections.js';
 import { Metrics } from '../../src/http/observe.js';
 import { Log, silentLogger } from '../../src/log/log.js';
 import { logPaths, type DataRoots } from '../../src/tile-store/paths.js';
@@ -56,7 +60,7 @@ export function capturingLogger(level = 'info'): { logger: PinoLogger; lines: Re
   return { logger, lines };
 }
 
-export async function makeEnv(specs: TenantSpec[], opts: { adminToken?: string; reload?: () => Promise<{ tenants: string[] }> } = {}): Promise<AppEnv> {
+export async function makeEnv(specs: TenantSpec[], opts: { adminToken?: string; reload?: () => Promise<{ tenants: string[] }>; bodies?: BodyBudget } = {}): Promise<AppEnv> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-http-'));
   const roots: DataRoots = { tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') };
   const registry = new TenantRegistry();
@@ -72,7 +76,7 @@ export async function makeEnv(specs: TenantSpec[], opts: { adminToken?: string; 
   writeFileSync(path.join(dir, 'SECRET'), SENTINEL);
   writeFileSync(path.join(roots.tilesRoot, 'SECRET'), SENTINEL);
   writeFileSync(path.join(roots.stateRoot, 'SECRET'), SENTINEL);
-  const app = createApp(registry, { logger, metrics, adminTokenHash: opts.adminToken ? hashToken(opts.adminToken) : undefined, reload: opts.reload });
+  const app = createApp(registry, { logger, metrics, adminTokenHash: opts.adminToken ? hashToken(opts.adminToken) : undefined, reload: opts.reload, bodies: opts.bodies });
   return {
     dir,
     roots,
@@ -129,6 +133,81 @@ export function bundleBody(entries: Uint8Array[]): Uint8Array {
 
 export async function json<T = Record<string, unknown>>(r: Response): Promise<T> {
   return (await r.json()) as T;
+}
+
+// ---- the app over a socket ----
+
+export interface Listening {
+  readonly server: Server;
+  readonly port: number;
+  /** The server's side of every connection so far, by the client's port. */
+  readonly sockets: Map<number, net.Socket>;
+  close(): Promise<void>;
+}
+
+/** Serves `app` on a loopback port through createHttpServer, the server `tlog serve` runs. */
+export async function listen(app: Hono, limits: Partial<ConnectionLimits> = {}): Promise<Listening> {
+  const server = createHttpServer(app.fetch, limits);
+  const sockets = new Map<number, net.Socket>();
+  server.on('connection', (s: net.Socket) => sockets.set(s.remotePort!, s));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    server,
+    port: (server.address() as AddressInfo).port,
+    sockets,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** A raw answer: its status (0 for none), headers (lowercase names) and body text. */
+export interface RawAnswer {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+  /** Everything the server sent, as latin1 text. */
+  readonly text: string;
+}
+
+export function parseRaw(text: string): RawAnswer {
+  const status = Number(/^HTTP\/1\.[01] ([0-9]{3})/.exec(text)?.[1] ?? 0);
+  const end = text.indexOf('\r\n\r\n');
+  const headers: Record<string, string> = {};
+  for (const line of text.slice(0, end < 0 ? text.length : end).split('\r\n').slice(1)) {
+    const i = line.indexOf(':');
+    if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+  }
+  return { status, headers, body: end < 0 ? '' : text.slice(end + 4), text };
+}
+
+/**
+ * Sends raw bytes on a fresh connection and resolves with what the server sent once it closed
+ * the connection (or, with `untilAnswer`, once a whole answer with a Content-Length is in).
+ * `closed` says whether the server closed it.
+ */
+export function rawExchange(port: number, bytes: string | Buffer, o: { untilAnswer?: boolean } = {}): Promise<RawAnswer & { closed: boolean }> {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    let settled = false;
+    const done = (closed: boolean) => {
+      if (settled) return;
+      settled = true;
+      sock.destroy();
+      resolve({ ...parseRaw(Buffer.concat(chunks).toString('latin1')), closed });
+    };
+    sock.on('data', (d) => {
+      chunks.push(d);
+      if (!o.untilAnswer) return;
+      const a = parseRaw(Buffer.concat(chunks).toString('latin1'));
+      if (a.headers['content-length'] !== undefined && Buffer.byteLength(a.body, 'latin1') >= Number(a.headers['content-length'])) done(false);
+    });
+    sock.on('error', () => done(true));
+    sock.on('close', () => done(true));
+    sock.write(bytes);
+  });
 }
 
 // ---- a spawned `tlog serve` ----

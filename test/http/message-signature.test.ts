@@ -13,10 +13,10 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseDictionary, type InnerList } from 'structured-headers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { contentDigest, signHttpRequest, MAX_COUNTER } from '../../src/client/signed-request.js';
+import { signHttpRequest } from '../../src/client/signed-request.js';
 import { TlogError } from '../../src/errors.js';
 import { MAX_CLOCK_AHEAD, MAX_SIGNATURE_AGE, signatureBase, verifyMessageSignature, type RequestView, type Signers } from '../../src/http/message-signature.js';
-import { verifyEd25519 } from '../../src/client/signed-request.js';
+import { contentDigest, MAX_COUNTER, verifyEd25519 } from '../../src/signed-write/profile.js';
 import { clientKey, makeEnv, post, tokenAuth, type AppEnv } from './helpers.js';
 
 // ---- RFC 9421 Appendix B ----

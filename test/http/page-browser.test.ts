@@ -17,15 +17,15 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Anchorer, anchorRoutes, resolveAnchorConfig } from '../../src/anchor/index.js';
+import { Anchorer, resolveAnchorConfig } from '../../src/anchor/index.js';
 import { createApp } from '../../src/http/app.js';
 import { Log, silentLogger } from '../../src/log/log.js';
 import { logPaths, type DataRoots } from '../../src/tile-store/paths.js';
 import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { keyPair } from '../../src/note/signers.js';
+import { parsePolicy } from '../../src/note/witness-policy.js';
 import { OPEN_AUTH, TenantRegistry } from '../../src/tenants/registry.js';
 import { Cosigner } from '../../src/witness-client/cosigner.js';
-import { parsePolicy } from '../../src/witness-client/policy.js';
 import { runWitness, type RunningWitness } from '../../witness/serve.js';
 import { FakeRekorV1 } from '../anchor/fake-rekor-v1.js';
 import { bin, capturingLogger, ensureBuilt, tokenAuth } from './helpers.js';
@@ -90,7 +90,8 @@ beforeAll(async () => {
   await registry.add(secret, tokenAuth({ readTokens: [READ_TOKEN] }));
   await secret.append(Buffer.from('secret entry'));
 
-  const app = createApp(registry, { logger: capturingLogger().logger, extraRoutes: anchorRoutes((n) => registry.get(n)?.log) });
+  // createApp serves the anchoring receipts itself.
+  const app = createApp(registry, { logger: capturingLogger().logger });
   server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
   await new Promise((r) => server.once('listening', r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

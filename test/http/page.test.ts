@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Anchorer, resolveAnchorConfig } from '../../src/anchor/index.js';
 import { ago, esc, PAGE_HEADERS, shellWord } from '../../src/http/page-html.js';
 import { Cosigner } from '../../src/witness-client/cosigner.js';
-import { parsePolicy } from '../../src/witness-client/policy.js';
+import { parsePolicy } from '../../src/note/witness-policy.js';
 import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { keyPair } from '../../src/note/signers.js';
 import { silentLogger } from '../../src/log/log.js';

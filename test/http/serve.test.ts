@@ -4,7 +4,9 @@
  * and metrics, reload by SIGHUP and by the admin route, and a SIGTERM in the middle of a storm of
  * appends that loses no acknowledged entry and exits 0.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,7 +17,12 @@ import { hashToken } from '../../src/http/auth.js';
 import { leafHash } from '../../src/merkle/hash.js';
 import { Log } from '../../src/log/log.js';
 import { logPaths, type DataRoots } from '../../src/tile-store/paths.js';
-import { ensureBuilt, spawnServe, writeConfig, type ServeProc } from './helpers.js';
+import { generatePrivateKey, parseVerifierKey, SignatureType } from '../../src/note/keys.js';
+import { keyPair, verifierFor } from '../../src/note/signers.js';
+import { verifyCheckpoint } from '../../src/note/verified-checkpoint.js';
+import { parsePolicy } from '../../src/note/witness-policy.js';
+import { runWitness } from '../../witness/serve.js';
+import { bin, ensureBuilt, spawnServe, writeConfig, type ServeProc } from './helpers.js';
 
 let dir: string;
 const procs: ServeProc[] = [];
@@ -73,6 +80,24 @@ describe('tlog serve', () => {
     const cp = await fetch(`${p.url}/default/checkpoint`);
     expect(cp.headers.get('content-type')).toBe('text/plain; charset=utf-8');
     expect(await stop(p)).toBe(0);
+  });
+
+  it('a port in use: exit 1, one readable line, and no log created (default tenant and --config)', async () => {
+    const holder = net.createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+    const port = (holder.address() as net.AddressInfo).port;
+    try {
+      const cwd = mkdtempSync(path.join(dir, 'busy-'));
+      writeConfig(path.join(cwd, 'tlog.json'), { tenants: [tenantCfg('busy', 'busy-token')] });
+      for (const extra of [[], ['--config', 'tlog.json']]) {
+        const r = spawnSync(process.execPath, [bin, 'serve', '--listen', `127.0.0.1:${port}`, ...extra], { cwd, encoding: 'utf8', timeout: 60_000 });
+        expect(r.status, r.stderr).toBe(1);
+        expect(r.stderr).toBe(`tlog: cannot listen on 127.0.0.1:${port}: the address is already in use (is another tlog serve running?)\n`);
+        expect(readdirSync(cwd)).toEqual(['tlog.json']);
+      }
+    } finally {
+      holder.close();
+    }
   });
 
   it('logs carry the request id and the traceparent trace id; healthz and metrics over a socket', async () => {
@@ -160,6 +185,95 @@ describe('tlog serve', () => {
     expect((await fetch(`${p.url}/two/checkpoint`)).status).toBe(200);
     expect((await fetch(`${p.url}/three/checkpoint`)).status).toBe(200);
     expect(p.child.exitCode).toBeNull();
+    expect(await stop(p)).toBe(0);
+  });
+
+  it('a fail-closed tenant whose witness is unreachable files nothing in cosigned/ and serves only its empty tree', async () => {
+    const cwd = mkdtempSync(path.join(dir, 'unwitnessed-'));
+    const cfg = path.join(cwd, 'tlog.json');
+    const wk = keyPair(generatePrivateKey('witness.example/away', SignatureType.cosignatureV1));
+    writeConfig(cfg, {
+      tenants: [tenantCfg('fc', 'fc-token', { witnesses: { policy: `witness W ${wk.vkey} http://127.0.0.1:9\nquorum W\n`, mode: 'fail-closed', intervalSeconds: 0.1, timeoutSeconds: 1 } })],
+    });
+    const p = await start(['--config', cfg], cwd);
+    const r = await fetch(`${p.url}/fc/append`, { method: 'POST', body: 'held back', headers: { authorization: 'Bearer fc-token' } });
+    expect(r.status).toBe(200);
+    expect(((await r.json()) as { treeSize: number }).treeSize).toBe(1);
+    const refused = () => logLines(p).filter((l) => l.msg === 'witness quorum not reached: checkpoint not published (fail-closed)' && l.treeSize === 1);
+    await waitFor(() => refused().length >= 2, 'two cosigning rounds after the append');
+    expect(existsSync(path.join(cwd, 'checkpoints/fc/cosigned'))).toBe(false);
+    const served = await (await fetch(`${p.url}/fc/checkpoint`)).text();
+    expect(served.split('\n').slice(0, 2)).toEqual(['example.com/fc', '0']);
+    expect(served.split('\n').filter((l) => l.startsWith('\u2014 '))).toHaveLength(2); // the log's own two signatures, no witness
+    expect(await stop(p)).toBe(0);
+  });
+
+  it('reload applies a tenant\'s witnesses, duplicates and limits without a restart, says what needs one, and refuses a new origin', async () => {
+    const cwd = mkdtempSync(path.join(dir, 'rewitness-'));
+    const cfg = path.join(cwd, 'tlog.json');
+    const auth = { authorization: 'Bearer w-token' };
+    const write = (extra: Record<string, unknown>, top: Record<string, unknown> = {}) =>
+      writeConfig(cfg, { adminToken: hashToken('admin'), ...top, tenants: [tenantCfg('w', 'w-token', extra)] });
+    const reload = async () => {
+      const rr = await fetch(`${p.url}/admin/reload`, { method: 'POST', headers: { authorization: 'Bearer admin' } });
+      return { status: rr.status, body: (await rr.json()) as { applied?: string[]; restartNeeded?: string[]; error?: string } };
+    };
+    const append = async (body: string) => {
+      const r = await fetch(`${p.url}/w/append`, { method: 'POST', body, headers: auth });
+      expect(r.status).toBe(200);
+      return (await r.json()) as { index: number; treeSize: number };
+    };
+    const servedSize = async () => Number((await (await fetch(`${p.url}/w/checkpoint`)).text()).split('\n')[1]);
+    write({});
+    const p = await start(['--config', cfg], cwd);
+    await append('e0');
+    expect(await servedSize()).toBe(1);
+    const vkey = readFileSync(path.join(cwd, 'checkpoints/w/vkeys'), 'utf8').split('\n')[0]!;
+
+    // A fail-closed policy whose witness is away, picked up by SIGHUP: no checkpoint is served
+    // from now on without cosignatures.
+    const away = keyPair(generatePrivateKey('witness.example/away', SignatureType.cosignatureV1));
+    write({ witnesses: { policy: `witness W ${away.vkey} http://127.0.0.1:9\nquorum W\n`, mode: 'fail-closed', intervalSeconds: 0.1, timeoutSeconds: 1 } });
+    p.child.kill('SIGHUP');
+    await waitFor(() => logLines(p).some((l) => l.msg === 'configuration reloaded' && JSON.stringify(l.applied) === '["w: witnesses"]'), 'the reload');
+    expect((await append('e1')).treeSize).toBe(2);
+    await waitFor(() => logLines(p).filter((l) => l.msg === 'witness quorum not reached: checkpoint not published (fail-closed)' && l.treeSize === 2).length >= 2, 'two rounds');
+    expect(await servedSize()).toBe(1);
+    expect(existsSync(path.join(cwd, 'checkpoints/w/cosigned'))).toBe(false);
+
+    // A witness that is there: the checkpoint is published with its cosignatures, and filed.
+    const witness = await runWitness({ config: { name: 'witness.example/here', logs: [{ origin: 'example.com/w', keys: [vkey] }] }, dataDir: path.join(cwd, 'witness'), listen: '127.0.0.1:0', log: () => {} });
+    try {
+      const keys = Object.values(witness.vkeys as Record<string, string>);
+      const policyText = `${keys.map((k, i) => `witness h${i} ${k} ${witness.url}`).join('\n')}\ngroup h all ${keys.map((_, i) => `h${i}`).join(' ')}\nquorum h\n`;
+      write({ witnesses: { policy: policyText, mode: 'fail-closed', intervalSeconds: 0.1 } });
+      expect((await reload()).body.applied).toEqual(['w: witnesses']);
+      await waitFor(async () => (await servedSize()) === 2, 'the cosigned checkpoint');
+      const note = await (await fetch(`${p.url}/w/checkpoint`)).text();
+      expect(verifyCheckpoint(note, [verifierFor(parseVerifierKey(vkey))], parsePolicy(policyText)).witnesses.sort()).toEqual(['h0', 'h1']);
+      expect(readFileSync(path.join(cwd, 'checkpoints/w/cosigned/002'), 'utf8')).toBe(note);
+    } finally {
+      await witness.close();
+    }
+
+    // Witnesses removed, duplicates allowed, a smaller body limit, and service settings that need a restart.
+    write({ allowDuplicates: true, limits: { maxBodyBytes: 16 } }, { listen: '0.0.0.0:1', stateDir: 'elsewhere' });
+    const r = await reload();
+    expect(r.status).toBe(200);
+    expect(r.body.applied).toEqual(['w: limits, allowDuplicates, witnesses']);
+    expect(r.body.restartNeeded).toEqual(['listen (restart to apply)', 'stateDir (restart to apply)']);
+    expect((await append('e2')).index).toBe(2);
+    expect((await append('e2')).index).toBe(3); // kept twice
+    expect(await servedSize()).toBe(4); // published per batch again
+    const big = await fetch(`${p.url}/w/append`, { method: 'POST', body: 'x'.repeat(17), headers: auth });
+    expect(big.status).toBe(413);
+
+    // A new origin for a running log is refused, and nothing changes.
+    writeConfig(cfg, { adminToken: hashToken('admin'), tenants: [{ ...tenantCfg('w', 'w-token'), origin: 'example.com/renamed' }] });
+    const bad = await reload();
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatch(/tenants\[0\] \(w\)\.origin: the log has origin example\.com\/w, the file says example\.com\/renamed; a log's origin cannot change/);
+    expect((await append('e2')).index).toBe(4); // still allowing duplicates: the running configuration stands
     expect(await stop(p)).toBe(0);
   });
 

@@ -43,11 +43,11 @@ import { formatPrivateKey, formatVerifierKey, generatePrivateKey, parseVerifierK
 import { parseCheckpoint } from '../../src/note/checkpoint.js';
 import { encodeBase64, parseNote } from '../../src/note/note.js';
 import { cosignatureTimestamp, derivePublicKey, verifierFor } from '../../src/note/signers.js';
+import { verifyCheckpoint } from '../../src/note/verified-checkpoint.js';
+import { parsePolicy, type WitnessPolicy } from '../../src/note/witness-policy.js';
 import { formatIndexPath } from '../../src/tiles/layout.js';
 import { WitnessEndpoint } from '../../src/witness-client/client.js';
 import { Cosigner } from '../../src/witness-client/cosigner.js';
-import { parsePolicy, type WitnessPolicy } from '../../src/witness-client/policy.js';
-import { verifyCheckpoint } from '../../src/witness-client/verify.js';
 import { bin as tlogBin, ensureBuilt, spawnServe, writeConfig, type ServeProc } from '../http/helpers.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -108,14 +108,14 @@ describe('serving collected partials', () => {
     await log.settled();
     // Nothing but size 0 published: every superseded partial went at once.
     expect(du(paths.tilesDir).partials).toEqual(['tile/0/000.p/60', 'tile/entries/000.p/60']);
-    await log.publishCosigned(notes.get(20)!);
+    await log.publishCosigned(notes.get(20)!, true);
     expect(publishedSize(paths)).toBe(20);
     expect(du(paths.tilesDir).partials).toEqual(['tile/0/000.p/20', 'tile/0/000.p/60', 'tile/entries/000.p/20', 'tile/entries/000.p/60']);
     for (let i = 60; i < 80; i++) await log.append(entryOf(i, 512));
     await log.settled();
     expect(du(paths.tilesDir).partials).toEqual(['tile/0/000.p/20', 'tile/0/000.p/80', 'tile/entries/000.p/20', 'tile/entries/000.p/80']);
     // The next publication moves on; 20 stays, as an earlier published checkpoint within the budget.
-    await log.publishCosigned(log.committed.note);
+    await log.publishCosigned(log.committed.note, true);
     expect(publishedSize(paths)).toBe(80);
     expect(du(paths.tilesDir).partials).toEqual(['tile/0/000.p/20', 'tile/0/000.p/80', 'tile/entries/000.p/20', 'tile/entries/000.p/80']);
     await log.close();

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
-import { type Checkpoint, formatCheckpoint, parseCanonicalDecimal, parseCheckpoint } from '../../src/note/checkpoint.js';
+import { type Checkpoint, formatCheckpoint, parseCheckpoint } from '../../src/note/checkpoint.js';
 import { b64, toB64, vectors } from '../vectors.js';
 import { expectCode } from './helpers.js';
 
@@ -75,12 +75,6 @@ describe('parse errors (c2sp.org/tlog-checkpoint)', () => {
   test('the largest safe size and 0 are accepted', () => {
     expect(parseCheckpoint(`o\n9007199254740991\n${ROOT}\n`).treeSize).toBe(2 ** 53 - 1);
     expect(parseCheckpoint(`o\n0\n${ROOT}\n`).treeSize).toBe(0);
-  });
-
-  test('parseCanonicalDecimal', () => {
-    expect(parseCanonicalDecimal('0')).toBe(0);
-    expect(parseCanonicalDecimal('1000')).toBe(1000);
-    for (const s of ['', '01', '-0', '+1', '1.0', '1_000', ' 1', '9007199254740992', '١٢']) expect(parseCanonicalDecimal(s)).toBeNull();
   });
 });
 

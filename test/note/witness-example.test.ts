@@ -5,8 +5,9 @@
  * log key, and the witness's cosignature at the vector timestamp is byte-exact.
  */
 import { describe, expect, test } from 'vitest';
+import { parseCanonicalDecimal } from '../../src/decimal.js';
 import { verifyConsistency } from '../../src/merkle/proof.js';
-import { formatCheckpoint, parseCanonicalDecimal, parseCheckpoint } from '../../src/note/checkpoint.js';
+import { formatCheckpoint, parseCheckpoint } from '../../src/note/checkpoint.js';
 import { formatKeyID } from '../../src/note/keys.js';
 import { decodeBase64Strict, formatNote, formatSignatureLine, openNote, parseNote, signNote } from '../../src/note/note.js';
 import { keyPair } from '../../src/note/signers.js';

@@ -1,11 +1,11 @@
 /**
- * The log side of witnessing: policies, the cosigning loop against our witness (witness/) on
+ * The log side of witnessing: the cosigning loop against our witness (witness/) on
  * loopback, fail-open / fail-closed, witnesses that are down, slow or answer garbage, and
  * cosignatures pushed to the log.
  */
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,9 +15,9 @@ import { logPaths, type LogPaths } from '../../src/tile-store/paths.js';
 import { generatePrivateKey, parseVerifierKey, SignatureType } from '../../src/note/keys.js';
 import { parseNote } from '../../src/note/note.js';
 import { keyPair } from '../../src/note/signers.js';
+import { verifyCheckpoint } from '../../src/note/verified-checkpoint.js';
+import { parsePolicy } from '../../src/note/witness-policy.js';
 import { Cosigner, withSignatures } from '../../src/witness-client/cosigner.js';
-import { parsePolicy, policySatisfied } from '../../src/witness-client/policy.js';
-import { verifyCheckpoint } from '../../src/witness-client/verify.js';
 import { runWitness, type RunningWitness } from '../../witness/serve.js';
 
 const ORIGIN = 'example.com/witnessed';
@@ -36,36 +36,6 @@ afterEach(() => {
 });
 
 const edKey = (name: string) => keyPair(generatePrivateKey(name, SignatureType.cosignatureV1));
-
-describe('witness policies', () => {
-  const a = edKey('w.example/a').vkey;
-  const b = edKey('w.example/b').vkey;
-  const c = edKey('w.example/c').vkey;
-
-  it('parses the Sigsum/Tessera syntax and evaluates nested k-of-n groups', () => {
-    const p = parsePolicy(`# comment\nwitness A ${a} http://127.0.0.1:1/x/\nwitness B ${b}\nwitness C ${c}\ngroup ab any A B\ngroup all2 2 ab C\nquorum all2\n`);
-    expect(p.witnesses.get('A')!.url).toBe('http://127.0.0.1:1/x');
-    expect(policySatisfied(p, new Set(['A', 'C']))).toBe(true);
-    expect(policySatisfied(p, new Set(['B', 'C']))).toBe(true);
-    expect(policySatisfied(p, new Set(['A', 'B']))).toBe(false);
-    expect(policySatisfied(p, new Set(['C']))).toBe(false);
-    expect(policySatisfied(parsePolicy('quorum none\n'), new Set())).toBe(true);
-  });
-
-  it('names the line of every mistake', () => {
-    const cases: [string, RegExp][] = [
-      [`witness A ${a}\nquorum B`, /line 2: quorum B is not defined/],
-      [`witness A ${a}\ngroup g 2 A\nquorum g`, /line 2: threshold 2/],
-      [`witness A ${a}\ngroup g any A Z\nquorum g`, /line 2: member Z/],
-      [`witness A ${a}\nwitness A ${b}\nquorum A`, /line 2: A is defined twice/],
-      [`witness A not-a-key\nquorum A`, /line 1: bad verifier key/],
-      [`witness A ${a} ftp://x\nquorum A`, /line 1: .* not an http/],
-      [`witness A ${a}`, /no quorum line/],
-      [`frobnicate\nquorum none`, /line 1: unknown keyword/],
-    ];
-    for (const [text, re] of cases) expect(() => parsePolicy(text)).toThrow(re);
-  });
-});
 
 async function startWitness(log: Log, name = 'witness.example/w1'): Promise<RunningWitness> {
   const w = await runWitness({
@@ -246,6 +216,87 @@ describe('what the cosigning loop logs', () => {
   });
 });
 
+describe('witnesses added to or removed from a running log', () => {
+  it('once witnesses are added nothing is published without them, even with batches in flight; removing them publishes the newest at once', async () => {
+    const log = await Log.init(paths, ORIGIN);
+    let n = 0;
+    let stop = false;
+    const writer = (async () => {
+      while (!stop) await Promise.all(log.appendMany(Array.from({ length: 20 }, () => entry(n++))));
+    })();
+    while (log.published.treeSize < 100) await new Promise((r) => setTimeout(r, 10));
+    expect(log.publishMode).toBe('each');
+    await log.setPublishMode('cosigned');
+    const held = log.published.treeSize;
+    const target = log.treeSize + 200;
+    while (log.treeSize < target) await new Promise((r) => setTimeout(r, 10));
+    expect(log.published.treeSize).toBe(held);
+    expect(Number(readFileSync(path.join(paths.tilesDir, 'checkpoint'), 'utf8').split('\n')[1])).toBe(held);
+    stop = true;
+    await writer;
+    await log.setPublishMode('each');
+    expect(log.published.treeSize).toBe(log.treeSize);
+    expect(readFileSync(path.join(paths.tilesDir, 'checkpoint'), 'utf8')).toBe(log.committed.note);
+    await log.close();
+  });
+});
+
+describe('cosigned/', () => {
+  it('only ever holds checkpoints that met the policy: not a new log\'s empty tree, nothing while the witnesses are down or do not know the log, nothing failed open', async () => {
+    const log = await Log.init(paths, ORIGIN, { publishMode: 'cosigned' });
+    const cosignedDir = path.join(paths.historyDir, 'cosigned');
+    const filed = () => (existsSync(cosignedDir) ? readdirSync(cosignedDir, { recursive: true }).map(String).filter((n) => !statSync(path.join(cosignedDir, n)).isDirectory()) : []);
+    const w = await startWitness(log);
+    // The same witness keys, but another witness that has never heard of this log.
+    const stranger = await runWitness({
+      config: { name: 'witness.example/w1', logs: [{ origin: 'example.com/another-log', keys: [edKey('example.com/another-log').vkey] }] },
+      dataDir: path.join(dir, 'stranger'),
+      listen: '127.0.0.1:0',
+      log: () => {},
+    });
+    try {
+      // Before its first quorum the log serves the empty tree as it signed it, and files nothing.
+      expect(filed()).toEqual([]);
+      expect(log.published.treeSize).toBe(0);
+      expect(parseNote(readFileSync(path.join(paths.tilesDir, 'checkpoint'), 'utf8')).signatures).toHaveLength(2);
+
+      const policy = parsePolicy(policyFor(w));
+      const down = parsePolicy(policyFor(w).replaceAll(w.url, 'http://127.0.0.1:9'));
+      const unknown = parsePolicy(policyFor(w).replaceAll(w.url, stranger.url));
+      await log.append(entry(0));
+      for (const p of [down, unknown]) {
+        await new Cosigner(log, p, { mode: 'fail-closed', timeoutMs: 1000, logger: silentLogger }).tick();
+        expect(log.published.treeSize).toBe(0);
+        expect(filed()).toEqual([]);
+      }
+      // Failing open serves the checkpoint, but it is not filed as cosigned.
+      await new Cosigner(log, down, { mode: 'fail-open', timeoutMs: 1000, logger: silentLogger }).tick();
+      expect(log.published.treeSize).toBe(1);
+      expect(filed()).toEqual([]);
+
+      // The quorum: filed, and what is filed satisfies the policy.
+      await log.append(entry(1));
+      await new Cosigner(log, policy, { mode: 'fail-closed', timeoutMs: 5000, logger: silentLogger }).tick();
+      expect(filed()).toEqual(['002']);
+      const note = readFileSync(path.join(cosignedDir, '002'), 'utf8');
+      expect(verifyCheckpoint(note, log.verifiers, policy).witnesses.sort()).toEqual(['w1k0', 'w1k1']);
+
+      // A restart that finds no served checkpoint serves the newest cosigned one again, not the
+      // newer one no witness saw.
+      await log.append(entry(2));
+      await log.close();
+      rmSync(path.join(paths.tilesDir, 'checkpoint'));
+      const reopened = await Log.open(paths, { publishMode: 'cosigned' });
+      expect(reopened.published.note).toBe(note);
+      expect(reopened.committed.treeSize).toBe(3);
+      await reopened.close();
+    } finally {
+      await stranger.close();
+      await w.close();
+    }
+  });
+});
+
 describe('cosignatures pushed to the log', () => {
   it('merges lines that verify against a configured witness key; anything else is refused and changes nothing', async () => {
     const log = await Log.init(paths, ORIGIN, { publishMode: 'cosigned' });
@@ -296,6 +347,12 @@ describe('POST /<tenant>/cosignature', () => {
     expect(good.status).toBe(200);
     const served = await (await app.request('/default/checkpoint')).text();
     expect(verifyCheckpoint(served, log.verifiers, policy).witnesses).toEqual(['P']);
+    // A push is one note: a body over the largest note (1 MiB) is refused before it is read.
+    const sized = (n: number) => app.request('/default/cosignature', { method: 'POST', body: 'x'.repeat(n), headers: { 'content-length': String(n) } });
+    const over = await sized((1 << 20) + 1);
+    expect(over.status).toBe(413);
+    expect(await over.json()).toEqual({ error: `body is ${(1 << 20) + 1} bytes, over the largest note, ${1 << 20} bytes`, code: 'too_large' });
+    expect((await sized(1 << 20)).status).toBe(400);
     // A tenant without witnesses has no such route.
     t.cosigner = null;
     expect((await post(served)).status).toBe(404);

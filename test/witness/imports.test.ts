@@ -1,13 +1,14 @@
 /**
- * DESIGN.md: witness/ uses only the pure modules (note, merkle), durable files (storage),
- * the error type and native/, never the log engine (src/log), tenants or the HTTP app.
+ * witness/ uses only the pure modules (note, merkle, the canonical-decimal parser), durable
+ * files (storage), the error type and native/, never the log engine (src/log), tenants or the
+ * HTTP app.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, test } from 'vitest';
 import { repoRoot } from '../vectors.js';
 
-const ALLOWED = [/^\.\/[a-z-]+\.js$/, /^\.\.\/src\/(note|merkle|storage)\/[a-z-]+\.js$/, /^\.\.\/src\/errors\.js$/, /^\.\.\/native\/index\.js$/];
+const ALLOWED = [/^\.\/[a-z-]+\.js$/, /^\.\.\/src\/(note|merkle|storage)\/[a-z-]+\.js$/, /^\.\.\/src\/(errors|decimal)\.js$/, /^\.\.\/native\/index\.js$/];
 const PACKAGES = new Set(['hono', 'hono/body-limit', '@hono/node-server', 'commander']);
 
 test('witness/ imports only pure modules, durable files, native/ and its packages', () => {

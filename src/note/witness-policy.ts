@@ -8,9 +8,10 @@
  *
  * Blank lines and lines starting with "#" are ignored. Pure: no I/O.
  */
+import { parseCanonicalDecimal } from '../decimal.js';
 import { TlogError, ErrorCode } from '../errors.js';
-import { parseVerifierKey } from '../note/keys.js';
-import { verifierFor, type TypedVerifier } from '../note/signers.js';
+import { parseVerifierKey } from './keys.js';
+import { verifierFor, type TypedVerifier } from './signers.js';
 
 export interface PolicyWitness {
   readonly name: string;
@@ -85,7 +86,7 @@ export function parsePolicy(text: string): WitnessPolicy {
         if (defined(name)) throw bad(n, `${name} is defined twice`);
         for (const m of members) if (!defined(m)) throw bad(n, `member ${m} is not defined above`);
         if (new Set(members).size !== members.length) throw bad(n, 'a member is listed twice');
-        const threshold = k === 'all' ? members.length : k === 'any' ? 1 : /^[1-9][0-9]*$/.test(k) ? Number(k) : NaN;
+        const threshold = k === 'all' ? members.length : k === 'any' ? 1 : (parseCanonicalDecimal(k) ?? NaN);
         if (!(threshold >= 1 && threshold <= members.length)) throw bad(n, `threshold ${k} is not 1..${members.length}, "all" or "any"`);
         groups.set(name, { name, threshold, members });
         return;

@@ -4,9 +4,9 @@
  * Signatures from unknown keys are ignored (c2sp.org/signed-note). Pure: no I/O.
  */
 import { TlogError, ErrorCode } from '../errors.js';
-import { parseCheckpoint, type Checkpoint } from '../note/checkpoint.js';
-import { parseNote, type Note, type NoteVerifier } from '../note/note.js';
-import { policySatisfied, type WitnessPolicy } from './policy.js';
+import { parseCheckpoint, type Checkpoint } from './checkpoint.js';
+import { parseNote, type Note, type NoteVerifier } from './note.js';
+import { policySatisfied, type WitnessPolicy } from './witness-policy.js';
 
 export interface VerifiedCheckpoint {
   readonly checkpoint: Checkpoint;
