@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Log } from '../src/log/log.js';
-import { logPaths } from '../src/log/paths.js';
+import { logPaths } from '../src/tile-store/paths.js';
 
 const { values } = parseArgs({
   options: {

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativeAvailable } from '../native/index.js';
-import { openIndex, rebuild } from '../src/index/index.js';
+import { openIndex, rebuild } from '../src/hot-index/index.js';
 
 const CHUNK = 100_000;
 

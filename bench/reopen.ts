@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Log } from '../src/log/log.js';
-import { logPaths, type LogPaths } from '../src/log/paths.js';
+import { logPaths, type LogPaths } from '../src/tile-store/paths.js';
 
 const { values } = parseArgs({
   options: {

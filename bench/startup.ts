@@ -22,7 +22,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { hashToken } from '../src/http/auth.js';
 import { silentLogger } from '../src/log/log.js';
-import { logPaths } from '../src/log/paths.js';
+import { logPaths } from '../src/tile-store/paths.js';
 import { initLog } from '../src/tenants/registry.js';
 import { fmt, loadAverage } from './lib/format.js';
 import { freePort, oursBin } from './lib/servers.js';

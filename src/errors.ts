@@ -44,10 +44,16 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 export class TlogError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  /**
+   * Seconds the caller should wait before trying again (rate limits, back-pressure); HTTP sends
+   * it as Retry-After (RFC 9110, section 10.2.3). Unset: the HTTP layer's default for the code.
+   */
+  readonly retryAfterSeconds?: number;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
     super(message, options);
     this.code = code;
     this.name = 'TlogError';
+    if (options?.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 

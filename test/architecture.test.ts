@@ -1,14 +1,14 @@
 /**
- * The dependency direction of README's "Layout of the code", checked from import lines: low to
- * high, native -> errors and decimals -> merkle -> the other pure spec modules (tiles, note,
+ * The dependency direction of README's "Layout of the code" and each src/ folder's README.md, checked from import lines: low to
+ * high, native -> errors, decimals and the logger interface -> merkle -> the other pure spec modules (tiles, note,
  * signed-write) -> durable files, object stores and index -> leases over an object store
- * (cluster) -> log engine -> witness client, anchoring, verifying client, witness service ->
+ * (cluster) -> tile store -> log engine -> witness client, anchoring, verifying client, witness service ->
  * tenants -> HTTP -> CLI. Nothing imports upward, and folders of one rank do not import each
  * other: what two of them share sits lower (a witness policy is parsed in note/, not in
  * witness-client/, because the verifying client needs it too). witness/ uses only the pure
  * modules, durable files and native/.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { expect, it } from 'vitest';
 
@@ -19,15 +19,18 @@ function layerOf(rel: string): [string, number] {
   const table: [RegExp, string, number][] = [
     [/^native\//, 'native', 0],
     [/^src\/errors\.ts$/, 'errors', 1],
+    [/^src\/logger\.ts$/, 'logger', 1],
     [/^src\/decimal\.ts$/, 'decimal', 1],
     [/^src\/merkle\//, 'merkle', 2],
     [/^src\/tiles\//, 'tiles', 3],
     [/^src\/note\//, 'note', 3],
     [/^src\/signed-write\//, 'signed-write', 3],
     [/^src\/storage\//, 'storage', 4],
-    [/^src\/index\//, 'index', 4],
+    [/^src\/hot-index\//, 'hot-index', 4],
     // Leases are kept in an object store (storage) and taken by the engine (log): between the two.
     [/^src\/cluster\//, 'cluster', 4.5],
+    // The engine's files (tiles, bundles, checkpoints) over durable files: what a storage driver replaces.
+    [/^src\/tile-store\//, 'tile-store', 4.6],
     [/^src\/log\//, 'log', 5],
     [/^src\/config\//, 'config', 6],
     [/^src\/client\//, 'client', 6],
@@ -78,16 +81,68 @@ it('no module imports a higher layer or a folder of its own rank, and witness/ a
       if (tRank === rank && tLayer !== layer) problems.push(`${file} (${layer}) imports ${target} (${tLayer}), a folder of its own rank`);
       if (tLayer === 'witness' && layer !== 'witness' && !(layer === 'cli' && target === WITNESS_ENTRY)) problems.push(`${file}: only the CLI imports witness/, and only ${WITNESS_ENTRY} (${target})`);
       if (layer === 'witness' && !['note', 'merkle', 'decimal', 'storage', 'errors', 'native', 'witness'].includes(tLayer)) problems.push(`${file}: witness/ imports ${target}`);
-      if (layer === 'client' && ['log', 'index'].includes(tLayer)) problems.push(`${file}: the verifying client imports the engine (${target})`);
+      if (layer === 'client' && ['log', 'hot-index', 'tile-store'].includes(tLayer)) problems.push(`${file}: the verifying client imports the engine (${target})`);
       // What the service and a client share (the signed-write profile, notes, policies) is on the
       // pure floor; the service never runs client code.
       if (['tenants', 'http'].includes(layer) && tLayer === 'client') problems.push(`${file}: the service imports the verifying client (${target})`);
-      if (PURE.includes(layer) && ['storage', 'index', 'native'].includes(tLayer)) problems.push(`${file}: a pure module imports I/O (${target})`);
+      if (PURE.includes(layer) && ['storage', 'hot-index', 'native'].includes(tLayer)) problems.push(`${file}: a pure module imports I/O (${target})`);
     }
     if (PURE.includes(layer) && /from ['"]node:fs/.test(text)) problems.push(`${file}: a pure module uses node:fs`);
   }
   expect(problems).toEqual([]);
 });
+
+/** The layers a folder's README.md says it may import ("May import: a, b, c."), or null for any. */
+function mayImport(folder: string): Set<string> | null {
+  const text = readFileSync(path.join(repo, 'src', folder, 'README.md'), 'utf8');
+  const m = /^May import: ([^\n]+(?:\n[^\n]+)*)/m.exec(text);
+  if (!m) throw new Error(`src/${folder}/README.md has no "May import:" line`);
+  if (/^any layer/.test(m[1]!)) return null;
+  return new Set(
+    m[1]!
+      .replace(/\([^)]*\)/g, '')
+      .split(',')
+      .map((s) => s.trim().replace(/\.$/, '').replace(/\/$/, ''))
+      .filter((s) => s !== ''),
+  );
+}
+
+it("every folder of src/ says in its README.md what it owns and what it may import, and imports only that", () => {
+  const problems: string[] = [];
+  const folders = readdirSync(path.join(repo, 'src'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+  expect(folders.length).toBeGreaterThan(10);
+  for (const folder of folders) {
+    if (!existsSync(path.join(repo, 'src', folder, 'README.md'))) {
+      problems.push(`src/${folder} has no README.md`);
+      continue;
+    }
+    if (!/^Owns: /m.test(readFileSync(path.join(repo, 'src', folder, 'README.md'), 'utf8'))) problems.push(`src/${folder}/README.md does not say what it owns ("Owns: ...")`);
+    const allowed = mayImport(folder);
+    const [own, rank] = layerOf(`src/${folder}/x.ts`);
+    for (const name of allowed ?? []) {
+      const known = layerNames().get(name);
+      if (known === undefined) problems.push(`src/${folder}/README.md names an unknown layer "${name}"`);
+      else if (known > rank) problems.push(`src/${folder}/README.md allows the higher layer ${name}`);
+    }
+    if (!allowed) continue;
+    for (const file of sources(`src/${folder}`)) {
+      const text = readFileSync(path.join(repo, file), 'utf8');
+      for (const m of text.matchAll(/^(?:import|export)[^'"]*?from\s+['"](\.[^'"]+)['"]/gm)) {
+        const target = path.relative(repo, path.resolve(path.dirname(path.join(repo, file)), m[1]!)).replace(/\.js$/, '.ts');
+        const [layer] = layerOf(target);
+        if (layer !== own && !allowed.has(layer)) problems.push(`${file} imports ${target} (${layer}), which src/${folder}/README.md does not allow`);
+      }
+    }
+  }
+  expect(problems).toEqual([]);
+});
+
+/** Every layer's name and rank, from layerOf's table. */
+function layerNames(): Map<string, number> {
+  const probes = ['native/x.ts', 'src/errors.ts', 'src/logger.ts', 'src/decimal.ts', 'witness/x.ts', 'src/index.ts'];
+  for (const d of readdirSync(path.join(repo, 'src'), { withFileTypes: true })) if (d.isDirectory()) probes.push(`src/${d.name}/x.ts`);
+  return new Map(probes.map((p) => layerOf(p)));
+}
 
 it('canonical decimals are parsed in one place, src/decimal.ts', () => {
   const written = [...sources('native'), ...sources('src'), ...sources('witness'), ...sources('bench')]

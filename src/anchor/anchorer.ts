@@ -31,7 +31,7 @@ import type { Signature, SignatureBundle, Signer, VerificationMaterial, Witness 
 import { lockFileExclusive, LOCK_HELD, NativeError, type FileLock } from '../../native/index.js';
 import { TlogError, ErrorCode, isTlogError } from '../errors.js';
 import type { Logger } from '../log/log.js';
-import type { LogPaths } from '../log/paths.js';
+import type { LogPaths } from '../tile-store/paths.js';
 import { parseCheckpoint } from '../note/checkpoint.js';
 import { openNote, parseNote, type NoteVerifier } from '../note/note.js';
 import { DurableWriter, readIfExists } from '../storage/durable.js';
@@ -93,7 +93,7 @@ export class AnchorKeySigner implements Signer {
 export interface AnchorerOptions {
   readonly paths: LogPaths;
   readonly config: AnchorConfig;
-  /** The newest checkpoint to anchor on the timer (e.g. `() => log.checkpoint.note`). */
+  /** The newest checkpoint to anchor on the timer (e.g. `() => log.committed.note`). */
   readonly latest?: () => string;
   /** Our log's note verifiers: anchorNow refuses a checkpoint they do not verify. */
   readonly logVerifiers?: readonly NoteVerifier[];

@@ -8,7 +8,7 @@
 import { Hono, type Context } from 'hono';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { LogPaths } from '../log/paths.js';
+import type { LogPaths } from '../tile-store/paths.js';
 import { ANCHOR_PUBLIC_KEY_FILE, ANCHORS_DIR, CHECKPOINT_SUFFIX, RECEIPT_SUFFIX } from './outbox.js';
 import { listReceipts, treeSizeOfReceipt } from './receipt.js';
 

@@ -17,7 +17,7 @@ import { Outbox, ANCHOR_PUBLIC_KEY_FILE, ANCHORS_DIR } from '../anchor/outbox.js
 import { verifyReceipt } from '../anchor/receipt.js';
 import { TlogError, ErrorCode } from '../errors.js';
 import { Log } from '../log/log.js';
-import { DEFAULT_TENANT, type DataRoots } from '../log/paths.js';
+import { DEFAULT_TENANT, type DataRoots } from '../tile-store/paths.js';
 import { parseVerifierKey } from '../note/keys.js';
 import type { NoteVerifier } from '../note/note.js';
 import { verifierFor } from '../note/signers.js';
@@ -86,7 +86,7 @@ export function registerAnchorCommands(program: Command, getRoots: () => DataRoo
       try {
         // Earlier jobs first (a crash or an outage may have left some), then the newest checkpoint.
         await anchorer.retryDue();
-        const r = await anchorer.anchorNow(log.checkpoint.note);
+        const r = await anchorer.anchorNow(log.committed.note);
         if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
         else if (r.state === 'done') {
           process.stdout.write(`anchored ${o.tenant} at size ${r.treeSize}: rekor entry ${r.rekorLogIndex}\n  anchored at ${r.attestedAt}, attested by ${r.attestedBy}\n  receipt ${r.receipt}\n`);

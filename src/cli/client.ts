@@ -15,7 +15,7 @@ import { createTlogProof, verifyTlogProof, type ProvenLeaf } from '../client/pro
 import { dirSource, urlSource, type TlogSource } from '../client/source.js';
 import { TileFetcher } from '../client/tiles.js';
 import { InconsistentCheckpointsError, fetchCheckpoint, proveInclusion, type CheckpointTrust } from '../client/verify.js';
-import { DEFAULT_TENANT, type DataRoots } from '../log/paths.js';
+import { DEFAULT_TENANT, type DataRoots } from '../tile-store/paths.js';
 import { decodeBase64Strict, encodeBase64 } from '../note/note.js';
 import { parsePolicy } from '../note/witness-policy.js';
 import { publicLog } from './local.js';

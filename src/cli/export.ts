@@ -13,7 +13,7 @@ import { dirSource, urlSource, type TlogSource } from '../client/source.js';
 import { parseVerifierKey } from '../note/keys.js';
 import type { NoteVerifier } from '../note/note.js';
 import { verifierFor } from '../note/signers.js';
-import { DEFAULT_TENANT, type DataRoots } from '../log/paths.js';
+import { DEFAULT_TENANT, type DataRoots } from '../tile-store/paths.js';
 import { formatIndexPath } from '../tiles/layout.js';
 import { publicLog } from './local.js';
 

@@ -5,7 +5,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, TlogError } from '../errors.js';
-import { logPaths, type DataRoots, type LogPaths } from '../log/paths.js';
+import { logPaths, type DataRoots, type LogPaths } from '../tile-store/paths.js';
 
 async function exists(p: string): Promise<boolean> {
   return fsp.access(p).then(

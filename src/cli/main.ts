@@ -16,7 +16,7 @@ import { verifierFor } from '../note/signers.js';
 import { verifyCheckpoint } from '../note/verified-checkpoint.js';
 import { parsePolicy } from '../note/witness-policy.js';
 import { Log } from '../log/log.js';
-import { DEFAULT_TENANT, defaultRoots, logPaths, type DataRoots } from '../log/paths.js';
+import { DEFAULT_TENANT, defaultRoots, logPaths, type DataRoots } from '../tile-store/paths.js';
 import { progressBar, progressCounter } from './progress.js';
 import { appendLines, resultLine } from './append.js';
 import { MAX_ENTRY_SIZE } from '../tiles/bundle.js';
@@ -188,7 +188,7 @@ export function buildProgram(): Command {
       const paths = await stateLog(roots(program), o.tenant);
       const log = await Log.open(paths, { readOnly: true });
       await log.close();
-      const cp = log.checkpoint;
+      const cp = log.committed;
       const info = {
         tenant: o.tenant,
         origin: log.origin,

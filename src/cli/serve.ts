@@ -20,7 +20,7 @@ import { connectionLimits, createHttpServer } from '../http/connections.js';
 import { createLogger, engineLogger, Metrics } from '../http/observe.js';
 import { mldsaBackend } from '../log/mldsa-backend.js';
 import { ConfiguredTenants, type ApplyHooks } from '../tenants/apply.js';
-import { DEFAULT_TENANT, type DataRoots } from '../log/paths.js';
+import { DEFAULT_TENANT, type DataRoots } from '../tile-store/paths.js';
 import { OPEN_AUTH, openOrInitDefault, TenantRegistry } from '../tenants/registry.js';
 
 export interface ServeOptions {

@@ -16,7 +16,7 @@ import { errnoWords, TlogError, ErrorCode } from '../errors.js';
 import { hashToken } from '../http/auth.js';
 import { initLog } from '../tenants/registry.js';
 import { readLogConfig } from '../log/log.js';
-import { logPaths, type DataRoots } from '../log/paths.js';
+import { logPaths, type DataRoots } from '../tile-store/paths.js';
 import { writeFileDurably } from '../storage/durable.js';
 
 function newToken(): string {

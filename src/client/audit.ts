@@ -8,7 +8,7 @@
  * Partials of earlier checkpoints may be gone: c2sp.org/tlog-tiles lets a log delete them once
  * the full tile exists (counted apart), and with `collectedPartials` (our own logs) also when
  * the published checkpoint's wider partial of the same tile is there: this engine collects
- * superseded partials and serves them as that file's prefix (log/partials.ts).
+ * superseded partials and serves them as that file's prefix (tile-store/partials.ts).
  *
  * Works against any tlog-tiles log, through a TlogSource.
  */

@@ -12,7 +12,6 @@ import type { Tenant } from '../tenants/registry.js';
 import { appendAnswer } from './answer.js';
 import { authorizeRead, authorizeWrite } from './auth.js';
 import type { BodyBudget } from './body-budget.js';
-import { RetryAfter } from './errors.js';
 import { bodyUnread, closeAfterAnswer, incomingOf, readIncoming } from './node-io.js';
 import type { Metrics } from './observe.js';
 import type { TenantOf } from './app.js';
@@ -50,7 +49,7 @@ const entryLimit = (t: Tenant) => bodyLimit(t, MAX_ENTRY_SIZE, `the largest entr
 /** A cosignature push is a signed note: no larger than the note parser takes. */
 const noteLimit = (t: Tenant) => bodyLimit(t, MAX_NOTE_BYTES, `the largest note, ${MAX_NOTE_BYTES} bytes`);
 
-const tooManyBodies = () => new TlogError(ErrorCode.unavailable, 'too many request bodies in flight: try again shortly', { cause: new RetryAfter(1) });
+const tooManyBodies = () => new TlogError(ErrorCode.unavailable, 'too many request bodies in flight: try again shortly', { retryAfterSeconds: 1 });
 
 /**
  * Reads the body, within the route's limit and the in-flight budget of all bodies, refusing as
@@ -122,10 +121,10 @@ function refuseIfRetired(t: Tenant): void {
 function admit(t: Tenant, credential: string, n: number): () => void {
   const waiting = t.log.pendingCount + t.reserved;
   if (waiting + n > t.limits.maxPending) {
-    throw new TlogError(ErrorCode.unavailable, `tenant ${t.name} has ${waiting} entries waiting: try again shortly`, { cause: new RetryAfter(1) });
+    throw new TlogError(ErrorCode.unavailable, `tenant ${t.name} has ${waiting} entries waiting: try again shortly`, { retryAfterSeconds: 1 });
   }
   const wait = t.limiter.take(credential, n);
-  if (wait > 0) throw new TlogError(ErrorCode.rateLimited, `rate limit of tenant ${t.name} exceeded for this credential`, { cause: new RetryAfter(wait) });
+  if (wait > 0) throw new TlogError(ErrorCode.rateLimited, `rate limit of tenant ${t.name} exceeded for this credential`, { retryAfterSeconds: wait });
   t.reserved += n;
   let released = false;
   return () => {
@@ -220,7 +219,7 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics, bodies: BodyBudg
       metrics.observeAppend((performance.now() - queuedAt) / 1000);
       countResults(t, rs);
       // One checkpoint for the whole answer: the newest, and proofs against it when asked.
-      const cp = t.log.checkpoint;
+      const cp = t.log.committed;
       const withProofs = c.req.query('proofs') === '1';
       // Without proofs, no promise per entry (a batch is up to 65536 of them).
       const results = withProofs

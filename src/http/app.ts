@@ -11,7 +11,7 @@ import { anchorRoutes } from '../anchor/index.js';
 import { apiRoutes } from './api.js';
 import { authorizeRead, hasAdminToken, mayRead } from './auth.js';
 import { BodyBudget } from './body-budget.js';
-import { errorResponse, jsonError, RetryAfter } from './errors.js';
+import { errorResponse, jsonError } from './errors.js';
 import { bodyPending, closeAfterAnswer, presetHeader } from './node-io.js';
 import { createLogger, Metrics, observe } from './observe.js';
 import { pageRoutes } from './page.js';
@@ -39,7 +39,7 @@ const TENANT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /** A configured tenant whose log is still being opened: come back in a second (503 + Retry-After). */
 function stillOpening(name: string): TlogError {
-  return new TlogError(ErrorCode.unavailable, `tenant ${name} is opening (its log is being recovered and checked): try again shortly`, { cause: new RetryAfter(1) });
+  return new TlogError(ErrorCode.unavailable, `tenant ${name} is opening (its log is being recovered and checked): try again shortly`, { retryAfterSeconds: 1 });
 }
 
 /**

@@ -24,11 +24,6 @@ const STATUS: Record<string, ContentfulStatusCode> = {
 /** Seconds to wait before retrying, when the error does not say: space takes longer to come back than a queue to drain. */
 const DEFAULT_RETRY_AFTER: Partial<Record<string, number>> = { [ErrorCode.diskFull]: 10 };
 
-/** Seconds a client should wait, carried by rate-limit and back-pressure errors. */
-export class RetryAfter {
-  constructor(readonly seconds: number) {}
-}
-
 export function statusOf(e: unknown): number {
   return isTlogError(e) ? (STATUS[e.code] ?? 500) : 500;
 }
@@ -37,7 +32,7 @@ export function errorResponse(c: Context, e: unknown): Response {
   if (isTlogError(e)) {
     const status = STATUS[e.code] ?? 500;
     if (status === 503 || status === 429) {
-      const wait = e.cause instanceof RetryAfter ? e.cause.seconds : (DEFAULT_RETRY_AFTER[e.code] ?? 1);
+      const wait = e.retryAfterSeconds ?? DEFAULT_RETRY_AFTER[e.code] ?? 1;
       c.header('Retry-After', String(Math.max(1, Math.ceil(wait))));
     }
     if (status === 401) c.header('WWW-Authenticate', 'Bearer, TlogSig');

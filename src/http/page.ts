@@ -40,7 +40,7 @@ async function viewOf(c: Context, t: Tenant): Promise<TenantView> {
     base: `${url.protocol}//${url.host}/${t.name}`,
     treeSize: published.treeSize,
     rootHash: Buffer.from(published.rootHash).toString('base64'),
-    committedSize: t.log.checkpoint.treeSize,
+    committedSize: t.log.committed.treeSize,
     signedAt: t.publishedAt,
     witnesses: t.cosigner ? { mode: t.cosigner.mode, quorum: t.cosigner.policy.quorum, list: t.cosigner.witnessStatus() } : null,
     anchor: await anchorOf(c, t),

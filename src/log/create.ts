@@ -26,13 +26,16 @@ import type { SignOffload } from '../note/signers.js';
 import { readIfExists, syncDir, writeFileDurably } from '../storage/durable.js';
 import { readJournal } from '../storage/journal.js';
 import { formatIndexPath } from '../tiles/layout.js';
-import { commitPointOf, notePath, notesDir } from './commit.js';
+import { silentLogger } from '../logger.js';
+import type { LogPaths } from '../tile-store/paths.js';
+import { CHECKPOINT_FILE } from '../tile-store/paths.js';
+import { signTree } from './checkpoint-signing.js';
+import { commitPointOf, notePath, notesDir } from './commit-point.js';
+import { CONFIG_FILE, readLogConfig, type LogConfig } from './config-file.js';
 import { createLogKeys, loadLogKeys } from './keys.js';
-import type { LogPaths } from './paths.js';
-import { CHECKPOINT_FILE } from './publisher.js';
 import { journalDir } from './replay.js';
-import { openIndexFile } from './state.js';
-import { CONFIG_FILE, readLogConfig, signTree, silentLogger, type LogConfig, type LogOptions } from './types.js';
+import { openIndexFile } from './open-index.js';
+import type { LogOptions } from './settings.js';
 
 /** The steps of a creation, in order; a test may fail any of them (CreateOptions.beforeStep). */
 export const CREATE_STEPS = ['keys', 'extra-state', 'note', 'index', 'config', 'rename'] as const;

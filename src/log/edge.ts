@@ -9,7 +9,7 @@ import { equalHashes, leafHash } from '../merkle/hash.js';
 import { formatEntryBundle } from '../tiles/bundle.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, changedTiles, type TileCoord } from '../tiles/layout.js';
 import { ExpandedTile, TileTree, type TileLookup } from '../tiles/tree.js';
-import type { TileReader } from './tile-reader.js';
+import type { TileReader } from '../tile-store/tile-reader.js';
 
 export interface Extension {
   readonly start: number;
@@ -55,6 +55,18 @@ export class Edge {
       bundle = entries.map((e) => Uint8Array.from(e));
     }
     return new Edge(tree, bundle);
+  }
+
+  /**
+   * Loads the edge of the committed tree of `size`, refusing tiles that do not hash to its
+   * root `rootHash` (on open, and after a failed batch).
+   */
+  static loadCommitted(reader: TileReader, size: number, rootHash: Uint8Array, tenant: string): Edge {
+    return Edge.load(reader, size, (root) => {
+      if (!equalHashes(root, rootHash)) {
+        throw new TlogError(ErrorCode.corrupt, `tiles of ${tenant} do not hash to the committed root at size ${size}: refusing to start`);
+      }
+    });
   }
 
   get size(): number {

@@ -26,21 +26,11 @@ import { TlogError, ErrorCode } from '../errors.js';
 import { equalHashes } from '../merkle/hash.js';
 import { openNote, parseNote, type NoteVerifier } from '../note/note.js';
 import { readIfExists, type DurableWriter, type FileWrite } from '../storage/durable.js';
-import { formatIndexPath, parseIndexPath } from '../tiles/layout.js';
-import { commitPointOf, type CommitPoint } from './commit.js';
-import type { LogPaths } from './paths.js';
+import { parseIndexPath } from '../tiles/layout.js';
+import { CHECKPOINT_FILE, cosignedPath, historyPath, type LogPaths } from '../tile-store/paths.js';
+import { commitPointOf, type CommitPoint } from './commit-point.js';
 
-export const CHECKPOINT_FILE = 'checkpoint';
 export type PublishMode = 'each' | 'cosigned';
-
-/** History path of a checkpoint of `size`: checkpoints/<tenant>/log/<tlog-tiles N path>. */
-export function historyPath(historyDir: string, size: number): string {
-  return path.join(historyDir, 'log', formatIndexPath(size));
-}
-
-export function cosignedPath(historyDir: string, size: number): string {
-  return path.join(historyDir, 'cosigned', formatIndexPath(size));
-}
 
 export class Publisher {
   /** Writes of the served checkpoint, in order (see the file comment). */
@@ -51,7 +41,10 @@ export class Publisher {
     private readonly writer: DurableWriter,
     private readonly verifiers: readonly NoteVerifier[],
     private currentMode: PublishMode,
-    /** What tiles/<tenant>/checkpoint holds now. */
+    /**
+     * The published checkpoint: the checkpoint served at tiles/<tenant>/checkpoint: in 'each'
+     * mode the answered one, in 'cosigned' mode the cosigner's latest.
+     */
     public published: CommitPoint,
   ) {}
 

@@ -8,7 +8,7 @@ import { TlogError, ErrorCode } from '../errors.js';
 import { consistencyProof as buildConsistencyProof, inclusionProof as buildInclusionProof, type NodeReader } from '../merkle/proof.js';
 import { TILE_WIDTH, tileWidthInTree, type TileCoord } from '../tiles/layout.js';
 import { MissingTileError, nodeReaderOver, type TileLookup } from '../tiles/tree.js';
-import type { TileReader } from './tile-reader.js';
+import type { TileReader } from '../tile-store/tile-reader.js';
 
 export class TreeReads {
   constructor(

@@ -13,18 +13,17 @@
  */
 import path from 'node:path';
 import { TlogError, ErrorCode } from '../errors.js';
-import type { CommitPoint as IndexCommitPoint } from '../index/index.js';
+import type { Logger } from '../logger.js';
+import type { CommitPoint as IndexCommitPoint } from '../hot-index/index.js';
 import { equalHashes, leafHash, sha256 } from '../merkle/hash.js';
 import { openNote, type NoteVerifier } from '../note/note.js';
 import { DurableWriter, readIfExists, type FileWrite } from '../storage/durable.js';
 import type { JournalRecord } from '../storage/journal.js';
-import { commitPointOf, notePath } from './commit.js';
+import { commitPointOf, notePath } from './commit-point.js';
 import { Edge } from './edge.js';
 import { parseBatchRecord } from './journal-record.js';
-import type { Logger } from './types.js';
-import type { LogPaths } from './paths.js';
-import { historyPath } from './publisher.js';
-import type { TileReader } from './tile-reader.js';
+import { historyPath, type LogPaths } from '../tile-store/paths.js';
+import type { TileReader } from '../tile-store/tile-reader.js';
 import { TILE_WIDTH, tileWidthInTree } from '../tiles/layout.js';
 
 export interface ReplayResult {
@@ -103,8 +102,8 @@ export async function replayJournal(p: {
     }
     const noteBytes = Buffer.from(b.note, 'utf8');
     // A superseded partial the crash lost stays lost: the log had collected it or would have
-    // (partials.ts), and serves it from the prefix of a wider file. Those the final tree implies
-    // are rebuilt, and any still on disk is checked (a crash may have torn it).
+    // (tile-store/partials.ts), and serves it from the prefix of a wider file. Those the final
+    // tree implies are rebuilt, and any still on disk is checked (a crash may have torn it).
     const optional = new Set<string>();
     const wanted: FileWrite[] = [
       ...ext.files.map((f) => {

@@ -178,7 +178,7 @@ export class Journal {
     }
   }
 
-  /** Bytes the next segment will take (the owner keeps them free: see log.ts's reserve). */
+  /** Bytes the next segment will take (the owner keeps them free: see log/sequencer.ts's reserve). */
   get nextSegmentBytes(): number {
     return this.plannedBytes;
   }

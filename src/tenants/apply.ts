@@ -18,7 +18,7 @@ import type { ServiceConfig, TenantConfig } from '../config/config.js';
 import { isTlogError, TlogError, ErrorCode } from '../errors.js';
 import { Anchorer, resolveAnchorConfig } from '../anchor/index.js';
 import { readLogConfig, type Log, type LogOptions, type Logger } from '../log/log.js';
-import { logPaths, type DataRoots } from '../log/paths.js';
+import { logPaths, type DataRoots } from '../tile-store/paths.js';
 import { parsePolicy, type WitnessPolicy } from '../note/witness-policy.js';
 import { readIfExists } from '../storage/durable.js';
 import { Cosigner } from '../witness-client/cosigner.js';

@@ -8,7 +8,7 @@ import { TlogError, ErrorCode } from '../errors.js';
 import { DEFAULT_LIMITS, type TenantConfig, type TenantLimits } from '../config/config.js';
 import { Log, readLogConfig, type LogOptions } from '../log/log.js';
 import type { CreateOutcome } from '../log/create.js';
-import { DEFAULT_TENANT, logPaths, type DataRoots, type LogPaths } from '../log/paths.js';
+import { DEFAULT_TENANT, logPaths, type DataRoots, type LogPaths } from '../tile-store/paths.js';
 import { createAnchorKey, type Anchorer } from '../anchor/index.js';
 import { parseNote } from '../note/note.js';
 import { cosignatureTimestamp } from '../note/signers.js';

@@ -5,7 +5,7 @@
  * tile, and every wider partial and the full tile start with the same W hashes (likewise the
  * entries of bundles). So a log may delete a partial once the full tile exists and a client
  * falls back to the full tile; this engine also collects superseded partials earlier and
- * serves them from the narrowest wider file it keeps (log/partials.ts).
+ * serves them from the narrowest wider file it keeps (tile-store/partials.ts).
  */
 import { parseCanonicalDecimal } from '../decimal.js';
 import { TlogError, ErrorCode } from '../errors.js';

@@ -88,7 +88,7 @@ export class Cosigner {
   }
 
   private async round(): Promise<void> {
-    const cp = this.log.checkpoint;
+    const cp = this.log.committed;
     if (cp.treeSize === this.lastPublished && this.log.published.treeSize === cp.treeSize) return;
     const results = await Promise.allSettled(this.endpoints.map((e) => e.cosign(cp.note, cp.treeSize, (old) => this.log.consistencyProof(old, cp.treeSize))));
     const got: { witness: string; signature: NoteSignature }[] = [];
@@ -140,7 +140,7 @@ export class Cosigner {
       if (!w.verifier.verify(parsed.text, s.signature)) throw new TlogError(ErrorCode.verification, `cosignature of witness ${w.name} does not verify`);
     }
     const size = parseCheckpoint(parsed.text).treeSize;
-    if (size > this.log.checkpoint.treeSize) throw new TlogError(ErrorCode.conflict, `checkpoint size ${size} is beyond the committed tree`);
+    if (size > this.log.committed.treeSize) throw new TlogError(ErrorCode.conflict, `checkpoint size ${size} is beyond the committed tree`);
     const published = this.log.published;
     if (size < published.treeSize) {
       throw new TlogError(ErrorCode.conflict, `checkpoint size ${size} is older than the published one (${published.treeSize}): cosign that one`);

@@ -50,7 +50,7 @@ describe('anchoring against a loopback Rekor v1', () => {
   it('anchors the checkpoint, stores a receipt that @sigstore/verify accepts, once', async () => {
     const a = await openAnchorer(f, { url: rekor.url, publicKey: rekor.publicKeyPem });
     try {
-      const note = f.log.checkpoint.note;
+      const note = f.log.committed.note;
       const r = await a.anchorNow(note);
       expect(r.state).toBe('done');
       expect(r.treeSize).toBe(3);
@@ -89,7 +89,7 @@ describe('anchoring against a loopback Rekor v1', () => {
     const other = await makeLog('other', 1);
     const a = await openAnchorer(f, { url: rekor.url, publicKey: rekor.publicKeyPem });
     try {
-      await expect(a.anchorNow(other.log.checkpoint.note)).rejects.toThrow(/not a checkpoint of this log/);
+      await expect(a.anchorNow(other.log.committed.note)).rejects.toThrow(/not a checkpoint of this log/);
       await expect(a.anchorNow('hello\n')).rejects.toThrow(/not a checkpoint of this log/);
       expect(rekor.entries).toHaveLength(0);
     } finally {
@@ -100,7 +100,7 @@ describe('anchoring against a loopback Rekor v1', () => {
 
   it('a 409 for an entry Rekor already has counts as success and fetches the existing entry', async () => {
     const a = await openAnchorer(f, { url: rekor.url, publicKey: rekor.publicKeyPem });
-    const note = f.log.checkpoint.note;
+    const note = f.log.committed.note;
     const first = await a.anchorNow(note);
     await a.stop();
     // Forget locally (as if the state were restored from an old backup): the upload repeats.
@@ -124,9 +124,9 @@ describe('anchoring against a loopback Rekor v1', () => {
   it('one anchor per tree size; successive sizes get their own entries and receipts', async () => {
     const a = await openAnchorer(f, { url: rekor.url, publicKey: rekor.publicKeyPem });
     try {
-      await a.anchorNow(f.log.checkpoint.note);
+      await a.anchorNow(f.log.committed.note);
       await Promise.all(f.log.appendMany(Array.from({ length: 300 }, (_, i) => Buffer.from(`more ${i}`))));
-      const r = await a.anchorNow(f.log.checkpoint.note);
+      const r = await a.anchorNow(f.log.committed.note);
       expect(r.receipt).toBe(path.join(f.paths.historyDir, 'anchors', '303.sigstore.json'));
       expect(rekor.entries).toHaveLength(2);
       // The first receipt still verifies: its proof is against Rekor's tree as it was then.
@@ -149,7 +149,7 @@ describe('anchoring against a loopback Rekor v1', () => {
     const wrong = new FakeRekorV1();
     const a = await openAnchorer(f, { url: rekor.url, publicKey: wrong.publicKeyPem });
     try {
-      const r = await a.anchorNow(f.log.checkpoint.note);
+      const r = await a.anchorNow(f.log.committed.note);
       expect(r.state).toBe('pending');
       expect(r.lastError).toMatch(/anchor receipt/);
       expect(existsSync(path.join(f.paths.historyDir, 'anchors', '003.sigstore.json'))).toBe(false);
@@ -160,7 +160,7 @@ describe('anchoring against a loopback Rekor v1', () => {
 
   it('serves the receipt list and the receipt files over HTTP', async () => {
     const a = await openAnchorer(f, { url: rekor.url, publicKey: rekor.publicKeyPem });
-    await a.anchorNow(f.log.checkpoint.note);
+    await a.anchorNow(f.log.committed.note);
     await a.stop();
     const app = anchorRoutes((t) => (t === 'anchored' ? f.log : undefined));
     const list = await app.request('/anchored/anchors');
@@ -175,7 +175,7 @@ describe('anchoring against a loopback Rekor v1', () => {
     const file = await app.request('/anchored/anchors/003.sigstore.json');
     expect(file.status).toBe(200);
     expect(bundleFromJSON(await file.json()).verificationMaterial.tlogEntries).toHaveLength(1);
-    expect(await (await app.request('/anchored/anchors/003.checkpoint')).text()).toBe(f.log.checkpoint.note);
+    expect(await (await app.request('/anchored/anchors/003.checkpoint')).text()).toBe(f.log.committed.note);
     expect((await app.request('/anchored/anchors/anchor-key.pem')).status).toBe(200);
     for (const bad of ['/anchored/anchors/../../state', '/anchored/anchors/3.sigstore.json', '/anchored/anchors/.003.sigstore.json.tmp', '/nobody/anchors']) {
       expect((await app.request(bad)).status).toBe(404);
@@ -192,10 +192,10 @@ describe('tampered receipts fail verification', () => {
     // Two entries first so the proof has hashes to flip.
     const other = await makeLog('filler', 1);
     const b = await openAnchorer(other, { url: rekor.url, publicKey: rekor.publicKeyPem });
-    await b.anchorNow(other.log.checkpoint.note);
+    await b.anchorNow(other.log.committed.note);
     await b.stop();
     await other.cleanup();
-    note = f.log.checkpoint.note;
+    note = f.log.committed.note;
     receipt = (await a.anchorNow(note)).receipt!;
     await a.stop();
     original = readFileSync(receipt, 'utf8');

@@ -11,7 +11,7 @@ function mtimes(dir: string, ext: string): number[] {
 }
 
 export function ensureDist(): void {
-  const wanted = ['anchor/anchorer.js', 'anchor/config.js', 'log/log.js', 'log/paths.js'].map((f) => path.join(repoRoot, 'dist/src', f));
+  const wanted = ['anchor/anchorer.js', 'anchor/config.js', 'log/log.js', 'tile-store/paths.js'].map((f) => path.join(repoRoot, 'dist/src', f));
   const fresh = wanted.every(existsSync) && Math.min(...wanted.map((f) => statSync(f).mtimeMs)) >= Math.max(...mtimes(path.join(repoRoot, 'src'), '.ts'), ...mtimes(path.join(repoRoot, 'native'), '.ts'));
   if (fresh) return;
   const r = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repoRoot, encoding: 'utf8', timeout: 240_000 });

@@ -46,7 +46,7 @@ describe('faults', () => {
       try {
         await inject();
         const before = Date.now();
-        const first = await a.anchorNow(f.log.checkpoint.note);
+        const first = await a.anchorNow(f.log.committed.note);
         expect(first.state).toBe('pending');
         expect(first.attempts).toBe(1);
         expect(first.lastError).toMatch(err);
@@ -66,7 +66,7 @@ describe('faults', () => {
     const a = await openAnchorer(f, { url: rekor.url, publicKey: rekor.publicKeyPem }, {}, { timeoutMs: 300 });
     try {
       rekor.fail({ kind: 'slow', ms: 1500 });
-      const first = await a.anchorNow(f.log.checkpoint.note);
+      const first = await a.anchorNow(f.log.committed.note);
       expect(first.state).toBe('pending');
       expect(first.lastError).toMatch(/time|abort/i);
       expect(rekor.entries).toHaveLength(1); // Rekor has it; we do not know yet.
@@ -83,12 +83,12 @@ describe('faults', () => {
     const a = await openAnchorer(f, { url: rekor.url, publicKey: rekor.publicKeyPem });
     try {
       rekor.fail({ kind: 'status', status: 400 });
-      const r = await a.anchorNow(f.log.checkpoint.note);
+      const r = await a.anchorNow(f.log.committed.note);
       expect(r.state).toBe('failed');
       await a.retryDue();
       expect((await a.list())[0]?.state).toBe('failed');
       // Asked explicitly, it is tried again.
-      expect((await a.anchorNow(f.log.checkpoint.note)).state).toBe('done');
+      expect((await a.anchorNow(f.log.committed.note)).state).toBe('done');
       expect(rekor.entries).toHaveLength(1);
     } finally {
       await a.stop();
@@ -100,7 +100,7 @@ describe('faults', () => {
     const clock = () => now;
     const a = await openAnchorer(f, { url: rekor.url, publicKey: rekor.publicKeyPem }, { now: clock }, { initialBackoffMs: 60_000, maxBackoffMs: 600_000 });
     rekor.fail({ kind: 'status', status: 502 }, { kind: 'status', status: 502 });
-    const r1 = await a.anchorNow(f.log.checkpoint.note);
+    const r1 = await a.anchorNow(f.log.committed.note);
     expect(Date.parse(r1.nextAttemptAt!)).toBe(now + 60_000);
     await a.stop();
     const b = await openAnchorer(f, { url: rekor.url, publicKey: rekor.publicKeyPem }, { now: clock }, { initialBackoffMs: 60_000, maxBackoffMs: 600_000 });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Anchorer, type AnchorerOptions } from '../../src/anchor/anchorer.js';
 import { resolveAnchorConfig, type AnchorConfigInput } from '../../src/anchor/config.js';
 import { Log } from '../../src/log/log.js';
-import { logPaths, type DataRoots, type LogPaths } from '../../src/log/paths.js';
+import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
 
 export interface Fixture {
   readonly dir: string;
@@ -37,7 +37,7 @@ export function fastConfig(rekor: AnchorConfigInput['rekor'], over: Partial<Anch
 }
 
 export async function openAnchorer(f: Fixture, rekor: AnchorConfigInput['rekor'], over: Partial<AnchorerOptions> = {}, cfg: Partial<AnchorConfigInput> = {}) {
-  return Anchorer.open({ paths: f.paths, config: fastConfig(rekor, cfg), logVerifiers: f.log.verifiers, latest: () => f.log.checkpoint.note, ...over });
+  return Anchorer.open({ paths: f.paths, config: fastConfig(rekor, cfg), logVerifiers: f.log.verifiers, latest: () => f.log.committed.note, ...over });
 }
 
 export async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 20_000): Promise<T> {

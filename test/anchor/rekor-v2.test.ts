@@ -73,7 +73,7 @@ describe('anchoring in a real Rekor v2 with time from a real TSA (ECDSA log key)
   it('a good anchor: the receipt carries the TSA time, verifies offline and with @sigstore/verify; `tlog anchor verify` says when and who', async () => {
     const a = await open(f);
     try {
-      const note = f.log.checkpoint.note;
+      const note = f.log.committed.note;
       const before = Date.now();
       const r = await a.anchorNow(note);
       const after = Date.now();
@@ -163,7 +163,7 @@ describe('anchoring in a real Rekor v2 with time from a real TSA (ECDSA log key)
     rmSync(first.receipt!);
     const b = await open(f);
     try {
-      const again = await b.anchorNow(f.log.checkpoint.note);
+      const again = await b.anchorNow(f.log.committed.note);
       expect(again.lastError).toBeNull();
       expect(again.state).toBe('done');
       expect(again.rekorLogIndex).toBe(first.rekorLogIndex);
@@ -187,7 +187,7 @@ describe('time evidence refused: nothing stored, nothing sent to Rekor', () => {
       const sizeBefore = await rekor.treeSize();
       const a = await openIt(g);
       try {
-        const r = await a.anchorNow(g.log.checkpoint.note);
+        const r = await a.anchorNow(g.log.committed.note);
         expect(r.state).toBe('pending');
         expect(r.lastError).toMatch(why);
         expect(r.nextAttemptAt).not.toBeNull();
@@ -202,7 +202,7 @@ describe('time evidence refused: nothing stored, nothing sent to Rekor', () => {
       // The same job, now with the honest TSA: done, one Rekor entry.
       const b = await open(g);
       try {
-        const r = await b.anchorNow(g.log.checkpoint.note);
+        const r = await b.anchorNow(g.log.committed.note);
         expect(r.state).toBe('done');
         await verifyReceipt(r.receipt!, { rekorPublicKey: rekor.publicKeyPem, logVerifiers: g.log.verifiers, tsaCertChains: [tsa.chainPem] });
         expect(await rekor.treeSize()).toBe(sizeBefore + 1);
@@ -218,7 +218,7 @@ describe('time evidence refused: nothing stored, nothing sent to Rekor', () => {
     const sizeBefore = await rekor.treeSize();
     const a = await openAnchorer(g, rekor.config(), { now: () => Date.now() + 3_600_000 }, tsaCfg());
     try {
-      const r = await a.anchorNow(g.log.checkpoint.note);
+      const r = await a.anchorNow(g.log.committed.note);
       expect(r.state).toBe('pending');
       expect(r.lastError).toMatch(/the TSA's time \S+ is not between the signature \(\S+\) and now \(\S+\), give or take 5 minutes/);
       expect((await job(g, 2)).timestamp).toBeUndefined();
@@ -238,7 +238,7 @@ describe('outages and restarts', () => {
     const sizeBefore = await rekor.treeSize();
     try {
       await tsa.stop();
-      const r = await a.anchorNow(g.log.checkpoint.note);
+      const r = await a.anchorNow(g.log.committed.note);
       expect(r.state).toBe('pending');
       expect(r.lastError).toMatch(/^tsa http:\/\/127\.0\.0\.1:\d+/);
       expect((await job(g, 2)).timestamp).toBeUndefined();
@@ -264,13 +264,13 @@ describe('outages and restarts', () => {
       const sizeBefore = await rekor.treeSize();
       const stampsBefore = proxy.passed;
       await rekor.stop();
-      const r1 = await a.anchorNow(f.log.checkpoint.note);
+      const r1 = await a.anchorNow(f.log.committed.note);
       expect(r1.state).toBe('pending');
       expect(r1.lastError).toMatch(/^rekor /);
       const recorded = (await job(f, 13)).timestamp;
       expect(recorded).toBeDefined();
       // A retry while Rekor is still down does not ask the TSA again.
-      await a.anchorNow(f.log.checkpoint.note);
+      await a.anchorNow(f.log.committed.note);
       expect(proxy.passed).toBe(stampsBefore + 1);
       await rekor.start();
       a.start();
@@ -291,10 +291,10 @@ describe('outages and restarts', () => {
     const stampsBefore = proxy.passed;
     await rekor.stop();
     const a = await open(g);
-    expect((await a.anchorNow(g.log.checkpoint.note)).state).toBe('pending'); // size 1: timestamped, not in Rekor
+    expect((await a.anchorNow(g.log.committed.note)).state).toBe('pending'); // size 1: timestamped, not in Rekor
     await tsa.stop();
     await g.log.append(Buffer.from('second'));
-    expect((await a.anchorNow(g.log.checkpoint.note)).state).toBe('pending'); // size 2: neither
+    expect((await a.anchorNow(g.log.committed.note)).state).toBe('pending'); // size 2: neither
     await a.stop();
     expect((await job(g, 1)).timestamp).toBeDefined();
     expect((await job(g, 2)).timestamp).toBeUndefined();
@@ -330,7 +330,7 @@ describe('outages and restarts', () => {
       const a = await openAnchorer(g, { ...rekor.config(), url }, {}, tsaCfg());
       try {
         const t = Date.now();
-        const r = await a.anchorNow(g.log.checkpoint.note);
+        const r = await a.anchorNow(g.log.committed.note);
         expect(r.state).toBe('pending');
         expect(r.lastError).toMatch(/HTTP 429/);
         expect(Date.parse(r.nextAttemptAt!)).toBeGreaterThanOrEqual(t + 7000 - 5);
@@ -467,7 +467,7 @@ describe('a real Rekor v2 with an Ed25519 log key (like the public v2 shards)', 
       await ed.start();
       const a = await openAnchorer(g, ed.config(), {}, tsaCfg());
       try {
-        const r = await a.anchorNow(g.log.checkpoint.note);
+        const r = await a.anchorNow(g.log.committed.note);
         expect(r.lastError).toBeNull();
         expect(r.state).toBe('done');
         await verifyReceipt(r.receipt!, { rekorPublicKey: ed.publicKeyPem, rekorOrigin: ed.origin, logVerifiers: g.log.verifiers, tsaCertChains: [tsa.chainPem] });

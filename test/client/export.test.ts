@@ -13,7 +13,7 @@ import { canonicalize } from '../../src/client/jcs.js';
 import { dirSource } from '../../src/client/source.js';
 import { registerExportCommand } from '../../src/cli/export.js';
 import { Log } from '../../src/log/log.js';
-import { logPaths, type DataRoots } from '../../src/log/paths.js';
+import { logPaths, type DataRoots } from '../../src/tile-store/paths.js';
 import { leafHash, sha256 } from '../../src/merkle/hash.js';
 import { encodeBase64 } from '../../src/note/note.js';
 import { parseVerifierKey } from '../../src/note/keys.js';
@@ -35,10 +35,10 @@ beforeAll(async () => {
   log = await Log.init(logPaths(roots, 'default'), 'example.com/ledger');
   entries = Array.from({ length: SIZE }, (_, i) => Buffer.from(`record ${i}${i % 7 === 0 ? ' \u00e9\n"quoted"' : ''}`));
   await Promise.all(log.appendMany(entries.slice(0, 100)));
-  oldNote = log.checkpoint.note;
+  oldNote = log.committed.note;
   await Promise.all(log.appendMany(entries.slice(100)));
   await log.close();
-  note = log.checkpoint.note;
+  note = log.committed.note;
   lines = [];
   await exportLedger(dirSource(log.paths.tilesDir), { verifiers: verifiers(), write: (l) => void lines.push(l) });
 });
@@ -78,7 +78,7 @@ describe('exportLedger', () => {
       const { entry_hash, ...rest } = e;
       // entry_hash = hex SHA-256 of the JCS form of everything but entry_hash.
       expect(entry_hash).toBe(Buffer.from(sha256(Buffer.from(canonicalize(rest)))).toString('hex'));
-      expect(e.proof).toMatchObject({ log: 'example.com/ledger', index: i, tree_size: SIZE, root_hash: encodeBase64(log.checkpoint.rootHash), leaf_hash: encodeBase64(leafHash(entries[i]!)) });
+      expect(e.proof).toMatchObject({ log: 'example.com/ledger', index: i, tree_size: SIZE, root_hash: encodeBase64(log.committed.rootHash), leaf_hash: encodeBase64(leafHash(entries[i]!)) });
       expect(Buffer.from(e.proof.data, 'base64').equals(Buffer.from(entries[i]!))).toBe(true);
       prev = entry_hash;
     });

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Log } from '../../src/log/log.js';
-import { logPaths, type DataRoots, type LogPaths } from '../../src/log/paths.js';
+import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, hashesAtLevel, partialWidth } from '../../src/tiles/layout.js';
 
 export function tempRoots(prefix: string): { dir: string; roots: DataRoots } {
@@ -36,7 +36,7 @@ export async function makeLog(roots: DataRoots, origin: string, sizes: readonly 
   for (const s of sizes) {
     if (s > n) await appendRange(log, n, s);
     n = s;
-    notes.push(log.checkpoint.note);
+    notes.push(log.committed.note);
   }
   return { log, paths, notes };
 }

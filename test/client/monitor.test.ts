@@ -11,7 +11,7 @@ import { Monitor, type MonitoredEntry, type MonitorAdvance } from '../../src/cli
 import { dirSource, urlSource } from '../../src/client/source.js';
 import { InconsistentCheckpointsError } from '../../src/client/verify.js';
 import { Log } from '../../src/log/log.js';
-import { logPaths } from '../../src/log/paths.js';
+import { logPaths } from '../../src/tile-store/paths.js';
 import { leafHash } from '../../src/merkle/hash.js';
 import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { keyPair } from '../../src/note/signers.js';
@@ -78,7 +78,7 @@ describe('following a growing log', () => {
         expect(r.advance!.entries).toBe(size - n);
       }
       n = size;
-      expect(JSON.parse(readFileSync(stateFile, 'utf8')).checkpoint).toBe(log.checkpoint.note);
+      expect(JSON.parse(readFileSync(stateFile, 'utf8')).checkpoint).toBe(log.committed.note);
     }
   });
 
@@ -119,7 +119,7 @@ describe('following a growing log', () => {
   it('ignores an older checkpoint of the same tree (a lagging cache) but accepts nothing from it', async () => {
     const m = monitor();
     expect((await m.load())!.checkpoint.treeSize).toBe(1900);
-    const stale = log.checkpoint.note;
+    const stale = log.committed.note;
     await appendRange(log, 1900, 1905);
     const m2 = new Monitor({ src: dirSource(log.paths.tilesDir), logKeys: vkeys, stateFile });
     await collect(m2); // accepts 1905
@@ -209,11 +209,11 @@ describe('a forked log', () => {
     const f = err as InconsistentCheckpointsError;
     expect(f.message).toMatch(why);
     const notes = [f.older.note, f.newer.note];
-    expect(notes).toContain(a.checkpoint.note);
-    expect(notes).toContain(b.checkpoint.note);
+    expect(notes).toContain(a.committed.note);
+    expect(notes).toContain(b.committed.note);
     expect(seen).toEqual([]);
     // The state did not move, and polling again refuses again.
-    expect(JSON.parse(readFileSync(stateFile, 'utf8')).checkpoint).toBe(a.checkpoint.note);
+    expect(JSON.parse(readFileSync(stateFile, 'utf8')).checkpoint).toBe(a.committed.note);
     await expect(onB.poll()).rejects.toThrow(InconsistentCheckpointsError);
     // The honest branch still follows.
     expect((await collect(onA)).advance).toBeNull();
@@ -260,7 +260,7 @@ describe('a log that is down or failing for a while', () => {
       expect(retries[1]!.why).toMatch(/checkpoint: HTTP 503$/);
       expect(retries[2]!.why).toMatch(/tile\/entries\/002: fetch failed: /);
       expect(retries[3]!.why).toMatch(/tile\/entries\/002: HTTP 500$/);
-      expect(JSON.parse(readFileSync(stateFile, 'utf8')).checkpoint).toBe(log.checkpoint.note);
+      expect(JSON.parse(readFileSync(stateFile, 'utf8')).checkpoint).toBe(log.committed.note);
 
       // A refusal is an answer, not an outage: it ends the monitor with the error.
       refuse = true;

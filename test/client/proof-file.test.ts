@@ -14,7 +14,7 @@ import { createTlogProof, formatTlogProof, parseTlogProof, verifyTlogProof, TLOG
 import { dirSource, urlSource } from '../../src/client/source.js';
 import { verifyCheckpointNote } from '../../src/client/verify.js';
 import type { Log } from '../../src/log/log.js';
-import type { DataRoots } from '../../src/log/paths.js';
+import type { DataRoots } from '../../src/tile-store/paths.js';
 import { leafHash } from '../../src/merkle/hash.js';
 import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { formatSignatureLine } from '../../src/note/note.js';

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Log } from '../../src/log/log.js';
-import { logPaths } from '../../src/log/paths.js';
+import { logPaths } from '../../src/tile-store/paths.js';
 
 export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const scriptsDir = path.join(repo, 'docs/forensic');

@@ -69,7 +69,7 @@ describe.each(SHELLS)('$name', (sh) => {
       const r = runScript(sh, 'tlog-root.sh', ['-e', l.tilesDir]);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
-      expect(parseRecomputed(r.stdout)).toBe(encodeBase64(l.log.checkpoint.rootHash));
+      expect(parseRecomputed(r.stdout)).toBe(encodeBase64(l.log.committed.rootHash));
       expect(r.stdout).toMatch(/^ok: the tiles hash to the checkpoint's root$/m);
     });
 
@@ -78,7 +78,7 @@ describe.each(SHELLS)('$name', (sh) => {
       const r = runScript(sh, 'tlog-checkpoint.sh', ['-k', path.join(l.historyDir, 'vkeys'), path.join(l.tilesDir, 'checkpoint')]);
       expect(r.code).toBe(0);
       expect(r.stdout).toContain(`line 2  tree size  ${size} entries`);
-      expect(r.stdout).toContain(`= hex ${hex(l.log.checkpoint.rootHash)}`);
+      expect(r.stdout).toContain(`= hex ${hex(l.log.committed.rootHash)}`);
       expect(r.stdout).toMatch(/verify +ok: openssl pkeyutl -verify -rawin: Ed25519 signature verified/);
       expect(r.stdout).toMatch(/2420-byte ML-DSA-44 signature \(subtree cosignature, type 0x06\)/);
       expect(r.stdout.match(/key ID ok/g)).toHaveLength(2);
@@ -183,7 +183,7 @@ describe.each(SHELLS)('$name', (sh) => {
       expect([...got.keys()]).toEqual(Array.from({ length: 50 }, (_, i) => 250 + i));
       for (const [i, h] of got) expect(h).toBe(hex(leafHash(l.entries[i]!)));
       const root = runScript(sh, 'tlog-root.sh', [l.tilesDir], { TLOG_SHA256: 'openssl' });
-      expect(parseRecomputed(root.stdout)).toBe(encodeBase64(l.log.checkpoint.rootHash));
+      expect(parseRecomputed(root.stdout)).toBe(encodeBase64(l.log.committed.rootHash));
     });
 
     it('tlog-entries.sh lists a bundle with indexes, in text and hex; tlog-locate.sh names the files', () => {

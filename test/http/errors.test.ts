@@ -4,7 +4,10 @@
  * 429 with Retry-After for rate limits, 503 with Retry-After for back-pressure. Nothing is queued
  * by a refused request.
  */
+import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ErrorCode, TlogError } from '../../src/errors.js';
+import { errorResponse } from '../../src/http/errors.js';
 import { bundleBody, get, json, makeEnv, post, type AppEnv } from './helpers.js';
 
 let env: AppEnv;
@@ -199,3 +202,28 @@ describe('429 and 503: rate limits and back-pressure, with Retry-After', () => {
     expect(env.registry.get('tight')!.log.treeSize).toBe(ok);
   });
 });
+
+describe('Retry-After from the error itself', () => {
+  /** The Retry-After of the answer to a route that throws `e`. */
+  async function retryAfterOf(e: TlogError): Promise<string | null> {
+    const app = new Hono();
+    app.onError((err, c) => errorResponse(c, err));
+    app.get('/', () => {
+      throw e;
+    });
+    return (await app.request('/')).headers.get('retry-after');
+  }
+
+  it("is the error's retryAfterSeconds, rounded up to a whole second and at least 1", async () => {
+    expect(await retryAfterOf(new TlogError(ErrorCode.rateLimited, 'slow down', { retryAfterSeconds: 2.5 }))).toBe('3');
+    expect(await retryAfterOf(new TlogError(ErrorCode.unavailable, 'busy', { retryAfterSeconds: 7 }))).toBe('7');
+    expect(await retryAfterOf(new TlogError(ErrorCode.unavailable, 'busy', { retryAfterSeconds: 0.2 }))).toBe('1');
+  });
+
+  it("falls back to the code's default when the error does not say, and is absent below 429", async () => {
+    expect(await retryAfterOf(new TlogError(ErrorCode.unavailable, 'busy'))).toBe('1');
+    expect(await retryAfterOf(new TlogError(ErrorCode.diskFull, 'no room'))).toBe('10');
+    expect(await retryAfterOf(new TlogError(ErrorCode.badInput, 'bad', { retryAfterSeconds: 5 }))).toBeNull();
+  });
+});
+

@@ -17,7 +17,7 @@ import type { BodyBudget } from '../../src/http/body-budget.js';
 import { createHttpServer, type ConnectionLimits } from '../../src/http/connections.js';
 import { Metrics } from '../../src/http/observe.js';
 import { Log, silentLogger } from '../../src/log/log.js';
-import { logPaths, type DataRoots } from '../../src/log/paths.js';
+import { logPaths, type DataRoots } from '../../src/tile-store/paths.js';
 import { DEFAULT_LIMITS, type TenantLimits } from '../../src/config/config.js';
 import { OPEN_AUTH, TenantRegistry, type TenantAuth } from '../../src/tenants/registry.js';
 import { formatEntryBundle } from '../../src/tiles/bundle.js';

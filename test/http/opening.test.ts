@@ -14,7 +14,7 @@ import { createApp } from '../../src/http/app.js';
 import { hashToken } from '../../src/http/auth.js';
 import { createLogger } from '../../src/http/observe.js';
 import { silentLogger } from '../../src/log/log.js';
-import { logPaths } from '../../src/log/paths.js';
+import { logPaths } from '../../src/tile-store/paths.js';
 import { ConfiguredTenants, OPEN_CONCURRENCY } from '../../src/tenants/apply.js';
 import { initLog, TenantRegistry } from '../../src/tenants/registry.js';
 import { get, writeConfig } from './helpers.js';

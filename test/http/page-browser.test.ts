@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Anchorer, resolveAnchorConfig } from '../../src/anchor/index.js';
 import { createApp } from '../../src/http/app.js';
 import { Log, silentLogger } from '../../src/log/log.js';
-import { logPaths, type DataRoots } from '../../src/log/paths.js';
+import { logPaths, type DataRoots } from '../../src/tile-store/paths.js';
 import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { keyPair } from '../../src/note/signers.js';
 import { parsePolicy } from '../../src/note/witness-policy.js';

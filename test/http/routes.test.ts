@@ -38,7 +38,7 @@ describe('tlog-tiles reads', () => {
     expect(r.headers.get('cache-control')).toBe('no-store');
     expect(r.headers.get('access-control-allow-origin')).toBe('*');
     const text = await r.text();
-    expect(text).toBe(env.registry.get('alpha')!.log.checkpoint.note);
+    expect(text).toBe(env.registry.get('alpha')!.log.committed.note);
     expect(text.split('\n')[0]).toBe('example.com/alpha');
     const etag = r.headers.get('etag')!;
     expect(etag).toMatch(/^"cp-0-[0-9a-f]{16}"$/);
@@ -190,7 +190,7 @@ describe('tlog-tiles reads', () => {
 
   it('proofs: inclusion by index, by hash, and consistency verify against the checkpoints', async () => {
     const log = env.registry.get('alpha')!.log;
-    const cp = log.checkpoint;
+    const cp = log.committed;
     const inc = await json<{ index: number; treeSize: number; leafHash: string; inclusionProof: string[] }>(await get(env.app, '/alpha/proof/inclusion?index=257&tree_size=300'));
     expect(inc).toMatchObject({ index: 257, treeSize: 300 });
     expect(unb64(inc.leafHash)).toEqual(Uint8Array.from(leafHash(entry(257))));

@@ -16,7 +16,7 @@ import { dirSource } from '../../src/client/source.js';
 import { hashToken } from '../../src/http/auth.js';
 import { leafHash } from '../../src/merkle/hash.js';
 import { Log } from '../../src/log/log.js';
-import { logPaths, type DataRoots } from '../../src/log/paths.js';
+import { logPaths, type DataRoots } from '../../src/tile-store/paths.js';
 import { generatePrivateKey, parseVerifierKey, SignatureType } from '../../src/note/keys.js';
 import { keyPair, verifierFor } from '../../src/note/signers.js';
 import { verifyCheckpoint } from '../../src/note/verified-checkpoint.js';

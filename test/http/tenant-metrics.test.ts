@@ -13,7 +13,7 @@ import { resolveAnchorConfig } from '../../src/anchor/config.js';
 import { createApp } from '../../src/http/app.js';
 import { createLogger, Metrics } from '../../src/http/observe.js';
 import { Log, silentLogger } from '../../src/log/log.js';
-import { logPaths } from '../../src/log/paths.js';
+import { logPaths } from '../../src/tile-store/paths.js';
 import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { parseNote } from '../../src/note/note.js';
 import { keyPair } from '../../src/note/signers.js';
@@ -162,7 +162,7 @@ describe('per-tenant gauges and service-wide histograms', () => {
       expect(value(await scrape(env), 'tlog_witness_cosignature_timestamp_seconds', { tenant: 'wit', witness: 'P' })).toBe(0);
       expect(value(await scrape(env), 'tlog_witness_cosignature_timestamp_seconds', { tenant: 'alpha', witness: 'P' })).toBeUndefined();
       await t.log.append(Buffer.from('to be cosigned'));
-      const note = t.log.checkpoint.note;
+      const note = t.log.committed.note;
       const before = Math.floor(Date.now() / 1000);
       const pushed = withSignatures(note, [{ name: wk.signer.name, keyID: wk.signer.keyID, signature: wk.signer.sign(parseNote(note).text) }]);
       const after = Math.floor(Date.now() / 1000);

@@ -38,7 +38,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { hashToken } from '../../src/http/auth.js';
 import { Log, silentLogger } from '../../src/log/log.js';
-import { logPaths } from '../../src/log/paths.js';
+import { logPaths } from '../../src/tile-store/paths.js';
 import { formatPrivateKey, formatVerifierKey, generatePrivateKey, parseVerifierKey, SignatureType } from '../../src/note/keys.js';
 import { parseCheckpoint } from '../../src/note/checkpoint.js';
 import { encodeBase64, parseNote } from '../../src/note/note.js';
@@ -333,7 +333,7 @@ describe('omniwitness (github.com/transparency-dev/witness) cosigns our log', ()
       for (const n of [1, 299, 700, 3]) {
         await Promise.all(log.appendMany(entries(size, n)));
         size += n;
-        expect(log.checkpoint.treeSize).toBe(size);
+        expect(log.committed.treeSize).toBe(size);
         expect(log.published.treeSize).toBe(size - n); // fail-closed: not published before the witness
         await cosigner.tick();
         expect(log.published.treeSize, ow.log()).toBe(size);
@@ -349,7 +349,7 @@ describe('omniwitness (github.com/transparency-dev/witness) cosigns our log', ()
       const probe = new WitnessEndpoint(ow.url, [...policy.witnesses.values()], 5000);
       probe.knownSize = size;
       const bad = () => Promise.resolve(Array.from({ length: 3 }, () => new Uint8Array(32).fill(7)));
-      await expect(probe.cosign(log.checkpoint.note, log.checkpoint.treeSize, bad)).rejects.toThrow(/HTTP 422/);
+      await expect(probe.cosign(log.committed.note, log.committed.treeSize, bad)).rejects.toThrow(/HTTP 422/);
       // And it answers a stale `old` with 409 and its size as text/x.tlog.size.
       const stale = await fetch(`${ow.url}/add-checkpoint`, { method: 'POST', body: `old 0\n\n${log.published.note}` });
       expect(stale.status).toBe(409);

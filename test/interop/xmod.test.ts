@@ -19,7 +19,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Log } from '../../src/log/log.js';
-import { logPaths, type DataRoots } from '../../src/log/paths.js';
+import { logPaths, type DataRoots } from '../../src/tile-store/paths.js';
 import { buildChecker, runCheck as runChecker, type CheckResult } from './tlogcheck.js';
 
 /** Runs the checker on a log prefix. */
@@ -136,7 +136,7 @@ describe('golang.org/x/mod/sumdb checks our logs', () => {
   for (const size of Object.keys(SIZES).map(Number)) {
     it(`accepts the log of size ${size}: root, every tile and entry, inclusion and consistency proofs`, async () => {
       const l = logs.get(size)!;
-      const cp = l.log.checkpoint;
+      const cp = l.log.committed;
       const prove = size === 0 ? [] : [...new Set([0, Math.floor(size / 2), size - 1])];
       const { code, summary, stderr } = await runCheck(l.dir, [
         '-vkey-file', l.vkeysFile,
@@ -387,7 +387,7 @@ describe('golang.org/x/mod/sumdb checks our logs', () => {
       ]);
       expect(summary.error).toBeUndefined();
       expect(code).toBe(0);
-      expect(summary.rootHash).toBe(b64(l.log.checkpoint.rootHash));
+      expect(summary.rootHash).toBe(b64(l.log.committed.rootHash));
       expect(summary.entries).toBe(1000);
       expect(summary.http!.checkpoint).toEqual({ requests: 1, contentType: ['text/plain; charset=utf-8'], cacheControl: ['no-store'], contentEncoding: [''] });
       expect(summary.http!.entries!.contentEncoding).toEqual(['gzip']);

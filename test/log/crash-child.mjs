@@ -24,7 +24,7 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Log } from '../../dist/src/log/log.js';
-import { logPaths } from '../../dist/src/log/paths.js';
+import { logPaths } from '../../dist/src/tile-store/paths.js';
 import { entryBytes, entryId, mulberry32, randInt as randIntIn } from './crash-entries.mjs';
 
 const { values: opt } = parseArgs({

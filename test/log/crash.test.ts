@@ -37,7 +37,7 @@ import { verifyConsistency } from '../../src/merkle/proof.js';
 import { parseCheckpoint } from '../../src/note/checkpoint.js';
 import { encodeBase64, openNote, parseNote } from '../../src/note/note.js';
 import { Log, type Logger } from '../../src/log/log.js';
-import { logPaths, type DataRoots, type LogPaths } from '../../src/log/paths.js';
+import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
 import { entryBytes, mulberry32, parseEntryId, randInt } from './crash-entries.mjs';
 import { simulatePowerLoss } from './power-loss.js';
 
@@ -399,7 +399,7 @@ test(`SIGKILL at random moments, ${CYCLES} kill/restart cycles: no acknowledged 
   // acknowledged before init returns).
   const first = await Log.init(paths, ORIGIN, { logger });
   const verifiers = { verifiers: first.verifiers };
-  ledger.checkpoint(first.checkpoint.note, 'init', verifiers);
+  ledger.checkpoint(first.committed.note, 'init', verifiers);
   await first.close();
 
   // The plan: kinds, kill delays, and which cycles the parent checks (a cycle it skips leaves
@@ -531,7 +531,7 @@ test(`SIGKILL at random moments, ${CYCLES} kill/restart cycles: no acknowledged 
     lossUnrepaired = false;
     try {
       if (warnings.length > 0) stats.parentRecoveries++;
-      const cp = log.checkpoint;
+      const cp = log.committed;
       ledger.checkpoint(cp.note, `cycle ${cycle} recovered`, verifiers);
       // Recovery republishes the commit point when the crash came between commit and publish.
       const publishedAfter = await fsp.readFile(path.join(paths.tilesDir, 'checkpoint'), 'utf8');
@@ -570,7 +570,7 @@ test(`SIGKILL at random moments, ${CYCLES} kill/restart cycles: no acknowledged 
   try {
     await checkEntries(log, ledger.all, `${ctx()} final re-read`);
     await checkNoDuplicates(log, `${ctx()} final`);
-    expect(equalHashes(log.checkpoint.rootHash, ledger.lastHead!.root)).toBe(true);
+    expect(equalHashes(log.committed.rootHash, ledger.lastHead!.root)).toBe(true);
   } finally {
     await log.close();
   }

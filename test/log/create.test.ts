@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CREATE_STEPS, createLogState, type CreateStep } from '../../src/log/create.js';
 import { Log } from '../../src/log/log.js';
-import { logPaths, type DataRoots, type LogPaths } from '../../src/log/paths.js';
+import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
 import { ensureBuilt, repo } from '../http/helpers.js';
 
 let dir: string;
@@ -75,7 +75,7 @@ describe('creating a log', () => {
   it.each(CREATE_STEPS.map((s) => [s]))('a SIGKILL at step "%s" leaves no log, and the next creation clears what it left', (killAt) => {
     const script = `
       import { Log } from ${JSON.stringify(path.join(repo, 'dist/src/log/log.js'))};
-      import { logPaths } from ${JSON.stringify(path.join(repo, 'dist/src/log/paths.js'))};
+      import { logPaths } from ${JSON.stringify(path.join(repo, 'dist/src/tile-store/paths.js'))};
       const paths = logPaths(${JSON.stringify(roots)}, 'default');
       await Log.init(paths, 'example.com/killed', {}, { beforeStep: (s) => { if (s === ${JSON.stringify(killAt)}) process.kill(process.pid, 'SIGKILL'); } });
       process.exit(3);

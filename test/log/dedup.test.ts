@@ -11,8 +11,8 @@ import { isTlogError } from '../../src/errors.js';
 import { leafHash } from '../../src/merkle/hash.js';
 import { verifyInclusion } from '../../src/merkle/proof.js';
 import { Log, silentLogger, type Logger } from '../../src/log/log.js';
-import { logPaths, type LogPaths } from '../../src/log/paths.js';
-import { indexPath } from '../../src/log/state.js';
+import { logPaths, type LogPaths } from '../../src/tile-store/paths.js';
+import { indexPath } from '../../src/log/open-index.js';
 
 const repo = path.resolve(__dirname, '../..');
 const ORIGIN = 'example.com/dedup';
@@ -54,7 +54,7 @@ describe.each(['mmap', 'plain'] as const)('with the %s index backend', (indexBac
     expect(log.treeSize).toBe(3);
     const again = await log.append(entry(1));
     expect(again).toMatchObject({ index: 1, duplicate: true, treeSize: 3 });
-    expect(verifyInclusion(1, 3, again.leafHash, again.proof, log.checkpoint.rootHash)).toBe(true);
+    expect(verifyInclusion(1, 3, again.leafHash, again.proof, log.committed.rootHash)).toBe(true);
     await log.close();
     log = await Log.open(paths, opts);
     const afterRestart = await Promise.all(log.appendMany([entry(2), entry(3), entry(0)]));
@@ -81,7 +81,7 @@ describe.each(['mmap', 'plain'] as const)('with the %s index backend', (indexBac
     for (const i of [0, 255, 256, 599]) {
       const found = await log.findByLeafHash(leafHash(entry(i)));
       expect(found?.index).toBe(i);
-      expect(verifyInclusion(i, found!.treeSize, leafHash(entry(i)), found!.proof, log.checkpoint.rootHash)).toBe(true);
+      expect(verifyInclusion(i, found!.treeSize, leafHash(entry(i)), found!.proof, log.committed.rootHash)).toBe(true);
     }
     expect(await log.findByLeafHash(leafHash(entry(600)))).toBeNull();
     await expect(log.findByLeafHash(new Uint8Array(5))).rejects.toThrow(/32 bytes/);
@@ -161,7 +161,7 @@ describe('one writer per log', () => {
     await log.append(entry(0));
     const script = `
       import { Log } from ${JSON.stringify(path.join(repo, 'dist/src/log/log.js'))};
-      import { logPaths } from ${JSON.stringify(path.join(repo, 'dist/src/log/paths.js'))};
+      import { logPaths } from ${JSON.stringify(path.join(repo, 'dist/src/tile-store/paths.js'))};
       const paths = logPaths(${JSON.stringify({ tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'cp'), stateRoot: path.join(dir, 'state') })}, 'default');
       const readOnly = process.argv.includes('ro');
       try {

@@ -1,5 +1,5 @@
 /**
- * A full disk (src/log/disk-space.ts, src/log/log.ts): appends are refused with 503 disk_full
+ * A full disk (src/log/disk-space.ts, src/log/sequencer.ts): appends are refused with 503 disk_full
  * and Retry-After before the disk is full, /healthz names the tenant that cannot write and why,
  * a signed batch that meets ENOSPC waits for room instead of stopping the log, writes resume
  * by themselves once space is back (no restart), and no acknowledged entry is ever lost. A
@@ -21,9 +21,9 @@ import { DEFAULT_LIMITS } from '../../src/config/config.js';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
 import { createApp } from '../../src/http/app.js';
 import { Log, type LogOptions } from '../../src/log/log.js';
-import { logPaths, type DataRoots, type LogPaths } from '../../src/log/paths.js';
+import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
 import { journalDir } from '../../src/log/replay.js';
-import { indexPath } from '../../src/log/state.js';
+import { indexPath } from '../../src/log/open-index.js';
 import { freeBytes } from '../../src/storage/space.js';
 import { OPEN_AUTH, TenantRegistry } from '../../src/tenants/registry.js';
 

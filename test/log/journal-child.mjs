@@ -7,7 +7,7 @@
  *   node test/log/journal-child.mjs <tilesRoot> <checkpointsRoot> <stateRoot> <tenant> <batches>
  */
 import { Log } from '../../dist/src/log/log.js';
-import { logPaths } from '../../dist/src/log/paths.js';
+import { logPaths } from '../../dist/src/tile-store/paths.js';
 
 const [tilesRoot, checkpointsRoot, stateRoot, tenant, batches] = process.argv.slice(2);
 const log = await Log.open(logPaths({ tilesRoot, checkpointsRoot, stateRoot }, tenant), { flushIntervalMs: 1e9 });

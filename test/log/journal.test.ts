@@ -1,8 +1,9 @@
 /**
- * The engine's write-ahead journal (src/log/log.ts, replay.ts): batches are durable through
- * their journal record while their files wait for a bulk flush. A machine crash in that window
- * (simulated: the process is SIGKILLed, then every file not yet flushed is deleted, emptied or
- * zeroed) must lose nothing acknowledged and leave every published checkpoint servable.
+ * The engine's write-ahead journal (src/log/sequencer.ts, flush.ts, replay.ts): batches are
+ * durable through their journal record while their files wait for a bulk flush. A machine crash
+ * in that window (simulated: the process is SIGKILLed, then every file not yet flushed is
+ * deleted, emptied or zeroed) must lose nothing acknowledged and leave every published
+ * checkpoint servable.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -15,7 +16,7 @@ import { dirSource } from '../../src/client/source.js';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
 import { formatBatchRecord, parseBatchRecord } from '../../src/log/journal-record.js';
 import { Log } from '../../src/log/log.js';
-import { logPaths, type DataRoots, type LogPaths } from '../../src/log/paths.js';
+import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
 import { journalDir } from '../../src/log/replay.js';
 import { parseCheckpoint } from '../../src/note/checkpoint.js';
 import { parseNote } from '../../src/note/note.js';
@@ -154,7 +155,7 @@ describe('journal and power loss', () => {
     writeFileSync(path.join(paths.tilesDir, 'checkpoint'), Buffer.alloc(100));
     const log = await Log.open(paths);
     expect(log.treeSize).toBe(total);
-    expect(readFileSync(path.join(paths.tilesDir, 'checkpoint'), 'utf8')).toBe(log.checkpoint.note);
+    expect(readFileSync(path.join(paths.tilesDir, 'checkpoint'), 'utf8')).toBe(log.committed.note);
     expect(await checkServable(paths, log)).toBe(8);
     expect((await audit(paths, log)).treeSize).toBe(total);
     await log.close();
@@ -187,7 +188,7 @@ describe('journal and power loss', () => {
     const log = await Log.open(paths, { logger: { info() {}, warn: (o) => warnings.push(o), error() {} } });
     expect(log.treeSize).toBe(total);
     // The very note the journal holds: nothing was signed again.
-    expect(log.checkpoint.note).toBe(notes.at(-1));
+    expect(log.committed.note).toBe(notes.at(-1));
     expect(warnings.some((w) => 'from' in w && (w as { from: number }).from === 0)).toBe(true);
     expect((await audit(paths, log)).treeSize).toBe(total);
     // Dedup knows the adopted entries.

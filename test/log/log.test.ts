@@ -12,7 +12,7 @@ import { openNote, parseNote } from '../../src/note/note.js';
 import { parseVerifierKey } from '../../src/note/keys.js';
 import { verifierFor } from '../../src/note/signers.js';
 import { Log, historyPath } from '../../src/log/log.js';
-import { logPaths, type LogPaths } from '../../src/log/paths.js';
+import { logPaths, type LogPaths } from '../../src/tile-store/paths.js';
 
 let dir: string;
 let paths: LogPaths;
@@ -167,14 +167,14 @@ describe('reads', () => {
   it('reopens with the same tree and continues it', async () => {
     let log = await Log.init(paths, ORIGIN);
     await Promise.all(log.appendMany(Array.from({ length: 300 }, (_, i) => entry(i))));
-    const before = log.checkpoint;
+    const before = log.committed;
     await log.close();
     log = await Log.open(paths);
-    expect(log.checkpoint.note).toBe(before.note);
+    expect(log.committed.note).toBe(before.note);
     const r = await log.append(entry(300));
     expect(r.index).toBe(300);
     const proof = await log.inclusionProof(17, 301);
-    expect(verifyInclusion(17, 301, leafHash(entry(17)), proof, log.checkpoint.rootHash)).toBe(true);
+    expect(verifyInclusion(17, 301, leafHash(entry(17)), proof, log.committed.rootHash)).toBe(true);
     await audit(log);
     await log.close();
   });

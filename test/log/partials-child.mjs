@@ -7,7 +7,7 @@
  *   node test/log/partials-child.mjs <tilesRoot> <checkpointsRoot> <stateRoot> <tenant> <count> <entry bytes> <segment bytes> <flush after, comma-separated>
  */
 import { Log } from '../../dist/src/log/log.js';
-import { logPaths } from '../../dist/src/log/paths.js';
+import { logPaths } from '../../dist/src/tile-store/paths.js';
 
 const [tilesRoot, checkpointsRoot, stateRoot, tenant, count, size, segmentBytes, flushAfter] = process.argv.slice(2);
 const log = await Log.open(logPaths({ tilesRoot, checkpointsRoot, stateRoot }, tenant), {

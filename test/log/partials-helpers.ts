@@ -8,7 +8,7 @@ import path from 'node:path';
 import { auditLog } from '../../src/client/audit.js';
 import { dirSource } from '../../src/client/source.js';
 import { Log } from '../../src/log/log.js';
-import type { LogPaths } from '../../src/log/paths.js';
+import type { LogPaths } from '../../src/tile-store/paths.js';
 import { parseCheckpoint } from '../../src/note/checkpoint.js';
 import { parseNote } from '../../src/note/note.js';
 import { treeHashBytes } from '../../src/tiles/layout.js';

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { logPaths, type LogPaths } from '../../src/log/paths.js';
+import { logPaths, type LogPaths } from '../../src/tile-store/paths.js';
 import { soak } from './partials-helpers.js';
 
 let dir: string;

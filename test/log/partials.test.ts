@@ -1,5 +1,5 @@
 /**
- * Partial tiles and bundles on disk (src/log/partials.ts): every batch writes the partials of its
+ * Partial tiles and bundles on disk (src/tile-store/partials.ts): every batch writes the partials of its
  * tree, each partial bundle holding every entry of its bundle so far, so without collection the
  * disk grows with the square of a tile's fill (256 entries of 60 KB one at a time: 2 GB). The
  * log keeps the files under tiles/ within 3x of the entry bytes plus the tree's hashes, keeps
@@ -16,9 +16,9 @@ import { dirSource } from '../../src/client/source.js';
 import { TileFetcher } from '../../src/client/tiles.js';
 import { fetchCheckpoint, proveInclusion } from '../../src/client/verify.js';
 import { Log } from '../../src/log/log.js';
-import { PartialTiles } from '../../src/log/partials.js';
-import { logPaths, type DataRoots, type LogPaths } from '../../src/log/paths.js';
-import { TileReader } from '../../src/log/tile-reader.js';
+import { PartialTiles } from '../../src/tile-store/partials.js';
+import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
+import { TileReader } from '../../src/tile-store/tile-reader.js';
 import { formatEntryBundle } from '../../src/tiles/bundle.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, partialTiles, treeHashBytes } from '../../src/tiles/layout.js';
 import { ensureBuilt } from '../http/helpers.js';
@@ -115,7 +115,7 @@ describe('serving collected partials', () => {
     await log.settled();
     expect(du(paths.tilesDir).partials).toEqual(['tile/0/000.p/20', 'tile/0/000.p/80', 'tile/entries/000.p/20', 'tile/entries/000.p/80']);
     // The next publication moves on; 20 stays, as an earlier published checkpoint within the budget.
-    await log.publishCosigned(log.checkpoint.note, true);
+    await log.publishCosigned(log.committed.note, true);
     expect(publishedSize(paths)).toBe(80);
     expect(du(paths.tilesDir).partials).toEqual(['tile/0/000.p/20', 'tile/0/000.p/80', 'tile/entries/000.p/20', 'tile/entries/000.p/80']);
     await log.close();

@@ -8,10 +8,10 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { notePath } from '../../src/log/commit.js';
+import { notePath } from '../../src/log/commit-point.js';
 import { parseBatchRecord } from '../../src/log/journal-record.js';
-import type { LogPaths } from '../../src/log/paths.js';
-import { historyPath } from '../../src/log/publisher.js';
+import type { LogPaths } from '../../src/tile-store/paths.js';
+import { historyPath } from '../../src/tile-store/paths.js';
 import { journalDir } from '../../src/log/replay.js';
 import { readJournal } from '../../src/storage/journal.js';
 import { changedTiles, formatTilePath } from '../../src/tiles/layout.js';

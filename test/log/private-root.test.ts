@@ -14,7 +14,7 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { lockFileExclusive } from '../../native/index.js';
 import { signHttpRequest } from '../../src/client/signed-request.js';
 import { Log } from '../../src/log/log.js';
-import { logPaths, type DataRoots } from '../../src/log/paths.js';
+import { logPaths, type DataRoots } from '../../src/tile-store/paths.js';
 import { FakeRekorV1 } from '../anchor/fake-rekor-v1.js';
 import { makeLog as makeAnchorLog, openAnchorer } from '../anchor/helpers.js';
 import { bin, clientKey, ensureBuilt, get, makeEnv, post, SENTINEL, tokenAuth } from '../http/helpers.js';
@@ -155,10 +155,10 @@ describe('private files are 0600 in 0700 directories', () => {
       await rekor.up();
       const a = await openAnchorer(f, { url: rekor.url, publicKey: rekor.publicKeyPem });
       try {
-        expect((await a.anchorNow(f.log.checkpoint.note)).state).toBe('done');
+        expect((await a.anchorNow(f.log.committed.note)).state).toBe('done');
         await f.log.append(Buffer.from('one more'));
         await rekor.down();
-        expect((await a.anchorNow(f.log.checkpoint.note)).state).toBe('pending');
+        expect((await a.anchorNow(f.log.committed.note)).state).toBe('pending');
       } finally {
         await a.stop();
       }

@@ -1,11 +1,12 @@
 /**
- * Recovery on Log.open (src/log/log.ts, src/log/recovery.ts), on states fabricated the way a
- * crash or an operator's mistake leaves them: by restoring an older private state directory or
- * `checkpoint` file, by copying files between two logs that share their keys, by tampering
- * with tiles. The log must refuse to start whenever the published state disagrees with its
- * commit point (DESIGN.md: "refuse to start when the published state disagrees with it"), and
- * must repair the states a crash can really leave: uncommitted tiles beyond the commit point
- * (deleted) and a commit point ahead of the published checkpoint (republished).
+ * Recovery on Log.open (src/log/open.ts, src/tile-store/discard-beyond.ts), on states
+ * fabricated the way a crash or an operator's mistake leaves them: by restoring an older
+ * private state directory or `checkpoint` file, by copying files between two logs that share
+ * their keys, by tampering with tiles. The log must refuse to start whenever the published
+ * state disagrees with its commit point (DESIGN.md: "refuse to start when the published state
+ * disagrees with it"), and must repair the states a crash can really leave: uncommitted tiles
+ * beyond the commit point (deleted) and a commit point ahead of the published checkpoint
+ * (republished).
  *
  * An older commit point is fabricated by restoring a copy of the whole private state directory
  * (keys, config, the hot index holding the commit point, the notes), which does not depend on
@@ -19,18 +20,18 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { auditLog } from '../../src/client/audit.js';
 import { dirSource } from '../../src/client/source.js';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
-import { notePath, listNoteSizes } from '../../src/log/commit.js';
+import { notePath, listNoteSizes } from '../../src/log/commit-point.js';
 import { Log, historyPath, type Logger } from '../../src/log/log.js';
-import { indexPath } from '../../src/log/state.js';
-import { logPaths, type DataRoots, type LogPaths } from '../../src/log/paths.js';
+import { indexPath } from '../../src/log/open-index.js';
+import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, partialTiles } from '../../src/tiles/layout.js';
 import { leafHash } from '../../src/merkle/hash.js';
 import { Edge } from '../../src/log/edge.js';
 import { formatBatchRecord } from '../../src/log/journal-record.js';
 import { loadLogKeys } from '../../src/log/keys.js';
 import { journalDir } from '../../src/log/replay.js';
-import { TileReader } from '../../src/log/tile-reader.js';
-import { signTree } from '../../src/log/types.js';
+import { TileReader } from '../../src/tile-store/tile-reader.js';
+import { signTree } from '../../src/log/checkpoint-signing.js';
 import { frameRecord } from '../../src/storage/journal.js';
 import { parseCheckpoint } from '../../src/note/checkpoint.js';
 import { parseNote } from '../../src/note/note.js';
@@ -57,7 +58,7 @@ const entries = (from: number, n: number, tag = 'e') => Array.from({ length: n }
 /**
  * A copy of the private state directory: the commit point as of now. With it, the partial tiles
  * the published tree implies: a batch that crashed before its commit never collected them
- * (log/partials.ts), so restoring the state puts them back too.
+ * (tile-store/partials.ts), so restoring the state puts them back too.
  */
 function saveState(p: LogPaths): string {
   const snap = mkdtempSync(path.join(dir, 'state-snapshot-'));
@@ -265,7 +266,7 @@ describe('Log.open and a lost or damaged commit point', () => {
     rmSync(path.join(paths.stateDir, 'notes'), { recursive: true });
     const log = await Log.open(paths);
     expect(log.treeSize).toBe(20);
-    expect(log.checkpoint.note).toBe(read(checkpointFile(paths)));
+    expect(log.committed.note).toBe(read(checkpointFile(paths)));
     await log.append(Buffer.from('next'));
     expect((await audit(log)).treeSize).toBe(21);
     await log.close();

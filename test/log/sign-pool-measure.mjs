@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { generatePrivateKey, SignatureType } from '../../dist/src/note/keys.js';
 import { keyPair } from '../../dist/src/note/signers.js';
 import { SignPool } from '../../dist/src/log/sign-pool.js';
-import { signTree, signTreeAsync } from '../../dist/src/log/types.js';
+import { signTree, signTreeAsync } from '../../dist/src/log/checkpoint-signing.js';
 
 const N = Number(process.argv[2] ?? 100);
 const ORIGIN = 'example.com/measure';

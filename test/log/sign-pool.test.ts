@@ -18,7 +18,7 @@ import { ErrorCode, isTlogError } from '../../src/errors.js';
 import { createLogKeys, loadLogKeys, type LogKeys } from '../../src/log/keys.js';
 import { availableMldsaBackends, MLDSA_BACKENDS, mldsaBackend } from '../../src/log/mldsa-backend.js';
 import { SignPool } from '../../src/log/sign-pool.js';
-import { signTree, signTreeAsync } from '../../src/log/types.js';
+import { signTree, signTreeAsync } from '../../src/log/checkpoint-signing.js';
 import { parseCheckpoint } from '../../src/note/checkpoint.js';
 import { SignatureType } from '../../src/note/keys.js';
 import { openNote, parseNote } from '../../src/note/note.js';

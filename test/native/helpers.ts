@@ -1,6 +1,6 @@
 /**
- * Test helpers shared by test/native and test/index: temp directories, and a compiled copy of
- * native/ and src/index/ for child processes (which run plain node, without vitest's TS
+ * Test helpers shared by test/native and test/hot-index: temp directories, and a compiled copy of
+ * native/ and src/hot-index/ for child processes (which run plain node, without vitest's TS
  * transform). The copy is compiled with the project's own tsc into a temp directory that
  * links the project's node_modules, so `koffi` resolves as in production.
  */
@@ -19,7 +19,7 @@ export function tempDir(prefix: string): { dir: string; cleanup: () => void } {
 
 let built: { dir: string; cleanup: () => void } | undefined;
 
-/** Compiles native/ and src/index/ once per test worker; returns the output root. */
+/** Compiles native/ and src/hot-index/ once per test worker; returns the output root. */
 export function compiledTree(): string {
   if (built !== undefined) return built.dir;
   const t = tempDir('build');
@@ -27,7 +27,7 @@ export function compiledTree(): string {
   const config = {
     extends: join(REPO, 'tsconfig.json'),
     compilerOptions: { outDir: join(t.dir, 'out'), rootDir: REPO, declaration: false, sourceMap: false },
-    include: [join(REPO, 'native'), join(REPO, 'src/index')],
+    include: [join(REPO, 'native'), join(REPO, 'src/hot-index')],
   };
   const configPath = join(t.dir, 'tsconfig.json');
   writeFileSync(configPath, JSON.stringify(config));

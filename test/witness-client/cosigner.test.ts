@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Log, silentLogger } from '../../src/log/log.js';
-import { logPaths, type LogPaths } from '../../src/log/paths.js';
+import { logPaths, type LogPaths } from '../../src/tile-store/paths.js';
 import { generatePrivateKey, parseVerifierKey, SignatureType } from '../../src/note/keys.js';
 import { parseNote } from '../../src/note/note.js';
 import { keyPair } from '../../src/note/signers.js';
@@ -81,7 +81,7 @@ describe('the cosigning loop', () => {
       const cosigner = new Cosigner(log, policy, { mode: 'fail-closed', logger: silentLogger });
       await Promise.all(log.appendMany(Array.from({ length: 300 }, (_, i) => entry(i))));
       // Committed, but not published until witnessed (fail-closed).
-      expect(log.checkpoint.treeSize).toBe(300);
+      expect(log.committed.treeSize).toBe(300);
       expect(log.published.treeSize).toBe(0);
       await cosigner.tick();
       expect(log.published.treeSize).toBe(300);
@@ -236,7 +236,7 @@ describe('witnesses added to or removed from a running log', () => {
     await writer;
     await log.setPublishMode('each');
     expect(log.published.treeSize).toBe(log.treeSize);
-    expect(readFileSync(path.join(paths.tilesDir, 'checkpoint'), 'utf8')).toBe(log.checkpoint.note);
+    expect(readFileSync(path.join(paths.tilesDir, 'checkpoint'), 'utf8')).toBe(log.committed.note);
     await log.close();
   });
 });
@@ -288,7 +288,7 @@ describe('cosigned/', () => {
       rmSync(path.join(paths.tilesDir, 'checkpoint'));
       const reopened = await Log.open(paths, { publishMode: 'cosigned' });
       expect(reopened.published.note).toBe(note);
-      expect(reopened.checkpoint.treeSize).toBe(3);
+      expect(reopened.committed.treeSize).toBe(3);
       await reopened.close();
     } finally {
       await stranger.close();
@@ -305,7 +305,7 @@ describe('cosignatures pushed to the log', () => {
     const policy = parsePolicy(`witness P ${wk.vkey}\nquorum P\n`);
     const cosigner = new Cosigner(log, policy, { mode: 'fail-closed', logger: silentLogger });
     await log.append(entry(0));
-    const note = log.checkpoint.note;
+    const note = log.committed.note;
     const text = parseNote(note).text;
     const good = withSignatures(note, [{ name: wk.signer.name, keyID: wk.signer.keyID, signature: wk.signer.sign(text) }]);
     const stranger = withSignatures(note, [{ name: other.signer.name, keyID: other.signer.keyID, signature: other.signer.sign(text) }]);
@@ -335,7 +335,7 @@ describe('POST /<tenant>/cosignature', () => {
     t.cosigner = new Cosigner(log, policy, { mode: 'fail-closed', logger: silentLogger });
     const app = createApp(reg, { logger: createLogger({ level: 'silent' }) });
     await log.append(entry(0));
-    const note = log.checkpoint.note;
+    const note = log.committed.note;
     const text = parseNote(note).text;
     const post = (body: string) => app.request('/default/cosignature', { method: 'POST', body });
     const bad = await post(withSignatures(note, [{ name: other.signer.name, keyID: other.signer.keyID, signature: other.signer.sign(text) }]));

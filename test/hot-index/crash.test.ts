@@ -4,7 +4,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nativeAvailable } from '../../native/index.js';
-import { IndexError, openIndex } from '../../src/index/index.js';
+import { IndexError, openIndex } from '../../src/hot-index/index.js';
 import { cleanupCompiled, compiledTree, tempDir } from '../native/helpers.js';
 
 const CHILD = join(import.meta.dirname, 'fixtures/insert-until-killed.mjs');

@@ -1,29 +1,13 @@
 /**
- * Recovery of a log's files to its commit point. A crash can leave tiles and bundles that a
- * batch wrote but never committed: nobody was told about them, and the next batch will build
- * different ones at the same paths, so they are deleted before the log starts again.
+ * Recovery of a log's tiles to its commit point. A crash, or a batch that failed, can leave tiles
+ * and bundles that a batch wrote but never committed: nobody was told about them, and the next
+ * batch will build different ones at the same paths, so they are deleted before the log goes on.
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { ioError } from '../errors.js';
 import { ENTRIES_LEVEL, MAX_LEVEL, TILE_WIDTH, formatTilePath, hashesAtLevel } from '../tiles/layout.js';
 import { syncDir } from '../storage/durable.js';
-
-/** The most entries one batch integrates (the cap on the maxBatch setting). */
-export const MAX_BATCH_ENTRIES = 1 << 16;
-
-/**
- * How far beyond the commit point a crashed or failed run can have written tiles: the sequencer
- * keeps at most `pipelineDepth` batches in flight (each writes its tiles before it commits), of
- * at most `maxBatch` entries each. Recovery scans exactly this far.
- *
- * On open it is the span of the settings the log is opened with: a restart after a crash must
- * not lower them (tiles left beyond a narrower scan are found by the next batch that writes
- * there, which then stops the log on an immutable conflict: loud, never silent).
- */
-export function recoverySpan(pipelineDepth: number, maxBatch: number): number {
-  return pipelineDepth * maxBatch;
-}
 
 const TEMP_FILE = /^\..+\.tmp$/;
 
@@ -48,9 +32,9 @@ async function removeFile(p: string, removed: string[], dirs: Set<string>): Prom
 
 /**
  * Deletes every tile and bundle (full or partial) that extends beyond `treeSize` and that
- * batches of at most `span` entries beyond it (recoverySpan) can have written, and stale temp
- * files next to them. Returns the paths removed. Partial tiles of smaller widths stay: they
- * belong to earlier published checkpoints.
+ * batches of at most `span` entries beyond it (the engine's recovery span) can have written,
+ * and stale temp files next to them. Returns the paths removed. Partial tiles of smaller widths
+ * stay: they belong to earlier published checkpoints.
  */
 export async function discardBeyond(tilesDir: string, treeSize: number, span: number): Promise<string[]> {
   if (!(Number.isSafeInteger(span) && span >= 1)) throw new RangeError(`bad recovery span ${span}`);

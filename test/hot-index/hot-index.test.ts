@@ -3,7 +3,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nativeAvailable, type MappedFileBackend } from '../../native/index.js';
-import { IndexError, initialCapacityFor, openIndex, type HotIndex } from '../../src/index/index.js';
+import { IndexError, initialCapacityFor, openIndex, type HotIndex } from '../../src/hot-index/index.js';
 import { statSync } from 'node:fs';
 import { tempDir } from '../native/helpers.js';
 

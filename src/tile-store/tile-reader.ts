@@ -154,6 +154,16 @@ export class TileReader {
   }
 }
 
+/** Yields the level-0 hashes of leaves [from, to) of the committed tree, a tile at a time. */
+export async function* leafHashesFromTiles(reader: TileReader, from: number, to: number): AsyncGenerator<Uint8Array> {
+  for (let t = Math.floor(from / TILE_WIDTH); t * TILE_WIDTH < to; t++) {
+    const tile = await reader.readTile(0, t, to);
+    const lo = Math.max(from - t * TILE_WIDTH, 0);
+    const hi = Math.min(to - t * TILE_WIDTH, tile.length / 32);
+    yield tile.subarray(lo * 32, hi * 32);
+  }
+}
+
 function checkedBundle(p: string, data: Uint8Array, width: number): Uint8Array[] {
   try {
     return parseEntryBundle(data, width);

@@ -1,13 +1,22 @@
 /**
- * The commit point: the last checkpoint the log signed and made durable, i.e. its tree size,
- * root hash and the signed note itself. It moves only after every tile the size implies is
- * durable, and before the checkpoint is published; recovery trusts it over anything else.
+ * The commit point: the checkpoint recovery trusts over anything else. The log keeps three
+ * "current" checkpoints, named so everywhere:
+ *  - committed (the commit point): the newest checkpoint whose batch is journaled and recorded
+ *    in the hot index; the log's tree ends there, and reads are served against it.
+ *  - answered: the newest checkpoint appends were answered with: committed, and its history
+ *    copy (in 'each' mode also the published checkpoint) written.
+ *  - published: the checkpoint served at tiles/<tenant>/checkpoint: in 'each' mode the answered
+ *    one, in 'cosigned' mode the cosigner's latest (publisher.ts).
+ * Neither of the other two is ever ahead of committed; between batches in 'each' mode all three
+ * are the same checkpoint.
  *
- * Where it lives: the size, root and note hash in the hot index's two commit slots (written
- * alternately, each with a CRC, made durable with msync); the note bytes in a private file
- * `<state>/<tenant>/notes/<size>`: the note of every batch is in the write-ahead journal
- * (durable before the commit point moves), and the note file of the size committed at each
- * flush is written then; replay writes the newest one from the journal after a crash.
+ * The commit point moves once the batch's journal record is durable (its tiles are then
+ * recoverable byte for byte), and before its checkpoint is published. Where it lives: the size,
+ * root and note hash in the hot index's two commit slots (written alternately, each with a CRC,
+ * made durable with msync); the note bytes in a private file `<state>/<tenant>/notes/<size>`:
+ * the note of every batch is in the write-ahead journal, and the note file of the size
+ * committed at each flush is written then; replay writes the newest one from the journal after
+ * a crash.
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';

@@ -1,25 +1,27 @@
 /**
- * A log's private state on open: the hot index (commit point and dedup table) and the note of
- * the commit point. Handles the index trailing the log after a crash (replay), and an index that
- * is missing or damaged (rebuilt from the tiles, never trusted, never a crash).
+ * The log's hot index (hot-index/: commit slots and dedup table), as the engine opens and keeps
+ * it: opened with the commit point it holds, and the note of that commit point; caught up when
+ * it trails the log after a crash; rebuilt from the tiles when it is missing or damaged (never
+ * trusted, never a crash), the commit point then found among the signed notes; checked
+ * against the tiles (`tlog index check`).
  */
 import path from 'node:path';
 import { TlogError, ErrorCode } from '../errors.js';
-import { IndexError, initialCapacityFor, openIndex, rebuild, type CommitPoint as IndexCommitPoint, type HotIndex } from '../index/index.js';
+import { IndexError, initialCapacityFor, openIndex, rebuild, type CommitPoint as IndexCommitPoint, type HotIndex } from '../hot-index/index.js';
+import type { Logger } from '../logger.js';
 import { equalHashes, leafHash } from '../merkle/hash.js';
 import { openNote, type NoteVerifier } from '../note/note.js';
-import { ENTRIES_LEVEL, TILE_WIDTH, changedTiles } from '../tiles/layout.js';
-import { TileTree } from '../tiles/tree.js';
-import { commitPointOf, listNoteSizes, notePath, readCommittedNote, type CommitPoint } from './commit.js';
-import type { Logger } from './log.js';
-import type { LogPaths } from './paths.js';
-import { TileReader } from './tile-reader.js';
 import { readIfExists } from '../storage/durable.js';
 import { freeBytes } from '../storage/space.js';
+import type { LogPaths } from '../tile-store/paths.js';
+import { leafHashesFromTiles, type TileReader } from '../tile-store/tile-reader.js';
+import { ENTRIES_LEVEL, TILE_WIDTH, changedTiles } from '../tiles/layout.js';
+import { TileTree } from '../tiles/tree.js';
+import { commitPointOf, listNoteSizes, notePath, readCommittedNote, type CommitPoint } from './commit-point.js';
 
 export const INDEX_FILE = 'index.idx';
 
-export interface StateOptions {
+export interface IndexOpenOptions {
   readonly readOnly: boolean;
   readonly logger: Logger;
   /** Entries a new index is sized for. */
@@ -40,7 +42,7 @@ function mapIndexError(paths: LogPaths, e: unknown): unknown {
   return e;
 }
 
-export function openIndexFile(paths: LogPaths, opts: StateOptions, create: boolean): HotIndex {
+export function openIndexFile(paths: LogPaths, opts: IndexOpenOptions, create: boolean): HotIndex {
   try {
     return openIndex(indexPath(paths), {
       mode: opts.readOnly ? 'readOnly' : 'writer',
@@ -55,16 +57,6 @@ export function openIndexFile(paths: LogPaths, opts: StateOptions, create: boole
     });
   } catch (e) {
     throw mapIndexError(paths, e);
-  }
-}
-
-/** Yields the level-0 hashes of leaves [from, to) of the committed tree, a tile at a time. */
-export async function* leafHashesFromTiles(reader: TileReader, from: number, to: number): AsyncGenerator<Uint8Array> {
-  for (let t = Math.floor(from / TILE_WIDTH); t * TILE_WIDTH < to; t++) {
-    const tile = await reader.readTile(0, t, to);
-    const lo = Math.max(from - t * TILE_WIDTH, 0);
-    const hi = Math.min(to - t * TILE_WIDTH, tile.length / 32);
-    yield tile.subarray(lo * 32, hi * 32);
   }
 }
 
@@ -136,12 +128,12 @@ export interface OpenedState {
  * from the tiles (writers only); an index that trails the commit point is caught up from the
  * tiles. `published` is the published checkpoint, if any, as a last resort for the commit point.
  */
-export async function openState(
+export async function openIndexAndCommitPoint(
   paths: LogPaths,
   reader: TileReader,
   verifiers: readonly NoteVerifier[],
   published: CommitPoint | null,
-  opts: StateOptions,
+  opts: IndexOpenOptions,
   /**
    * Writers: rebuilds files a crash lost from the journal, given the index's commit point (null
    * when the index cannot give one), before the commit point's note is read. Returns the commit
@@ -198,7 +190,7 @@ export async function openState(
 }
 
 /** Writes a fresh index for `committed` from the level-0 tiles (durable on return). */
-export async function rebuildIndex(paths: LogPaths, reader: TileReader, committed: CommitPoint, opts: StateOptions): Promise<void> {
+export async function rebuildIndex(paths: LogPaths, reader: TileReader, committed: CommitPoint, opts: IndexOpenOptions): Promise<void> {
   await rebuild(indexPath(paths), leafHashesFromTiles(reader, 0, committed.treeSize), {
     commitPoint: { treeSize: committed.treeSize, rootHash: committed.rootHash, checkpointHash: committed.noteHash },
     expectedLeaves: Math.max(committed.treeSize * 2, opts.indexCapacity ?? 0, 1024),
@@ -219,3 +211,31 @@ export async function catchUpIndex(index: HotIndex, reader: TileReader, treeSize
   return treeSize - from;
 }
 
+/**
+ * Checks the hot index against the log: the table's own structure, then every committed leaf
+ * looked up by its hash must give its own index or an earlier one holding the same hash.
+ * Returns the problems found (empty when the index is sound). O(tree size).
+ */
+export async function checkIndex(
+  index: HotIndex,
+  reader: TileReader,
+  treeSize: number,
+  leafHashAt: (index: number) => Promise<Uint8Array>,
+  onProgress?: (done: number, total: number) => void,
+): Promise<string[]> {
+  const structural = index.check();
+  const problems = [...structural.problems];
+  let i = 0;
+  for await (const chunk of leafHashesFromTiles(reader, 0, treeSize)) {
+    for (let off = 0; off < chunk.length; off += 32, i++) {
+      const found = index.lookup(chunk, off);
+      if (found === i) continue;
+      if (found < 0) problems.push(`leaf ${i} is missing from the index`);
+      else if (found > i) problems.push(`leaf ${i} maps to the later index ${found}`);
+      else if (!equalHashes(await leafHashAt(found), chunk.subarray(off, off + 32))) problems.push(`leaf ${i} maps to index ${found}, which holds another hash`);
+      if (problems.length >= 100) return problems;
+    }
+    onProgress?.(i, treeSize);
+  }
+  return problems;
+}

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nativeAvailable, type MappedFileBackend } from '../../native/index.js';
-import { IndexError, openIndex, type HotIndex } from '../../src/index/index.js';
+import { IndexError, openIndex, type HotIndex } from '../../src/hot-index/index.js';
 import { tempDir } from '../native/helpers.js';
 
 const backends: MappedFileBackend[] = nativeAvailable ? ['mmap', 'plain'] : ['plain'];

@@ -14,7 +14,7 @@
  *  - the partials of the newest committed tree (every later one is built from them);
  *  - the partials of the published checkpoint (tiles/<tenant>/checkpoint), and of one being
  *    published (a cosigned checkpoint is older than the newest tree);
- *  - the partials of the tree size the journal starts at: replay.ts loads the tree it starts
+ *  - the partials of the tree size the journal starts at: log/replay.ts loads the tree it starts
  *    from out of them. Any file of a batch still in the journal may be lost to a crash, so
  *    before a flush lets the oldest segment go, the partials of the size the next one starts
  *    at are written again (as a wider file's prefix) if they were collected, and flushed;
@@ -35,7 +35,7 @@ import path from 'node:path';
 import { syncDir, type FileWrite } from '../storage/durable.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, hashesAtLevel, partialTiles, tileWidthInTree, topLevel, treeHashBytes, type TileCoord } from '../tiles/layout.js';
 import { parsePartialWidth } from '../tiles/prefix.js';
-import type { Logger } from './types.js';
+import type { Logger } from '../logger.js';
 import type { TileReader } from './tile-reader.js';
 
 /** At most this many earlier published checkpoints keep their partials (the newest ones). */

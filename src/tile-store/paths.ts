@@ -3,10 +3,12 @@
  * - tiles/<tenant>/        public: exactly the c2sp.org/tlog-tiles URL space, served as is;
  * - checkpoints/<tenant>/  public history: every checkpoint the log signed, readable by people;
  * - <state>/<tenant>/      private: keys, commit point, index; never under a served root.
+ * And where the checkpoint files are in the public two: the published one, the history copies.
  */
 import path from 'node:path';
 import { TlogError, ErrorCode } from '../errors.js';
 import { isInside } from '../storage/containment.js';
+import { formatIndexPath } from '../tiles/layout.js';
 
 export interface DataRoots {
   readonly tilesRoot: string;
@@ -65,4 +67,17 @@ export function logPaths(roots: DataRoots, tenant: string): LogPaths {
     historyDir: path.resolve(roots.checkpointsRoot, tenant),
     stateDir: path.resolve(stateRoot, tenant),
   };
+}
+
+/** The published checkpoint's file in tiles/<tenant>/ (c2sp.org/tlog-tiles: `<prefix>/checkpoint`). */
+export const CHECKPOINT_FILE = 'checkpoint';
+
+/** History path of a checkpoint of `size`: checkpoints/<tenant>/log/<tlog-tiles N path>. */
+export function historyPath(historyDir: string, size: number): string {
+  return path.join(historyDir, 'log', formatIndexPath(size));
+}
+
+/** Where a cosigned version of the checkpoint of `size` is kept: checkpoints/<tenant>/cosigned/<N path>. */
+export function cosignedPath(historyDir: string, size: number): string {
+  return path.join(historyDir, 'cosigned', formatIndexPath(size));
 }

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nativeAvailable, type MappedFileBackend } from '../../native/index.js';
-import { openIndex, rebuild } from '../../src/index/index.js';
+import { openIndex, rebuild } from '../../src/hot-index/index.js';
 import { tempDir } from '../native/helpers.js';
 
 const backends: MappedFileBackend[] = nativeAvailable ? ['mmap', 'plain'] : ['plain'];

@@ -1,0 +1,117 @@
+/**
+ * A batch and what it is made of: the appends waiting for it (Pending), the batch as it moves
+ * through the pipeline (PreparedBatch), and what it gives back: an answer to every append
+ * (AppendResult) and its figures (BatchStats).
+ */
+import { inclusionProof as buildInclusionProof, ProofMemo } from '../merkle/proof.js';
+import { nodeReaderOver } from '../tiles/tree.js';
+import type { Extension } from './edge.js';
+
+export interface AppendResult {
+  readonly index: number;
+  readonly leafHash: Uint8Array;
+  /** The tree size of the checkpoint that first included the entry. */
+  readonly treeSize: number;
+  /** That checkpoint, signed, exactly as published. */
+  readonly checkpoint: string;
+  /** RFC 6962 inclusion proof of the entry in that checkpoint, leaf side first. */
+  readonly proof: readonly Uint8Array[];
+  /** True when the entry was already in the log: index and proof are of the first copy. */
+  readonly duplicate: boolean;
+}
+
+export interface BatchStats {
+  readonly tenant: string;
+  readonly entries: number;
+  /** From taking the batch to answering it. */
+  readonly seconds: number;
+  /** Putting its bundles and tiles in place, then making its journal record durable. */
+  readonly writeSeconds: number;
+  /** Moving the commit point (msync). */
+  readonly commitSeconds: number;
+}
+
+/** An accepted append, not yet answered: queued, or in a batch. */
+export interface Pending {
+  readonly entry: Uint8Array;
+  readonly leafHash: Uint8Array;
+  /** Key of the in-flight dedup map, or '' when duplicates are allowed. */
+  readonly key: string;
+  readonly promise: Promise<AppendResult>;
+  resolve(r: AppendResult): void;
+  reject(e: unknown): void;
+}
+
+/**
+ * How far a batch got: `prepared` (hashed into the tree; its files being written and its
+ * checkpoint signed), `journaled` (its record durable in the journal: it counts after a
+ * restart), `committed` (the commit point moved to it: it is part of the log).
+ */
+export type BatchStage = 'prepared' | 'journaled' | 'committed';
+
+/** A batch hashed into the tree, on its way through the pipeline (sequencer.ts). */
+export class PreparedBatch {
+  readonly start: number;
+  readonly end: number;
+  stage: BatchStage = 'prepared';
+  /** The batch's bundles and tiles in place (not yet durable) and its checkpoint signed. */
+  readonly written: Promise<void>;
+  /** The signed checkpoint of the tree of size `end`, set when `written` resolves. */
+  note = '';
+  /** Seconds spent putting its files in place, then making its journal record durable. */
+  writeSeconds = 0;
+
+  /**
+   * Starts the batch's writes at once and signs its checkpoint once they are done: a batch that
+   * cannot write its files fails before any signature over its root exists.
+   */
+  constructor(
+    readonly batch: readonly Pending[],
+    /** The tree grown by the batch: its root, and every file the new size implies. */
+    readonly ext: Extension,
+    /** When the batch was taken (performance.now()). */
+    readonly startedAt: number,
+    writeFiles: () => Promise<void>,
+    sign: (treeSize: number, rootHash: Uint8Array) => Promise<string>,
+  ) {
+    this.start = ext.start;
+    this.end = ext.end;
+    const t0 = performance.now();
+    this.written = writeFiles().then(async () => {
+      this.writeSeconds = (performance.now() - t0) / 1000;
+      this.note = await sign(ext.end, ext.rootHash);
+    });
+  }
+
+  /**
+   * Resolves every append of the batch, once committed. Proofs are built when a caller reads
+   * them (an append-batch answer without proofs never does), sharing the batch's tiles and the
+   * work common to one tree size.
+   */
+  answer(): void {
+    const { batch, start, end, note } = this;
+    const memo = new ProofMemo();
+    const node = nodeReaderOver(this.ext.lookup);
+    for (let i = 0; i < batch.length; i++) {
+      const index = start + i;
+      let proof: Uint8Array[] | undefined;
+      batch[i]!.resolve({
+        index,
+        leafHash: batch[i]!.leafHash,
+        treeSize: end,
+        checkpoint: note,
+        get proof() {
+          return (proof ??= buildInclusionProof(index, end, node, memo));
+        },
+        duplicate: false,
+      });
+    }
+  }
+
+  /** Bytes of its entries. */
+  get entryBytes(): number {
+    let n = 0;
+    for (const p of this.batch) n += p.entry.length;
+    return n;
+  }
+}

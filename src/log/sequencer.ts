@@ -1,0 +1,390 @@
+/**
+ * The sequencer: group commit of appends. Appends queue up; a batch takes
+ * everything queued (up to maxBatch) through the pipeline:
+ *   assign indexes, hash leaves, extend the tree -> write bundles and tiles (atomic renames, not
+ *   yet fsynced) -> sign the checkpoint (Ed25519 + ML-DSA-44, on the signing worker) -> append
+ *   the batch's journal record (entries + signed note; one fdatasync) -> move the commit point
+ *   -> publish `checkpoint` (and its history copy) -> answer every append of the batch.
+ * Up to pipelineDepth batches are in flight at once (settings.ts): while one commits, the next
+ * is signed and the one after is hashed and written. Commits stay strictly in order. A lone
+ * entry at low load integrates at once.
+ *
+ * Durability: an acknowledged batch is durable through its journal record; the files it wrote
+ * are flushed in bulk later (flush.ts). This deviates from the design's "commit point moves only
+ * after the tiles are durable" in letter, not in effect: the tiles are recoverable, byte for
+ * byte, before the commit point moves.
+ *
+ * A failed batch stops the log or is refused by the rule of stop-rule.ts; a full disk is kept
+ * from failing a batch at all where it can be (disk-space.ts).
+ */
+import { TlogError, ErrorCode, isDiskFull, diskFullErrno, isTlogError } from '../errors.js';
+import type { HotIndex } from '../hot-index/index.js';
+import type { Logger } from '../logger.js';
+import { leafHash } from '../merkle/hash.js';
+import type { Journal } from '../storage/journal.js';
+import type { DiskSpace } from '../storage/space.js';
+import type { PartialTiles } from '../tile-store/partials.js';
+import type { LogPaths } from '../tile-store/paths.js';
+import type { TileStore } from '../tile-store/tile-store.js';
+import { PreparedBatch, type AppendResult, type BatchStats, type Pending } from './batch.js';
+import { signTreeAsync } from './checkpoint-signing.js';
+import { commitPointOf, discardNotesBeyond, type CommitPoint } from './commit-point.js';
+import { batchBytes, RESERVE_SLACK, SpaceGuard } from './disk-space.js';
+import { Edge } from './edge.js';
+import { formatBatchRecord } from './journal-record.js';
+import type { LogKeys } from './keys.js';
+import type { Publisher } from './publisher.js';
+import type { LogSettings } from './settings.js';
+import { mayCount, stopsTheLog } from './stop-rule.js';
+
+export interface SequencerParts {
+  readonly paths: LogPaths;
+  readonly origin: string;
+  readonly keys: LogKeys;
+  readonly index: HotIndex;
+  /** The write-ahead journal (null for a read-only log, which never runs a batch). */
+  readonly journal: Journal | null;
+  readonly store: TileStore;
+  readonly publisher: Publisher;
+  /** Which partial tiles stay on disk (null for a read-only log). */
+  readonly partials: PartialTiles | null;
+  readonly settings: LogSettings;
+  readonly logger: Logger;
+  /** Whether a repeated entry is kept at first (Sequencer.allowDuplicates changes it). */
+  readonly allowDuplicates: boolean;
+  /** The filesystems the log writes to (null: no free-space checks). */
+  readonly disk: DiskSpace | null;
+  /** The commit point the log opened at, and the right edge of its tree. */
+  readonly committed: CommitPoint;
+  readonly edge: Edge;
+  readonly onBatch?: (b: BatchStats) => void;
+  /** An inclusion proof in the committed tree (for the answer to a duplicate). */
+  prove(index: number, treeSize: number): Promise<Uint8Array[]>;
+  /** Asks for the deferred files to be flushed soon (flush.ts). */
+  flushSoon(): void;
+}
+
+export class Sequencer {
+  /**
+   * The commit point: the newest checkpoint whose batch is journaled and recorded in the hot
+   * index; the log's tree ends there, and reads are served against it.
+   */
+  #committed: CommitPoint;
+  /**
+   * The answered checkpoint: the newest checkpoint appends were answered with: committed, and
+   * its history copy (in 'each' mode also the published checkpoint) written.
+   */
+  #answered: CommitPoint;
+  /** The right edge of the tree in memory: of the committed tree, extended by the batches in flight. */
+  private edge: Edge;
+  private pending: Pending[] = [];
+  /** Bytes of the entries queued and not yet taken into a batch. */
+  private queuedBytes = 0;
+  /** Entries taken into batches not yet answered. */
+  private inFlightEntries = 0;
+  /** Entries queued or in flight, by leaf hash: a repeat joins the first one's promise. */
+  private readonly inflight = new Map<string, Pending>();
+  private integrating: Promise<void> | null = null;
+  private closed = false;
+  /** Set when the log must stop: every later append fails with it. */
+  private fatal: TlogError | null = null;
+  /** Set when a batch failed before its commit: later batches in flight fail too, then recovery runs. */
+  private broken = false;
+  private readonly space: SpaceGuard;
+  /** Whether a repeated entry is kept (true) or answered with the first copy; may change at any time. */
+  allowDuplicates: boolean;
+  /** When the last batch committed (ms since the epoch), for health checks. */
+  lastIntegrationAt = Date.now();
+
+  constructor(private readonly parts: SequencerParts) {
+    this.#committed = parts.committed;
+    this.#answered = parts.committed;
+    this.edge = parts.edge;
+    this.allowDuplicates = parts.allowDuplicates;
+    this.space = new SpaceGuard(
+      parts.disk,
+      {
+        batchBytes: (entries, payload) => batchBytes(this.edge.size, entries, payload, this.edge.bundleBytes),
+        reserveBytes: (entries) => (parts.journal?.nextSegmentBytes ?? 0) + parts.index.bytesToInsert(entries) + RESERVE_SLACK,
+      },
+      parts.paths.tenant,
+      parts.logger,
+    );
+  }
+
+  /** The commit point (see #committed). */
+  get committed(): CommitPoint {
+    return this.#committed;
+  }
+
+  /** The answered checkpoint (see #answered). */
+  get answered(): CommitPoint {
+    return this.#answered;
+  }
+
+  /** Why the log stopped, or null while it runs. */
+  get stopped(): TlogError | null {
+    return this.fatal;
+  }
+
+  /** Entries accepted but not yet committed: queued, or in a batch being written. */
+  get pendingCount(): number {
+    return this.pending.length + this.inFlightEntries;
+  }
+
+  /** The newest nodes of the tree, from the right edge in memory (for reads). */
+  edgeTile(level: number, index: number) {
+    return this.edge.lookup(level, index);
+  }
+
+  /**
+   * Why this log cannot take appends now, or null when it can: it stopped, or it has no room
+   * (with the reason). A shortage is read again from the disk, so this clears by itself once
+   * space is back.
+   */
+  get cannotWrite(): string | null {
+    // Not the stop's own message: healthz is public, and that one may name the server's paths.
+    if (this.fatal) return `log stopped (${this.fatal.code}): a restart recovers it; the server's log says why`;
+    if (this.closed) return this.space.reason;
+    return this.space.recheck({ entries: this.pending.length, bytes: this.queuedBytes });
+  }
+
+  /**
+   * Queues entries (already checked by the caller), in order. Unless the log allows
+   * duplicates, an entry already in the log answers at once with the first copy's index, and
+   * repeats of an entry still in flight (even in the same call) share its answer.
+   */
+  appendMany(entries: readonly Uint8Array[]): Promise<AppendResult>[] {
+    const tenant = this.parts.paths.tenant;
+    if (this.fatal) throw this.fatal;
+    if (this.closed) throw new TlogError(ErrorCode.unavailable, `log ${tenant} is closing`);
+    if (this.pendingCount + entries.length > this.parts.settings.maxPending) {
+      throw new TlogError(ErrorCode.unavailable, `log ${tenant} has ${this.pendingCount} entries pending: try again shortly`);
+    }
+    this.space.admit(entries, { entries: this.pending.length, bytes: this.queuedBytes });
+    const out = entries.map((entry) => {
+      const h = leafHash(entry);
+      let key = '';
+      if (!this.allowDuplicates) {
+        key = Buffer.from(h.buffer, h.byteOffset, 32).toString('base64');
+        const first = this.inflight.get(key);
+        if (first) return first.promise.then((r) => ({ ...r, duplicate: true }));
+        const index = this.parts.index.lookup(h);
+        if (index >= 0) return this.duplicateOf(index, h);
+      }
+      let resolve!: (r: AppendResult) => void;
+      let reject!: (e: unknown) => void;
+      const promise = new Promise<AppendResult>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      // Copy: the caller may reuse its buffer before the batch is written.
+      const p: Pending = { entry: Uint8Array.from(entry), leafHash: h, key, promise, resolve, reject };
+      if (key) this.inflight.set(key, p);
+      this.pending.push(p);
+      this.queuedBytes += p.entry.length;
+      return promise;
+    });
+    this.kick();
+    return out;
+  }
+
+  /** The answer for an entry already committed at `index`, in the answered checkpoint. */
+  private async duplicateOf(index: number, h: Uint8Array): Promise<AppendResult> {
+    const cp = this.#answered;
+    return { index, leafHash: h, treeSize: cp.treeSize, checkpoint: cp.note, proof: await this.parts.prove(index, cp.treeSize), duplicate: true };
+  }
+
+  /** Refuses new appends and resolves once the batches in flight are done. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.integrating) await this.integrating;
+  }
+
+  private kick(): void {
+    if (this.integrating || this.pending.length === 0) return;
+    this.integrating = this.runBatches().finally(() => {
+      this.integrating = null;
+      this.kick();
+    });
+  }
+
+  /**
+   * The sequencer loop, a pipeline of pipelineDepth batches: while batch k's files are written,
+   * signed and committed, the next ones are hashed and their writes started.
+   */
+  private async runBatches(): Promise<void> {
+    let previous: Promise<void> | null = null;
+    const inFlight: Promise<void>[] = [];
+    while (this.pending.length > 0 && !this.fatal && !this.broken) {
+      const batch = this.pending.splice(0, this.parts.settings.maxBatch);
+      let payload = 0;
+      for (const p of batch) payload += p.entry.length;
+      this.queuedBytes -= payload;
+      // A batch starts only when its bytes and the reserve are free: it never meets a full
+      // disk half-way (disk-space.ts). Nothing is written or signed for a refused batch.
+      const room = this.space.roomFor(batch.length, payload);
+      if (room.refusal) {
+        this.space.block(room.refusal, false);
+        this.failBatch(batch, this.space.error(room.refusal));
+        continue;
+      }
+      const release = this.space.claim(room.need);
+      this.inFlightEntries += batch.length;
+      let prepared: PreparedBatch;
+      try {
+        prepared = this.prepare(batch);
+      } catch (e) {
+        this.broken = true;
+        this.inFlightEntries -= batch.length;
+        release();
+        this.failBatch(batch, e);
+        break;
+      }
+      const finished: Promise<void> = this.finish(prepared, previous).finally(() => {
+        this.inFlightEntries -= batch.length;
+        release();
+      });
+      inFlight.push(finished);
+      previous = finished;
+      // At most `pipelineDepth` batches in flight: wait for the oldest before preparing another.
+      if (inFlight.length >= this.parts.settings.pipelineDepth) await inFlight.shift();
+      else if (this.pending.length === 0) await prepared.written.catch(() => {});
+    }
+    if (previous) await previous;
+    if (this.broken && !this.fatal) await this.recoverToCommitPoint();
+    if (this.fatal) for (const p of this.pending.splice(0)) p.reject(this.fatal);
+  }
+
+  /** Hashes a batch into the tree and starts writing its bundles and tiles. Synchronous but for the writes. */
+  private prepare(batch: Pending[]): PreparedBatch {
+    const startedAt = performance.now();
+    const ext = this.edge.extend(
+      batch.map((p) => p.entry),
+      batch.map((p) => p.leafHash),
+    );
+    // c2sp.org/tlog-tiles: every tile a published checkpoint implies must exist before it is
+    // published (tessera#1057), so they are written first. Deferred: renamed into place now,
+    // fsynced by the next flush; until then the journal record can redo them.
+    // Signed only once its tiles are in place: a batch that cannot write them fails before any
+    // signature over its root exists, so no other root is ever signed at its size. The
+    // signature (ML-DSA-44 is ~6 ms of CPU) is made on the signing worker, off this thread.
+    return new PreparedBatch(
+      batch,
+      ext,
+      startedAt,
+      () => this.parts.store.writeTiles(ext.files),
+      (size, root) => signTreeAsync(this.parts.origin, size, root, this.parts.keys),
+    );
+  }
+
+  /** Waits for the batch's files and the previous batch, then journals, commits, publishes and answers. */
+  private async finish(b: PreparedBatch, previous: Promise<void> | null): Promise<void> {
+    const journal = this.parts.journal!;
+    const partials = this.parts.partials!;
+    const closed = () => this.closed;
+    try {
+      await b.written;
+      if (previous) await previous;
+      if (this.broken || this.fatal) throw new TlogError(ErrorCode.unavailable, `batch at ${b.start} abandoned: an earlier batch failed`);
+      // The batch becomes durable here, in one record: its entries and signed note. Records
+      // are appended in batch order (after the previous batch committed), so they chain.
+      // From here on the batch is signed: a full disk makes it wait, never fail (disk-space.ts).
+      const j0 = performance.now();
+      const record = formatBatchRecord(b.start, b.batch, b.note);
+      await this.space.untilWritten('the journal record', () => journal.append(record, b.end, b.start), closed);
+      // The first record of an empty journal: replay would start from its tree, whose partials stay.
+      partials.journalStartAt(journal.startMark());
+      b.writeSeconds += (performance.now() - j0) / 1000;
+      b.stage = 'journaled';
+      const cp = commitPointOf(b.note);
+      // The commit point moves before publishing: from here on the batch is part of the log.
+      const c0 = performance.now();
+      this.parts.index.writeCommitPoint({ treeSize: cp.treeSize, rootHash: cp.rootHash, checkpointHash: cp.noteHash });
+      const commitSeconds = (performance.now() - c0) / 1000;
+      b.stage = 'committed';
+      this.#committed = cp;
+      await this.space.untilWritten('the checkpoint and its history copy', () => this.parts.publisher.committed(cp), closed);
+      this.#answered = cp;
+      // The partials this batch superseded go now (unless a checkpoint still keeps them).
+      partials.committed(cp.treeSize, b.ext.files, b.entryBytes, this.parts.publisher.mode === 'each');
+      // Indexed only once answerable: until then a repeat of one of these entries finds it in
+      // flight and shares its answer, and a lookup never finds an index beyond the checkpoint
+      // duplicates are answered with. (Inserting again after a failed growth is idempotent.)
+      await this.space.untilWritten('the index', () => this.indexBatch(b), closed);
+      b.answer();
+      this.parts.store.committed(b.start, b.ext.files, b.ext.completed.values());
+      this.lastIntegrationAt = Date.now();
+      this.parts.onBatch?.({
+        tenant: this.parts.paths.tenant,
+        entries: b.batch.length,
+        seconds: (performance.now() - b.startedAt) / 1000,
+        writeSeconds: b.writeSeconds,
+        commitSeconds,
+      });
+      if (!this.closed) this.parts.flushSoon();
+    } catch (e) {
+      this.failed(b, e);
+      this.broken = true;
+    }
+  }
+
+  /** A batch failed: the log stops, or the batch is refused (disk full) or abandoned (stop-rule.ts). */
+  private failed(b: PreparedBatch, e: unknown): void {
+    const tenant = this.parts.paths.tenant;
+    if (stopsTheLog(e, mayCount(b.stage, this.parts.journal!.mustRepeat))) {
+      // This process cannot continue safely. Stop loudly; a restart recovers from the journal
+      // and the commit point.
+      const err = this.batchError(b.start, e);
+      this.fatal ??= new TlogError(err.code === ErrorCode.diskFull ? ErrorCode.io : err.code, `log ${tenant} stopped: ${err.message}`, { cause: err });
+      this.parts.logger.error({ tenant, err: err.message }, 'log stopped');
+      this.failBatch(b.batch, this.fatal);
+    } else if (isDiskFull(e)) {
+      // Refused before its signature counted: nothing of it stays (recovery deletes its files).
+      const reason = `disk full (${diskFullErrno(e) ?? 'ENOSPC'}) writing a batch`;
+      this.parts.logger.warn({ tenant, err: (e as Error).message }, 'batch refused: disk full');
+      this.space.block(reason, false);
+      this.failBatch(b.batch, this.space.error(reason, e));
+    } else {
+      // Abandoned behind a failed batch: tell its callers why, when the disk was the reason.
+      const reason = this.space.reason;
+      this.failBatch(b.batch, reason !== null ? this.space.error(reason, e) : e);
+    }
+  }
+
+  private batchError(start: number, e: unknown): TlogError {
+    return isTlogError(e) ? e : new TlogError(ErrorCode.io, `integrate batch at ${start}: ${(e as Error).message}`, { cause: e });
+  }
+
+  private failBatch(batch: readonly Pending[], e: unknown): void {
+    const err = this.batchError(-1, e);
+    for (const p of batch) {
+      if (p.key && this.inflight.get(p.key) === p) this.inflight.delete(p.key);
+      p.reject(err);
+    }
+  }
+
+  /** Adds a committed batch's leaves to the dedup index; its entries stop being "in flight". */
+  private indexBatch(b: PreparedBatch): void {
+    const hashes = Buffer.allocUnsafe(b.batch.length * 32);
+    b.batch.forEach((p, i) => hashes.set(p.leafHash, i * 32));
+    // The index keeps the smallest index of a hash, so replays and duplicates are harmless.
+    this.parts.index.insertMany(hashes, b.start);
+    for (const p of b.batch) if (p.key && this.inflight.get(p.key) === p) this.inflight.delete(p.key);
+  }
+
+  /** After a failed batch nothing past the commit point counts: drop it from disk and memory. */
+  private async recoverToCommitPoint(): Promise<void> {
+    const { paths, logger, store, settings } = this.parts;
+    const size = this.#committed.treeSize;
+    logger.warn({ tenant: paths.tenant, treeSize: size }, 'batch failed, recovering to the commit point');
+    try {
+      await store.discardBeyond(size, settings.recoverySpan);
+      await discardNotesBeyond(paths.stateDir, size);
+      this.edge = Edge.loadCommitted(store.reader, size, this.#committed.rootHash, paths.tenant);
+      this.broken = false;
+    } catch (e) {
+      this.fatal = new TlogError(ErrorCode.corrupt, `log ${paths.tenant} stopped: recovery after a failed batch failed: ${(e as Error).message}`);
+    }
+  }
+}
