@@ -1,5 +1,5 @@
 /**
- * The dependency direction of README's "Layout of the code" and each src/ folder's README.md, checked from import lines: low to
+ * The dependency direction of docs/design.md (Layers), README's "Layout of the code" and each src/ folder's README.md, checked from import lines: low to
  * high, native -> errors, decimals and the logger interface -> merkle -> the other pure spec modules (tiles, note,
  * signed-write) -> durable files, object stores and index -> leases over an object store
  * (cluster) -> tile store -> log engine -> witness client, anchoring, verifying client, witness service ->
