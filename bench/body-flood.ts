@@ -112,8 +112,12 @@ try {
   for (const r of results) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
   const sent = results.reduce((a, r) => a + r.sentMiB, 0);
   console.log(`body-flood: ${N} connections x ${values.mib} MiB, auth ${values.auth}, server ${bin}`);
-  console.log(`  answers ${JSON.stringify(statuses)} in ${seconds.toFixed(2)} s; clients put ${sent.toFixed(0)} MiB on the wire before their answers (of ${(N * SIZE) / 1048576} MiB)`);
-  console.log(`  server RSS: ${before.rssMiB.toFixed(0)} MiB before (peak until then ${before.peakMiB.toFixed(0)}), ${after.peakMiB.toFixed(0)} MiB peak, ${after.rssMiB.toFixed(0)} MiB after`);
+  console.log(
+    `  answers ${JSON.stringify(statuses)} in ${seconds.toFixed(2)} s; clients put ${sent.toFixed(0)} MiB on the wire before their answers (of ${(N * SIZE) / 1048576} MiB)`,
+  );
+  console.log(
+    `  server RSS: ${before.rssMiB.toFixed(0)} MiB before (peak until then ${before.peakMiB.toFixed(0)}), ${after.peakMiB.toFixed(0)} MiB peak, ${after.rssMiB.toFixed(0)} MiB after`,
+  );
 } finally {
   child.kill('SIGTERM');
   await new Promise((r) => child.once('exit', r));

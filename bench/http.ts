@@ -41,7 +41,7 @@ const { values } = parseArgs({
     dir: { type: 'string', default: os.tmpdir() },
     'cpu-prof': { type: 'string' },
     'no-nginx': { type: 'boolean', default: false },
-    'only': { type: 'string' },
+    only: { type: 'string' },
   },
 });
 const DURATION = Number(values.duration);
@@ -57,7 +57,12 @@ async function engineStats(url: string): Promise<EngineStats> {
     sum: Number(new RegExp(`^${name}_sum (\\S+)$`, 'm').exec(text)?.[1] ?? 0),
     count: Number(new RegExp(`^${name}_count (\\S+)$`, 'm').exec(text)?.[1] ?? 0),
   });
-  return { entries: read('tlog_batch_entries'), integration: read('tlog_integration_seconds'), write: read('tlog_batch_write_seconds'), commit: read('tlog_commit_seconds') };
+  return {
+    entries: read('tlog_batch_entries'),
+    integration: read('tlog_integration_seconds'),
+    write: read('tlog_batch_write_seconds'),
+    commit: read('tlog_commit_seconds'),
+  };
 }
 function describeBatches(a: EngineStats, b: EngineStats, seconds: number): string {
   const n = b.entries.count - a.entries.count;
@@ -98,7 +103,12 @@ async function appends(url: string, pid: number, connections: number): Promise<A
   );
   console.log(`  ${describeBatches(before, await engineStats(url), r.duration)}`);
   rows.push({ what: `appends/s @${connections} conns`, value: fmt(okPerSec), target: '>= 10,000', ok: okPerSec >= 10_000 && r.non2xx === 0 });
-  rows.push({ what: `append p50 / p99 @${connections}`, value: `${fmt(r.latency.p50, 1)} / ${fmt(r.latency.p99, 1)} ms`, target: 'p99 <= 100 ms', ok: r.latency.p99 <= 100 });
+  rows.push({
+    what: `append p50 / p99 @${connections}`,
+    value: `${fmt(r.latency.p50, 1)} / ${fmt(r.latency.p99, 1)} ms`,
+    target: 'p99 <= 100 ms',
+    ok: r.latency.p99 <= 100,
+  });
   rows.push({ what: `CPU server / bench @${connections}`, value: `${fmt(used.serverPct)}% / ${fmt(used.benchPct)}%` });
   return r;
 }
@@ -149,7 +159,9 @@ async function tileGets(url: string, paths: string[], who: string): Promise<numb
     requests: [{ method: 'GET', setupRequest: (req) => ({ ...req, path: paths[i++ % paths.length]! }) }],
   });
   const perSec = r['2xx'] / r.duration;
-  console.log(`tile GETs from ${who}: ${fmt(perSec)}/s  p50 ${fmt(r.latency.p50, 1)} ms  p99 ${fmt(r.latency.p99, 1)} ms  ${fmt(r.throughput.average / 1048576, 1)} MiB/s (${statusSummary(r)})`);
+  console.log(
+    `tile GETs from ${who}: ${fmt(perSec)}/s  p50 ${fmt(r.latency.p50, 1)} ms  p99 ${fmt(r.latency.p99, 1)} ms  ${fmt(r.throughput.average / 1048576, 1)} MiB/s (${statusSummary(r)})`,
+  );
   return r.non2xx ? 0 : perSec;
 }
 
@@ -160,7 +172,11 @@ async function tileGets(url: string, paths: string[], who: string): Promise<numb
 async function tileRuns(url: string, tmp: string): Promise<void> {
   let size = Number((await (await fetch(`${url}/default/checkpoint`)).text()).split('\n')[1]);
   for (let need = 65536 * 2 - size; need > 0; need -= 50_000) {
-    const r = await fetch(`${url}/default/append-batch`, { method: 'POST', body: new Uint8Array(bundleOf(Math.min(need, 50_000))), headers: { 'content-type': 'application/octet-stream' } });
+    const r = await fetch(`${url}/default/append-batch`, {
+      method: 'POST',
+      body: new Uint8Array(bundleOf(Math.min(need, 50_000))),
+      headers: { 'content-type': 'application/octet-stream' },
+    });
     if (r.status !== 200) throw new Error(`filling the log: HTTP ${r.status} ${await r.text()}`);
     await r.arrayBuffer();
   }
@@ -191,14 +207,21 @@ async function tileRuns(url: string, tmp: string): Promise<void> {
 
 async function main(): Promise<void> {
   const tmp = mkdtempSync(path.join(values.dir!, 'tlog-bench-http-'));
-  console.log(`bench/http: node ${process.version}, ${os.cpus().length} cpus (${os.cpus()[0]?.model ?? '?'}), ${DURATION} s per run, data in ${tmp}; load average ${loadAverage()}`);
+  console.log(
+    `bench/http: node ${process.version}, ${os.cpus().length} cpus (${os.cpus()[0]?.model ?? '?'}), ${DURATION} s per run, data in ${tmp}; load average ${loadAverage()}`,
+  );
   const server = await startOurs(tmp, { cpuProfDir: values['cpu-prof'] });
   const { child, url } = server;
   const pid = child.pid!;
   try {
     console.log(`server pid ${pid} at ${url}; RSS at start ${fmt(rssOf(pid).rssMiB, 1)} MiB`);
     // Warm up the JIT and the log's first tiles.
-    await autocannon({ url, connections: 16, duration: 2, requests: [{ method: 'POST', path: '/default/append', setupRequest: (req) => ({ ...req, body: nextEntry() }) }] });
+    await autocannon({
+      url,
+      connections: 16,
+      duration: 2,
+      requests: [{ method: 'POST', path: '/default/append', setupRequest: (req) => ({ ...req, body: nextEntry() }) }],
+    });
 
     if (want('append')) {
       await appends(url, pid, 64);

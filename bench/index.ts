@@ -107,7 +107,9 @@ async function main(): Promise<void> {
     ix.insertMany(buf.subarray(0, count * 32), first);
     insertMs += performance.now() - t;
   }
-  console.log(`index insert: ${rate(n, insertMs)} (${(insertMs / 1000).toFixed(1)} s), file ${mb(statSync(path).size)}, load ${(ix.entryCount / ix.capacity).toFixed(2)}`);
+  console.log(
+    `index insert: ${rate(n, insertMs)} (${(insertMs / 1000).toFixed(1)} s), file ${mb(statSync(path).size)}, load ${(ix.entryCount / ix.capacity).toFixed(2)}`,
+  );
   let t = performance.now();
   ix.checkpointTable();
   console.log(`checkpointTable (msync of the table): ${(performance.now() - t).toFixed(0)} ms`);
@@ -167,7 +169,9 @@ async function main(): Promise<void> {
   const re = openIndex(crashPath, { onWarning: () => {} });
   const openMs = performance.now() - t;
   const cp = re.commitPoint;
-  console.log(`reopen after SIGKILL: ${openMs.toFixed(1)} ms (commit ${cp.treeSize}, indexed ${re.indexedSize}, replay ${cp.treeSize - re.indexedSize} leaves)`);
+  console.log(
+    `reopen after SIGKILL: ${openMs.toFixed(1)} ms (commit ${cp.treeSize}, indexed ${re.indexedSize}, replay ${cp.treeSize - re.indexedSize} leaves)`,
+  );
   re.close();
 
   // Rebuild from scratch.

@@ -22,7 +22,14 @@ if (!Number.isInteger(N) || N < 10) throw new Error('--signatures wants an integ
 const seed = randomBytes(32);
 const publicKey = ml_dsa44.keygen(seed).publicKey;
 const message = (i: number) =>
-  subtreeV1Message({ cosignerName: 'example.com/bench', timestamp: 1_700_000_000 + i, origin: 'example.com/bench', start: 0, end: 1000 + i, hash: randomBytes(32) });
+  subtreeV1Message({
+    cosignerName: 'example.com/bench',
+    timestamp: 1_700_000_000 + i,
+    origin: 'example.com/bench',
+    start: 0,
+    end: 1000 + i,
+    hash: randomBytes(32),
+  });
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 const ms = (x: number) => +x.toFixed(3);

@@ -81,7 +81,12 @@ const BATCH = Number(values.batch);
 const TILE_ENTRIES = Number(values['tile-entries']);
 const only = values.only ? new Set(values.only.split(',')) : null;
 const want = (what: string) => !only || only.has(what);
-for (const [k, v] of [['duration', DURATION], ['rounds', ROUNDS], ['batch', BATCH], ['tile-entries', TILE_ENTRIES]] as const) {
+for (const [k, v] of [
+  ['duration', DURATION],
+  ['rounds', ROUNDS],
+  ['batch', BATCH],
+  ['tile-entries', TILE_ENTRIES],
+] as const) {
   if (!(v > 0)) throw new Error(`--${k} must be a positive number`);
 }
 
@@ -121,11 +126,34 @@ async function startPeers(keys: PeerKey[], tmp: string): Promise<Peer[]> {
     mkdirSync(work, { recursive: true });
     if (key === 'ours') {
       const server = await startOurs(work);
-      peers.push({ key, server, pid: server.child.pid!, addPath: '/default/add', ratePath: '/default/append', parseRate: oursAnswer, prefix: '/default', filesPath: `/${key}/tiles/default`, checkpointFile: path.join(work, 'tiles/default/checkpoint') });
+      peers.push({
+        key,
+        server,
+        pid: server.child.pid!,
+        addPath: '/default/add',
+        ratePath: '/default/append',
+        parseRate: oursAnswer,
+        prefix: '/default',
+        filesPath: `/${key}/tiles/default`,
+        checkpointFile: path.join(work, 'tiles/default/checkpoint'),
+      });
     } else {
-      const tuning = key === 'tuned' ? { batchSize: Number(values['tuned-batch']), batchAge: values['tuned-age']!, checkpointInterval: values['tuned-checkpoint']! } : undefined;
+      const tuning =
+        key === 'tuned'
+          ? { batchSize: Number(values['tuned-batch']), batchAge: values['tuned-age']!, checkpointInterval: values['tuned-checkpoint']! }
+          : undefined;
       const server = await startTessera(bins!, work, `bench.example/tessera-${key}`, tuning);
-      peers.push({ key, server, pid: server.child.pid!, addPath: '/add', ratePath: '/add', parseRate: indexAnswer, prefix: '', filesPath: `/${key}/log`, checkpointFile: server.checkpointFile });
+      peers.push({
+        key,
+        server,
+        pid: server.child.pid!,
+        addPath: '/add',
+        ratePath: '/add',
+        parseRate: indexAnswer,
+        prefix: '',
+        filesPath: `/${key}/log`,
+        checkpointFile: server.checkpointFile,
+      });
     }
     const p = peers[peers.length - 1]!;
     console.log(`${TITLES[key].padEnd(13)} pid ${p.pid} at ${p.server.url}; RSS at start ${fmt(rssOf(p.pid).rssMiB, 1)} MiB`);
@@ -164,7 +192,9 @@ async function appendsAt(peer: Peer, connections: number): Promise<void> {
     connections,
     duration: DURATION,
     timeout: 30,
-    requests: [{ method: 'POST', path: peer.addPath, headers: { 'content-type': 'application/octet-stream' }, setupRequest: (req) => ({ ...req, body: nextEntry() }) }],
+    requests: [
+      { method: 'POST', path: peer.addPath, headers: { 'content-type': 'application/octet-stream' }, setupRequest: (req) => ({ ...req, body: nextEntry() }) },
+    ],
   });
   const used = cpu(r['2xx'], 'append');
   const okPerSec = r['2xx'] / r.duration;
@@ -178,10 +208,22 @@ async function appendsAt(peer: Peer, connections: number): Promise<void> {
 
 async function atRate(peer: Peer, rate: number): Promise<void> {
   const cpu = cpuMeter(peer.pid);
-  const r = await fixedRate({ url: peer.server.url, urlPath: peer.ratePath, rate, seconds: DURATION, connections: Number(values['rate-connections']), checkpointFile: peer.checkpointFile, parse: peer.parseRate });
+  const r = await fixedRate({
+    url: peer.server.url,
+    urlPath: peer.ratePath,
+    rate,
+    seconds: DURATION,
+    connections: Number(values['rate-connections']),
+    checkpointFile: peer.checkpointFile,
+    parse: peer.parseRate,
+  });
   const used = cpu(r.answered, 'append');
   const ms = (xs: number[]) => `p50 ${fmt(percentile(xs, 50), 1)} / p99 ${fmt(percentile(xs, 99), 1)} ms`;
-  const problems = [r.failed && `${r.failed} failed ${JSON.stringify(r.failures)}`, r.neverPublished && `${r.neverPublished} never in a published checkpoint`, r.answerNotCovering && `${r.answerNotCovering} answers with a checkpoint not covering them`].filter(Boolean);
+  const problems = [
+    r.failed && `${r.failed} failed ${JSON.stringify(r.failures)}`,
+    r.neverPublished && `${r.neverPublished} never in a published checkpoint`,
+    r.answerNotCovering && `${r.answerNotCovering} answers with a checkpoint not covering them`,
+  ].filter(Boolean);
   line(
     peer,
     `${rate}/s fixed rate`,
@@ -207,7 +249,14 @@ async function bulk(peer: Peer): Promise<void> {
       connections,
       duration: DURATION,
       timeout: 60,
-      requests: [{ method: 'POST', path: '/default/append-batch', headers: { 'content-type': 'application/octet-stream' }, setupRequest: (req) => ({ ...req, body: bundleOf(BATCH) }) }],
+      requests: [
+        {
+          method: 'POST',
+          path: '/default/append-batch',
+          headers: { 'content-type': 'application/octet-stream' },
+          setupRequest: (req) => ({ ...req, body: bundleOf(BATCH) }),
+        },
+      ],
     });
     entries = r['2xx'] * BATCH;
     how = `append-batch of ${BATCH}, ${connections} connections`;
@@ -218,7 +267,9 @@ async function bulk(peer: Peer): Promise<void> {
       connections,
       duration: DURATION,
       timeout: 60,
-      requests: [{ method: 'POST', path: peer.addPath, headers: { 'content-type': 'application/octet-stream' }, setupRequest: (req) => ({ ...req, body: nextEntry() }) }],
+      requests: [
+        { method: 'POST', path: peer.addPath, headers: { 'content-type': 'application/octet-stream' }, setupRequest: (req) => ({ ...req, body: nextEntry() }) },
+      ],
     });
     entries = r['2xx'];
     how = `/add, ${connections} connections`;
@@ -243,7 +294,11 @@ async function fill(peer: Peer): Promise<void> {
   console.log(`  ${TITLES[peer.key].padEnd(13)} filling: ${fmt(need)} more entries to ${fmt(TILE_ENTRIES)}`);
   if (peer.key === 'ours') {
     for (let left = need; left > 0; left -= 50_000) {
-      const r = await fetch(`${peer.server.url}/default/append-batch`, { method: 'POST', body: new Uint8Array(bundleOf(Math.min(left, 50_000))), headers: { 'content-type': 'application/octet-stream' } });
+      const r = await fetch(`${peer.server.url}/default/append-batch`, {
+        method: 'POST',
+        body: new Uint8Array(bundleOf(Math.min(left, 50_000))),
+        headers: { 'content-type': 'application/octet-stream' },
+      });
       if (r.status !== 200) throw new Error(`filling ours: HTTP ${r.status} ${await r.text()}`);
       await r.arrayBuffer();
     }
@@ -266,7 +321,8 @@ async function fill(peer: Peer): Promise<void> {
 /** Full tiles and bundles of the first TILE_ENTRIES entries, under `prefix` (c2sp.org/tlog-tiles paths). */
 function tilePaths(prefix: string): string[] {
   const out: string[] = [];
-  for (let i = 0; i < Math.min(Math.floor(TILE_ENTRIES / 256), 512); i++) out.push(`${prefix}/tile/0/${formatIndexPath(i)}`, `${prefix}/tile/entries/${formatIndexPath(i)}`);
+  for (let i = 0; i < Math.min(Math.floor(TILE_ENTRIES / 256), 512); i++)
+    out.push(`${prefix}/tile/0/${formatIndexPath(i)}`, `${prefix}/tile/entries/${formatIndexPath(i)}`);
   for (let i = 0; i < Math.floor(TILE_ENTRIES / 65536); i++) out.push(`${prefix}/tile/1/${formatIndexPath(i)}`);
   return out;
 }
@@ -287,18 +343,27 @@ async function tiles(peer: Peer, ng: Nginx | null): Promise<void> {
   await fill(peer);
   const conns = values['tile-connections'];
   const own = await tileGets(peer.server.url, tilePaths(peer.prefix), peer.pid);
-  line(peer, 'tile GETs, own server', `${fmt(own.perSec)}/s  p99 ${fmt(own.r.latency.p99, 1)} ms  ${fmt(own.r.throughput.average / 1048576, 1)} MiB/s  ${fmt(own.cpuUs)} us CPU per GET (${statusSummary(own.r)})`);
+  line(
+    peer,
+    'tile GETs, own server',
+    `${fmt(own.perSec)}/s  p99 ${fmt(own.r.latency.p99, 1)} ms  ${fmt(own.r.throughput.average / 1048576, 1)} MiB/s  ${fmt(own.cpuUs)} us CPU per GET (${statusSummary(own.r)})`,
+  );
   if (!own.r.non2xx && !own.r.errors) {
     record('tiles/s', perSecond(`full-tile GETs/s, ${conns} connections`), peer.key, own.perSec);
     record('tiles cpu', cost('  server CPU us per GET'), peer.key, own.cpuUs);
   }
   if (!ng) return;
   const other = await tileGets(ng.url, tilePaths(peer.filesPath), ng.child.pid!);
-  line(peer, 'tile GETs, nginx on its files', `${fmt(other.perSec)}/s  p99 ${fmt(other.r.latency.p99, 1)} ms  ${fmt(other.cpuUs)} us nginx CPU per GET (${statusSummary(other.r)})`);
+  line(
+    peer,
+    'tile GETs, nginx on its files',
+    `${fmt(other.perSec)}/s  p99 ${fmt(other.r.latency.p99, 1)} ms  ${fmt(other.cpuUs)} us nginx CPU per GET (${statusSummary(other.r)})`,
+  );
   if (!other.r.non2xx && !other.r.errors) {
     record('nginx tiles/s', perSecond(`  nginx (1 worker) on its files: full-tile GETs/s`), peer.key, other.perSec);
     record('nginx tiles cpu', cost('  nginx CPU us per GET'), peer.key, other.cpuUs);
-    if (!own.r.non2xx && !own.r.errors) record('tiles vs nginx', { label: '  own server / nginx, GETs/s', higherIsBetter: true, digits: 2 }, peer.key, own.perSec / other.perSec);
+    if (!own.r.non2xx && !own.r.errors)
+      record('tiles vs nginx', { label: '  own server / nginx, GETs/s', higherIsBetter: true, digits: 2 }, peer.key, own.perSec / other.perSec);
   }
 }
 
@@ -344,7 +409,9 @@ async function main(): Promise<void> {
   const keys = values.servers!.split(',') as PeerKey[];
   for (const k of keys) if (!(k in TITLES)) throw new Error(`--servers: unknown server ${k} (want ours, stock, tuned)`);
   const tmp = mkdtempSync(path.join(values.dir!, 'tlog-bench-peer-'));
-  console.log(`bench/peer: node ${process.version}, ${os.cpus().length} cpus (${os.cpus()[0]?.model ?? '?'}), ${DURATION} s per run, ${ROUNDS} round(s), data in ${tmp}; load average ${loadAverage()}`);
+  console.log(
+    `bench/peer: node ${process.version}, ${os.cpus().length} cpus (${os.cpus()[0]?.model ?? '?'}), ${DURATION} s per run, ${ROUNDS} round(s), data in ${tmp}; load average ${loadAverage()}`,
+  );
   console.log(`command: node ${path.relative(process.cwd(), process.argv[1]!)} ${process.argv.slice(2).join(' ')}`);
   console.log(`tessera-tuned: batches of ${values['tuned-batch']} / ${values['tuned-age']}, a checkpoint every ${values['tuned-checkpoint']}`);
   const peers: Peer[] = [];
@@ -353,7 +420,12 @@ async function main(): Promise<void> {
     peers.push(...(await startPeers(keys, tmp)));
     // Warm up each server (the JIT, the first tiles) with the same load.
     for (const p of peers) {
-      await autocannon({ url: p.server.url, connections: 16, duration: 2, requests: [{ method: 'POST', path: p.addPath, setupRequest: (req) => ({ ...req, body: nextEntry() }) }] });
+      await autocannon({
+        url: p.server.url,
+        connections: 16,
+        duration: 2,
+        requests: [{ method: 'POST', path: p.addPath, setupRequest: (req) => ({ ...req, body: nextEntry() }) }],
+      });
     }
     const tilePeers = peers.filter((p) => p.key !== 'tuned' || values['tuned-tiles']);
     if (want('tiles') && !values['no-nginx'] && tilePeers.length) ng = await startNginx(tmp, tmp, `${tilePeers[0]!.filesPath}/checkpoint`);

@@ -26,7 +26,11 @@ const bin = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../sr
 async function run(connections: number): Promise<{ exitMs: number; late: number; code: number | null }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-bench-shutdown-'));
   try {
-    const child = spawn(process.execPath, [bin, 'serve', '--listen', '127.0.0.1:0'], { cwd: dir, env: { ...process.env, TLOG_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [bin, 'serve', '--listen', '127.0.0.1:0'], {
+      cwd: dir,
+      env: { ...process.env, TLOG_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err = '';
     child.stderr.on('data', (d) => (err += d));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
@@ -41,10 +45,13 @@ async function run(connections: number): Promise<{ exitMs: number; late: number;
     let n = 0;
     const once = () =>
       new Promise<number>((resolve) => {
-        const req = http.request({ host: '127.0.0.1', port, path: '/default/append', agent, method: 'POST', headers: { 'content-type': 'application/octet-stream' } }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        });
+        const req = http.request(
+          { host: '127.0.0.1', port, path: '/default/append', agent, method: 'POST', headers: { 'content-type': 'application/octet-stream' } },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          },
+        );
         req.on('error', () => resolve(0));
         req.end(`bench entry ${n++}`);
       });
@@ -82,4 +89,6 @@ for (let i = 0; i < runs; i++) {
   console.log(`run ${i + 1}: exit ${r.code} after ${r.exitMs.toFixed(0)} ms; ${r.late} answer(s) to requests sent after "stopping"`);
 }
 times.sort((a, b) => a - b);
-console.log(`bench/shutdown: ${connections} keep-alive connections, ${runs} runs: SIGTERM to exit median ${times[Math.floor(runs / 2)]!.toFixed(0)} ms, max ${times[runs - 1]!.toFixed(0)} ms`);
+console.log(
+  `bench/shutdown: ${connections} keep-alive connections, ${runs} runs: SIGTERM to exit median ${times[Math.floor(runs / 2)]!.toFixed(0)} ms, max ${times[runs - 1]!.toFixed(0)} ms`,
+);

@@ -186,7 +186,9 @@ try {
     );
   }
   const m = await scrape(dir);
-  console.log(`/metrics with the admin token, ${TENANTS} tenants each with entries: ${fmt(m.series)} series (${fmt(m.perTenant)} with a tenant label, ${fmt(m.perTenant / TENANTS, 1)} per tenant; ${fmt(m.fixed)} without), ${fmt(m.bytes / 1024, 1)} KiB`);
+  console.log(
+    `/metrics with the admin token, ${TENANTS} tenants each with entries: ${fmt(m.series)} series (${fmt(m.perTenant)} with a tenant label, ${fmt(m.perTenant / TENANTS, 1)} per tenant; ${fmt(m.fixed)} without), ${fmt(m.bytes / 1024, 1)} KiB`,
+  );
   const range = (k: keyof RunResult) => `${fmt(Math.min(...results.map((r) => r[k])))}-${fmt(Math.max(...results.map((r) => r[k])))} ms`;
   console.log(`\n${TENANTS} tenants x ${fmt(ENTRIES)} entries, ${RUNS} runs: port ${range('portMs')}, all tenants ready ${range('allTenantsMs')}`);
 } finally {

@@ -71,7 +71,10 @@ const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 const LOG_KEY_NAME = 'bench.example/log';
 const seed = Buffer.alloc(32, 0x42);
 const logPrivate = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]), format: 'der', type: 'pkcs8' });
-const logPublic = Buffer.from(createPrivateKey({ key: logPrivate.export({ format: 'der', type: 'pkcs8' }), format: 'der', type: 'pkcs8' }).export({ format: 'jwk' }).x!, 'base64url');
+const logPublic = Buffer.from(
+  createPrivateKey({ key: logPrivate.export({ format: 'der', type: 'pkcs8' }), format: 'der', type: 'pkcs8' }).export({ format: 'jwk' }).x!,
+  'base64url',
+);
 const logKeyID = computeKeyID(LOG_KEY_NAME, SignatureType.ed25519, logPublic);
 const logVkey = formatVerifierKey({ name: LOG_KEY_NAME, type: SignatureType.ed25519, publicKey: logPublic });
 const originOf = (i: number) => `bench.example/log${i}`;
@@ -106,7 +109,11 @@ function chainOf(origin: string, steps: number, levels: Uint8Array[][]): string[
 async function serveChild(): Promise<void> {
   const logs = Number(values.logs);
   const w = await runWitness({
-    config: { name: 'bench.example/witness', mldsa44: values.mldsa44 === 'on', logs: Array.from({ length: logs }, (_, i) => ({ origin: originOf(i), keys: [logVkey] })) },
+    config: {
+      name: 'bench.example/witness',
+      mldsa44: values.mldsa44 === 'on',
+      logs: Array.from({ length: logs }, (_, i) => ({ origin: originOf(i), keys: [logVkey] })),
+    },
     dataDir: values.data!,
     listen: '127.0.0.1:0',
     store: values.store === 'memory' ? new MemoryStateStore() : undefined,

@@ -132,9 +132,7 @@ export const nativeUnavailableReason: string | undefined = loaded.reason;
 
 if (nativeUnavailableReason !== undefined) {
   // One line at start-up, so an operator sees that durability and locking are the weaker kind.
-  console.warn(
-    `tlog: native mmap/locks unavailable (${nativeUnavailableReason}); using plain-file I/O and lock files`,
-  );
+  console.warn(`tlog: native mmap/locks unavailable (${nativeUnavailableReason}); using plain-file I/O and lock files`);
 }
 
 /** The boot id of the running kernel (Linux), or undefined elsewhere. */

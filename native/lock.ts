@@ -86,7 +86,10 @@ function lockOfd(path: string): FileLock {
 class OfdLock implements FileLock {
   readonly kind = 'ofd' as const;
   #fd: number | undefined;
-  constructor(readonly path: string, fd: number) {
+  constructor(
+    readonly path: string,
+    fd: number,
+  ) {
     this.#fd = fd;
   }
   get held(): boolean {

@@ -79,9 +79,12 @@ it('no module imports a higher layer or a folder of its own rank, and witness/ a
       const [tLayer, tRank] = layerOf(target);
       if (tRank > rank) problems.push(`${file} (${layer}) imports ${target} (${tLayer})`);
       if (tRank === rank && tLayer !== layer) problems.push(`${file} (${layer}) imports ${target} (${tLayer}), a folder of its own rank`);
-      if (tLayer === 'witness' && layer !== 'witness' && !(layer === 'cli' && target === WITNESS_ENTRY)) problems.push(`${file}: only the CLI imports witness/, and only ${WITNESS_ENTRY} (${target})`);
-      if (layer === 'witness' && !['note', 'merkle', 'decimal', 'storage', 'errors', 'native', 'witness'].includes(tLayer)) problems.push(`${file}: witness/ imports ${target}`);
-      if (layer === 'client' && ['log', 'hot-index', 'tile-store'].includes(tLayer)) problems.push(`${file}: the verifying client imports the engine (${target})`);
+      if (tLayer === 'witness' && layer !== 'witness' && !(layer === 'cli' && target === WITNESS_ENTRY))
+        problems.push(`${file}: only the CLI imports witness/, and only ${WITNESS_ENTRY} (${target})`);
+      if (layer === 'witness' && !['note', 'merkle', 'decimal', 'storage', 'errors', 'native', 'witness'].includes(tLayer))
+        problems.push(`${file}: witness/ imports ${target}`);
+      if (layer === 'client' && ['log', 'hot-index', 'tile-store'].includes(tLayer))
+        problems.push(`${file}: the verifying client imports the engine (${target})`);
       // What the service and a client share (the signed-write profile, notes, policies) is on the
       // pure floor; the service never runs client code.
       if (['tenants', 'http'].includes(layer) && tLayer === 'client') problems.push(`${file}: the service imports the verifying client (${target})`);
@@ -107,16 +110,19 @@ function mayImport(folder: string): Set<string> | null {
   );
 }
 
-it("every folder of src/ says in its README.md what it owns and what it may import, and imports only that", () => {
+it('every folder of src/ says in its README.md what it owns and what it may import, and imports only that', () => {
   const problems: string[] = [];
-  const folders = readdirSync(path.join(repo, 'src'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+  const folders = readdirSync(path.join(repo, 'src'), { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name);
   expect(folders.length).toBeGreaterThan(10);
   for (const folder of folders) {
     if (!existsSync(path.join(repo, 'src', folder, 'README.md'))) {
       problems.push(`src/${folder} has no README.md`);
       continue;
     }
-    if (!/^Owns: /m.test(readFileSync(path.join(repo, 'src', folder, 'README.md'), 'utf8'))) problems.push(`src/${folder}/README.md does not say what it owns ("Owns: ...")`);
+    if (!/^Owns: /m.test(readFileSync(path.join(repo, 'src', folder, 'README.md'), 'utf8')))
+      problems.push(`src/${folder}/README.md does not say what it owns ("Owns: ...")`);
     const allowed = mayImport(folder);
     const [own, rank] = layerOf(`src/${folder}/x.ts`);
     for (const name of allowed ?? []) {
@@ -192,7 +198,8 @@ it('the verifying client reaches only the pure floor, node:* and @noble/* (what 
     if (!spec.startsWith('node:') && !spec.startsWith('@noble/')) problems.push(`${file} imports ${spec}: a verifier would install it`);
   }
   for (const [spec, file] of signer.packages) {
-    if (!spec.startsWith('node:') && !spec.startsWith('@noble/') && spec !== 'http-message-signatures') problems.push(`${file} imports ${spec}: a writer would install it`);
+    if (!spec.startsWith('node:') && !spec.startsWith('@noble/') && spec !== 'http-message-signatures')
+      problems.push(`${file} imports ${spec}: a writer would install it`);
   }
   expect(problems).toEqual([]);
   // The signer's RFC 9421 library stays out of the verifier.

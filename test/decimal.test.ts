@@ -19,7 +19,7 @@ describe('parseCanonicalDecimal', () => {
     for (const s of MALFORMED) expect(parseCanonicalDecimal(s), JSON.stringify(s)).toBeNull();
   });
 
-  it('takes the caller\'s bound, inclusive', () => {
+  it("takes the caller's bound, inclusive", () => {
     expect(parseCanonicalDecimal('63', 63)).toBe(63);
     expect(parseCanonicalDecimal('64', 63)).toBeNull();
     expect(parseCanonicalDecimal('0', 0)).toBe(0);

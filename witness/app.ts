@@ -21,8 +21,7 @@ export interface WitnessAppOptions {
 
 export function createWitnessApp(w: Witness, opts: WitnessAppOptions = {}): Hono {
   const app = new Hono();
-  const text = (body: string, status: 400 | 404 | 413 | 500) =>
-    new Response(body, { status, headers: { 'Content-Type': TEXT_CONTENT_TYPE } });
+  const text = (body: string, status: 400 | 404 | 413 | 500) => new Response(body, { status, headers: { 'Content-Type': TEXT_CONTENT_TYPE } });
 
   app.onError((e) => {
     opts.onError?.(e);
@@ -30,21 +29,17 @@ export function createWitnessApp(w: Witness, opts: WitnessAppOptions = {}): Hono
   });
   app.notFound(() => text('not found\n', 404));
 
-  app.post(
-    '/add-checkpoint',
-    bodyLimit({ maxSize: opts.maxBodyBytes ?? MAX_BODY_BYTES, onError: () => text('request body too large\n', 413) }),
-    async (c) => {
-      const bytes = new Uint8Array(await c.req.arrayBuffer());
-      let body: string;
-      try {
-        body = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
-      } catch {
-        return text('malformed request: body is not valid UTF-8\n', 400);
-      }
-      const r = await w.addCheckpoint(body);
-      return new Response(r.body, { status: r.status, headers: { 'Content-Type': r.contentType } });
-    },
-  );
+  app.post('/add-checkpoint', bodyLimit({ maxSize: opts.maxBodyBytes ?? MAX_BODY_BYTES, onError: () => text('request body too large\n', 413) }), async (c) => {
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    let body: string;
+    try {
+      body = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+    } catch {
+      return text('malformed request: body is not valid UTF-8\n', 400);
+    }
+    const r = await w.addCheckpoint(body);
+    return new Response(r.body, { status: r.status, headers: { 'Content-Type': r.contentType } });
+  });
 
   // c2sp.org/tlog-witness: GET <monitoring prefix>/<lowercase hex sha256(origin)>/checkpoint.
   app.get('/:hash/checkpoint', (c) => {

@@ -10,7 +10,9 @@ import { isTlogError } from '../src/errors.js';
 import { DEFAULT_LISTEN, openWitness, runWitness } from './serve.js';
 
 export function witnessCommand(name = 'tlog-witness'): Command {
-  const program = new Command(name).description('A c2sp.org/tlog-witness service: cosigns checkpoints of configured logs (Ed25519 cosignature/v1 and ML-DSA-44).');
+  const program = new Command(name).description(
+    'A c2sp.org/tlog-witness service: cosigns checkpoints of configured logs (Ed25519 cosignature/v1 and ML-DSA-44).',
+  );
 
   program
     .command('serve')

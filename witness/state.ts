@@ -66,7 +66,10 @@ export class FileStateStore implements StateStore {
   private readonly writer = new DurableWriter({ mode: 0o644 });
 
   /** `own` is our 0x04 verifier: states are checked to carry our cosignature when read. */
-  constructor(dataDir: string, private readonly own: TypedVerifier) {
+  constructor(
+    dataDir: string,
+    private readonly own: TypedVerifier,
+  ) {
     this.dir = path.join(dataDir, 'state');
   }
 

@@ -51,7 +51,10 @@ export const autocannon = createRequire(import.meta.url)('autocannon') as (o: AC
 /** "2xx N" and, when there were any, the other statuses, errors and timeouts. */
 export function statusSummary(r: ACResult): string {
   const parts = [`2xx ${r['2xx']}`];
-  if (r.non2xx) parts.push(`non-2xx ${r.non2xx}${r.statusCodeStats ? ` ${JSON.stringify(Object.fromEntries(Object.entries(r.statusCodeStats).map(([k, v]) => [k, v.count])))}` : ''}`);
+  if (r.non2xx)
+    parts.push(
+      `non-2xx ${r.non2xx}${r.statusCodeStats ? ` ${JSON.stringify(Object.fromEntries(Object.entries(r.statusCodeStats).map(([k, v]) => [k, v.count])))}` : ''}`,
+    );
   if (r.errors) parts.push(`errors ${r.errors}`);
   if (r.timeouts) parts.push(`timeouts ${r.timeouts}`);
   return parts.join(', ');

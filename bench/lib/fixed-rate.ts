@@ -104,7 +104,16 @@ export interface FixedRateRun {
  * measure of the kernel's backlog, not of the log. Connections are used in turn (fifo), so none
  * idles into the server's keep-alive timeout.
  */
-export async function fixedRate(o: { url: string; urlPath: string; rate: number; seconds: number; connections: number; checkpointFile: string; parse: AnswerParser; settleMs?: number }): Promise<FixedRateRun> {
+export async function fixedRate(o: {
+  url: string;
+  urlPath: string;
+  rate: number;
+  seconds: number;
+  connections: number;
+  checkpointFile: string;
+  parse: AnswerParser;
+  settleMs?: number;
+}): Promise<FixedRateRun> {
   const { hostname, port } = new URL(o.url);
   const agent = new http.Agent({ keepAlive: true, maxSockets: o.connections, maxFreeSockets: o.connections, scheduling: 'fifo' });
   const cp = new CheckpointWatch(o.checkpointFile);
@@ -131,21 +140,24 @@ export async function fixedRate(o: { url: string; urlPath: string; rate: number;
     const body = nextEntry();
     const t0 = due;
     lags.push(performance.now() - due);
-    const req = http.request({ hostname, port, method: 'POST', path: o.urlPath, agent, headers: { 'content-type': 'application/octet-stream', 'content-length': body.length } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const t1 = performance.now();
-        lastAnswer = t1;
-        if (res.statusCode !== 200) fail(`HTTP ${res.statusCode}`);
-        else {
-          const a = o.parse(Buffer.concat(chunks).toString('utf8'));
-          if (a.checkpointSize !== undefined && a.checkpointSize <= a.index) answerNotCovering++;
-          answers.push({ sent: t0, answered: t1, index: a.index });
-        }
-        settle();
-      });
-    });
+    const req = http.request(
+      { hostname, port, method: 'POST', path: o.urlPath, agent, headers: { 'content-type': 'application/octet-stream', 'content-length': body.length } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const t1 = performance.now();
+          lastAnswer = t1;
+          if (res.statusCode !== 200) fail(`HTTP ${res.statusCode}`);
+          else {
+            const a = o.parse(Buffer.concat(chunks).toString('utf8'));
+            if (a.checkpointSize !== undefined && a.checkpointSize <= a.index) answerNotCovering++;
+            answers.push({ sent: t0, answered: t1, index: a.index });
+          }
+          settle();
+        });
+      },
+    );
     req.on('error', (e: NodeJS.ErrnoException) => {
       fail(e.code ?? e.message);
       settle();
@@ -179,7 +191,18 @@ export async function fixedRate(o: { url: string; urlPath: string; rate: number;
     // A checkpoint seen before the entry was sent covers an older copy (a duplicate): not counted.
     else publishedMs.push(Math.max(0, t - a.sent));
   }
-  return { sent, answered: answers.length, failed, failures, answerMs, publishedMs, answerNotCovering, neverPublished, seconds: ((lastAnswer || performance.now()) - start) / 1000, lagP99Ms: percentile(lags, 99) };
+  return {
+    sent,
+    answered: answers.length,
+    failed,
+    failures,
+    answerMs,
+    publishedMs,
+    answerNotCovering,
+    neverPublished,
+    seconds: ((lastAnswer || performance.now()) - start) / 1000,
+    lagP99Ms: percentile(lags, 99),
+  };
 }
 
 /** The p-th percentile (0-100) of `xs` (nearest rank), NaN if empty. */

@@ -7,5 +7,8 @@ export function fmt(n: number, digits = 0): string {
 
 /** The 1, 5 and 15 minute load averages: other processes on the machine skew every figure. */
 export function loadAverage(): string {
-  return os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  return os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
 }

@@ -83,6 +83,12 @@ export function cpuMeter(serverPid: number): (requests: number, per?: string) =>
     const benchPct = (bench / wall) * 100;
     const perUs = requests > 0 ? (server / requests) * 1e6 : NaN;
     const perText = requests > 0 ? `, ${fmt(perUs)} us server CPU per ${per}` : '';
-    return { serverSeconds: server, serverPct, benchPct, perUs, text: `CPU: server ${fmt(serverPct)}%, bench ${fmt(benchPct)}% of ${os.cpus().length * 100}%${perText}` };
+    return {
+      serverSeconds: server,
+      serverPct,
+      benchPct,
+      perUs,
+      text: `CPU: server ${fmt(serverPct)}%, bench ${fmt(benchPct)}% of ${os.cpus().length * 100}%${perText}`,
+    };
   };
 }

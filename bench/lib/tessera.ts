@@ -114,4 +114,3 @@ export async function startTessera(bins: TesseraBinaries, workDir: string, origi
   }
   return { ...running, storageDir, checkpointFile, logFile };
 }
-

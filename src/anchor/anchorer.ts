@@ -37,15 +37,7 @@ import { openNote, parseNote, type NoteVerifier } from '../note/note.js';
 import { DurableWriter, readIfExists } from '../storage/durable.js';
 import { backoffDelay, HOUR_MS, type AnchorConfig } from './config.js';
 import { loadOrCreateAnchorKey, type AnchorKey } from './key.js';
-import {
-  ANCHOR_PUBLIC_KEY_FILE,
-  ANCHORS_DIR,
-  CHECKPOINT_SUFFIX,
-  Outbox,
-  RECEIPT_SUFFIX,
-  receiptBase,
-  type AnchorJob,
-} from './outbox.js';
+import { ANCHOR_PUBLIC_KEY_FILE, ANCHORS_DIR, CHECKPOINT_SUFFIX, Outbox, RECEIPT_SUFFIX, receiptBase, type AnchorJob } from './outbox.js';
 import { RekorError, rekorV1Witness, rekorV2Witness } from './rekor.js';
 import { parseBundle, rekorTrust, verifyAnchorBundle, verifyAnchorTimestamp, type ReceiptSummary, type RekorTrust } from './trust.js';
 import { plausibleTime, requestTimestamp, tsaTrust, type TsaTrust } from './tsa.js';
@@ -112,7 +104,18 @@ export interface AnchorerOptions {
 /** What callers see of a job: the job's own fields, with the receipt as an absolute path. */
 export type AnchorRecord = Pick<
   AnchorJob,
-  'treeSize' | 'state' | 'digest' | 'rekor' | 'createdAt' | 'attempts' | 'nextAttemptAt' | 'lastError' | 'doneAt' | 'rekorLogIndex' | 'attestedAt' | 'attestedBy'
+  | 'treeSize'
+  | 'state'
+  | 'digest'
+  | 'rekor'
+  | 'createdAt'
+  | 'attempts'
+  | 'nextAttemptAt'
+  | 'lastError'
+  | 'doneAt'
+  | 'rekorLogIndex'
+  | 'attestedAt'
+  | 'attestedBy'
 > & {
   /** Absolute path of the receipt, once done. */
   readonly receipt?: string;
@@ -167,7 +170,9 @@ export class Anchorer {
     try {
       const a = new Anchorer(opts, key, lock);
       // Immutable: a different key under the same name means someone replaced the key file.
-      await a.files.write([{ path: path.join(opts.paths.historyDir, ANCHORS_DIR, ANCHOR_PUBLIC_KEY_FILE), data: Buffer.from(key.publicKeyPem), kind: 'immutable' }]);
+      await a.files.write([
+        { path: path.join(opts.paths.historyDir, ANCHORS_DIR, ANCHOR_PUBLIC_KEY_FILE), data: Buffer.from(key.publicKeyPem), kind: 'immutable' },
+      ]);
       return a;
     } catch (e) {
       lock.release();
@@ -344,12 +349,22 @@ export class Anchorer {
       await this.opts.hooks?.afterReceiptStored?.(attempt);
       const done = await this.markDone(attempt, summary, p.rel, json);
       this.logger.info(
-        { tenant: this.opts.paths.tenant, treeSize, rekorLogIndex: summary.rekorLogIndex, receipt: p.rel, attestedAt: summary.attestedAt, attestedBy: summary.attestedBy },
+        {
+          tenant: this.opts.paths.tenant,
+          treeSize,
+          rekorLogIndex: summary.rekorLogIndex,
+          receipt: p.rel,
+          attestedAt: summary.attestedAt,
+          attestedBy: summary.attestedBy,
+        },
         'checkpoint anchored in rekor',
       );
       return this.record(done);
     } catch (e) {
-      if (isTlogError(e) && (e.code === ErrorCode.io || e.code === ErrorCode.diskFull || e.code === ErrorCode.immutableConflict || e.code === ErrorCode.corrupt)) {
+      if (
+        isTlogError(e) &&
+        (e.code === ErrorCode.io || e.code === ErrorCode.diskFull || e.code === ErrorCode.immutableConflict || e.code === ErrorCode.corrupt)
+      ) {
         // Our own disk or state is at fault, not Rekor: say so loudly, leave the job as it was.
         throw e;
       }
@@ -363,7 +378,10 @@ export class Anchorer {
         ? { ...attempt, lastError: msg, nextAttemptAt: new Date(this.now() + delay).toISOString() }
         : { ...attempt, state: 'failed', lastError: msg, nextAttemptAt: null };
       await this.outbox.put(next);
-      this.logger.warn({ tenant: this.opts.paths.tenant, treeSize, attempts: next.attempts, retryInMs: retryable ? delay : null, err: msg }, 'anchoring attempt failed');
+      this.logger.warn(
+        { tenant: this.opts.paths.tenant, treeSize, attempts: next.attempts, retryInMs: retryable ? delay : null, err: msg },
+        'anchoring attempt failed',
+      );
       return this.record(next);
     }
   }

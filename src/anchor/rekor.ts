@@ -54,7 +54,8 @@ async function fetchWithTimeout(url: string, init: RequestInit, timeoutMs: numbe
     return await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
   } catch (e) {
     const name = (e as Error)?.name;
-    const why = name === 'TimeoutError' || name === 'AbortError' ? `no answer within ${timeoutMs} ms` : ((e as { cause?: Error }).cause?.message ?? (e as Error).message);
+    const why =
+      name === 'TimeoutError' || name === 'AbortError' ? `no answer within ${timeoutMs} ms` : ((e as { cause?: Error }).cause?.message ?? (e as Error).message);
     throw new RekorError(`rekor ${url}: ${why}`, true, undefined, undefined, { cause: e });
   }
 }

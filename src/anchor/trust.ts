@@ -44,7 +44,9 @@ export function rekorLogID(publicKey: KeyObject, origin?: string): Buffer {
   if (publicKey.asymmetricKeyType === 'ed25519') {
     if (!origin) throw new TlogError(ErrorCode.badInput, 'an Ed25519 Rekor key needs the log origin to compute its log ID');
     const raw = spki.subarray(spki.length - 32);
-    return createHash('sha256').update(Buffer.concat([Buffer.from(origin + '\n'), Buffer.from([0x01]), raw])).digest();
+    return createHash('sha256')
+      .update(Buffer.concat([Buffer.from(origin + '\n'), Buffer.from([0x01]), raw]))
+      .digest();
   }
   return createHash('sha256').update(spki).digest();
 }
@@ -185,9 +187,12 @@ export function verifyAnchorBundle(bundle: Bundle, o: VerifyOptions): ReceiptSum
   // Rekor v2 gives no SET: its time is attested by one RFC 3161 timestamp over the signature.
   const stamps = bundle.verificationMaterial.timestampVerificationData?.rfc3161Timestamps ?? [];
   if (!isV1 && stamps.length !== 1) {
-    throw fail(stamps.length === 0 ? 'a Rekor v2 receipt without an RFC 3161 timestamp has no attested time' : `want one RFC 3161 timestamp, got ${stamps.length}`);
+    throw fail(
+      stamps.length === 0 ? 'a Rekor v2 receipt without an RFC 3161 timestamp has no attested time' : `want one RFC 3161 timestamp, got ${stamps.length}`,
+    );
   }
-  if (stamps.length > 0 && !o.tsa?.length) throw fail('the receipt carries an RFC 3161 timestamp: give the certificate chain of the timestamp authority to verify it');
+  if (stamps.length > 0 && !o.tsa?.length)
+    throw fail('the receipt carries an RFC 3161 timestamp: give the certificate chain of the timestamp authority to verify it');
   const signature = Buffer.from(bundle.content.messageSignature.signature);
   const stamped = stamps.map((t) => {
     try {
@@ -245,7 +250,11 @@ export function verifyAnchorBundle(bundle: Bundle, o: VerifyOptions): ReceiptSum
     anchorKeyID: keyID,
     signedEntryTimestamp: !!entry.inclusionPromise,
     ...(isV1
-      ? { attestedAt: new Date(Number(entry.integratedTime) * 1000).toISOString(), attestedBy: `rekor ${o.rekor.baseURL}`, timeEvidence: 'signed-entry-timestamp' as const }
+      ? {
+          attestedAt: new Date(Number(entry.integratedTime) * 1000).toISOString(),
+          attestedBy: `rekor ${o.rekor.baseURL}`,
+          timeEvidence: 'signed-entry-timestamp' as const,
+        }
       : { attestedAt: stamped[0]!.time.toISOString(), attestedBy: stamped[0]!.tsa.name, timeEvidence: 'rfc3161-timestamp' as const }),
   };
 }

@@ -137,7 +137,8 @@ export function checkTimestamp(der: Uint8Array, signature: Uint8Array, trusted: 
   // PKIStatus granted (0) or grantedWithMods (1); anything else carries no token.
   if (status !== 0n && status !== 1n) throw fail(`the TSA refused (PKIStatus ${status})`);
   if (alg !== SHA256) throw fail(`the message imprint is ${alg ?? 'an unknown algorithm'}, want SHA-256`);
-  if (!imprint.equals(createHash(SHA256).update(signature).digest())) throw fail('the message imprint is not SHA-256 of the anchoring signature: it timestamps other bytes');
+  if (!imprint.equals(createHash(SHA256).update(signature).digest()))
+    throw fail('the message imprint is not SHA-256 of the anchoring signature: it timestamps other bytes');
   const tsa = trusted.find((t) => t.chain[0]!.serialNumber.equals(ts.signerSerialNumber) && t.chain[0]!.issuer.equals(ts.signerIssuer));
   if (!tsa) throw fail('signed by a TSA certificate that is not the configured one');
   return { time: ts.signingTime, tsa };

@@ -58,7 +58,10 @@ export async function* lineBatches(input: AsyncIterable<Uint8Array>, maxLines = 
       partial.push(buf.subarray(start));
       partialBytes += buf.length - start;
       if (partialBytes > MAX_ENTRY_SIZE) {
-        throw new TlogError(ErrorCode.tooLarge, `line ${lineNo + 1} is longer than ${MAX_ENTRY_SIZE} bytes: entries are 1 to 65535 bytes (c2sp.org/tlog-tiles entry bundles)`);
+        throw new TlogError(
+          ErrorCode.tooLarge,
+          `line ${lineNo + 1} is longer than ${MAX_ENTRY_SIZE} bytes: entries are 1 to 65535 bytes (c2sp.org/tlog-tiles entry bundles)`,
+        );
       }
     }
   }

@@ -5,7 +5,7 @@
  *   tlog proof verify FILE (--entry FILE | --leaf-hash B64) --vkey ... [--witness-policy F]
  * (`tlog verify --url` is the full audit, in main.ts.)
  */
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { parseCanonicalDecimal } from '../decimal.js';
@@ -52,7 +52,10 @@ async function sourceAndTrust(o: SourceOpts, getRoots: () => DataRoots): Promise
     const paths = await publicLog(getRoots(), o.tenant ?? process.env.TLOG_TENANT ?? DEFAULT_TENANT);
     src = dirSource(paths.tilesDir, { derivePartials: true });
     if (vkeys.length === 0) {
-      vkeys = (await readText(path.join(paths.historyDir, 'vkeys'), 'verifier keys')).split('\n').map((l) => l.trim()).filter((l) => l !== '');
+      vkeys = (await readText(path.join(paths.historyDir, 'vkeys'), 'verifier keys'))
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l !== '');
     }
   }
   return { src, trust: await trustOf({ ...o, vkey: vkeys }) };
@@ -86,7 +89,7 @@ export function registerClientCommands(program: Command, getRoots: () => DataRoo
   program
     .command('monitor')
     .description('follow a log: verify every new checkpoint and its consistency with the last, and print every new entry as a JSON line')
-    .option('--url <prefix>', 'the log\'s tlog-tiles URL prefix')
+    .option('--url <prefix>', "the log's tlog-tiles URL prefix")
     .addOption(tenantOption())
     .option('--vkey <vkey...>', 'log verifier key(s) to trust (default for a local tenant: its published vkeys)')
     .option('--witness-policy <file>', 'require every checkpoint to satisfy this witness policy')
@@ -155,9 +158,9 @@ export function registerClientCommands(program: Command, getRoots: () => DataRoo
 
   const proof = program
     .command('proof')
-    .description('write a c2sp.org/tlog-proof file for entry <index>, verified against the log\'s checkpoint (see also: proof verify)')
+    .description("write a c2sp.org/tlog-proof file for entry <index>, verified against the log's checkpoint (see also: proof verify)")
     .argument('<index>', 'the entry index')
-    .option('--url <prefix>', 'the log\'s tlog-tiles URL prefix')
+    .option('--url <prefix>', "the log's tlog-tiles URL prefix")
     .addOption(tenantOption())
     .option('--vkey <vkey...>', 'log verifier key(s) to trust (default for a local tenant: its published vkeys)')
     .option('--witness-policy <file>', 'require the checkpoint to satisfy this witness policy')
@@ -178,12 +181,16 @@ export function registerClientCommands(program: Command, getRoots: () => DataRoo
       const inc = await proveInclusion(tiles, cp, index);
       const text = await createTlogProof(tiles, cp, index, extra ? { extra } : {});
       await output(o.out, text);
-      process.stderr.write(`entry ${index} (leaf hash ${encodeBase64(inc.leafHash)}) is in ${cp.checkpoint.origin} at size ${cp.checkpoint.treeSize}` + (o.out ? `; proof written to ${o.out}` : '') + '\n');
+      process.stderr.write(
+        `entry ${index} (leaf hash ${encodeBase64(inc.leafHash)}) is in ${cp.checkpoint.origin} at size ${cp.checkpoint.treeSize}` +
+          (o.out ? `; proof written to ${o.out}` : '') +
+          '\n',
+      );
     });
 
   proof
     .command('verify')
-    .description('check a c2sp.org/tlog-proof file offline against an entry (or its leaf hash) and the log\'s keys')
+    .description("check a c2sp.org/tlog-proof file offline against an entry (or its leaf hash) and the log's keys")
     .argument('<file>', 'the .tlog-proof file')
     .option('--entry <file>', 'the entry the proof is for')
     .option('--leaf-hash <base64>', 'the RFC 6962 leaf hash of the entry, instead of --entry')

@@ -2,7 +2,7 @@
  * `tlog export --format vip-ledger` and `tlog export verify FILE`: the VIP-STD-002 ledger view
  * of a log (see src/client/export.ts for the format).
  */
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -39,7 +39,10 @@ function verifiersOf(vkeys: readonly string[]): NoteVerifier[] {
 }
 
 function vkeyLines(text: string): string[] {
-  return text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
 }
 
 /** checkpoints/<tenant>/log/<N>: the signed checkpoint of tree size N. */
@@ -102,7 +105,8 @@ async function createNew(file: string, what: string): Promise<fsp.FileHandle> {
     return await fsp.open(file, 'wx', 0o644);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') throw new TlogError(ErrorCode.conflict, `${what} ${file} already exists: export never overwrites a file (remove it, or choose another name)`);
+    if (code === 'EEXIST')
+      throw new TlogError(ErrorCode.conflict, `${what} ${file} already exists: export never overwrites a file (remove it, or choose another name)`);
     throw new TlogError(ErrorCode.io, `cannot create ${what} ${file}: ${errnoWords(e)}`);
   }
 }
@@ -248,6 +252,7 @@ export function registerExportCommand(program: Command, roots: () => DataRoots):
           );
         }
       }
-      if (!report.ok) throw new TlogError(ErrorCode.verification, `ledger ${file}: ${report.problems.length}${report.problems.length >= 100 ? '+' : ''} problem(s)`);
+      if (!report.ok)
+        throw new TlogError(ErrorCode.verification, `ledger ${file}: ${report.problems.length}${report.problems.length >= 100 ? '+' : ''} problem(s)`);
     });
 }

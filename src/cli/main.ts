@@ -53,7 +53,11 @@ async function readStdinEntry(): Promise<Buffer> {
   for await (const c of process.stdin) {
     chunks.push(c as Buffer);
     n += (c as Buffer).length;
-    if (n > MAX_ENTRY_SIZE) throw new TlogError(ErrorCode.tooLarge, `stdin is longer than ${MAX_ENTRY_SIZE} bytes: entries are 1 to 65535 bytes (use --lines for one entry per line)`);
+    if (n > MAX_ENTRY_SIZE)
+      throw new TlogError(
+        ErrorCode.tooLarge,
+        `stdin is longer than ${MAX_ENTRY_SIZE} bytes: entries are 1 to 65535 bytes (use --lines for one entry per line)`,
+      );
   }
   return Buffer.concat(chunks);
 }
@@ -93,9 +97,11 @@ export function buildProgram(): Command {
       const { log, outcome } = await createLog(logPaths(roots(program), o.tenant), o.origin);
       await log.close();
       const what =
-        outcome.result === 'replaced' ? `replaced the empty log ${o.tenant} made by \`tlog serve\` (origin ${outcome.oldOrigin}) with a new log with origin ${o.origin}` :
-        outcome.result === 'exists' ? `log ${o.tenant} already has origin ${o.origin} (made by \`tlog serve\`); kept` :
-        `created log ${o.tenant} with origin ${o.origin}`;
+        outcome.result === 'replaced'
+          ? `replaced the empty log ${o.tenant} made by \`tlog serve\` (origin ${outcome.oldOrigin}) with a new log with origin ${o.origin}`
+          : outcome.result === 'exists'
+            ? `log ${o.tenant} already has origin ${o.origin} (made by \`tlog serve\`); kept`
+            : `created log ${o.tenant} with origin ${o.origin}`;
       process.stdout.write(`${what}\nverifier keys:\n${log.verifierKeys().join('\n')}\n`);
     });
 
@@ -115,7 +121,12 @@ export function buildProgram(): Command {
         if (o.lines) {
           const progress = progressCounter('append');
           try {
-            await appendLines(log, process.stdin, (text) => process.stdout.write(text), (n, size) => progress.update(`${n} lines appended, tree size ${size}`));
+            await appendLines(
+              log,
+              process.stdin,
+              (text) => process.stdout.write(text),
+              (n, size) => progress.update(`${n} lines appended, tree size ${size}`),
+            );
           } finally {
             progress.done();
           }
@@ -250,7 +261,7 @@ export function buildProgram(): Command {
   program
     .command('serve')
     .description('serve the logs over HTTP (with no configuration: tenant "default", created on first start)')
-    .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8080, or the configuration\'s)', process.env.TLOG_LISTEN)
+    .option('--listen <host:port>', "address to listen on (default 127.0.0.1:8080, or the configuration's)", process.env.TLOG_LISTEN)
     .option('--config <file>', 'serve the tenants of this YAML or JSON configuration', process.env.TLOG_CONFIG)
     .option('--origin <origin>', 'origin of the default log when it is created (default: <listen>/default)')
     .action(async (o: { listen?: string; origin?: string; config?: string }) => {

@@ -46,10 +46,13 @@ function listenOn(host: string, port: number, server: Server): Promise<Server> {
   return new Promise((resolve, reject) => {
     const onError = (e: NodeJS.ErrnoException) => {
       const why =
-        e.code === 'EADDRINUSE' ? 'the address is already in use (is another tlog serve running?)' :
-        e.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' :
-        e.code === 'EADDRNOTAVAIL' ? 'no such address on this machine' :
-        (e.code ?? e.message);
+        e.code === 'EADDRINUSE'
+          ? 'the address is already in use (is another tlog serve running?)'
+          : e.code === 'EACCES'
+            ? 'permission denied (ports below 1024 need privileges)'
+            : e.code === 'EADDRNOTAVAIL'
+              ? 'no such address on this machine'
+              : (e.code ?? e.message);
       reject(new TlogError(ErrorCode.badInput, `cannot listen on ${host}:${port}: ${why}`, { cause: e }));
     };
     server.once('error', onError);
@@ -63,7 +66,8 @@ function listenOn(host: string, port: number, server: Server): Promise<Server> {
 export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(.*):([0-9]{1,5})$/.exec(listen);
   const port = m ? Number(m[2]) : NaN;
-  if (!m || !(port >= 0 && port <= 65535) || m[1] === '') throw new TlogError(ErrorCode.badInput, `bad listen address ${JSON.stringify(listen)}: want host:port`);
+  if (!m || !(port >= 0 && port <= 65535) || m[1] === '')
+    throw new TlogError(ErrorCode.badInput, `bad listen address ${JSON.stringify(listen)}: want host:port`);
   return { host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port };
 }
 
@@ -99,7 +103,10 @@ export async function serve(o: ServeOptions): Promise<void> {
   }
   const { host, port } = parseListen(listen);
   if (!o.config && !isLoopback(host)) {
-    throw new TlogError(ErrorCode.badInput, `the embedded default tenant accepts writes without credentials, so it only listens on loopback: use --config to listen on ${host}`);
+    throw new TlogError(
+      ErrorCode.badInput,
+      `the embedded default tenant accepts writes without credentials, so it only listens on loopback: use --config to listen on ${host}`,
+    );
   }
 
   /** Re-reads the file and applies it (see tenants/apply.ts); a bad file changes nothing. */
@@ -143,9 +150,11 @@ export async function serve(o: ServeOptions): Promise<void> {
       const { log, outcome } = await openOrInitDefault(o.roots, o.origin, `${host}:${port}/default`, logOpts);
       await tenants.add(log, OPEN_AUTH);
       const what =
-        outcome.result === 'replaced' ? `replaced the empty log "default" of origin ${outcome.oldOrigin} with a new log` :
-        outcome.result === 'created' ? 'created log "default"' :
-        'opened log "default"';
+        outcome.result === 'replaced'
+          ? `replaced the empty log "default" of origin ${outcome.oldOrigin} with a new log`
+          : outcome.result === 'created'
+            ? 'created log "default"'
+            : 'opened log "default"';
       say(`${what} (origin ${log.origin}, size ${log.treeSize}) in ${log.paths.tilesDir}`);
       if (outcome.result === 'created' && o.origin === undefined) {
         say(`its origin is ${log.origin}: to choose one, stop and run \`tlog init --origin <origin>\` (or start with --origin) before appending`);

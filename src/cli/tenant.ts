@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fsp, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { Document, parseDocument, YAMLSeq } from 'yaml';
+import { Document, parseDocument, type YAMLSeq } from 'yaml';
 import { loadConfig, validateConfig, type ServiceConfig } from '../config/config.js';
 import { errnoWords, TlogError, ErrorCode } from '../errors.js';
 import { hashToken } from '../http/auth.js';
@@ -41,10 +41,12 @@ function readConfigFile(file: string, mayBeMissing = false): ConfigFile {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' && mayBeMissing) {
       const dir = path.dirname(path.resolve(file));
-      if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new TlogError(ErrorCode.badInput, `cannot create configuration ${file}: directory ${dir} does not exist`);
+      if (!existsSync(dir) || !statSync(dir).isDirectory())
+        throw new TlogError(ErrorCode.badInput, `cannot create configuration ${file}: directory ${dir} does not exist`);
       return { file, raw: { tenants: [] }, doc: isJson ? null : new Document({ tenants: [] }), exists: false };
     }
-    if (code === 'ENOENT') throw new TlogError(ErrorCode.badInput, `configuration ${file} does not exist (\`tlog tenant add --config ${file} ...\` creates it)`);
+    if (code === 'ENOENT')
+      throw new TlogError(ErrorCode.badInput, `configuration ${file} does not exist (\`tlog tenant add --config ${file} ...\` creates it)`);
     throw new TlogError(ErrorCode.badInput, `cannot read configuration ${file}: ${errnoWords(e)}`);
   }
   try {
@@ -128,7 +130,10 @@ export function registerTenantCommands(program: Command, getRoots: () => DataRoo
       if (existsSync(path.join(paths.stateDir, 'log.json'))) {
         const existing = await readLogConfig(paths.stateDir);
         if (existing.origin !== o.origin) {
-          throw new TlogError(ErrorCode.conflict, `a log "${o.name}" exists in ${roots.stateRoot} with origin ${existing.origin}: give --origin ${existing.origin} to serve it again, or another --name`);
+          throw new TlogError(
+            ErrorCode.conflict,
+            `a log "${o.name}" exists in ${roots.stateRoot} with origin ${existing.origin}: give --origin ${existing.origin} to serve it again, or another --name`,
+          );
         }
         vkeys = (await fsp.readFile(path.join(paths.historyDir, 'vkeys'), 'utf8').catch(() => '')).split('\n').filter((l) => l !== '');
         kept = true;
@@ -148,7 +153,7 @@ export function registerTenantCommands(program: Command, getRoots: () => DataRoo
 
   tenant
     .command('list')
-    .description("list the tenants of a configuration (or, without --config, the logs under the data directories): name, origin, published size, state")
+    .description('list the tenants of a configuration (or, without --config, the logs under the data directories): name, origin, published size, state')
     .option('--config <file>', 'the configuration file (env TLOG_CONFIG)', process.env.TLOG_CONFIG)
     .option('--json', 'print one JSON object per tenant')
     .action(async (o: { config?: string; json?: boolean }) => {
@@ -195,14 +200,19 @@ export function registerTenantCommands(program: Command, getRoots: () => DataRoo
         process.stdout.write(o.config ? `no tenants in ${o.config}\n` : `no logs under ${getRoots().stateRoot}\n`);
         return;
       }
-      const table = [['NAME', 'ORIGIN', 'SIZE', 'STATE', ...(o.config ? ['READS'] : [])], ...rows.map((r) => [r.name, r.origin ?? '?', r.treeSize === null ? '(no log)' : String(r.treeSize), r.state, ...(o.config ? [r.reads ?? ''] : [])])];
+      const table = [
+        ['NAME', 'ORIGIN', 'SIZE', 'STATE', ...(o.config ? ['READS'] : [])],
+        ...rows.map((r) => [r.name, r.origin ?? '?', r.treeSize === null ? '(no log)' : String(r.treeSize), r.state, ...(o.config ? [r.reads ?? ''] : [])]),
+      ];
       const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
       process.stdout.write(table.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n') + '\n');
     });
 
   tenant
     .command('retire')
-    .description('retire a tenant: it takes no more appends (410 tenant_retired) and keeps serving its log, proofs and tiles; the log is never deleted. Then reload the service')
+    .description(
+      'retire a tenant: it takes no more appends (410 tenant_retired) and keeps serving its log, proofs and tiles; the log is never deleted. Then reload the service',
+    )
     .requiredOption('--config <file>', 'the YAML or JSON configuration file to edit')
     .requiredOption('--name <tenant>', 'the tenant to retire')
     .action((o: { config: string; name: string }) => {
@@ -212,7 +222,10 @@ export function registerTenantCommands(program: Command, getRoots: () => DataRoo
       const i = list.findIndex((t) => t?.name === o.name);
       if (i < 0) {
         const names = list.map((t) => String(t?.name));
-        throw new TlogError(ErrorCode.notFound, `no tenant ${o.name} in ${o.config} (${names.length > 0 ? `tenants: ${names.join(', ')}` : 'it has no tenants'})`);
+        throw new TlogError(
+          ErrorCode.notFound,
+          `no tenant ${o.name} in ${o.config} (${names.length > 0 ? `tenants: ${names.join(', ')}` : 'it has no tenants'})`,
+        );
       }
       if (list[i]!.retired === true) {
         process.stdout.write(`tenant ${o.name} is retired already in ${o.config}; nothing changed\n`);
@@ -223,7 +236,9 @@ export function registerTenantCommands(program: Command, getRoots: () => DataRoo
       validateConfig(next, o.config);
       const out = configText(c, next, (doc) => doc.setIn(['tenants', i, 'retired'], true));
       return writeFileDurably(o.config, out, 0o600).then(() => {
-        process.stdout.write(`retired tenant ${o.name} in ${o.config}: once reloaded, it takes no more appends and keeps serving its log, proofs and tiles\n${RELOAD_HINT}`);
+        process.stdout.write(
+          `retired tenant ${o.name} in ${o.config}: once reloaded, it takes no more appends and keeps serving its log, proofs and tiles\n${RELOAD_HINT}`,
+        );
       });
     });
 

@@ -196,7 +196,8 @@ export async function auditLog(src: TlogSource, opts: AuditOptions): Promise<Aud
   }
   await checkPartials(size, true);
   const root = tree.root();
-  if (!equalHashes(root, cp.rootHash)) fail(`the tree rebuilt from the entries has root ${encodeBase64(root)}, the checkpoint says ${encodeBase64(cp.rootHash)}`);
+  if (!equalHashes(root, cp.rootHash))
+    fail(`the tree rebuilt from the entries has root ${encodeBase64(root)}, the checkpoint says ${encodeBase64(cp.rootHash)}`);
   if (nextHistory < history.length) fail(`history checkpoint of size ${history[nextHistory]!.treeSize} was not reached`);
   return {
     origin: cp.origin,

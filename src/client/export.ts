@@ -184,7 +184,15 @@ export async function exportLedger(src: TlogSource, opts: ExportOptions): Promis
       const body = {
         v: LEDGER_VERSION,
         type: LEDGER_ENTRY_TYPE,
-        proof: { log: cp.origin, index, tree_size: size, root_hash: root, leaf_hash: encodeBase64(leaf), inclusion: path.map(encodeBase64), data: encodeBase64(entries[i]!) },
+        proof: {
+          log: cp.origin,
+          index,
+          tree_size: size,
+          root_hash: root,
+          leaf_hash: encodeBase64(leaf),
+          inclusion: path.map(encodeBase64),
+          data: encodeBase64(entries[i]!),
+        },
         prev_hash: prev,
       } as const;
       const entry: LedgerEntry = { ...body, entry_hash: ledgerEntryHash(body) };
@@ -322,7 +330,8 @@ export async function verifyLedger(lines: AsyncIterable<string> | Iterable<strin
       } catch (e) {
         problem(lineNo, idx, `cannot canonicalise the entry: ${(e as Error).message}`);
       }
-      if (actual !== null && actual !== stated) problem(lineNo, idx, `entry_hash ${stated} does not match the entry's contents (${actual}): the entry was changed`);
+      if (actual !== null && actual !== stated)
+        problem(lineNo, idx, `entry_hash ${stated} does not match the entry's contents (${actual}): the entry was changed`);
     }
 
     // 2. The link to the line before.
@@ -345,7 +354,11 @@ export async function verifyLedger(lines: AsyncIterable<string> | Iterable<strin
     if (proof.index !== expected) {
       if (proof.index > expected) {
         const gap = proof.index - expected;
-        problem(lineNo, proof.index, `index ${proof.index} where ${expected} was expected: ${gap === 1 ? `entry ${expected} is` : `entries ${expected} to ${proof.index - 1} are`} missing or out of order`);
+        problem(
+          lineNo,
+          proof.index,
+          `index ${proof.index} where ${expected} was expected: ${gap === 1 ? `entry ${expected} is` : `entries ${expected} to ${proof.index - 1} are`} missing or out of order`,
+        );
       } else problem(lineNo, proof.index, `index ${proof.index} where ${expected} was expected: the entry is repeated or out of order`);
     }
     // Past a moved entry, carry on from the furthest index seen, so one move is not a cascade.
@@ -362,7 +375,11 @@ export async function verifyLedger(lines: AsyncIterable<string> | Iterable<strin
   }
 
   if (tree && expected < tree.size) {
-    problem(lineNo + 1, expected, `the ledger ends at index ${expected - 1}, but the tree has ${tree.size} entries: entries ${expected} to ${tree.size - 1} are missing`);
+    problem(
+      lineNo + 1,
+      expected,
+      `the ledger ends at index ${expected - 1}, but the tree has ${tree.size} entries: entries ${expected} to ${tree.size - 1} are missing`,
+    );
   }
   if (cp) {
     if (!tree) {
@@ -370,7 +387,11 @@ export async function verifyLedger(lines: AsyncIterable<string> | Iterable<strin
     } else {
       if (tree.log !== cp.origin) problem(1, 0, `the ledger is of log ${tree.log}, the checkpoint of ${cp.origin}`);
       if (tree.size !== cp.treeSize || tree.root !== encodeBase64(cp.rootHash)) {
-        problem(1, 0, `the ledger's tree (size ${tree.size}, root ${tree.root}) is not the checkpoint's (size ${cp.treeSize}, root ${encodeBase64(cp.rootHash)})`);
+        problem(
+          1,
+          0,
+          `the ledger's tree (size ${tree.size}, root ${tree.root}) is not the checkpoint's (size ${cp.treeSize}, root ${encodeBase64(cp.rootHash)})`,
+        );
       }
     }
   }

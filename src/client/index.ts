@@ -51,7 +51,18 @@ export {
 
 // Full audit and the VIP-STD-002 ledger view.
 export { auditLog, type AuditOptions, type AuditReport } from './audit.js';
-export { exportLedger, verifyLedger, ledgerEntryHash, type LedgerEntry, type LedgerProof, type ExportOptions, type ExportResult, type VerifyLedgerOptions, type VerifyLedgerReport, type LedgerProblem } from './export.js';
+export {
+  exportLedger,
+  verifyLedger,
+  ledgerEntryHash,
+  type LedgerEntry,
+  type LedgerProof,
+  type ExportOptions,
+  type ExportResult,
+  type VerifyLedgerOptions,
+  type VerifyLedgerReport,
+  type LedgerProblem,
+} from './export.js';
 export { canonicalize } from './jcs.js';
 
 // The building blocks a verifier needs: keys, notes, checkpoints, witness policies, Merkle proofs.

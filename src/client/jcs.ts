@@ -30,7 +30,7 @@ export function compareUtf16(a: string, b: string): number {
   return a.length - b.length;
 }
 
-const SHORT_ESCAPES: Record<number, string> = { 0x08: '\\b', 0x09: '\\t', 0x0a: '\\n', 0x0c: '\\f', 0x0d: '\\r', 0x22: '\\"', 0x5c: '\\\\' };
+const SHORT_ESCAPES: Record<number, string> = { 8: '\\b', 9: '\\t', 10: '\\n', 12: '\\f', 13: '\\r', 34: '\\"', 92: '\\\\' };
 
 /** RFC 8785 3.2.2.2 string serialisation. */
 export function serializeString(s: string): string {

@@ -132,7 +132,8 @@ export class Monitor {
       try {
         text = await fsp.readFile(this.opts.stateFile, 'utf8');
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new TlogError(ErrorCode.io, `read ${this.opts.stateFile}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+          throw new TlogError(ErrorCode.io, `read ${this.opts.stateFile}: ${(e as NodeJS.ErrnoException).code ?? e}`);
       }
       if (text !== null) {
         let state: StateFile;
@@ -196,7 +197,11 @@ export class Monitor {
       } catch (e) {
         if (e instanceof InconsistentCheckpointsError) throw new InconsistentCheckpointsError(prev, next, e.message.replace(/^.*?: /, ''));
         if (isTlogError(e, ErrorCode.notFound)) {
-          throw new InconsistentCheckpointsError(prev, next, `the log went back from size ${a} to ${b} and does not serve the tree of size ${a} (${e.message})`);
+          throw new InconsistentCheckpointsError(
+            prev,
+            next,
+            `the log went back from size ${a} to ${b} and does not serve the tree of size ${a} (${e.message})`,
+          );
         }
         throw e;
       }
@@ -252,7 +257,9 @@ export class Monitor {
           if (!equalHashes(h, tile0.node(0, i)!)) fail(`${this.tiles.src.where}: entry ${b * TILE_WIDTH + i} does not match its hash in tile/0`);
           tree.append(h);
           if (seen && tree.size === seen.size && !equalHashes(tree.root(), seen.root)) {
-            fail(`${this.tiles.src.where}: entries 0..${seen.size - 1} are not the ones handed out before the retry (another tree of size ${seen.size}: a fork)`);
+            fail(
+              `${this.tiles.src.where}: entries 0..${seen.size - 1} are not the ones handed out before the retry (another tree of size ${seen.size}: a fork)`,
+            );
           }
           if (b * TILE_WIDTH + i >= (seen?.size ?? 0)) out.push({ index: b * TILE_WIDTH + i, entry: entries[i]!, leafHash: h });
         }
@@ -261,7 +268,8 @@ export class Monitor {
         const end = tree.size;
         const root = tree.root();
         if (end === size) {
-          if (!equalHashes(root, next.checkpoint.rootHash)) fail(`${this.tiles.src.where}: entries ${first}..${end - 1} do not hash to the root of the checkpoint of size ${size}`);
+          if (!equalHashes(root, next.checkpoint.rootHash))
+            fail(`${this.tiles.src.where}: entries ${first}..${end - 1} do not hash to the root of the checkpoint of size ${size}`);
         } else {
           const p = await this.tiles.withNodes(size, (node) => consistencyProof(end, size, node));
           if (!verifyConsistency(end, size, root, next.checkpoint.rootHash, p)) {
@@ -321,7 +329,9 @@ export class Monitor {
    * accepted checkpoint and never handing an entry out twice; `onRetry` hears of each. A fork,
    * a bad signature or any other failure ends it with the error.
    */
-  async *entries(opts: { signal?: AbortSignal; onAdvance?: (a: MonitorAdvance) => void; onRetry?: (r: MonitorRetry) => void } = {}): AsyncGenerator<MonitoredEntry> {
+  async *entries(
+    opts: { signal?: AbortSignal; onAdvance?: (a: MonitorAdvance) => void; onRetry?: (r: MonitorRetry) => void } = {},
+  ): AsyncGenerator<MonitoredEntry> {
     let failures = 0;
     while (!opts.signal?.aborted) {
       try {

@@ -113,12 +113,7 @@ export function verifyTlogProof(input: string | Uint8Array | TlogProof, leaf: Pr
 }
 
 /** Builds a tlog-proof for entry `index` of a verified checkpoint, from the log's tiles. */
-export async function createTlogProof(
-  src: TlogSource | TileFetcher,
-  cp: TrustedCheckpoint,
-  index: number,
-  opts: { extra?: Uint8Array } = {},
-): Promise<string> {
+export async function createTlogProof(src: TlogSource | TileFetcher, cp: TrustedCheckpoint, index: number, opts: { extra?: Uint8Array } = {}): Promise<string> {
   const { proof } = await proveLeafHash(src, cp, index);
   return formatTlogProof({ ...(opts.extra !== undefined ? { extra: opts.extra } : {}), index, proof, checkpoint: cp.note });
 }

@@ -148,7 +148,10 @@ export class TileFetcher {
     const width = tileWidthInTree(ENTRIES_LEVEL, index, treeSize);
     if (width === 0) throw new Error(`entryBundle: bundle ${index} is not in a tree of size ${treeSize}`);
     const got = await this.fetchRaw(ENTRIES_LEVEL, index, width);
-    if (!got) missing(`${this.src.where}/${formatTilePath({ level: ENTRIES_LEVEL, index, width })} is missing${width < TILE_WIDTH ? ' (and so is the full bundle)' : ''}`);
+    if (!got)
+      missing(
+        `${this.src.where}/${formatTilePath({ level: ENTRIES_LEVEL, index, width })} is missing${width < TILE_WIDTH ? ' (and so is the full bundle)' : ''}`,
+      );
     const entries = decodeEntryBundle(got.data, `${this.src.where}/${got.rel}`);
     const want = got.full ? TILE_WIDTH : width;
     if (entries.length !== want) fail(`${this.src.where}/${got.rel} has ${entries.length} entries, want ${want}`);

@@ -133,14 +133,19 @@ export async function proveInclusion(src: TlogSource | TileFetcher, cp: TrustedC
 }
 
 /** Proves the leaf hash at `index` is in the tree (no entry bundle needed): the hash from tile/0. */
-export async function proveLeafHash(src: TlogSource | TileFetcher, cp: TrustedCheckpoint, index: number): Promise<{ leafHash: Uint8Array; proof: Uint8Array[] }> {
+export async function proveLeafHash(
+  src: TlogSource | TileFetcher,
+  cp: TrustedCheckpoint,
+  index: number,
+): Promise<{ leafHash: Uint8Array; proof: Uint8Array[] }> {
   const tiles = tileFetcher(src);
   const size = cp.checkpoint.treeSize;
   if (!(Number.isSafeInteger(index) && index >= 0 && index < size)) {
     throw new TlogError(ErrorCode.badInput, `index ${index} is not in the tree of size ${size}`);
   }
   const { h, proof } = await tiles.withNodes(size, (node) => ({ h: node(0, index), proof: inclusionProof(index, size, node) }));
-  if (!verifyInclusion(index, size, h, proof, cp.checkpoint.rootHash)) fail(`leaf ${index} of ${tiles.src.where} does not verify against the checkpoint of size ${size}`);
+  if (!verifyInclusion(index, size, h, proof, cp.checkpoint.rootHash))
+    fail(`leaf ${index} of ${tiles.src.where} does not verify against the checkpoint of size ${size}`);
   return { leafHash: h, proof };
 }
 

@@ -103,10 +103,13 @@ function parseRecord(key: string, where: string, bytes: Uint8Array): LeaseRecord
     throw new TlogError(ErrorCode.corrupt, `lease ${where}${key} is not JSON`);
   }
   if (
-    typeof r !== 'object' || r === null ||
+    typeof r !== 'object' ||
+    r === null ||
     typeof r.holder !== 'string' ||
-    !Number.isSafeInteger(r.epoch) || r.epoch! < 1 ||
-    !Number.isSafeInteger(r.ttlMs) || r.ttlMs! < 1 ||
+    !Number.isSafeInteger(r.epoch) ||
+    r.epoch! < 1 ||
+    !Number.isSafeInteger(r.ttlMs) ||
+    r.ttlMs! < 1 ||
     typeof r.expiresAt !== 'string' ||
     typeof r.released !== 'boolean' ||
     typeof r.nonce !== 'string'

@@ -13,7 +13,9 @@ import { errnoWords, TlogError, ErrorCode } from '../errors.js';
 import { checkKeyName } from '../note/note.js';
 
 const tenantName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'want 1-63 of a-z, 0-9, "-", "_", starting with a letter or digit');
-const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'want the lowercase hex SHA-256 of the token (`tlog token hash` prints it; `tlog token new` makes a token)');
+const sha256Hex = z
+  .string()
+  .regex(/^[0-9a-f]{64}$/, 'want the lowercase hex SHA-256 of the token (`tlog token hash` prints it; `tlog token new` makes a token)');
 const origin = z.string().superRefine((s, ctx) => {
   const p = checkKeyName(s);
   if (p) ctx.addIssue({ code: z.ZodIssueCode.custom, message: p });
@@ -22,9 +24,18 @@ const origin = z.string().superRefine((s, ctx) => {
 const limits = z
   .object({
     /** Largest request body, bytes. */
-    maxBodyBytes: z.number().int().min(1).max(256 << 20).default(16 << 20),
+    maxBodyBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(256 << 20)
+      .default(16 << 20),
     /** Entries waiting to be integrated beyond which appends get 503 + Retry-After. */
-    maxPending: z.number().int().min(1).default(1 << 18),
+    maxPending: z
+      .number()
+      .int()
+      .min(1)
+      .default(1 << 18),
     /** Appends (entries) per second per credential, and the burst allowed above it. */
     ratePerSecond: z.number().positive().default(1_000_000),
     burst: z.number().positive().default(1_000_000),
@@ -89,7 +100,10 @@ const anchoring = z
     message: 'a Rekor v2 log gives no signed time: configure tsa (url and certChainFile)',
     path: ['tsa'],
   })
-  .refine((a) => a.rekor.apiVersion === 'v2' || a.tsa === undefined, { message: 'tsa is for Rekor v2: a v1 entry carries its signed entry timestamp', path: ['tsa'] });
+  .refine((a) => a.rekor.apiVersion === 'v2' || a.tsa === undefined, {
+    message: 'tsa is for Rekor v2: a v1 entry carries its signed entry timestamp',
+    path: ['tsa'],
+  });
 
 const tenant = z
   .object({
@@ -120,7 +134,11 @@ const tenant = z
 const http = z
   .object({
     /** Request-body bytes all requests together may hold; a request past it gets 503 + Retry-After. */
-    maxBodyBytesInFlight: z.number().int().min(1).default(128 << 20),
+    maxBodyBytesInFlight: z
+      .number()
+      .int()
+      .min(1)
+      .default(128 << 20),
     /** A request's headers must all arrive within this (node's headersTimeout). */
     headersTimeoutSeconds: z.number().positive().max(3600).default(20),
     /** The whole request, body included, within this (node's requestTimeout). */
@@ -131,7 +149,10 @@ const http = z
     keepAliveTimeoutSeconds: z.number().positive().max(3600).default(5),
   })
   .strict()
-  .refine((h) => h.headersTimeoutSeconds <= h.requestTimeoutSeconds, { message: 'headersTimeoutSeconds must not exceed requestTimeoutSeconds', path: ['headersTimeoutSeconds'] })
+  .refine((h) => h.headersTimeoutSeconds <= h.requestTimeoutSeconds, {
+    message: 'headersTimeoutSeconds must not exceed requestTimeoutSeconds',
+    path: ['headersTimeoutSeconds'],
+  })
   .default({});
 
 export const configSchema = z
@@ -154,7 +175,11 @@ export const configSchema = z
       seen.add(t.name);
       // A body the in-flight budget cannot hold would be refused forever.
       if (t.limits.maxBodyBytes > c.http.maxBodyBytesInFlight) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tenants', i, 'limits', 'maxBodyBytes'], message: `over http.maxBodyBytesInFlight (${c.http.maxBodyBytesInFlight})` });
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['tenants', i, 'limits', 'maxBodyBytes'],
+          message: `over http.maxBodyBytesInFlight (${c.http.maxBodyBytesInFlight})`,
+        });
       }
     });
   });

@@ -105,14 +105,20 @@ export function createEmptyIndex(path: string, bucketCount: number, backend: Map
   const tmp = `${path}.${process.pid}.init.tmp`;
   removeStale(tmp);
   const zero = new Uint8Array(32);
-  const mf = createIndexFile(tmp, bucketCount, Date.now(), {
-    seq: 0,
-    treeSize: 0,
-    rootHash: zero,
-    checkpointHash: zero,
-    indexedSize: 0,
-    entryCount: 0,
-  }, backend);
+  const mf = createIndexFile(
+    tmp,
+    bucketCount,
+    Date.now(),
+    {
+      seq: 0,
+      treeSize: 0,
+      rootHash: zero,
+      checkpointHash: zero,
+      indexedSize: 0,
+      entryCount: 0,
+    },
+    backend,
+  );
   try {
     if (existsSync(path)) {
       removeStale(tmp); // lost a race with another creator: use theirs

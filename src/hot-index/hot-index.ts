@@ -36,17 +36,7 @@ import {
   type MappedFileBackend,
 } from '../../native/index.js';
 import { IndexError } from './errors.js';
-import {
-  createEmptyIndex,
-  createIndexFile,
-  bucketsFor,
-  loadIndexFile,
-  missing,
-  publish,
-  readState,
-  removeStale,
-  stateSlotOffset,
-} from './file.js';
+import { createEmptyIndex, createIndexFile, bucketsFor, loadIndexFile, missing, publish, readState, removeStale, stateSlotOffset } from './file.js';
 import {
   encodeLiveRecord,
   encodeStateRecord,

@@ -35,11 +35,7 @@ export interface RebuildResult {
  * Takes the writer lock on an existing file first, so it fails with `locked` while a writer
  * runs. Durable on return (table and commit point synced, rename and directory fsynced).
  */
-export async function rebuild(
-  path: string,
-  leafHashes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-  opts: RebuildOptions,
-): Promise<RebuildResult> {
+export async function rebuild(path: string, leafHashes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, opts: RebuildOptions): Promise<RebuildResult> {
   let guard: FileLock | undefined;
   if (existsSync(path)) {
     try {

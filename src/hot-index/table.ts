@@ -86,7 +86,7 @@ export class DedupTable {
 
   /** The leaf index stored for the hash at key[keyOffset], or -1. */
   lookup(key: Uint8Array, keyOffset = 0): number {
-    let slot = this.home(key, keyOffset);
+    const slot = this.home(key, keyOffset);
     let bucket = Math.floor(slot / SLOTS_PER_BUCKET);
     let pos = slot - bucket * SLOTS_PER_BUCKET;
     for (let probes = 0; probes < this.capacity; probes++) {
@@ -106,7 +106,7 @@ export class DedupTable {
    * 1 (it grows the table first), so an empty slot always exists.
    */
   insert(key: Uint8Array, keyOffset: number, index: number): InsertResult {
-    let slot = this.home(key, keyOffset);
+    const slot = this.home(key, keyOffset);
     let bucket = Math.floor(slot / SLOTS_PER_BUCKET);
     let pos = slot - bucket * SLOTS_PER_BUCKET;
     for (let probes = 0; probes < this.capacity; probes++) {

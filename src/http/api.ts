@@ -282,7 +282,13 @@ export function apiRoutes(tenantOf: TenantOf, metrics: Metrics, bodies: BodyBudg
     if (!/^[0-9a-f]{64}$/.test(hex)) throw new TlogError(ErrorCode.badInput, 'want the leaf hash as 64 lowercase hex digits');
     const found = await t.log.findByLeafHash(Buffer.from(hex, 'hex'));
     if (!found) throw new TlogError(ErrorCode.notFound, 'no entry with this leaf hash');
-    return c.json({ index: found.index, treeSize: found.treeSize, leafHash: encodeBase64(Buffer.from(hex, 'hex')), checkpoint: found.checkpoint, inclusionProof: found.proof.map(encodeBase64) });
+    return c.json({
+      index: found.index,
+      treeSize: found.treeSize,
+      leafHash: encodeBase64(Buffer.from(hex, 'hex')),
+      checkpoint: found.checkpoint,
+      inclusionProof: found.proof.map(encodeBase64),
+    });
   });
 
   app.get('/proof/consistency', async (c) => {

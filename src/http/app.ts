@@ -39,7 +39,9 @@ const TENANT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /** A configured tenant whose log is still being opened: come back in a second (503 + Retry-After). */
 function stillOpening(name: string): TlogError {
-  return new TlogError(ErrorCode.unavailable, `tenant ${name} is opening (its log is being recovered and checked): try again shortly`, { retryAfterSeconds: 1 });
+  return new TlogError(ErrorCode.unavailable, `tenant ${name} is opening (its log is being recovered and checked): try again shortly`, {
+    retryAfterSeconds: 1,
+  });
 }
 
 /**
@@ -69,7 +71,10 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
     const prefix = c.req.param('tenant');
     const moduleID = c.req.header('x-module-id');
     if (prefix !== undefined && moduleID !== undefined && moduleID !== prefix) {
-      throw new TlogError(ErrorCode.badInput, `the path names tenant ${JSON.stringify(prefix.slice(0, 64))} but X-Module-ID names ${JSON.stringify(moduleID.slice(0, 64))}`);
+      throw new TlogError(
+        ErrorCode.badInput,
+        `the path names tenant ${JSON.stringify(prefix.slice(0, 64))} but X-Module-ID names ${JSON.stringify(moduleID.slice(0, 64))}`,
+      );
     }
     const name = prefix ?? moduleID ?? '';
     const t = TENANT.test(name) ? tenants.get(name) : undefined;
@@ -123,7 +128,12 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
       const cannotWrite = t.log.cannotWrite;
       if (cannotWrite) degraded++;
       if (!admin && !mayRead(c, t)) continue;
-      const health = { treeSize: t.log.treeSize, pending: t.log.pendingCount, lastIntegrationAgeSeconds: (now - t.log.lastIntegrationAt) / 1000, writable: !cannotWrite };
+      const health = {
+        treeSize: t.log.treeSize,
+        pending: t.log.pendingCount,
+        lastIntegrationAgeSeconds: (now - t.log.lastIntegrationAt) / 1000,
+        writable: !cannotWrite,
+      };
       per[t.name] = { ...health, ...(cannotWrite ? { cannotWrite } : {}), ...(t.retired ? { retired: true } : {}) };
     }
     c.header('Cache-Control', 'no-store');

@@ -131,11 +131,11 @@ function onClientError(err: Error & { code?: string; reason?: string }, socket: 
   if (!socket.writable || err.code === 'ECONNRESET' || err.code === 'EPIPE') return void socket.destroy();
   const refusal = refusalOf(err);
   const res = inFlight(socket);
-  if (res && res.req.complete && !res.writableFinished) {
+  if (res?.req.complete && !res.writableFinished) {
     res.once('finish', () => (socket.writable ? answerAndClose(socket, refusal) : socket.destroy()));
     return;
   }
-  if (res && res.headersSent) return void socket.destroy();
+  if (res?.headersSent) return void socket.destroy();
   answerAndClose(socket, refusal);
 }
 
@@ -145,7 +145,10 @@ function onIdle(socket: Socket): void {
   // The request is all in and the app is working out the answer: the wait is the server's.
   if (res && !res.headersSent && res.req.complete) return;
   // The client stopped sending its body: say so before closing.
-  if (res && !res.headersSent && socket.writable) return answerAndClose(socket, [408, ErrorCode.timeout, 'request body stalled']);
+  if (res && !res.headersSent && socket.writable) {
+    answerAndClose(socket, [408, ErrorCode.timeout, 'request body stalled']);
+    return;
+  }
   // Between requests, or an answer the client does not read.
   socket.destroy();
 }

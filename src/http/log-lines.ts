@@ -74,7 +74,9 @@ function value(v: unknown): string {
 export function prettyLine(o: Record<string, unknown>, color = false): string {
   const { time, level, msg, err, ...rest } = o;
   const t = typeof time === 'string' ? time.slice(11, 23) : new Date(typeof time === 'number' ? time : Date.now()).toISOString().slice(11, 23);
-  const name = String(level ?? '').toUpperCase().padEnd(5);
+  const name = String(level ?? '')
+    .toUpperCase()
+    .padEnd(5);
   const lvl = color ? `${LEVEL_COLOR[String(level)] ?? ''}${name}\x1b[0m` : name;
   const fields = Object.entries(rest).map(([k, v]) => `${k}=${value(v)}`);
   let stack = '';
@@ -83,7 +85,13 @@ export function prettyLine(o: Record<string, unknown>, color = false): string {
     if (typeof e === 'object' && e !== null && typeof e.message === 'string') fields.push(`err=${value(e.message)}`);
     else fields.push(`err=${value(err)}`);
     if (typeof e === 'object' && e !== null && typeof e.stack === 'string') {
-      stack = '\n' + e.stack.split('\n').slice(1).map((l) => `    ${l.trim()}`).join('\n');
+      stack =
+        '\n' +
+        e.stack
+          .split('\n')
+          .slice(1)
+          .map((l) => `    ${l.trim()}`)
+          .join('\n');
     }
   }
   return `${t} ${lvl} ${typeof msg === 'string' ? msg : ''}${fields.length ? ' ' + fields.join(' ') : ''}${stack}\n`;

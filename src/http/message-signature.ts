@@ -81,7 +81,8 @@ export function verifyMessageSignature(req: RequestView, signers: Signers, now: 
   const [items, params] = input;
 
   const tag = params.get('tag') as string;
-  if (tag !== expectedTag) throw unauthorized(`the signature is tagged ${quoted(tag)}: it was made for another tenant (this tenant's tag is ${quoted(expectedTag)})`);
+  if (tag !== expectedTag)
+    throw unauthorized(`the signature is tagged ${quoted(tag)}: it was made for another tenant (this tenant's tag is ${quoted(expectedTag)})`);
   const keyid = params.get('keyid');
   if (typeof keyid !== 'string') throw unauthorized('the signature has no keyid (the client id) string parameter');
   const key = signers.key(keyid);
@@ -89,7 +90,8 @@ export function verifyMessageSignature(req: RequestView, signers: Signers, now: 
   const alg = params.get('alg');
   if (alg !== undefined && alg !== 'ed25519') throw unauthorized(`alg ${quoted(String(alg))} is not ed25519, the algorithm of client keys`);
   const nonce = params.get('nonce');
-  if (typeof nonce !== 'string' || nonce.length < NONCE_MIN || nonce.length > NONCE_MAX) throw unauthorized(`the signature needs a nonce string of ${NONCE_MIN} to ${NONCE_MAX} characters`);
+  if (typeof nonce !== 'string' || nonce.length < NONCE_MIN || nonce.length > NONCE_MAX)
+    throw unauthorized(`the signature needs a nonce string of ${NONCE_MIN} to ${NONCE_MAX} characters`);
   const created = params.get('created');
   if (typeof created !== 'number' || !Number.isInteger(created)) throw unauthorized('the signature needs a created integer parameter');
   if (created > now + MAX_CLOCK_AHEAD) throw unauthorized(`created ${created} is more than ${MAX_CLOCK_AHEAD} s ahead of the service's clock (${now})`);
@@ -156,7 +158,10 @@ function parseContentDigest(text: string): [string, Buffer][] {
     throw unauthorized('Content-Digest is not a structured-field dictionary (RFC 9530 §2)');
   }
   const out: [string, Buffer][] = [];
-  for (const [name, alg, size] of [['sha-256', 'sha256', 32], ['sha-512', 'sha512', 64]] as const) {
+  for (const [name, alg, size] of [
+    ['sha-256', 'sha256', 32],
+    ['sha-512', 'sha512', 64],
+  ] as const) {
     const member = dict.get(name);
     if (member === undefined) continue;
     if (isInnerList(member) || !(member[0] instanceof ArrayBuffer) || member[0].byteLength !== size) {

@@ -109,7 +109,7 @@ export class Metrics {
   });
   readonly fsync = new Histogram({
     name: 'tlog_batch_write_seconds',
-    help: 'Time to put a batch\'s tiles and bundles in place and make its journal record durable, all tenants',
+    help: "Time to put a batch's tiles and bundles in place and make its journal record durable, all tenants",
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [this.registry],
   });
@@ -122,7 +122,7 @@ export class Metrics {
   /** Append latency, observed once per request (an append-batch request is one sample). */
   readonly appendLatency = new Histogram({
     name: 'tlog_append_seconds',
-    help: 'Append latency: from queueing an append request\'s entries to their commit (signed checkpoint, proof), all tenants',
+    help: "Append latency: from queueing an append request's entries to their commit (signed checkpoint, proof), all tenants",
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
     registers: [this.registry],
   });
@@ -224,7 +224,11 @@ export function observe(logger: PinoLogger, metrics: Metrics): MiddlewareHandler
     } finally {
       const route = c.req.routePath || 'unmatched';
       metrics.countRequest(route, status);
-      if (requestLines) log.info({ method: c.req.method, path: c.req.path.slice(0, 200), status, ms: +(performance.now() - t0).toFixed(2), tenant: c.get('tenant') }, 'request');
+      if (requestLines)
+        log.info(
+          { method: c.req.method, path: c.req.path.slice(0, 200), status, ms: +(performance.now() - t0).toFixed(2), tenant: c.get('tenant') },
+          'request',
+        );
     }
   };
 }

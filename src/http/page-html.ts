@@ -135,7 +135,8 @@ ${body}
 
 export function renderIndex(tenants: readonly { name: string; origin: string; treeSize: number }[]): string {
   const rows = tenants.map(
-    (t) => `<tr class="tenant"><td><a href="/${esc(t.name)}/">${esc(t.name)}</a></td><td><code>${esc(t.origin)}</code></td><td class="size">${esc(t.treeSize)}</td></tr>`,
+    (t) =>
+      `<tr class="tenant"><td><a href="/${esc(t.name)}/">${esc(t.name)}</a></td><td><code>${esc(t.origin)}</code></td><td class="size">${esc(t.treeSize)}</td></tr>`,
   );
   const body = rows.length
     ? `<table><thead><tr><th>log</th><th>origin</th><th>entries</th></tr></thead><tbody>\n${rows.join('\n')}\n</tbody></table>`
@@ -169,7 +170,10 @@ function anchorSection(v: TenantView): string {
   const receipt = `/${esc(v.name)}/${esc(e.receipt)}`;
   // Rekor v1 serves an entry by its index; Rekor v2 (tiles) has no such lookup: the receipt
   // holds the entry, its inclusion proof and Rekor's checkpoint.
-  const v1 = a.rekor && a.rekor.apiVersion === 'v1' && e.rekorLogIndex !== null ? httpUrl(`${a.rekor.url.replace(/\/+$/, '')}/api/v1/log/entries?logIndex=${e.rekorLogIndex}`) : null;
+  const v1 =
+    a.rekor && a.rekor.apiVersion === 'v1' && e.rekorLogIndex !== null
+      ? httpUrl(`${a.rekor.url.replace(/\/+$/, '')}/api/v1/log/entries?logIndex=${e.rekorLogIndex}`)
+      : null;
   const entry =
     e.rekorLogIndex === null
       ? 'entry unknown'
@@ -177,9 +181,10 @@ function anchorSection(v: TenantView): string {
         ? `<a id="rekor-entry" href="${esc(v1)}">entry ${esc(e.rekorLogIndex)}</a>`
         : `entry <span id="rekor-entry">${esc(e.rekorLogIndex)}</span>`;
   const where = a.rekor ? ` of <code>${esc(a.rekor.url)}</code> (Rekor ${esc(a.rekor.apiVersion)})` : '';
-  const time = e.verified && e.attestedAt
-    ? `anchored ${when(Math.floor(Date.parse(e.attestedAt) / 1000), v.now, 'age')}, attested by ${esc(e.attestedBy ?? 'unknown')}`
-    : `<span class="bad">not verified by this service: ${esc(e.refused ?? 'unknown reason')}</span>`;
+  const time =
+    e.verified && e.attestedAt
+      ? `anchored ${when(Math.floor(Date.parse(e.attestedAt) / 1000), v.now, 'age')}, attested by ${esc(e.attestedBy ?? 'unknown')}`
+      : `<span class="bad">not verified by this service: ${esc(e.refused ?? 'unknown reason')}</span>`;
   return `<h2>Rekor anchor</h2>
 <p id="anchor">Size <span id="anchor-size">${esc(e.treeSize)}</span>: ${entry}${where}; ${time}.
 <br><a href="${receipt}">receipt</a> (a Sigstore bundle; <code>tlog anchor verify</code> checks it offline) · <a href="/${esc(v.name)}/anchors">all receipts</a></p>`;

@@ -35,19 +35,32 @@ export function registerTenantGauges(registry: Registry, source: () => TenantSou
     queueMicrotask(() => (fresh = false));
     collectAll();
   };
-  const gauge = <L extends string>(name: string, help: string, labelNames: L[]): G<L> => new Gauge<L>({ name, help, labelNames, registers: [registry], collect: once });
+  const gauge = <L extends string>(name: string, help: string, labelNames: L[]): G<L> =>
+    new Gauge<L>({ name, help, labelNames, registers: [registry], collect: once });
 
   const treeSize = gauge('tlog_tree_size', 'Entries in the log (the committed tree size)', ['tenant']);
-  const publishedSize = gauge('tlog_published_tree_size', 'Tree size of the published checkpoint (behind tlog_tree_size while a fail-closed log waits for its witnesses)', ['tenant']);
+  const publishedSize = gauge(
+    'tlog_published_tree_size',
+    'Tree size of the published checkpoint (behind tlog_tree_size while a fail-closed log waits for its witnesses)',
+    ['tenant'],
+  );
   const pending = gauge('tlog_pending_entries', 'Entries accepted and not yet committed', ['tenant']);
-  const integratedAt = gauge('tlog_last_integration_timestamp_seconds', 'When the last batch was committed (or the log was opened, if later), Unix seconds', ['tenant']);
-  const checkpointAt = gauge('tlog_checkpoint_timestamp_seconds', 'When the published checkpoint was signed (the timestamp in the log\'s ML-DSA-44 signature), Unix seconds', ['tenant']);
+  const integratedAt = gauge('tlog_last_integration_timestamp_seconds', 'When the last batch was committed (or the log was opened, if later), Unix seconds', [
+    'tenant',
+  ]);
+  const checkpointAt = gauge(
+    'tlog_checkpoint_timestamp_seconds',
+    "When the published checkpoint was signed (the timestamp in the log's ML-DSA-44 signature), Unix seconds",
+    ['tenant'],
+  );
   const cosignedAt = gauge(
     'tlog_witness_cosignature_timestamp_seconds',
     'When each witness of the policy made its newest cosignature the log verified, Unix seconds; 0: never',
     ['tenant', 'witness'],
   );
-  const anchorsPending = gauge('tlog_anchor_jobs_pending', 'Rekor anchoring jobs waiting in the outbox (Rekor or the TSA unreachable, or backing off)', ['tenant']);
+  const anchorsPending = gauge('tlog_anchor_jobs_pending', 'Rekor anchoring jobs waiting in the outbox (Rekor or the TSA unreachable, or backing off)', [
+    'tenant',
+  ]);
   const journalBytes = gauge('tlog_journal_bytes', 'Bytes of write-ahead journal segments on disk (grows while flushes fail)', ['tenant']);
   const diskFree = gauge('tlog_disk_free_bytes', 'Free bytes on the tightest filesystem the log writes to', ['tenant']);
   const writable = gauge('tlog_tenant_writable', '1 when the log takes appends; 0 when it stopped or its disk is full (see /healthz for why)', ['tenant']);

@@ -127,11 +127,7 @@ async function finishInterrupted(paths: LogPaths): Promise<void> {
 
 /** The public files of an empty log: its checkpoint, the history copy of size 0, its vkeys. */
 async function removePublicFilesOfEmptyLog(paths: LogPaths): Promise<void> {
-  const files = [
-    path.join(paths.tilesDir, CHECKPOINT_FILE),
-    path.join(paths.historyDir, 'log', formatIndexPath(0)),
-    path.join(paths.historyDir, 'vkeys'),
-  ];
+  const files = [path.join(paths.tilesDir, CHECKPOINT_FILE), path.join(paths.historyDir, 'log', formatIndexPath(0)), path.join(paths.historyDir, 'vkeys')];
   for (const f of files) await fsp.rm(f, { force: true }).catch((e: unknown) => Promise.reject(ioError('remove', f, e)));
   // The directories go too when nothing else is in them.
   for (const d of [path.join(paths.historyDir, 'log'), paths.historyDir, paths.tilesDir]) {
@@ -146,14 +142,14 @@ async function removePublicFilesOfEmptyLog(paths: LogPaths): Promise<void> {
  */
 async function discardEmptyImplicitLog(paths: LogPaths, existing: LogConfig, origin: string, opts: LogOptions): Promise<void> {
   const refuse = (why: string) =>
-    new TlogError(ErrorCode.conflict, `a log already exists at ${paths.stateDir} with origin ${existing.origin}${why}: its origin cannot change (use --tenant for another log)`);
+    new TlogError(
+      ErrorCode.conflict,
+      `a log already exists at ${paths.stateDir} with origin ${existing.origin}${why}: its origin cannot change (use --tenant for another log)`,
+    );
   if (!existing.implicit) throw refuse('');
   const index = openIndexFile(paths, { readOnly: false, logger: opts.logger ?? silentLogger, backend: opts.indexBackend }, false);
   try {
-    const empty =
-      index.commitPoint.treeSize === 0 &&
-      (await readJournal(journalDir(paths))).length === 0 &&
-      !(await exists(path.join(paths.tilesDir, 'tile')));
+    const empty = index.commitPoint.treeSize === 0 && (await readJournal(journalDir(paths))).length === 0 && !(await exists(path.join(paths.tilesDir, 'tile')));
     if (!empty) throw refuse(' and entries in it');
     // One rename: from here on there is no log under the tenant's name.
     await fsp.rename(paths.stateDir, sideDir(paths, 'discarding'));
@@ -161,7 +157,10 @@ async function discardEmptyImplicitLog(paths: LogPaths, existing: LogConfig, ori
   } finally {
     index.close();
   }
-  (opts.logger ?? silentLogger).warn({ tenant: paths.tenant, oldOrigin: existing.origin, origin }, 'replacing the empty log made on first start with a log of the origin asked for');
+  (opts.logger ?? silentLogger).warn(
+    { tenant: paths.tenant, oldOrigin: existing.origin, origin },
+    'replacing the empty log made on first start with a log of the origin asked for',
+  );
   await removePublicFilesOfEmptyLog(paths);
   await removeTree(sideDir(paths, 'discarding'));
 }
@@ -170,7 +169,12 @@ async function discardEmptyImplicitLog(paths: LogPaths, existing: LogConfig, ori
  * Creates the private state of a new log at `paths` (see the file comment). Refuses an existing
  * log, unless it is implicit and empty (replaced when `origin` differs, left as is when not).
  */
-export async function createLogState(paths: LogPaths, origin: string, opts: LogOptions & { offload?: SignOffload }, c: CreateOptions = {}): Promise<CreateOutcome> {
+export async function createLogState(
+  paths: LogPaths,
+  origin: string,
+  opts: LogOptions & { offload?: SignOffload },
+  c: CreateOptions = {},
+): Promise<CreateOutcome> {
   // The origin is also the key name (c2sp.org/tlog-checkpoint SHOULD), so it must be a valid one.
   const problem = checkKeyName(origin);
   if (problem) throw new TlogError(ErrorCode.badInput, `bad origin: ${problem}`);
@@ -206,7 +210,11 @@ export async function createLogState(paths: LogPaths, origin: string, opts: LogO
       await fsp.mkdir(notesDir(tmp), { mode: 0o700 });
       await writeFileDurably(notePath(tmp, 0), cp.note, 0o600);
       await step('index');
-      const index = openIndexFile(tmpPaths, { readOnly: false, logger: opts.logger ?? silentLogger, indexCapacity: opts.indexCapacity, backend: opts.indexBackend }, true);
+      const index = openIndexFile(
+        tmpPaths,
+        { readOnly: false, logger: opts.logger ?? silentLogger, indexCapacity: opts.indexCapacity, backend: opts.indexBackend },
+        true,
+      );
       try {
         index.writeCommitPoint({ treeSize: 0, rootHash: cp.rootHash, checkpointHash: cp.noteHash });
       } finally {

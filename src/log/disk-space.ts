@@ -46,7 +46,6 @@ export function batchBytes(start: number, n: number, payload: number, edgeBundle
   return roundUp(hashes + bundles) + files * 2 * BLOCK + roundUp(record) + 4 * NOTE_BYTES;
 }
 
-
 /** Below this many free bytes (plus what is queued), every append reads the disk's free space. */
 const TIGHT_BYTES = 64 << 20;
 

@@ -8,7 +8,7 @@ import { TlogError, ErrorCode } from '../errors.js';
 import { equalHashes, leafHash } from '../merkle/hash.js';
 import { formatEntryBundle } from '../tiles/bundle.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, changedTiles, type TileCoord } from '../tiles/layout.js';
-import { ExpandedTile, TileTree, type TileLookup } from '../tiles/tree.js';
+import { type ExpandedTile, TileTree, type TileLookup } from '../tiles/tree.js';
 import type { TileReader } from '../tile-store/tile-reader.js';
 
 export interface Extension {

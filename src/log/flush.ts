@@ -36,7 +36,9 @@ export class Flusher {
     if (this.timer || this.closed) return;
     this.timer = setTimeout(() => {
       this.timer = null;
-      this.flush().catch((e) => this.logger.error({ tenant: this.tenant, err: (e as Error).message }, 'flush failed; the journal keeps the batches until a flush succeeds'));
+      this.flush().catch((e) =>
+        this.logger.error({ tenant: this.tenant, err: (e as Error).message }, 'flush failed; the journal keeps the batches until a flush succeeds'),
+      );
     }, this.intervalMs);
     this.timer.unref();
   }

@@ -8,13 +8,7 @@
  */
 import path from 'node:path';
 import { TlogError, ErrorCode } from '../errors.js';
-import {
-  formatPrivateKey,
-  generatePrivateKey,
-  parsePrivateKeyText,
-  SignatureType,
-  type PrivateKey,
-} from '../note/keys.js';
+import { formatPrivateKey, generatePrivateKey, parsePrivateKeyText, SignatureType, type PrivateKey } from '../note/keys.js';
 import { derivePublicKey, keyPair, type Clock, type KeyPair, type SignOffload } from '../note/signers.js';
 import { createSecretFile, ensureSecretDir, readSecretFile } from '../storage/secret-file.js';
 

@@ -75,8 +75,12 @@ export class Log {
     const logger = opts.logger ?? silentLogger;
     const { paths, store, journal, partials } = parts;
     this.journal = journal;
-    this.space = !this.readOnly && opts.checkFreeSpace !== false ? new DiskSpace({ tiles: paths.tilesDir, checkpoints: paths.historyDir, state: paths.stateDir }) : null;
-    this.flusher = journal && partials ? new Flusher(store, journal, partials, paths.stateDir, parts.settings.flushIntervalMs, () => this.sequencer.answered, logger, paths.tenant) : null;
+    this.space =
+      !this.readOnly && opts.checkFreeSpace !== false ? new DiskSpace({ tiles: paths.tilesDir, checkpoints: paths.historyDir, state: paths.stateDir }) : null;
+    this.flusher =
+      journal && partials
+        ? new Flusher(store, journal, partials, paths.stateDir, parts.settings.flushIntervalMs, () => this.sequencer.answered, logger, paths.tenant)
+        : null;
     this.sequencer = new Sequencer({
       ...parts,
       origin: this.origin,
@@ -88,7 +92,11 @@ export class Log {
       flushSoon: () => this.flusher?.schedule(),
     });
     // Reads see the committed tree; the right edge in memory serves the newest nodes.
-    this.reads = new TreeReads(this.store.reader, (level, index) => this.sequencer.edgeTile(level, index), () => this.sequencer.committed.treeSize);
+    this.reads = new TreeReads(
+      this.store.reader,
+      (level, index) => this.sequencer.edgeTile(level, index),
+      () => this.sequencer.committed.treeSize,
+    );
   }
 
   /**

@@ -121,7 +121,10 @@ export function chooseMldsaBackend(forced: string | undefined): MldsaBackend {
   }
   const b = forced as MldsaBackend;
   if (!available.includes(b)) {
-    throw new TlogError(ErrorCode.badInput, `TLOG_MLDSA_SIGNER=${b}: this runtime (Node ${process.version}) does not offer it; it offers ${available.join(', ')}`);
+    throw new TlogError(
+      ErrorCode.badInput,
+      `TLOG_MLDSA_SIGNER=${b}: this runtime (Node ${process.version}) does not offer it; it offers ${available.join(', ')}`,
+    );
   }
   return b;
 }

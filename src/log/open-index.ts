@@ -92,7 +92,12 @@ async function rangeIsComplete(reader: TileReader, from: number, to: number, roo
  * checkpoint. Notes of batches that never committed may have incomplete tiles: those fail the
  * check and are skipped.
  */
-async function commitPointFromNotes(paths: LogPaths, reader: TileReader, verifiers: readonly NoteVerifier[], published: CommitPoint | null): Promise<CommitPoint> {
+async function commitPointFromNotes(
+  paths: LogPaths,
+  reader: TileReader,
+  verifiers: readonly NoteVerifier[],
+  published: CommitPoint | null,
+): Promise<CommitPoint> {
   const floor = published?.treeSize ?? 0;
   for (const size of await listNoteSizes(paths.stateDir)) {
     if (size < floor) break;
@@ -167,7 +172,8 @@ export async function openIndexAndCommitPoint(
         // reader finds the commit point's note there.
         // (Or, if the writer flushed in between, in the note file after all.)
         const fromJournal =
-          (await journaledNote?.(c)) ?? (journaledNote ? await readCommittedNote(paths.stateDir, c.treeSize, c.rootHash, c.checkpointHash).catch(() => null) : null);
+          (await journaledNote?.(c)) ??
+          (journaledNote ? await readCommittedNote(paths.stateDir, c.treeSize, c.rootHash, c.checkpointHash).catch(() => null) : null);
         if (!fromJournal) throw e;
         committed = fromJournal;
       }
@@ -232,7 +238,8 @@ export async function checkIndex(
       if (found === i) continue;
       if (found < 0) problems.push(`leaf ${i} is missing from the index`);
       else if (found > i) problems.push(`leaf ${i} maps to the later index ${found}`);
-      else if (!equalHashes(await leafHashAt(found), chunk.subarray(off, off + 32))) problems.push(`leaf ${i} maps to index ${found}, which holds another hash`);
+      else if (!equalHashes(await leafHashAt(found), chunk.subarray(off, off + 32)))
+        problems.push(`leaf ${i} maps to index ${found}, which holds another hash`);
       if (problems.length >= 100) return problems;
     }
     onProgress?.(i, treeSize);

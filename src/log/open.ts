@@ -81,7 +81,13 @@ export async function openLog(paths: LogPaths, opts: LogOptions): Promise<LogPar
       publishedBytes = null;
     }
   }
-  const indexOpts: IndexOpenOptions = { readOnly, logger, indexCapacity: opts.indexCapacity, onRebuildProgress: opts.onRebuildProgress, backend: opts.indexBackend };
+  const indexOpts: IndexOpenOptions = {
+    readOnly,
+    logger,
+    indexCapacity: opts.indexCapacity,
+    onRebuildProgress: opts.onRebuildProgress,
+    backend: opts.indexBackend,
+  };
   // A writer first rebuilds from the journal whatever files a crash lost (replay.ts).
   /** Where the journal replayed on open starts: only tiles from there on can hold partials to collect. */
   let journalFrom: number | null = null;

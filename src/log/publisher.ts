@@ -152,7 +152,8 @@ export class Publisher {
     await this.writer.write([{ path: historyPath(this.paths.historyDir, cp.treeSize), data: Buffer.from(cp.note, 'utf8'), kind: 'immutable' }]);
     if (publishedNote) return;
     const fallback = (await this.newestCosigned(cp.treeSize)) ?? (await readIfExists(historyPath(this.paths.historyDir, 0)))?.toString('utf8');
-    if (!fallback) throw new TlogError(ErrorCode.corrupt, `log ${this.paths.tenant}: nothing to publish (no cosigned checkpoint, no history copy of the empty tree)`);
+    if (!fallback)
+      throw new TlogError(ErrorCode.corrupt, `log ${this.paths.tenant}: nothing to publish (no cosigned checkpoint, no history copy of the empty tree)`);
     const note = fallback;
     const fcp = commitPointOf(note);
     await this.enqueue(async () => {
@@ -181,9 +182,7 @@ export class Publisher {
       try {
         openNote(data.toString('utf8'), this.verifiers);
         return data.toString('utf8');
-      } catch {
-        continue;
-      }
+      } catch {}
     }
     return null;
   }

@@ -82,7 +82,10 @@ export async function replayJournal(p: {
       throw new TlogError(ErrorCode.corrupt, `journal of ${paths.tenant}: a record starts at ${b.start} where the tree is at ${edge.size}`);
     }
     const end = b.start + b.entries.length;
-    const ext = edge.extend(b.entries, b.entries.map((e) => leafHash(e)));
+    const ext = edge.extend(
+      b.entries,
+      b.entries.map((e) => leafHash(e)),
+    );
     let cp;
     try {
       openNote(b.note, p.verifiers);
@@ -95,7 +98,10 @@ export async function replayJournal(p: {
     }
     // Checked before this record writes anything: a refusal leaves its files as they are.
     if (committed && end === committed.treeSize && !equalHashes(sha256(Buffer.from(b.note, 'utf8')), committed.checkpointHash)) {
-      throw new TlogError(ErrorCode.corrupt, `journal of ${paths.tenant}: the record at the commit point (size ${committed.treeSize}) holds another checkpoint`);
+      throw new TlogError(
+        ErrorCode.corrupt,
+        `journal of ${paths.tenant}: the record at the commit point (size ${committed.treeSize}) holds another checkpoint`,
+      );
     }
     if (committed && b.start < committed.treeSize && end > committed.treeSize) {
       throw new TlogError(ErrorCode.corrupt, `journal of ${paths.tenant}: no record ends at the commit point (size ${committed.treeSize})`);
@@ -139,7 +145,10 @@ export async function replayJournal(p: {
   let adopted: IndexCommitPoint | null = null;
   if (committed && lastNote !== null && edge.size > committed.treeSize) {
     adopted = { treeSize: edge.size, rootHash: edge.root(), checkpointHash: sha256(Buffer.from(lastNote, 'utf8')), seq: 0 };
-    p.logger.warn({ tenant: paths.tenant, from: committed.treeSize, treeSize: edge.size }, 'adopted journaled batches beyond the commit point (signed, never acknowledged)');
+    p.logger.warn(
+      { tenant: paths.tenant, from: committed.treeSize, treeSize: edge.size },
+      'adopted journaled batches beyond the commit point (signed, never acknowledged)',
+    );
   }
   return { batches: applied, treeSize: edge.size, repaired, adopted };
 }

@@ -39,13 +39,7 @@ export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
 }
 
 /** Writes node(left, right) into out[outOff .. outOff+32) where the inputs are slices of arrays. */
-export function nodeHashInto(
-  src: Uint8Array,
-  leftOff: number,
-  rightOff: number,
-  out: Uint8Array,
-  outOff: number,
-): void {
+export function nodeHashInto(src: Uint8Array, leftOff: number, rightOff: number, out: Uint8Array, outOff: number): void {
   nodeScratch.set(src.subarray(leftOff, leftOff + HASH_SIZE), 1);
   nodeScratch.set(src.subarray(rightOff, rightOff + HASH_SIZE), 1 + HASH_SIZE);
   out.set(hash('sha256', nodeScratch, 'buffer'), outOff);

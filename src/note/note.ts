@@ -216,10 +216,7 @@ export function openNote(input: string | Uint8Array | Note, verifiers: readonly 
       continue;
     }
     if (!v.verify(note.text, sig.signature)) {
-      throw new TlogError(
-        ErrorCode.verification,
-        `signature of ${sig.name} (key ${sig.keyID.toString(16).padStart(8, '0')}) does not verify`,
-      );
+      throw new TlogError(ErrorCode.verification, `signature of ${sig.name} (key ${sig.keyID.toString(16).padStart(8, '0')}) does not verify`);
     }
     const id = `${sig.name}+${sig.keyID}`;
     if (!seen.has(id)) {

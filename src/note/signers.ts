@@ -14,13 +14,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { ml_dsa44 } from '@noble/post-quantum/ml-dsa.js';
 import { TlogError, ErrorCode } from '../errors.js';
 import { parseCheckpoint } from './checkpoint.js';
-import {
-  computeKeyID,
-  type PrivateKey,
-  SignatureType,
-  type VerifierKey,
-  formatVerifierKey,
-} from './keys.js';
+import { computeKeyID, type PrivateKey, SignatureType, type VerifierKey, formatVerifierKey } from './keys.js';
 import type { NoteSigner, NoteVerifier } from './note.js';
 
 const ED25519_SIG_SIZE = 64;
@@ -52,14 +46,7 @@ export function cosignatureV1Message(text: string, timestamp: number): Uint8Arra
  * "subtree/v1\n\0" || u8-length cosigner name || u64 timestamp || u8-length origin ||
  * u64 start || u64 end || hash[32].
  */
-export function subtreeV1Message(p: {
-  cosignerName: string;
-  timestamp: number;
-  origin: string;
-  start: number;
-  end: number;
-  hash: Uint8Array;
-}): Uint8Array {
+export function subtreeV1Message(p: { cosignerName: string; timestamp: number; origin: string; start: number; end: number; hash: Uint8Array }): Uint8Array {
   const name = Buffer.from(p.cosignerName, 'utf8');
   const origin = Buffer.from(p.origin, 'utf8');
   if (name.length > 255 || origin.length > 255) {
@@ -221,8 +208,7 @@ export function verifierFor(key: VerifierKey): TypedVerifier {
   let verify: (text: string, sig: Uint8Array) => boolean;
   switch (type) {
     case SignatureType.ed25519:
-      verify = (text, sig) =>
-        sig.length === ED25519_SIG_SIZE && ed25519.verify(sig, Buffer.from(text, 'utf8'), publicKey, { zip215: false });
+      verify = (text, sig) => sig.length === ED25519_SIG_SIZE && ed25519.verify(sig, Buffer.from(text, 'utf8'), publicKey, { zip215: false });
       break;
     case SignatureType.cosignatureV1:
       verify = (text, sig) => {

@@ -113,10 +113,12 @@ export class DurableWriter {
     try {
       // A file's data first, then the directory entries naming it (the same order write() keeps).
       await forEachLimited([...files], 32, syncFile);
-      await forEachLimited([...dirs], 32, (d) => syncDir(d).catch((e) => {
-        if ((e as TlogError).cause && ((e as TlogError).cause as NodeJS.ErrnoException).code === 'ENOENT') return;
-        throw e;
-      }));
+      await forEachLimited([...dirs], 32, (d) =>
+        syncDir(d).catch((e) => {
+          if ((e as TlogError).cause && ((e as TlogError).cause as NodeJS.ErrnoException).code === 'ENOENT') return;
+          throw e;
+        }),
+      );
     } catch (e) {
       for (const f of files) this.unsyncedFiles.add(f);
       for (const d of dirs) this.unsyncedDirs.add(d);

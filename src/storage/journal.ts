@@ -205,7 +205,10 @@ export class Journal {
     const j = new Journal(dir, (existing.at(-1) ?? -1) + 1, opts);
     for (const seq of existing) {
       const p = path.join(dir, String(seq));
-      const bytes = await fsp.stat(p).then((st) => st.size, () => 0);
+      const bytes = await fsp.stat(p).then(
+        (st) => st.size,
+        () => 0,
+      );
       j.older.push({ seq, path: p, mark: Number.POSITIVE_INFINITY, first: -1, bytes });
     }
     return j;

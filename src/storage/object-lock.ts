@@ -47,7 +47,10 @@ const describe = (r: { mode: string; days: number }) => `${r.mode}, ${r.days} da
 export function compareObjectLock(bucket: string, tenant: string, lock: BucketLock, wanted: Retention | undefined): void {
   if (!wanted) return;
   if (!lock.enabled) {
-    throw new TlogError(ErrorCode.badInput, `tenant ${tenant} asks for Object Lock retention (${describe(wanted)}) but bucket ${bucket} has no Object Lock enabled`);
+    throw new TlogError(
+      ErrorCode.badInput,
+      `tenant ${tenant} asks for Object Lock retention (${describe(wanted)}) but bucket ${bucket} has no Object Lock enabled`,
+    );
   }
   const d = lock.defaultRetention;
   if (d && ((d.mode === 'COMPLIANCE' && wanted.mode === 'GOVERNANCE') || wanted.days < d.days)) {

@@ -92,7 +92,10 @@ const SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
 
 export function checkKey(key: string): void {
   if (key.length === 0 || key.length > 1024 || !key.split('/').every((s) => SEGMENT.test(s))) {
-    throw new TlogError(ErrorCode.badInput, `bad object key ${JSON.stringify(key)}: want "/"-separated segments of A-Z a-z 0-9 . _ -, none empty or starting with "."`);
+    throw new TlogError(
+      ErrorCode.badInput,
+      `bad object key ${JSON.stringify(key)}: want "/"-separated segments of A-Z a-z 0-9 . _ -, none empty or starting with "."`,
+    );
   }
 }
 

@@ -44,7 +44,10 @@ export class PosixStore implements ObjectStore {
   /** The last queued putMutable per key: calls of this process for one key run one at a time. */
   private readonly queues = new Map<string, Promise<unknown>>();
 
-  constructor(root: string, private readonly opts: PosixStoreOptions = {}) {
+  constructor(
+    root: string,
+    private readonly opts: PosixStoreOptions = {},
+  ) {
     this.root = path.resolve(root);
     this.where = `posix:${this.root}/`;
   }
@@ -153,7 +156,8 @@ export class PosixStore implements ObjectStore {
         return lockFileExclusive(lockPath);
       } catch (e) {
         if (!(e instanceof NativeError && e.code === LOCK_HELD)) throw ioError('lock', lockPath, e);
-        if (i + 1 >= attempts) throw new TlogError(ErrorCode.locked, `lock ${lockPath}: still held by another process after ${attempts} attempts`, { cause: e });
+        if (i + 1 >= attempts)
+          throw new TlogError(ErrorCode.locked, `lock ${lockPath}: still held by another process after ${attempts} attempts`, { cause: e });
       }
       await new Promise((r) => setTimeout(r, 5));
     }

@@ -96,7 +96,11 @@ export function s3Code(e: unknown): string | undefined {
 export function s3Error(op: string, where: string, e: unknown): TlogError {
   const status = s3Status(e);
   const code = s3Code(e) ?? String(e);
-  return new TlogError(ErrorCode.io, `${op} ${where}: ${code}${status ? ` (HTTP ${status})` : ''}${e instanceof Error && e.message && e.message !== code ? `: ${e.message}` : ''}`, { cause: e });
+  return new TlogError(
+    ErrorCode.io,
+    `${op} ${where}: ${code}${status ? ` (HTTP ${status})` : ''}${e instanceof Error && e.message && e.message !== code ? `: ${e.message}` : ''}`,
+    { cause: e },
+  );
 }
 
 function md5Base64(bytes: Uint8Array): string {
@@ -123,7 +127,10 @@ export class S3Store implements ObjectStore {
     }
     const r = opts.retention;
     if (r && (!Number.isSafeInteger(r.days) || r.days < 1 || !['COMPLIANCE', 'GOVERNANCE'].includes(r.mode))) {
-      throw new TlogError(ErrorCode.badInput, `bad Object Lock retention ${JSON.stringify(r)}: want mode COMPLIANCE or GOVERNANCE and a whole number of days >= 1`);
+      throw new TlogError(
+        ErrorCode.badInput,
+        `bad Object Lock retention ${JSON.stringify(r)}: want mode COMPLIANCE or GOVERNANCE and a whole number of days >= 1`,
+      );
     }
     this.bucket = opts.bucket;
     this.prefix = prefix;
@@ -191,7 +198,14 @@ export class S3Store implements ObjectStore {
     for (let attempt = 0; ; attempt++) {
       try {
         const out = await this.client.send(
-          new PutObjectCommand({ Bucket: this.bucket, Key: this.prefix + key, Body: bytes, ContentLength: bytes.length, ContentMD5: md5Base64(bytes), ...extra }),
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: this.prefix + key,
+            Body: bytes,
+            ContentLength: bytes.length,
+            ContentMD5: md5Base64(bytes),
+            ...extra,
+          }),
         );
         if (!out.ETag) throw new TlogError(ErrorCode.io, `put ${this.where}${key}: the store answered without an ETag`);
         return out.ETag;

@@ -134,9 +134,17 @@ export class ConfiguredTenants {
     for (const [i, r] of opened.entries()) if (r.status === 'fulfilled') applied.push(`+${fresh[i]!.name}`);
     if (failed.length > 0) {
       const first = failed[0]!;
-      const others = failed.length > 1 ? ` (and ${failed.length - 1} more: ${failed.slice(1).map((f) => f.name).join(', ')})` : '';
+      const others =
+        failed.length > 1
+          ? ` (and ${failed.length - 1} more: ${failed
+              .slice(1)
+              .map((f) => f.name)
+              .join(', ')})`
+          : '';
       const msg = first.reason instanceof Error ? first.reason.message : String(first.reason);
-      throw new TlogError(isTlogError(first.reason) ? first.reason.code : ErrorCode.io, `tenant ${first.name} could not be opened: ${msg}${others}`, { cause: first.reason });
+      throw new TlogError(isTlogError(first.reason) ? first.reason.code : ErrorCode.io, `tenant ${first.name} could not be opened: ${msg}${others}`, {
+        cause: first.reason,
+      });
     }
 
     for (const tc of cfg.tenants) {
@@ -207,7 +215,10 @@ export class ConfiguredTenants {
     );
     for (const [i, tc] of cfg.tenants.entries()) {
       if (origins[i] !== tc.origin) {
-        throw new TlogError(ErrorCode.badInput, `tenants[${i}] (${tc.name}).origin: the log has origin ${origins[i]}, the file says ${tc.origin}; a log's origin cannot change`);
+        throw new TlogError(
+          ErrorCode.badInput,
+          `tenants[${i}] (${tc.name}).origin: the log has origin ${origins[i]}, the file says ${tc.origin}; a log's origin cannot change`,
+        );
       }
     }
     return policies;
@@ -229,7 +240,10 @@ export class ConfiguredTenants {
     this.applied.set(tc.name, tc);
     if (policy && tc.witnesses) this.startCosigner(t, tc, policy);
     await this.startAnchoring(t, tc);
-    this.logger.info({ tenant: tc.name, origin: tc.origin, created, treeSize: log.treeSize, verifierKeys: log.verifierKeys() }, created ? 'tenant created' : 'tenant opened');
+    this.logger.info(
+      { tenant: tc.name, origin: tc.origin, created, treeSize: log.treeSize, verifierKeys: log.verifierKeys() },
+      created ? 'tenant created' : 'tenant opened',
+    );
   }
 
   /**
@@ -246,7 +260,12 @@ export class ConfiguredTenants {
 
   private startCosigner(t: Tenant, tc: TenantConfig, policy: WitnessPolicy): void {
     const w = tc.witnesses!;
-    t.cosigner = new Cosigner(t.log, policy, { mode: w.mode, intervalMs: w.intervalSeconds * 1000, timeoutMs: w.timeoutSeconds * 1000, logger: this.logOpts.logger });
+    t.cosigner = new Cosigner(t.log, policy, {
+      mode: w.mode,
+      intervalMs: w.intervalSeconds * 1000,
+      timeoutMs: w.timeoutSeconds * 1000,
+      logger: this.logOpts.logger,
+    });
     t.cosigner.start();
   }
 

@@ -154,11 +154,13 @@ export class TenantRegistry {
   }
 
   async closeAll(): Promise<void> {
-    await Promise.all([...this.tenants.values()].map(async (t) => {
-      await t.cosigner?.stop();
-      await t.anchorer?.stop();
-      await t.log.close();
-    }));
+    await Promise.all(
+      [...this.tenants.values()].map(async (t) => {
+        await t.cosigner?.stop();
+        await t.anchorer?.stop();
+        await t.log.close();
+      }),
+    );
   }
 }
 

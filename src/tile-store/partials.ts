@@ -33,7 +33,17 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { syncDir, type FileWrite } from '../storage/durable.js';
-import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, hashesAtLevel, partialTiles, tileWidthInTree, topLevel, treeHashBytes, type TileCoord } from '../tiles/layout.js';
+import {
+  ENTRIES_LEVEL,
+  TILE_WIDTH,
+  formatTilePath,
+  hashesAtLevel,
+  partialTiles,
+  tileWidthInTree,
+  topLevel,
+  treeHashBytes,
+  type TileCoord,
+} from '../tiles/layout.js';
 import { parsePartialWidth } from '../tiles/prefix.js';
 import type { Logger } from '../logger.js';
 import type { TileReader } from './tile-reader.js';
@@ -125,7 +135,8 @@ export class PartialTiles {
       }
     }
     for (const t of temps) await fsp.unlink(t).catch(() => {});
-    const edgeBundle = size % TILE_WIDTH > 0 ? p.files.get(formatTilePath({ level: ENTRIES_LEVEL, index: Math.floor(size / TILE_WIDTH), width: size % TILE_WIDTH })) : undefined;
+    const edgeBundle =
+      size % TILE_WIDTH > 0 ? p.files.get(formatTilePath({ level: ENTRIES_LEVEL, index: Math.floor(size / TILE_WIDTH), width: size % TILE_WIDTH })) : undefined;
     p.entryBytes = await entryBytesAtLeast(io.reader, size, edgeBundle);
     // Narrower bundles of the newest tile were published (or are leftovers of a crash): kept
     // like earlier published checkpoints, newest first, within the budget.
@@ -140,7 +151,8 @@ export class PartialTiles {
     p.enforceBudget();
     await p.ensure(published);
     await p.syncDeletions();
-    if (removed + temps.length > 0) io.logger.info({ tenant: io.tenant, removed: removed + temps.length }, 'collected partial tiles no checkpoint needs any more');
+    if (removed + temps.length > 0)
+      io.logger.info({ tenant: io.tenant, removed: removed + temps.length }, 'collected partial tiles no checkpoint needs any more');
     return p;
   }
 

@@ -42,10 +42,7 @@ const TENANT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 /** Tenant names become path segments and URL prefixes: lowercase, digits, "-" and "_" only. */
 export function checkTenantName(name: string): void {
   if (!TENANT_NAME.test(name)) {
-    throw new TlogError(
-      ErrorCode.badInput,
-      `bad tenant name ${JSON.stringify(name)}: want 1-63 of a-z, 0-9, "-", "_", starting with a letter or digit`,
-    );
+    throw new TlogError(ErrorCode.badInput, `bad tenant name ${JSON.stringify(name)}: want 1-63 of a-z, 0-9, "-", "_", starting with a letter or digit`);
   }
 }
 
@@ -55,10 +52,7 @@ export function logPaths(roots: DataRoots, tenant: string): LogPaths {
   for (const served of [roots.tilesRoot, roots.checkpointsRoot]) {
     // Either way round: a served root inside the state root would publish it just the same.
     if (isInside(served, stateRoot) || isInside(stateRoot, served)) {
-      throw new TlogError(
-        ErrorCode.badInput,
-        `state directory ${stateRoot} must not be inside or contain the served directory ${path.resolve(served)}`,
-      );
+      throw new TlogError(ErrorCode.badInput, `state directory ${stateRoot} must not be inside or contain the served directory ${path.resolve(served)}`);
     }
   }
   return {

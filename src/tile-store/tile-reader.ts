@@ -178,4 +178,3 @@ function checkTileLength(p: string, data: Uint8Array, width: number): Uint8Array
   }
   return data;
 }
-

@@ -7,7 +7,7 @@
  * Writes of a batch's tiles are deferred: renamed into place at once, fsynced by the engine's
  * next flush (files.flush()); until then the batch's journal record can redo them.
  */
-import { ErrorCode, TlogError, isTlogError } from '../errors.js';
+import { ErrorCode, type TlogError, isTlogError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { DurableWriter, type DurableOptions } from '../storage/durable.js';
 import { sharedFileWorker } from '../storage/file-worker.js';
@@ -52,7 +52,9 @@ export class TileStore {
    * other bytes fails the write (immutable_conflict).
    */
   writeTiles(files: readonly TileFile[]): Promise<void> {
-    return this.files.writeDeferred(files.map((f) => ({ path: this.reader.tilePath(f.coord.level, f.coord.index, f.coord.width), data: f.data, kind: 'immutable' })));
+    return this.files.writeDeferred(
+      files.map((f) => ({ path: this.reader.tilePath(f.coord.level, f.coord.index, f.coord.width), data: f.data, kind: 'immutable' })),
+    );
   }
 
   /**

@@ -15,10 +15,7 @@ export function checkEntrySize(entry: Uint8Array): void {
     throw new TlogError(ErrorCode.badInput, 'entry is empty: entries are 1 to 65535 bytes');
   }
   if (entry.length > MAX_ENTRY_SIZE) {
-    throw new TlogError(
-      ErrorCode.tooLarge,
-      `entry is ${entry.length} bytes: entries are 1 to 65535 bytes (c2sp.org/tlog-tiles entry bundles)`,
-    );
+    throw new TlogError(ErrorCode.tooLarge, `entry is ${entry.length} bytes: entries are 1 to 65535 bytes (c2sp.org/tlog-tiles entry bundles)`);
   }
 }
 

@@ -59,7 +59,8 @@ export class WitnessEndpoint {
   async cosign(note: string, size: number, proof: (oldSize: number) => Promise<Uint8Array[]>): Promise<CosignResult> {
     for (let attempt = 0; attempt < 2; attempt++) {
       const old = this.knownSize ?? 0;
-      if (old > size) throw new TlogError(ErrorCode.conflict, `witness ${this.url} has cosigned size ${old}, beyond ${size}: is another log using this origin?`);
+      if (old > size)
+        throw new TlogError(ErrorCode.conflict, `witness ${this.url} has cosigned size ${old}, beyond ${size}: is another log using this origin?`);
       const lines = old === 0 ? [] : (await proof(old)).map(encodeBase64);
       const body = `old ${old}\n${lines.map((l) => `${l}\n`).join('')}\n${note}`;
       const res = await this.post(body);

@@ -98,7 +98,8 @@ export class Cosigner {
         got.push(...r.value.signatures);
         this.urlErrors.delete(url);
         for (const g of r.value.signatures) this.noteCosignature(g.witness, g.signature, cp.treeSize, Math.floor(Date.now() / 1000));
-        if (r.value.ignored > 0) this.opts.logger.warn({ tenant: this.log.paths.tenant, witness: url, ignored: r.value.ignored }, 'witness returned lines that do not verify');
+        if (r.value.ignored > 0)
+          this.opts.logger.warn({ tenant: this.log.paths.tenant, witness: url, ignored: r.value.ignored }, 'witness returned lines that do not verify');
         for (const key of r.value.unlisted) {
           if (this.reportedUnlisted.has(`${url} ${key}`)) continue;
           this.reportedUnlisted.add(`${url} ${key}`);
@@ -112,12 +113,25 @@ export class Cosigner {
     const names = new Set(got.map((g) => g.witness));
     const ok = policySatisfied(this.policy, names);
     if (!ok && this.opts.mode === 'fail-closed') {
-      this.opts.logger.warn({ tenant: this.log.paths.tenant, treeSize: cp.treeSize, cosignedBy: [...names] }, 'witness quorum not reached: checkpoint not published (fail-closed)');
+      this.opts.logger.warn(
+        { tenant: this.log.paths.tenant, treeSize: cp.treeSize, cosignedBy: [...names] },
+        'witness quorum not reached: checkpoint not published (fail-closed)',
+      );
       return;
     }
-    if (!ok) this.opts.logger.warn({ tenant: this.log.paths.tenant, treeSize: cp.treeSize, cosignedBy: [...names] }, 'witness quorum not reached: publishing anyway (fail-open)');
+    if (!ok)
+      this.opts.logger.warn(
+        { tenant: this.log.paths.tenant, treeSize: cp.treeSize, cosignedBy: [...names] },
+        'witness quorum not reached: publishing anyway (fail-open)',
+      );
     // Filed in cosigned/ only when the quorum cosigned; failing open serves it all the same.
-    await this.log.publishCosigned(withSignatures(cp.note, got.map((g) => g.signature)), ok);
+    await this.log.publishCosigned(
+      withSignatures(
+        cp.note,
+        got.map((g) => g.signature),
+      ),
+      ok,
+    );
     this.lastPublished = cp.treeSize;
   }
 
@@ -133,7 +147,7 @@ export class Cosigner {
       throw new TlogError(ErrorCode.verification, 'not a checkpoint signed by this log');
     }
     const extra = extraSignatures(note, logVerifiers);
-    if (extra.length === 0) throw new TlogError(ErrorCode.badInput, 'no cosignature lines beyond the log\'s own');
+    if (extra.length === 0) throw new TlogError(ErrorCode.badInput, "no cosignature lines beyond the log's own");
     for (const s of extra) {
       const w = [...this.policy.witnesses.values()].find((x) => x.verifier.name === s.name && x.verifier.keyID === s.keyID);
       if (!w) throw new TlogError(ErrorCode.verification, `cosignature from ${s.name} is not from a configured witness key`);
@@ -151,7 +165,11 @@ export class Cosigner {
         ? published.note
         : formatNote({ text: parsed.text, signatures: parsed.signatures.filter((s) => logVerifiers.some((v) => v.name === s.name && v.keyID === s.keyID)) });
     const merged = withSignatures(base, extra);
-    const names = new Set(extraSignatures(merged, logVerifiers).flatMap((s) => [...this.policy.witnesses.values()].filter((w) => w.verifier.name === s.name && w.verifier.keyID === s.keyID).map((w) => w.name)));
+    const names = new Set(
+      extraSignatures(merged, logVerifiers).flatMap((s) =>
+        [...this.policy.witnesses.values()].filter((w) => w.verifier.name === s.name && w.verifier.keyID === s.keyID).map((w) => w.name),
+      ),
+    );
     const meetsPolicy = policySatisfied(this.policy, names);
     if (size > published.treeSize && this.opts.mode === 'fail-closed' && !meetsPolicy) {
       throw new TlogError(ErrorCode.verification, 'these cosignatures do not reach the witness quorum (fail-closed)');

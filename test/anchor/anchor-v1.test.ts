@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { bundleFromJSON, bundleToJSON } from '@sigstore/bundle';
+import { bundleFromJSON, type bundleToJSON } from '@sigstore/bundle';
 import { toSignedEntity, Verifier } from '@sigstore/verify';
 import { anchorKeyPath, createAnchorKey, loadAnchorKey } from '../../src/anchor/key.js';
 import { Outbox } from '../../src/anchor/outbox.js';
@@ -167,7 +167,13 @@ describe('anchoring against a loopback Rekor v1', () => {
     expect(list.status).toBe(200);
     const body = (await list.json()) as { receipts: { treeSize: number; receipt: string; checkpoint: string; rekorLogIndex: number }[] };
     const job = (await new Outbox(f.paths.stateDir).get(3))!;
-    const entry = { treeSize: 3, receipt: '/anchored/anchors/003.sigstore.json', checkpoint: '/anchored/anchors/003.checkpoint', rekorLogIndex: 0, kind: 'hashedrekord/0.0.1' };
+    const entry = {
+      treeSize: 3,
+      receipt: '/anchored/anchors/003.sigstore.json',
+      checkpoint: '/anchored/anchors/003.checkpoint',
+      rekorLogIndex: 0,
+      kind: 'hashedrekord/0.0.1',
+    };
     // v1: the attested time is the SET's integrated time, attested by the Rekor log.
     const summary = await verifyReceipt(job.receipt ? path.join(f.paths.historyDir, job.receipt) : '', { rekorPublicKey: rekor.publicKeyPem });
     expect(summary.attestedAt).toBe(new Date(summary.integratedTime! * 1000).toISOString());
@@ -209,14 +215,37 @@ describe('tampered receipts fail verification', () => {
   };
   type J = ReturnType<typeof bundleToJSON> & Record<string, any>;
   const mutations: [string, (j: any) => void][] = [
-    ['a changed signed entry timestamp', (j) => (j.verificationMaterial.tlogEntries[0].inclusionPromise.signedEntryTimestamp = flip(j.verificationMaterial.tlogEntries[0].inclusionPromise.signedEntryTimestamp))],
-    ['a changed proof hash', (j) => (j.verificationMaterial.tlogEntries[0].inclusionProof.hashes[0] = flip(j.verificationMaterial.tlogEntries[0].inclusionProof.hashes[0]))],
+    [
+      'a changed signed entry timestamp',
+      (j) =>
+        (j.verificationMaterial.tlogEntries[0].inclusionPromise.signedEntryTimestamp = flip(
+          j.verificationMaterial.tlogEntries[0].inclusionPromise.signedEntryTimestamp,
+        )),
+    ],
+    [
+      'a changed proof hash',
+      (j) => (j.verificationMaterial.tlogEntries[0].inclusionProof.hashes[0] = flip(j.verificationMaterial.tlogEntries[0].inclusionProof.hashes[0])),
+    ],
     ['a changed proof index', (j) => (j.verificationMaterial.tlogEntries[0].inclusionProof.logIndex = '0')],
-    ['a changed rekor checkpoint', (j) => (j.verificationMaterial.tlogEntries[0].inclusionProof.checkpoint.envelope = j.verificationMaterial.tlogEntries[0].inclusionProof.checkpoint.envelope.replace('\n2\n', '\n3\n'))],
-    ['a changed integrated time', (j) => (j.verificationMaterial.tlogEntries[0].integratedTime = String(Number(j.verificationMaterial.tlogEntries[0].integratedTime) + 1))],
+    [
+      'a changed rekor checkpoint',
+      (j) =>
+        (j.verificationMaterial.tlogEntries[0].inclusionProof.checkpoint.envelope =
+          j.verificationMaterial.tlogEntries[0].inclusionProof.checkpoint.envelope.replace('\n2\n', '\n3\n')),
+    ],
+    [
+      'a changed integrated time',
+      (j) => (j.verificationMaterial.tlogEntries[0].integratedTime = String(Number(j.verificationMaterial.tlogEntries[0].integratedTime) + 1)),
+    ],
     ['a changed message digest', (j) => (j.messageSignature.messageDigest.digest = flip(j.messageSignature.messageDigest.digest))],
     ['a changed signature', (j) => (j.messageSignature.signature = flip(j.messageSignature.signature))],
-    ['a changed entry body', (j) => (j.verificationMaterial.tlogEntries[0].canonicalizedBody = Buffer.from(Buffer.from(j.verificationMaterial.tlogEntries[0].canonicalizedBody, 'base64').toString().replace('"sha256"', '"sha256" ')).toString('base64'))],
+    [
+      'a changed entry body',
+      (j) =>
+        (j.verificationMaterial.tlogEntries[0].canonicalizedBody = Buffer.from(
+          Buffer.from(j.verificationMaterial.tlogEntries[0].canonicalizedBody, 'base64').toString().replace('"sha256"', '"sha256" '),
+        ).toString('base64')),
+    ],
     ['a missing SET', (j) => delete j.verificationMaterial.tlogEntries[0].inclusionPromise],
     ['a missing inclusion proof', (j) => delete j.verificationMaterial.tlogEntries[0].inclusionProof],
   ];

@@ -74,7 +74,7 @@ describe('tlog anchor', () => {
     expect(process.exitCode).toBe(1);
     await rekor.up();
     expect(await tlog('anchor', 'now', '--tenant', 'cli', '--rekor-url', rekor.url, '--rekor-key', keyFile)).toMatch(
-      /^anchored cli at size 2: rekor entry 0\n  anchored at \S+Z, attested by rekor http:\/\/127\.0\.0\.1:\d+\n/,
+      /^anchored cli at size 2: rekor entry 0\n {2}anchored at \S+Z, attested by rekor http:\/\/127\.0\.0\.1:\d+\n/,
     );
     expect(rekor.entries).toHaveLength(1);
   });
@@ -88,7 +88,22 @@ describe('tlog anchor', () => {
     await expect(tlog(...v2, '--tsa-url', 'http://127.0.0.1:9', '--tsa-chain', path.join(f.dir, 'bad.pem'))).rejects.toThrow(/bad TSA certificate chain/);
     // A v1 log takes no TSA.
     writeFileSync(path.join(f.dir, 'tsa.pem'), readFileSync(path.join(__dirname, 'fixtures/tsa/chain.pem')));
-    await expect(tlog('anchor', 'now', '--tenant', 'cli', '--rekor-url', rekor.url, '--rekor-key', keyFile, '--tsa-url', 'http://127.0.0.1:9', '--tsa-chain', path.join(f.dir, 'tsa.pem'))).rejects.toThrow(/tsa is for Rekor v2/);
+    await expect(
+      tlog(
+        'anchor',
+        'now',
+        '--tenant',
+        'cli',
+        '--rekor-url',
+        rekor.url,
+        '--rekor-key',
+        keyFile,
+        '--tsa-url',
+        'http://127.0.0.1:9',
+        '--tsa-chain',
+        path.join(f.dir, 'tsa.pem'),
+      ),
+    ).rejects.toThrow(/tsa is for Rekor v2/);
     expect(rekor.requests).toHaveLength(0);
   });
 

@@ -53,7 +53,22 @@ interface Run {
 
 /** Runs the child; `killWhen` sees each stdout line (and the fake's commit) and says when to SIGKILL. */
 function runChild(hold?: string, killOn?: (line: string) => boolean, url = rekor.url, extra: string[] = []): { done: Promise<Run>; kill: () => void } {
-  const args = [CHILD, '--tiles', f.roots.tilesRoot, '--checkpoints', f.roots.checkpointsRoot, '--state', f.roots.stateRoot, '--tenant', 'crash', '--rekor-url', url, '--rekor-key', keyFile, ...extra];
+  const args = [
+    CHILD,
+    '--tiles',
+    f.roots.tilesRoot,
+    '--checkpoints',
+    f.roots.checkpointsRoot,
+    '--state',
+    f.roots.stateRoot,
+    '--tenant',
+    'crash',
+    '--rekor-url',
+    url,
+    '--rekor-key',
+    keyFile,
+    ...extra,
+  ];
   if (hold) args.push('--hold', hold);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
@@ -154,7 +169,11 @@ describe('SIGKILL between upload and receipt against the real Rekor v2', () => {
     proxy = http.createServer(async (req, res) => {
       const chunks: Buffer[] = [];
       for await (const c of req) chunks.push(c as Buffer);
-      const up = await fetch(tiles.url + req.url, { method: req.method, headers: { 'content-type': req.headers['content-type'] ?? 'application/json' }, body: req.method === 'POST' ? Buffer.concat(chunks) : undefined });
+      const up = await fetch(tiles.url + req.url, {
+        method: req.method,
+        headers: { 'content-type': req.headers['content-type'] ?? 'application/json' },
+        body: req.method === 'POST' ? Buffer.concat(chunks) : undefined,
+      });
       const body = Buffer.from(await up.arrayBuffer());
       if (req.method === 'POST') posts.push(up.status);
       if (req.method === 'POST' && onAnswer) await onAnswer();
@@ -176,7 +195,18 @@ describe('SIGKILL between upload and receipt against the real Rekor v2', () => {
 
   it('Rekor v2 logged the entry, the child died before its answer; the restart gets 409 and rebuilds the receipt', async () => {
     writeFileSync(keyFile, tiles.publicKeyPem);
-    const v2args = ['--rekor-version', 'v2', '--rekor-read-url', tiles.readUrl, '--rekor-origin', tiles.origin, '--tsa-url', tsa.url, '--tsa-chain', tsa.chainFile];
+    const v2args = [
+      '--rekor-version',
+      'v2',
+      '--rekor-read-url',
+      tiles.readUrl,
+      '--rekor-origin',
+      tiles.origin,
+      '--tsa-url',
+      tsa.url,
+      '--tsa-chain',
+      tsa.chainFile,
+    ];
     const sizeBefore = await tiles.treeSize();
     let c: ReturnType<typeof runChild> | null = null;
     onAnswer = async () => {
@@ -196,11 +226,17 @@ describe('SIGKILL between upload and receipt against the real Rekor v2', () => {
     expect(await tiles.treeSize()).toBe(sizeBefore + 1);
     const jobs = await new Outbox(f.paths.stateDir).all();
     expect(jobs.map((j) => j.state)).toEqual(['done']);
-    const s = await verifyReceipt(path.join(f.paths.historyDir, jobs[0]!.receipt!), { rekorPublicKey: tiles.publicKeyPem, logVerifiers: f.log.verifiers, tsaCertChains: [tsa.chainPem] });
+    const s = await verifyReceipt(path.join(f.paths.historyDir, jobs[0]!.receipt!), {
+      rekorPublicKey: tiles.publicKeyPem,
+      logVerifiers: f.log.verifiers,
+      tsaCertChains: [tsa.chainPem],
+    });
     // The timestamp recorded before the killed upload is the one in the rebuilt receipt.
     expect(s.timeEvidence).toBe('rfc3161-timestamp');
     expect(jobs[0]!.attestedAt).toBe(s.attestedAt);
     const receipt = JSON.parse(readFileSync(path.join(f.paths.historyDir, jobs[0]!.receipt!), 'utf8'));
-    expect(receipt.verificationMaterial.timestampVerificationData.rfc3161Timestamps.map((t: { signedTimestamp: string }) => t.signedTimestamp)).toEqual([jobs[0]!.timestamp]);
+    expect(receipt.verificationMaterial.timestampVerificationData.rfc3161Timestamps.map((t: { signedTimestamp: string }) => t.signedTimestamp)).toEqual([
+      jobs[0]!.timestamp,
+    ]);
   });
 });

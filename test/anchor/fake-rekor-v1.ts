@@ -75,7 +75,9 @@ export class FakeRekorV1 {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     this.logKey = privateKey;
     this.publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
-    this.logID = createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest();
+    this.logID = createHash('sha256')
+      .update(publicKey.export({ type: 'spki', format: 'der' }))
+      .digest();
   }
 
   get url(): string {
@@ -216,7 +218,14 @@ export class FakeRekorV1 {
     const hash = proposed.spec?.data?.hash;
     const sigB64 = proposed.spec?.signature?.content;
     const keyB64 = proposed.spec?.signature?.publicKey?.content;
-    if (proposed.kind !== 'hashedrekord' || proposed.apiVersion !== '0.0.1' || hash?.algorithm !== 'sha256' || !/^[0-9a-f]{64}$/.test(hash.value ?? '') || !sigB64 || !keyB64) {
+    if (
+      proposed.kind !== 'hashedrekord' ||
+      proposed.apiVersion !== '0.0.1' ||
+      hash?.algorithm !== 'sha256' ||
+      !/^[0-9a-f]{64}$/.test(hash.value ?? '') ||
+      !sigB64 ||
+      !keyB64
+    ) {
       return send(400, { code: 400, message: 'not a hashedrekord 0.0.1 entry' });
     }
     // Rekor: the signature must verify over the digest with the embedded key.

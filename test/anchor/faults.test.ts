@@ -9,7 +9,7 @@ import { backoffDelay, parseRetryAfter, resolveAnchorConfig } from '../../src/an
 import { verifyReceipt } from '../../src/anchor/receipt.js';
 import { FakeRekorV1 } from './fake-rekor-v1.js';
 import { makeLog, openAnchorer, until, type Fixture } from './helpers.js';
-import { Anchorer } from '../../src/anchor/anchorer.js';
+import type { Anchorer } from '../../src/anchor/anchorer.js';
 
 let rekor: FakeRekorV1;
 let f: Fixture;

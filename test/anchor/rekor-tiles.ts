@@ -66,27 +66,44 @@ export class RekorTiles {
       binary,
       [
         'serve',
-        '--storage-dir', path.join(this.dir, 'storage'),
-        '--signer-filepath', path.join(this.dir, 'log-key.pem'),
-        '--hostname', this.origin,
-        '--http-address', '127.0.0.1', '--http-port', String(httpPort),
-        '--grpc-address', '127.0.0.1', '--grpc-port', String(grpcPort),
-        '--http-metrics-port', String(metricsPort),
-        '--checkpoint-interval', '100ms', '--batch-max-age', '20ms',
+        '--storage-dir',
+        path.join(this.dir, 'storage'),
+        '--signer-filepath',
+        path.join(this.dir, 'log-key.pem'),
+        '--hostname',
+        this.origin,
+        '--http-address',
+        '127.0.0.1',
+        '--http-port',
+        String(httpPort),
+        '--grpc-address',
+        '127.0.0.1',
+        '--grpc-port',
+        String(grpcPort),
+        '--http-metrics-port',
+        String(metricsPort),
+        '--checkpoint-interval',
+        '100ms',
+        '--batch-max-age',
+        '20ms',
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.proc = p;
     p.stdout!.on('data', (d: Buffer) => (this.logs += d.toString()));
     p.stderr!.on('data', (d: Buffer) => (this.logs += d.toString()));
-    await until('rekor-tiles /healthz', async () => {
-      if (p.exitCode !== null) throw new Error(`rekor-server exited ${p.exitCode}:\n${this.logs}`);
-      try {
-        return (await fetch(`${this.url}/healthz`)).ok;
-      } catch {
-        return false;
-      }
-    }, 30_000);
+    await until(
+      'rekor-tiles /healthz',
+      async () => {
+        if (p.exitCode !== null) throw new Error(`rekor-server exited ${p.exitCode}:\n${this.logs}`);
+        try {
+          return (await fetch(`${this.url}/healthz`)).ok;
+        } catch {
+          return false;
+        }
+      },
+      30_000,
+    );
     if (!this.statics) {
       const storage = path.join(this.dir, 'storage');
       this.statics = http.createServer((req, res) => {

@@ -90,8 +90,20 @@ describe('anchoring in a real Rekor v2 with time from a real TSA (ECDSA log key)
       const trust = trustMaterial(rekorTrust(rekor.publicKeyPem, rekor.url), key.publicKey, key.keyID, [tsaTrust(tsa.chainPem)]);
       expect(() => new Verifier(trust, { ctlogThreshold: 0, timestampThreshold: 1 }).verify(toSignedEntity(bundle, Buffer.from(note)))).not.toThrow();
 
-      const s = await verifyReceipt(r.receipt!, { rekorPublicKey: rekor.publicKeyPem, logVerifiers: f.log.verifiers, anchorPublicKey: key.publicKeyPem, tsaCertChains: [tsa.chainPem] });
-      expect(s).toMatchObject({ treeSize: 3, signedEntryTimestamp: false, integratedTime: null, entryKind: 'hashedrekord/0.0.2', timeEvidence: 'rfc3161-timestamp', attestedBy: 'O=tlog-worm tests, CN=tlog-worm test TSA' });
+      const s = await verifyReceipt(r.receipt!, {
+        rekorPublicKey: rekor.publicKeyPem,
+        logVerifiers: f.log.verifiers,
+        anchorPublicKey: key.publicKeyPem,
+        tsaCertChains: [tsa.chainPem],
+      });
+      expect(s).toMatchObject({
+        treeSize: 3,
+        signedEntryTimestamp: false,
+        integratedTime: null,
+        entryKind: 'hashedrekord/0.0.2',
+        timeEvidence: 'rfc3161-timestamp',
+        attestedBy: 'O=tlog-worm tests, CN=tlog-worm test TSA',
+      });
       // The TSA shares our clock: its time lies within the anchoring call (genTime has whole seconds).
       expect(Date.parse(s.attestedAt)).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
       expect(Date.parse(s.attestedAt)).toBeLessThanOrEqual(after);
@@ -139,14 +151,21 @@ describe('anchoring in a real Rekor v2 with time from a real TSA (ECDSA log key)
       ['no timestamp', (j) => (j.verificationMaterial.timestampVerificationData.rfc3161Timestamps = []), /without an RFC 3161 timestamp has no attested time/],
       ['no timestampVerificationData', (j) => delete j.verificationMaterial.timestampVerificationData, /without an RFC 3161 timestamp has no attested time/],
       ['the timestamp twice', (j) => stampsOf(j).push(stampsOf(j)[0]!), /want one RFC 3161 timestamp, got 2/],
-      ['a forged time', (j) => (stampsOf(j)[0]!.signedTimestamp = forgeGenTime(Buffer.from(stampsOf(j)[0]!.signedTimestamp, 'base64')).toString('base64')), /timestamp could not be verified/],
+      [
+        'a forged time',
+        (j) => (stampsOf(j)[0]!.signedTimestamp = forgeGenTime(Buffer.from(stampsOf(j)[0]!.signedTimestamp, 'base64')).toString('base64')),
+        /timestamp could not be verified/,
+      ],
       ['a timestamp from an untrusted TSA', (j) => (stampsOf(j)[0]!.signedTimestamp = strangerStamp), /not the configured one/],
     ];
     for (const [what, mutate, why] of cases) {
       const j = structuredClone(original);
       mutate(j);
       writeFileSync(path.join(dir, '003.sigstore.json'), JSON.stringify(j));
-      await expect(verifyReceipt(path.join(dir, '003.sigstore.json'), { rekorPublicKey: rekor.publicKeyPem, tsaCertChains: [tsa.chainPem] }), what).rejects.toThrow(why);
+      await expect(
+        verifyReceipt(path.join(dir, '003.sigstore.json'), { rekorPublicKey: rekor.publicKeyPem, tsaCertChains: [tsa.chainPem] }),
+        what,
+      ).rejects.toThrow(why);
     }
     // The untouched copy verifies: the refusals above are the mutations'.
     writeFileSync(path.join(dir, '003.sigstore.json'), JSON.stringify(original));
@@ -279,7 +298,8 @@ describe('outages and restarts', () => {
       expect(r.rekorLogIndex).toBe(sizeBefore);
       expect(await rekor.treeSize()).toBe(sizeBefore + 1);
       expect(stampsOf(JSON.parse(readFileSync(r.receipt!, 'utf8'))).map((t) => t.signedTimestamp)).toEqual([recorded]);
-      for (const x of await a.list()) await verifyReceipt(x.receipt!, { rekorPublicKey: rekor.publicKeyPem, logVerifiers: f.log.verifiers, tsaCertChains: [tsa.chainPem] });
+      for (const x of await a.list())
+        await verifyReceipt(x.receipt!, { rekorPublicKey: rekor.publicKeyPem, logVerifiers: f.log.verifiers, tsaCertChains: [tsa.chainPem] });
     } finally {
       await a.stop();
     }
@@ -341,7 +361,10 @@ describe('outages and restarts', () => {
       // And the witness alone says what it saw.
       const key = await loadAnchorKey(g.paths.stateDir);
       const w = rekorV2Witness(resolveAnchorConfig({ rekor: { ...rekor.config(), url }, ...tsaCfg() }), { logID: Buffer.alloc(32), spki: key.spki });
-      const content = { $case: 'messageSignature' as const, messageSignature: { messageDigest: { algorithm: 1, digest: Buffer.alloc(32) }, signature: Buffer.from('x') } };
+      const content = {
+        $case: 'messageSignature' as const,
+        messageSignature: { messageDigest: { algorithm: 1, digest: Buffer.alloc(32) }, signature: Buffer.from('x') },
+      };
       await expect(w.testify(content, key.publicKeyPem)).rejects.toMatchObject({ retryable: true, status: 429, retryAfterMs: 7000 });
     } finally {
       stub.close();
@@ -436,12 +459,30 @@ describe('a tenant of `tlog serve` anchoring in Rekor v2 with a TSA', () => {
     const stamps = proxy.passed;
     const now = spawnSync(
       process.execPath,
-      [cli, 'anchor', 'now', '--tenant', 'timed', '--rekor-version', 'v2', '--rekor-url', rekor.url, '--rekor-read-url', rekor.readUrl, '--rekor-key', 'rekor.pem', '--tsa-url', proxy.url, '--tsa-chain', 'tsa-chain.pem'],
+      [
+        cli,
+        'anchor',
+        'now',
+        '--tenant',
+        'timed',
+        '--rekor-version',
+        'v2',
+        '--rekor-url',
+        rekor.url,
+        '--rekor-read-url',
+        rekor.readUrl,
+        '--rekor-key',
+        'rekor.pem',
+        '--tsa-url',
+        proxy.url,
+        '--tsa-chain',
+        'tsa-chain.pem',
+      ],
       { cwd: dir, encoding: 'utf8', timeout: 60_000 },
     );
     expect(now.stderr).toBe('');
     expect(now.status).toBe(0);
-    expect(now.stdout).toMatch(/^anchored timed at size 5: rekor entry \d+\n  anchored at \S+Z, attested by O=tlog-worm tests, CN=tlog-worm test TSA\n/);
+    expect(now.stdout).toMatch(/^anchored timed at size 5: rekor entry \d+\n {2}anchored at \S+Z, attested by O=tlog-worm tests, CN=tlog-worm test TSA\n/);
     expect(proxy.passed).toBe(stamps);
     s = await serve(path.join(dir, 'tlog.yaml'));
     const second = (await listed(s.base)).find((x) => x.treeSize === 5)!;
@@ -470,9 +511,16 @@ describe('a real Rekor v2 with an Ed25519 log key (like the public v2 shards)', 
         const r = await a.anchorNow(g.log.committed.note);
         expect(r.lastError).toBeNull();
         expect(r.state).toBe('done');
-        await verifyReceipt(r.receipt!, { rekorPublicKey: ed.publicKeyPem, rekorOrigin: ed.origin, logVerifiers: g.log.verifiers, tsaCertChains: [tsa.chainPem] });
+        await verifyReceipt(r.receipt!, {
+          rekorPublicKey: ed.publicKeyPem,
+          rekorOrigin: ed.origin,
+          logVerifiers: g.log.verifiers,
+          tsaCertChains: [tsa.chainPem],
+        });
         // Without the origin the log ID cannot match.
-        await expect(verifyReceipt(r.receipt!, { rekorPublicKey: ed.publicKeyPem, rekorOrigin: 'elsewhere.example', tsaCertChains: [tsa.chainPem] })).rejects.toThrow(/anchor receipt/);
+        await expect(
+          verifyReceipt(r.receipt!, { rekorPublicKey: ed.publicKeyPem, rekorOrigin: 'elsewhere.example', tsaCertChains: [tsa.chainPem] }),
+        ).rejects.toThrow(/anchor receipt/);
       } finally {
         await a.stop();
       }

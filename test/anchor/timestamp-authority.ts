@@ -71,12 +71,46 @@ function makeFileSignerIdentity(dir: string, name: string): { key: string; chain
   if (existsSync(chain)) return { key, chain };
   const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   ssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'root-key.pem');
-  ssl('req', '-new', '-x509', '-key', 'root-key.pem', '-out', 'root.pem', '-days', '3650', '-subj', `/O=tlog-worm tests/CN=${name} Root`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  ssl(
+    'req',
+    '-new',
+    '-x509',
+    '-key',
+    'root-key.pem',
+    '-out',
+    'root.pem',
+    '-days',
+    '3650',
+    '-subj',
+    `/O=tlog-worm tests/CN=${name} Root`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  );
   ssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'tsa-key.pem');
   ssl('req', '-new', '-key', 'tsa-key.pem', '-out', 'tsa.csr', '-subj', `/O=tlog-worm tests/CN=${name}`);
-  writeFileSync(path.join(dir, 'tsa.ext'), 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=critical,timeStamping\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n');
-  ssl('x509', '-req', '-in', 'tsa.csr', '-CA', 'root.pem', '-CAkey', 'root-key.pem', '-CAcreateserial', '-out', 'tsa.pem', '-days', '3650', '-extfile', 'tsa.ext');
+  writeFileSync(
+    path.join(dir, 'tsa.ext'),
+    'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=critical,timeStamping\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n',
+  );
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    'tsa.csr',
+    '-CA',
+    'root.pem',
+    '-CAkey',
+    'root-key.pem',
+    '-CAcreateserial',
+    '-out',
+    'tsa.pem',
+    '-days',
+    '3650',
+    '-extfile',
+    'tsa.ext',
+  );
   writeFileSync(chain, Buffer.concat([readFileSync(path.join(dir, 'tsa.pem')), readFileSync(path.join(dir, 'root.pem'))]));
   return { key, chain };
 }
@@ -121,14 +155,18 @@ export class TimestampAuthority {
     this.proc = p;
     p.stdout!.on('data', (d: Buffer) => (this.logs += d.toString()));
     p.stderr!.on('data', (d: Buffer) => (this.logs += d.toString()));
-    await until('timestamp-server /ping', async () => {
-      if (p.exitCode !== null) throw new Error(`timestamp-server exited ${p.exitCode}:\n${this.logs}`);
-      try {
-        return (await fetch(`${this.url}/ping`)).ok;
-      } catch {
-        return false;
-      }
-    }, 30_000);
+    await until(
+      'timestamp-server /ping',
+      async () => {
+        if (p.exitCode !== null) throw new Error(`timestamp-server exited ${p.exitCode}:\n${this.logs}`);
+        try {
+          return (await fetch(`${this.url}/ping`)).ok;
+        } catch {
+          return false;
+        }
+      },
+      30_000,
+    );
     if (!this.chainPem) {
       const res = await fetch(`${this.url}/api/v1/timestamp/certchain`);
       if (!res.ok) throw new Error(`certchain: HTTP ${res.status}`);
@@ -180,7 +218,11 @@ export class TsaProxy {
       }
       let up: Response;
       try {
-        up = await fetch(this.target() + req.url, { method: req.method, headers: { 'content-type': req.headers['content-type'] ?? 'application/json' }, body: req.method === 'POST' ? body : undefined });
+        up = await fetch(this.target() + req.url, {
+          method: req.method,
+          headers: { 'content-type': req.headers['content-type'] ?? 'application/json' },
+          body: req.method === 'POST' ? body : undefined,
+        });
       } catch {
         res.writeHead(502).end();
         return;

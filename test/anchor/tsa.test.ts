@@ -81,7 +81,9 @@ describe('a timestamp over the anchoring signature', () => {
       tlogEntries: [],
       timestamps: [{ $case: 'timestamp-authority', timestamp: RFC3161Timestamp.parse(ts) }],
     };
-    expect(() => new Verifier(trustMaterial(null, signingKey, keyID, trusted), { tlogThreshold: 0, ctlogThreshold: 0, timestampThreshold: 1 }).verify(entity)).not.toThrow();
+    expect(() =>
+      new Verifier(trustMaterial(null, signingKey, keyID, trusted), { tlogThreshold: 0, ctlogThreshold: 0, timestampThreshold: 1 }).verify(entity),
+    ).not.toThrow();
   });
 
   it('is refused from a TSA that is not configured, and counts once it is', () => {
@@ -96,14 +98,20 @@ describe('a timestamp over the anchoring signature', () => {
     const forged = forgeGenTime(good);
     // Our own checks see nothing wrong (the imprint is right); @sigstore/verify does.
     expect(checkTimestamp(forged, signature, trusted).time.getUTCFullYear()).toBe(checkTimestamp(good, signature, trusted).time.getUTCFullYear() - 1);
-    expect(() => verifyAnchorTimestamp(forged, { signature, checkpointNote: note, signingKey, tsa: trusted })).toThrow(/@sigstore\/verify: timestamp could not be verified/);
+    expect(() => verifyAnchorTimestamp(forged, { signature, checkpointNote: note, signingKey, tsa: trusted })).toThrow(
+      /@sigstore\/verify: timestamp could not be verified/,
+    );
   });
 
   it('is refused when the TSA did not grant it (PKIStatus other than 0 or 1)', () => {
     // TimeStampResp ::= SEQUENCE { status PKIStatusInfo ::= SEQUENCE { status INTEGER, ... }, ... }
     const at = good.indexOf(Buffer.from([0x30, 0x03, 0x02, 0x01, 0x00]));
     expect(at).toBeGreaterThan(0);
-    for (const [status, ok] of [[1, true], [2, false], [5, false]] as const) {
+    for (const [status, ok] of [
+      [1, true],
+      [2, false],
+      [5, false],
+    ] as const) {
       const ts = Buffer.from(good);
       ts[at + 4] = status;
       if (ok) expect(() => checkTimestamp(ts, signature, trusted)).not.toThrow();
@@ -135,11 +143,25 @@ describe('anchoring configurations name the TSA', () => {
   })();
 
   it('a v2 log needs a TSA; a v1 log takes none; the chain must hold', () => {
-    expect(() => resolveAnchorConfig({ rekor: { apiVersion: 'v2', url: 'http://127.0.0.1:1', publicKey: rekorKey } })).toThrow(/gives no signed time: configure tsa/);
-    expect(() => resolveAnchorConfig({ rekor: { apiVersion: 'v1', publicKey: rekorKey }, tsa: { url: 'http://127.0.0.1:2', certChain: chain } })).toThrow(/tsa is for Rekor v2/);
-    expect(() => resolveAnchorConfig({ rekor: { apiVersion: 'v2', url: 'http://127.0.0.1:1', publicKey: rekorKey }, tsa: { url: 'http://127.0.0.1:2', certChain: text('eku-noncritical.pem') } })).toThrow(/bad TSA certificate chain: .* not critical/);
-    expect(() => resolveAnchorConfig({ rekor: { apiVersion: 'v2', url: 'http://127.0.0.1:1', publicKey: rekorKey }, tsa: { url: 'ftp://x', certChain: chain } })).toThrow(/tsa.url must be http/);
-    const c = resolveAnchorConfig({ rekor: { apiVersion: 'v2', url: 'http://127.0.0.1:1', publicKey: rekorKey }, tsa: { url: 'http://127.0.0.1:2/', certChain: chain } });
+    expect(() => resolveAnchorConfig({ rekor: { apiVersion: 'v2', url: 'http://127.0.0.1:1', publicKey: rekorKey } })).toThrow(
+      /gives no signed time: configure tsa/,
+    );
+    expect(() => resolveAnchorConfig({ rekor: { apiVersion: 'v1', publicKey: rekorKey }, tsa: { url: 'http://127.0.0.1:2', certChain: chain } })).toThrow(
+      /tsa is for Rekor v2/,
+    );
+    expect(() =>
+      resolveAnchorConfig({
+        rekor: { apiVersion: 'v2', url: 'http://127.0.0.1:1', publicKey: rekorKey },
+        tsa: { url: 'http://127.0.0.1:2', certChain: text('eku-noncritical.pem') },
+      }),
+    ).toThrow(/bad TSA certificate chain: .* not critical/);
+    expect(() =>
+      resolveAnchorConfig({ rekor: { apiVersion: 'v2', url: 'http://127.0.0.1:1', publicKey: rekorKey }, tsa: { url: 'ftp://x', certChain: chain } }),
+    ).toThrow(/tsa.url must be http/);
+    const c = resolveAnchorConfig({
+      rekor: { apiVersion: 'v2', url: 'http://127.0.0.1:1', publicKey: rekorKey },
+      tsa: { url: 'http://127.0.0.1:2/', certChain: chain },
+    });
     expect(c.tsa).toEqual({ url: 'http://127.0.0.1:2', certChain: chain });
   });
 
@@ -149,7 +171,15 @@ describe('anchoring configurations name the TSA', () => {
       writeFileSync(path.join(d, 'rekor.pem'), rekorKey);
       writeFileSync(path.join(d, 'tsa.pem'), chain);
       const yaml = (anchoring: string[]) =>
-        ['tenants:', '  - name: a', '    origin: example.com/a', '    credentials: { tokens: ["' + 'a'.repeat(64) + '"] }', '    anchoring:', ...anchoring.map((l) => '      ' + l), ''].join('\n');
+        [
+          'tenants:',
+          '  - name: a',
+          '    origin: example.com/a',
+          '    credentials: { tokens: ["' + 'a'.repeat(64) + '"] }',
+          '    anchoring:',
+          ...anchoring.map((l) => '      ' + l),
+          '',
+        ].join('\n');
       const v2 = ['rekor: { apiVersion: v2, url: "http://127.0.0.1:1", publicKeyFile: rekor.pem }'];
       writeFileSync(path.join(d, 'ok.yaml'), yaml([...v2, 'tsa: { url: "http://127.0.0.1:2", certChainFile: tsa.pem }']));
       expect(loadConfig(path.join(d, 'ok.yaml')).tenants[0]!.anchoring!.tsa).toMatchObject({ url: 'http://127.0.0.1:2', certChain: chain });

@@ -57,7 +57,12 @@ describe('tlog', () => {
     writeFileSync(path.join(dir, 'b.txt'), 'file b');
     const files = tlog(['append', 'a.txt', 'b.txt']);
     expect(files.code).toBe(0);
-    expect(files.stdout.trim().split('\n').map((l) => JSON.parse(l).index)).toEqual([0, 1]);
+    expect(
+      files.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).index),
+    ).toEqual([0, 1]);
     expect(tlog(['append'], 'from stdin').stdout).toMatch(/"index":2/);
     const lines = tlog(['append', '--lines'], Array.from({ length: 300 }, (_, i) => `line ${i}`).join('\n') + '\n');
     expect(lines.stdout.trim().split('\n')).toHaveLength(300);
@@ -81,7 +86,11 @@ describe('tlog', () => {
 
   it('append --lines streams: results come while stdin is still open, and 100k lines land in order', async () => {
     expect(tlog(['init', '--origin', 'example.com/lines', '--tenant', 'lines']).code).toBe(0);
-    const child = spawn(process.execPath, [bin, '--tiles-dir', 'tiles', '--checkpoints-dir', 'checkpoints', '--state-dir', 'state', 'append', '--lines', '--tenant', 'lines'], { cwd: dir });
+    const child = spawn(
+      process.execPath,
+      [bin, '--tiles-dir', 'tiles', '--checkpoints-dir', 'checkpoints', '--state-dir', 'state', 'append', '--lines', '--tenant', 'lines'],
+      { cwd: dir },
+    );
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -100,7 +109,10 @@ describe('tlog', () => {
     }
     child.stdin.end();
     expect(await exited, err).toBe(0);
-    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { index: number });
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { index: number });
     expect(lines).toHaveLength(total);
     expect(lines.every((l, i) => l.index === i)).toBe(true);
     expect(JSON.parse(tlog(['show', '--json', '--tenant', 'lines']).stdout).treeSize).toBe(total);
@@ -118,7 +130,12 @@ describe('tlog', () => {
     // A last line without its newline is a line; CRLF is not special (entries are bytes).
     const ok = tlog(['append', '--lines', '--tenant', 'lines'], 'fresh a\r\nfresh b');
     expect(ok.code).toBe(0);
-    expect(ok.stdout.trim().split('\n').map((l) => JSON.parse(l).index)).toEqual([before, before + 1]);
+    expect(
+      ok.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).index),
+    ).toEqual([before, before + 1]);
   });
 
   it('rejects bad input with exit 1 and one readable line, changing nothing', () => {
@@ -130,7 +147,9 @@ describe('tlog', () => {
     expect(big.stderr).toMatch(/65535/);
     expect(tlog(['append', 'no-such-file']).code).toBe(1);
     expect(tlog(['append', '--tenant', 'Bad/Name'], 'x').stderr).toMatch(/bad tenant name/);
-    expect(tlog(['show', '--tenant', 'nobody']).stderr).toMatch(/^tlog: no log "nobody" in \S+ \(logs there: [a-z, ]+\); create it with `tlog init --tenant nobody --origin <origin>`\n$/);
+    expect(tlog(['show', '--tenant', 'nobody']).stderr).toMatch(
+      /^tlog: no log "nobody" in \S+ \(logs there: [a-z, ]+\); create it with `tlog init --tenant nobody --origin <origin>`\n$/,
+    );
     expect(JSON.parse(tlog(['show', '--json']).stdout).treeSize).toBe(303);
   });
 
@@ -147,7 +166,7 @@ describe('tlog', () => {
     expect(tlog(['verify']).code).toBe(0);
   });
 
-  it('runs through npm\'s bin symlink (node_modules/.bin/tlog), as `npx tlog` and installed bins run it', () => {
+  it("runs through npm's bin symlink (node_modules/.bin/tlog), as `npx tlog` and installed bins run it", () => {
     // npm links node_modules/.bin/tlog -> ../tlog-worm/dist/src/cli/main.js, and the package
     // itself is a symlink when installed from a directory (what `npx tlog` in a checkout does).
     const proj = mkdtempSync(path.join(os.tmpdir(), 'tlog-bin-'));
@@ -158,7 +177,10 @@ describe('tlog', () => {
       const help = spawnSync(process.execPath, [path.join(proj, 'node_modules/.bin/tlog'), '--help'], { cwd: proj, encoding: 'utf8' });
       expect(help.status).toBe(0);
       expect(help.stdout).toMatch(/^Usage: tlog /m);
-      const init = spawnSync(process.execPath, [path.join(proj, 'node_modules/.bin/tlog'), 'init', '--origin', 'example.com/bin'], { cwd: proj, encoding: 'utf8' });
+      const init = spawnSync(process.execPath, [path.join(proj, 'node_modules/.bin/tlog'), 'init', '--origin', 'example.com/bin'], {
+        cwd: proj,
+        encoding: 'utf8',
+      });
       expect(init.stderr).toBe('');
       expect(init.stdout).toMatch(/^created log default with origin example\.com\/bin$/m);
       expect(existsSync(path.join(proj, '.tlog/default/log.json'))).toBe(true);
@@ -194,14 +216,17 @@ describe('tlog', () => {
       expect(await exited).toBe(0);
       expect(err).toMatch(/poll failed \(1 in a row\): GET \S+\/checkpoint: fetch failed: .*; retrying in [0-9.]+ s\n/);
       expect(err).toMatch(/poll failed \(2 in a row\)/);
-      const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { index: number });
+      const lines = out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { index: number });
       expect(lines.map((l) => l.index)).toEqual(Array.from({ length: size }, (_, i) => i));
     } finally {
       await server.close();
     }
   });
 
-  it('the README\'s order works as written: `npm start`, then `tlog init --origin`, append, show, verify', async () => {
+  it("the README's order works as written: `npm start`, then `tlog init --origin`, append, show, verify", async () => {
     // A fresh checkout: no flags, the default data roots under the working directory.
     const cwd = mkdtempSync(path.join(dir, 'readme-'));
     const run = (args: string[], input?: string) => spawnSync(process.execPath, [bin, ...args], { cwd, input, encoding: 'utf8' });
@@ -219,10 +244,16 @@ describe('tlog', () => {
     const init = run(['init', '--origin', 'example.com/log']);
     expect(init.stderr).toBe('');
     expect(init.status).toBe(0);
-    expect(init.stdout).toMatch(/^replaced the empty log default made by `tlog serve` \(origin 127\.0\.0\.1:0\/default\) with a new log with origin example\.com\/log$/m);
+    expect(init.stdout).toMatch(
+      /^replaced the empty log default made by `tlog serve` \(origin 127\.0\.0\.1:0\/default\) with a new log with origin example\.com\/log$/m,
+    );
     expect(init.stdout).toMatch(/^example\.com\/log\+[0-9a-f]{8}\+A/m);
     expect(run(['append'], 'hello\n').stdout).toMatch(/^\{"index":0,/);
-    expect(run(['append', '--lines'], Array.from({ length: 1000 }, (_, i) => `${i + 1}\n`).join('')).stdout.trim().split('\n')).toHaveLength(1000);
+    expect(
+      run(['append', '--lines'], Array.from({ length: 1000 }, (_, i) => `${i + 1}\n`).join(''))
+        .stdout.trim()
+        .split('\n'),
+    ).toHaveLength(1000);
     const show = JSON.parse(run(['show', '--json']).stdout);
     expect(show).toMatchObject({ origin: 'example.com/log', treeSize: 1001 });
     const v = run(['verify']);
@@ -243,7 +274,7 @@ describe('tlog', () => {
     expect(await exited2).toBe(0);
   }, 120_000);
 
-  it('serve --origin chooses the default log\'s origin on first start, and refuses another one later', async () => {
+  it("serve --origin chooses the default log's origin on first start, and refuses another one later", async () => {
     const cwd = mkdtempSync(path.join(dir, 'origin-'));
     const start = async (extra: string[]) => {
       const child = spawn(process.execPath, [bin, 'serve', '--listen', '127.0.0.1:0', ...extra], { cwd });
@@ -274,7 +305,9 @@ describe('tlog', () => {
 
   it('serve answers appends over HTTP, verify --url audits it, and SIGTERM exits 0', async () => {
     // Port 0: the OS picks a free one, and serve says which.
-    const child = spawn(process.execPath, [bin, '--tiles-dir', 't2', '--checkpoints-dir', 'c2', '--state-dir', 's2', 'serve', '--listen', '127.0.0.1:0'], { cwd: dir });
+    const child = spawn(process.execPath, [bin, '--tiles-dir', 't2', '--checkpoints-dir', 'c2', '--state-dir', 's2', 'serve', '--listen', '127.0.0.1:0'], {
+      cwd: dir,
+    });
     let err = '';
     child.stderr.on('data', (d) => (err += d));
     const port = await new Promise<number>((resolve, reject) => {
@@ -293,11 +326,18 @@ describe('tlog', () => {
       expect(res.status).toBe(200);
       expect((await res.json()).index).toBe(i);
     }
-    const vkey = err.split('\n').map((l) => l.trim()).find((l) => /^127\.0\.0\.1:\d+\/default\+[0-9a-f]{8}\+A/.test(l))!;
+    const vkey = err
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => /^127\.0\.0\.1:\d+\/default\+[0-9a-f]{8}\+A/.test(l))!;
     const v = spawnSync(process.execPath, [bin, 'verify', '--url', base, '--vkey', vkey, '--json'], { cwd: dir, encoding: 'utf8' });
     expect(v.stderr).toBe('');
     expect(JSON.parse(v.stdout).treeSize).toBe(5);
-    const wrongKey = spawnSync(process.execPath, [bin, 'verify', '--url', base, '--vkey', 'example.com/cli+00000000+AYqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29c'], { cwd: dir, encoding: 'utf8' });
+    const wrongKey = spawnSync(
+      process.execPath,
+      [bin, 'verify', '--url', base, '--vkey', 'example.com/cli+00000000+AYqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29c'],
+      { cwd: dir, encoding: 'utf8' },
+    );
     expect(wrongKey.status).toBe(1);
     child.kill('SIGTERM');
     const code = await new Promise((r) => child.on('exit', r));

@@ -68,7 +68,10 @@ describe('tlog for operators', () => {
   it('mistakes: one readable line on stderr, a non-zero exit, nothing changed', () => {
     const cases: [string[], RegExp, string?][] = [
       [['verify', '--tenant', 'nosuch'], /^tlog: no log "nosuch" in \S+\/tiles \(logs there: b, default\); give --tenant, --tiles-dir or --url$/],
-      [['show', '--tenant', 'nosuch'], /^tlog: no log "nosuch" in \S+\/\.tlog \(logs there: b, default\); create it with `tlog init --tenant nosuch --origin <origin>`$/],
+      [
+        ['show', '--tenant', 'nosuch'],
+        /^tlog: no log "nosuch" in \S+\/\.tlog \(logs there: b, default\); create it with `tlog init --tenant nosuch --origin <origin>`$/,
+      ],
       [['append', '--tenant', 'nosuch'], /^tlog: no log "nosuch" in \S+\/\.tlog/, 'entry'],
       [['index', 'rebuild', '--tenant', 'nosuch'], /^tlog: no log "nosuch" in /],
       [['index', 'check', '--tenant', 'nosuch'], /^tlog: no log "nosuch" in /],
@@ -77,14 +80,29 @@ describe('tlog for operators', () => {
       [['monitor', '--once', '--tenant', 'nosuch'], /^tlog: no log "nosuch" in \S+\/tiles/],
       [['export', '--format', 'vip-ledger', '--tenant', 'nosuch', '--out', 'n.jsonl'], /^tlog: no log "nosuch" in \S+\/tiles/],
       [['export', 'verify', 'existing.jsonl', '--local', '--tenant', 'nosuch'], /^tlog: no log "nosuch" in \S+\/tiles/],
-      [['export', '--format', 'vip-ledger', '--out', 'existing.jsonl'], /^tlog: ledger file existing\.jsonl already exists: export never overwrites a file \(remove it, or choose another name\)$/],
+      [
+        ['export', '--format', 'vip-ledger', '--out', 'existing.jsonl'],
+        /^tlog: ledger file existing\.jsonl already exists: export never overwrites a file \(remove it, or choose another name\)$/,
+      ],
       // The ledger is not left behind when the checkpoint file cannot be made.
-      [['export', '--format', 'vip-ledger', '--out', 'new.jsonl', '--checkpoint-out', 'existing.jsonl'], /^tlog: checkpoint file existing\.jsonl already exists/],
+      [
+        ['export', '--format', 'vip-ledger', '--out', 'new.jsonl', '--checkpoint-out', 'existing.jsonl'],
+        /^tlog: checkpoint file existing\.jsonl already exists/,
+      ],
       [['append', 'no-such-file'], /^tlog: no-such-file: no such file or directory$/],
-      [['proof', 'verify', 'no-such.proof', '--leaf-hash', Buffer.alloc(32).toString('base64'), '--vkey', 'x'], /^tlog: cannot read proof file no-such\.proof: no such file or directory$/],
-      [['tenant', 'list', '--config', 'no-such.yaml'], /^tlog: configuration no-such\.yaml does not exist \(`tlog tenant add --config no-such\.yaml \.\.\.` creates it\)$/],
+      [
+        ['proof', 'verify', 'no-such.proof', '--leaf-hash', Buffer.alloc(32).toString('base64'), '--vkey', 'x'],
+        /^tlog: cannot read proof file no-such\.proof: no such file or directory$/,
+      ],
+      [
+        ['tenant', 'list', '--config', 'no-such.yaml'],
+        /^tlog: configuration no-such\.yaml does not exist \(`tlog tenant add --config no-such\.yaml \.\.\.` creates it\)$/,
+      ],
       [['tenant', 'retire', '--config', 'no-such.yaml', '--name', 'a'], /^tlog: configuration no-such\.yaml does not exist/],
-      [['tenant', 'add', '--config', 'no-dir/tlog.yaml', '--name', 'a', '--origin', 'example.com/a', '--new-token'], /^tlog: cannot create configuration no-dir\/tlog\.yaml: directory \S+\/no-dir does not exist$/],
+      [
+        ['tenant', 'add', '--config', 'no-dir/tlog.yaml', '--name', 'a', '--origin', 'example.com/a', '--new-token'],
+        /^tlog: cannot create configuration no-dir\/tlog\.yaml: directory \S+\/no-dir does not exist$/,
+      ],
       [['token', 'hash'], /^tlog: no token on stdin: printf %s "\$TOKEN" \| tlog token hash$/],
     ];
     const before = snapshot(dir);
@@ -99,7 +117,7 @@ describe('tlog for operators', () => {
     }
   });
 
-  it('token hash prints the SHA-256 the configuration stores; the configuration\'s hint names it', () => {
+  it("token hash prints the SHA-256 the configuration stores; the configuration's hint names it", () => {
     const r = tlog(['token', 'hash'], { input: 'tlog_secret-token\n' });
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(`${hashToken('tlog_secret-token')}\n`);
@@ -112,17 +130,20 @@ describe('tlog for operators', () => {
       hint = (e as Error).message;
     }
     const named = [...hint.matchAll(/`tlog ([a-z ]+)`/g)].map((m) => m[1]!.split(' '));
-    expect(named).toEqual([['token', 'hash'], ['token', 'new']]);
+    expect(named).toEqual([
+      ['token', 'hash'],
+      ['token', 'new'],
+    ]);
     for (const args of named) expect(tlog(args, { input: 'tok' }).code, args.join(' ')).toBe(0);
   });
 
-  it('export verify --tenant reads that tenant\'s history (the option after `verify` was taken by `export`)', () => {
+  it("export verify --tenant reads that tenant's history (the option after `verify` was taken by `export`)", () => {
     expect(tlog(['export', '--format', 'vip-ledger', '--tenant', 'b', '--out', 'b.jsonl']).code).toBe(0);
     try {
       const r = tlog(['export', 'verify', 'b.jsonl', '--local', '--tenant', 'b']);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
-      expect(r.stdout).toMatch(/^ok: 3 ledger entries of example\.com\/b, chained and proved at tree size 3\n  root \S+ is the signed checkpoint's/);
+      expect(r.stdout).toMatch(/^ok: 3 ledger entries of example\.com\/b, chained and proved at tree size 3\n {2}root \S+ is the signed checkpoint's/);
       // Against the default tenant's history the same ledger does not verify.
       expect(tlog(['export', 'verify', 'b.jsonl', '--local']).code).toBe(1);
     } finally {
@@ -130,11 +151,14 @@ describe('tlog for operators', () => {
     }
   });
 
-  it('tenant list shows the local logs, or a configuration\'s tenants with their state', () => {
+  it("tenant list shows the local logs, or a configuration's tenants with their state", () => {
     const local = tlog(['tenant', 'list']);
     expect(local.code).toBe(0);
     expect(local.stdout).toMatch(/^NAME\s+ORIGIN\s+SIZE\s+STATE\nb\s+example\.com\/b\s+3\s+local\ndefault\s+example\.com\/default\s+2\s+local\n$/);
-    const json = tlog(['tenant', 'list', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const json = tlog(['tenant', 'list', '--json'])
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(json).toEqual([
       { name: 'b', origin: 'example.com/b', treeSize: 3, state: 'local', reads: null },
       { name: 'default', origin: 'example.com/default', treeSize: 2, state: 'local', reads: null },
@@ -157,7 +181,9 @@ describe('tenant add, list, retire on a configuration', () => {
     expect(loadConfig(path.join(cwd, 'empty.yaml')).tenants).toEqual([]);
     expect(tlog(['tenant', 'list', '--config', 'empty.yaml'], { cwd }).stdout).toBe('no tenants in empty.yaml\n');
 
-    const r = tlog(['tenant', 'add', '--config', 'tlog.yaml', '--name', 'audit', '--origin', 'example.com/audit', '--token-hash', hashToken('audit-token')], { cwd });
+    const r = tlog(['tenant', 'add', '--config', 'tlog.yaml', '--name', 'audit', '--origin', 'example.com/audit', '--token-hash', hashToken('audit-token')], {
+      cwd,
+    });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^created tlog\.yaml with tenant audit \(origin example\.com\/audit\)\n/);
@@ -173,12 +199,20 @@ describe('tenant add, list, retire on a configuration', () => {
     const before = readFileSync(path.join(cwd, 'tlog.yaml'), 'utf8');
     const other = tlog(['tenant', 'add', '--config', 'tlog.yaml', '--name', 'dev', '--origin', 'example.com/other', '--new-token'], { cwd });
     expect(other.code).toBe(1);
-    expect(other.stderr).toMatch(/^tlog: a log "dev" exists in \S+\/\.tlog with origin example\.com\/dev: give --origin example\.com\/dev to serve it again, or another --name\n$/);
+    expect(other.stderr).toMatch(
+      /^tlog: a log "dev" exists in \S+\/\.tlog with origin example\.com\/dev: give --origin example\.com\/dev to serve it again, or another --name\n$/,
+    );
     expect(readFileSync(path.join(cwd, 'tlog.yaml'), 'utf8')).toBe(before);
-    const again = tlog(['tenant', 'add', '--config', 'tlog.yaml', '--name', 'dev', '--origin', 'example.com/dev', '--token-hash', hashToken('dev-token')], { cwd });
+    const again = tlog(['tenant', 'add', '--config', 'tlog.yaml', '--name', 'dev', '--origin', 'example.com/dev', '--token-hash', hashToken('dev-token')], {
+      cwd,
+    });
     expect(again.code).toBe(0);
-    expect(again.stdout).toMatch(/^added tenant dev \(origin example\.com\/dev\) to tlog\.yaml; its log existed and is kept \(size 0\)\nverifier keys:\nexample\.com\/dev\+/);
-    expect(tlog(['tenant', 'list', '--config', 'tlog.yaml'], { cwd }).stdout).toMatch(/^NAME\s+ORIGIN\s+SIZE\s+STATE\s+READS\naudit\s+example\.com\/audit\s+0\s+serving\s+public\ndev\s+example\.com\/dev\s+0\s+serving\s+public\n$/);
+    expect(again.stdout).toMatch(
+      /^added tenant dev \(origin example\.com\/dev\) to tlog\.yaml; its log existed and is kept \(size 0\)\nverifier keys:\nexample\.com\/dev\+/,
+    );
+    expect(tlog(['tenant', 'list', '--config', 'tlog.yaml'], { cwd }).stdout).toMatch(
+      /^NAME\s+ORIGIN\s+SIZE\s+STATE\s+READS\naudit\s+example\.com\/audit\s+0\s+serving\s+public\ndev\s+example\.com\/dev\s+0\s+serving\s+public\n$/,
+    );
   });
 
   it('tenant retire: recorded in the file, refuses a tenant not there and changes nothing; once reloaded, writes get 410 and reads go on', async () => {
@@ -186,7 +220,8 @@ describe('tenant add, list, retire on a configuration', () => {
     writeFileSync(file, readFileSync(file, 'utf8').replace(/^tenants:/m, '# keep this comment\ntenants:'));
     const p = await spawnServe(['--config', 'tlog.yaml'], { cwd });
     procs.push(p);
-    const append = (t: string, body: string) => fetch(`${p.url}/${t}/append`, { method: 'POST', body, headers: { authorization: `Bearer ${t}-token`, 'content-type': 'application/octet-stream' } });
+    const append = (t: string, body: string) =>
+      fetch(`${p.url}/${t}/append`, { method: 'POST', body, headers: { authorization: `Bearer ${t}-token`, 'content-type': 'application/octet-stream' } });
     expect((await append('audit', 'before retirement')).status).toBe(200);
 
     const unchanged = readFileSync(file, 'utf8');
@@ -200,8 +235,13 @@ describe('tenant add, list, retire on a configuration', () => {
     expect(r.stdout).toMatch(/^retired tenant audit in tlog\.yaml/);
     const text = readFileSync(file, 'utf8');
     expect(text).toMatch(/# keep this comment/);
-    expect(loadConfig(file).tenants.map((t) => [t.name, t.retired])).toEqual([['audit', true], ['dev', false]]);
-    expect(tlog(['tenant', 'retire', '--config', 'tlog.yaml', '--name', 'audit'], { cwd }).stdout).toBe('tenant audit is retired already in tlog.yaml; nothing changed\n');
+    expect(loadConfig(file).tenants.map((t) => [t.name, t.retired])).toEqual([
+      ['audit', true],
+      ['dev', false],
+    ]);
+    expect(tlog(['tenant', 'retire', '--config', 'tlog.yaml', '--name', 'audit'], { cwd }).stdout).toBe(
+      'tenant audit is retired already in tlog.yaml; nothing changed\n',
+    );
     expect(readFileSync(file, 'utf8')).toBe(text);
     expect(tlog(['tenant', 'list', '--config', 'tlog.yaml'], { cwd }).stdout).toMatch(/\naudit\s+example\.com\/audit\s+1\s+retired\s+public\n/);
 
@@ -211,7 +251,10 @@ describe('tenant add, list, retire on a configuration', () => {
     for (let i = 0; i < 400 && (await append('audit', `probe ${i}`)).status === 200; i++) await new Promise((r2) => setTimeout(r2, 25));
     const refused = await append('audit', 'after retirement');
     expect(refused.status).toBe(410);
-    expect(await refused.json()).toEqual({ error: 'tenant audit is retired: it takes no more entries; its log, proofs and tiles are still served', code: 'tenant_retired' });
+    expect(await refused.json()).toEqual({
+      error: 'tenant audit is retired: it takes no more entries; its log, proofs and tiles are still served',
+      code: 'tenant_retired',
+    });
     const size = Number((await (await fetch(`${p.url}/audit/checkpoint`)).text()).split('\n')[1]);
     expect(size).toBeGreaterThanOrEqual(2);
     expect((await fetch(`${p.url}/audit/proof/inclusion?index=0&tree_size=${size}`)).status).toBe(200);
@@ -226,7 +269,11 @@ describe('tenant add, list, retire on a configuration', () => {
     expect((await p.exited).code).toBe(0);
     const again = await spawnServe(['--config', 'tlog.yaml'], { cwd });
     procs.push(again);
-    const retry = await fetch(`${again.url}/audit/append-batch`, { method: 'POST', body: Buffer.from([0, 1, 120]), headers: { authorization: 'Bearer audit-token', 'content-type': 'application/octet-stream' } });
+    const retry = await fetch(`${again.url}/audit/append-batch`, {
+      method: 'POST',
+      body: Buffer.from([0, 1, 120]),
+      headers: { authorization: 'Bearer audit-token', 'content-type': 'application/octet-stream' },
+    });
     expect(retry.status).toBe(410);
     expect(Number((await (await fetch(`${again.url}/audit/checkpoint`)).text()).split('\n')[1])).toBe(size);
     again.child.kill('SIGTERM');
@@ -245,7 +292,8 @@ describe('a retired tenant in the service', () => {
     const registry = new TenantRegistry();
     const configured = new ConfiguredTenants(registry, { logger: silentLogger }, silentLogger);
     const app = createApp(registry, { logger: createLogger({ level: 'silent' }), metrics: new Metrics(false) });
-    const write = () => app.request('/old/append', { method: 'POST', body: 'x', headers: { authorization: 'Bearer t', 'content-type': 'application/octet-stream' } });
+    const write = () =>
+      app.request('/old/append', { method: 'POST', body: 'x', headers: { authorization: 'Bearer t', 'content-type': 'application/octet-stream' } });
     try {
       await configured.apply(base(true));
       const r = await write();

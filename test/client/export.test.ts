@@ -78,7 +78,13 @@ describe('exportLedger', () => {
       const { entry_hash, ...rest } = e;
       // entry_hash = hex SHA-256 of the JCS form of everything but entry_hash.
       expect(entry_hash).toBe(Buffer.from(sha256(Buffer.from(canonicalize(rest)))).toString('hex'));
-      expect(e.proof).toMatchObject({ log: 'example.com/ledger', index: i, tree_size: SIZE, root_hash: encodeBase64(log.committed.rootHash), leaf_hash: encodeBase64(leafHash(entries[i]!)) });
+      expect(e.proof).toMatchObject({
+        log: 'example.com/ledger',
+        index: i,
+        tree_size: SIZE,
+        root_hash: encodeBase64(log.committed.rootHash),
+        leaf_hash: encodeBase64(leafHash(entries[i]!)),
+      });
       expect(Buffer.from(e.proof.data, 'base64').equals(Buffer.from(entries[i]!))).toBe(true);
       prev = entry_hash;
     });
@@ -108,7 +114,9 @@ describe('exportLedger', () => {
     bad[20]! ^= 1;
     writeFileSync(bundle, bad);
     try {
-      await expect(exportLedger(dirSource(log.paths.tilesDir), { verifiers: verifiers(), write: () => {} })).rejects.toThrow(/entry \d+ does not match its hash in tile\/0/);
+      await expect(exportLedger(dirSource(log.paths.tilesDir), { verifiers: verifiers(), write: () => {} })).rejects.toThrow(
+        /entry \d+ does not match its hash in tile\/0/,
+      );
     } finally {
       writeFileSync(bundle, orig);
     }
@@ -141,7 +149,9 @@ describe('verifyLedger reports damage where it is', () => {
     const ls = lines.filter((_, i) => i !== 99);
     const r = await verify(ls);
     expect(new Set(where(r))).toEqual(new Set(['100:100']));
-    expect(r.problems.map((p) => p.message).join('\n')).toMatch(/prev_hash does not link to line 99[\s\S]*index 100 where 99 was expected: entry 99 is missing/);
+    expect(r.problems.map((p) => p.message).join('\n')).toMatch(
+      /prev_hash does not link to line 99[\s\S]*index 100 where 99 was expected: entry 99 is missing/,
+    );
   });
 
   it('the first or the last entry dropped', async () => {
@@ -149,7 +159,9 @@ describe('verifyLedger reports damage where it is', () => {
     expect(first.problems[0]).toMatchObject({ line: 1, index: 1 });
     expect(first.problems.map((p) => p.message).join('\n')).toMatch(/first entry is not null[\s\S]*entry 0 is missing/);
     const last = await verify(lines.slice(0, -1));
-    expect(last.problems).toEqual([{ line: SIZE, index: SIZE - 1, message: expect.stringMatching(/ends at index 298, but the tree has 300 entries: entries 299 to 299 are missing/) }]);
+    expect(last.problems).toEqual([
+      { line: SIZE, index: SIZE - 1, message: expect.stringMatching(/ends at index 298, but the tree has 300 entries: entries 299 to 299 are missing/) },
+    ]);
   });
 
   it('two entries swapped', async () => {
@@ -197,7 +209,9 @@ describe('tlog export (commander)', () => {
       expect(readFileSync(cpOut, 'utf8')).toBe(note);
 
       await program().parseAsync(['node', 'tlog', 'export', 'verify', out, '--local']);
-      expect(std.mock.calls.map((c) => String(c[0])).join('')).toMatch(/^ok: 300 ledger entries of example\.com\/ledger, chained and proved at tree size 300\n  root .* is the signed checkpoint's/m);
+      expect(std.mock.calls.map((c) => String(c[0])).join('')).toMatch(
+        /^ok: 300 ledger entries of example\.com\/ledger, chained and proved at tree size 300\n {2}root .* is the signed checkpoint's/m,
+      );
       std.mockClear();
       const vkeys = path.join(roots.checkpointsRoot, 'default/vkeys');
       await program().parseAsync(['node', 'tlog', 'export', 'verify', out, '--checkpoint', cpOut, '--vkeys', vkeys]);
@@ -207,7 +221,9 @@ describe('tlog export (commander)', () => {
       await program().parseAsync(['node', 'tlog', 'export', '--format', 'vip-ledger', '--size', '100', '--out', older]);
       await program().parseAsync(['node', 'tlog', 'export', 'verify', older, '--local']);
       for (const size of ['0100', '+100', '9007199254740992']) {
-        await expect(program().parseAsync(['node', 'tlog', 'export', '--format', 'vip-ledger', '--size', size, '--out', path.join(dir, 'never.jsonl')])).rejects.toThrow(`--size ${size} is not a tree size`);
+        await expect(
+          program().parseAsync(['node', 'tlog', 'export', '--format', 'vip-ledger', '--size', size, '--out', path.join(dir, 'never.jsonl')]),
+        ).rejects.toThrow(`--size ${size} is not a tree size`);
       }
       expect(existsSync(path.join(dir, 'never.jsonl'))).toBe(false);
 
@@ -220,7 +236,9 @@ describe('tlog export (commander)', () => {
       expect(std.mock.calls.map((c) => String(c[0])).join('')).toMatch(/^line 201 \(index 201\): prev_hash does not link/m);
 
       await expect(program().parseAsync(['node', 'tlog', 'export'])).rejects.toThrow(/needs --format vip-ledger/);
-      await expect(program().parseAsync(['node', 'tlog', 'export', '--format', 'vip-ledger', '--out', out])).rejects.toThrow(/ledger file \S+ already exists: export never overwrites a file/);
+      await expect(program().parseAsync(['node', 'tlog', 'export', '--format', 'vip-ledger', '--out', out])).rejects.toThrow(
+        /ledger file \S+ already exists: export never overwrites a file/,
+      );
     } finally {
       err.mockRestore();
       std.mockRestore();

@@ -28,7 +28,12 @@ export async function appendRange(log: Log, from: number, to: number, tag = ''):
 }
 
 /** A new log with `sizes` checkpoints on the way (one batch per step); returns the notes at each size. */
-export async function makeLog(roots: DataRoots, origin: string, sizes: readonly number[], tenant = 'default'): Promise<{ log: Log; paths: LogPaths; notes: string[] }> {
+export async function makeLog(
+  roots: DataRoots,
+  origin: string,
+  sizes: readonly number[],
+  tenant = 'default',
+): Promise<{ log: Log; paths: LogPaths; notes: string[] }> {
   const paths = logPaths(roots, tenant);
   const log = await Log.init(paths, origin);
   const notes: string[] = [];

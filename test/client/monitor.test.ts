@@ -57,7 +57,8 @@ describe('following a growing log', () => {
     await log.close();
     await server.close();
   });
-  const monitor = (extra: object = {}) => new Monitor({ src: urlSource(server.url), logKeys: vkeys, origin: ORIGIN, stateFile, intervalMs: 20, concurrency: 3, ...extra });
+  const monitor = (extra: object = {}) =>
+    new Monitor({ src: urlSource(server.url), logKeys: vkeys, origin: ORIGIN, stateFile, intervalMs: 20, concurrency: 3, ...extra });
 
   it('streams exactly the new entries at every step, and persists the accepted checkpoint', async () => {
     const m = monitor();
@@ -239,7 +240,15 @@ describe('a log that is down or failing for a while', () => {
     };
     const server = await serveDir(log.paths.tilesDir, '/log', fault);
     const stateFile = path.join(t.dir, 'flaky.json');
-    const m = new Monitor({ src: urlSource(server.url), logKeys: log.verifierKeys(), origin: ORIGIN, stateFile, intervalMs: 5, retryBaseMs: 2, retryMaxMs: 10 });
+    const m = new Monitor({
+      src: urlSource(server.url),
+      logKeys: log.verifierKeys(),
+      origin: ORIGIN,
+      stateFile,
+      intervalMs: 5,
+      retryBaseMs: 2,
+      retryMaxMs: 10,
+    });
     const seen: MonitoredEntry[] = [];
     const retries: { failures: number; why: string }[] = [];
     const ac = new AbortController();

@@ -87,7 +87,13 @@ export function offlineProject(dir: string, client: PackedClient, extra: Record<
   const m = client.manifest;
   const deps = m.dependencies;
   const packages: Record<string, LockEntry> = {
-    [`node_modules/${CLIENT_PACKAGE_NAME}`]: { version: m.version, resolved: tarballSpec, dependencies: deps, peerDependencies: m.peerDependencies, peerDependenciesMeta: m.peerDependenciesMeta },
+    [`node_modules/${CLIENT_PACKAGE_NAME}`]: {
+      version: m.version,
+      resolved: tarballSpec,
+      dependencies: deps,
+      peerDependencies: m.peerDependencies,
+      peerDependenciesMeta: m.peerDependenciesMeta,
+    },
   };
   const queue = [...Object.keys(deps), ...Object.keys(extra)];
   while (queue.length > 0) {
@@ -105,7 +111,13 @@ export function offlineProject(dir: string, client: PackedClient, extra: Record<
   }
   const project = { name: path.basename(dir), version: '0.0.0', private: true, type: 'module', dependencies };
   writeFileSync(path.join(dir, 'package.json'), JSON.stringify(project, null, 2) + '\n');
-  const lock = { name: project.name, version: '0.0.0', lockfileVersion: 3, requires: true, packages: { '': { name: project.name, version: '0.0.0', dependencies }, ...packages } };
+  const lock = {
+    name: project.name,
+    version: '0.0.0',
+    lockfileVersion: 3,
+    requires: true,
+    packages: { '': { name: project.name, version: '0.0.0', dependencies }, ...packages },
+  };
   writeFileSync(path.join(dir, 'package-lock.json'), JSON.stringify(lock, null, 2) + '\n');
   return npm(['ci', '--offline', '--ignore-scripts'], dir);
 }

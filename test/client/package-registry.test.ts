@@ -34,16 +34,28 @@ function install(name: string, specs: string[]): string[] {
 
 it('a verifier installs the client and @noble/* from the registry, nothing else', async () => {
   expect(install('verifier', [client.tarball])).toEqual(['@noble/ciphers', '@noble/curves', '@noble/hashes', '@noble/post-quantum', CLIENT_PACKAGE_NAME]);
-  const r = await node(['--input-type=module', '-e', `const m = await import('${CLIENT_PACKAGE_NAME}'); console.log(typeof m.fetchCheckpoint, typeof m.urlSource, typeof m.Monitor)`], path.join(dir, 'verifier'));
+  const r = await node(
+    [
+      '--input-type=module',
+      '-e',
+      `const m = await import('${CLIENT_PACKAGE_NAME}'); console.log(typeof m.fetchCheckpoint, typeof m.urlSource, typeof m.Monitor)`,
+    ],
+    path.join(dir, 'verifier'),
+  );
   expect(r.stderr).toBe('');
   expect(r.stdout).toBe('function function function\n');
 }, 300_000);
 
 it('a writer installs http-message-signatures beside it, and the signer loads', async () => {
-  expect(install('writer', [client.tarball, 'http-message-signatures@' + client.manifest.peerDependencies!['http-message-signatures']!.replace(/^\^/, '')])).toEqual(
+  expect(
+    install('writer', [client.tarball, 'http-message-signatures@' + client.manifest.peerDependencies!['http-message-signatures']!.replace(/^\^/, '')]),
+  ).toEqual(
     ['@noble/ciphers', '@noble/curves', '@noble/hashes', '@noble/post-quantum', 'http-message-signatures', 'structured-headers', CLIENT_PACKAGE_NAME].sort(),
   );
-  const r = await node(['--input-type=module', '-e', `const m = await import('${CLIENT_PACKAGE_NAME}/signed-request'); console.log(typeof m.signHttpRequest)`], path.join(dir, 'writer'));
+  const r = await node(
+    ['--input-type=module', '-e', `const m = await import('${CLIENT_PACKAGE_NAME}/signed-request'); console.log(typeof m.signHttpRequest)`],
+    path.join(dir, 'writer'),
+  );
   expect(r.stderr).toBe('');
   expect(r.stdout).toBe('function\n');
 }, 300_000);

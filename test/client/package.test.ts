@@ -67,7 +67,10 @@ describe('what a verifier installs', () => {
   it('the client and @noble/* at the locked versions, nothing else, in a few MB', () => {
     const installed = installedPackages(verifierDir);
     expect(installed).toEqual(
-      [`${CLIENT_PACKAGE_NAME}@${client.manifest.version}`, ...['@noble/ciphers', '@noble/curves', '@noble/hashes', '@noble/post-quantum'].map((n) => `${n}@${lockVersion(n)}`)].sort(),
+      [
+        `${CLIENT_PACKAGE_NAME}@${client.manifest.version}`,
+        ...['@noble/ciphers', '@noble/curves', '@noble/hashes', '@noble/post-quantum'].map((n) => `${n}@${lockVersion(n)}`),
+      ].sort(),
     );
     const bytes = treeBytes(path.join(verifierDir, 'node_modules'));
     console.log(`a verifier installs ${installed.length} packages, ${(bytes / 1e6).toFixed(2)} MB: ${installed.join(', ')}`);
@@ -89,7 +92,10 @@ describe('what a verifier installs', () => {
     expect(signer.status).not.toBe(0);
     expect(signer.stderr).toMatch(/ERR_MODULE_NOT_FOUND/);
     expect(signer.stderr).toMatch(/Cannot find package 'http-message-signatures'/);
-    const verifier = await node(['--input-type=module', '-e', `const m = await import('${CLIENT_PACKAGE_NAME}'); console.log(typeof m.Monitor, typeof m.signHttpRequest)`], verifierDir);
+    const verifier = await node(
+      ['--input-type=module', '-e', `const m = await import('${CLIENT_PACKAGE_NAME}'); console.log(typeof m.Monitor, typeof m.signHttpRequest)`],
+      verifierDir,
+    );
     expect(verifier.stderr).toBe('');
     expect(verifier.stdout).toBe('function undefined\n');
     // Nothing but the exported subpaths.
@@ -129,7 +135,10 @@ describe("the README's verifier example, as written, against a tlog-worm service
   it('verifies the checkpoint and a proof, and its monitor streams each entry once across runs', async () => {
     for (const e of ['hello', 'a', 'b', 'c']) await append(e);
     const vkeys = await vkeysOf(s.env);
-    writeFileSync(path.join(verifierDir, 'verify.mjs'), asWritten(VERIFIER_EXAMPLE!, { [URL_PLACEHOLDER]: `${s.base}/default`, [VKEY_PLACEHOLDER]: vkeys[0]! }));
+    writeFileSync(
+      path.join(verifierDir, 'verify.mjs'),
+      asWritten(VERIFIER_EXAMPLE!, { [URL_PLACEHOLDER]: `${s.base}/default`, [VKEY_PLACEHOLDER]: vkeys[0]! }),
+    );
     const run = async () => {
       const r = await node(['verify.mjs'], verifierDir);
       expect(r.stderr).toBe('');
@@ -153,11 +162,25 @@ describe("the README's verifier example, as written, against a tlog-worm service
     expect(r.stderr).toMatch(/TlogError: http:\/\/127\.0\.0\.1:\d+\/default\/checkpoint: checkpoint has no signature from the log\n/);
   });
 
-  it('type-checks against the package\'s declarations', () => {
+  it("type-checks against the package's declarations", () => {
     writeFileSync(path.join(verifierDir, 'verify.mts'), VERIFIER_EXAMPLE!);
     // This repository's TypeScript and Node types; the package's own declarations and @noble's.
     const tsc = path.join(repo, 'node_modules/typescript/bin/tsc');
-    const args = ['--noEmit', '--strict', '--target', 'es2022', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--types', 'node', '--typeRoots', path.join(repo, 'node_modules/@types'), 'verify.mts'];
+    const args = [
+      '--noEmit',
+      '--strict',
+      '--target',
+      'es2022',
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--types',
+      'node',
+      '--typeRoots',
+      path.join(repo, 'node_modules/@types'),
+      'verify.mts',
+    ];
     const r = spawnSync(process.execPath, [tsc, ...args], { cwd: verifierDir, encoding: 'utf8' });
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);

@@ -84,7 +84,8 @@ describe('tlog-proof', () => {
   it('carries extra data (unauthenticated) and a cosigned checkpoint verified against a policy', async () => {
     const w = keyPair(generatePrivateKey('witness.example', SignatureType.cosignatureV1));
     const note = notes[3]!;
-    const cosigned = note + formatSignatureLine({ name: w.signer.name, keyID: w.signer.keyID, signature: w.signer.sign(note.slice(0, note.indexOf('\n\n') + 1)) });
+    const cosigned =
+      note + formatSignatureLine({ name: w.signer.name, keyID: w.signer.keyID, signature: w.signer.sign(note.slice(0, note.indexOf('\n\n') + 1)) });
     const policy = parsePolicy(`${vkeys.map((k) => `log ${k}`).join('\n')}\nwitness w ${w.vkey}\nquorum w\n`);
     const cp = verifyCheckpointNote(cosigned, { logKeys: [], policy });
     const text = await createTlogProof(urlSource(server.url), cp, 400, { extra: Buffer.from('hello') });
@@ -105,7 +106,10 @@ describe('tlog-proof', () => {
     beforeAll(async () => {
       text = await createTlogProof(dirSource(log.paths.tilesDir), verifyCheckpointNote(notes[3]!, trust()), INDEX);
     });
-    const verify = (t: string, entry = entryOf(INDEX)) => () => verifyTlogProof(t, { entry }, trust());
+    const verify =
+      (t: string, entry = entryOf(INDEX)) =>
+      () =>
+        verifyTlogProof(t, { entry }, trust());
 
     it('the untouched proof verifies', () => {
       expect(verify(text)).not.toThrow();
@@ -208,7 +212,10 @@ describe('tlog proof / tlog proof verify / tlog monitor (commander)', () => {
   it('monitor --once streams the entries as JSON lines and keeps its state', async () => {
     const state = path.join(dir, 'monitor-state.json');
     const r = await run(['monitor', '--url', server.url, '--vkey', ...vkeys, '--state', state, '--once']);
-    const lines = r.out.trim().split('\n').map((l) => JSON.parse(l) as { index: number; entry: string; leafHash: string });
+    const lines = r.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { index: number; entry: string; leafHash: string });
     expect(lines).toHaveLength(513);
     expect(Buffer.from(lines[512]!.entry, 'base64').toString()).toBe('entry 512');
     expect(r.err).toMatch(/accepted example\.com\/proofs size 513 root .*, 513 new entries/);

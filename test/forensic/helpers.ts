@@ -130,7 +130,10 @@ export interface TestLog {
 /** A log of `size` entries written by the engine in batches (closed on return). */
 export async function makeLog(size: number, origin = 'example.com/forensic', batch = 10_000): Promise<TestLog> {
   const root = mkdtempSync(path.join(os.tmpdir(), 'tlog-forensic-'));
-  const paths = logPaths({ tilesRoot: path.join(root, 'tiles'), checkpointsRoot: path.join(root, 'checkpoints'), stateRoot: path.join(root, 'state') }, 'default');
+  const paths = logPaths(
+    { tilesRoot: path.join(root, 'tiles'), checkpointsRoot: path.join(root, 'checkpoints'), stateRoot: path.join(root, 'state') },
+    'default',
+  );
   const log = await Log.init(paths, origin);
   const entries: Uint8Array[] = [];
   for (let i = 0; i < size; i++) entries.push(entryFor(i));

@@ -54,7 +54,7 @@ function flip(file: string, offset: number, mask = 0x01): void {
 
 describe.each(SHELLS)('$name', (sh) => {
   describe.each(SIZES)('a log of %i entries', (size) => {
-    it('tlog-leaves.sh gives every entry the engine\'s leaf hash, matching tile/0', () => {
+    it("tlog-leaves.sh gives every entry the engine's leaf hash, matching tile/0", () => {
       const l = logs.get(size)!;
       const r = runScript(sh, 'tlog-leaves.sh', [l.tilesDir]);
       expect(r.stderr).toBe('');
@@ -64,7 +64,7 @@ describe.each(SHELLS)('$name', (sh) => {
       l.entries.forEach((e, i) => expect(got.get(i), `entry ${i}`).toBe(hex(leafHash(e))));
     });
 
-    it('tlog-root.sh recomputes the engine\'s root from the tiles', () => {
+    it("tlog-root.sh recomputes the engine's root from the tiles", () => {
       const l = logs.get(size)!;
       const r = runScript(sh, 'tlog-root.sh', ['-e', l.tilesDir]);
       expect(r.stderr).toBe('');
@@ -101,7 +101,9 @@ describe.each(SHELLS)('$name', (sh) => {
       expect(r.stdout).toMatch(/NOT VERIFIED: ML-DSA-44 needs a FIPS 204 implementation \(OpenSSL >= 3.5/);
       // What the script wrote for other tools is exactly the subtree/v1 message, signature and key.
       const msg = readFileSync(path.join(out, 'sig2.msg'));
-      expect(hex(msg)).toBe(hex(subtreeV1Message({ cosignerName: cp.origin, timestamp: ts, origin: cp.origin, start: 0, end: cp.treeSize, hash: cp.rootHash })));
+      expect(hex(msg)).toBe(
+        hex(subtreeV1Message({ cosignerName: cp.origin, timestamp: ts, origin: cp.origin, start: 0, end: cp.treeSize, hash: cp.rootHash })),
+      );
       const der = readFileSync(path.join(out, 'sig2.pub.der'));
       expect(der.length).toBe(22 + 1312);
       expect(ml_dsa44.verify(readFileSync(path.join(out, 'sig2.sig')), msg, der.subarray(22))).toBe(true);
@@ -143,7 +145,9 @@ describe.each(SHELLS)('$name', (sh) => {
     it('tlog-root.sh checks every checkpoint in the history against the tiles', () => {
       const l = logs.get(1000)!;
       const dir = path.join(l.historyDir, 'log');
-      const files = readdirSync(dir, { recursive: true }).map(String).filter((f) => statSync(path.join(dir, f)).isFile());
+      const files = readdirSync(dir, { recursive: true })
+        .map(String)
+        .filter((f) => statSync(path.join(dir, f)).isFile());
       expect(files.length).toBeGreaterThan(0);
       for (const f of files) {
         const cpFile = path.join(dir, f);
@@ -171,7 +175,9 @@ describe.each(SHELLS)('$name', (sh) => {
       expect(partials).not.toContain(10);
       const leaves = runScript(sh, 'tlog-leaves.sh', ['-c', path.join(l.historyDir, 'log', '010'), l.tilesDir]);
       expect(leaves.code, leaves.stdout + leaves.stderr).toBe(0);
-      expect(leaves.stdout).toContain(`note: tile/entries/000.p/10 is gone, reading the first 10 entries of tile/entries/000.p/${Math.min(...partials.filter((w) => w > 10))}`);
+      expect(leaves.stdout).toContain(
+        `note: tile/entries/000.p/10 is gone, reading the first 10 entries of tile/entries/000.p/${Math.min(...partials.filter((w) => w > 10))}`,
+      );
       expect([...parseLeaves(leaves.stdout).keys()]).toEqual(Array.from({ length: 10 }, (_, i) => i));
     });
 
@@ -200,7 +206,12 @@ describe.each(SHELLS)('$name', (sh) => {
       expect(t.code).toBe(0);
       const printable = (e: Uint8Array) =>
         [...e].map((b) => (b === 0x5c ? '\\\\' : b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join('');
-      expect(t.stdout).toBe(l.entries.slice(0, 256).map((e, i) => `${i} ${e.length} ${printable(e)}\n`).join(''));
+      expect(t.stdout).toBe(
+        l.entries
+          .slice(0, 256)
+          .map((e, i) => `${i} ${e.length} ${printable(e)}\n`)
+          .join(''),
+      );
       const loc = runScript(sh, 'tlog-locate.sh', ['65600', '70000']);
       expect(loc.stdout).toContain('bundle      tile/entries/256  (entry 64 of 256');
       expect(loc.stdout).toContain('leaf hash   tile/0/256  (hash 64');
@@ -217,7 +228,9 @@ describe.each(SHELLS)('$name', (sh) => {
       flip(bundle, 5);
       const r = runScript(sh, 'tlog-leaves.sh', [d.tiles]);
       expect(r.code).toBe(1);
-      expect(r.stdout).toMatch(/^256 [0-9a-f]{64} MISMATCH: entry 0 of tile\/entries\/001\.p\/44 hashes to this, but hash 0 of tile\/0\/001\.p\/44 is [0-9a-f]{64}$/m);
+      expect(r.stdout).toMatch(
+        /^256 [0-9a-f]{64} MISMATCH: entry 0 of tile\/entries\/001\.p\/44 hashes to this, but hash 0 of tile\/0\/001\.p\/44 is [0-9a-f]{64}$/m,
+      );
       expect(r.stdout.match(/MISMATCH/g)).toHaveLength(1);
       expect(r.stderr).toMatch(/FAIL: 1 problem\(s\)/);
       const root = runScript(sh, 'tlog-root.sh', ['-e', d.tiles]);
@@ -239,7 +252,9 @@ describe.each(SHELLS)('$name', (sh) => {
       flip(path.join(d.tiles, 'tile/0/001'), 100);
       const r = runScript(sh, 'tlog-root.sh', [d.tiles]);
       expect(r.code).toBe(1);
-      expect(r.stdout).toMatch(/^FAIL: tile\/0\/001 hashes to [0-9a-f]{64}, but hash 1 of tile\/1\/000\.p\/3 is [0-9a-f]{64}: one of the two tiles is damaged$/m);
+      expect(r.stdout).toMatch(
+        /^FAIL: tile\/0\/001 hashes to [0-9a-f]{64}, but hash 1 of tile\/1\/000\.p\/3 is [0-9a-f]{64}: one of the two tiles is damaged$/m,
+      );
       expect(r.stderr).toMatch(/FAIL: 1 problem/);
       const leaves = runScript(sh, 'tlog-leaves.sh', ['-q', d.tiles, '256', '511']);
       expect(leaves.code).toBe(1);
@@ -247,7 +262,10 @@ describe.each(SHELLS)('$name', (sh) => {
     });
 
     it('a flipped byte in a partial tile or in the level-1 tile: the root does not match', () => {
-      for (const [rel, off] of [['tile/0/003.p/232', 31], ['tile/1/000.p/3', 64]] as const) {
+      for (const [rel, off] of [
+        ['tile/0/003.p/232', 31],
+        ['tile/1/000.p/3', 64],
+      ] as const) {
         const l = logs.get(1000)!;
         const d = copyOf(l);
         flip(path.join(d.tiles, rel), off);

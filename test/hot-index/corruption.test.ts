@@ -168,7 +168,7 @@ describe.each(backends)('corruption (%s)', (backend) => {
     // An index beyond the tree.
     poke(path, slots[0]! + 32 + 4, Uint8Array.of(0x10));
     ix = open('readOnly');
-    let r = ix.check();
+    const r = ix.check();
     expect(r.problemCount).toBeGreaterThanOrEqual(1);
     expect(r.problems.join('\n')).toMatch(/leaf index \d+ is beyond 20/);
     ix.close();

@@ -11,15 +11,12 @@ let env: AppEnv;
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 beforeAll(async () => {
-  env = await makeEnv([
-    { name: 'open' },
-    { name: 'sec', auth: tokenAuth({ tokens: ['write-token'] }), limits: { maxBodyBytes: 100 } },
-  ]);
+  env = await makeEnv([{ name: 'open' }, { name: 'sec', auth: tokenAuth({ tokens: ['write-token'] }), limits: { maxBodyBytes: 100 } }]);
 });
 afterAll(() => env.close());
 
 describe('POST /<t>/add', () => {
-  it('answers the entry\'s index as decimal text, and the entry is in the log at that index', async () => {
+  it("answers the entry's index as decimal text, and the entry is in the log at that index", async () => {
     const log = env.registry.get('open')!.log;
     const answers: string[] = [];
     for (let i = 0; i < 12; i++) {
@@ -33,7 +30,7 @@ describe('POST /<t>/add', () => {
     expect(Buffer.from(await log.leafHashAt(10))).toEqual(Buffer.from(leafHash(Buffer.from('add entry 10'))));
   });
 
-  it('a duplicate answers with the first copy\'s index and adds nothing, also one first sent to /append', async () => {
+  it("a duplicate answers with the first copy's index and adds nothing, also one first sent to /append", async () => {
     const log = env.registry.get('open')!.log;
     const size = log.treeSize;
     expect(await (await post(env.app, '/open/add', 'add entry 3')).text()).toBe('3');
@@ -62,7 +59,7 @@ describe('POST /<t>/add', () => {
     expect(await ok.text()).toBe('0');
   });
 
-  it('keeps append\'s body limit: the limit is accepted, one byte over is a 413', async () => {
+  it("keeps append's body limit: the limit is accepted, one byte over is a 413", async () => {
     const log = env.registry.get('sec')!.log;
     const size = log.treeSize;
     const over = await post(env.app, '/sec/add', 'x'.repeat(101), bearer('write-token'));

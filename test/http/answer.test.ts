@@ -11,7 +11,14 @@ const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 
 /** The answer as the handler built it before: an object through JSON.stringify. */
 function reference(r: AppendResult): string {
-  return JSON.stringify({ index: r.index, leafHash: b64(r.leafHash), duplicate: r.duplicate, treeSize: r.treeSize, checkpoint: r.checkpoint, inclusionProof: r.proof.map(b64) });
+  return JSON.stringify({
+    index: r.index,
+    leafHash: b64(r.leafHash),
+    duplicate: r.duplicate,
+    treeSize: r.treeSize,
+    checkpoint: r.checkpoint,
+    inclusionProof: r.proof.map(b64),
+  });
 }
 
 const note = (size: number, extra = '') =>
@@ -42,11 +49,44 @@ describe('appendAnswer', () => {
   const cases: [string, AppendResult][] = [
     ['first entry, no proof', { index: 0, leafHash: randomBytes(32), duplicate: false, treeSize: 1, checkpoint: note(1), proof: [] }],
     ['one proof hash', { index: 1, leafHash: randomBytes(32), duplicate: false, treeSize: 2, checkpoint: note(2), proof: [randomBytes(32)] }],
-    ['17 hashes, duplicate', { index: 99_999, leafHash: randomBytes(32), duplicate: true, treeSize: 123_456, checkpoint: note(123_456), proof: Array.from({ length: 17 }, () => randomBytes(32)) }],
-    ['63 hashes at the largest safe sizes', { index: 2 ** 53 - 2, leafHash: randomBytes(32), duplicate: false, treeSize: 2 ** 53 - 1, checkpoint: note(2 ** 53 - 1), proof: Array.from({ length: 63 }, () => randomBytes(32)) }],
+    [
+      '17 hashes, duplicate',
+      {
+        index: 99_999,
+        leafHash: randomBytes(32),
+        duplicate: true,
+        treeSize: 123_456,
+        checkpoint: note(123_456),
+        proof: Array.from({ length: 17 }, () => randomBytes(32)),
+      },
+    ],
+    [
+      '63 hashes at the largest safe sizes',
+      {
+        index: 2 ** 53 - 2,
+        leafHash: randomBytes(32),
+        duplicate: false,
+        treeSize: 2 ** 53 - 1,
+        checkpoint: note(2 ** 53 - 1),
+        proof: Array.from({ length: 63 }, () => randomBytes(32)),
+      },
+    ],
     // Extension lines are opaque: whatever text the note holds must come out as JSON would write it.
-    ['a note with quotes, backslashes, controls and non-ASCII', { index: 5, leafHash: randomBytes(32), duplicate: false, treeSize: 6, checkpoint: note(6, 'ext "q" \\ \t\u0001\u001f \u2028 é 😀'), proof: [randomBytes(32), randomBytes(32)] }],
-    ['hashes of other lengths', { index: 3, leafHash: randomBytes(31), duplicate: false, treeSize: 4, checkpoint: note(4), proof: [randomBytes(1), randomBytes(2), randomBytes(33)] }],
+    [
+      'a note with quotes, backslashes, controls and non-ASCII',
+      {
+        index: 5,
+        leafHash: randomBytes(32),
+        duplicate: false,
+        treeSize: 6,
+        checkpoint: note(6, 'ext "q" \\ \t\u0001\u001f \u2028 é 😀'),
+        proof: [randomBytes(32), randomBytes(32)],
+      },
+    ],
+    [
+      'hashes of other lengths',
+      { index: 3, leafHash: randomBytes(31), duplicate: false, treeSize: 4, checkpoint: note(4), proof: [randomBytes(1), randomBytes(2), randomBytes(33)] },
+    ],
   ];
   for (const [name, r] of cases) {
     it(name, () => {
@@ -61,7 +101,14 @@ describe('appendAnswer', () => {
     for (let round = 0; round < 3; round++) {
       for (const [i, n] of notes.entries()) {
         // A copy of the string, not the cached instance: the cache is by content.
-        const r: AppendResult = { index: i, leafHash: randomBytes(32), duplicate: false, treeSize: i + 1, checkpoint: (' ' + n).slice(1), proof: [randomBytes(32)] };
+        const r: AppendResult = {
+          index: i,
+          leafHash: randomBytes(32),
+          duplicate: false,
+          treeSize: i + 1,
+          checkpoint: (' ' + n).slice(1),
+          proof: [randomBytes(32)],
+        };
         expect(Buffer.from(appendAnswer(r)).toString('utf8')).toBe(reference(r));
       }
     }
@@ -70,7 +117,14 @@ describe('appendAnswer', () => {
   it('answers cut from shared slabs never overlap: each still holds its bytes after hundreds more', () => {
     const kept: [Uint8Array, string][] = [];
     for (let i = 0; i < 400; i++) {
-      const r: AppendResult = { index: i, leafHash: randomBytes(32), duplicate: false, treeSize: i + 1, checkpoint: note(i + 1), proof: Array.from({ length: i % 20 }, () => randomBytes(32)) };
+      const r: AppendResult = {
+        index: i,
+        leafHash: randomBytes(32),
+        duplicate: false,
+        treeSize: i + 1,
+        checkpoint: note(i + 1),
+        proof: Array.from({ length: i % 20 }, () => randomBytes(32)),
+      };
       kept.push([appendAnswer(r), reference(r)]);
     }
     for (const [bytes, want] of kept) expect(Buffer.from(bytes).toString('utf8')).toBe(want);

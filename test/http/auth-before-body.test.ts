@@ -124,13 +124,17 @@ it('a wrong token, and a chunked body without credentials: 401 before the body i
 const sign = (url: string, body: Uint8Array, counter: number, o: { clientID?: string; origin?: string } = {}) =>
   signHttpRequest({ clientID: o.clientID ?? 'c1', seed: key.seed, origin: o.origin ?? 'example.com/locked', method: 'POST', url, body, counter });
 
-it('signed requests: an unknown client, malformed headers, another tenant\'s tag, a bad signature and a stale counter are refused before the body is read', async () => {
+it("signed requests: an unknown client, malformed headers, another tenant's tag, a bad signature and a stale counter are refused before the body is read", async () => {
   const size = 8 << 20;
   const body = Buffer.alloc(size, 0x62);
   const good = await sign('/locked/append-batch', body, 5);
   expectRefusedUnread(await flood('/locked/append-batch', await sign('/locked/append-batch', body, 5, { clientID: 'nobody' }), size), size, /unknown client/);
   expectRefusedUnread(await flood('/locked/append-batch', { ...good, 'Tlog-Counter': '05' }, size), size, /Tlog-Counter must be a canonical decimal/);
-  expectRefusedUnread(await flood('/locked/append-batch', await sign('/locked/append-batch', body, 5, { origin: 'example.com/other' }), size), size, /made for another tenant/);
+  expectRefusedUnread(
+    await flood('/locked/append-batch', await sign('/locked/append-batch', body, 5, { origin: 'example.com/other' }), size),
+    size,
+    /made for another tenant/,
+  );
   expectRefusedUnread(await flood('/locked/append-batch', { ...good, 'Tlog-Counter': '6' }, size), size, /signature does not verify/);
   // Counter 5 used up by a small signed append: the same counter on a large body is stale.
   const small = Buffer.from('signed small');
@@ -185,7 +189,11 @@ it('what needs the body is checked after it is read: a body other than the signe
 it('with the token, the same body is read and taken', async () => {
   const entries = Array.from({ length: 40 }, (_, i) => Buffer.alloc(50_000, i + 1));
   const bundle = Buffer.concat(entries.flatMap((e) => [Buffer.from([e.length >> 8, e.length & 0xff]), e]));
-  const r = await fetch(`http://127.0.0.1:${srv.port}/locked/append-batch`, { method: 'POST', body: bundle, headers: { authorization: 'Bearer w', 'content-type': 'application/octet-stream' } });
+  const r = await fetch(`http://127.0.0.1:${srv.port}/locked/append-batch`, {
+    method: 'POST',
+    body: bundle,
+    headers: { authorization: 'Bearer w', 'content-type': 'application/octet-stream' },
+  });
   expect(r.status).toBe(200);
   expect(env.registry.get('locked')!.log.treeSize).toBe(41);
   expect(bodies.inFlight).toBe(0);

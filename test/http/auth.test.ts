@@ -19,7 +19,11 @@ let reloads = 0;
 beforeAll(async () => {
   env = await makeEnv(
     [
-      { name: 'sec', auth: tokenAuth({ tokens: ['write-token', 'second-token'], clients: [['c1', c1.publicKey]] }), limits: { ratePerSecond: 0.001, burst: 40 } },
+      {
+        name: 'sec',
+        auth: tokenAuth({ tokens: ['write-token', 'second-token'], clients: [['c1', c1.publicKey]] }),
+        limits: { ratePerSecond: 0.001, burst: 40 },
+      },
       { name: 'priv', auth: tokenAuth({ tokens: ['priv-writer'], readTokens: ['read-token'], clients: [['c2', c2.publicKey]] }) },
       { name: 'other', auth: tokenAuth({ tokens: ['other-token'], clients: [['c1', clientKey(9).publicKey]] }) },
       { name: 'ta', auth: tokenAuth({ clients: [['shared', c3.publicKey]] }) },
@@ -49,26 +53,45 @@ async function expect401(r: Response | Promise<Response>): Promise<string> {
 }
 
 /** An RFC 9421 signed POST of `body` to `urlPath` for the tenant with `origin`. */
-function signed(key: { seed: Uint8Array }, clientID: string, urlPath: string, body: Uint8Array, counter: number, o: { origin?: string; method?: string; nonce?: string } = {}) {
-  return signHttpRequest({ clientID, seed: key.seed, origin: o.origin ?? 'example.com/sec', method: o.method ?? 'POST', url: urlPath, body, counter, nonce: o.nonce });
+function signed(
+  key: { seed: Uint8Array },
+  clientID: string,
+  urlPath: string,
+  body: Uint8Array,
+  counter: number,
+  o: { origin?: string; method?: string; nonce?: string } = {},
+) {
+  return signHttpRequest({
+    clientID,
+    seed: key.seed,
+    origin: o.origin ?? 'example.com/sec',
+    method: o.method ?? 'POST',
+    url: urlPath,
+    body,
+    counter,
+    nonce: o.nonce,
+  });
 }
 
 /** A request whose body records whether anything read it. */
 function watchedPost(url: string, headers: Record<string, string>): { response: Promise<Response>; pulled: () => boolean } {
   let pulled = false;
-  const body = new ReadableStream<Uint8Array>({
-    pull(ctl) {
-      pulled = true;
-      ctl.enqueue(new Uint8Array([1, 2, 3]));
-      ctl.close();
+  const body = new ReadableStream<Uint8Array>(
+    {
+      pull(ctl) {
+        pulled = true;
+        ctl.enqueue(new Uint8Array([1, 2, 3]));
+        ctl.close();
+      },
     },
-  }, { highWaterMark: 0 }); // pulled only when something reads
+    { highWaterMark: 0 },
+  ); // pulled only when something reads
   const init = { method: 'POST', body, headers: { ...headers, 'content-type': 'application/octet-stream' }, duplex: 'half' } as RequestInit;
   return { response: Promise.resolve(env.app.request(url, init)), pulled: () => pulled };
 }
 
 describe('bearer tokens', () => {
-  it('a listed token writes; none, a wrong one, another tenant\'s or a malformed header get 401', async () => {
+  it("a listed token writes; none, a wrong one, another tenant's or a malformed header get 401", async () => {
     expect((await post(env.app, '/sec/append', 'tok 1', bearer('write-token'))).status).toBe(200);
     expect((await post(env.app, '/sec/append', 'tok 2', bearer('second-token'))).status).toBe(200);
     await expect401(post(env.app, '/sec/append', 'nope'));
@@ -122,7 +145,9 @@ describe('signed requests (RFC 9421)', () => {
     expect(await expect401(post(env.app, '/sec/append', body, await signed(c1, 'c1', '/sec/append', body, counter)))).toMatch(/not above its last counter 10/);
     await expect401(post(env.app, '/sec/append', body, await signed(c1, 'c1', '/sec/append', body, 0)));
     // Signed over another body (its Content-Digest does not match), path, method, or by another key.
-    expect(await expect401(post(env.app, '/sec/append', body, await signed(c1, 'c1', '/sec/append', Buffer.from('other body'), counter + 1)))).toMatch(/Content-Digest sha256 does not match/);
+    expect(await expect401(post(env.app, '/sec/append', body, await signed(c1, 'c1', '/sec/append', Buffer.from('other body'), counter + 1)))).toMatch(
+      /Content-Digest sha256 does not match/,
+    );
     expect(await expect401(post(env.app, '/sec/append', body, await signed(c1, 'c1', '/other/append', body, counter + 2)))).toMatch(/does not verify/);
     await expect401(post(env.app, '/sec/append', body, await signed(c1, 'c1', '/sec/append-batch', body, counter + 3)));
     await expect401(post(env.app, '/sec/append', body, await signed(c1, 'c1', '/sec/append', body, counter + 3, { method: 'PUT' })));
@@ -131,7 +156,9 @@ describe('signed requests (RFC 9421)', () => {
     // A Content-Digest changed to match another body: the signature covers the header.
     const other = Buffer.from('smuggled');
     const { contentDigest } = await import('../../src/signed-write/profile.js');
-    await expect401(post(env.app, '/sec/append', other, { ...(await signed(c1, 'c1', '/sec/append', body, counter + 7)), 'Content-Digest': contentDigest(other) }));
+    await expect401(
+      post(env.app, '/sec/append', other, { ...(await signed(c1, 'c1', '/sec/append', body, counter + 7)), 'Content-Digest': contentDigest(other) }),
+    );
     // Unknown client (c2 is registered at another tenant only).
     expect(await expect401(post(env.app, '/sec/append', body, await signed(c2, 'c2', '/sec/append', body, 1)))).toMatch(/unknown client/);
     // Malformed counter and signature headers.
@@ -159,12 +186,18 @@ describe('signed requests (RFC 9421)', () => {
     expect(env.registry.get('tb')!.log.treeSize).toBe(0);
     expect(env.registry.get('tb')!.counters.last('shared')).toBe(-1);
     // Signed for tb, the same client writes there.
-    expect((await post(env.app, '/append', body, { ...(await signed(c3, 'shared', '/append', body, 1, { origin: 'example.com/tb' })), 'x-module-id': 'tb' })).status).toBe(200);
+    expect(
+      (await post(env.app, '/append', body, { ...(await signed(c3, 'shared', '/append', body, 1, { origin: 'example.com/tb' })), 'x-module-id': 'tb' })).status,
+    ).toBe(200);
   });
 
   it('a refused signature is refused before the body is read', async () => {
     const headers = await signed(c1, 'c1', '/sec/append', Buffer.from([1, 2, 3]), counter + 1);
-    for (const h of [{ ...headers, 'Tlog-Counter': String(counter) }, { ...headers, Signature: `tlog=:${Buffer.alloc(64).toString('base64')}:` }, { ...headers, 'Signature-Input': headers['Signature-Input']!.replace('keyid="c1"', 'keyid="c9"') }]) {
+    for (const h of [
+      { ...headers, 'Tlog-Counter': String(counter) },
+      { ...headers, Signature: `tlog=:${Buffer.alloc(64).toString('base64')}:` },
+      { ...headers, 'Signature-Input': headers['Signature-Input']!.replace('keyid="c1"', 'keyid="c9"') },
+    ]) {
       const w = watchedPost('/sec/append', h);
       await expect401(w.response);
       expect(w.pulled()).toBe(false);
@@ -241,7 +274,9 @@ describe('X-Tlog-* signed requests (deprecated, message v2)', () => {
     expect(await expect401(post(env.app, '/sec/append', body, h))).toMatch(/replayed or stale/);
     const { ed25519 } = await import('@noble/curves/ed25519.js');
     const nonce = 'ab'.repeat(16);
-    const v1 = Buffer.from(ed25519.sign(signedRequestMessageV1({ method: 'POST', path: '/sec/append', body, nonce, counter: counter + 1 }), c1.seed)).toString('base64');
+    const v1 = Buffer.from(ed25519.sign(signedRequestMessageV1({ method: 'POST', path: '/sec/append', body, nonce, counter: counter + 1 }), c1.seed)).toString(
+      'base64',
+    );
     const old = { 'X-Tlog-Client': 'c1', 'X-Tlog-Counter': String(counter + 1), 'X-Tlog-Nonce': nonce, 'X-Tlog-Signature': v1 };
     expect(await expect401(post(env.app, '/sec/append', body, old))).toMatch(/v1 message, which does not name the tenant.*RFC 9421/);
     // The counter was not used up by the refused request.
@@ -364,7 +399,11 @@ describe('tenant isolation', () => {
       expect((await get(iso.app, '/b/tile/0/000')).status).toBe(404);
       expect((await get(iso.app, '/b/tile/entries/000')).status).toBe(404);
       expect((await get(iso.app, '/b/tile/entries/000.p/1')).status).toBe(200);
-      expect(Buffer.from(await (await get(iso.app, '/b/tile/entries/000.p/1')).arrayBuffer()).subarray(2).toString()).toBe('tenant b 0');
+      expect(
+        Buffer.from(await (await get(iso.app, '/b/tile/entries/000.p/1')).arrayBuffer())
+          .subarray(2)
+          .toString(),
+      ).toBe('tenant b 0');
       expect((await get(iso.app, '/b/read_since?index=5')).status).toBe(400);
       const hexA = Buffer.from(leafHash(aEntries[7]!)).toString('hex');
       expect((await get(iso.app, `/b/proof/by-hash/${hexA}`)).status).toBe(404);

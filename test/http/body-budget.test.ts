@@ -56,14 +56,25 @@ describe('/append takes no more than the largest entry', () => {
     expect(JSON.parse(over.body)).toEqual({ error: 'body is 65536 bytes, over the largest entry, 65535 bytes', code: 'too_large' });
     expect(over.headers.connection).toBe('close');
     expect(over.closed).toBe(true);
-    const ok = await rawExchange(srv.port, Buffer.concat([Buffer.from(post('/big/append', 'Content-Length: 65535\r\nConnection: close\r\n')), Buffer.alloc(65535, 7)]));
+    const ok = await rawExchange(
+      srv.port,
+      Buffer.concat([Buffer.from(post('/big/append', 'Content-Length: 65535\r\nConnection: close\r\n')), Buffer.alloc(65535, 7)]),
+    );
     expect(ok.status, ok.body).toBe(200);
     expect(env.registry.get('big')!.log.treeSize).toBe(1);
   });
 
   it('a chunked body passing 65535 bytes is refused while it streams in', async () => {
     const chunk = (b: Buffer) => Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n')]);
-    const r = await rawExchange(srv.port, Buffer.concat([Buffer.from(post('/big/append', 'Transfer-Encoding: chunked\r\n')), chunk(Buffer.alloc(40_000, 1)), chunk(Buffer.alloc(25_536, 2)), Buffer.from('0\r\n\r\n')]));
+    const r = await rawExchange(
+      srv.port,
+      Buffer.concat([
+        Buffer.from(post('/big/append', 'Transfer-Encoding: chunked\r\n')),
+        chunk(Buffer.alloc(40_000, 1)),
+        chunk(Buffer.alloc(25_536, 2)),
+        Buffer.from('0\r\n\r\n'),
+      ]),
+    );
     expect(r.status).toBe(413);
     expect(JSON.parse(r.body)).toEqual({ error: 'body is over the largest entry, 65535 bytes', code: 'too_large' });
     expect(r.closed).toBe(true);
@@ -81,13 +92,19 @@ describe('the in-flight budget of all bodies', () => {
     expect(over.headers.connection).toBe('close');
     expect(JSON.parse(over.body)).toEqual({ error: 'too many request bodies in flight: try again shortly', code: 'unavailable' });
     expect(over.closed).toBe(true);
-    const fits = await rawExchange(srv.port, Buffer.concat([Buffer.from(post('/big/append-batch', 'Content-Length: 40000\r\nConnection: close\r\n')), bundleOf(40_000, 3)]));
+    const fits = await rawExchange(
+      srv.port,
+      Buffer.concat([Buffer.from(post('/big/append-batch', 'Content-Length: 40000\r\nConnection: close\r\n')), bundleOf(40_000, 3)]),
+    );
     expect(fits.status, fits.body).toBe(200);
     expect(bodies.inFlight).toBe(60_000);
     // The holder goes away mid-body: its share comes back.
     held.destroy();
     await until(() => bodies.inFlight === 0, 'the holder released');
-    const after = await rawExchange(srv.port, Buffer.concat([Buffer.from(post('/big/append-batch', 'Content-Length: 90000\r\nConnection: close\r\n')), bundleOf(60_000, 4), bundleOf(30_000, 5)]));
+    const after = await rawExchange(
+      srv.port,
+      Buffer.concat([Buffer.from(post('/big/append-batch', 'Content-Length: 90000\r\nConnection: close\r\n')), bundleOf(60_000, 4), bundleOf(30_000, 5)]),
+    );
     expect(after.status, after.body).toBe(200);
     expect(bodies.inFlight).toBe(0);
   });
@@ -95,7 +112,15 @@ describe('the in-flight budget of all bodies', () => {
   it('a chunked body growing past what is left: 503 while it streams in, and the connection is closed', async () => {
     const held = await holder(60_000);
     const chunk = (b: Buffer) => Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n')]);
-    const r = await rawExchange(srv.port, Buffer.concat([Buffer.from(post('/big/append-batch', 'Transfer-Encoding: chunked\r\n')), chunk(bundleOf(30_000, 6)), chunk(Buffer.alloc(10_001, 7)), Buffer.from('0\r\n\r\n')]));
+    const r = await rawExchange(
+      srv.port,
+      Buffer.concat([
+        Buffer.from(post('/big/append-batch', 'Transfer-Encoding: chunked\r\n')),
+        chunk(bundleOf(30_000, 6)),
+        chunk(Buffer.alloc(10_001, 7)),
+        Buffer.from('0\r\n\r\n'),
+      ]),
+    );
     expect(r.status).toBe(503);
     expect(r.headers['retry-after']).toBe('1');
     expect(r.headers.connection).toBe('close');
@@ -111,9 +136,18 @@ describe('the in-flight budget of all bodies', () => {
     const stream = new ReadableStream<Uint8Array>({ start: (c) => void (ctl = c) });
     const first = bundleOf(60_000, 8);
     ctl.enqueue(first.subarray(0, 50_000));
-    const pending = env.app.request('/big/append-batch', { method: 'POST', body: stream, headers: { 'content-type': 'application/octet-stream' }, duplex: 'half' } as RequestInit);
+    const pending = env.app.request('/big/append-batch', {
+      method: 'POST',
+      body: stream,
+      headers: { 'content-type': 'application/octet-stream' },
+      duplex: 'half',
+    } as RequestInit);
     await until(() => bodies.inFlight === 50_000, 'the streamed body read so far');
-    const refused = await env.app.request('/big/append-batch', { method: 'POST', body: new Uint8Array(bundleOf(50_001, 9)), headers: { 'content-type': 'application/octet-stream' } });
+    const refused = await env.app.request('/big/append-batch', {
+      method: 'POST',
+      body: new Uint8Array(bundleOf(50_001, 9)),
+      headers: { 'content-type': 'application/octet-stream' },
+    });
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toBe('1');
     ctl.enqueue(first.subarray(50_000));

@@ -109,7 +109,8 @@ function exchange(bytes: string | Buffer, o: { ms?: number; destroyAfterMs?: num
 
 const statusOf = (answer: string) => Number(/^HTTP\/1\.1 ([0-9]{3})/.exec(answer)?.[1] ?? 0);
 const bodyOf = (answer: string) => answer.slice(answer.indexOf('\r\n\r\n') + 4);
-const chunked = (parts: Buffer[]) => Buffer.concat([...parts.flatMap((p) => [Buffer.from(`${p.length.toString(16)}\r\n`), p, Buffer.from('\r\n')]), Buffer.from('0\r\n\r\n')]);
+const chunked = (parts: Buffer[]) =>
+  Buffer.concat([...parts.flatMap((p) => [Buffer.from(`${p.length.toString(16)}\r\n`), p, Buffer.from('\r\n')]), Buffer.from('0\r\n\r\n')]);
 
 /** The lightweight Request of @hono/node-server built its undici Request (with body stream) or its AbortController. */
 function builtWebRequest(req: Request): boolean {
@@ -127,7 +128,12 @@ it('a declared Content-Length over the limit is refused before the body is sent'
 });
 
 it('a chunked body over the limit is refused with Connection: close, and the connection is closed', async () => {
-  const answer = await exchange(Buffer.concat([Buffer.from('POST /lim/append HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n'), chunked([Buffer.alloc(600, 1), Buffer.alloc(600, 2)])]));
+  const answer = await exchange(
+    Buffer.concat([
+      Buffer.from('POST /lim/append HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n'),
+      chunked([Buffer.alloc(600, 1), Buffer.alloc(600, 2)]),
+    ]),
+  );
   expect(statusOf(answer)).toBe(413);
   expect(answer).toMatch(/\r\nconnection: close\r\n/i);
   expect(JSON.parse(bodyOf(answer))).toEqual({ error: "body is over this tenant's limit of 1000 bytes", code: 'too_large' });
@@ -135,7 +141,9 @@ it('a chunked body over the limit is refused with Connection: close, and the con
 
 it('a body in many chunks, up to the limit, is read whole from the node request without building the web Request', async () => {
   const parts = Array.from({ length: 10 }, (_, i) => Buffer.alloc(100, 0x41 + i));
-  const answer = await exchange(Buffer.concat([Buffer.from('POST /lim/append HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n'), chunked(parts)]));
+  const answer = await exchange(
+    Buffer.concat([Buffer.from('POST /lim/append HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n'), chunked(parts)]),
+  );
   expect(statusOf(answer)).toBe(200);
   const { index } = JSON.parse(bodyOf(answer)) as { index: number };
   const [stored] = (await env.registry.get('lim')!.log.readEntries(index, 1)).entries;

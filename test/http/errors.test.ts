@@ -37,17 +37,23 @@ async function expectError(r: Response | Promise<Response>, status: number, code
 
 describe('400: bad parameters and bodies', () => {
   const badInts = ['', '-1', '01', '00', '+1', '1e3', '0x10', ' 1', '1 ', '1.0', '1.5', 'NaN', 'Infinity', '99999999999999999', '٣', '1%00'];
-  it.each(['read_since?index=', 'read_since?limit=', 'proof/inclusion?index=0&tree_size=', 'proof/inclusion?index=', 'proof/consistency?old=', 'proof/consistency?old=1&new='])(
-    'non-canonical integers in %s',
-    async (q) => {
-      for (const v of badInts) await expectError(get(env.app, `/main/${q}${encodeURIComponent(v)}`), 400, 'bad_input');
-    },
-  );
+  it.each([
+    'read_since?index=',
+    'read_since?limit=',
+    'proof/inclusion?index=0&tree_size=',
+    'proof/inclusion?index=',
+    'proof/consistency?old=',
+    'proof/consistency?old=1&new=',
+  ])('non-canonical integers in %s', async (q) => {
+    for (const v of badInts) await expectError(get(env.app, `/main/${q}${encodeURIComponent(v)}`), 400, 'bad_input');
+  });
 
   it('a canonical integer of 16 digits above 2^53 - 1 is too large; 17 digits are not an integer we read', async () => {
     expect((await expectError(get(env.app, '/main/read_since?index=9007199254740992'), 400, 'bad_input')).error).toBe('index is too large');
     expect((await expectError(get(env.app, '/main/read_since?index=9999999999999999'), 400, 'bad_input')).error).toBe('index is too large');
-    expect((await expectError(get(env.app, '/main/read_since?index=10000000000000000'), 400, 'bad_input')).error).toBe('index must be a canonical non-negative integer');
+    expect((await expectError(get(env.app, '/main/read_since?index=10000000000000000'), 400, 'bad_input')).error).toBe(
+      'index must be a canonical non-negative integer',
+    );
   });
 
   it('missing required parameters, limit 0, out-of-range indexes and sizes', async () => {
@@ -105,7 +111,14 @@ describe('400: bad parameters and bodies', () => {
 
 describe('404: unknown tenants and routes', () => {
   it('unknown tenant: JSON 404 on every route', async () => {
-    for (const p of ['/nobody/checkpoint', '/nobody/tile/0/000', '/nobody/read_since', '/nobody/proof/inclusion?index=0', `/nobody/proof/by-hash/${'0'.repeat(64)}`, '/nobody/proof/consistency?old=0']) {
+    for (const p of [
+      '/nobody/checkpoint',
+      '/nobody/tile/0/000',
+      '/nobody/read_since',
+      '/nobody/proof/inclusion?index=0',
+      `/nobody/proof/by-hash/${'0'.repeat(64)}`,
+      '/nobody/proof/consistency?old=0',
+    ]) {
       const j = await expectError(get(env.app, p), 404, 'not_found');
       expect(j.error).toMatch(/unknown tenant|no such/);
     }
@@ -143,7 +156,11 @@ describe('413: too large', () => {
   it('an entry over 65535 bytes, in /append and in a batch', async () => {
     await expectError(post(env.app, '/main/append', new Uint8Array(65536)), 413, 'too_large');
     expect((await post(env.app, '/main/append', new Uint8Array(65535).fill(7))).status).toBe(200);
-    await expectError(post(env.app, '/main/append-batch', JSON.stringify([Buffer.alloc(65536, 1).toString('base64')]), { 'content-type': 'application/json' }), 413, 'too_large');
+    await expectError(
+      post(env.app, '/main/append-batch', JSON.stringify([Buffer.alloc(65536, 1).toString('base64')]), { 'content-type': 'application/json' }),
+      413,
+      'too_large',
+    );
   });
 
   it('a body over the tenant limit, with or without an honest Content-Length', async () => {
@@ -157,7 +174,12 @@ describe('413: too large', () => {
         ctl.close();
       },
     });
-    const r = await env.app.request('/small/append', { method: 'POST', body: stream, headers: { 'content-type': 'application/octet-stream' }, duplex: 'half' } as RequestInit);
+    const r = await env.app.request('/small/append', {
+      method: 'POST',
+      body: stream,
+      headers: { 'content-type': 'application/octet-stream' },
+      duplex: 'half',
+    } as RequestInit);
     expect(r.status).toBe(413);
     expect(env.registry.get('small')!.log.treeSize).toBe(1);
   });
@@ -226,4 +248,3 @@ describe('Retry-After from the error itself', () => {
     expect(await retryAfterOf(new TlogError(ErrorCode.badInput, 'bad', { retryAfterSeconds: 5 }))).toBeNull();
   });
 });
-

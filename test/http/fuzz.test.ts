@@ -30,7 +30,11 @@ beforeAll(async () => {
   console.log(`fuzz: seed ${SEED} (FUZZ_SEED=${SEED} to replay), ${N} app requests, ${RAW_N} raw socket requests`);
   env = await makeEnv([
     { name: 'fz' },
-    { name: 'fs', auth: tokenAuth({ tokens: ['fs-token'], clients: [['fc', key.publicKey]] }), limits: { maxBodyBytes: 70_000, ratePerSecond: 50, burst: 500 } },
+    {
+      name: 'fs',
+      auth: tokenAuth({ tokens: ['fs-token'], clients: [['fc', key.publicKey]] }),
+      limits: { maxBodyBytes: 70_000, ratePerSecond: 50, burst: 500 },
+    },
     { name: 'fr', auth: tokenAuth({ tokens: ['fr-token'], readTokens: ['fr-read'] }), limits: { maxPending: 64 } },
   ]);
   // The server `tlog serve` runs: its own answers to what node's parser refuses are fuzzed too.
@@ -48,8 +52,62 @@ const pick = <T>(xs: readonly T[]): T => xs[randInt(rand, 0, xs.length)]!;
 const chance = (p: number) => rand() < p;
 
 const TENANTS = ['fz', 'fs', 'fr', 'nobody', 'FZ', '', '..', '%2e%2e', 'fz%2F..', 'a'.repeat(70), 'f z', 'fz\u0000', 'ƒz'];
-const ROUTES = ['checkpoint', 'append', 'append-batch', 'read_since', 'proof/inclusion', 'proof/consistency', 'proof/by-hash/', 'tile/', 'tile/entries/', 'healthz', 'metrics', 'admin/reload'];
-const FRAGMENTS = ['..', '.', '%2e%2e', '%2E.', '%2f', '%2F', '%5c', '\\', '//', '%00', '%', '%zz', '%ff', '%c0%ae', 'x000', '000', '001', 'x001', '.p', '.p/1', '.p/0', '.p/256', '255', 'entries', 'data', '0', '63', '64', '-1', 'SECRET', '~', ';', '?', '#', '&', '=', ' ', '\t', 'é', '\u202e'];
+const ROUTES = [
+  'checkpoint',
+  'append',
+  'append-batch',
+  'read_since',
+  'proof/inclusion',
+  'proof/consistency',
+  'proof/by-hash/',
+  'tile/',
+  'tile/entries/',
+  'healthz',
+  'metrics',
+  'admin/reload',
+];
+const FRAGMENTS = [
+  '..',
+  '.',
+  '%2e%2e',
+  '%2E.',
+  '%2f',
+  '%2F',
+  '%5c',
+  '\\',
+  '//',
+  '%00',
+  '%',
+  '%zz',
+  '%ff',
+  '%c0%ae',
+  'x000',
+  '000',
+  '001',
+  'x001',
+  '.p',
+  '.p/1',
+  '.p/0',
+  '.p/256',
+  '255',
+  'entries',
+  'data',
+  '0',
+  '63',
+  '64',
+  '-1',
+  'SECRET',
+  '~',
+  ';',
+  '?',
+  '#',
+  '&',
+  '=',
+  ' ',
+  '\t',
+  'é',
+  '\u202e',
+];
 
 function randNumber(): string {
   return pick([
@@ -66,7 +124,8 @@ function randNumber(): string {
 function randTilePath(): string {
   const level = pick(['0', '1', '2', 'entries', '63', '64', '00', '-1', 'x', randNumber()]);
   const segs: string[] = [];
-  for (let i = randInt(rand, 0, 4); i > 0; i--) segs.push(pick(['x000', 'x001', 'x999', `x${randInt(rand, 0, 1000).toString().padStart(3, '0')}`, '001', '0001', '..', 'x']));
+  for (let i = randInt(rand, 0, 4); i > 0; i--)
+    segs.push(pick(['x000', 'x001', 'x999', `x${randInt(rand, 0, 1000).toString().padStart(3, '0')}`, '001', '0001', '..', 'x']));
   segs.push(pick(['000', '001', '002', '0001', '1', String(randInt(rand, 0, 1000)).padStart(3, '0'), '..', '']));
   let p = `tile/${level}/${segs.join('/')}`;
   if (chance(0.3)) p += `.p/${pick(['1', '44', '255', '256', '0', '01', randNumber()])}`;
@@ -129,7 +188,18 @@ function randHeaders(): Record<string, string> {
   const h: Record<string, string> = {};
   if (chance(0.7)) h['content-type'] = pick(CONTENT_TYPES);
   if (chance(0.3)) h['x-module-id'] = pick([...TENANTS.filter((x) => /^[\x20-\x7e]*$/.test(x)), 'fz', 'fz', 'fs', 'fr']);
-  if (chance(0.3)) h.authorization = pick(['Bearer fs-token', 'Bearer fr-token', 'Bearer fr-read', 'Bearer nope', 'Bearer ', 'Basic Zm9v', 'Bearer ' + 'x'.repeat(1000), 'Bearer\tfs-token', 'bearer fs-token']);
+  if (chance(0.3))
+    h.authorization = pick([
+      'Bearer fs-token',
+      'Bearer fr-token',
+      'Bearer fr-read',
+      'Bearer nope',
+      'Bearer ',
+      'Basic Zm9v',
+      'Bearer ' + 'x'.repeat(1000),
+      'Bearer\tfs-token',
+      'bearer fs-token',
+    ]);
   if (chance(0.2)) h.accept = pick(['application/octet-stream', 'application/json', '*/*', 'text/html', '']);
   if (chance(0.2)) h['accept-encoding'] = pick(['gzip', 'br', 'identity', 'gzip;q=0', '*', 'deflate, gzip']);
   if (chance(0.1)) h['if-none-match'] = pick(['"tile/0/000"', '*', '"', 'W/"x"', '"cp-0-0000000000000000"']);
@@ -142,7 +212,14 @@ function randHeaders(): Record<string, string> {
     h['x-tlog-signature'] = pick([Buffer.from(randBytes(rand, 64)).toString('base64'), '', '!!!', 'AAAA']);
   }
   if (chance(0.15)) {
-    h['signature-input'] = pick(['tlog=("@method" "@path" "@query" "content-digest" "tlog-counter");created=1;keyid="fc";nonce="0123456789abcdef";tag="tlog-worm/example.com/fs"', 'sig1=(', '', 'a=("@status");tag="tlog-worm/x"', 'b=();tag="tlog-worm/example.com/fs";keyid="fc";created=99999999999;nonce="n"', 'c=("@method" "@method")']);
+    h['signature-input'] = pick([
+      'tlog=("@method" "@path" "@query" "content-digest" "tlog-counter");created=1;keyid="fc";nonce="0123456789abcdef";tag="tlog-worm/example.com/fs"',
+      'sig1=(',
+      '',
+      'a=("@status");tag="tlog-worm/x"',
+      'b=();tag="tlog-worm/example.com/fs";keyid="fc";created=99999999999;nonce="n"',
+      'c=("@method" "@method")',
+    ]);
     h.signature = pick([`tlog=:${Buffer.from(randBytes(rand, 64)).toString('base64')}:`, '', 'tlog=1', 'tlog=:AAAA:']);
     if (chance(0.5)) h['content-digest'] = pick(['sha-256=:AAAA:', '', 'sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:', 'md5=?1']);
     if (chance(0.5)) h['tlog-counter'] = randNumber().replace(/[^\x20-\x7e]/g, '');
@@ -173,7 +250,8 @@ function randBody(): Uint8Array | string | undefined {
     () => new Uint8Array(65535).fill(randInt(rand, 0, 256)),
     () => JSON.stringify(Array.from({ length: randInt(rand, 0, 10) }, () => entry().toString('base64'))),
     () => JSON.stringify({ entries: Array.from({ length: randInt(rand, 0, 10) }, () => entry().toString('base64')) }),
-    () => JSON.stringify(pick([null, 1, 'x', [1, 2], { entries: 'x' }, { entries: [null] }, [''], ['YQ'], ['YQ=='], [{}], { __proto__: { entries: ['YQ=='] } }])),
+    () =>
+      JSON.stringify(pick([null, 1, 'x', [1, 2], { entries: 'x' }, { entries: [null] }, [''], ['YQ'], ['YQ=='], [{}], { __proto__: { entries: ['YQ=='] } }])),
     () => '{"entries":[' + '"YQ==",'.repeat(randInt(rand, 0, 50)),
     () => '['.repeat(randInt(rand, 1, 5000)),
     () => Buffer.from(percentGarbage()),
@@ -184,7 +262,10 @@ function randBody(): Uint8Array | string | undefined {
 function structured(): { method: string; path: string } {
   const t = chance(0.9) ? pick(['fz', 'fs', 'fr']) : randTenant();
   return pick([
-    () => ({ method: 'GET', path: `/${t}/read_since?index=${chance(0.6) ? randInt(rand, 0, 80) : randNumber()}${chance(0.5) ? `&limit=${chance(0.6) ? randInt(rand, 1, 50) : randNumber()}` : ''}` }),
+    () => ({
+      method: 'GET',
+      path: `/${t}/read_since?index=${chance(0.6) ? randInt(rand, 0, 80) : randNumber()}${chance(0.5) ? `&limit=${chance(0.6) ? randInt(rand, 1, 50) : randNumber()}` : ''}`,
+    }),
     () => ({ method: 'GET', path: `/${t}/proof/inclusion?index=${randInt(rand, 0, 80)}&tree_size=${randInt(rand, 0, 100)}` }),
     () => ({ method: 'GET', path: `/${t}/proof/consistency?old=${randInt(rand, 0, 80)}&new=${randInt(rand, 0, 100)}` }),
     () => ({ method: 'GET', path: `/${t}/checkpoint` }),
@@ -227,7 +308,18 @@ describe('fuzz', () => {
         path = pick(['/fs/append', '/fs/append-batch']);
         body = path.endsWith('batch') ? bundle([entry(), entry()]) : entry();
         const bytes = typeof body === 'string' ? Buffer.from(body) : body;
-        headers = { 'content-type': 'application/octet-stream', ...(await signHttpRequest({ clientID: 'fc', seed: key.seed, origin: 'example.com/fs', method: 'POST', url: path, body: bytes, counter: Math.max(0, ++counter + (chance(0.2) ? -2 : 0)) })) };
+        headers = {
+          'content-type': 'application/octet-stream',
+          ...(await signHttpRequest({
+            clientID: 'fc',
+            seed: key.seed,
+            origin: 'example.com/fs',
+            method: 'POST',
+            url: path,
+            body: bytes,
+            counter: Math.max(0, ++counter + (chance(0.2) ? -2 : 0)),
+          })),
+        };
       }
       let req: Request;
       try {
@@ -253,7 +345,9 @@ describe('fuzz', () => {
     };
     // Requests go in waves of 32 concurrent, so batching and back-pressure paths run too.
     for (let i = 0; i < N; i += 32) await Promise.all(Array.from({ length: Math.min(32, N - i) }, (_, j) => one(i + j)));
-    console.log(`fuzz: statuses ${JSON.stringify(Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])))}, ${skipped} rejected by the Request constructor, ${acks.length} acknowledged entries`);
+    console.log(
+      `fuzz: statuses ${JSON.stringify(Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])))}, ${skipped} rejected by the Request constructor, ${acks.length} acknowledged entries`,
+    );
     expect(statuses.get(200) ?? 0).toBeGreaterThan(0);
     expect(statuses.get(400) ?? 0).toBeGreaterThan(0);
     expect(statuses.get(404) ?? 0).toBeGreaterThan(0);
@@ -282,7 +376,10 @@ describe('fuzz', () => {
     const one = async () => {
       const shaped = chance(0.4) ? structured() : null;
       const method = shaped?.method ?? pick([...METHODS, 'G\u0000T', '', 'POST POST', 'CONNECT']);
-      const target = (shaped?.path ?? pick([randPath(), percentGarbage(), '*', 'http://127.0.0.1/fz/checkpoint', '/fz/checkpoint', '/fz/append'])).replace(/[\r\n ]/g, chance(0.5) ? '%20' : '');
+      const target = (shaped?.path ?? pick([randPath(), percentGarbage(), '*', 'http://127.0.0.1/fz/checkpoint', '/fz/checkpoint', '/fz/append'])).replace(
+        /[\r\n ]/g,
+        chance(0.5) ? '%20' : '',
+      );
       const lines = [`${method} ${target} ${shaped ? 'HTTP/1.1' : pick(['HTTP/1.1', 'HTTP/1.0', 'HTTP/2', 'HTTP/1.1', 'HTTX'])}`, 'Host: 127.0.0.1'];
       const body = randBody();
       const bytes = body === undefined ? Buffer.alloc(0) : Buffer.from(body as Uint8Array);
@@ -313,7 +410,10 @@ describe('fuzz', () => {
       if (code >= 400 && !sent.toString('latin1').startsWith('HEAD ')) {
         const a = parseRaw(text);
         const body = a.body.slice(0, Number(a.headers['content-length']));
-        expect(JSON.parse(body), `seed ${SEED}: ${JSON.stringify(sent.toString('latin1').slice(0, 300))} -> ${text.slice(0, 300)}`).toEqual({ error: expect.any(String), code: expect.any(String) });
+        expect(JSON.parse(body), `seed ${SEED}: ${JSON.stringify(sent.toString('latin1').slice(0, 300))} -> ${text.slice(0, 300)}`).toEqual({
+          error: expect.any(String),
+          code: expect.any(String),
+        });
       }
     };
     for (let i = 0; i < RAW_N; i += 16) await Promise.all(Array.from({ length: Math.min(16, RAW_N - i) }, one));

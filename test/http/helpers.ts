@@ -60,7 +60,10 @@ export function capturingLogger(level = 'info'): { logger: PinoLogger; lines: Re
   return { logger, lines };
 }
 
-export async function makeEnv(specs: TenantSpec[], opts: { adminToken?: string; reload?: () => Promise<{ tenants: string[] }>; bodies?: BodyBudget } = {}): Promise<AppEnv> {
+export async function makeEnv(
+  specs: TenantSpec[],
+  opts: { adminToken?: string; reload?: () => Promise<{ tenants: string[] }>; bodies?: BodyBudget } = {},
+): Promise<AppEnv> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-http-'));
   const roots: DataRoots = { tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') };
   const registry = new TenantRegistry();
@@ -76,7 +79,13 @@ export async function makeEnv(specs: TenantSpec[], opts: { adminToken?: string; 
   writeFileSync(path.join(dir, 'SECRET'), SENTINEL);
   writeFileSync(path.join(roots.tilesRoot, 'SECRET'), SENTINEL);
   writeFileSync(path.join(roots.stateRoot, 'SECRET'), SENTINEL);
-  const app = createApp(registry, { logger, metrics, adminTokenHash: opts.adminToken ? hashToken(opts.adminToken) : undefined, reload: opts.reload, bodies: opts.bodies });
+  const app = createApp(registry, {
+    logger,
+    metrics,
+    adminTokenHash: opts.adminToken ? hashToken(opts.adminToken) : undefined,
+    reload: opts.reload,
+    bodies: opts.bodies,
+  });
   return {
     dir,
     roots,
@@ -175,7 +184,10 @@ export function parseRaw(text: string): RawAnswer {
   const status = Number(/^HTTP\/1\.[01] ([0-9]{3})/.exec(text)?.[1] ?? 0);
   const end = text.indexOf('\r\n\r\n');
   const headers: Record<string, string> = {};
-  for (const line of text.slice(0, end < 0 ? text.length : end).split('\r\n').slice(1)) {
+  for (const line of text
+    .slice(0, end < 0 ? text.length : end)
+    .split('\r\n')
+    .slice(1)) {
     const i = line.indexOf(':');
     if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
   }
@@ -232,7 +244,9 @@ export function spawnServe(args: string[], o: { cwd: string; env?: Record<string
   let err = '';
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');

@@ -19,7 +19,11 @@ describe('log lines', () => {
     log.info({ tenant: 'audit', treeSize: 5 }, 'tenant opened');
     log.warn({ witness: 'http://w.example' }, 'witness did not cosign');
     log.debug({ key: 'k' }, 'digging');
-    const lines = s.out.join('').trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = s.out
+      .join('')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.map((l) => l.level)).toEqual(['info', 'warn', 'debug']);
     expect(lines[0]).toMatchObject({ msg: 'tenant opened', tenant: 'audit', treeSize: 5 });
     expect(lines[0]!.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
@@ -34,8 +38,8 @@ describe('log lines', () => {
     log.debug({}, 'not at info level');
     const out = s.out.join('');
     const lines = out.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO  request method=GET path=\/audit\/checkpoint status=200 ms=0\.42 tenant=audit$/);
-    expect(lines[1]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} WARN  witness did not cosign tenant=audit err="witness http:\/\/w: HTTP 500: \\"no\\""$/);
+    expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO {2}request method=GET path=\/audit\/checkpoint status=200 ms=0\.42 tenant=audit$/);
+    expect(lines[1]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} WARN {2}witness did not cosign tenant=audit err="witness http:\/\/w: HTTP 500: \\"no\\""$/);
     expect(lines[2]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} ERROR internal error err=boom$/);
     expect(lines.slice(3)).toEqual(['    at f (x.js:1:1)', '    at g (y.js:2:2)']);
     expect(out).not.toContain('{"');
@@ -58,7 +62,18 @@ describe('log lines', () => {
   });
 
   it('a terminal line quotes only the values that need it', () => {
-    const line = prettyLine({ time: '2026-01-02T03:04:05.678Z', level: 'info', msg: 'm', a: 'plain', b: 'two words', c: 'x=y', d: '', e: [1, 2], f: null, g: true });
+    const line = prettyLine({
+      time: '2026-01-02T03:04:05.678Z',
+      level: 'info',
+      msg: 'm',
+      a: 'plain',
+      b: 'two words',
+      c: 'x=y',
+      d: '',
+      e: [1, 2],
+      f: null,
+      g: true,
+    });
     expect(line).toBe('03:04:05.678 INFO  m a=plain b="two words" c="x=y" d="" e=[1,2] f=null g=true\n');
   });
 });

@@ -36,12 +36,48 @@ function expectJsonError(a: RawAnswer & { closed: boolean }, status: number, cod
 
 describe('malformed requests get the JSON error', () => {
   const cases: [string, string | Buffer, number, string, RegExp][] = [
-    ['a bad Content-Length', 'POST /m/append HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\nhello', 400, 'bad_input', /^malformed HTTP request: .*Content-Length/],
-    ['two different Content-Lengths', 'POST /m/append HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab', 400, 'bad_input', /^malformed HTTP request: Duplicate Content-Length$/],
-    ['Content-Length with Transfer-Encoding', 'POST /m/append HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n', 400, 'bad_input', /^malformed HTTP request: Transfer-Encoding can't be present with Content-Length$/],
-    ['a bad chunk size', 'POST /m/append HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n', 400, 'bad_input', /^malformed HTTP request: .*chunk size/],
-    ['headers over the size limit', `GET /m/checkpoint HTTP/1.1\r\nHost: x\r\nX-Long: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'too_large', /request headers over 16384 bytes/],
-    ['NUL in a header', 'GET /m/checkpoint HTTP/1.1\r\nHost: x\r\nX-Bad: a\u0000b\r\n\r\n', 400, 'bad_input', /^malformed HTTP request: Invalid header value char$/],
+    [
+      'a bad Content-Length',
+      'POST /m/append HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\nhello',
+      400,
+      'bad_input',
+      /^malformed HTTP request: .*Content-Length/,
+    ],
+    [
+      'two different Content-Lengths',
+      'POST /m/append HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab',
+      400,
+      'bad_input',
+      /^malformed HTTP request: Duplicate Content-Length$/,
+    ],
+    [
+      'Content-Length with Transfer-Encoding',
+      'POST /m/append HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+      400,
+      'bad_input',
+      /^malformed HTTP request: Transfer-Encoding can't be present with Content-Length$/,
+    ],
+    [
+      'a bad chunk size',
+      'POST /m/append HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n',
+      400,
+      'bad_input',
+      /^malformed HTTP request: .*chunk size/,
+    ],
+    [
+      'headers over the size limit',
+      `GET /m/checkpoint HTTP/1.1\r\nHost: x\r\nX-Long: ${'a'.repeat(20_000)}\r\n\r\n`,
+      431,
+      'too_large',
+      /request headers over 16384 bytes/,
+    ],
+    [
+      'NUL in a header',
+      'GET /m/checkpoint HTTP/1.1\r\nHost: x\r\nX-Bad: a\u0000b\r\n\r\n',
+      400,
+      'bad_input',
+      /^malformed HTTP request: Invalid header value char$/,
+    ],
     ['NUL in a header name', 'GET /m/checkpoint HTTP/1.1\r\nHost: x\r\nX-Bad\u0000Name: 1\r\n\r\n', 400, 'bad_input', /^malformed HTTP request: .*header/i],
     ['a garbage request line', 'GARBAGE\r\n\r\n', 400, 'bad_input', /^malformed HTTP request: Invalid method encountered$/],
     ['a NUL in the method', 'G\u0000T /m/checkpoint HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'bad_input', /^malformed HTTP request: Invalid method encountered$/],
@@ -49,7 +85,13 @@ describe('malformed requests get the JSON error', () => {
     // Past node's parser, what node-server cannot make a web Request of, and what node answers itself.
     ['no Host header', 'GET /m/checkpoint HTTP/1.1\r\n\r\n', 400, 'bad_input', /^malformed HTTP request: Missing host header$/],
     ['a target that is no path', 'GET * HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'bad_input', /^malformed HTTP request: Invalid URL$/],
-    ['an Expect other than 100-continue', 'POST /m/append HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nContent-Length: 1\r\n\r\nx', 417, 'bad_input', /unsupported Expect/],
+    [
+      'an Expect other than 100-continue',
+      'POST /m/append HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nContent-Length: 1\r\n\r\nx',
+      417,
+      'bad_input',
+      /unsupported Expect/,
+    ],
   ];
   for (const [name, bytes, status, code, why] of cases) {
     it(name, async () => {
@@ -102,7 +144,11 @@ describe('stalled clients', () => {
   });
 
   it('a body that stops coming: 408 JSON, the connection is closed, nothing appended', async () => {
-    const j = expectJsonError(await rawExchange(slow.port, 'POST /m/append HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nonly part of it'), 408, 'request_timeout');
+    const j = expectJsonError(
+      await rawExchange(slow.port, 'POST /m/append HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nonly part of it'),
+      408,
+      'request_timeout',
+    );
     expect(j.error).toBe('request body stalled');
     expect(env.registry.get('m')!.log.treeSize).toBe(0);
   });

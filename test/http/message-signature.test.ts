@@ -50,7 +50,10 @@ function baseOf(label: string, input: string): string {
 
 describe('RFC 9421 Appendix B test vectors', () => {
   it('B.2.6 (ed25519): the base is the published one, the published signature verifies, and signing reproduces it', () => {
-    const base = baseOf('sig-b26', 'sig-b26=("date" "@method" "@path" "@authority" "content-type" "content-length");created=1618884473;keyid="test-key-ed25519"');
+    const base = baseOf(
+      'sig-b26',
+      'sig-b26=("date" "@method" "@path" "@authority" "content-type" "content-length");created=1618884473;keyid="test-key-ed25519"',
+    );
     expect(base).toBe(
       [
         '"date": Tue, 20 Apr 2021 02:07:55 GMT',
@@ -87,7 +90,9 @@ describe('RFC 9421 Appendix B test vectors', () => {
     expect(baseOf('sig-b21', 'sig-b21=();created=1618884473;keyid="test-key-rsa-pss";nonce="b3k2pp5k7z-50gnwp.yemd"')).toBe(
       '"@signature-params": ();created=1618884473;keyid="test-key-rsa-pss";nonce="b3k2pp5k7z-50gnwp.yemd"',
     );
-    expect(baseOf('sig-b22', 'sig-b22=("@authority" "content-digest" "@query-param";name="Pet");created=1618884473;keyid="test-key-rsa-pss";tag="header-example"')).toBe(
+    expect(
+      baseOf('sig-b22', 'sig-b22=("@authority" "content-digest" "@query-param";name="Pet");created=1618884473;keyid="test-key-rsa-pss";tag="header-example"'),
+    ).toBe(
       [
         '"@authority": example.com',
         `"content-digest": ${REQUEST_DIGEST}`,
@@ -95,7 +100,12 @@ describe('RFC 9421 Appendix B test vectors', () => {
         '"@signature-params": ("@authority" "content-digest" "@query-param";name="Pet");created=1618884473;keyid="test-key-rsa-pss";tag="header-example"',
       ].join('\n'),
     );
-    expect(baseOf('sig-b23', 'sig-b23=("date" "@method" "@path" "@query" "@authority" "content-type" "content-digest" "content-length");created=1618884473;keyid="test-key-rsa-pss"')).toBe(
+    expect(
+      baseOf(
+        'sig-b23',
+        'sig-b23=("date" "@method" "@path" "@query" "@authority" "content-type" "content-digest" "content-length");created=1618884473;keyid="test-key-rsa-pss"',
+      ),
+    ).toBe(
       [
         '"date": Tue, 20 Apr 2021 02:07:55 GMT',
         '"@method": POST',
@@ -176,7 +186,11 @@ function handSign(o: HandSigned = {}): Record<string, string> {
 }
 
 const signers: Signers = { origin: ORIGIN, key: (id) => (id === 'c1' ? key.publicKey : undefined), lastCounter: () => 5 };
-const view = (headers: Record<string, string>, url = 'http://localhost/t/append', method = 'POST'): RequestView => ({ method, url, headers: new Headers(headers) });
+const view = (headers: Record<string, string>, url = 'http://localhost/t/append', method = 'POST'): RequestView => ({
+  method,
+  url,
+  headers: new Headers(headers),
+});
 const check = (headers: Record<string, string>, now = NOW, url?: string) => verifyMessageSignature(view(headers, url), signers, now);
 
 function refused(f: () => unknown, why: RegExp): void {
@@ -205,7 +219,7 @@ describe('a request signed by hand from the RFC is accepted', () => {
     check(handSign({ url: 'http://localhost/t/append-batch?proofs=1' }), NOW, 'http://localhost/t/append-batch?proofs=1');
   });
 
-  it('beside a proxy\'s signature with another label and no tag (RFC 9421 §4.3)', () => {
+  it("beside a proxy's signature with another label and no tag (RFC 9421 §4.3)", () => {
     const ours = handSign();
     const proxy = handSign({ label: 'proxy_sig', params: `;created=${NOW};keyid="proxy"`, seed: clientKey(8).seed });
     check({ ...ours, 'signature-input': `${proxy['signature-input']}, ${ours['signature-input']}`, signature: `${proxy.signature}, ${ours.signature}` });
@@ -225,7 +239,7 @@ describe('a request signed by hand from the RFC is accepted', () => {
   });
 });
 
-describe('the http-message-signatures library\'s own signer, over a real socket', () => {
+describe("the http-message-signatures library's own signer, over a real socket", () => {
   let env: AppEnv;
   let server: Server;
   let base: string;
@@ -295,15 +309,24 @@ describe('refusals, each at its boundary', () => {
     check(handSign({ params: params({ extra: ';alg="ed25519"' }) }));
   });
 
-  it('tag: this tenant\'s origin, on exactly one signature', () => {
-    refused(() => check(handSign({ params: params({ tag: 'tlog-worm/example.com/other' }) })), /tagged "tlog-worm\/example.com\/other": it was made for another tenant/);
-    refused(() => check(handSign({ params: `;created=${NOW};keyid="c1";nonce="n0nce-0123456789abcdef"` })), /no signature in Signature-Input is tagged "tlog-worm\/example.com\/t"/);
+  it("tag: this tenant's origin, on exactly one signature", () => {
+    refused(
+      () => check(handSign({ params: params({ tag: 'tlog-worm/example.com/other' }) })),
+      /tagged "tlog-worm\/example.com\/other": it was made for another tenant/,
+    );
+    refused(
+      () => check(handSign({ params: `;created=${NOW};keyid="c1";nonce="n0nce-0123456789abcdef"` })),
+      /no signature in Signature-Input is tagged "tlog-worm\/example.com\/t"/,
+    );
     refused(() => check(handSign({ params: params({ tag: 'header-example' }) })), /no signature .* is tagged/);
     // A token is not a string (RFC 9421 §2.3: tag is a String).
     refused(() => check(handSign({ params: params().replace(`tag="tlog-worm/${ORIGIN}"`, `tag=tlog-worm/${ORIGIN}`) })), /no signature .* is tagged/);
     const a = handSign();
     const b = handSign({ label: 'sig2' });
-    refused(() => check({ ...a, 'signature-input': `${a['signature-input']}, ${b['signature-input']}`, signature: `${a.signature}, ${b.signature}` }), /more than one signature/);
+    refused(
+      () => check({ ...a, 'signature-input': `${a['signature-input']}, ${b['signature-input']}`, signature: `${a.signature}, ${b.signature}` }),
+      /more than one signature/,
+    );
   });
 
   it('covered components: ours without parameters, lowercase, none twice, no @signature-params', () => {
@@ -316,9 +339,15 @@ describe('refusals, each at its boundary', () => {
     ] as const) {
       refused(() => check(handSign({ components: DEFAULT_COMPONENTS.filter((c) => c !== drop) })), why);
     }
-    refused(() => check(handSign({ components: DEFAULT_COMPONENTS.map((c) => (c === '"content-digest"' ? '"content-digest";key="sha-256"' : c)) })), /must cover content-digest/);
+    refused(
+      () => check(handSign({ components: DEFAULT_COMPONENTS.map((c) => (c === '"content-digest"' ? '"content-digest";key="sha-256"' : c)) })),
+      /must cover content-digest/,
+    );
     refused(() => check(handSign({ components: [...DEFAULT_COMPONENTS, '"@method"'] })), /"@method" is listed twice/);
-    refused(() => check({ ...handSign({ components: [...DEFAULT_COMPONENTS, '"Content-Type"'], extraHeaders: { 'Content-Type': 'x' } }) }), /"Content-Type" is not lowercase/);
+    refused(
+      () => check({ ...handSign({ components: [...DEFAULT_COMPONENTS, '"Content-Type"'], extraHeaders: { 'Content-Type': 'x' } }) }),
+      /"Content-Type" is not lowercase/,
+    );
     refused(() => check(handSign({ components: [...DEFAULT_COMPONENTS, '"@signature-params"'] })), /@signature-params cannot be/);
     refused(() => check(handSign({ components: [...DEFAULT_COMPONENTS, '"x-absent"'] })), /cannot build the signature base/);
     // Another covered header, with the header changed after signing.
@@ -331,7 +360,8 @@ describe('refusals, each at its boundary', () => {
     refused(() => check(handSign({ counter: '5' })), /counter 5 of client c1 is not above its last counter 5: replayed or stale/);
     check(handSign({ counter: '6' }));
     check(handSign({ counter: String(MAX_COUNTER) }));
-    for (const bad of [String(MAX_COUNTER + 1), '06', '-6', '6.0', '']) refused(() => check(handSign({ counter: bad })), /Tlog-Counter must be a canonical decimal from 0 to 999999999999999/);
+    for (const bad of [String(MAX_COUNTER + 1), '06', '-6', '6.0', ''])
+      refused(() => check(handSign({ counter: bad })), /Tlog-Counter must be a canonical decimal from 0 to 999999999999999/);
   });
 
   it('Content-Digest: sha-256 required, sizes checked, sha-512 checked when present, others ignored', () => {

@@ -9,9 +9,19 @@ import { Metrics } from '../../src/http/observe.js';
 /** The same counters, incremented at once. */
 function reference() {
   const registry = new Registry();
-  const requests = new Counter({ name: 'tlog_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: [registry] });
+  const requests = new Counter({
+    name: 'tlog_http_requests_total',
+    help: 'HTTP requests by route and status',
+    labelNames: ['route', 'status'],
+    registers: [registry],
+  });
   const appends = new Counter({ name: 'tlog_appends_total', help: 'Entries appended (new)', labelNames: ['tenant'], registers: [registry] });
-  const duplicates = new Counter({ name: 'tlog_duplicates_total', help: 'Appends answered with an existing entry', labelNames: ['tenant'], registers: [registry] });
+  const duplicates = new Counter({
+    name: 'tlog_duplicates_total',
+    help: 'Appends answered with an existing entry',
+    labelNames: ['tenant'],
+    registers: [registry],
+  });
   return {
     registry,
     countRequest: (route: string, status: number) => requests.inc({ route, status: String(status) }),
@@ -22,14 +32,27 @@ function reference() {
   };
 }
 
-const counters = (text: string) => text.split('\n').filter((l) => /^tlog_(http_requests|appends|duplicates)_total/.test(l) || /^# (HELP|TYPE) tlog_(http_requests|appends|duplicates)_total/.test(l));
+const counters = (text: string) =>
+  text
+    .split('\n')
+    .filter((l) => /^tlog_(http_requests|appends|duplicates)_total/.test(l) || /^# (HELP|TYPE) tlog_(http_requests|appends|duplicates)_total/.test(l));
 
 it('scrapes the same as counting at once, across scrapes and new label sets', async () => {
   const m = new Metrics(false);
   const ref = reference();
   const rounds: [string, number][][] = [
-    [['/:tenant/append', 200], ['/:tenant/append', 200], ['/*', 404], ['/append', 413]],
-    [['/:tenant/append', 200], ['/:tenant/checkpoint', 200], ['/*', 404], ['/:tenant/append', 503]],
+    [
+      ['/:tenant/append', 200],
+      ['/:tenant/append', 200],
+      ['/*', 404],
+      ['/append', 413],
+    ],
+    [
+      ['/:tenant/append', 200],
+      ['/:tenant/checkpoint', 200],
+      ['/*', 404],
+      ['/:tenant/append', 503],
+    ],
     [],
     [['/:tenant/tile/*', 200]],
   ];

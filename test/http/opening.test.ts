@@ -81,14 +81,22 @@ describe('tlog serve while tenants open', () => {
       expect(slow.status).toBe(503);
       expect(slow.headers.get('retry-after')).toBe('1');
       expect(await slow.json()).toEqual({ error: 'tenant slow is opening (its log is being recovered and checked): try again shortly', code: 'unavailable' });
-      const write = await fetch(`${url}/slow/append`, { method: 'POST', body: 'x', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/octet-stream' } });
+      const write = await fetch(`${url}/slow/append`, {
+        method: 'POST',
+        body: 'x',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/octet-stream' },
+      });
       expect(write.status).toBe(503);
       expect(write.headers.get('retry-after')).toBe('1');
       for (const p of ['/slow/tile/0/000', '/slow/anchors', '/slow/', '/slow/vkeys']) expect((await fetch(`${url}${p}`)).status, p).toBe(503);
       // Unknown stays unknown.
       expect((await fetch(`${url}/nosuch/checkpoint`)).status).toBe(404);
       // The open one takes writes meanwhile.
-      const ok = await fetch(`${url}/fast/append`, { method: 'POST', body: 'x', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/octet-stream' } });
+      const ok = await fetch(`${url}/fast/append`, {
+        method: 'POST',
+        body: 'x',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/octet-stream' },
+      });
       expect(ok.status).toBe(200);
       const health = await fetch(`${url}/healthz`, { headers: { authorization: 'Bearer admin' } });
       expect(health.status).toBe(503);

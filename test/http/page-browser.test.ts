@@ -32,7 +32,15 @@ import { bin, capturingLogger, ensureBuilt, tokenAuth } from './helpers.js';
 
 const CHROMIUM = process.env.TLOG_CHROMIUM ?? '/usr/bin/chromium';
 /** Flags that keep Chromium off the network it has no business with (a closed network refuses it). */
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 /** An origin with every character HTML escapes (c2sp.org/signed-note allows all but spaces and "+"). */
 const ODD_ORIGIN = `example.com/<i>"odd"</i>&'x'`;
 const READ_TOKEN = 'tlog_test_page_read_token';
@@ -121,7 +129,7 @@ async function open(ctx: BrowserContext, url: string) {
   return { page, res: res!, errors };
 }
 
-const text = async (r: Response) => (await r.text());
+const text = async (r: Response) => await r.text();
 
 describe('GET /<tenant>/ in Chromium', () => {
   it('renders the origin, keys, tree size, witnesses and anchor the API reports', async () => {
@@ -143,7 +151,12 @@ describe('GET /<tenant>/ in Chromium', () => {
     expect(await page.textContent('#checkpoint-age')).toMatch(/^\d+ s ago \(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)$/);
 
     // The style sheet applied (its CSP hash matches), so the keys select whole on a click.
-    expect(await page.locator('code.vkey').first().evaluate((e) => getComputedStyle(e).userSelect)).toBe('all');
+    expect(
+      await page
+        .locator('code.vkey')
+        .first()
+        .evaluate((e) => getComputedStyle(e).userSelect),
+    ).toBe('all');
     expect(errors).toEqual([]);
 
     // Witnesses: w1 cosigned the published checkpoint, w2 never did.

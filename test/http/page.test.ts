@@ -114,7 +114,7 @@ describe('the page', () => {
     expect(index).not.toContain('<script>');
   });
 
-  it('says how old the checkpoint is, from the timestamp of the log\'s own ML-DSA-44 signature', async () => {
+  it("says how old the checkpoint is, from the timestamp of the log's own ML-DSA-44 signature", async () => {
     env = await makeEnv([{ name: 'audit' }]);
     const t = env.registry.get('audit')!;
     await Promise.all(t.log.appendMany([Buffer.from('a'), Buffer.from('b'), Buffer.from('c')]));

@@ -21,7 +21,12 @@ beforeAll(async () => {
     ],
     { adminToken: 'admin-secret' },
   );
-  for (const [t, tok] of [['pub', 'pub-w'], ['priv', 'priv-w'], ['hush', 'hush-w'], ['gone', 'gone-w']] as const) {
+  for (const [t, tok] of [
+    ['pub', 'pub-w'],
+    ['priv', 'priv-w'],
+    ['hush', 'hush-w'],
+    ['gone', 'gone-w'],
+  ] as const) {
     expect((await post(env.app, `/${t}/append`, `entry of ${t}`, bearer(tok))).status).toBe(200);
   }
   expect((await get(env.app, '/priv/checkpoint', bearer('priv-r'))).status).toBe(200);
@@ -87,7 +92,8 @@ describe('/metrics', () => {
       expect(seen.has('hush')).toBe(false);
       expect(text).not.toMatch(/priv|hush/);
       // The exposition is still well-formed: every sample line has a name and a value.
-      for (const line of text.split('\n').filter((l) => l && !l.startsWith('#'))) expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? ([-+0-9.eE]+|NaN|[+-]Inf)$/);
+      for (const line of text.split('\n').filter((l) => l && !l.startsWith('#')))
+        expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? ([-+0-9.eE]+|NaN|[+-]Inf)$/);
     }
     const all = tenantsIn(await (await get(env.app, '/metrics', bearer('admin-secret'))).text());
     for (const t of ['pub', 'priv', 'hush', 'gone']) expect(all.has(t), t).toBe(true);
@@ -126,9 +132,11 @@ describe('/<t>/anchors', () => {
 describe('the admin token', () => {
   it('is the exact token, compared by hash (in constant time)', () => {
     const h = hashToken('admin-secret');
-    const asked = (authorization?: string) => ({ req: { header: (n: string) => (n === 'authorization' ? authorization : undefined) } }) as Parameters<typeof hasAdminToken>[0];
+    const asked = (authorization?: string) =>
+      ({ req: { header: (n: string) => (n === 'authorization' ? authorization : undefined) } }) as Parameters<typeof hasAdminToken>[0];
     expect(hasAdminToken(asked('Bearer admin-secret'), h)).toBe(true);
-    for (const a of [undefined, '', 'Bearer ', 'Bearer admin-secre', 'Bearer admin-secretx', 'bearer admin-secret', `Bearer ${h}`, 'Basic YWRtaW4tc2VjcmV0']) expect(hasAdminToken(asked(a), h), String(a)).toBe(false);
+    for (const a of [undefined, '', 'Bearer ', 'Bearer admin-secre', 'Bearer admin-secretx', 'bearer admin-secret', `Bearer ${h}`, 'Basic YWRtaW4tc2VjcmV0'])
+      expect(hasAdminToken(asked(a), h), String(a)).toBe(false);
     // No admin token configured: nobody is admin.
     expect(hasAdminToken(asked('Bearer admin-secret'), undefined)).toBe(false);
   });

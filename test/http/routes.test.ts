@@ -68,7 +68,11 @@ describe('tlog-tiles reads', () => {
   it('append-batch: bundle encoding, JSON array and {"entries"}, proofs with ?proofs=1', async () => {
     const a = await post(env.app, '/alpha/append-batch', bundleBody([entry(1), entry(2), entry(1)]));
     expect(a.status).toBe(200);
-    const ab = await json<{ treeSize: number; checkpoint: string; results: { index: number; leafHash: string; duplicate: boolean; inclusionProof?: string[] }[] }>(a);
+    const ab = await json<{
+      treeSize: number;
+      checkpoint: string;
+      results: { index: number; leafHash: string; duplicate: boolean; inclusionProof?: string[] }[];
+    }>(a);
     expect(ab.results.map((x) => x.index)).toEqual([1, 2, 1]);
     expect(ab.results.map((x) => x.duplicate)).toEqual([false, false, true]);
     expect(ab.results[0]!.inclusionProof).toBeUndefined();
@@ -129,7 +133,16 @@ describe('tlog-tiles reads', () => {
   });
 
   it('404 for tiles that do not exist (yet) or beyond the tree, no Cache-Control; a narrower partial served from a wider one', async () => {
-    for (const rel of ['tile/0/002', 'tile/0/001', 'tile/0/001.p/45', 'tile/1/000', 'tile/2/000.p/1', 'tile/entries/001', 'tile/entries/005.p/3', 'tile/0/x001/000']) {
+    for (const rel of [
+      'tile/0/002',
+      'tile/0/001',
+      'tile/0/001.p/45',
+      'tile/1/000',
+      'tile/2/000.p/1',
+      'tile/entries/001',
+      'tile/entries/005.p/3',
+      'tile/0/x001/000',
+    ]) {
       const r = await get(env.app, `/alpha/${rel}`);
       expect(r.status, rel).toBe(404);
       expect(r.headers.get('cache-control'), rel).toBeNull();
@@ -191,7 +204,9 @@ describe('tlog-tiles reads', () => {
   it('proofs: inclusion by index, by hash, and consistency verify against the checkpoints', async () => {
     const log = env.registry.get('alpha')!.log;
     const cp = log.committed;
-    const inc = await json<{ index: number; treeSize: number; leafHash: string; inclusionProof: string[] }>(await get(env.app, '/alpha/proof/inclusion?index=257&tree_size=300'));
+    const inc = await json<{ index: number; treeSize: number; leafHash: string; inclusionProof: string[] }>(
+      await get(env.app, '/alpha/proof/inclusion?index=257&tree_size=300'),
+    );
     expect(inc).toMatchObject({ index: 257, treeSize: 300 });
     expect(unb64(inc.leafHash)).toEqual(Uint8Array.from(leafHash(entry(257))));
     expect(verifyInclusion(257, 300, leafHash(entry(257)), inc.inclusionProof.map(unb64), cp.rootHash)).toBe(true);
@@ -231,7 +246,9 @@ describe('tlog-tiles reads', () => {
     expect(Buffer.from(rs.entries[0]!, 'base64').toString()).toBe('via module id');
     expect((await get(env.app, '/proof/inclusion?index=300', { 'x-module-id': 'alpha' })).status).toBe(200);
     expect((await get(env.app, '/proof/consistency?old=1', { 'x-module-id': 'alpha' })).status).toBe(200);
-    expect((await get(env.app, `/proof/by-hash/${Buffer.from(leafHash(Buffer.from('via module id'))).toString('hex')}`, { 'x-module-id': 'alpha' })).status).toBe(200);
+    expect(
+      (await get(env.app, `/proof/by-hash/${Buffer.from(leafHash(Buffer.from('via module id'))).toString('hex')}`, { 'x-module-id': 'alpha' })).status,
+    ).toBe(200);
     const batch = await post(env.app, '/append-batch', bundleBody([Buffer.from('via module id 2')]), { 'x-module-id': 'alpha' });
     expect(batch.status).toBe(200);
     // Without the header, or with an unknown tenant: 404 with a JSON error.
@@ -272,7 +289,10 @@ describe('tlog-tiles reads', () => {
     expect(text).toMatch(/^tlog_http_requests_total\{route="[^"]*append",status="200"\} [1-9]/m);
     expect(text).toMatch(/^tlog_http_requests_total\{route="[^"]*",status="404"\} [1-9]/m);
 
-    const pre = await env.app.request('/alpha/tile/0/000', { method: 'OPTIONS', headers: { origin: 'https://x.example', 'access-control-request-method': 'GET' } });
+    const pre = await env.app.request('/alpha/tile/0/000', {
+      method: 'OPTIONS',
+      headers: { origin: 'https://x.example', 'access-control-request-method': 'GET' },
+    });
     expect(pre.status).toBe(204);
     expect(pre.headers.get('access-control-allow-origin')).toBe('*');
     expect(pre.headers.get('access-control-allow-methods')).toMatch(/GET/);

@@ -110,7 +110,12 @@ describe('tlog serve', () => {
     const r = await fetch(`${p.url}/obs/append`, {
       method: 'POST',
       body: 'traced',
-      headers: { 'content-type': 'application/octet-stream', authorization: 'Bearer obs-token', traceparent: `00-${traceId}-00f067aa0ba902b7-01`, 'x-request-id': 'req-traced-1' },
+      headers: {
+        'content-type': 'application/octet-stream',
+        authorization: 'Bearer obs-token',
+        traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
+        'x-request-id': 'req-traced-1',
+      },
     });
     expect(r.status).toBe(200);
     expect(r.headers.get('x-request-id')).toBe('req-traced-1');
@@ -194,7 +199,11 @@ describe('tlog serve', () => {
     const cfg = path.join(cwd, 'tlog.json');
     const wk = keyPair(generatePrivateKey('witness.example/away', SignatureType.cosignatureV1));
     writeConfig(cfg, {
-      tenants: [tenantCfg('fc', 'fc-token', { witnesses: { policy: `witness W ${wk.vkey} http://127.0.0.1:9\nquorum W\n`, mode: 'fail-closed', intervalSeconds: 0.1, timeoutSeconds: 1 } })],
+      tenants: [
+        tenantCfg('fc', 'fc-token', {
+          witnesses: { policy: `witness W ${wk.vkey} http://127.0.0.1:9\nquorum W\n`, mode: 'fail-closed', intervalSeconds: 0.1, timeoutSeconds: 1 },
+        }),
+      ],
     });
     const p = await start(['--config', cfg], cwd);
     const r = await fetch(`${p.url}/fc/append`, { method: 'POST', body: 'held back', headers: { authorization: 'Bearer fc-token' } });
@@ -209,7 +218,7 @@ describe('tlog serve', () => {
     expect(await stop(p)).toBe(0);
   });
 
-  it('reload applies a tenant\'s witnesses, duplicates and limits without a restart, says what needs one, and refuses a new origin', async () => {
+  it("reload applies a tenant's witnesses, duplicates and limits without a restart, says what needs one, and refuses a new origin", async () => {
     const cwd = mkdtempSync(path.join(dir, 'rewitness-'));
     const cfg = path.join(cwd, 'tlog.json');
     const auth = { authorization: 'Bearer w-token' };
@@ -238,12 +247,20 @@ describe('tlog serve', () => {
     p.child.kill('SIGHUP');
     await waitFor(() => logLines(p).some((l) => l.msg === 'configuration reloaded' && JSON.stringify(l.applied) === '["w: witnesses"]'), 'the reload');
     expect((await append('e1')).treeSize).toBe(2);
-    await waitFor(() => logLines(p).filter((l) => l.msg === 'witness quorum not reached: checkpoint not published (fail-closed)' && l.treeSize === 2).length >= 2, 'two rounds');
+    await waitFor(
+      () => logLines(p).filter((l) => l.msg === 'witness quorum not reached: checkpoint not published (fail-closed)' && l.treeSize === 2).length >= 2,
+      'two rounds',
+    );
     expect(await servedSize()).toBe(1);
     expect(existsSync(path.join(cwd, 'checkpoints/w/cosigned'))).toBe(false);
 
     // A witness that is there: the checkpoint is published with its cosignatures, and filed.
-    const witness = await runWitness({ config: { name: 'witness.example/here', logs: [{ origin: 'example.com/w', keys: [vkey] }] }, dataDir: path.join(cwd, 'witness'), listen: '127.0.0.1:0', log: () => {} });
+    const witness = await runWitness({
+      config: { name: 'witness.example/here', logs: [{ origin: 'example.com/w', keys: [vkey] }] },
+      dataDir: path.join(cwd, 'witness'),
+      listen: '127.0.0.1:0',
+      log: () => {},
+    });
     try {
       const keys = Object.values(witness.vkeys as Record<string, string>);
       const policyText = `${keys.map((k, i) => `witness h${i} ${k} ${witness.url}`).join('\n')}\ngroup h all ${keys.map((_, i) => `h${i}`).join(' ')}\nquorum h\n`;
@@ -273,7 +290,9 @@ describe('tlog serve', () => {
     writeConfig(cfg, { adminToken: hashToken('admin'), tenants: [{ ...tenantCfg('w', 'w-token'), origin: 'example.com/renamed' }] });
     const bad = await reload();
     expect(bad.status).toBe(400);
-    expect(bad.body.error).toMatch(/tenants\[0\] \(w\)\.origin: the log has origin example\.com\/w, the file says example\.com\/renamed; a log's origin cannot change/);
+    expect(bad.body.error).toMatch(
+      /tenants\[0\] \(w\)\.origin: the log has origin example\.com\/w, the file says example\.com\/renamed; a log's origin cannot change/,
+    );
     expect((await append('e2')).index).toBe(4); // still allowing duplicates: the running configuration stands
     expect(await stop(p)).toBe(0);
   });
@@ -294,7 +313,11 @@ describe('tlog serve', () => {
       while (next < TOTAL) {
         const body = `storm entry ${next++} ${'.'.repeat(next % 50)}`;
         try {
-          const r = await fetch(`${p.url}/g/append`, { method: 'POST', body, headers: { authorization: 'Bearer g-token', 'content-type': 'application/octet-stream' } });
+          const r = await fetch(`${p.url}/g/append`, {
+            method: 'POST',
+            body,
+            headers: { authorization: 'Bearer g-token', 'content-type': 'application/octet-stream' },
+          });
           const text = await r.text();
           if (r.status === 200) acked.set(body, (JSON.parse(text) as { index: number }).index);
           else failed++;
@@ -310,7 +333,9 @@ describe('tlog serve', () => {
     };
     await Promise.all(Array.from({ length: 64 }, worker));
     const { code, signal } = await p.exited;
-    console.log(`storm: ${acked.size} acknowledged, ${failed} refused or failed; SIGTERM after ${(sigAt ?? 0) - t0} ms, exit ${Date.now() - (sigAt ?? 0)} ms later`);
+    console.log(
+      `storm: ${acked.size} acknowledged, ${failed} refused or failed; SIGTERM after ${(sigAt ?? 0) - t0} ms, exit ${Date.now() - (sigAt ?? 0)} ms later`,
+    );
     expect(signal).toBeNull();
     expect(code, p.stderr()).toBe(0);
     expect(p.stderr()).toMatch(/stopping/);

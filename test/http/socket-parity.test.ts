@@ -16,7 +16,11 @@ let server: Server;
 let base: string;
 
 beforeAll(async () => {
-  env = await makeEnv([{ name: 'pub' }, { name: 'tok', auth: tokenAuth({ tokens: ['w'], readTokens: ['r'] }) }, { name: 'small', limits: { maxBodyBytes: 100 } }]);
+  env = await makeEnv([
+    { name: 'pub' },
+    { name: 'tok', auth: tokenAuth({ tokens: ['w'], readTokens: ['r'] }) },
+    { name: 'small', limits: { maxBodyBytes: 100 } },
+  ]);
   server = await new Promise<Server>((resolve) => {
     const s = serve({ fetch: env.app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s as Server));
   });

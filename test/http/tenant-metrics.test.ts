@@ -95,9 +95,12 @@ describe('per-tenant gauges and service-wide histograms', () => {
       }
     }
     // The histograms are batch size, batch time, the batch's write and commit, append latency.
-    expect(ours.filter(([, t]) => t === 'histogram').map(([n]) => n).sort()).toEqual(
-      ['tlog_append_seconds', 'tlog_batch_entries', 'tlog_batch_write_seconds', 'tlog_commit_seconds', 'tlog_integration_seconds'].sort(),
-    );
+    expect(
+      ours
+        .filter(([, t]) => t === 'histogram')
+        .map(([n]) => n)
+        .sort(),
+    ).toEqual(['tlog_append_seconds', 'tlog_batch_entries', 'tlog_batch_write_seconds', 'tlog_commit_seconds', 'tlog_integration_seconds'].sort());
   });
 
   it('tree size, pending, integration, checkpoint and journal move with appends; histograms count them', async () => {
@@ -136,7 +139,7 @@ describe('per-tenant gauges and service-wide histograms', () => {
     expect(value(dup, 'tlog_tree_size', { tenant: 'alpha' })).toBe(size0 + 3);
   });
 
-  it('free disk is the filesystem\'s; writable drops to 0 when the log cannot write', async () => {
+  it("free disk is the filesystem's; writable drops to 0 when the log cannot write", async () => {
     const t = env.registry.get('alpha')!;
     const text = await scrape(env);
     const fs = statfsSync(t.log.paths.tilesDir);
@@ -181,7 +184,13 @@ describe('per-tenant gauges and service-wide histograms', () => {
     const t = env.registry.get('wit')!;
     const a = await Anchorer.open({
       paths: t.log.paths,
-      config: resolveAnchorConfig({ rekor: { url: rekor.url, publicKey: rekor.publicKeyPem }, timeoutMs: 5000, initialBackoffMs: 1, maxBackoffMs: 10, tickMs: 60_000 }),
+      config: resolveAnchorConfig({
+        rekor: { url: rekor.url, publicKey: rekor.publicKeyPem },
+        timeoutMs: 5000,
+        initialBackoffMs: 1,
+        maxBackoffMs: 10,
+        tickMs: 60_000,
+      }),
       logVerifiers: t.log.verifiers,
       latest: () => t.log.published.note,
     });

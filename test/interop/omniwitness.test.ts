@@ -99,7 +99,9 @@ function makeWritable(dir: string): void {
 function buildOmniwitness(): string {
   const version = spawnSync('go', ['version'], { encoding: 'utf8' });
   if (version.error || version.status !== 0) {
-    throw new Error(`\`go\` is not on PATH: test/interop/omniwitness.test.ts builds omniwitness from ${moduleDir} and needs Go >= 1.26 (${version.error?.message ?? version.stderr})`);
+    throw new Error(
+      `\`go\` is not on PATH: test/interop/omniwitness.test.ts builds omniwitness from ${moduleDir} and needs Go >= 1.26 (${version.error?.message ?? version.stderr})`,
+    );
   }
   const work = mkdtempSync(path.join(os.tmpdir(), 'omniwitness-build-'));
   try {
@@ -427,7 +429,9 @@ describe('omniwitness (github.com/transparency-dev/witness) cosigns our log', ()
     // The service starts first and creates the log; the witness is not there yet.
     const srv = await spawnServe(['--config', cfgFile], { cwd: dir });
     serves.push(srv);
-    const vkeys = readFileSync(path.join(dir, 'checkpoints', TENANT, 'vkeys'), 'utf8').split('\n').filter((l) => l !== '');
+    const vkeys = readFileSync(path.join(dir, 'checkpoints', TENANT, 'vkeys'), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '');
     const logVerifiers = vkeys.map((k) => verifierFor(parseVerifierKey(k)));
     const policy = parsePolicy(readFileSync(policyFile, 'utf8'));
 
@@ -453,7 +457,10 @@ describe('omniwitness (github.com/transparency-dev/witness) cosigns our log', ()
           checkCosigned(note, logVerifiers, policy, size);
           return note;
         }
-        if (Date.now() > deadline) throw new Error(`checkpoint not cosigned at size ${size} within 15 s; serving:\n${note}\nserve:\n${srv.stderr().slice(-3000)}\nomniwitness:\n${ow.log()}`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `checkpoint not cosigned at size ${size} within 15 s; serving:\n${note}\nserve:\n${srv.stderr().slice(-3000)}\nomniwitness:\n${ow.log()}`,
+          );
         await new Promise((r) => setTimeout(r, 100));
       }
     };
@@ -476,10 +483,25 @@ describe('omniwitness (github.com/transparency-dev/witness) cosigns our log', ()
     expect(existsSync(path.join(dir, 'checkpoints', TENANT, 'cosigned', formatIndexPath(20)))).toBe(true);
 
     // A verifier of the served log: `tlog verify --url` audits the tiles and checks the policy.
-    const v = spawnSync(process.execPath, [tlogBin, 'verify', '--url', `${srv.url}/${TENANT}`, ...vkeys.flatMap((k) => ['--vkey', k]), '--origin', ORIGIN, '--witness-policy', policyFile, '--json'], {
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
+    const v = spawnSync(
+      process.execPath,
+      [
+        tlogBin,
+        'verify',
+        '--url',
+        `${srv.url}/${TENANT}`,
+        ...vkeys.flatMap((k) => ['--vkey', k]),
+        '--origin',
+        ORIGIN,
+        '--witness-policy',
+        policyFile,
+        '--json',
+      ],
+      {
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
     expect(v.status, v.stderr).toBe(0);
     const report = JSON.parse(v.stdout) as { treeSize: number; witnesses: string[] };
     expect(report.treeSize).toBe(301);

@@ -26,7 +26,9 @@ const ORIGIN = 'go.example/log';
 function buildChecker(): void {
   const version = spawnSync('go', ['version'], { encoding: 'utf8' });
   if (version.error || version.status !== 0) {
-    throw new Error(`\`go\` is not on PATH: test/interop/witness.test.ts builds ${moduleDir} and needs Go >= 1.26 (${version.error?.message ?? version.stderr})`);
+    throw new Error(
+      `\`go\` is not on PATH: test/interop/witness.test.ts builds ${moduleDir} and needs Go >= 1.26 (${version.error?.message ?? version.stderr})`,
+    );
   }
   const build = spawnSync('go', ['build', '-buildvcs=false', '-o', checker, '.'], { cwd: moduleDir, encoding: 'utf8', timeout: 240_000 });
   if (build.error || build.status !== 0) {

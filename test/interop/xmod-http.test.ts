@@ -35,12 +35,18 @@ let srv: ServeProc;
 const olds: Record<string, string[]> = { few: [], big: [] };
 
 const WANTS = [
-  '-want-content-type', 'checkpoint=text/plain; charset=utf-8',
-  '-want-content-type', 'tile=application/octet-stream',
-  '-want-content-type', 'entries=application/octet-stream',
-  '-want-cache-control', 'checkpoint=no-store',
-  '-want-cache-control', 'tile=public, max-age=604800, immutable',
-  '-want-cache-control', 'entries=public, max-age=604800, immutable',
+  '-want-content-type',
+  'checkpoint=text/plain; charset=utf-8',
+  '-want-content-type',
+  'tile=application/octet-stream',
+  '-want-content-type',
+  'entries=application/octet-stream',
+  '-want-cache-control',
+  'checkpoint=no-store',
+  '-want-cache-control',
+  'tile=public, max-age=604800, immutable',
+  '-want-cache-control',
+  'entries=public, max-age=604800, immutable',
 ];
 
 beforeAll(async () => {

@@ -117,16 +117,13 @@ function corruptSignatureLine(file: string, keyIDHex: string): void {
 }
 
 describe('golang.org/x/mod/sumdb checks our logs', () => {
-  beforeAll(() => {
-    buildChecker();
-  }, 240_000);
-
   beforeAll(async () => {
+    buildChecker();
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tlog-xmod-'));
     roots = { tilesRoot: path.join(tmp, 'tiles'), checkpointsRoot: path.join(tmp, 'checkpoints'), stateRoot: path.join(tmp, 'state') };
     fs.mkdirSync(path.join(tmp, 'olds'));
     for (const [size, steps] of Object.entries(SIZES)) logs.set(Number(size), await makeLog(Number(size), steps));
-  }, 120_000);
+  }, 360_000);
 
   afterAll(async () => {
     for (const l of logs.values()) await l.log.close();
@@ -139,8 +136,10 @@ describe('golang.org/x/mod/sumdb checks our logs', () => {
       const cp = l.log.committed;
       const prove = size === 0 ? [] : [...new Set([0, Math.floor(size / 2), size - 1])];
       const { code, summary, stderr } = await runCheck(l.dir, [
-        '-vkey-file', l.vkeysFile,
-        '-proofs', '300',
+        '-vkey-file',
+        l.vkeysFile,
+        '-proofs',
+        '300',
         '-layout',
         ...prove.flatMap((i) => ['-prove', String(i)]),
         ...l.olds.flatMap((o) => ['-old', o.file]),
@@ -211,22 +210,40 @@ describe('golang.org/x/mod/sumdb checks our logs', () => {
       ['a truncated level-0 tile', 257, (d) => fs.truncateSync(path.join(d, 'tile/0/000'), 8160), ['tiles', 'entries']],
       ['a missing partial bundle', 257, (d) => fs.rmSync(path.join(d, 'tile/entries/001.p/1')), ['entries']],
       ['a bundle with an extra entry', 255, (d) => fs.appendFileSync(path.join(d, 'tile/entries/000.p/255'), Buffer.from([0, 1, 0x78])), ['entries']],
-      ['the Ed25519 checkpoint signature', 1000, (d) => corruptSignatureLine(path.join(d, 'checkpoint'), logs.get(1000)!.log.verifierKeys()[0]!.split('+')[1]!), ['checkpoint']],
-      ['the checkpoint text (size)', 256, (d) => {
-        const f = path.join(d, 'checkpoint');
-        fs.writeFileSync(f, fs.readFileSync(f, 'utf8').replace('\n256\n', '\n255\n'));
-      }, ['checkpoint']],
+      [
+        'the Ed25519 checkpoint signature',
+        1000,
+        (d) => corruptSignatureLine(path.join(d, 'checkpoint'), logs.get(1000)!.log.verifierKeys()[0]!.split('+')[1]!),
+        ['checkpoint'],
+      ],
+      [
+        'the checkpoint text (size)',
+        256,
+        (d) => {
+          const f = path.join(d, 'checkpoint');
+          fs.writeFileSync(f, fs.readFileSync(f, 'utf8').replace('\n256\n', '\n255\n'));
+        },
+        ['checkpoint'],
+      ],
     ];
     const layout: [string, number, (dir: string) => void][] = [
       ['a temp file left beside the tiles', 1000, (d) => fs.writeFileSync(path.join(d, 'tile/0/.001.tmp-1234'), 'x')],
-      ['an empty partial tile', 256, (d) => {
-        fs.mkdirSync(path.join(d, 'tile/0/001.p'), { recursive: true });
-        fs.writeFileSync(path.join(d, 'tile/0/001.p/0'), '');
-      }],
-      ['a tile past the tree', 256, (d) => {
-        fs.mkdirSync(path.join(d, 'tile/0/001.p'), { recursive: true });
-        fs.writeFileSync(path.join(d, 'tile/0/001.p/1'), new Uint8Array(32));
-      }],
+      [
+        'an empty partial tile',
+        256,
+        (d) => {
+          fs.mkdirSync(path.join(d, 'tile/0/001.p'), { recursive: true });
+          fs.writeFileSync(path.join(d, 'tile/0/001.p/0'), '');
+        },
+      ],
+      [
+        'a tile past the tree',
+        256,
+        (d) => {
+          fs.mkdirSync(path.join(d, 'tile/0/001.p'), { recursive: true });
+          fs.writeFileSync(path.join(d, 'tile/0/001.p/1'), new Uint8Array(32));
+        },
+      ],
       ['a non-canonical index path', 1000, (d) => fs.copyFileSync(path.join(d, 'tile/0/001'), path.join(d, 'tile/0/01'))],
     ];
     for (const [what, size, breakIt] of layout) {
@@ -356,11 +373,13 @@ describe('golang.org/x/mod/sumdb checks our logs', () => {
         if (m[2] === 'checkpoint') {
           res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' }).end(body);
         } else if (m[2]!.startsWith('tile/entries/')) {
-          res.writeHead(200, {
-            'Content-Type': 'application/octet-stream',
-            'Cache-Control': 'public, max-age=604800, immutable',
-            'Content-Encoding': 'gzip',
-          }).end(gzipSync(body));
+          res
+            .writeHead(200, {
+              'Content-Type': 'application/octet-stream',
+              'Cache-Control': 'public, max-age=604800, immutable',
+              'Content-Encoding': 'gzip',
+            })
+            .end(gzipSync(body));
         } else {
           res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Cache-Control': 'public, max-age=604800, immutable' }).end(body);
         }
@@ -372,18 +391,28 @@ describe('golang.org/x/mod/sumdb checks our logs', () => {
     afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
     const wants = [
-      '-want-content-type', 'checkpoint=text/plain; charset=utf-8',
-      '-want-content-type', 'tile=application/octet-stream',
-      '-want-content-type', 'entries=application/octet-stream',
-      '-want-cache-control', 'checkpoint=no-store',
-      '-want-cache-control', 'tile=immutable, max-age=604800',
+      '-want-content-type',
+      'checkpoint=text/plain; charset=utf-8',
+      '-want-content-type',
+      'tile=application/octet-stream',
+      '-want-content-type',
+      'entries=application/octet-stream',
+      '-want-cache-control',
+      'checkpoint=no-store',
+      '-want-cache-control',
+      'tile=immutable, max-age=604800',
     ];
 
     it('checks a log at a URL prefix, decodes gzip bundles and reports the headers it saw', async () => {
       const l = logs.get(1000)!;
       const old = l.olds[1]!;
       const { code, summary } = await runCheck(`${base}/${l.tenant}`, [
-        '-vkey-file', l.vkeysFile, '-gzip=false', '-old', `${base}/olds/${path.basename(old.file)}`, ...wants,
+        '-vkey-file',
+        l.vkeysFile,
+        '-gzip=false',
+        '-old',
+        `${base}/olds/${path.basename(old.file)}`,
+        ...wants,
       ]);
       expect(summary.error).toBeUndefined();
       expect(code).toBe(0);

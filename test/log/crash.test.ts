@@ -231,7 +231,9 @@ class Ledger {
     const prev = this.acked.get(a.index);
     // The same index twice is only right for the same bytes (the engine's dedup answered).
     if (prev && !sameEntry(prev.id, a.id)) {
-      throw new Error(`${this.ctx()}: index ${a.index} acknowledged for entry ${prev.id} and later for ${a.id}, with other bytes (an acknowledged entry was lost)`);
+      throw new Error(
+        `${this.ctx()}: index ${a.index} acknowledged for entry ${prev.id} and later for ${a.id}, with other bytes (an acknowledged entry was lost)`,
+      );
     }
     if (!prev) this.acked.set(a.index, a);
     this.all.push(a);
@@ -329,7 +331,8 @@ async function checkEntries(log: Log, acks: readonly Ack[], ctx: string): Promis
       if (Buffer.compare(Buffer.from(got), Buffer.from(want)) !== 0) {
         throw new Error(`${ctx}: entry at index ${a.index} is not the acknowledged entry ${a.id} (${got.length} bytes, want ${want.length})`);
       }
-      if (encodeBase64(leafHash(want)) !== a.leafHash) throw new Error(`${ctx}: ack of ${a.id} carried leaf hash ${a.leafHash}, want ${encodeBase64(leafHash(want))}`);
+      if (encodeBase64(leafHash(want)) !== a.leafHash)
+        throw new Error(`${ctx}: ack of ${a.id} carried leaf hash ${a.leafHash}, want ${encodeBase64(leafHash(want))}`);
     }
     i = j + 1;
   }
@@ -379,7 +382,9 @@ afterAll(() => {
   if (tmp && !process.env.CRASH_KEEP) rmSync(tmp, { recursive: true, force: true });
 });
 
-test(`SIGKILL at random moments, ${CYCLES} kill/restart cycles: no acknowledged entry lost, every checkpoint consistent (seed ${SEED})`, { timeout: 600_000 }, async () => {
+test(`SIGKILL at random moments, ${CYCLES} kill/restart cycles: no acknowledged entry lost, every checkpoint consistent (seed ${SEED})`, {
+  timeout: 600_000,
+}, async () => {
   console.log(`crash test: seed ${SEED} (CRASH_SEED=${SEED} to repeat), ${CYCLES} cycles, CRASH_KEEP=1 keeps ${tmp}`);
   const roots: DataRoots = {
     tilesRoot: path.join(tmp, 'tiles'),
@@ -451,7 +456,9 @@ test(`SIGKILL at random moments, ${CYCLES} kill/restart cycles: no acknowledged 
     if (run.openedAt === null) stats.killedBeforeOpening++;
     else if (run.readySize === null) stats.killedInOpen++;
     if (process.env.CRASH_VERBOSE) {
-      console.log(`cycle ${cycle} ${kind} delay ${step.delay}: ready ${run.readySize}, ${run.acks.length} acks, ${run.checkpoints.length} checkpoints, ${Math.round(run.ms)} ms`);
+      console.log(
+        `cycle ${cycle} ${kind} delay ${step.delay}: ready ${run.readySize}, ${run.acks.length} acks, ${run.checkpoints.length} checkpoints, ${Math.round(run.ms)} ms`,
+      );
     }
 
     // What the child was told.
@@ -463,8 +470,10 @@ test(`SIGKILL at random moments, ${CYCLES} kill/restart cycles: no acknowledged 
       if (!a.dup) {
         // The child appends in seq order; the engine assigns new indexes in queue order, beyond
         // the tree it opened.
-        if (!(a.index > prevIndex && seq > prevSeq)) throw new Error(`${ctx()}: ack order: index ${a.index} seq ${seq} after index ${prevIndex} seq ${prevSeq}`);
-        if (run.readySize !== null && a.index < run.readySize) throw new Error(`${ctx()}: new entry ${a.id} acknowledged at ${a.index}, below the size at open ${run.readySize}`);
+        if (!(a.index > prevIndex && seq > prevSeq))
+          throw new Error(`${ctx()}: ack order: index ${a.index} seq ${seq} after index ${prevIndex} seq ${prevSeq}`);
+        if (run.readySize !== null && a.index < run.readySize)
+          throw new Error(`${ctx()}: new entry ${a.id} acknowledged at ${a.index}, below the size at open ${run.readySize}`);
         prevIndex = a.index;
         prevSeq = seq;
       } else stats.dups++;
@@ -492,7 +501,8 @@ test(`SIGKILL at random moments, ${CYCLES} kill/restart cycles: no acknowledged 
     }
     for (const note of run.checkpoints) {
       const size = parseCheckpoint(parseNote(note).text).treeSize;
-      if (size > publishedSize) throw new Error(`${ctx()}: the child was answered with checkpoint size ${size}, beyond the one published at the kill (${publishedSize})`);
+      if (size > publishedSize)
+        throw new Error(`${ctx()}: the child was answered with checkpoint size ${size}, beyond the one published at the kill (${publishedSize})`);
     }
 
     if (step.cli) {
@@ -551,7 +561,9 @@ test(`SIGKILL at random moments, ${CYCLES} kill/restart cycles: no acknowledged 
         const root = size === ledger.lastHead?.size ? ledger.lastHead.root : Buffer.from(ledger.roots.get(size)!.root, 'base64');
         const proof = await log.consistencyProof(size, cp.treeSize);
         if (!verifyConsistency(size, cp.treeSize, root, cp.rootHash, proof)) {
-          throw new Error(`${ctx()}: checkpoint of size ${size} (${ledger.roots.get(size)?.from}) is not consistent with the recovered tree of size ${cp.treeSize}`);
+          throw new Error(
+            `${ctx()}: checkpoint of size ${size} (${ledger.roots.get(size)?.from}) is not consistent with the recovered tree of size ${cp.treeSize}`,
+          );
         }
       }
       ledger.uncheckedSizes.clear();

@@ -57,13 +57,18 @@ async function expectSoundLog(origin: string): Promise<void> {
 describe('creating a log', () => {
   it.each(CREATE_STEPS.map((s) => [s]))('a failure at step "%s" leaves nothing, and the next creation succeeds', async (failAt) => {
     const seen: CreateStep[] = [];
-    const err = await Log.init(paths, 'example.com/atomic', {}, {
-      extraState: async (d) => writeFileSync(path.join(d, 'keys', 'extra.key'), 'x', { mode: 0o600 }),
-      beforeStep: (s) => {
-        seen.push(s);
-        if (s === failAt) throw new Error(`injected failure at ${s}`);
+    const err = await Log.init(
+      paths,
+      'example.com/atomic',
+      {},
+      {
+        extraState: async (d) => writeFileSync(path.join(d, 'keys', 'extra.key'), 'x', { mode: 0o600 }),
+        beforeStep: (s) => {
+          seen.push(s);
+          if (s === failAt) throw new Error(`injected failure at ${s}`);
+        },
       },
-    }).catch((e: unknown) => e);
+    ).catch((e: unknown) => e);
     expect((err as Error).message).toBe(`injected failure at ${failAt}`);
     expect(seen[seen.length - 1]).toBe(failAt);
     expect(leftovers()).toEqual([]);
@@ -119,14 +124,19 @@ describe('creating a log', () => {
     const held = new Promise<void>((r) => (release = r));
     let started!: () => void;
     const inside = new Promise<void>((r) => (started = r));
-    const first = Log.init(paths, 'example.com/first', {}, {
-      beforeStep: async (s) => {
-        if (s === 'note') {
-          started();
-          await held;
-        }
+    const first = Log.init(
+      paths,
+      'example.com/first',
+      {},
+      {
+        beforeStep: async (s) => {
+          if (s === 'note') {
+            started();
+            await held;
+          }
+        },
       },
-    });
+    );
     await inside;
     await expect(Log.init(paths, 'example.com/second')).rejects.toThrow(/log default is being created by another process/);
     release();

@@ -113,7 +113,10 @@ describe.each(['mmap', 'plain'] as const)('with the %s index backend', (indexBac
       damage();
       const logger = recordingLogger();
       log = await Log.open(paths, { ...opts, logger });
-      expect(logger.lines.some((l) => l.startsWith('warn rebuilding the index')), `${what}: ${logger.lines.join('; ')}`).toBe(true);
+      expect(
+        logger.lines.some((l) => l.startsWith('warn rebuilding the index')),
+        `${what}: ${logger.lines.join('; ')}`,
+      ).toBe(true);
       expect(log.treeSize).toBe(size);
       const r = await log.append(entry(150));
       expect(r).toMatchObject({ index: 150, duplicate: true });

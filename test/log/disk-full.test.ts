@@ -37,7 +37,11 @@ if (!isRoot) {
   );
 }
 
-const rootsIn = (d: string): DataRoots => ({ tilesRoot: path.join(d, 'tiles'), checkpointsRoot: path.join(d, 'checkpoints'), stateRoot: path.join(d, 'state') });
+const rootsIn = (d: string): DataRoots => ({
+  tilesRoot: path.join(d, 'tiles'),
+  checkpointsRoot: path.join(d, 'checkpoints'),
+  stateRoot: path.join(d, 'state'),
+});
 const noSpace = () => Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -122,12 +126,24 @@ describe('a signed batch that meets ENOSPC waits for room, then commits by itsel
     {
       where: 'its journal record',
       reason: /disk full \(ENOSPC\) writing the journal record: a signed batch waits for room/,
-      opts: (full) => ({ journal: { beforeAppend: () => { if (full()) throw noSpace(); } } }),
+      opts: (full) => ({
+        journal: {
+          beforeAppend: () => {
+            if (full()) throw noSpace();
+          },
+        },
+      }),
     },
     {
       where: 'its checkpoint and history copy (after the commit point moved)',
       reason: /disk full \(ENOSPC\) writing the checkpoint and its history copy: a signed batch waits for room/,
-      opts: (full) => ({ durable: { beforeWrite: (p) => { if (full() && p.startsWith(paths.historyDir)) throw noSpace(); } } }),
+      opts: (full) => ({
+        durable: {
+          beforeWrite: (p) => {
+            if (full() && p.startsWith(paths.historyDir)) throw noSpace();
+          },
+        },
+      }),
     },
   ];
 
@@ -135,7 +151,10 @@ describe('a signed batch that meets ENOSPC waits for room, then commits by itsel
     it(`at ${c.where}: 503 disk_full and healthz say why, no restart needed, nothing acked lost`, async () => {
       await (await Log.init(paths, ORIGIN)).close();
       let full = false;
-      const log = await Log.open(paths, c.opts(() => full));
+      const log = await Log.open(
+        paths,
+        c.opts(() => full),
+      );
       const acked = new Map<number, string>();
       const { append, health } = await serve(log);
       for (let i = 0; i < 5; i++) {
@@ -182,7 +201,13 @@ describe('a signed batch that meets ENOSPC waits for room, then commits by itsel
 
   it('closing while a batch waits for room gives it up; a restart recovers every acknowledged entry', async () => {
     let full = false;
-    const log = await Log.init(paths, ORIGIN, { durable: { beforeWrite: (p) => { if (full && p.startsWith(paths.historyDir)) throw noSpace(); } } });
+    const log = await Log.init(paths, ORIGIN, {
+      durable: {
+        beforeWrite: (p) => {
+          if (full && p.startsWith(paths.historyDir)) throw noSpace();
+        },
+      },
+    });
     const acked = new Map<number, string>();
     for (const r of await Promise.all(log.appendMany(['a', 'b', 'c'].map((s) => Buffer.from(s))))) acked.set(r.index, ['a', 'b', 'c'][r.index]!);
     full = true;
@@ -245,7 +270,11 @@ describe.skipIf(!isRoot)('a really full disk (tmpfs, size=20m)', () => {
     const body = (await refused.json()) as { error: string; code: string };
     expect(body.code).toBe('disk_full');
     expect(body.error).toMatch(/^log df cannot write: disk full: [0-9.]+ KiB free for the log's tiles and checkpoints and state, [0-9.]+ (KiB|MiB) needed/);
-    const batch = await app.request(`/${TENANT}/append-batch`, { method: 'POST', body: JSON.stringify([Buffer.from('x').toString('base64')]), headers: { 'Content-Type': 'application/json' } });
+    const batch = await app.request(`/${TENANT}/append-batch`, {
+      method: 'POST',
+      body: JSON.stringify([Buffer.from('x').toString('base64')]),
+      headers: { 'Content-Type': 'application/json' },
+    });
     expect(batch.status).toBe(503);
     expect(((await batch.json()) as { code: string }).code).toBe('disk_full');
     // Refused before the disk was full: the room is still there, and nothing was written.
@@ -288,7 +317,11 @@ describe.skipIf(!isRoot)('a really full disk (tmpfs, size=20m)', () => {
       const entries = Array.from({ length: 300 }, () => `entry ${n++} `.padEnd(200, '.'));
       const results = log.appendMany(entries.map((e) => Buffer.from(e)));
       let answered = 0;
-      for (const p of results) p.then(() => answered++, () => answered++);
+      for (const p of results)
+        p.then(
+          () => answered++,
+          () => answered++,
+        );
       await until('every append answered, or a batch waiting for room', () => answered === entries.length || /waits for room/.test(log.cannotWrite ?? ''));
       const held = answered < entries.length;
       rmSync(filler);

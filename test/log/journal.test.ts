@@ -43,9 +43,13 @@ const segments = () => (existsSync(journalDir(paths)) ? readdirSync(journalDir(p
 
 /** Runs journal-child.mjs until it has acknowledged `batches` batches, then SIGKILLs it. */
 async function appendThenKill(batches: number): Promise<{ index: number; count: number }[]> {
-  const child = spawn(process.execPath, [path.join(repoRoot, 'test/log/journal-child.mjs'), roots.tilesRoot, roots.checkpointsRoot, roots.stateRoot, TENANT, String(batches)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [path.join(repoRoot, 'test/log/journal-child.mjs'), roots.tilesRoot, roots.checkpointsRoot, roots.stateRoot, TENANT, String(batches)],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   let err = '';
   child.stderr.on('data', (d) => (err += d));
@@ -200,11 +204,22 @@ describe('journal and power loss', () => {
     await (await Log.init(paths, ORIGIN)).close();
     await appendThenKill(3);
     // Rewrite the first record with one entry changed, framed correctly.
-    const seg = path.join(journalDir(paths), readdirSync(journalDir(paths)).filter((n) => /^[0-9]+$/.test(n)).sort((a, b) => Number(a) - Number(b))[0]!);
+    const seg = path.join(
+      journalDir(paths),
+      readdirSync(journalDir(paths))
+        .filter((n) => /^[0-9]+$/.test(n))
+        .sort((a, b) => Number(a) - Number(b))[0]!,
+    );
     const bytes = readFileSync(seg);
     const [first] = await readJournal(journalDir(paths));
     const rec = parseBatchRecord(first!.payload);
-    const forged = frameRecord(formatBatchRecord(rec.start, rec.entries.map((e, i) => ({ entry: i === 0 ? Buffer.from('forged entry') : e })), rec.note));
+    const forged = frameRecord(
+      formatBatchRecord(
+        rec.start,
+        rec.entries.map((e, i) => ({ entry: i === 0 ? Buffer.from('forged entry') : e })),
+        rec.note,
+      ),
+    );
     const original = frameRecord(first!.payload);
     expect(forged.length).not.toBe(original.length); // a different length: rebuild the segment around it
     const rest = bytes.subarray(original.length);
@@ -219,7 +234,13 @@ describe('journal and power loss', () => {
     await Promise.all(log0.appendMany(Array.from({ length: 100 }, (_, i) => Buffer.from(`e${i}`))));
     await log0.close();
     let fail = false;
-    const log = await Log.open(paths, { journal: { beforeAppend: () => { if (fail) throw Object.assign(new Error('i/o error'), { code: 'EIO' }); } } });
+    const log = await Log.open(paths, {
+      journal: {
+        beforeAppend: () => {
+          if (fail) throw Object.assign(new Error('i/o error'), { code: 'EIO' });
+        },
+      },
+    });
     fail = true;
     const settled = await Promise.allSettled(log.appendMany([Buffer.from('x1'), Buffer.from('x2')]));
     expect(settled.every((s) => s.status === 'rejected')).toBe(true);
@@ -234,4 +255,3 @@ describe('journal and power loss', () => {
     await again.close();
   });
 });
-

@@ -49,7 +49,10 @@ describe('Log.init', () => {
     expect(Buffer.from(c.rootHash)).toEqual(Buffer.from(EMPTY_ROOT));
     const vkeys = log.verifierKeys();
     expect(vkeys).toHaveLength(2);
-    const opened = openNote(note, vkeys.map((k) => verifierFor(parseVerifierKey(k))));
+    const opened = openNote(
+      note,
+      vkeys.map((k) => verifierFor(parseVerifierKey(k))),
+    );
     // Both the Ed25519 and the ML-DSA-44 signature are present and verify.
     expect(opened.verified.map((s) => s.keyID).sort()).toEqual(vkeys.map((k) => parseVerifierKey(k).keyID).sort());
     expect(readdirSync(paths.tilesDir)).toEqual(['checkpoint']);
@@ -61,7 +64,9 @@ describe('Log.init', () => {
     const p2 = logPaths({ tilesRoot: path.join(dir, 't2'), checkpointsRoot: path.join(dir, 'c2'), stateRoot: path.join(dir, 's2') }, 'x');
     await expect(Log.init(p2, 'has space')).rejects.toThrow(/bad origin/);
     await expect(Log.init(p2, 'a+b')).rejects.toThrow(/bad origin/);
-    expect(() => logPaths({ tilesRoot: dir, checkpointsRoot: path.join(dir, 'c'), stateRoot: path.join(dir, 'tiles-state') }, 'x')).toThrow(/must not be inside/);
+    expect(() => logPaths({ tilesRoot: dir, checkpointsRoot: path.join(dir, 'c'), stateRoot: path.join(dir, 'tiles-state') }, 'x')).toThrow(
+      /must not be inside/,
+    );
   });
 });
 

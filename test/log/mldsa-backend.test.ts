@@ -87,7 +87,9 @@ describe('the choice of backend', () => {
     // The current LTS has all three; the system Node (20) lacks node:crypto's.
     expect(lacking).toEqual(nodeCryptoHasMldsa() ? [] : ['node:crypto']);
     for (const b of lacking) {
-      expect(() => chooseMldsaBackend(b)).toThrow(`TLOG_MLDSA_SIGNER=${b}: this runtime (Node ${process.version}) does not offer it; it offers ${available.join(', ')}`);
+      expect(() => chooseMldsaBackend(b)).toThrow(
+        `TLOG_MLDSA_SIGNER=${b}: this runtime (Node ${process.version}) does not offer it; it offers ${available.join(', ')}`,
+      );
     }
   });
 });
@@ -185,7 +187,11 @@ describe('liboqs agrees with FIPS 204 byte for byte (its randomness fed through 
 describe.runIf(available.includes('node:crypto'))('node:crypto (OpenSSL) and the FIPS 204 expanded key', () => {
   /** RFC 9881 PrivateKeyInfo holding only the expanded key: OCTET STRING (2560 bytes). */
   const expandedPkcs8 = (sk: Uint8Array) =>
-    createPrivateKey({ key: Buffer.concat([Buffer.from('30820a18020100300b060960864801650304031104820a0404820a00', 'hex'), sk]), format: 'der', type: 'pkcs8' });
+    createPrivateKey({
+      key: Buffer.concat([Buffer.from('30820a18020100300b060960864801650304031104820a0404820a00', 'hex'), sk]),
+      format: 'der',
+      type: 'pkcs8',
+    });
 
   test("the vector's expanded secret key is the same key as its seed; a tampered one is refused", async () => {
     const b = await loadMldsaBackend('node:crypto');

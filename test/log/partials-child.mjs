@@ -14,7 +14,12 @@ const log = await Log.open(logPaths({ tilesRoot, checkpointsRoot, stateRoot }, t
   flushIntervalMs: 1e9,
   journal: { segmentBytes: Number(segmentBytes) },
 });
-const flushes = new Set(flushAfter.split(',').filter((s) => s !== '').map(Number));
+const flushes = new Set(
+  flushAfter
+    .split(',')
+    .filter((s) => s !== '')
+    .map(Number),
+);
 for (let i = log.treeSize; i < Number(count); i++) {
   const e = Buffer.alloc(Number(size), 0x61 + (i % 26));
   e.writeUInt32BE(i, 0);

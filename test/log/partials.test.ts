@@ -188,7 +188,13 @@ describe('open collects what a crash left', () => {
     writeFileSync(path.join(paths.tilesDir, 'tile/entries/001.p/.44.123.w1.tmp'), 'torn');
     const p = await PartialTiles.open({ reader, write: async () => {}, logger: { info() {}, warn() {}, error() {} }, tenant: TENANT }, 300, 300, 100);
     await p.idle();
-    expect(du(paths.tilesDir).partials).toEqual(['tile/0/001.p/44', 'tile/1/000.p/1', 'tile/entries/001.p/14', 'tile/entries/001.p/24', 'tile/entries/001.p/44']);
+    expect(du(paths.tilesDir).partials).toEqual([
+      'tile/0/001.p/44',
+      'tile/1/000.p/1',
+      'tile/entries/001.p/14',
+      'tile/entries/001.p/24',
+      'tile/entries/001.p/44',
+    ]);
     expect(existsSync(path.join(paths.tilesDir, 'tile/entries/000.p'))).toBe(false);
     expect(existsSync(path.join(paths.tilesDir, 'tile/entries/001.p/.44.123.w1.tmp'))).toBe(false);
     expect(p.collected).toBe(2);
@@ -202,7 +208,17 @@ describe('crash recovery agrees with the collector', () => {
   async function appendThenKill(count: number, size: number, segmentBytes: number, flushAfter: number[]): Promise<number[]> {
     const child = spawn(
       process.execPath,
-      [path.join(repoRoot, 'test/log/partials-child.mjs'), roots.tilesRoot, roots.checkpointsRoot, roots.stateRoot, TENANT, String(count), String(size), String(segmentBytes), flushAfter.join(',')],
+      [
+        path.join(repoRoot, 'test/log/partials-child.mjs'),
+        roots.tilesRoot,
+        roots.checkpointsRoot,
+        roots.stateRoot,
+        TENANT,
+        String(count),
+        String(size),
+        String(segmentBytes),
+        flushAfter.join(','),
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';

@@ -64,9 +64,14 @@ describe('the private root is refused under a served root', () => {
   });
 
   it('tlog --state-dir tiles/..private: exit 1, one line, nothing created', () => {
-    const r = spawnSync(process.execPath, [bin, '--tiles-dir', 'tiles', '--state-dir', 'tiles/..private', 'init', '--origin', 'example.com/p'], { cwd: dir, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [bin, '--tiles-dir', 'tiles', '--state-dir', 'tiles/..private', 'init', '--origin', 'example.com/p'], {
+      cwd: dir,
+      encoding: 'utf8',
+    });
     expect(r.status).toBe(1);
-    expect(r.stderr.trim().split('\n')).toEqual([`tlog: state directory ${path.join(dir, 'tiles/..private')} must not be inside or contain the served directory ${path.join(dir, 'tiles')}`]);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      `tlog: state directory ${path.join(dir, 'tiles/..private')} must not be inside or contain the served directory ${path.join(dir, 'tiles')}`,
+    ]);
     expect(readdirSync(dir)).toEqual([]);
   });
 
@@ -100,7 +105,14 @@ describe('the private root is refused under a served root', () => {
       writeFileSync(path.join(env.roots.tilesRoot, '..state', 'a', 'keys', 'ed25519.key'), SENTINEL);
       mkdirSync(path.join(env.roots.tilesRoot, 'a', '..state'), { recursive: true });
       writeFileSync(path.join(env.roots.tilesRoot, 'a', '..state', 'SECRET'), SENTINEL);
-      for (const p of ['/..state/a/keys/ed25519.key', '/a/..state/SECRET', '/a/tile/..state/SECRET', '/..state/checkpoint', '/a/tile/../..state/SECRET', '/a/tile/%2e%2estate/SECRET']) {
+      for (const p of [
+        '/..state/a/keys/ed25519.key',
+        '/a/..state/SECRET',
+        '/a/tile/..state/SECRET',
+        '/..state/checkpoint',
+        '/a/tile/../..state/SECRET',
+        '/a/tile/%2e%2estate/SECRET',
+      ]) {
         const r = await get(env.app, `http://localhost${p}`);
         expect(r.status >= 400 && r.status < 500, `${p}: ${r.status}`).toBe(true);
         expect(await r.text(), p).not.toContain(SENTINEL);

@@ -54,7 +54,6 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 const entries = (from: number, n: number, tag = 'e') => Array.from({ length: n }, (_, i) => Buffer.from(`${tag}-${from + i}`));
 
-
 /**
  * A copy of the private state directory: the commit point as of now. With it, the partial tiles
  * the published tree implies: a batch that crashed before its commit never collected them
@@ -501,10 +500,17 @@ describe('Log.open refuses a journal that does not fit the tiles or the commit p
   async function record(start: number, batch: Buffer[], opts: { note?: string; keysOf?: LogPaths } = {}): Promise<Uint8Array> {
     let note = opts.note;
     if (note === undefined) {
-      const root = Edge.load(new TileReader(paths.tilesDir), start).extend(batch, batch.map((e) => leafHash(e))).rootHash;
+      const root = Edge.load(new TileReader(paths.tilesDir), start).extend(
+        batch,
+        batch.map((e) => leafHash(e)),
+      ).rootHash;
       note = signTree(ORIGIN, start + batch.length, root, await loadLogKeys((opts.keysOf ?? paths).stateDir, ORIGIN));
     }
-    return formatBatchRecord(start, batch.map((entry) => ({ entry })), note);
+    return formatBatchRecord(
+      start,
+      batch.map((entry) => ({ entry })),
+      note,
+    );
   }
 
   /** Replaces the journal with one segment holding these records, as a crashed writer leaves it. */

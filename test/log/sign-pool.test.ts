@@ -107,7 +107,7 @@ describe('raw signatures', () => {
     expect(hexOf(s2!)).toBe(hexOf(ed25519.sign(new Uint8Array(10).fill(9), seed)));
   });
 
-  test('past the worker\'s key cache (1024 keys), forgotten keys are sent again', async () => {
+  test("past the worker's key cache (1024 keys), forgotten keys are sent again", async () => {
     const rand = prng(1024);
     const seeds = Array.from({ length: 1100 }, () => randBytes(rand, 32));
     const msg = () => new TextEncoder().encode('many keys');
@@ -132,11 +132,11 @@ describe('raw signatures', () => {
 });
 
 describe('the ML-DSA-44 backend', () => {
-  test('a pool uses the process\'s backend unless told another', () => {
+  test("a pool uses the process's backend unless told another", () => {
     expect(pool.mldsaBackend).toBe(mldsaBackend());
   });
 
-  test.each(availableMldsaBackends())('%s: concurrent signatures over fresh and cached keys verify with noble under the seed\'s key', async (backend) => {
+  test.each(availableMldsaBackends())("%s: concurrent signatures over fresh and cached keys verify with noble under the seed's key", async (backend) => {
     const p = new SignPool({ mldsa: backend });
     try {
       expect(p.mldsaBackend).toBe(backend);
@@ -200,7 +200,7 @@ describe('log keys and signTreeAsync', () => {
     expect(keys.mldsa44.signer.keyID).toBe(plain.mldsa44.signer.keyID);
   });
 
-  test('200 concurrent signTreeAsync calls all verify, with signTree\'s text and Ed25519 line', async () => {
+  test("200 concurrent signTreeAsync calls all verify, with signTree's text and Ed25519 line", async () => {
     const rand = prng(200);
     const trees = Array.from({ length: 200 }, (_, i) => ({ size: i * 7 + randInt(rand, 0, 7), root: randBytes(rand, 32) }));
     const notes = await Promise.all(trees.map((t) => signTreeAsync(ORIGIN, t.size, t.root, keys)));
@@ -271,18 +271,16 @@ describe('failures', () => {
       'sign pool: message must be a Uint8Array',
     ]);
     // At the boundary: exactly 32 bytes is a key.
-    expect(ml_dsa44.verify(await pool.sign('ml-dsa-44', new Uint8Array(32).fill(0xab), mlMsg()), mlMsg(), ml_dsa44.keygen(new Uint8Array(32).fill(0xab)).publicKey)).toBe(true);
+    expect(
+      ml_dsa44.verify(await pool.sign('ml-dsa-44', new Uint8Array(32).fill(0xab), mlMsg()), mlMsg(), ml_dsa44.keygen(new Uint8Array(32).fill(0xab)).publicKey),
+    ).toBe(true);
   });
 
   test('an error in the worker rejects that call only; the worker keeps serving and is sent the key again', async () => {
     const seed = new Uint8Array(32).fill(0x5a);
     pool.failNextCallForTest();
     const failing = pool.sign('ml-dsa-44', seed, mlMsg());
-    const { ok, errors } = await outcomes([
-      failing,
-      pool.sign('ml-dsa-44', mlSeed, mlMsg()),
-      pool.sign('ed25519', new Uint8Array(32), new Uint8Array(3)),
-    ]);
+    const { ok, errors } = await outcomes([failing, pool.sign('ml-dsa-44', mlSeed, mlMsg()), pool.sign('ed25519', new Uint8Array(32), new Uint8Array(3))]);
     expect(errors).toHaveLength(1);
     expect(errors[0]).toBeInstanceOf(Error);
     expect((errors[0] as Error).message).toBe('sign ml-dsa-44 in worker: sign failed on request (test hook)');
@@ -348,7 +346,8 @@ describe('from dist/ in a plain node process', () => {
     const src = path.join(repoRoot, 'src/log/sign-pool.ts');
     if (existsSync(distPool) && statSync(distPool).mtimeMs >= statSync(src).mtimeMs) return;
     const r = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repoRoot, encoding: 'utf8', timeout: 240_000 });
-    if (!existsSync(distPool) || statSync(distPool).mtimeMs < statSync(src).mtimeMs) throw new Error(`tsc did not build ${distPool}:\n${r.stdout}\n${r.stderr}`);
+    if (!existsSync(distPool) || statSync(distPool).mtimeMs < statSync(src).mtimeMs)
+      throw new Error(`tsc did not build ${distPool}:\n${r.stdout}\n${r.stderr}`);
   });
 
   test.each(availableMldsaBackends())('signs with TLOG_MLDSA_SIGNER=%s; a pending call keeps the process alive, an idle pool never does', (backend) => {

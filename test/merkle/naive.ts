@@ -160,13 +160,7 @@ export function naiveRootsFromSubproof(
 }
 
 /** A naive consistency verifier built on naiveRootsFromSubproof. */
-export function naiveVerifyConsistency(
-  m: number,
-  n: number,
-  oldRoot: Uint8Array,
-  newRoot: Uint8Array,
-  proof: readonly Uint8Array[],
-): boolean {
+export function naiveVerifyConsistency(m: number, n: number, oldRoot: Uint8Array, newRoot: Uint8Array, proof: readonly Uint8Array[]): boolean {
   if (!(m >= 0 && m <= n) || proof.some((p) => p.length !== 32)) return false;
   // RFC 6962 2.1.2 defines proofs for 0 < m < n; the empty tree (root SHA-256()) is trivially
   // consistent with every tree, and a tree only with itself.

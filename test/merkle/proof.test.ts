@@ -53,9 +53,11 @@ describe('vectors: roots', () => {
 
   test('empty tree root', () => {
     expect(toHex(treeHash(0, levelReader(levels, 0)))).toBe(vectors.empty_tree_root.root_hex);
-    expect(treeHash(0, () => {
-      throw new Error('the empty tree reads no node');
-    })).toEqual(EMPTY_ROOT);
+    expect(
+      treeHash(0, () => {
+        throw new Error('the empty tree reads no node');
+      }),
+    ).toEqual(EMPTY_ROOT);
   });
 });
 
@@ -82,9 +84,7 @@ describe('vectors: inclusion proofs', () => {
     }
     if (index + 1 < size) expect(verifyInclusion(index + 1, size, leaf, proof, root)).toBe(false);
     if (index > 0) expect(verifyInclusion(index - 1, size, leaf, proof, root)).toBe(false);
-    expect(verifyInclusion(index, size + 1, leaf, proof, root)).toBe(
-      naiveVerifyInclusion(index, size + 1, leaf, proof, root),
-    );
+    expect(verifyInclusion(index, size + 1, leaf, proof, root)).toBe(naiveVerifyInclusion(index, size + 1, leaf, proof, root));
     expect(verifyInclusion(index, size, leaf, [...proof, proof[0] ?? leaf], root)).toBe(false);
     if (proof.length > 0) {
       expect(verifyInclusion(index, size, leaf, proof.slice(1), root)).toBe(false);

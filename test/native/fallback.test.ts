@@ -37,7 +37,11 @@ it('without the variable the same child uses mmap and OFD locks, silently', () =
   try {
     const env = { ...process.env };
     delete env.TLOG_NO_NATIVE;
-    const out = execFileSync(process.execPath, [join(FIXTURES, 'report-native.mjs'), compiledTree(), dir], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync(process.execPath, [join(FIXTURES, 'report-native.mjs'), compiledTree(), dir], {
+      env,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     expect(JSON.parse(out)).toMatchObject({ nativeAvailable: true, backend: 'mmap', lockKind: 'ofd', value: 123456789 });
     expect(JSON.parse(out).second).toMatch(/^lock_held: lock .*f\.bin: held by another process \(EAGAIN\)$/);
   } finally {

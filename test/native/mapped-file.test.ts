@@ -114,9 +114,7 @@ describe.each(backends)('MappedFile (%s)', (backend) => {
     expect((err as NativeError).message).toBe(`open ${missing}: ENOENT`);
     expect((err as NativeError).code).toBe('ENOENT');
     writeFileSync(join(dir, 'exists.bin'), 'x');
-    expect(() => openMappedFile(join(dir, 'exists.bin'), { create: true, exclusive: true, backend })).toThrow(
-      `open ${join(dir, 'exists.bin')}: EEXIST`,
-    );
+    expect(() => openMappedFile(join(dir, 'exists.bin'), { create: true, exclusive: true, backend })).toThrow(`open ${join(dir, 'exists.bin')}: EEXIST`);
     expect(existsSync(missing)).toBe(false);
   });
 

@@ -17,9 +17,7 @@ describe('vectors: checkpoint_1000 body', () => {
   });
 
   test('format is byte-exact', () => {
-    expect(formatCheckpoint({ origin: v.origin, treeSize: v.tree_size, rootHash: b64(v.root_b64), extensions: [] })).toBe(
-      v.checkpoint_body,
-    );
+    expect(formatCheckpoint({ origin: v.origin, treeSize: v.tree_size, rootHash: b64(v.root_b64), extensions: [] })).toBe(v.checkpoint_body);
   });
 });
 

@@ -60,7 +60,11 @@ describe('vectors: checkpoint_1000 signed note', () => {
   });
 
   test('the em dash is UTF-8 e2 80 94', () => {
-    expect(Buffer.from(SIGNED).subarray(TEXT.length + 1, TEXT.length + 4).toString('hex')).toBe('e28094');
+    expect(
+      Buffer.from(SIGNED)
+        .subarray(TEXT.length + 1, TEXT.length + 4)
+        .toString('hex'),
+    ).toBe('e28094');
   });
 });
 
@@ -153,12 +157,18 @@ describe('verification rules (c2sp.org/signed-note)', () => {
       ...Array.from({ length: 5 }, (_, i) => testPair(`witness${i}.example/pq`, SignatureType.mldsa44Subtree, 60 + i)),
     ];
     expect(pairs.length).toBeGreaterThanOrEqual(17);
-    const note = signNote(TEXT, pairs.map((p) => p.signer));
+    const note = signNote(
+      TEXT,
+      pairs.map((p) => p.signer),
+    );
     const rand = prng(16);
     const grease = Array.from({ length: 10 }, () => greaseLine(rand)).join('');
     const bytes = Buffer.from(formatNote(note) + grease, 'utf8');
     expect(bytes.length).toBeGreaterThan(5 * 3000);
-    const o = openNote(bytes, pairs.map((p) => p.verifier));
+    const o = openNote(
+      bytes,
+      pairs.map((p) => p.verifier),
+    );
     expect(o.verified).toHaveLength(pairs.length);
     expect(o.unknown).toHaveLength(10);
     // Every ML-DSA line carries keyID || ts || 2420-byte signature.

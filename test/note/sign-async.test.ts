@@ -10,14 +10,7 @@ import { ErrorCode } from '../../src/errors.js';
 import { formatCheckpoint, parseCheckpoint } from '../../src/note/checkpoint.js';
 import { SignatureType } from '../../src/note/keys.js';
 import { type NoteSigner, formatNote, openNote, signNote, signNoteAsync } from '../../src/note/note.js';
-import {
-  type SignAlgorithm,
-  type SignOffload,
-  cosignatureTimestamp,
-  cosignatureV1Message,
-  keyPair,
-  subtreeV1Message,
-} from '../../src/note/signers.js';
+import { type SignAlgorithm, type SignOffload, cosignatureTimestamp, cosignatureV1Message, keyPair, subtreeV1Message } from '../../src/note/signers.js';
 import { b64, toHex, vectors } from '../vectors.js';
 import { TS, expectRejectCode, fixedClock, logKey, logPair, mldsaKey, witnessKey, witnessPair } from './helpers.js';
 
@@ -59,7 +52,7 @@ describe('signNoteAsync', () => {
     expect(formatNote(n)).toBe(vectors.cosignature_v1_ed25519.cosigned_note);
   });
 
-  test("refuses what signNote refuses, as a rejection, before any signer runs", async () => {
+  test('refuses what signNote refuses, as a rejection, before any signer runs', async () => {
     let ran = 0;
     const spy: NoteSigner = {
       name: 'spy.example',
@@ -165,12 +158,10 @@ describe('keyPair with a SignOffload', () => {
     expect(toHex(calls[0]!.message)).toBe(toHex(cosignatureV1Message(TEXT, TS)));
     expect(toHex(sig)).toBe(toHex(witnessPair.signer.sign(TEXT)));
     expect(cosignatureTimestamp(SignatureType.cosignatureV1, sig)).toBe(TS);
-    expect(formatNote(await signNoteAsync(TEXT, [keyPair(logKey, undefined, offload).signer, pair.signer]))).toBe(
-      vectors.cosignature_v1_ed25519.cosigned_note,
-    );
+    expect(formatNote(await signNoteAsync(TEXT, [keyPair(logKey, undefined, offload).signer, pair.signer]))).toBe(vectors.cosignature_v1_ed25519.cosigned_note);
   });
 
-  test('0x06: subtree/v1 message at the clock time, the key file\'s seed; verifies', async () => {
+  test("0x06: subtree/v1 message at the clock time, the key file's seed; verifies", async () => {
     const { offload, calls } = recordingOffload();
     const pair = keyPair(mldsaKey, fixedClock(TS), offload);
     const sig = await pair.signer.signAsync!(TEXT);

@@ -152,8 +152,7 @@ describe('vectors: ML-DSA-44 subtree cosignature (0x06)', () => {
 
   test('the OpenSSL cosignature fails when tampered', () => {
     const v = verifierFor(parseVerifierKey(ossl.vkey));
-    const sig = parseNote(cp.signed_note + ossl.example_cosignature_line + (ossl.example_cosignature_line.endsWith('\n') ? '' : '\n')).signatures[1]!
-      .signature;
+    const sig = parseNote(cp.signed_note + ossl.example_cosignature_line + (ossl.example_cosignature_line.endsWith('\n') ? '' : '\n')).signatures[1]!.signature;
     for (const at of [8, 100, 1000, 2427]) expect(v.verify(TEXT, tweak(sig, at))).toBe(false);
     expect(v.verify(TEXT, withTs(sig, BigInt(mlMsg.timestamp + 1)))).toBe(false);
     expect(v.verify(TEXT, withTs(sig, 0n))).toBe(false);
@@ -164,7 +163,10 @@ describe('vectors: ML-DSA-44 subtree cosignature (0x06)', () => {
     const renamed = verifierFor({ ...parseVerifierKey(ossl.vkey), name: 'witness.example.com/w2' });
     expect(renamed.verify(TEXT, sig)).toBe(false);
     // In a note, the bad line from a known key rejects the whole note.
-    const bad = formatNote({ text: TEXT, signatures: [parseNote(cp.signed_note).signatures[0]!, { name: v.name, keyID: v.keyID, signature: tweak(sig, 500) }] });
+    const bad = formatNote({
+      text: TEXT,
+      signatures: [parseNote(cp.signed_note).signatures[0]!, { name: v.name, keyID: v.keyID, signature: tweak(sig, 500) }],
+    });
     expectCode(() => openNote(bad, [logPair.verifier, v]), ErrorCode.verification);
   });
 

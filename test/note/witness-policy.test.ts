@@ -12,7 +12,9 @@ describe('witness policies', () => {
   const c = edKey('w.example/c').vkey;
 
   it('parses the Sigsum/Tessera syntax and evaluates nested k-of-n groups', () => {
-    const p = parsePolicy(`# comment\nwitness A ${a} http://127.0.0.1:1/x/\nwitness B ${b}\nwitness C ${c}\ngroup ab any A B\ngroup all2 2 ab C\nquorum all2\n`);
+    const p = parsePolicy(
+      `# comment\nwitness A ${a} http://127.0.0.1:1/x/\nwitness B ${b}\nwitness C ${c}\ngroup ab any A B\ngroup all2 2 ab C\nquorum all2\n`,
+    );
     expect(p.witnesses.get('A')!.url).toBe('http://127.0.0.1:1/x');
     expect(policySatisfied(p, new Set(['A', 'C']))).toBe(true);
     expect(policySatisfied(p, new Set(['B', 'C']))).toBe(true);

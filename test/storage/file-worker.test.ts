@@ -70,7 +70,9 @@ describe('FileWorker', () => {
 
   it('completes calls in call order', async () => {
     const p = path.join(dir, 'ordered');
-    const all = await Promise.all(Array.from({ length: 50 }, (_, i) => worker.write([{ path: p, data: Buffer.from(String(i)), kind: 'replace', mode: 0o644 }])));
+    const all = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => worker.write([{ path: p, data: Buffer.from(String(i)), kind: 'replace', mode: 0o644 }])),
+    );
     expect(all.every((r) => r.fail === null)).toBe(true);
     expect(readFileSync(p, 'utf8')).toBe('49');
   });
@@ -95,7 +97,12 @@ describe('DurableWriter deferred writes through the worker', () => {
     expect(w.unsynced).toBe(0);
     const e = await w.writeDeferred([{ path: p, data: Buffer.from('y'), kind: 'immutable' }]).catch((x: unknown) => x);
     expect(isTlogError(e, ErrorCode.immutableConflict)).toBe(true);
-    const hook = new DurableWriter({ fileWorker: worker, beforeWrite: () => { throw Object.assign(new Error('no space'), { code: 'ENOSPC' }); } });
+    const hook = new DurableWriter({
+      fileWorker: worker,
+      beforeWrite: () => {
+        throw Object.assign(new Error('no space'), { code: 'ENOSPC' });
+      },
+    });
     await expect(hook.writeDeferred([{ path: path.join(dir, 'z'), data: Buffer.from('z'), kind: 'replace' }])).rejects.toThrow(/^write .*z: ENOSPC$/);
     expect(existsSync(path.join(dir, 'z'))).toBe(false);
     const blocker = path.join(dir, 'file');

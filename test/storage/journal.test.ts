@@ -9,7 +9,16 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
 import { sha256 } from '../../src/merkle/hash.js';
-import { Journal, JournalTornError, MIN_SEGMENT_BYTES, SEGMENT_BYTES, frameRecord, readJournal, scanSegment, segmentBytesFor } from '../../src/storage/journal.js';
+import {
+  Journal,
+  JournalTornError,
+  MIN_SEGMENT_BYTES,
+  SEGMENT_BYTES,
+  frameRecord,
+  readJournal,
+  scanSegment,
+  segmentBytesFor,
+} from '../../src/storage/journal.js';
 import { freeBytes } from '../../src/storage/space.js';
 
 let dir: string;
@@ -19,7 +28,10 @@ beforeEach(() => {
 afterEach(() => rmSync(path.dirname(dir), { recursive: true, force: true }));
 
 const payload = (i: number, n = 100) => Buffer.from(`record ${i} `.padEnd(n, String.fromCharCode(97 + (i % 26))));
-const segmentFiles = () => readdirSync(dir).filter((n) => /^[0-9]+$/.test(n)).sort((a, b) => Number(a) - Number(b));
+const segmentFiles = () =>
+  readdirSync(dir)
+    .filter((n) => /^[0-9]+$/.test(n))
+    .sort((a, b) => Number(a) - Number(b));
 
 describe('record framing', () => {
   it('is "tlj1" || u32 length || payload || SHA-256 of everything before, big-endian', () => {
@@ -113,7 +125,11 @@ describe('Journal', () => {
 
   it('a failed record write stops the journal (JournalTornError), later appends fail', async () => {
     let fail = false;
-    const j = await Journal.open(dir, { beforeAppend: () => { if (fail) throw Object.assign(new Error('input/output error'), { code: 'EIO' }); } });
+    const j = await Journal.open(dir, {
+      beforeAppend: () => {
+        if (fail) throw Object.assign(new Error('input/output error'), { code: 'EIO' });
+      },
+    });
     await j.append(payload(1), 1);
     fail = true;
     const e = await j.append(payload(2), 2).catch((x: unknown) => x);

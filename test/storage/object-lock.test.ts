@@ -15,8 +15,18 @@ beforeAll(async () => {
   server = new S3Server({ buckets: [{ name: 'plain' }, { name: 'locked', lock: true }, { name: 'strict', lock: true }, { name: 'yearly', lock: true }] });
   await server.start();
   s3 = server.client();
-  await s3.send(new PutObjectLockConfigurationCommand({ Bucket: 'strict', ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 30 } } } }));
-  await s3.send(new PutObjectLockConfigurationCommand({ Bucket: 'yearly', ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'GOVERNANCE', Years: 1 } } } }));
+  await s3.send(
+    new PutObjectLockConfigurationCommand({
+      Bucket: 'strict',
+      ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 30 } } },
+    }),
+  );
+  await s3.send(
+    new PutObjectLockConfigurationCommand({
+      Bucket: 'yearly',
+      ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'GOVERNANCE', Years: 1 } } },
+    }),
+  );
 }, 900_000);
 
 afterAll(async () => {
@@ -34,7 +44,7 @@ async function refusal(p: Promise<unknown>): Promise<Error> {
 }
 
 describe('checkObjectLock', () => {
-  it('reads each bucket\'s configuration', async () => {
+  it("reads each bucket's configuration", async () => {
     expect(await readBucketLock(s3, 'plain')).toEqual({ enabled: false });
     expect(await readBucketLock(s3, 'locked')).toEqual({ enabled: true });
     expect(await readBucketLock(s3, 'strict')).toEqual({ enabled: true, defaultRetention: { mode: 'COMPLIANCE', days: 30 } });
@@ -61,7 +71,9 @@ describe('checkObjectLock', () => {
     expect(await checkObjectLock(s3, 'strict', 'audit', { mode: 'COMPLIANCE', days: 30 })).toBeTruthy();
     expect(await checkObjectLock(s3, 'strict', 'audit', { mode: 'COMPLIANCE', days: 31 })).toBeTruthy();
     const fewer = await refusal(checkObjectLock(s3, 'strict', 'audit', { mode: 'COMPLIANCE', days: 29 }));
-    expect(fewer.message).toBe('tenant audit asks for Object Lock retention (COMPLIANCE, 29 days), weaker than the default retention of bucket strict (COMPLIANCE, 30 days) it would replace');
+    expect(fewer.message).toBe(
+      'tenant audit asks for Object Lock retention (COMPLIANCE, 29 days), weaker than the default retention of bucket strict (COMPLIANCE, 30 days) it would replace',
+    );
     const mode = await refusal(checkObjectLock(s3, 'strict', 'audit', { mode: 'GOVERNANCE', days: 3650 }));
     expect(mode.message).toContain('(GOVERNANCE, 3650 days), weaker than the default retention of bucket strict');
   });
@@ -69,7 +81,9 @@ describe('checkObjectLock', () => {
   it('under a GOVERNANCE one-year default (366 days, a leap year): 366 days of either mode pass, 365 do not', async () => {
     expect(await checkObjectLock(s3, 'yearly', 'audit', { mode: 'GOVERNANCE', days: 366 })).toBeTruthy();
     expect(await checkObjectLock(s3, 'yearly', 'audit', { mode: 'COMPLIANCE', days: 366 })).toBeTruthy();
-    expect((await refusal(checkObjectLock(s3, 'yearly', 'audit', { mode: 'COMPLIANCE', days: 365 }))).message).toContain('bucket yearly (GOVERNANCE, 366 days)');
+    expect((await refusal(checkObjectLock(s3, 'yearly', 'audit', { mode: 'COMPLIANCE', days: 365 }))).message).toContain(
+      'bucket yearly (GOVERNANCE, 366 days)',
+    );
   });
 
   it('a bucket that does not exist: an io_error naming the bucket and the tenant', async () => {
@@ -79,6 +93,8 @@ describe('checkObjectLock', () => {
   });
 
   it('compareObjectLock: one day reads as "1 day"', () => {
-    expect(() => compareObjectLock('b', 't', { enabled: false }, { mode: 'GOVERNANCE', days: 1 })).toThrow('tenant t asks for Object Lock retention (GOVERNANCE, 1 day) but bucket b has no Object Lock enabled');
+    expect(() => compareObjectLock('b', 't', { enabled: false }, { mode: 'GOVERNANCE', days: 1 })).toThrow(
+      'tenant t asks for Object Lock retention (GOVERNANCE, 1 day) but bucket b has no Object Lock enabled',
+    );
   });
 });

@@ -135,7 +135,16 @@ function contract(stores: () => [ObjectStore, ObjectStore]) {
     expect(await s.list('l/tile/0/')).toEqual(['l/tile/0/000', 'l/tile/0/001', 'l/tile/0/001.p/5', 'l/tile/0/x001/002']);
     expect(await s.list('l/tile/0/00')).toEqual(['l/tile/0/000', 'l/tile/0/001', 'l/tile/0/001.p/5']);
     expect(await s.list('l/tile/0/001')).toEqual(['l/tile/0/001', 'l/tile/0/001.p/5']);
-    expect(await s.list('l/')).toEqual(['l/Z', 'l/checkpoint', 'l/tile/0/000', 'l/tile/0/001', 'l/tile/0/001.p/5', 'l/tile/0/x001/002', 'l/tile/1/000', 'l/tile/entries/000']);
+    expect(await s.list('l/')).toEqual([
+      'l/Z',
+      'l/checkpoint',
+      'l/tile/0/000',
+      'l/tile/0/001',
+      'l/tile/0/001.p/5',
+      'l/tile/0/x001/002',
+      'l/tile/1/000',
+      'l/tile/entries/000',
+    ]);
     expect(await s.list('l/nothing')).toEqual([]);
     expect(await s.list('nowhere/')).toEqual([]);
   });
@@ -204,7 +213,7 @@ describe('S3 driver (versitygw)', () => {
     expect(() => new S3Store(client, { bucket: 'store', prefix: 'no-slash' })).toThrow(/must end with "\/"/);
   });
 
-  it('retention: an immutable object gets the tenant\'s Object Lock mode and retain-until date', async () => {
+  it("retention: an immutable object gets the tenant's Object Lock mode and retain-until date", async () => {
     const now = Date.UTC(2026, 11, 2, 12, 0, 0);
     const s = new S3Store(client, { bucket: 'locked', prefix: 't/', retention: { mode: 'GOVERNANCE', days: 3 }, now: () => now });
     await s.putImmutable('tile/0/000', enc('retained'));
@@ -224,7 +233,11 @@ describe('S3 driver (versitygw)', () => {
   });
 
   it('a bad retention is refused at construction', () => {
-    for (const r of [{ mode: 'COMPLIANCE', days: 0 }, { mode: 'COMPLIANCE', days: 1.5 }, { mode: 'LEGAL', days: 1 }] as const) {
+    for (const r of [
+      { mode: 'COMPLIANCE', days: 0 },
+      { mode: 'COMPLIANCE', days: 1.5 },
+      { mode: 'LEGAL', days: 1 },
+    ] as const) {
       expect(() => new S3Store(client, { bucket: 'locked', retention: r as never })).toThrow(/bad Object Lock retention/);
     }
   });

@@ -13,7 +13,7 @@ import {
   GetObjectLockConfigurationCommand,
   PutObjectCommand,
   PutObjectRetentionCommand,
-  S3Client,
+  type S3Client,
 } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,7 +40,12 @@ const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('base64');
 const body = (i: number) => new TextEncoder().encode(`writer ${i}\n`);
 
 /** One PUT; its HTTP status (200 on success) and the ETag. */
-async function put(bucket: string, key: string, bytes: Uint8Array, cond: { IfNoneMatch?: string; IfMatch?: string }): Promise<{ status: number; etag?: string; code?: string }> {
+async function put(
+  bucket: string,
+  key: string,
+  bytes: Uint8Array,
+  cond: { IfNoneMatch?: string; IfMatch?: string },
+): Promise<{ status: number; etag?: string; code?: string }> {
   try {
     const out = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes, ContentMD5: md5(bytes), ...cond }));
     return { status: 200, etag: out.ETag };
@@ -61,12 +66,15 @@ async function race(bucket: string, key: string, cond: (i: number) => { IfNoneMa
   const results = await Promise.all(Array.from({ length: 32 }, (_, i) => put(bucket, key, body(i), cond(i))));
   const winners = results.flatMap((r, i) => (r.status === 200 ? [i] : []));
   const losers = results.filter((r) => r.status !== 200);
-  expect(winners.length, `S3 server guarantee broken: ${winners.length} of 32 concurrent conditional PUTs of ${key} succeeded (${JSON.stringify(cond(0))})`).toBe(1);
+  expect(
+    winners.length,
+    `S3 server guarantee broken: ${winners.length} of 32 concurrent conditional PUTs of ${key} succeeded (${JSON.stringify(cond(0))})`,
+  ).toBe(1);
   expect(
     losers.filter((r) => r.status !== 412 && r.status !== 409),
     'S3 server guarantee broken: a losing conditional PUT was answered with something else than 412 or 409',
   ).toEqual([]);
-  expect(await read(bucket, key), 'S3 server guarantee broken: the stored bytes are not the winner\'s').toBe(new TextDecoder().decode(body(winners[0]!)));
+  expect(await read(bucket, key), "S3 server guarantee broken: the stored bytes are not the winner's").toBe(new TextDecoder().decode(body(winners[0]!)));
   return { winner: winners[0]!, etag: results[winners[0]!]!.etag!, statuses: new Set(losers.map((r) => r.status)) };
 }
 
@@ -103,17 +111,36 @@ describe('Object Lock', () => {
 
   it('a version written with COMPLIANCE retention can be neither deleted nor changed; an overwrite only adds a version', async () => {
     const original = body(1);
-    const out = await s3.send(new PutObjectCommand({ Bucket: LOCKED, Key: 'worm/compliance', Body: original, ContentMD5: md5(original), ObjectLockMode: 'COMPLIANCE', ObjectLockRetainUntilDate: inADay() }));
+    const out = await s3.send(
+      new PutObjectCommand({
+        Bucket: LOCKED,
+        Key: 'worm/compliance',
+        Body: original,
+        ContentMD5: md5(original),
+        ObjectLockMode: 'COMPLIANCE',
+        ObjectLockRetainUntilDate: inADay(),
+      }),
+    );
     const versionId = out.VersionId;
     expect(versionId, 'a lock-enabled bucket is versioned: the PUT names its version').toBeTruthy();
 
-    await expect(s3.send(new DeleteObjectCommand({ Bucket: LOCKED, Key: 'worm/compliance', VersionId: versionId })), 'S3 server guarantee broken: a retained version was deleted').rejects.toMatchObject({ $metadata: { httpStatusCode: 403 } });
+    await expect(
+      s3.send(new DeleteObjectCommand({ Bucket: LOCKED, Key: 'worm/compliance', VersionId: versionId })),
+      'S3 server guarantee broken: a retained version was deleted',
+    ).rejects.toMatchObject({ $metadata: { httpStatusCode: 403 } });
     await expect(
       s3.send(new DeleteObjectCommand({ Bucket: LOCKED, Key: 'worm/compliance', VersionId: versionId, BypassGovernanceRetention: true })),
       'S3 server guarantee broken: COMPLIANCE retention was bypassed',
     ).rejects.toMatchObject({ $metadata: { httpStatusCode: 403 } });
     await expect(
-      s3.send(new PutObjectRetentionCommand({ Bucket: LOCKED, Key: 'worm/compliance', VersionId: versionId, Retention: { Mode: 'COMPLIANCE', RetainUntilDate: new Date(Date.now() + 60_000) } })),
+      s3.send(
+        new PutObjectRetentionCommand({
+          Bucket: LOCKED,
+          Key: 'worm/compliance',
+          VersionId: versionId,
+          Retention: { Mode: 'COMPLIANCE', RetainUntilDate: new Date(Date.now() + 60_000) },
+        }),
+      ),
       'S3 server guarantee broken: COMPLIANCE retention was shortened',
     ).rejects.toMatchObject({ $metadata: { httpStatusCode: expect.any(Number) } });
 
@@ -130,8 +157,19 @@ describe('Object Lock', () => {
 
   it('a GOVERNANCE version cannot be deleted without the bypass header', async () => {
     const b = body(3);
-    const out = await s3.send(new PutObjectCommand({ Bucket: LOCKED, Key: 'worm/governance', Body: b, ContentMD5: md5(b), ObjectLockMode: 'GOVERNANCE', ObjectLockRetainUntilDate: inADay() }));
-    await expect(s3.send(new DeleteObjectCommand({ Bucket: LOCKED, Key: 'worm/governance', VersionId: out.VersionId }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 403 } });
+    const out = await s3.send(
+      new PutObjectCommand({
+        Bucket: LOCKED,
+        Key: 'worm/governance',
+        Body: b,
+        ContentMD5: md5(b),
+        ObjectLockMode: 'GOVERNANCE',
+        ObjectLockRetainUntilDate: inADay(),
+      }),
+    );
+    await expect(s3.send(new DeleteObjectCommand({ Bucket: LOCKED, Key: 'worm/governance', VersionId: out.VersionId }))).rejects.toMatchObject({
+      $metadata: { httpStatusCode: 403 },
+    });
     expect(await read(LOCKED, 'worm/governance', out.VersionId)).toBe('writer 3\n');
   });
 
@@ -143,7 +181,16 @@ describe('Object Lock', () => {
   it('a retention PUT to a bucket without Object Lock is answered with an error', async () => {
     const b = body(4);
     await expect(
-      s3.send(new PutObjectCommand({ Bucket: PLAIN, Key: 'worm/unprotected', Body: b, ContentMD5: md5(b), ObjectLockMode: 'COMPLIANCE', ObjectLockRetainUntilDate: inADay() })),
+      s3.send(
+        new PutObjectCommand({
+          Bucket: PLAIN,
+          Key: 'worm/unprotected',
+          Body: b,
+          ContentMD5: md5(b),
+          ObjectLockMode: 'COMPLIANCE',
+          ObjectLockRetainUntilDate: inADay(),
+        }),
+      ),
     ).rejects.toMatchObject({ $metadata: { httpStatusCode: 400 } });
   });
 

@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CreateBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, ListBucketsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { repoRoot } from '../anchor/dist.js';
 import { buildGoTool } from '../anchor/go-build.js';
 import { s3Client, type S3Endpoint } from '../../src/storage/s3-store.js';
@@ -119,8 +119,20 @@ export class S3Server {
     const meta = path.join(this.dir, 'meta');
     for (const d of [root, versions, meta]) mkdirSync(d, { recursive: true });
     const args = [
-      '--port', '127.0.0.1:0', '--quiet', '--access', this.accessKeyId, '--secret', this.secretAccessKey, '--region', this.region,
-      'posix', '--versioning-dir', versions, ...(sidecar ? ['--sidecar', meta] : []), root,
+      '--port',
+      '127.0.0.1:0',
+      '--quiet',
+      '--access',
+      this.accessKeyId,
+      '--secret',
+      this.secretAccessKey,
+      '--region',
+      this.region,
+      'posix',
+      '--versioning-dir',
+      versions,
+      ...(sidecar ? ['--sidecar', meta] : []),
+      root,
     ];
     this.logs = '';
     // The credentials go on the command line, not in the environment: no ROOT_* variable of the

@@ -3,14 +3,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { HASH_SIZE, leafHash } from '../../src/merkle/hash.js';
 import { consistencyProof, inclusionProof, treeHash, verifyInclusion } from '../../src/merkle/proof.js';
 import { formatEntryBundle, parseEntryBundle } from '../../src/tiles/bundle.js';
-import {
-  ENTRIES_LEVEL,
-  TILE_WIDTH,
-  formatTilePath,
-  hashesAtLevel,
-  parseTilePath,
-  tileWidthInTree,
-} from '../../src/tiles/layout.js';
+import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, hashesAtLevel, parseTilePath, tileWidthInTree } from '../../src/tiles/layout.js';
 import { ExpandedTile, MissingTileError, TileTree, nodeLocation, nodeReaderOver } from '../../src/tiles/tree.js';
 import { leafHashes, levelReader, perfectLevels } from '../merkle/fixture.js';
 import { naiveMTH } from '../merkle/naive.js';
@@ -221,9 +214,7 @@ describe('TileTree.load', () => {
     // Every tile filled after the load is full in the original too, with the same bytes.
     for (const k of fullAfter) {
       const [l, n] = k.split('/').map(Number) as [number, number];
-      expect(toHex(loaded.edgeTile(l)!.index === n ? loaded.edgeTile(l)!.bytes() : tileBytes(b, l, n, 256))).toBe(
-        toHex(tileBytes(b, l, n, 256)),
-      );
+      expect(toHex(loaded.edgeTile(l)!.index === n ? loaded.edgeTile(l)!.bytes() : tileBytes(b, l, n, 256))).toBe(toHex(tileBytes(b, l, n, 256)));
     }
   });
 });

@@ -111,7 +111,9 @@ describe('the cosigning loop', () => {
       slowAnswered = true;
       return new Response('too late');
     });
-    const garbage = await fakeWitness(() => new Response('\u2014 witness.example/fake AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n'));
+    const garbage = await fakeWitness(
+      () => new Response('\u2014 witness.example/fake AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n'),
+    );
     const down = await refusingUrl();
     for (const url of [down, slow, garbage]) {
       const policy = parsePolicy(`witness W ${wk.vkey} ${url}\nquorum W\n`);
@@ -242,10 +244,15 @@ describe('witnesses added to or removed from a running log', () => {
 });
 
 describe('cosigned/', () => {
-  it('only ever holds checkpoints that met the policy: not a new log\'s empty tree, nothing while the witnesses are down or do not know the log, nothing failed open', async () => {
+  it("only ever holds checkpoints that met the policy: not a new log's empty tree, nothing while the witnesses are down or do not know the log, nothing failed open", async () => {
     const log = await Log.init(paths, ORIGIN, { publishMode: 'cosigned' });
     const cosignedDir = path.join(paths.historyDir, 'cosigned');
-    const filed = () => (existsSync(cosignedDir) ? readdirSync(cosignedDir, { recursive: true }).map(String).filter((n) => !statSync(path.join(cosignedDir, n)).isDirectory()) : []);
+    const filed = () =>
+      existsSync(cosignedDir)
+        ? readdirSync(cosignedDir, { recursive: true })
+            .map(String)
+            .filter((n) => !statSync(path.join(cosignedDir, n)).isDirectory())
+        : [];
     const w = await startWitness(log);
     // The same witness keys, but another witness that has never heard of this log.
     const stranger = await runWitness({

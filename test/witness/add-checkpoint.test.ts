@@ -13,19 +13,7 @@ import { EvidenceReason, MemoryEvidence } from '../../witness/evidence.js';
 import { formatAddCheckpointRequest } from '../../witness/request.js';
 import { SIZE_CONTENT_TYPE } from '../../witness/witness.js';
 import { vectors } from '../vectors.js';
-import {
-  addBody,
-  checkpointText,
-  fixedClock,
-  logPair,
-  memoryWitness,
-  ORIGIN,
-  proofBetween,
-  rootAt,
-  signedCheckpoint,
-  testConfig,
-  TS,
-} from './helpers.js';
+import { addBody, checkpointText, fixedClock, logPair, memoryWitness, ORIGIN, proofBetween, rootAt, signedCheckpoint, testConfig, TS } from './helpers.js';
 
 const otherLog = keyPair({ name: 'other.example/log', type: SignatureType.ed25519, seed: new Uint8Array(32).fill(7) });
 const stranger = keyPair({ name: ORIGIN, type: SignatureType.ed25519, seed: new Uint8Array(32).fill(9) });

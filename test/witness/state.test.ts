@@ -233,7 +233,10 @@ describe('on disk', () => {
     expect(await probe.text()).toBe(ex.example_409_body_if_witness_is_at_1000);
     const r = await post(w, ex.add_checkpoint_request_body);
     expect(r.status).toBe(200);
-    const lines = (await r.text()).split('\n').slice(0, -1).map((l) => l + '\n');
+    const lines = (await r.text())
+      .split('\n')
+      .slice(0, -1)
+      .map((l) => l + '\n');
     expect(lines).toHaveLength(2);
     expect(lines[0]).toBe(ex.expected_200_response_body_at_timestamp);
     // The stored checkpoint is the vectors' cosigned 70000 note plus our ML-DSA line.

@@ -172,7 +172,8 @@ export function buildClientPackage(repo: string, out: string): ClientPackage {
   const manifest = {
     name: CLIENT_PACKAGE_NAME,
     version: root.version,
-    description: 'Verifying client for C2SP tlog-tiles logs: signed-note checkpoints (Ed25519, ML-DSA-44), witness policies, inclusion and consistency proofs, monitoring. The client of tlog-worm without its server.',
+    description:
+      'Verifying client for C2SP tlog-tiles logs: signed-note checkpoints (Ed25519, ML-DSA-44), witness policies, inclusion and consistency proofs, monitoring. The client of tlog-worm without its server.',
     license: root.license,
     type: 'module',
     engines: root.engines,
@@ -195,8 +196,12 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     const name = (JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8')) as { name?: string }).name;
     if (name !== 'tlog-worm') throw new Error('run it from the tlog-worm repository root');
     const pkg = buildClientPackage(repo, path.resolve(out));
-    const deps = Object.entries(pkg.dependencies).map(([k, v]) => `${k}@${v}`).join(', ');
-    const peerList = Object.entries(pkg.peerDependencies).map(([k, v]) => `${k}@${v}`).join(', ');
+    const deps = Object.entries(pkg.dependencies)
+      .map(([k, v]) => `${k}@${v}`)
+      .join(', ');
+    const peerList = Object.entries(pkg.peerDependencies)
+      .map(([k, v]) => `${k}@${v}`)
+      .join(', ');
     console.log(`${CLIENT_PACKAGE_NAME}: ${pkg.files.length} files in ${out}; dependencies ${deps}${peerList ? `; optional peers ${peerList}` : ''}`);
   } catch (e) {
     console.error(`build-client: ${(e as Error).message}`);
