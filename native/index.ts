@@ -6,6 +6,7 @@ export { errnoName, LOCK_HELD, NativeError } from './errors.js';
 export { bootId, nativeUnavailableReason } from './libc.js';
 export { lockFileExclusive, type FileLock, type LockKind, type LockOptions } from './lock.js';
 export {
+  allocateFile,
   MAX_CHUNK_SIZE,
   openMappedFile,
   type Advice,

@@ -50,6 +50,8 @@ export interface Libc {
   fsync(fd: number): number;
   /** Returns 0 or an error number (it does not set errno). */
   posix_fallocate(fd: number, offset: number, length: number): number;
+  /** posix_fallocate on a koffi worker thread: resolves with 0 or an error number. */
+  posixFallocateAsync(fd: number, offset: number, length: number): Promise<number>;
   ftruncate(fd: number, length: number): number;
   /** fcntl(fd, cmd, struct flock *): the struct is a 32-byte Buffer, see flockBuffer. */
   fcntlLock(fd: number, cmd: number, flock: Buffer): number;
@@ -90,6 +92,13 @@ function bind(koffi: KoffiModule): Libc {
     fdatasync: (fd) => fdatasync(fd) as number,
     fsync: (fd) => fsync(fd) as number,
     posix_fallocate: (fd, offset, length) => posixFallocate(fd, offset, length) as number,
+    posixFallocateAsync: (fd, offset, length) =>
+      new Promise((resolve, reject) => {
+        // posix_fallocate returns its error instead of setting errno, so the result says it all.
+        (posixFallocate as Fn & { async: (...a: unknown[]) => void }).async(fd, offset, length, (err: unknown, r: number) =>
+          err ? reject(err as Error) : resolve(r),
+        );
+      }),
     ftruncate: (fd, length) => ftruncate(fd, length) as number,
     fcntlLock: (fd, cmd, flock) => fcntl(fd, cmd, 'void *', flock) as number,
     errno: () => koffi.errno(),

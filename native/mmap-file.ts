@@ -6,7 +6,7 @@
  * over 4 GiB aborts Node 20. Accesses inside one chunk take a fast path on a Uint8Array or
  * DataView; the rare access that straddles two chunks is split.
  */
-import { closeSync } from 'node:fs';
+import { closeSync, fdatasync } from 'node:fs';
 import { fsError, NativeError, syscallError } from './errors.js';
 import {
   libc as maybeLibc,
@@ -61,6 +61,8 @@ export class MmapFile implements MappedFile {
   #chunks: Chunk[] = [];
   #chunkSize: number;
   #closed = false;
+  /** syncAsync() calls in flight: close() leaves the fd open for them. */
+  #asyncSyncs = 0;
   #libc: Libc;
 
   /** Use openMappedFile(); the fd becomes owned by this object. */
@@ -336,6 +338,33 @@ export class MmapFile implements MappedFile {
     }
   }
 
+  syncAsync(): Promise<void> {
+    this.#open();
+    if (this.readOnly) return Promise.resolve();
+    this.#asyncSyncs++;
+    return new Promise<void>((resolve, reject) => {
+      fdatasync(this.#fd, (e) => {
+        if (--this.#asyncSyncs === 0 && this.#closed) {
+          try {
+            closeSync(this.#fd);
+          } catch {
+            // Nothing is left to report a close failure to: the file was closed long ago.
+          }
+        }
+        if (e) reject(fsError('fdatasync', this.path, e));
+        else resolve();
+      });
+    });
+  }
+
+  #closeFd(): void {
+    try {
+      closeSync(this.#fd);
+    } catch (e) {
+      throw fsError('close', this.path, e);
+    }
+  }
+
   mlock(offset: number, length: number): boolean {
     this.#open();
     this.#eachPageRange(offset, length, (addr, len) => {
@@ -357,10 +386,7 @@ export class MmapFile implements MappedFile {
     this.#chunks = [];
     this.#size = 0;
     this.#retire(old);
-    try {
-      closeSync(this.#fd);
-    } catch (e) {
-      throw fsError('close', this.path, e);
-    }
+    // An fdatasync still running on a thread closes it when it is done (see syncAsync).
+    if (this.#asyncSyncs === 0) this.#closeFd();
   }
 }

@@ -4,7 +4,7 @@
  * by an order of magnitude, but it behaves the same: bounds checks, little-endian integers,
  * writes visible to other processes at once, durable after sync().
  */
-import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, readSync, writeSync } from 'node:fs';
 import { fsError, NativeError } from './errors.js';
 import type { Advice, MappedFile } from './mapped-file.js';
 import { checkRange, checkSize, checkU32, checkU64, combineU64 } from './range.js';
@@ -16,6 +16,8 @@ export class PlainFile implements MappedFile {
   #fd: number;
   #size: number;
   #closed = false;
+  /** syncAsync() calls in flight: close() leaves the fd open for them. */
+  #asyncSyncs = 0;
   #scratch = new Uint8Array(8);
   #scratchView = new DataView(this.#scratch.buffer);
 
@@ -178,6 +180,33 @@ export class PlainFile implements MappedFile {
     }
   }
 
+  syncAsync(): Promise<void> {
+    this.#open();
+    if (this.readOnly) return Promise.resolve();
+    this.#asyncSyncs++;
+    return new Promise<void>((resolve, reject) => {
+      fdatasync(this.#fd, (e) => {
+        if (--this.#asyncSyncs === 0 && this.#closed) {
+          try {
+            closeSync(this.#fd);
+          } catch {
+            // Nothing is left to report a close failure to: the file was closed long ago.
+          }
+        }
+        if (e) reject(fsError('fdatasync', this.path, e));
+        else resolve();
+      });
+    });
+  }
+
+  #closeFd(): void {
+    try {
+      closeSync(this.#fd);
+    } catch (e) {
+      throw fsError('close', this.path, e);
+    }
+  }
+
   mlock(offset: number, length: number): boolean {
     this.#open();
     checkRange(offset, length, this.#size);
@@ -192,10 +221,7 @@ export class PlainFile implements MappedFile {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      closeSync(this.#fd);
-    } catch (e) {
-      throw fsError('close', this.path, e);
-    }
+    // An fdatasync still running on a thread closes it when it is done (see syncAsync).
+    if (this.#asyncSyncs === 0) this.#closeFd();
   }
 }

@@ -57,6 +57,8 @@ export function removeStale(path: string): void {
  * Creates a new, empty index file at tmpPath (which must not exist) with the header and one
  * commit slot written, and returns it mapped read-write. The table region is zero (allocated
  * by posix_fallocate on the mmap backend). Not durable: the caller fills it, then publish().
+ * With `allocated`, tmpPath is an empty file made by allocateFile() (whose blocks may still be
+ * on their way: what is missing is allocated here).
  */
 export function createIndexFile(
   tmpPath: string,
@@ -64,9 +66,12 @@ export function createIndexFile(
   createdAtMs: number,
   state: StateRecord,
   backend: MappedFileBackend | undefined,
+  allocated = false,
 ): MappedFile {
   const fileSize = fileSizeFor(bucketCount);
-  const mf = openMappedFile(tmpPath, { create: true, exclusive: true, mode: 0o600, size: fileSize, backend });
+  const mf = allocated
+    ? openMappedFile(tmpPath, { size: fileSize, backend })
+    : openMappedFile(tmpPath, { create: true, exclusive: true, mode: 0o600, size: fileSize, backend });
   try {
     const header: Header = {
       layoutVersion: LAYOUT_VERSION,

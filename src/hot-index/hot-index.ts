@@ -23,9 +23,11 @@
  * One writer per file (an exclusive lock, failing at once); any number of read-only handles,
  * which take no lock and see the file they opened (reopen to follow a writer's growth).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, renameSync } from 'node:fs';
+import { dirname } from 'node:path';
 import {
   bootId,
+  fsyncDirectory,
   lockFileExclusive,
   LOCK_HELD,
   NativeError,
@@ -36,7 +38,8 @@ import {
   type MappedFileBackend,
 } from '../../native/index.js';
 import { IndexError } from './errors.js';
-import { createEmptyIndex, createIndexFile, bucketsFor, loadIndexFile, missing, publish, readState, removeStale, stateSlotOffset } from './file.js';
+import { createEmptyIndex, bucketsFor, loadIndexFile, missing, readState, removeStale, stateSlotOffset } from './file.js';
+import { Growth, type GrowthPhase } from './growth.js';
 import {
   encodeLiveRecord,
   encodeStateRecord,
@@ -75,6 +78,12 @@ export interface OpenIndexOptions {
   maxLoad?: number;
   /** Run checkpointTable() every time this many leaves were indexed since the last one (default 2^20; 0: only on close). */
   checkpointEvery?: number;
+  /**
+   * Longest stretch (ms) of table growth work done at once in idle time (default 1; at least
+   * 16 buckets are copied each time). See growth.ts: the table grows in the background, a
+   * slice per turn of the event loop.
+   */
+  growthSliceMs?: number;
   backend?: MappedFileBackend;
   lockKind?: LockKind;
   /** Non-fatal conditions (mlock refused). Default console.warn. */
@@ -89,9 +98,22 @@ export interface IndexCheck {
   problemCount: number;
 }
 
+export interface GrowthProgress {
+  phase: GrowthPhase;
+  copiedBuckets: number;
+  buckets: number;
+  /** Slots of the table being built. */
+  newCapacity: number;
+  /** Entry count by which every bucket is copied. */
+  copyBy: number;
+  /** Entry count by which the bigger table is in use (the swap waits for the disk if it must). */
+  swapBy: number;
+}
+
 const DEFAULT_INITIAL_CAPACITY = 100_000;
 const DEFAULT_MAX_LOAD = 0.7;
 const DEFAULT_CHECKPOINT_EVERY = 1 << 20;
+const DEFAULT_GROWTH_SLICE_MS = 1;
 /** The fewest entries a new file is sized for (a few dozen KiB). */
 const MIN_INITIAL_CAPACITY = 1024;
 
@@ -125,6 +147,13 @@ export class HotIndex {
   #bootId: Uint8Array | undefined;
   #warn: (message: string) => void;
   #closed = false;
+  /** The bigger table being built while this one serves (see growth.ts). */
+  #growth: Growth | undefined;
+  #growthSliceMs: number;
+  #idle: NodeJS.Immediate | undefined;
+  #grown: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  /** A swap renamed the new file in but the directory fsync failed: redo it before the next commit. */
+  #renameUnsynced = false;
 
   private constructor(path: string, mode: IndexMode, mf: MappedFile, lock: FileLock | undefined, opts: OpenIndexOptions) {
     this.path = path;
@@ -133,6 +162,7 @@ export class HotIndex {
     this.#lock = lock;
     this.#maxLoad = opts.maxLoad ?? DEFAULT_MAX_LOAD;
     this.#checkpointEvery = opts.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
+    this.#growthSliceMs = opts.growthSliceMs ?? DEFAULT_GROWTH_SLICE_MS;
     this.#backend = opts.backend;
     this.#bootId = bootId();
     this.#warn = opts.onWarning ?? ((m) => console.warn(m));
@@ -228,18 +258,43 @@ export class HotIndex {
   get entryCount(): number {
     return this.#entryCount;
   }
-  /** Slots in the table. */
+  /** Slots in the table (the one serving: during a growth, the smaller one). */
   get capacity(): number {
     return this.#table.capacity;
+  }
+  /** Whether a bigger table is being built beside the current one. */
+  get growing(): boolean {
+    return this.#growth !== undefined;
+  }
+  /**
+   * Where a growth in progress is (undefined when none is): its phase, buckets of the current
+   * table copied so far out of all, and the entry counts by which copying must be done and the
+   * bigger table swapped in (see growth.ts).
+   */
+  get growthProgress(): GrowthProgress | undefined {
+    const g = this.#growth;
+    if (g === undefined) return undefined;
+    return { phase: g.phase, copiedBuckets: g.cursor, buckets: g.from.bucketCount, newCapacity: g.capacity, copyBy: g.copyBy, swapBy: g.swapBy };
+  }
+  /**
+   * Resolves once no growth is in progress (at once when none is): the bigger table is in use.
+   * Rejects when the growth was abandoned on a failure, or the index closed meanwhile.
+   */
+  whenGrown(): Promise<void> {
+    if (this.#growth === undefined) return Promise.resolve();
+    this.#idle?.ref();
+    return new Promise((resolve, reject) => this.#grown.push({ resolve, reject }));
   }
   /**
    * Bytes of the new file that inserting `n` more distinct leaves would build (growth makes a
    * doubled file beside the current one), or 0 when they fit: the room an insert needs on disk.
+   * A growth in progress counts until its file is allocated.
    */
   bytesToInsert(n: number): number {
-    let buckets = this.#table.bucketCount;
+    const g = this.#growth;
+    let buckets = g?.bucketCount ?? this.#table.bucketCount;
     const fits = (b: number) => this.#entryCount + n <= Math.floor(b * SLOTS_PER_BUCKET * this.#maxLoad);
-    if (fits(buckets)) return 0;
+    if (fits(buckets)) return g !== undefined && g.phase === 'allocating' ? fileSizeFor(buckets) : 0;
     while (!fits(buckets) && buckets < MAX_BUCKET_COUNT) buckets *= 2;
     return fileSizeFor(buckets);
   }
@@ -279,6 +334,12 @@ export class HotIndex {
     if (cp.treeSize === cur.treeSize && cur.seq > 0 && !sameBytes(cp.rootHash, cur.rootHash)) {
       throw new RangeError(`commit point would change the root of tree size ${cp.treeSize}`);
     }
+    if (this.#renameUnsynced) {
+      // Until the growth's rename is durable, a power loss would bring back the old file, which
+      // no longer receives commit points: this one must not be acknowledged before it is.
+      fsyncDirectory(dirname(this.path));
+      this.#renameUnsynced = false;
+    }
     this.#writeState({ ...cur, treeSize: cp.treeSize, rootHash: cp.rootHash.slice(), checkpointHash: cp.checkpointHash.slice() });
     return this.commitPoint;
   }
@@ -317,11 +378,15 @@ export class HotIndex {
       throw new RangeError(`insertMany: leaves up to ${firstIndex + n} are beyond the commit point ${this.#state.treeSize}`);
     }
     let added = 0;
-    const maxEntries = (): number => Math.floor(this.#table.capacity * this.#maxLoad);
     for (let k = 0; k < n; k++) {
       const index = firstIndex + k;
-      if (this.#entryCount >= maxEntries()) this.#grow();
+      let g = this.#growth;
+      if (g === undefined && this.#entryCount >= Math.floor(this.#table.capacity * this.#maxLoad)) g = this.#startGrowth();
+      if (g !== undefined) g = this.#keepUp(g);
       const r = this.#table.insert(leafHashes, k * HASH_SIZE, index);
+      if (g !== undefined && (r === InsertResult.inserted || r === InsertResult.replacedLarger)) {
+        g.mirror(this.#table.lastBucket, leafHashes, k * HASH_SIZE, index);
+      }
       if (r === InsertResult.inserted) {
         added++;
         this.#entryCount++;
@@ -335,6 +400,7 @@ export class HotIndex {
     if (this.#checkpointEvery > 0 && this.#indexedSize - this.#state.indexedSize >= this.#checkpointEvery) {
       this.checkpointTable();
     }
+    if (this.#growth?.phase === 'copying') this.#scheduleIdle();
     return added;
   }
 
@@ -357,48 +423,146 @@ export class HotIndex {
     this.#writeState({ ...this.#state, indexedSize: this.#indexedSize, entryCount: this.#entryCount });
   }
 
-  /** Doubles the table: builds a new file beside this one, renames it in, remaps. */
-  #grow(): void {
+  /** Starts building the doubled table beside this one (see growth.ts). */
+  #startGrowth(): Growth {
     const buckets = this.#table.bucketCount * 2;
     if (buckets > MAX_BUCKET_COUNT) throw new Error(`index ${this.path}: table cannot grow past ${MAX_BUCKET_COUNT} buckets`);
-    const tmp = growPath(this.path);
-    removeStale(tmp);
-    const seq = this.#state.seq + 1;
-    const draft: StateRecord = { ...this.#state, seq, indexedSize: 0, entryCount: 0 };
-    const mf = createIndexFile(tmp, buckets, this.#createdAtMs, draft, this.#backend ?? this.#mf.backend);
-    let newLock: FileLock | undefined;
+    const g = Growth.start(
+      {
+        path: growPath(this.path),
+        from: this.#table,
+        bucketCount: buckets,
+        entryCount: this.#entryCount,
+        maxLoad: this.#maxLoad,
+        createdAtMs: this.#createdAtMs,
+        draft: { ...this.#state, seq: this.#state.seq + 1, indexedSize: 0, entryCount: 0 },
+        backend: this.#backend ?? this.#mf.backend,
+      },
+      { onProgress: (x) => this.#onGrowthProgress(x) },
+    );
+    this.#growth = g;
+    return g;
+  }
+
+  /**
+   * Before an insert during a growth: does the share of copying the entry count calls for, and
+   * the whole rest (blocking) at the swap deadline. Returns the growth still running, if any.
+   */
+  #keepUp(g: Growth): Growth | undefined {
     try {
-      const table = new DedupTable(mf, buckets);
-      let counted = 0;
-      this.#table.forEachEntry((bytes, at, index) => {
-        table.insert(bytes, at, index);
-        if (index < this.#indexedSize) counted++;
-      });
-      const state: StateRecord = { ...draft, indexedSize: this.#indexedSize, entryCount: counted };
-      mf.writeBytes(stateSlotOffset(seq), encodeStateRecord(state));
-      // The lock must cover the new file before its name is visible, or a second writer
-      // could open and lock it in between.
-      if (this.#lock?.kind === 'ofd') newLock = takeLock(tmp, 'ofd');
-      publish(mf, tmp, this.path);
-      const oldLock = this.#lock;
-      this.#mf.close();
-      if (newLock !== undefined) {
-        this.#lock = newLock;
-        oldLock?.release();
+      if (this.#entryCount >= g.swapBy) {
+        g.finishNow(this.#indexedSize, this.#entryCount);
+        this.#swap(g);
+        return undefined;
       }
-      this.#mf = mf;
-      this.#table = table;
-      this.#state = state;
-      this.#entryCount = counted;
-      this.#prepareMapping();
-      this.#writeLiveRecord();
+      const owed = g.owedBuckets(this.#entryCount + 1);
+      if (owed > g.cursor) g.copyTo(owed);
     } catch (e) {
-      if (this.#mf !== mf) {
-        newLock?.release();
-        mf.close();
-        removeStale(tmp);
-      }
+      this.#dropGrowth(e);
       throw e;
+    }
+    if (g.copied && g.phase === 'copying') g.startSync(this.#indexedSize, this.#entryCount);
+    return g;
+  }
+
+  /** The background work of the growth moved on (or failed). */
+  #onGrowthProgress(g: Growth): void {
+    if (g !== this.#growth || this.#closed) return;
+    if (g.lastError !== undefined) {
+      // The blocking path retries it when the deadlines come; until then the old table serves.
+      this.#warn(`index ${this.path}: growing the table in the background failed (${(g.lastError as Error).message}); retrying in line with inserts`);
+      g.lastError = undefined;
+      return;
+    }
+    if (g.phase === 'copying') this.#scheduleIdle();
+    else if (g.phase === 'synced') {
+      try {
+        this.#swap(g);
+      } catch (e) {
+        this.#warn(`index ${this.path}: could not swap in the grown table (${(e as Error).message}); starting over`);
+        this.#dropGrowth(e);
+      }
+    }
+  }
+
+  #scheduleIdle(): void {
+    if (this.#idle !== undefined || this.#closed) return;
+    // setImmediate: after the I/O callbacks of this turn of the event loop, so a slice of
+    // copying never delays more than one slice of other work.
+    this.#idle = setImmediate(() => {
+      this.#idle = undefined;
+      const g = this.#growth;
+      if (g === undefined || this.#closed || g.phase !== 'copying') return;
+      try {
+        if (g.copyFor(this.#growthSliceMs)) g.startSync(this.#indexedSize, this.#entryCount);
+        else this.#scheduleIdle();
+      } catch (e) {
+        this.#warn(`index ${this.path}: growing the table failed (${(e as Error).message}); starting over`);
+        this.#dropGrowth(e);
+      }
+    });
+    // A growth left unfinished at exit costs nothing but its temporary file; unless someone
+    // waits for it (whenGrown), it does not keep the process alive.
+    if (this.#grown.length === 0) this.#idle.unref();
+  }
+
+  /**
+   * Takes the grown table: its commit slot gets the current commit point (synced), the writer
+   * lock moves to it, and it is renamed over the index. Until the rename, a failure leaves
+   * everything as it was; after it, the new file is in use whatever happens.
+   */
+  #swap(g: Growth): void {
+    const synced = g.synced!;
+    const mf = g.mf!;
+    const state: StateRecord = { ...this.#state, seq: this.#state.seq + 1, indexedSize: synced.indexedSize, entryCount: synced.entryCount };
+    mf.writeBytes(stateSlotOffset(state.seq), encodeStateRecord(state));
+    // Why sync: the commit point must be durable in the new file before its name is the index.
+    mf.sync(STATE_OFFSET, STATE_SIZE);
+    // The lock must cover the new file before its name is visible, or a second writer could
+    // open and lock it in between.
+    const newLock = this.#lock?.kind === 'ofd' ? takeLock(g.path, 'ofd') : undefined;
+    try {
+      renameSync(g.path, this.path);
+    } catch (e) {
+      newLock?.release();
+      throw e;
+    }
+    g.adopted();
+    const oldLock = this.#lock;
+    const oldMf = this.#mf;
+    this.#growth = undefined;
+    this.#mf = mf;
+    this.#table = g.table!;
+    this.#state = state;
+    if (newLock !== undefined) {
+      this.#lock = newLock;
+      oldLock?.release();
+    }
+    oldMf.close();
+    this.#prepareMapping();
+    this.#writeLiveRecord();
+    this.#renameUnsynced = true;
+    try {
+      // Why fsync the directory: the rename itself is not durable until the directory is.
+      fsyncDirectory(dirname(this.path));
+      this.#renameUnsynced = false;
+    } catch (e) {
+      this.#warn(`index ${this.path}: fsync of the directory after growing failed (${(e as Error).message}); retried before the next commit`);
+    }
+    for (const w of this.#grown.splice(0)) w.resolve();
+  }
+
+  /** Abandons a growth in progress (its file is deleted); waiters get `why`. */
+  #dropGrowth(why: unknown): void {
+    const g = this.#growth;
+    if (g === undefined) return;
+    this.#growth = undefined;
+    if (this.#idle !== undefined) clearImmediate(this.#idle);
+    this.#idle = undefined;
+    try {
+      g.abandon();
+    } finally {
+      for (const w of this.#grown.splice(0)) w.reject(why);
     }
   }
 
@@ -423,6 +587,9 @@ export class HotIndex {
   close(): void {
     if (this.#closed) return;
     try {
+      // The old table is complete: a growth in progress is only thrown away (the next writer
+      // starts it again).
+      this.#dropGrowth(new Error(`index ${this.path}: closed while growing`));
       if (this.mode === 'writer') this.checkpointTable();
     } finally {
       this.#closed = true;

@@ -38,8 +38,12 @@ export class DedupTable {
   readonly mf: MappedFile;
   readonly bucketCount: number;
   readonly capacity: number;
+  /** The bucket of the slot the last insert() found or filled. */
+  lastBucket = 0;
   #slot = new Uint8Array(SLOT_SIZE);
   #slotView = new DataView(this.#slot.buffer);
+  #bucket = new Uint8Array(BUCKET_SIZE);
+  #bucketView = new DataView(this.#bucket.buffer);
 
   constructor(mf: MappedFile, bucketCount: number) {
     this.mf = mf;
@@ -112,6 +116,7 @@ export class DedupTable {
     for (let probes = 0; probes < this.capacity; probes++) {
       const offset = TABLE_OFFSET + bucket * BUCKET_SIZE + pos * SLOT_SIZE;
       const stored = this.#read(offset);
+      this.lastBucket = bucket;
       if (stored === 0) {
         this.#write(offset, key, keyOffset, index);
         return InsertResult.inserted;
@@ -136,9 +141,14 @@ export class DedupTable {
    * 512-byte read each, sequential, as rehashing wants). The bytes are reused between calls.
    */
   forEachEntry(fn: (bucket: Uint8Array, hashOffset: number, index: number, slot: number) => void): void {
-    const buf = new Uint8Array(BUCKET_SIZE);
-    const dv = new DataView(buf.buffer);
-    for (let b = 0; b < this.bucketCount; b++) {
+    this.forEachEntryIn(0, this.bucketCount, fn);
+  }
+
+  /** forEachEntry over buckets [fromBucket, toBucket) only. */
+  forEachEntryIn(fromBucket: number, toBucket: number, fn: (bucket: Uint8Array, hashOffset: number, index: number, slot: number) => void): void {
+    const buf = this.#bucket;
+    const dv = this.#bucketView;
+    for (let b = fromBucket; b < toBucket; b++) {
       this.mf.readInto(TABLE_OFFSET + b * BUCKET_SIZE, buf, 0, BUCKET_SIZE);
       for (let p = 0; p < SLOTS_PER_BUCKET; p++) {
         const at = p * SLOT_SIZE;
@@ -146,6 +156,19 @@ export class DedupTable {
         if (stored !== 0) fn(buf, at, stored - 1, b * SLOTS_PER_BUCKET + p);
       }
     }
+  }
+
+  /**
+   * Inserts every entry of buckets [fromBucket, toBucket) into `target` (a table of another
+   * size), the smallest index winning there as always. Returns the entries copied.
+   */
+  copyInto(target: DedupTable, fromBucket: number, toBucket: number): number {
+    let copied = 0;
+    this.forEachEntryIn(fromBucket, toBucket, (bytes, at, index) => {
+      target.insert(bytes, at, index);
+      copied++;
+    });
+    return copied;
   }
 
   /**
