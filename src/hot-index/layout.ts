@@ -10,6 +10,12 @@
  * 0 marks an empty slot. Twelve slots fill 480 bytes of a 512-byte bucket so that no slot
  * straddles a disk sector: under power loss a slot is either all old or all new (the usual
  * sector-atomicity assumption), never a new hash with an old index.
+ *
+ * Growth (growth.ts) builds a file of this same layout, with twice the buckets, under
+ * `<index>.grow.tmp`; it is only ever read after it is complete, synced and renamed over the
+ * index, and a writer opening the index deletes any left over. A leaf hash's home slot is its
+ * first 6 bytes (little-endian) modulo the slot count, so the same file decodes the same
+ * whatever table it grew from.
  */
 import { crc32 } from 'node:zlib';
 

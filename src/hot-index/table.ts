@@ -1,6 +1,6 @@
 /**
  * The dedup table: leafHash -> leafIndex by open addressing with linear probing, living in
- * the mapped file (nothing but one 40-byte scratch buffer in the JS heap).
+ * the mapped file (nothing but a slot's and a bucket's scratch buffers in the JS heap).
  *
  * A leaf hash is SHA-256 output, so its own first 6 bytes are a uniform hash: the home slot is
  * that 48-bit number modulo the capacity. Slot s sits in bucket floor(s / 12) at position
