@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { nativeAvailable, NativeError, openMappedFile, pageSize, type MappedFileBackend } from '../../native/index.js';
+import { allocateFile, nativeAvailable, NativeError, openMappedFile, pageSize, type MappedFileBackend } from '../../native/index.js';
 import { tempDir } from './helpers.js';
 
 const backends: MappedFileBackend[] = nativeAvailable ? ['mmap', 'plain'] : ['plain'];
@@ -116,6 +116,46 @@ describe.each(backends)('MappedFile (%s)', (backend) => {
     writeFileSync(join(dir, 'exists.bin'), 'x');
     expect(() => openMappedFile(join(dir, 'exists.bin'), { create: true, exclusive: true, backend })).toThrow(`open ${join(dir, 'exists.bin')}: EEXIST`);
     expect(existsSync(missing)).toBe(false);
+  });
+
+  it('allocateFile creates the file at once and sizes it on a thread; a later open maps it as it is', async () => {
+    const path = join(dir, 'big.bin');
+    const size = 64 << 20;
+    const done = allocateFile(path, size, { backend });
+    // Created (empty, private) before the promise settles.
+    expect(existsSync(path)).toBe(true);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    await done;
+    const st = statSync(path);
+    expect(st.size).toBe(size);
+    // Blocks reserved on the mmap backend (posix_fallocate); sparse on the plain one.
+    if (backend === 'mmap') expect(st.blocks * 512).toBeGreaterThanOrEqual(size);
+    const f = openMappedFile(path, { size, backend });
+    expect(f.size).toBe(size);
+    f.writeU32(size - 4, 7);
+    expect(f.readU32(size - 4)).toBe(7);
+    f.close();
+  });
+
+  it('allocateFile refuses a path that exists, leaving it as it was', async () => {
+    const path = join(dir, 'taken.bin');
+    writeFileSync(path, 'mine');
+    await expect(allocateFile(path, 4096, { backend })).rejects.toThrow(`open ${path}: EEXIST`);
+    expect(readFileSync(path, 'utf8')).toBe('mine');
+  });
+
+  it('syncAsync resolves once the writes before it are durable; a close meanwhile waits for it', async () => {
+    const path = join(dir, 's.bin');
+    const f = openMappedFile(path, { create: true, size: 3 * 4096, backend });
+    f.writeU32(4096, 0xfeedface);
+    const synced = f.syncAsync();
+    f.close();
+    await synced;
+    expect(readFileSync(path).readUInt32LE(4096)).toBe(0xfeedface);
+    const ro = openMappedFile(path, { readOnly: true, backend });
+    await ro.syncAsync();
+    ro.close();
+    expect(() => ro.syncAsync()).toThrow(/closed/);
   });
 
   it('sync and mlock run on sub-ranges', () => {
