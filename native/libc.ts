@@ -27,6 +27,9 @@ export const MADV_NORMAL = 0;
 export const MADV_RANDOM = 1;
 export const MADV_SEQUENTIAL = 2;
 export const MADV_WILLNEED = 3;
+/** Linux 5.14+: fault the range in (readable / writable) now, as accesses would. */
+export const MADV_POPULATE_READ = 22;
+export const MADV_POPULATE_WRITE = 23;
 export const F_OFD_SETLK = 37;
 export const F_RDLCK = 0;
 export const F_WRLCK = 1;
@@ -44,6 +47,8 @@ export interface Libc {
   munmap(addr: bigint, length: number): number;
   msync(addr: bigint, length: number, flags: number): number;
   madvise(addr: bigint, length: number, advice: number): number;
+  /** madvise on a koffi worker thread: resolves with its return value (errno is that thread's). */
+  madviseAsync(addr: bigint, length: number, advice: number): Promise<number>;
   mlock(addr: bigint, length: number): number;
   munlock(addr: bigint, length: number): number;
   fdatasync(fd: number): number;
@@ -87,6 +92,12 @@ function bind(koffi: KoffiModule): Libc {
     munmap: (addr, length) => munmap(addr, length) as number,
     msync: (addr, length, flags) => msync(addr, length, flags) as number,
     madvise: (addr, length, advice) => madvise(addr, length, advice) as number,
+    madviseAsync: (addr, length, advice) =>
+      new Promise((resolve, reject) => {
+        (madvise as Fn & { async: (...a: unknown[]) => void }).async(addr, length, advice, (err: unknown, r: number) =>
+          err ? reject(err as Error) : resolve(r),
+        );
+      }),
     mlock: (addr, length) => mlock(addr, length) as number,
     munlock: (addr, length) => munlock(addr, length) as number,
     fdatasync: (fd) => fdatasync(fd) as number,

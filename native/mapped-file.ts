@@ -89,6 +89,15 @@ export interface MappedFile {
   /** madvise hint for the range; a no-op on the plain backend. Never fails loudly. */
   advise(advice: Advice, offset?: number, length?: number): void;
   /**
+   * Faults the pages of [offset, offset+length) in on a thread (MADV_POPULATE_WRITE with
+   * `write`, else MADV_POPULATE_READ; MADV_WILLNEED on kernels before 5.14), so that this
+   * thread's accesses to them later find them mapped instead of waiting in a page fault (a
+   * fault on a file page can wait for the disk or the filesystem journal). A hint: resolves
+   * whatever the kernel says, at once on the plain backend. Rejects (RangeError) for a range
+   * outside the file, or a closed file.
+   */
+  prefault(offset: number, length: number, write: boolean): Promise<void>;
+  /**
    * Releases the fd and the mapping. mmap backend: the old addresses are first covered with
    * an anonymous zero mapping (MAP_FIXED), so even a stale internal view could only ever see
    * zeros, and they are unmapped once the garbage collector proves no view remains. Does not

@@ -11,6 +11,8 @@ import { fsError, NativeError, syscallError } from './errors.js';
 import {
   libc as maybeLibc,
   MADV_NORMAL,
+  MADV_POPULATE_READ,
+  MADV_POPULATE_WRITE,
   MADV_RANDOM,
   MADV_SEQUENTIAL,
   MADV_WILLNEED,
@@ -377,6 +379,19 @@ export class MmapFile implements MappedFile {
     this.#open();
     // A hint only: a refusal changes speed, never results, so errors are ignored.
     this.#eachPageRange(offset, length, (addr, len) => void this.#libc.madvise(addr, len, ADVICE[advice]));
+  }
+
+  async prefault(offset: number, length: number, write: boolean): Promise<void> {
+    this.#open();
+    const ranges: [bigint, number][] = [];
+    this.#eachPageRange(offset, length, (addr, len) => ranges.push([addr, len]));
+    for (const [addr, len] of ranges) {
+      // A close() meanwhile covers the range with anonymous pages (see retire): populating
+      // those is harmless, and they go with the range.
+      const r = await this.#libc.madviseAsync(addr, len, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
+      // EINVAL: a kernel before 5.14. Read-ahead is the next best thing.
+      if (r !== 0 && !this.#closed) await this.#libc.madviseAsync(addr, len, MADV_WILLNEED);
+    }
   }
 
   close(): void {

@@ -218,6 +218,11 @@ export class PlainFile implements MappedFile {
     checkRange(offset, length, this.#size);
   }
 
+  async prefault(offset: number, length: number, _write: boolean): Promise<void> {
+    this.#open();
+    checkRange(offset, length, this.#size);
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

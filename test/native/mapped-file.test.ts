@@ -158,6 +158,25 @@ describe.each(backends)('MappedFile (%s)', (backend) => {
     expect(() => ro.syncAsync()).toThrow(/closed/);
   });
 
+  it('prefault changes no byte, checks its range, and is harmless after close', async () => {
+    const path = join(dir, 'p.bin');
+    const f = openMappedFile(path, { create: true, size: 16 * 4096, backend });
+    f.writeU32(5 * 4096 + 8, 0x01020304);
+    await f.prefault(4096, 8 * 4096, true);
+    await f.prefault(0, 16 * 4096, false);
+    expect(f.readU32(5 * 4096 + 8)).toBe(0x01020304);
+    expect(f.readU32(6 * 4096)).toBe(0);
+    f.writeU32(6 * 4096, 9);
+    await expect(f.prefault(15 * 4096, 2 * 4096, true)).rejects.toThrow(RangeError);
+    const late = f.prefault(0, 16 * 4096, true);
+    f.close();
+    await late;
+    const bytes = readFileSync(path);
+    expect(bytes.readUInt32LE(5 * 4096 + 8)).toBe(0x01020304);
+    expect(bytes.readUInt32LE(6 * 4096)).toBe(9);
+    expect(bytes.subarray(7 * 4096).every((b) => b === 0)).toBe(true);
+  });
+
   it('sync and mlock run on sub-ranges', () => {
     const f = openMappedFile(join(dir, 'g.bin'), { create: true, size: 5 * 4096, backend });
     f.writeU32(4096 + 10, 5);
