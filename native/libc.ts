@@ -44,6 +44,8 @@ export interface Libc {
   koffi: KoffiModule;
   pageSize: number;
   mmap(addr: bigint | null, length: number, prot: number, flags: number, fd: number, offset: number): bigint;
+  /** mmap on a koffi worker thread: resolves with its result (MAP_FAILED on failure). */
+  mmapAsync(addr: bigint, length: number, prot: number, flags: number, fd: number, offset: number): Promise<bigint>;
   munmap(addr: bigint, length: number): number;
   msync(addr: bigint, length: number, flags: number): number;
   madvise(addr: bigint, length: number, advice: number): number;
@@ -89,6 +91,12 @@ function bind(koffi: KoffiModule): Libc {
     koffi,
     pageSize,
     mmap: (addr, length, prot, flags, fd, offset) => BigInt(mmap(addr ?? 0n, length, prot, flags, fd, offset) as bigint | number),
+    mmapAsync: (addr, length, prot, flags, fd, offset) =>
+      new Promise((resolve, reject) => {
+        (mmap as Fn & { async: (...a: unknown[]) => void }).async(addr, length, prot, flags, fd, offset, (err: unknown, r: bigint | number) =>
+          err ? reject(err as Error) : resolve(BigInt(r)),
+        );
+      }),
     munmap: (addr, length) => munmap(addr, length) as number,
     msync: (addr, length, flags) => msync(addr, length, flags) as number,
     madvise: (addr, length, advice) => madvise(addr, length, advice) as number,

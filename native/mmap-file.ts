@@ -50,6 +50,9 @@ const ADVICE: Record<Advice, number> = {
  * Retired address ranges are unmapped only when the collector has reclaimed every view over
  * them: until then they hold anonymous zero pages (see retire()).
  */
+/** Chunks this big or bigger are retired on a thread (see retire()). */
+const RETIRE_ON_THREAD = 16 << 20;
+
 const reclaim = new FinalizationRegistry<{ addr: bigint; length: number }>(({ addr, length }) => {
   maybeLibc?.munmap(addr, length);
 });
@@ -117,10 +120,24 @@ export class MmapFile implements MappedFile {
    * mapping atomically, dropping mlock pins and the reference to the file), then lets the
    * FinalizationRegistry unmap them once no view can reach them. A view that somehow survived
    * reads zeros and writes into private scratch pages: never a SIGSEGV, never the file.
+   * Chunks of RETIRE_ON_THREAD bytes or more are replaced from a thread (see below).
    */
   #retire(chunks: Chunk[]): void {
+    const flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE;
     for (const c of chunks) {
-      const flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE;
+      if (c.length >= RETIRE_ON_THREAD) {
+        // Tearing down a big mapping takes a while (about 150 ms per resident GiB here), and so
+        // may dropping the last reference to an unlinked file (its page cache is freed then):
+        // both happen on a thread. Until it is done the file mapping stays as it was, so no view
+        // can dangle; the chunk is handed to the collector only after the replacement.
+        void this.#libc.mmapAsync(c.addr, c.length, PROT_READ | PROT_WRITE, flags, -1, 0).then(
+          (r) => {
+            if (r !== MAP_FAILED) reclaim.register(c.u8.buffer, { addr: c.addr, length: c.length });
+          },
+          () => {},
+        );
+        continue;
+      }
       const r = this.#libc.mmap(c.addr, c.length, PROT_READ | PROT_WRITE, flags, -1, 0);
       if (r === MAP_FAILED) {
         // Out of address space or mappings: keep the file mapping alive rather than risk a

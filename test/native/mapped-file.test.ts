@@ -193,6 +193,23 @@ describe.runIf(nativeAvailable)('mmap chunks', () => {
   beforeEach(() => ({ dir, cleanup } = tempDir('chunk')));
   afterEach(() => cleanup());
 
+  it('big chunks (torn down on a thread) keep every byte through grow and close, and stay unusable after', async () => {
+    const path = join(dir, 'big.bin');
+    const size = 32 << 20;
+    const f = openMappedFile(path, { create: true, size, chunkSize: 16 << 20, backend: 'mmap' });
+    f.writeU32(size - 8, 0xcafe);
+    f.writeU32(5, 0xbeef);
+    f.grow(size + (16 << 20));
+    f.writeU32(size + 4, 0xf00d);
+    expect(f.readU32(size - 8)).toBe(0xcafe);
+    f.close();
+    expect(() => f.readU32(5)).toThrow(/closed/);
+    // The teardown finishes on its thread meanwhile; the file never saw it.
+    await new Promise((r) => setTimeout(r, 50));
+    const bytes = readFileSync(path);
+    expect([bytes.readUInt32LE(5), bytes.readUInt32LE(size - 8), bytes.readUInt32LE(size + 4)]).toEqual([0xbeef, 0xcafe, 0xf00d]);
+  });
+
   it('reads and writes across chunk boundaries', () => {
     const path = join(dir, 'h.bin');
     const f = openMappedFile(path, { create: true, size: 4 * pageSize, chunkSize: pageSize, backend: 'mmap' });
