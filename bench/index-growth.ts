@@ -16,7 +16,7 @@
  * A batch or append counts as "growing" when its [due, done] interval overlaps a growth: for
  * the background design, from the growth being seen to its swap; for the old design (a growth
  * inside one insert), that insert. --module runs another build of the same API (e.g. main's,
- * the old design: `--module /path/to/main/dist/src/index/index.js`, or `.../log/log.js` for
+ * the old design: `--module /path/to/main/dist/src/hot-index/index.js`, or `.../log/log.js` for
  * --mode log). The machine's load averages are printed with the figures: on a shared machine
  * they move every percentile.
  */
@@ -25,9 +25,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import type * as IndexModule from '../src/index/index.js';
+import type * as IndexModule from '../src/hot-index/index.js';
 import type * as LogModule from '../src/log/log.js';
-import { logPaths } from '../src/log/paths.js';
+import { logPaths } from '../src/tile-store/paths.js';
 import { fmt, loadAverage } from './lib/format.js';
 
 const { values } = parseArgs({
@@ -89,7 +89,10 @@ function report(label: string, samples: Sample[], windows: Window[]): void {
     ['not growing', samples.filter((s) => !overlaps(s))],
   ] as const) {
     const lat = set.map((s) => s.done - s.due).sort((x, y) => x - y);
-    const call = set.filter((s) => s.callMs !== undefined).map((s) => s.callMs!).sort((x, y) => x - y);
+    const call = set
+      .filter((s) => s.callMs !== undefined)
+      .map((s) => s.callMs!)
+      .sort((x, y) => x - y);
     const ms = (xs: number[]) => `p50 ${percentile(xs, 50).toFixed(2)} p99 ${percentile(xs, 99).toFixed(2)} max ${(xs.at(-1) ?? Number.NaN).toFixed(1)} ms`;
     let line = `${label} ${name.padEnd(11)} n=${fmt(set.length).padStart(9)}  latency ${ms(lat)}`;
     if (call.length > 0) line += `  | insert call ${ms(call)}`;
@@ -110,7 +113,7 @@ async function steady(tick: (due: number) => boolean | Promise<boolean>): Promis
 }
 
 async function indexMode(dir: string): Promise<void> {
-  const mod = (await import(pathToFileURL(values.module ?? path.join(import.meta.dirname, '../src/index/index.js')).href)) as typeof IndexModule;
+  const mod = (await import(pathToFileURL(values.module ?? path.join(import.meta.dirname, '../src/hot-index/index.js')).href)) as typeof IndexModule;
   const ix = mod.openIndex(path.join(dir, 'index.idx'), { initialCapacity: Number(values.capacity), checkpointEvery: 0, onWarning: () => {} });
   ix.writeCommitPoint({ treeSize: to, rootHash: new Uint8Array(32), checkpointHash: new Uint8Array(32) });
   const buf = new Uint8Array(Math.max(batch, 100_000) * 32);

@@ -1,5 +1,5 @@
 /**
- * Growing the dedup table in the background (src/index/growth.ts): lookups and duplicates stay
+ * Growing the dedup table in the background (src/hot-index/growth.ts): lookups and duplicates stay
  * right while the bigger table is built, the deadlines hold with no idle time at all, a close
  * throws the unfinished table away, and a SIGKILL at any point of a growth reopens to a correct
  * index that grows again.
@@ -10,7 +10,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nativeAvailable, type MappedFileBackend } from '../../native/index.js';
-import { openIndex, type HotIndex } from '../../src/index/index.js';
+import { openIndex, type HotIndex } from '../../src/hot-index/index.js';
 import { cleanupCompiled, compiledTree, tempDir } from '../native/helpers.js';
 import { prng, randBytes, randInt } from '../prng.js';
 
