@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nativeAvailable } from '../../native/index.js';
 import { IndexError, openIndex } from '../../src/hot-index/index.js';
 import { cleanupCompiled, compiledTree, tempDir } from '../native/helpers.js';
+import { thrownBy } from '../helpers/errors.js';
 
 const CHILD = join(import.meta.dirname, 'fixtures/insert-until-killed.mjs');
 
@@ -82,12 +83,7 @@ describe.each(nativeAvailable ? (['mmap', 'plain'] as const) : (['plain'] as con
     try {
       // The child holds the writer lock until it is killed below: an open that waited for it
       // would never return.
-      let err: unknown;
-      try {
-        openIndex(path, { backend, lockKind, onWarning: () => {} });
-      } catch (e) {
-        err = e;
-      }
+      const err = thrownBy(() => openIndex(path, { backend, lockKind, onWarning: () => {} }));
       expect(err).toBeInstanceOf(IndexError);
       expect((err as IndexError).code).toBe('locked');
       expect((err as IndexError).message).toContain(path);

@@ -6,6 +6,7 @@ import { nativeAvailable, type MappedFileBackend } from '../../native/index.js';
 import { IndexError, initialCapacityFor, openIndex, type HotIndex } from '../../src/hot-index/index.js';
 import { statSync } from 'node:fs';
 import { tempDir } from '../native/helpers.js';
+import { thrownBy } from '../helpers/errors.js';
 
 const backends: MappedFileBackend[] = nativeAvailable ? ['mmap', 'plain'] : ['plain'];
 const root = (n: number): Uint8Array => new Uint8Array(32).fill(n & 0xff);
@@ -172,12 +173,7 @@ describe.each(backends)('hot index (%s)', (backend) => {
 
   it('one writer at a time; read-only handles need no lock and see new commits on refresh', () => {
     const ix = open();
-    let err: unknown;
-    try {
-      open();
-    } catch (e) {
-      err = e;
-    }
+    const err = thrownBy(() => open());
     expect(err).toBeInstanceOf(IndexError);
     expect((err as IndexError).code).toBe('locked');
     expect((err as IndexError).message).toContain(path);

@@ -35,6 +35,7 @@ import { signTree } from '../../src/log/checkpoint-signing.js';
 import { frameRecord } from '../../src/storage/journal.js';
 import { parseCheckpoint } from '../../src/note/checkpoint.js';
 import { parseNote } from '../../src/note/note.js';
+import { rejectionOf } from '../helpers/errors.js';
 
 const ORIGIN = 'example.com/recovery-test';
 const TENANT = 'rec';
@@ -112,14 +113,7 @@ async function appendTo(p: LogPaths, n: number, tag = 'e'): Promise<void> {
 
 /** Log.open must fail with a corrupt_state TlogError whose message matches. */
 async function expectRefusal(p: LogPaths, message: RegExp): Promise<void> {
-  let err: unknown;
-  try {
-    const log = await Log.open(p);
-    await log.close();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'Log.open should refuse').toBeDefined();
+  const err = await rejectionOf(Log.open(p).then((log) => log.close()));
   expect(isTlogError(err, ErrorCode.corrupt), String(err)).toBe(true);
   expect((err as Error).message).toMatch(message);
 }
@@ -309,11 +303,7 @@ describe('Log.open refuses tiles that do not match the commit point', () => {
 
   it('refuses a missing edge tile', async () => {
     rmSync(tileFile(paths, 0, 1, 44));
-    let err: unknown;
-    await Log.open(paths).then(
-      (l) => l.close(),
-      (e) => (err = e),
-    );
+    const err = await rejectionOf(Log.open(paths).then((l) => l.close()));
     expect(isTlogError(err), String(err)).toBe(true);
     expect((err as Error).message).toMatch(/0\/001\.p\/44/);
   });

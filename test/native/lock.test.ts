@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LOCK_HELD, lockFileExclusive, nativeAvailable, NativeError, type LockKind } from '../../native/index.js';
 import { cleanupCompiled, compiledTree, FIXTURES, tempDir } from './helpers.js';
+import { thrownBy } from '../helpers/errors.js';
 
 const kinds: LockKind[] = nativeAvailable ? ['ofd', 'lockfile'] : ['lockfile'];
 
@@ -47,12 +48,7 @@ describe.each(kinds)('lockFileExclusive (%s)', (kind) => {
     const lock = lockFileExclusive(path, { kind });
     expect(lock.kind).toBe(kind);
     expect(lock.held).toBe(true);
-    let err: unknown;
-    try {
-      lockFileExclusive(path, { kind });
-    } catch (e) {
-      err = e;
-    }
+    const err = thrownBy(() => lockFileExclusive(path, { kind }));
     expect(err).toBeInstanceOf(NativeError);
     expect((err as NativeError).code).toBe(LOCK_HELD);
     expect((err as NativeError).message).toContain(path);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nativeAvailable, NativeError, openMappedFile, pageSize, type MappedFileBackend } from '../../native/index.js';
 import { tempDir } from './helpers.js';
+import { thrownBy } from '../helpers/errors.js';
 
 const backends: MappedFileBackend[] = nativeAvailable ? ['mmap', 'plain'] : ['plain'];
 
@@ -104,12 +105,7 @@ describe.each(backends)('MappedFile (%s)', (backend) => {
 
   it('names the call, the file and the errno in errors', () => {
     const missing = join(dir, 'nope.bin');
-    let err: unknown;
-    try {
-      openMappedFile(missing, { backend });
-    } catch (e) {
-      err = e;
-    }
+    const err = thrownBy(() => openMappedFile(missing, { backend }));
     expect(err).toBeInstanceOf(NativeError);
     expect((err as NativeError).message).toBe(`open ${missing}: ENOENT`);
     expect((err as NativeError).code).toBe('ENOENT');

@@ -1,20 +1,11 @@
 import { describe, expect, test } from 'vitest';
-import { ErrorCode, isTlogError } from '../../src/errors.js';
+import { ErrorCode } from '../../src/errors.js';
 import { MAX_ENTRY_SIZE, checkEntrySize, formatEntryBundle, parseEntryBundle } from '../../src/tiles/bundle.js';
+import { expectCode } from '../helpers/errors.js';
 import { prng, randBytes, randInt } from '../prng.js';
 import { entry, toHex } from '../vectors.js';
 
 const hexes = (l: readonly Uint8Array[]) => l.map(toHex);
-
-function expectCode(f: () => unknown, code: ErrorCode): void {
-  let err: unknown;
-  try {
-    f();
-  } catch (e) {
-    err = e;
-  }
-  expect(isTlogError(err, code), `want a TlogError ${code}, got ${String(err)}`).toBe(true);
-}
 
 describe('entry bundles (c2sp.org/tlog-tiles: (u16 BE length || entry)*)', () => {
   test('encoding is length-prefixed big-endian, byte for byte', () => {

@@ -15,6 +15,7 @@ import { runWitness, type RunningWitness, type RunWitnessOptions } from '../../w
 import { MemoryStateStore, type LogState } from '../../witness/state.js';
 import { vectors } from '../vectors.js';
 import { addBody, checkpointText, fixedClock, logPair, memoryWitness, ORIGIN, signedCheckpoint, tmpDir, TS } from './helpers.js';
+import { rejectionOf } from '../helpers/errors.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -195,8 +196,7 @@ describe('on disk', () => {
   test('a second witness on the same data directory fails at once', async () => {
     const dir = tmpDir();
     await start(dir);
-    let err: unknown;
-    await start(dir).catch((e) => (err = e));
+    const err = await rejectionOf(start(dir));
     expect(isTlogError(err, ErrorCode.locked)).toBe(true);
   });
 
