@@ -8,8 +8,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { backoffDelay, parseRetryAfter, resolveAnchorConfig } from '../../src/anchor/config.js';
 import { verifyReceipt } from '../../src/anchor/receipt.js';
 import { FakeRekorV1 } from './fake-rekor-v1.js';
-import { makeLog, openAnchorer, until, type Fixture } from './helpers.js';
+import { makeLog, openAnchorer, type Fixture } from './helpers.js';
 import type { Anchorer } from '../../src/anchor/anchorer.js';
+import { until } from '../helpers/wait.js';
 
 let rekor: FakeRekorV1;
 let f: Fixture;

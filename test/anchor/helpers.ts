@@ -39,13 +39,3 @@ export function fastConfig(rekor: AnchorConfigInput['rekor'], over: Partial<Anch
 export async function openAnchorer(f: Fixture, rekor: AnchorConfigInput['rekor'], over: Partial<AnchorerOptions> = {}, cfg: Partial<AnchorConfigInput> = {}) {
   return Anchorer.open({ paths: f.paths, config: fastConfig(rekor, cfg), logVerifiers: f.log.verifiers, latest: () => f.log.committed.note, ...over });
 }
-
-export async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

@@ -13,7 +13,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { repoRoot } from './dist.js';
 import { buildGoTool } from './go-build.js';
-import { until } from './helpers.js';
+import { until } from '../helpers/wait.js';
 
 const moduleDir = path.join(repoRoot, 'test/interop/go/rekortiles');
 const PKG = 'github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix';

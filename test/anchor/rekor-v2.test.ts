@@ -26,9 +26,10 @@ import { rekorTrust, trustMaterial } from '../../src/anchor/trust.js';
 import { tsaTrust } from '../../src/anchor/tsa.js';
 import { hashToken } from '../../src/http/auth.js';
 import { ensureDist, repoRoot } from './dist.js';
-import { makeLog, openAnchorer, until, type Fixture } from './helpers.js';
+import { makeLog, openAnchorer, type Fixture } from './helpers.js';
 import { buildRekorTiles, RekorTiles } from './rekor-tiles.js';
 import { buildTimestampAuthority, forgeGenTime, TimestampAuthority, TsaProxy } from './timestamp-authority.js';
+import { until } from '../helpers/wait.js';
 
 const cli = path.join(repoRoot, 'dist/src/cli/main.js');
 let f: Fixture;

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { hashToken } from '../../src/http/auth.js';
 import { FakeRekorV1 } from './fake-rekor-v1.js';
-import { until } from './helpers.js';
+import { until } from '../helpers/wait.js';
 
 const repo = path.resolve(__dirname, '../..');
 const bin = path.join(repo, 'dist/src/cli/main.js');

@@ -16,8 +16,8 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { repoRoot } from './dist.js';
 import { buildGoTool, goBinDir, goEnv } from './go-build.js';
-import { until } from './helpers.js';
 import { freePort } from './rekor-tiles.js';
+import { until } from '../helpers/wait.js';
 
 const moduleDir = path.join(repoRoot, 'test/interop/go/tsa');
 const TSA_MODULE = 'github.com/sigstore/timestamp-authority/v2';

@@ -23,6 +23,7 @@ import { verifyCheckpoint } from '../../src/note/verified-checkpoint.js';
 import { parsePolicy } from '../../src/note/witness-policy.js';
 import { runWitness } from '../../witness/serve.js';
 import { bin, ensureBuilt, spawnServe, writeConfig, type ServeProc } from './helpers.js';
+import { until } from '../helpers/wait.js';
 
 let dir: string;
 const procs: ServeProc[] = [];
@@ -58,15 +59,6 @@ const logLines = (p: ServeProc) =>
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
-
-async function waitFor(cond: () => Promise<boolean> | boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('tlog serve', () => {
   it('with no configuration: tenant "default", open for writes on loopback, said at start', async () => {
@@ -129,7 +121,7 @@ describe('tlog serve', () => {
     await fetch(`${p.url}/obs/append`, { method: 'POST', body: 'no token' });
 
     // The 401 was the last request: once its line is in, every earlier line is too.
-    await waitFor(() => logLines(p).some((l) => l.status === 401 && l.path === '/obs/append'), 'the log line of the last request');
+    await until('the log line of the last request', () => logLines(p).some((l) => l.status === 401 && l.path === '/obs/append'));
     const lines = logLines(p);
     const traced = lines.find((l) => l.reqId === 'req-traced-1' && l.msg === 'request')!;
     expect(traced).toMatchObject({ traceId, parentId: '00f067aa0ba902b7', method: 'POST', path: '/obs/append', status: 200, tenant: 'obs' });
@@ -164,7 +156,7 @@ describe('tlog serve', () => {
 
     write([tenantCfg('one', 'one-token'), tenantCfg('two', 'two-token')]);
     p.child.kill('SIGHUP');
-    await waitFor(async () => (await fetch(`${p.url}/two/checkpoint`)).status === 200, 'tenant two after SIGHUP');
+    await until('tenant two after SIGHUP', async () => (await fetch(`${p.url}/two/checkpoint`)).status === 200);
     const ap = await fetch(`${p.url}/two/append`, { method: 'POST', body: 'in two', headers: { authorization: 'Bearer two-token' } });
     expect(ap.status).toBe(200);
 
@@ -184,7 +176,7 @@ describe('tlog serve', () => {
     // A broken file: SIGHUP and the admin route keep serving the running configuration.
     writeConfig(cfg, { tenants: [{ name: 'Bad Name', origin: 'x' }] });
     p.child.kill('SIGHUP');
-    await waitFor(() => logLines(p).some((l) => l.msg === 'reload failed; keeping the running configuration'), 'the reload failure');
+    await until('the reload failure', () => logLines(p).some((l) => l.msg === 'reload failed; keeping the running configuration'));
     const bad = await fetch(`${p.url}/admin/reload`, { method: 'POST', headers: { authorization: 'Bearer admin-token' } });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: string }).error).toMatch(/tenants\[0\]\.name/);
@@ -210,7 +202,7 @@ describe('tlog serve', () => {
     expect(r.status).toBe(200);
     expect(((await r.json()) as { treeSize: number }).treeSize).toBe(1);
     const refused = () => logLines(p).filter((l) => l.msg === 'witness quorum not reached: checkpoint not published (fail-closed)' && l.treeSize === 1);
-    await waitFor(() => refused().length >= 2, 'two cosigning rounds after the append');
+    await until('two cosigning rounds after the append', () => refused().length >= 2);
     expect(existsSync(path.join(cwd, 'checkpoints/fc/cosigned'))).toBe(false);
     const served = await (await fetch(`${p.url}/fc/checkpoint`)).text();
     expect(served.split('\n').slice(0, 2)).toEqual(['example.com/fc', '0']);
@@ -245,11 +237,11 @@ describe('tlog serve', () => {
     const away = keyPair(generatePrivateKey('witness.example/away', SignatureType.cosignatureV1));
     write({ witnesses: { policy: `witness W ${away.vkey} http://127.0.0.1:9\nquorum W\n`, mode: 'fail-closed', intervalSeconds: 0.1, timeoutSeconds: 1 } });
     p.child.kill('SIGHUP');
-    await waitFor(() => logLines(p).some((l) => l.msg === 'configuration reloaded' && JSON.stringify(l.applied) === '["w: witnesses"]'), 'the reload');
+    await until('the reload', () => logLines(p).some((l) => l.msg === 'configuration reloaded' && JSON.stringify(l.applied) === '["w: witnesses"]'));
     expect((await append('e1')).treeSize).toBe(2);
-    await waitFor(
-      () => logLines(p).filter((l) => l.msg === 'witness quorum not reached: checkpoint not published (fail-closed)' && l.treeSize === 2).length >= 2,
+    await until(
       'two rounds',
+      () => logLines(p).filter((l) => l.msg === 'witness quorum not reached: checkpoint not published (fail-closed)' && l.treeSize === 2).length >= 2,
     );
     expect(await servedSize()).toBe(1);
     expect(existsSync(path.join(cwd, 'checkpoints/w/cosigned'))).toBe(false);
@@ -266,7 +258,7 @@ describe('tlog serve', () => {
       const policyText = `${keys.map((k, i) => `witness h${i} ${k} ${witness.url}`).join('\n')}\ngroup h all ${keys.map((_, i) => `h${i}`).join(' ')}\nquorum h\n`;
       write({ witnesses: { policy: policyText, mode: 'fail-closed', intervalSeconds: 0.1 } });
       expect((await reload()).body.applied).toEqual(['w: witnesses']);
-      await waitFor(async () => (await servedSize()) === 2, 'the cosigned checkpoint');
+      await until('the cosigned checkpoint', async () => (await servedSize()) === 2);
       const note = await (await fetch(`${p.url}/w/checkpoint`)).text();
       expect(verifyCheckpoint(note, [verifierFor(parseVerifierKey(vkey))], parsePolicy(policyText)).witnesses.sort()).toEqual(['h0', 'h1']);
       expect(readFileSync(path.join(cwd, 'checkpoints/w/cosigned/002'), 'utf8')).toBe(note);
@@ -402,7 +394,7 @@ describe('tlog serve', () => {
       }
     };
     const workers = Array.from({ length: 16 }, worker);
-    await waitFor(() => answered >= 100, 'appends on the kept-alive connections', 30_000);
+    await until('appends on the kept-alive connections', () => answered >= 100, 30_000);
     p.child.kill('SIGTERM');
     await Promise.all(workers);
     agent.destroy();

@@ -26,6 +26,7 @@ import { journalDir } from '../../src/log/replay.js';
 import { indexPath } from '../../src/log/open-index.js';
 import { freeBytes } from '../../src/storage/space.js';
 import { OPEN_AUTH, TenantRegistry } from '../../src/tenants/registry.js';
+import { until } from '../helpers/wait.js';
 
 const ORIGIN = 'example.com/disk-full';
 const TENANT = 'df';
@@ -43,17 +44,6 @@ const rootsIn = (d: string): DataRoots => ({
   stateRoot: path.join(d, 'state'),
 });
 const noSpace = () => Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Waits (polling) until `cond` holds; fails after `tries` polls. Asserts a state, never a time. */
-async function until(what: string, cond: () => boolean, tries = 3000): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (cond()) return;
-    await sleep(10);
-  }
-  throw new Error(`still waiting for: ${what}`);
-}
-
 /** A tmpfs of `size` at a new directory (root only: the caller skips otherwise). */
 function mountTmpfs(size: string): string {
   const d = mkdtempSync(path.join(os.tmpdir(), 'tlog-full-'));
@@ -166,7 +156,7 @@ describe('a signed batch that meets ENOSPC waits for room, then commits by itsel
 
       full = true;
       const held = log.append(Buffer.from('held'));
-      await until('the batch waits for room', () => c.reason.test(log.cannotWrite ?? ''));
+      await until('the batch waits for room', () => c.reason.test(log.cannotWrite ?? ''), 30_000);
       // New appends are refused, with the reason and a time to come back.
       const refused = await append('refused while full');
       expect(refused.status).toBe(503);
@@ -212,7 +202,7 @@ describe('a signed batch that meets ENOSPC waits for room, then commits by itsel
     for (const r of await Promise.all(log.appendMany(['a', 'b', 'c'].map((s) => Buffer.from(s))))) acked.set(r.index, ['a', 'b', 'c'][r.index]!);
     full = true;
     const held = log.append(Buffer.from('committed, never answered')).catch((e: unknown) => e);
-    await until('the batch waits for room', () => /waits for room/.test(log.cannotWrite ?? ''));
+    await until('the batch waits for room', () => /waits for room/.test(log.cannotWrite ?? ''), 30_000);
     await log.close();
     expect(String(await held)).toMatch(/log df stopped: write .*ENOSPC/);
     full = false;
@@ -322,7 +312,11 @@ describe.skipIf(!isRoot)('a really full disk (tmpfs, size=20m)', () => {
           () => answered++,
           () => answered++,
         );
-      await until('every append answered, or a batch waiting for room', () => answered === entries.length || /waits for room/.test(log.cannotWrite ?? ''));
+      await until(
+        'every append answered, or a batch waiting for room',
+        () => answered === entries.length || /waits for room/.test(log.cannotWrite ?? ''),
+        30_000,
+      );
       const held = answered < entries.length;
       rmSync(filler);
       const answers = await Promise.allSettled(results);

@@ -16,8 +16,7 @@ import { MemoryStateStore, type LogState } from '../../witness/state.js';
 import { vectors } from '../vectors.js';
 import { addBody, checkpointText, fixedClock, logPair, memoryWitness, ORIGIN, signedCheckpoint, tmpDir, TS } from './helpers.js';
 import { rejectionOf } from '../helpers/errors.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep } from '../helpers/wait.js';
 
 /** A memory store whose save() takes a while and records every size it persisted. */
 class SlowStore extends MemoryStateStore {
