@@ -1,10 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Anchorer, type AnchorerOptions } from '../../src/anchor/anchorer.js';
 import { resolveAnchorConfig, type AnchorConfigInput } from '../../src/anchor/config.js';
 import { Log } from '../../src/log/log.js';
 import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
+import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
 
 export interface Fixture {
   readonly dir: string;
@@ -15,8 +13,7 @@ export interface Fixture {
 }
 
 export async function makeLog(tenant = 'anchored', entries = 3): Promise<Fixture> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-anchor-'));
-  const roots: DataRoots = { tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') };
+  const { dir, roots } = tempDataRoots('tlog-anchor-');
   const paths = logPaths(roots, tenant);
   const log = await Log.init(paths, `example.com/${tenant}`);
   for (let i = 0; i < entries; i++) await log.append(Buffer.from(`entry ${i}`));
@@ -27,7 +24,7 @@ export async function makeLog(tenant = 'anchored', entries = 3): Promise<Fixture
     log,
     async cleanup() {
       await log.close();
-      rmSync(dir, { recursive: true, force: true });
+      removeDir(dir);
     },
   };
 }

@@ -2,23 +2,14 @@
  * Test logs written by our engine, a static HTTP server over a tiles directory (what a CDN in
  * front of a log is), and the partial tiles a tree size implies.
  */
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Log } from '../../src/log/log.js';
 import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, hashesAtLevel, partialWidth } from '../../src/tiles/layout.js';
-
-export function tempRoots(prefix: string): { dir: string; roots: DataRoots } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  return {
-    dir,
-    roots: { tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') },
-  };
-}
 
 export const entryOf = (i: number, tag = '') => Buffer.from(`entry ${i}${tag}`);
 
@@ -121,8 +112,4 @@ export async function serveDir(root: string, prefix = '/log', fault?: (rel: stri
         server.close(() => resolve());
       }),
   };
-}
-
-export function rmrf(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
 }

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CLIENT_PACKAGE_NAME } from '../../src/client/package/build.js';
-import { rmrf } from './helpers.js';
+import { removeDir } from '../helpers/temp-dirs.js';
 import { installedPackages, node, npm, packClient, treeBytes, type PackedClient } from './package-helpers.js';
 
 let dir: string;
@@ -18,7 +18,7 @@ beforeAll(() => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-client-registry-'));
   client = packClient(dir);
 }, 120_000);
-afterAll(() => rmrf(dir));
+afterAll(() => removeDir(dir));
 
 /** An empty project and `npm install <specs>` in it; the names of what it installed. */
 function install(name: string, specs: string[]): string[] {

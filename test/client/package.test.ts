@@ -16,7 +16,7 @@ import { urlSource } from '../../src/client/source.js';
 import { formatVerifierKey, SignatureType } from '../../src/note/keys.js';
 import { clientKey, get, listen, makeEnv, post, tokenAuth, type AppEnv, type Listening } from '../http/helpers.js';
 import { installedPackages, jsBlocksImporting, node, offlineProject, packClient, repo, treeBytes, type PackedClient, type Run } from './package-helpers.js';
-import { rmrf } from './helpers.js';
+import { removeDir } from '../helpers/temp-dirs.js';
 
 const README = readFileSync(path.join(repo, 'README.md'), 'utf8');
 const PACKAGE_README = readFileSync(path.join(repo, 'src/client/package/README.md'), 'utf8');
@@ -61,7 +61,7 @@ beforeAll(() => {
   const pinned = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
   installed('writer', offlineProject(writerDir, client, { 'http-message-signatures': pinned.dependencies['http-message-signatures']! }));
 }, 240_000);
-afterAll(() => rmrf(dir));
+afterAll(() => removeDir(dir));
 
 describe('what a verifier installs', () => {
   it('the client and @noble/* at the locked versions, nothing else, in a few MB', () => {

@@ -20,7 +20,8 @@ import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { formatSignatureLine } from '../../src/note/note.js';
 import { keyPair } from '../../src/note/signers.js';
 import { parsePolicy } from '../../src/note/witness-policy.js';
-import { entryOf, makeLog, rmrf, serveDir, tempRoots, type StaticServer } from './helpers.js';
+import { entryOf, makeLog, serveDir, type StaticServer } from './helpers.js';
+import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
 
 const ORIGIN = 'example.com/proofs';
 const SIZES = [1, 256, 300, 513];
@@ -33,7 +34,7 @@ let server: StaticServer;
 const trust = () => ({ logKeys: vkeys, origin: ORIGIN });
 
 beforeAll(async () => {
-  const t = tempRoots('tlog-proof-');
+  const t = tempDataRoots('tlog-proof-');
   dir = t.dir;
   roots = t.roots;
   const made = await makeLog(roots, ORIGIN, SIZES);
@@ -45,7 +46,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await server?.close();
-  rmrf(dir);
+  removeDir(dir);
 });
 
 describe('tlog-proof', () => {

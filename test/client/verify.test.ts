@@ -25,7 +25,8 @@ import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { formatSignatureLine } from '../../src/note/note.js';
 import { keyPair } from '../../src/note/signers.js';
 import { parsePolicy } from '../../src/note/witness-policy.js';
-import { entryOf, makeLog, partialsOf, rmrf, serveDir, tempRoots, type StaticServer } from './helpers.js';
+import { entryOf, makeLog, partialsOf, serveDir, type StaticServer } from './helpers.js';
+import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
 
 const ORIGIN = 'example.com/client';
 /** Across every tile boundary that matters: level 0 and 1 full and partial, level 2 appearing. */
@@ -39,7 +40,7 @@ let server: StaticServer;
 const trust = () => ({ logKeys: vkeys, origin: ORIGIN });
 
 beforeAll(async () => {
-  const t = tempRoots('tlog-client-');
+  const t = tempDataRoots('tlog-client-');
   dir = t.dir;
   const made = await makeLog(t.roots, ORIGIN, SIZES);
   log = made.log;
@@ -50,7 +51,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await server?.close();
-  rmrf(dir);
+  removeDir(dir);
 });
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');

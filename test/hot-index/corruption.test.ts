@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, truncateSync, writeFileSync, writeSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { nativeAvailable, type MappedFileBackend } from '../../native/index.js';
 import { IndexError, openIndex, type HotIndex } from '../../src/hot-index/index.js';
-import { tempDir } from '../native/helpers.js';
+import { tempDirPerTest } from '../helpers/temp-dirs.js';
 
 const backends: MappedFileBackend[] = nativeAvailable ? ['mmap', 'plain'] : ['plain'];
 const TABLE_OFFSET = 8192;
@@ -35,8 +35,7 @@ function occupiedSlots(path: string): number[] {
 }
 
 describe.each(backends)('corruption (%s)', (backend) => {
-  let dir: string;
-  let cleanup: () => void;
+  const tmp = tempDirPerTest('tlog-corrupt-');
   let path: string;
   let hashes: Buffer;
   const open = (mode: 'writer' | 'readOnly' = 'writer'): HotIndex => openIndex(path, { backend, mode, onWarning: () => {} });
@@ -51,8 +50,7 @@ describe.each(backends)('corruption (%s)', (backend) => {
   }
 
   beforeEach(() => {
-    ({ dir, cleanup } = tempDir('corrupt'));
-    path = join(dir, 'index.idx');
+    path = join(tmp.dir, 'index.idx');
     hashes = randomBytes(20 * 32);
     const ix = open();
     ix.writeCommitPoint({ treeSize: 10, rootHash: new Uint8Array(32).fill(1), checkpointHash: new Uint8Array(32).fill(2) });
@@ -60,7 +58,6 @@ describe.each(backends)('corruption (%s)', (backend) => {
     ix.insertMany(hashes, 0);
     ix.close(); // seq 3: the table watermark
   });
-  afterEach(() => cleanup());
 
   it.each([
     [0, 'bad magic'],
@@ -176,7 +173,7 @@ describe.each(backends)('corruption (%s)', (backend) => {
 
   it('check() finds a hash whose home slot no longer matches its place', () => {
     // One entry alone in its run: a change of its first byte moves its home away.
-    const lone = join(dir, 'lone.idx');
+    const lone = join(tmp.dir, 'lone.idx');
     const ix = openIndex(lone, { backend, onWarning: () => {} });
     ix.writeCommitPoint({ treeSize: 1, rootHash: new Uint8Array(32).fill(1), checkpointHash: new Uint8Array(32) });
     const h = randomBytes(32);

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { nativeAvailable, type MappedFileBackend } from '../../native/index.js';
 import { IndexError, initialCapacityFor, openIndex, type HotIndex } from '../../src/hot-index/index.js';
 import { statSync } from 'node:fs';
-import { tempDir } from '../native/helpers.js';
 import { thrownBy } from '../helpers/errors.js';
+import { tempDirPerTest } from '../helpers/temp-dirs.js';
 
 const backends: MappedFileBackend[] = nativeAvailable ? ['mmap', 'plain'] : ['plain'];
 const root = (n: number): Uint8Array => new Uint8Array(32).fill(n & 0xff);
@@ -17,14 +17,11 @@ function commit(ix: HotIndex, treeSize: number): void {
 }
 
 describe.each(backends)('hot index (%s)', (backend) => {
-  let dir: string;
-  let cleanup: () => void;
+  const tmp = tempDirPerTest('tlog-index-');
   let path: string;
   beforeEach(() => {
-    ({ dir, cleanup } = tempDir('index'));
-    path = join(dir, 'index.idx');
+    path = join(tmp.dir, 'index.idx');
   });
-  afterEach(() => cleanup());
   const open = (opts: Parameters<typeof openIndex>[1] = {}): HotIndex => openIndex(path, { backend, ...quiet, ...opts });
 
   it('a fresh index is empty, with commit point seq 0', () => {
@@ -104,7 +101,7 @@ describe.each(backends)('hot index (%s)', (backend) => {
     // The commit point travelled into each new file.
     expect(ix.commitPoint.treeSize).toBe(n);
     ix.close();
-    expect(readdirSync(dir).filter((f) => f.includes('tmp'))).toEqual([]);
+    expect(readdirSync(tmp.dir).filter((f) => f.includes('tmp'))).toEqual([]);
     const again = open({ mode: 'readOnly' });
     expect(again.capacity).toBe(ix.capacity);
     expect(again.lookup(hashes, (n - 1) * 32)).toBe(n - 1);

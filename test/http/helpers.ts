@@ -3,10 +3,9 @@
  * logger whose lines the tests can read, a spawned `tlog serve` process, and small request helpers.
  */
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import pino, { type Logger as PinoLogger } from 'pino';
@@ -21,6 +20,7 @@ import { logPaths, type DataRoots } from '../../src/tile-store/paths.js';
 import { DEFAULT_LIMITS, type TenantLimits } from '../../src/config/config.js';
 import { OPEN_AUTH, TenantRegistry, type TenantAuth } from '../../src/tenants/registry.js';
 import { formatEntryBundle } from '../../src/tiles/bundle.js';
+import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
 
 export const repo = path.resolve(__dirname, '../..');
 export const bin = path.join(repo, 'dist/src/cli/main.js');
@@ -64,8 +64,7 @@ export async function makeEnv(
   specs: TenantSpec[],
   opts: { adminToken?: string; reload?: () => Promise<{ tenants: string[] }>; bodies?: BodyBudget } = {},
 ): Promise<AppEnv> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-http-'));
-  const roots: DataRoots = { tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') };
+  const { dir, roots } = tempDataRoots('tlog-http-');
   const registry = new TenantRegistry();
   const metrics = new Metrics(false);
   const { logger, lines } = capturingLogger();
@@ -96,7 +95,7 @@ export async function makeEnv(
     logger,
     async close() {
       await registry.closeAll();
-      rmSync(dir, { recursive: true, force: true });
+      removeDir(dir);
     },
     async restart() {
       for (const t of registry.all()) {

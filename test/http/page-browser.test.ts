@@ -10,9 +10,8 @@
  */
 import { serve } from '@hono/node-server';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
@@ -20,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Anchorer, resolveAnchorConfig } from '../../src/anchor/index.js';
 import { createApp } from '../../src/http/app.js';
 import { Log, silentLogger } from '../../src/log/log.js';
-import { logPaths, type DataRoots } from '../../src/tile-store/paths.js';
+import { logPaths } from '../../src/tile-store/paths.js';
 import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { keyPair } from '../../src/note/signers.js';
 import { parsePolicy } from '../../src/note/witness-policy.js';
@@ -29,6 +28,7 @@ import { Cosigner } from '../../src/witness-client/cosigner.js';
 import { runWitness, type RunningWitness } from '../../witness/serve.js';
 import { FakeRekorV1 } from '../anchor/fake-rekor-v1.js';
 import { bin, capturingLogger, ensureBuilt, tokenAuth } from './helpers.js';
+import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
 
 const CHROMIUM = process.env.TLOG_CHROMIUM ?? '/usr/bin/chromium';
 /** Flags that keep Chromium off the network it has no business with (a closed network refuses it). */
@@ -58,8 +58,9 @@ let context: BrowserContext;
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium (as .ci/run does), or set TLOG_CHROMIUM`);
   ensureBuilt();
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-page-'));
-  const roots: DataRoots = { tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') };
+  const made = tempDataRoots('tlog-page-');
+  dir = made.dir;
+  const roots = made.roots;
   registry = new TenantRegistry();
 
   // "audit": entries, witnessed (fail-open) and anchored.
@@ -115,7 +116,7 @@ afterAll(async () => {
   await registry?.closeAll();
   await witness?.close();
   await rekor?.down();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  if (dir) removeDir(dir);
 });
 
 /** Opens a page, failing on any console error (a style the CSP blocked, a missing resource). */

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { runWitness, type RunningWitness } from '../../witness/serve.js';
-import { tmpDir } from '../witness/helpers.js';
+import { makeTempDir } from '../helpers/temp-dirs.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const moduleDir = path.join(here, 'go', 'witnesscheck');
@@ -86,7 +86,7 @@ describe('our witness and third-party Go code', () => {
     test(`x/mod log -> our witness -> formats verifiers (${mldsa44 ? 'Ed25519 + ML-DSA-44' : 'Ed25519 only'})`, async () => {
       const w = await runWitness({
         config: { name: 'witness.test/ours', mldsa44, logs: [{ origin: ORIGIN, keys: [logKey.vkey] }] },
-        dataDir: tmpDir('witness-interop-'),
+        dataDir: makeTempDir('witness-interop-'),
         listen: '127.0.0.1:0',
         log: () => {},
       });
@@ -131,7 +131,7 @@ describe('our witness and third-party Go code', () => {
   test('the checker notices cosignatures that are not from the key it was given', async () => {
     const w = await runWitness({
       config: { name: 'witness.test/ours', logs: [{ origin: ORIGIN, keys: [logKey.vkey] }] },
-      dataDir: tmpDir('witness-interop-'),
+      dataDir: makeTempDir('witness-interop-'),
       listen: '127.0.0.1:0',
       log: () => {},
     });
@@ -139,7 +139,7 @@ describe('our witness and third-party Go code', () => {
     // Same name, another witness's key: the lines we return have another key ID.
     const other = await runWitness({
       config: { name: 'witness.test/ours', logs: [{ origin: ORIGIN, keys: [logKey.vkey] }] },
-      dataDir: tmpDir('witness-interop-'),
+      dataDir: makeTempDir('witness-interop-'),
       listen: '127.0.0.1:0',
       log: () => {},
     });

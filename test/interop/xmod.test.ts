@@ -14,13 +14,13 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Log } from '../../src/log/log.js';
 import { logPaths, type DataRoots } from '../../src/tile-store/paths.js';
 import { buildChecker, runCheck as runChecker, type CheckResult } from './tlogcheck.js';
+import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
 
 /** Runs the checker on a log prefix. */
 const runCheck = (prefix: string, args: string[]): Promise<CheckResult> => runChecker([...args, prefix]);
@@ -119,15 +119,14 @@ function corruptSignatureLine(file: string, keyIDHex: string): void {
 describe('golang.org/x/mod/sumdb checks our logs', () => {
   beforeAll(async () => {
     buildChecker();
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tlog-xmod-'));
-    roots = { tilesRoot: path.join(tmp, 'tiles'), checkpointsRoot: path.join(tmp, 'checkpoints'), stateRoot: path.join(tmp, 'state') };
+    ({ dir: tmp, roots } = tempDataRoots('tlog-xmod-'));
     fs.mkdirSync(path.join(tmp, 'olds'));
     for (const [size, steps] of Object.entries(SIZES)) logs.set(Number(size), await makeLog(Number(size), steps));
   }, 360_000);
 
   afterAll(async () => {
     for (const l of logs.values()) await l.log.close();
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    if (tmp) removeDir(tmp);
   });
 
   for (const size of Object.keys(SIZES).map(Number)) {

@@ -3,8 +3,7 @@
  * recovery from a damaged index, for both index backends (mmap through koffi, plain files).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, unlinkSync, writeSync, closeSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, openSync, readFileSync, readSync, unlinkSync, writeSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isTlogError } from '../../src/errors.js';
@@ -13,6 +12,7 @@ import { verifyInclusion } from '../../src/merkle/proof.js';
 import { Log, silentLogger, type Logger } from '../../src/log/log.js';
 import { logPaths, type LogPaths } from '../../src/tile-store/paths.js';
 import { indexPath } from '../../src/log/open-index.js';
+import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 const repo = path.resolve(__dirname, '../..');
 const ORIGIN = 'example.com/dedup';
@@ -24,10 +24,10 @@ beforeAll(() => {
   if (!existsSync(path.join(repo, 'dist/src/log/log.js'))) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repo });
 });
 beforeEach(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-dedup-'));
-  paths = logPaths({ tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'cp'), stateRoot: path.join(dir, 'state') }, 'default');
+  dir = makeTempDir('tlog-dedup-');
+  paths = logPaths(dataRootsIn(dir), 'default');
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => removeDir(dir));
 
 function flipByte(file: string, offset: number): void {
   const fd = openSync(file, 'r+');
@@ -165,7 +165,7 @@ describe('one writer per log', () => {
     const script = `
       import { Log } from ${JSON.stringify(path.join(repo, 'dist/src/log/log.js'))};
       import { logPaths } from ${JSON.stringify(path.join(repo, 'dist/src/tile-store/paths.js'))};
-      const paths = logPaths(${JSON.stringify({ tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'cp'), stateRoot: path.join(dir, 'state') })}, 'default');
+      const paths = logPaths(${JSON.stringify(dataRootsIn(dir))}, 'default');
       const readOnly = process.argv.includes('ro');
       try {
         const log = await Log.open(paths, { readOnly });

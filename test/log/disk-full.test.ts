@@ -10,8 +10,7 @@
  * injected-ENOSPC tests run everywhere.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
-import os from 'node:os';
+import { closeSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -21,12 +20,13 @@ import { DEFAULT_LIMITS } from '../../src/config/config.js';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
 import { createApp } from '../../src/http/app.js';
 import { Log, type LogOptions } from '../../src/log/log.js';
-import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
+import { logPaths, type LogPaths } from '../../src/tile-store/paths.js';
 import { journalDir } from '../../src/log/replay.js';
 import { indexPath } from '../../src/log/open-index.js';
 import { freeBytes } from '../../src/storage/space.js';
 import { OPEN_AUTH, TenantRegistry } from '../../src/tenants/registry.js';
 import { until } from '../helpers/wait.js';
+import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 const ORIGIN = 'example.com/disk-full';
 const TENANT = 'df';
@@ -38,15 +38,10 @@ if (!isRoot) {
   );
 }
 
-const rootsIn = (d: string): DataRoots => ({
-  tilesRoot: path.join(d, 'tiles'),
-  checkpointsRoot: path.join(d, 'checkpoints'),
-  stateRoot: path.join(d, 'state'),
-});
 const noSpace = () => Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
 /** A tmpfs of `size` at a new directory (root only: the caller skips otherwise). */
 function mountTmpfs(size: string): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), 'tlog-full-'));
+  const d = makeTempDir('tlog-full-');
   execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', d]);
   return d;
 }
@@ -54,7 +49,7 @@ function mountTmpfs(size: string): string {
 function unmount(d: string): void {
   // Lazily: a test that failed may have left a log open on it.
   execFileSync('umount', ['-l', d]);
-  rmSync(d, { recursive: true, force: true });
+  removeDir(d);
 }
 
 /** Fills the filesystem holding `dir` until at most `leave` bytes are free; returns the filler file. */
@@ -107,10 +102,10 @@ describe('a signed batch that meets ENOSPC waits for room, then commits by itsel
   let dir: string;
   let paths: LogPaths;
   beforeEach(() => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-disk-full-'));
-    paths = logPaths(rootsIn(dir), TENANT);
+    dir = makeTempDir('tlog-disk-full-');
+    paths = logPaths(dataRootsIn(dir), TENANT);
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => removeDir(dir));
 
   const cases: { where: string; reason: RegExp; opts: (full: () => boolean) => LogOptions }[] = [
     {
@@ -219,7 +214,7 @@ describe.skipIf(!isRoot)('a really full disk (tmpfs, size=20m)', () => {
   let paths: LogPaths;
   beforeEach(() => {
     mnt = mountTmpfs('20m');
-    paths = logPaths(rootsIn(mnt), TENANT);
+    paths = logPaths(dataRootsIn(mnt), TENANT);
   });
   afterEach(() => unmount(mnt));
 

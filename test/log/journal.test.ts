@@ -6,8 +6,7 @@
  * checkpoint servable.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -24,6 +23,7 @@ import { frameRecord, readJournal } from '../../src/storage/journal.js';
 import { TILE_WIDTH, changedTiles, formatTilePath } from '../../src/tiles/layout.js';
 import { mulberry32 } from './crash-entries.mjs';
 import { simulatePowerLoss } from './power-loss.js';
+import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const ORIGIN = 'example.com/journal-test';
@@ -33,11 +33,10 @@ let roots: DataRoots;
 let paths: LogPaths;
 
 beforeEach(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-journal-log-'));
-  roots = { tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') };
+  ({ dir, roots } = tempDataRoots('tlog-journal-log-'));
   paths = logPaths(roots, TENANT);
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => removeDir(dir));
 
 const segments = () => (existsSync(journalDir(paths)) ? readdirSync(journalDir(paths)).filter((n) => /^[0-9]+$/.test(n)) : []);
 

@@ -1,5 +1,4 @@
-import { mkdtempSync, rmSync, statSync, writeFileSync, readdirSync, existsSync } from 'node:fs';
-import os from 'node:os';
+import { statSync, writeFileSync, readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { auditLog } from '../../src/client/audit.js';
@@ -13,16 +12,17 @@ import { parseVerifierKey } from '../../src/note/keys.js';
 import { verifierFor } from '../../src/note/signers.js';
 import { Log, historyPath } from '../../src/log/log.js';
 import { logPaths, type LogPaths } from '../../src/tile-store/paths.js';
+import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 let dir: string;
 let paths: LogPaths;
 const ORIGIN = 'example.com/test-log';
 
 beforeEach(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-log-'));
-  paths = logPaths({ tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') }, 'default');
+  dir = makeTempDir('tlog-log-');
+  paths = logPaths(dataRootsIn(dir), 'default');
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => removeDir(dir));
 
 const entry = (i: number) => Buffer.from(`entry-${i}`);
 const rootOf = (note: string) => parseCheckpoint(parseNote(note).text).rootHash;

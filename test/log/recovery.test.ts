@@ -14,7 +14,6 @@
  * index file and the notes themselves.
  */
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { auditLog } from '../../src/client/audit.js';
@@ -23,7 +22,7 @@ import { ErrorCode, isTlogError } from '../../src/errors.js';
 import { notePath, listNoteSizes } from '../../src/log/commit-point.js';
 import { Log, historyPath, type Logger } from '../../src/log/log.js';
 import { indexPath } from '../../src/log/open-index.js';
-import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
+import { logPaths, type LogPaths } from '../../src/tile-store/paths.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, partialTiles } from '../../src/tiles/layout.js';
 import { leafHash } from '../../src/merkle/hash.js';
 import { Edge } from '../../src/log/edge.js';
@@ -36,6 +35,7 @@ import { frameRecord } from '../../src/storage/journal.js';
 import { parseCheckpoint } from '../../src/note/checkpoint.js';
 import { parseNote } from '../../src/note/note.js';
 import { rejectionOf } from '../helpers/errors.js';
+import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 const ORIGIN = 'example.com/recovery-test';
 const TENANT = 'rec';
@@ -43,15 +43,11 @@ const TENANT = 'rec';
 let dir: string;
 let paths: LogPaths;
 
-function rootsIn(d: string): DataRoots {
-  return { tilesRoot: path.join(d, 'tiles'), checkpointsRoot: path.join(d, 'checkpoints'), stateRoot: path.join(d, 'state') };
-}
-
 beforeEach(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-recovery-'));
-  paths = logPaths(rootsIn(path.join(dir, 'a')), TENANT);
+  dir = makeTempDir('tlog-recovery-');
+  paths = logPaths(dataRootsIn(path.join(dir, 'a')), TENANT);
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => removeDir(dir));
 
 const entries = (from: number, n: number, tag = 'e') => Array.from({ length: n }, (_, i) => Buffer.from(`${tag}-${from + i}`));
 
@@ -187,7 +183,7 @@ describe('Log.open refuses a published state that disagrees with the commit poin
     const log = await Log.init(a, ORIGIN);
     await log.close();
     cpSync(path.join(dir, 'a'), path.join(dir, 'b'), { recursive: true });
-    const b = logPaths(rootsIn(path.join(dir, 'b')), TENANT);
+    const b = logPaths(dataRootsIn(path.join(dir, 'b')), TENANT);
     await appendTo(a, 3, 'a');
     await appendTo(b, 3, 'b');
     expect(read(checkpointFile(a))).not.toBe(read(checkpointFile(b)));
@@ -203,7 +199,7 @@ describe('Log.open refuses a published state that disagrees with the commit poin
     writeFileSync(checkpointFile(paths), [lines[0], lines[1], Buffer.alloc(32, 7).toString('base64'), ...lines.slice(3)].join('\n'));
     await expectRefusal(paths, /published checkpoint of rec is unreadable or not signed by this log/);
     // A log with other keys (another init at the same origin) does not verify either.
-    const other = logPaths(rootsIn(path.join(dir, 'other')), TENANT);
+    const other = logPaths(dataRootsIn(path.join(dir, 'other')), TENANT);
     await logWith(other, 2);
     writeFileSync(checkpointFile(paths), read(checkpointFile(other)));
     await expectRefusal(paths, /published checkpoint of rec is unreadable or not signed by this log/);
@@ -225,7 +221,7 @@ describe('Log.open and a lost or damaged commit point', () => {
     const log = await Log.init(paths, ORIGIN);
     await log.close();
     cpSync(path.join(dir, 'a'), path.join(dir, 'b'), { recursive: true });
-    const b = logPaths(rootsIn(path.join(dir, 'b')), TENANT);
+    const b = logPaths(dataRootsIn(path.join(dir, 'b')), TENANT);
     await appendTo(paths, 3, 'a');
     await appendTo(b, 3, 'b');
     const good = read(notePath(paths.stateDir, 3));
@@ -560,7 +556,7 @@ describe('Log.open refuses a journal that does not fit the tiles or the commit p
   });
 
   it("refuses a record whose note is signed by another log's keys; its own keys' note is adopted", async () => {
-    const other = logPaths(rootsIn(path.join(dir, 'other')), TENANT);
+    const other = logPaths(dataRootsIn(path.join(dir, 'other')), TENANT);
     await logWith(other, 0);
     writeJournal([await record(5, entries(5, 1, 'x'), { keysOf: other })]);
     await refusesUntouched(/journal of rec: the note of the record at 5 is not this log's/);

@@ -1,9 +1,9 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { nativeAvailable, NativeError, openMappedFile, pageSize, type MappedFileBackend } from '../../native/index.js';
-import { tempDir } from './helpers.js';
 import { thrownBy } from '../helpers/errors.js';
+import { tempDirPerTest } from '../helpers/temp-dirs.js';
 
 const backends: MappedFileBackend[] = nativeAvailable ? ['mmap', 'plain'] : ['plain'];
 
@@ -12,13 +12,10 @@ it('koffi loads on this machine (the CI target)', () => {
 });
 
 describe.each(backends)('MappedFile (%s)', (backend) => {
-  let dir: string;
-  let cleanup: () => void;
-  beforeEach(() => ({ dir, cleanup } = tempDir('mf')));
-  afterEach(() => cleanup());
+  const tmp = tempDirPerTest('tlog-mf-');
 
   it('round-trips integers and bytes, little-endian on disk', () => {
-    const path = join(dir, 'a.bin');
+    const path = join(tmp.dir, 'a.bin');
     const f = openMappedFile(path, { create: true, size: 8192, backend });
     expect(f.size).toBe(8192);
     expect(f.backend).toBe(backend);
@@ -47,7 +44,7 @@ describe.each(backends)('MappedFile (%s)', (backend) => {
   });
 
   it('refuses out-of-range access and values instead of touching other memory', () => {
-    const f = openMappedFile(join(dir, 'b.bin'), { create: true, size: 4096, backend });
+    const f = openMappedFile(join(tmp.dir, 'b.bin'), { create: true, size: 4096, backend });
     expect(() => f.readU32(4093)).toThrow(RangeError);
     expect(() => f.readU8(-1)).toThrow(RangeError);
     expect(() => f.readBytes(4000, 200)).toThrow(RangeError);
@@ -62,7 +59,7 @@ describe.each(backends)('MappedFile (%s)', (backend) => {
   });
 
   it('throws after close instead of touching freed memory', () => {
-    const f = openMappedFile(join(dir, 'c.bin'), { create: true, size: 4096, backend });
+    const f = openMappedFile(join(tmp.dir, 'c.bin'), { create: true, size: 4096, backend });
     f.writeU32(0, 1);
     f.close();
     f.close(); // idempotent
@@ -73,7 +70,7 @@ describe.each(backends)('MappedFile (%s)', (backend) => {
   });
 
   it('grows without losing bytes and never shrinks', () => {
-    const path = join(dir, 'd.bin');
+    const path = join(tmp.dir, 'd.bin');
     const f = openMappedFile(path, { create: true, size: 4096, backend });
     f.writeU64(4088, 42);
     f.grow(3 * 4096);
@@ -91,7 +88,7 @@ describe.each(backends)('MappedFile (%s)', (backend) => {
   });
 
   it('read-only files refuse writes, and writes by another handle show up at once', () => {
-    const path = join(dir, 'e.bin');
+    const path = join(tmp.dir, 'e.bin');
     const w = openMappedFile(path, { create: true, size: 4096, backend });
     const r = openMappedFile(path, { readOnly: true, backend });
     expect(r.readOnly).toBe(true);
@@ -104,18 +101,20 @@ describe.each(backends)('MappedFile (%s)', (backend) => {
   });
 
   it('names the call, the file and the errno in errors', () => {
-    const missing = join(dir, 'nope.bin');
+    const missing = join(tmp.dir, 'nope.bin');
     const err = thrownBy(() => openMappedFile(missing, { backend }));
     expect(err).toBeInstanceOf(NativeError);
     expect((err as NativeError).message).toBe(`open ${missing}: ENOENT`);
     expect((err as NativeError).code).toBe('ENOENT');
-    writeFileSync(join(dir, 'exists.bin'), 'x');
-    expect(() => openMappedFile(join(dir, 'exists.bin'), { create: true, exclusive: true, backend })).toThrow(`open ${join(dir, 'exists.bin')}: EEXIST`);
+    writeFileSync(join(tmp.dir, 'exists.bin'), 'x');
+    expect(() => openMappedFile(join(tmp.dir, 'exists.bin'), { create: true, exclusive: true, backend })).toThrow(
+      `open ${join(tmp.dir, 'exists.bin')}: EEXIST`,
+    );
     expect(existsSync(missing)).toBe(false);
   });
 
   it('sync and mlock run on sub-ranges', () => {
-    const f = openMappedFile(join(dir, 'g.bin'), { create: true, size: 5 * 4096, backend });
+    const f = openMappedFile(join(tmp.dir, 'g.bin'), { create: true, size: 5 * 4096, backend });
     f.writeU32(4096 + 10, 5);
     f.sync(4096 + 8, 100);
     expect(f.mlock(4096, 4096)).toBe(backend === 'mmap');
@@ -125,13 +124,10 @@ describe.each(backends)('MappedFile (%s)', (backend) => {
 });
 
 describe.runIf(nativeAvailable)('mmap chunks', () => {
-  let dir: string;
-  let cleanup: () => void;
-  beforeEach(() => ({ dir, cleanup } = tempDir('chunk')));
-  afterEach(() => cleanup());
+  const tmp = tempDirPerTest('tlog-chunk-');
 
   it('reads and writes across chunk boundaries', () => {
-    const path = join(dir, 'h.bin');
+    const path = join(tmp.dir, 'h.bin');
     const f = openMappedFile(path, { create: true, size: 4 * pageSize, chunkSize: pageSize, backend: 'mmap' });
     const edge = pageSize - 3;
     f.writeU64(edge, 2 ** 40 + 12345);
@@ -153,7 +149,7 @@ describe.runIf(nativeAvailable)('mmap chunks', () => {
   });
 
   it('rejects chunk sizes that are not page multiples or over 1 GiB', () => {
-    const path = join(dir, 'i.bin');
+    const path = join(tmp.dir, 'i.bin');
     expect(() => openMappedFile(path, { create: true, size: 4096, chunkSize: 1000, backend: 'mmap' })).toThrow(RangeError);
     expect(() => openMappedFile(path, { create: true, size: 4096, chunkSize: 2 ** 31, backend: 'mmap' })).toThrow(RangeError);
   });

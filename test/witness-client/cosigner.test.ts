@@ -5,9 +5,8 @@
  */
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Log, silentLogger } from '../../src/log/log.js';
@@ -19,6 +18,7 @@ import { verifyCheckpoint } from '../../src/note/verified-checkpoint.js';
 import { parsePolicy } from '../../src/note/witness-policy.js';
 import { Cosigner, withSignatures } from '../../src/witness-client/cosigner.js';
 import { runWitness, type RunningWitness } from '../../witness/serve.js';
+import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 const ORIGIN = 'example.com/witnessed';
 let dir: string;
@@ -27,12 +27,12 @@ const entry = (i: number) => Buffer.from(`entry-${i}`);
 const servers: { close(): void }[] = [];
 
 beforeEach(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-cosign-'));
-  paths = logPaths({ tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'cp'), stateRoot: path.join(dir, 'state') }, 'default');
+  dir = makeTempDir('tlog-cosign-');
+  paths = logPaths(dataRootsIn(dir), 'default');
 });
 afterEach(() => {
   for (const s of servers.splice(0)) s.close();
-  rmSync(dir, { recursive: true, force: true });
+  removeDir(dir);
 });
 
 const edKey = (name: string) => keyPair(generatePrivateKey(name, SignatureType.cosignatureV1));

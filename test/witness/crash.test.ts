@@ -18,7 +18,8 @@ import { derivePublicKey, keyPair } from '../../src/note/signers.js';
 import { originHash } from '../../witness/config.js';
 import { keysDir, WITNESS_KEY_FILES } from '../../witness/keys.js';
 import { repoRoot, vectors } from '../vectors.js';
-import { addBody, checkpointText, logPair, ORIGIN, tmpDir } from './helpers.js';
+import { addBody, checkpointText, logPair, ORIGIN } from './helpers.js';
+import { makeTempDir } from '../helpers/temp-dirs.js';
 
 const BIN = path.join(repoRoot, 'dist/witness/main.js');
 
@@ -67,7 +68,7 @@ function startChild(config: string, data: string): Promise<{ child: ChildProcess
 describe('witness killed mid-request', () => {
   test('restarts with the last acknowledged tree or the one in flight, never anything else', { timeout: 60_000 }, async () => {
     ensureDist();
-    const dir = tmpDir('witness-crash-');
+    const dir = makeTempDir('witness-crash-');
     const config = path.join(dir, 'witness.json');
     const data = path.join(dir, 'data');
     writeFileSync(config, JSON.stringify({ name: vectors.witness_key.name, logs: [{ origin: ORIGIN, keys: [vectors.log_key.vkey] }] }));

@@ -1,7 +1,4 @@
 /** A synthetic log (entries `entry-<i>`, the vectors' log key) and witness builders for tests. */
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { EMPTY_ROOT } from '../../src/merkle/hash.js';
 import { consistencyProof, treeHash } from '../../src/merkle/proof.js';
 import { formatCheckpoint } from '../../src/note/checkpoint.js';
@@ -85,8 +82,4 @@ export function memoryWitness(o: { store?: StateStore; evidence?: EvidenceSink; 
   const post = (body: string | Uint8Array): Promise<Response> =>
     Promise.resolve(app.request('/add-checkpoint', { method: 'POST', body: typeof body === 'string' ? body : new Uint8Array(body) }));
   return { witness, app, store, evidence, post };
-}
-
-export function tmpDir(prefix = 'witness-'): string {
-  return mkdtempSync(path.join(os.tmpdir(), prefix));
 }
