@@ -7,9 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-export const VECTORS_PATH = path.resolve(repoRoot, 'test/vectors/c2sp-vectors.json');
+export const VECTORS_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'vectors/c2sp-vectors.json');
 
 export interface RootVector {
   size: number;

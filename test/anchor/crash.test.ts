@@ -16,7 +16,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { Outbox } from '../../src/anchor/outbox.js';
 import { verifyReceipt } from '../../src/anchor/receipt.js';
 import { FakeRekorV1 } from './fake-rekor-v1.js';
-import { ensureDist, repoRoot } from './dist.js';
+import { ensureDist, repoRoot } from '../helpers/dist.js';
 import { makeLog, type Fixture } from './helpers.js';
 import { buildRekorTiles, RekorTiles } from './rekor-tiles.js';
 import { buildTimestampAuthority, TimestampAuthority } from './timestamp-authority.js';

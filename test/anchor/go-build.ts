@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { repoRoot } from './dist.js';
+import { repoRoot } from '../helpers/dist.js';
 
 export const goBinDir = path.join(repoRoot, 'test/interop/go/bin');
 

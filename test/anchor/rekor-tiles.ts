@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { repoRoot } from './dist.js';
+import { repoRoot } from '../helpers/dist.js';
 import { buildGoTool } from './go-build.js';
 import { until } from '../helpers/wait.js';
 

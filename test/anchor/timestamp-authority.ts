@@ -14,7 +14,7 @@ import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, re
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { repoRoot } from './dist.js';
+import { repoRoot } from '../helpers/dist.js';
 import { buildGoTool, goBinDir, goEnv } from './go-build.js';
 import { freePort } from './rekor-tiles.js';
 import { until } from '../helpers/wait.js';

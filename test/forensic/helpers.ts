@@ -8,13 +8,12 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Log } from '../../src/log/log.js';
 import { logPaths } from '../../src/tile-store/paths.js';
 import { makeTempDir, removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
+import { repoRoot } from '../helpers/dist.js';
 
-export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const scriptsDir = path.join(repo, 'docs/forensic');
+export const scriptsDir = path.join(repoRoot, 'docs/forensic');
 
 /** A userland for the scripts: `dir` is their whole PATH, and holds `sh`. */
 export interface Shell {

@@ -1,9 +1,9 @@
 /**
  * Shared fixtures of the HTTP tests: tenants on temporary data roots behind createApp(), a pino
- * logger whose lines the tests can read, a spawned `tlog serve` process, and small request helpers.
+ * logger whose lines the tests can read, the app on a socket, and small request helpers. (A
+ * spawned `tlog serve` is test/helpers/tlog-cli.ts.)
  */
-import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -21,14 +21,6 @@ import { DEFAULT_LIMITS, type TenantLimits } from '../../src/config/config.js';
 import { OPEN_AUTH, TenantRegistry, type TenantAuth } from '../../src/tenants/registry.js';
 import { formatEntryBundle } from '../../src/tiles/bundle.js';
 import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
-
-export const repo = path.resolve(__dirname, '../..');
-export const bin = path.join(repo, 'dist/src/cli/main.js');
-
-/** Compiles dist/ once if a spawned-process test needs it and it is missing. */
-export function ensureBuilt(): void {
-  if (!existsSync(bin)) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repo });
-}
 
 export const SENTINEL = 'SENTINEL-never-served-7f3a9c';
 
@@ -219,55 +211,4 @@ export function rawExchange(port: number, bytes: string | Buffer, o: { untilAnsw
     sock.on('close', () => done(true));
     sock.write(bytes);
   });
-}
-
-// ---- a spawned `tlog serve` ----
-
-export interface ServeProc {
-  readonly child: ChildProcess;
-  readonly port: number;
-  readonly url: string;
-  stderr(): string;
-  stdout(): string;
-  /** Resolves with the exit code (or signal) when the process ends. */
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** Spawns `tlog serve` and waits for its "listening on http://host:port" line on stderr. */
-export function spawnServe(args: string[], o: { cwd: string; env?: Record<string, string>; timeoutMs?: number }): Promise<ServeProc> {
-  const child = spawn(process.execPath, [bin, 'serve', '--listen', '127.0.0.1:0', ...args], {
-    cwd: o.cwd,
-    env: { ...process.env, TLOG_LOG_LEVEL: 'info', ...o.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let err = '';
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`tlog serve did not announce itself: ${err}`));
-    }, o.timeoutMs ?? 20_000);
-    child.stderr!.on('data', (d) => {
-      err += d;
-      const m = /listening on http:\/\/([^\s]+):([0-9]+)/.exec(err);
-      if (m) {
-        clearTimeout(timer);
-        const port = Number(m[2]);
-        resolve({ child, port, url: `http://127.0.0.1:${port}`, stderr: () => err, stdout: () => out, exited });
-      }
-    });
-    void exited.then((e) => {
-      clearTimeout(timer);
-      reject(new Error(`tlog serve exited (${e.code ?? e.signal}) before listening: ${err}`));
-    });
-  });
-}
-
-/** Writes a service configuration (JSON) for a spawned serve. */
-export function writeConfig(file: string, cfg: Record<string, unknown>): void {
-  writeFileSync(file, JSON.stringify(cfg, null, 2));
 }

@@ -17,7 +17,8 @@ import { silentLogger } from '../../src/log/log.js';
 import { logPaths } from '../../src/tile-store/paths.js';
 import { ConfiguredTenants, OPEN_CONCURRENCY } from '../../src/tenants/apply.js';
 import { initLog, TenantRegistry } from '../../src/tenants/registry.js';
-import { get, writeConfig } from './helpers.js';
+import { get } from './helpers.js';
+import { writeConfig } from '../helpers/tlog-cli.js';
 
 let dir: string;
 beforeAll(() => {

@@ -27,7 +27,8 @@ import { OPEN_AUTH, TenantRegistry } from '../../src/tenants/registry.js';
 import { Cosigner } from '../../src/witness-client/cosigner.js';
 import { runWitness, type RunningWitness } from '../../witness/serve.js';
 import { FakeRekorV1 } from '../anchor/fake-rekor-v1.js';
-import { bin, capturingLogger, ensureBuilt, tokenAuth } from './helpers.js';
+import { capturingLogger, tokenAuth } from './helpers.js';
+import { ensureDist, tlogBin } from '../helpers/dist.js';
 import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
 
 const CHROMIUM = process.env.TLOG_CHROMIUM ?? '/usr/bin/chromium';
@@ -57,7 +58,7 @@ let context: BrowserContext;
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium (as .ci/run does), or set TLOG_CHROMIUM`);
-  ensureBuilt();
+  ensureDist();
   const made = tempDataRoots('tlog-page-');
   dir = made.dir;
   const roots = made.roots;
@@ -107,7 +108,7 @@ beforeAll(async () => {
 
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   context = await browser.newContext();
-});
+}, 240_000);
 
 afterAll(async () => {
   await browser?.close();
@@ -193,7 +194,7 @@ describe('GET /<tenant>/ in Chromium', () => {
     // execFileSync: the service answering it runs in this process.)
     const line = (await page.textContent('#verify-command'))!;
     expect(line.startsWith(`tlog verify --url ${base}/odd --vkey '`)).toBe(true);
-    const { stdout } = await promisify(execFile)('sh', ['-c', line.replace(/^tlog /, `"${process.execPath}" "${bin}" `)], { encoding: 'utf8' });
+    const { stdout } = await promisify(execFile)('sh', ['-c', line.replace(/^tlog /, `"${process.execPath}" "${tlogBin}" `)], { encoding: 'utf8' });
     expect(stdout).toMatch(/^ok: example\.com\/<i>"odd"<\/i>&'x' size 1 /);
     await page.close();
   });

@@ -11,7 +11,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { hashToken } from '../../src/http/auth.js';
-import { ensureBuilt, rawExchange, spawnServe, writeConfig, type ServeProc } from './helpers.js';
+import { rawExchange } from './helpers.js';
+import { ensureDist } from '../helpers/dist.js';
+import { spawnServe, writeConfig, type ServeProc } from '../helpers/tlog-cli.js';
 
 let dir: string;
 /** A service with the default figures, and one with a headers timeout too short for anything but its test. */
@@ -33,11 +35,11 @@ async function start(name: string, http: Record<string, number>): Promise<ServeP
 }
 
 beforeAll(async () => {
-  ensureBuilt();
+  ensureDist();
   dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-serve-guard-'));
   p = await start('default', {});
   hasty = await start('hasty', { headersTimeoutSeconds: 0.3 });
-});
+}, 240_000);
 afterAll(async () => {
   for (const s of [p, hasty]) {
     if (s?.child.exitCode === null) {

@@ -4,11 +4,9 @@
  * and metrics, reload by SIGHUP and by the admin route, and a SIGTERM in the middle of a storm of
  * appends that loses no acknowledged entry and exits 0.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditLog } from '../../src/client/audit.js';
@@ -22,32 +20,19 @@ import { keyPair, verifierFor } from '../../src/note/signers.js';
 import { verifyCheckpoint } from '../../src/note/verified-checkpoint.js';
 import { parsePolicy } from '../../src/note/witness-policy.js';
 import { runWitness } from '../../witness/serve.js';
-import { bin, ensureBuilt, spawnServe, writeConfig, type ServeProc } from './helpers.js';
+import { ensureDist } from '../helpers/dist.js';
+import { runTlog, serveSpawner, stopServe, writeConfig, type ServeProc } from '../helpers/tlog-cli.js';
 import { until } from '../helpers/wait.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 let dir: string;
-const procs: ServeProc[] = [];
+const start = serveSpawner();
 
 beforeAll(() => {
-  ensureBuilt();
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-serve-'));
-});
-afterAll(() => {
-  for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function start(args: string[], cwd: string, env?: Record<string, string>): Promise<ServeProc> {
-  const p = await spawnServe(args, { cwd, env });
-  procs.push(p);
-  return p;
-}
-
-async function stop(p: ServeProc): Promise<number | null> {
-  p.child.kill('SIGTERM');
-  const { code } = await p.exited;
-  return code;
-}
+  ensureDist();
+  dir = makeTempDir('tlog-serve-');
+}, 240_000);
+afterAll(() => removeDir(dir));
 
 function tenantCfg(name: string, token: string, extra: Record<string, unknown> = {}) {
   return { name, origin: `example.com/${name}`, credentials: { tokens: [hashToken(token)] }, ...extra };
@@ -63,7 +48,7 @@ const logLines = (p: ServeProc) =>
 describe('tlog serve', () => {
   it('with no configuration: tenant "default", open for writes on loopback, said at start', async () => {
     const cwd = mkdtempSync(path.join(dir, 'default-'));
-    const p = await start([], cwd);
+    const p = await start([], { cwd });
     expect(p.stderr()).toMatch(/writes accepted without credentials/);
     expect(p.stderr()).toMatch(/verifier keys:/);
     const r = await fetch(`${p.url}/default/append`, { method: 'POST', body: 'hello', headers: { 'content-type': 'application/octet-stream' } });
@@ -71,7 +56,7 @@ describe('tlog serve', () => {
     expect(((await r.json()) as { index: number }).index).toBe(0);
     const cp = await fetch(`${p.url}/default/checkpoint`);
     expect(cp.headers.get('content-type')).toBe('text/plain; charset=utf-8');
-    expect(await stop(p)).toBe(0);
+    expect(await stopServe(p)).toBe(0);
   });
 
   it('a port in use: exit 1, one readable line, and no log created (default tenant and --config)', async () => {
@@ -82,8 +67,8 @@ describe('tlog serve', () => {
       const cwd = mkdtempSync(path.join(dir, 'busy-'));
       writeConfig(path.join(cwd, 'tlog.json'), { tenants: [tenantCfg('busy', 'busy-token')] });
       for (const extra of [[], ['--config', 'tlog.json']]) {
-        const r = spawnSync(process.execPath, [bin, 'serve', '--listen', `127.0.0.1:${port}`, ...extra], { cwd, encoding: 'utf8', timeout: 60_000 });
-        expect(r.status, r.stderr).toBe(1);
+        const r = runTlog(['serve', '--listen', `127.0.0.1:${port}`, ...extra], { cwd, timeoutMs: 60_000 });
+        expect(r.code, r.stderr).toBe(1);
         expect(r.stderr).toBe(`tlog: cannot listen on 127.0.0.1:${port}: the address is already in use (is another tlog serve running?)\n`);
         expect(readdirSync(cwd)).toEqual(['tlog.json']);
       }
@@ -96,7 +81,7 @@ describe('tlog serve', () => {
     const cwd = mkdtempSync(path.join(dir, 'obs-'));
     const cfg = path.join(cwd, 'tlog.json');
     writeConfig(cfg, { tenants: [tenantCfg('obs', 'obs-token')] });
-    const p = await start(['--config', cfg], cwd);
+    const p = await start(['--config', cfg], { cwd });
     expect(p.stderr()).toMatch(/every tenant requires credentials/);
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
     const r = await fetch(`${p.url}/obs/append`, {
@@ -143,7 +128,7 @@ describe('tlog serve', () => {
     expect(metrics).toMatch(/^tlog_tree_size\{tenant="obs"\} 1$/m);
     expect(metrics).toMatch(/^process_resident_memory_bytes [0-9]+/m);
     expect(metrics).toMatch(/^tlog_batch_write_seconds_bucket/m);
-    expect(await stop(p)).toBe(0);
+    expect(await stopServe(p)).toBe(0);
   });
 
   it('reload: a tenant added to the file serves after SIGHUP; the admin route reloads too; a bad file keeps the running set', async () => {
@@ -151,7 +136,7 @@ describe('tlog serve', () => {
     const cfg = path.join(cwd, 'tlog.yaml');
     const write = (tenants: unknown[]) => writeConfig(cfg, { adminToken: hashToken('admin-token'), tenants });
     write([tenantCfg('one', 'one-token')]);
-    const p = await start(['--config', cfg], cwd);
+    const p = await start(['--config', cfg], { cwd });
     expect((await fetch(`${p.url}/two/checkpoint`)).status).toBe(404);
 
     write([tenantCfg('one', 'one-token'), tenantCfg('two', 'two-token')]);
@@ -183,7 +168,7 @@ describe('tlog serve', () => {
     expect((await fetch(`${p.url}/two/checkpoint`)).status).toBe(200);
     expect((await fetch(`${p.url}/three/checkpoint`)).status).toBe(200);
     expect(p.child.exitCode).toBeNull();
-    expect(await stop(p)).toBe(0);
+    expect(await stopServe(p)).toBe(0);
   });
 
   it('a fail-closed tenant whose witness is unreachable files nothing in cosigned/ and serves only its empty tree', async () => {
@@ -197,7 +182,7 @@ describe('tlog serve', () => {
         }),
       ],
     });
-    const p = await start(['--config', cfg], cwd);
+    const p = await start(['--config', cfg], { cwd });
     const r = await fetch(`${p.url}/fc/append`, { method: 'POST', body: 'held back', headers: { authorization: 'Bearer fc-token' } });
     expect(r.status).toBe(200);
     expect(((await r.json()) as { treeSize: number }).treeSize).toBe(1);
@@ -207,7 +192,7 @@ describe('tlog serve', () => {
     const served = await (await fetch(`${p.url}/fc/checkpoint`)).text();
     expect(served.split('\n').slice(0, 2)).toEqual(['example.com/fc', '0']);
     expect(served.split('\n').filter((l) => l.startsWith('\u2014 '))).toHaveLength(2); // the log's own two signatures, no witness
-    expect(await stop(p)).toBe(0);
+    expect(await stopServe(p)).toBe(0);
   });
 
   it("reload applies a tenant's witnesses, duplicates and limits without a restart, says what needs one, and refuses a new origin", async () => {
@@ -227,7 +212,7 @@ describe('tlog serve', () => {
     };
     const servedSize = async () => Number((await (await fetch(`${p.url}/w/checkpoint`)).text()).split('\n')[1]);
     write({});
-    const p = await start(['--config', cfg], cwd);
+    const p = await start(['--config', cfg], { cwd });
     await append('e0');
     expect(await servedSize()).toBe(1);
     const vkey = readFileSync(path.join(cwd, 'checkpoints/w/vkeys'), 'utf8').split('\n')[0]!;
@@ -286,14 +271,14 @@ describe('tlog serve', () => {
       /tenants\[0\] \(w\)\.origin: the log has origin example\.com\/w, the file says example\.com\/renamed; a log's origin cannot change/,
     );
     expect((await append('e2')).index).toBe(4); // still allowing duplicates: the running configuration stands
-    expect(await stop(p)).toBe(0);
+    expect(await stopServe(p)).toBe(0);
   });
 
   it('SIGTERM during a storm of appends: exit 0, and every acknowledged entry is in the log after restart', async () => {
     const cwd = mkdtempSync(path.join(dir, 'drain-'));
     const cfg = path.join(cwd, 'tlog.json');
     writeConfig(cfg, { tenants: [tenantCfg('g', 'g-token')] });
-    const p = await start(['--config', cfg], cwd, { TLOG_LOG_LEVEL: 'warn' });
+    const p = await start(['--config', cfg], { cwd, env: { TLOG_LOG_LEVEL: 'warn' } });
     const acked = new Map<string, number>();
     let failed = 0;
     let next = 0;
@@ -352,10 +337,10 @@ describe('tlog serve', () => {
       await log.close();
     }
     // And the service starts again on the same data and serves it.
-    const again = await start(['--config', cfg], cwd);
+    const again = await start(['--config', cfg], { cwd });
     const cp = await (await fetch(`${again.url}/g/checkpoint`)).text();
     expect(Number(cp.split('\n')[1])).toBeGreaterThanOrEqual(acked.size);
-    expect(await stop(again)).toBe(0);
+    expect(await stopServe(again)).toBe(0);
   });
 
   /**
@@ -368,7 +353,7 @@ describe('tlog serve', () => {
    */
   it('SIGTERM under steady keep-alive load: the process exits, and no request sent after "stopping" is answered', async () => {
     const cwd = mkdtempSync(path.join(dir, 'keepalive-'));
-    const p = await start([], cwd, { TLOG_LOG_LEVEL: 'warn' });
+    const p = await start([], { cwd, env: { TLOG_LOG_LEVEL: 'warn' } });
     const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
     let n = 0;
     const once = () =>

@@ -48,7 +48,8 @@ import { parsePolicy, type WitnessPolicy } from '../../src/note/witness-policy.j
 import { formatIndexPath } from '../../src/tiles/layout.js';
 import { WitnessEndpoint } from '../../src/witness-client/client.js';
 import { Cosigner } from '../../src/witness-client/cosigner.js';
-import { bin as tlogBin, ensureBuilt, spawnServe, writeConfig, type ServeProc } from '../http/helpers.js';
+import { ensureDist, tlogBin } from '../helpers/dist.js';
+import { spawnServe, writeConfig, type ServeProc } from '../helpers/tlog-cli.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const moduleDir = path.join(here, 'go-omniwitness');
@@ -402,7 +403,7 @@ describe('omniwitness (github.com/transparency-dev/witness) cosigns our log', ()
   }, 60_000);
 
   test('tlog serve --config: a tenant whose witnesses.policy names omniwitness publishes its cosignatures', async () => {
-    ensureBuilt();
+    ensureDist();
     const ORIGIN = 'example.com/served-omniwitnessed';
     const TENANT = 'witnessed';
     const TOKEN = 'omniwitness-interop-token';

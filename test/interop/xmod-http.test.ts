@@ -15,7 +15,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken } from '../../src/http/auth.js';
-import { ensureBuilt, spawnServe, writeConfig, type ServeProc } from '../http/helpers.js';
+import { ensureDist } from '../helpers/dist.js';
+import { spawnServe, writeConfig, type ServeProc } from '../helpers/tlog-cli.js';
 import { buildChecker, runCheck } from './tlogcheck.js';
 
 /** Entries with the bundle format's edges: 1 byte, 65535 bytes, a length prefix of 0x1f8b (gzip magic). */
@@ -50,7 +51,7 @@ const WANTS = [
 ];
 
 beforeAll(async () => {
-  ensureBuilt();
+  ensureDist();
   buildChecker();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlog-xmod-http-'));
   const cfg = path.join(dir, 'tlog.json');

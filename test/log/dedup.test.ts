@@ -2,9 +2,8 @@
  * Issue 3 through the engine: strong dedup, lookup by leaf hash, one writer per log, and
  * recovery from a damaged index, for both index backends (mmap through koffi, plain files).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, openSync, readFileSync, readSync, unlinkSync, writeSync, closeSync } from 'node:fs';
-import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { openSync, readFileSync, readSync, unlinkSync, writeSync, closeSync } from 'node:fs';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isTlogError } from '../../src/errors.js';
 import { leafHash } from '../../src/merkle/hash.js';
@@ -13,16 +12,14 @@ import { Log, silentLogger, type Logger } from '../../src/log/log.js';
 import { logPaths, type LogPaths } from '../../src/tile-store/paths.js';
 import { indexPath } from '../../src/log/open-index.js';
 import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
+import { distModule, ensureDist } from '../helpers/dist.js';
 
-const repo = path.resolve(__dirname, '../..');
 const ORIGIN = 'example.com/dedup';
 let dir: string;
 let paths: LogPaths;
 const entry = (i: number) => Buffer.from(`entry-${i}`);
 
-beforeAll(() => {
-  if (!existsSync(path.join(repo, 'dist/src/log/log.js'))) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repo });
-});
+beforeAll(() => ensureDist(), 240_000);
 beforeEach(() => {
   dir = makeTempDir('tlog-dedup-');
   paths = logPaths(dataRootsIn(dir), 'default');
@@ -163,8 +160,8 @@ describe('one writer per log', () => {
     const log = await Log.init(paths, ORIGIN);
     await log.append(entry(0));
     const script = `
-      import { Log } from ${JSON.stringify(path.join(repo, 'dist/src/log/log.js'))};
-      import { logPaths } from ${JSON.stringify(path.join(repo, 'dist/src/tile-store/paths.js'))};
+      import { Log } from ${JSON.stringify(distModule('log/log.js'))};
+      import { logPaths } from ${JSON.stringify(distModule('tile-store/paths.js'))};
       const paths = logPaths(${JSON.stringify(dataRootsIn(dir))}, 'default');
       const readOnly = process.argv.includes('ro');
       try {

@@ -8,7 +8,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { auditLog } from '../../src/client/audit.js';
 import { dirSource } from '../../src/client/source.js';
@@ -24,8 +23,8 @@ import { TILE_WIDTH, changedTiles, formatTilePath } from '../../src/tiles/layout
 import { mulberry32 } from './crash-entries.mjs';
 import { simulatePowerLoss } from './power-loss.js';
 import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
+import { repoRoot } from '../helpers/dist.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const ORIGIN = 'example.com/journal-test';
 const TENANT = 'jt';
 let dir: string;

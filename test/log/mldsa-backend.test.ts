@@ -23,8 +23,9 @@ import {
   type MldsaSigner,
 } from '../../src/log/mldsa-backend.js';
 import { subtreeV1Message } from '../../src/note/signers.js';
-import { b64, repoRoot, vectors } from '../vectors.js';
+import { b64, vectors } from '../vectors.js';
 import { thrownBy } from '../helpers/errors.js';
+import { repoRoot } from '../helpers/dist.js';
 
 interface KeyGenVector {
   tcId: number;

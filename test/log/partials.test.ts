@@ -21,7 +21,7 @@ import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/pa
 import { TileReader } from '../../src/tile-store/tile-reader.js';
 import { formatEntryBundle } from '../../src/tiles/bundle.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, partialTiles, treeHashBytes } from '../../src/tiles/layout.js';
-import { ensureBuilt } from '../http/helpers.js';
+import { ensureDist } from '../helpers/dist.js';
 import { ORIGIN, audit, du, entryOf, publishedSize, ratio, soak } from './partials-helpers.js';
 import { simulatePowerLoss } from './power-loss.js';
 
@@ -202,7 +202,7 @@ describe('open collects what a crash left', () => {
 });
 
 describe('crash recovery agrees with the collector', () => {
-  beforeAll(() => ensureBuilt(), 120_000);
+  beforeAll(() => ensureDist(), 240_000);
 
   /** Runs partials-child.mjs until it is done, then kills it; returns the indexes acknowledged. */
   async function appendThenKill(count: number, size: number, segmentBytes: number, flushAfter: number[]): Promise<number[]> {

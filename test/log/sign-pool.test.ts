@@ -7,10 +7,9 @@
  * must not keep the process alive while a pending call still does.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { ml_dsa44 } from '@noble/post-quantum/ml-dsa.js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -26,8 +25,8 @@ import { cosignatureTimestamp, keyPair, verifierFor } from '../../src/note/signe
 import { prng, randBytes, randInt } from '../prng.js';
 import { vectors } from '../vectors.js';
 import { TS, fixedClock, logKey, mldsaKey, witnessKey, witnessPair } from '../note/helpers.js';
+import { distModule, ensureDist, repoRoot } from '../helpers/dist.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const TEXT = vectors.checkpoint_1000.checkpoint_body;
 const ORIGIN = 'example.com/sign-pool-test';
 
@@ -341,14 +340,8 @@ describe('failures', () => {
 });
 
 describe('from dist/ in a plain node process', () => {
-  const distPool = path.join(repoRoot, 'dist/src/log/sign-pool.js');
-  beforeAll(() => {
-    const src = path.join(repoRoot, 'src/log/sign-pool.ts');
-    if (existsSync(distPool) && statSync(distPool).mtimeMs >= statSync(src).mtimeMs) return;
-    const r = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repoRoot, encoding: 'utf8', timeout: 240_000 });
-    if (!existsSync(distPool) || statSync(distPool).mtimeMs < statSync(src).mtimeMs)
-      throw new Error(`tsc did not build ${distPool}:\n${r.stdout}\n${r.stderr}`);
-  });
+  const distPool = distModule('log/sign-pool.js');
+  beforeAll(() => ensureDist(), 240_000);
 
   test.each(availableMldsaBackends())('signs with TLOG_MLDSA_SIGNER=%s; a pending call keeps the process alive, an idle pool never does', (backend) => {
     // Top-level await on the only pending work: the worker must be ref'd while the call runs

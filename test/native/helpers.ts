@@ -8,8 +8,8 @@ import { execFileSync } from 'node:child_process';
 import { symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
+import { repoRoot } from '../helpers/dist.js';
 
-export const REPO = resolve(import.meta.dirname, '../..');
 export const FIXTURES = resolve(import.meta.dirname, 'fixtures');
 
 let built: { root: string; out: string } | undefined;
@@ -18,15 +18,15 @@ let built: { root: string; out: string } | undefined;
 export function compiledTree(): string {
   if (built !== undefined) return built.out;
   const root = makeTempDir('tlog-build-');
-  symlinkSync(join(REPO, 'node_modules'), join(root, 'node_modules'));
+  symlinkSync(join(repoRoot, 'node_modules'), join(root, 'node_modules'));
   const config = {
-    extends: join(REPO, 'tsconfig.json'),
-    compilerOptions: { outDir: join(root, 'out'), rootDir: REPO, declaration: false, sourceMap: false },
-    include: [join(REPO, 'native'), join(REPO, 'src/hot-index')],
+    extends: join(repoRoot, 'tsconfig.json'),
+    compilerOptions: { outDir: join(root, 'out'), rootDir: repoRoot, declaration: false, sourceMap: false },
+    include: [join(repoRoot, 'native'), join(repoRoot, 'src/hot-index')],
   };
   const configPath = join(root, 'tsconfig.json');
   writeFileSync(configPath, JSON.stringify(config));
-  execFileSync(join(REPO, 'node_modules/.bin/tsc'), ['-p', configPath], { stdio: 'pipe' });
+  execFileSync(join(repoRoot, 'node_modules/.bin/tsc'), ['-p', configPath], { stdio: 'pipe' });
   // The output must resolve node_modules: put it under the linked directory's parent.
   built = { root, out: join(root, 'out') };
   return built.out;

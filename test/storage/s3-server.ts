@@ -14,7 +14,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync
 import os from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand, ListBucketsCommand, type S3Client } from '@aws-sdk/client-s3';
-import { repoRoot } from '../anchor/dist.js';
+import { repoRoot } from '../helpers/dist.js';
 import { buildGoTool } from '../anchor/go-build.js';
 import { s3Client, type S3Endpoint } from '../../src/storage/s3-store.js';
 
