@@ -12,7 +12,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { repoRoot } from '../helpers/dist.js';
-import { buildGoTool } from './go-build.js';
+import { buildGoTool } from '../helpers/go-tools.js';
 import { until } from '../helpers/wait.js';
 
 const moduleDir = path.join(repoRoot, 'test/interop/go/rekortiles');

@@ -15,7 +15,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { repoRoot } from '../helpers/dist.js';
-import { buildGoTool, goBinDir, goEnv } from './go-build.js';
+import { buildGoTool, goBinDir, goEnv } from '../helpers/go-tools.js';
 import { freePort } from './rekor-tiles.js';
 import { until } from '../helpers/wait.js';
 

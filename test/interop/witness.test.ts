@@ -13,28 +13,14 @@
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { runWitness, type RunningWitness } from '../../witness/serve.js';
 import { makeTempDir } from '../helpers/temp-dirs.js';
+import { buildGoTool, runJsonTool } from '../helpers/go-tools.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const moduleDir = path.join(here, 'go', 'witnesscheck');
-const checker = path.join(here, 'go', 'bin', 'witnesscheck');
+const moduleDir = path.join(import.meta.dirname, 'go', 'witnesscheck');
 const ORIGIN = 'go.example/log';
-
-function buildChecker(): void {
-  const version = spawnSync('go', ['version'], { encoding: 'utf8' });
-  if (version.error || version.status !== 0) {
-    throw new Error(
-      `\`go\` is not on PATH: test/interop/witness.test.ts builds ${moduleDir} and needs Go >= 1.26 (${version.error?.message ?? version.stderr})`,
-    );
-  }
-  const build = spawnSync('go', ['build', '-buildvcs=false', '-o', checker, '.'], { cwd: moduleDir, encoding: 'utf8', timeout: 240_000 });
-  if (build.error || build.status !== 0) {
-    throw new Error(`go build of ${moduleDir} failed (${version.stdout.trim()}): ${build.error?.message ?? ''}\n${build.stderr}`);
-  }
-}
+let checker = '';
 
 interface Summary {
   ok: boolean;
@@ -46,33 +32,15 @@ interface Summary {
   moduleVersions: Record<string, string>;
 }
 
-function runChecker(args: string[]): Promise<{ code: number | null; summary: Summary; stderr: string }> {
-  // Async: our witness runs in this process and must keep serving while the checker runs.
-  return new Promise((resolve, reject) => {
-    import('node:child_process').then(({ spawn }) => {
-      const child = spawn(checker, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
-      child.on('error', reject);
-      child.on('close', (code) => {
-        try {
-          resolve({ code, summary: JSON.parse(stdout.trim().split('\n').pop() ?? '') as Summary, stderr });
-        } catch {
-          reject(new Error(`witnesscheck (exit ${code}) printed no JSON: ${stdout} ${stderr}`));
-        }
-      });
-    }, reject);
-  });
-}
+/** Async: our witness runs in this process and must keep serving while the checker runs. */
+const runChecker = (args: string[]) => runJsonTool<Summary>(checker, args);
 
 describe('our witness and third-party Go code', () => {
   let logKey: { skey: string; vkey: string };
   const running: RunningWitness[] = [];
 
   beforeAll(() => {
-    buildChecker();
+    checker = buildGoTool(moduleDir, '.', 'witnesscheck');
     const r = spawnSync(checker, ['keygen', ORIGIN], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     logKey = JSON.parse(r.stdout) as { skey: string; vkey: string };

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand, ListBucketsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { repoRoot } from '../helpers/dist.js';
-import { buildGoTool } from '../anchor/go-build.js';
+import { buildGoTool } from '../helpers/go-tools.js';
 import { s3Client, type S3Endpoint } from '../../src/storage/s3-store.js';
 
 const moduleDir = path.join(repoRoot, 'test/interop/go/versitygw');
