@@ -36,7 +36,8 @@ import { parseCheckpoint } from '../../src/note/checkpoint.js';
 import { encodeBase64, openNote, parseNote } from '../../src/note/note.js';
 import { Log, type Logger } from '../../src/log/log.js';
 import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
-import { entryBytes, mulberry32, parseEntryId, randInt } from './crash-entries.mjs';
+import { entryBytes, parseEntryId } from './crash-entries.mjs';
+import { prng, randInt } from '../prng.mjs';
 import { simulatePowerLoss } from './power-loss.js';
 import { ensureDist, repoRoot } from '../helpers/dist.js';
 import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
@@ -355,7 +356,7 @@ test(`SIGKILL at random moments, ${CYCLES} kill/restart cycles: no acknowledged 
   console.log(`crash test: seed ${SEED} (CRASH_SEED=${SEED} to repeat), ${CYCLES} cycles, CRASH_KEEP=1 keeps ${tmp}`);
   const roots = dataRootsIn(tmp);
   const paths = logPaths(roots, TENANT);
-  const rand = mulberry32(SEED);
+  const rand = prng(SEED);
   let cycle = -1;
   let kind: Kind = 'mixed';
   const ctx = () => `seed ${SEED} cycle ${cycle} (${kind})`;

@@ -20,7 +20,7 @@ import { parseCheckpoint } from '../../src/note/checkpoint.js';
 import { parseNote } from '../../src/note/note.js';
 import { frameRecord, readJournal } from '../../src/storage/journal.js';
 import { TILE_WIDTH, changedTiles, formatTilePath } from '../../src/tiles/layout.js';
-import { mulberry32 } from './crash-entries.mjs';
+import { prng } from '../prng.mjs';
 import { simulatePowerLoss } from './power-loss.js';
 import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
 import { repoRoot } from '../helpers/dist.js';
@@ -151,7 +151,7 @@ describe('journal and power loss', () => {
     await (await Log.init(paths, ORIGIN)).close();
     const acked = await appendThenKill(7);
     const total = acked.reduce((a, b) => a + b.count, 0);
-    const rand = mulberry32(42);
+    const rand = prng(42);
     // Half emptied, half zeroed; the checkpoint file zeroed for sure.
     await simulatePowerLoss(paths, () => 0.5 + rand() * 0.5);
     writeFileSync(path.join(paths.tilesDir, 'checkpoint'), Buffer.alloc(100));

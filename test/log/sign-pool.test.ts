@@ -22,7 +22,7 @@ import { parseCheckpoint } from '../../src/note/checkpoint.js';
 import { SignatureType } from '../../src/note/keys.js';
 import { openNote, parseNote } from '../../src/note/note.js';
 import { cosignatureTimestamp, keyPair, verifierFor } from '../../src/note/signers.js';
-import { prng, randBytes, randInt } from '../prng.js';
+import { prng, randBytes, randInt } from '../prng.mjs';
 import { vectors } from '../vectors.js';
 import { TS, fixedClock, logKey, mldsaKey, witnessKey, witnessPair } from '../note/helpers.js';
 import { distModule, ensureDist, repoRoot } from '../helpers/dist.js';

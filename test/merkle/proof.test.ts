@@ -11,7 +11,7 @@ import {
   verifyConsistency,
   verifyInclusion,
 } from '../../src/merkle/proof.js';
-import { prng, randInt } from '../prng.js';
+import { prng, randInt } from '../prng.mjs';
 import { b64, entry, toB64, toHex, vectors } from '../vectors.js';
 import { leafHashes, levelReader, perfectLevels } from './fixture.js';
 import {

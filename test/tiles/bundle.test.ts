@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
 import { MAX_ENTRY_SIZE, checkEntrySize, formatEntryBundle, parseEntryBundle } from '../../src/tiles/bundle.js';
 import { expectCode } from '../helpers/errors.js';
-import { prng, randBytes, randInt } from '../prng.js';
+import { prng, randBytes, randInt } from '../prng.mjs';
 import { entry, toHex } from '../vectors.js';
 
 const hexes = (l: readonly Uint8Array[]) => l.map(toHex);
