@@ -10,6 +10,7 @@ import { gzipSync } from 'node:zlib';
 import { Log } from '../../src/log/log.js';
 import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, hashesAtLevel, partialWidth } from '../../src/tiles/layout.js';
+import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
 
 export const entryOf = (i: number, tag = '') => Buffer.from(`entry ${i}${tag}`);
 
@@ -35,6 +36,42 @@ export async function makeLog(
     notes.push(log.committed.note);
   }
   return { log, paths, notes };
+}
+
+/** A closed log made by makeLog in a new temporary directory, and a static server over its tiles. */
+export interface ServedLog {
+  readonly dir: string;
+  readonly roots: DataRoots;
+  readonly paths: LogPaths;
+  readonly log: Log;
+  /** The checkpoint notes at each of the sizes. */
+  readonly notes: string[];
+  readonly vkeys: string[];
+  readonly server: StaticServer;
+  /** Stops the server and removes the directory. */
+  close(): Promise<void>;
+}
+
+/** The fixture of the verifying-client tests: a log grown through `sizes`, closed, and served. */
+export async function servedLog(prefix: string, origin: string, sizes: readonly number[]): Promise<ServedLog> {
+  const { dir, roots } = tempDataRoots(prefix);
+  const { log, paths, notes } = await makeLog(roots, origin, sizes);
+  const vkeys = log.verifierKeys();
+  await log.close();
+  const server = await serveDir(paths.tilesDir);
+  return {
+    dir,
+    roots,
+    paths,
+    log,
+    notes,
+    vkeys,
+    server,
+    async close() {
+      await server.close();
+      removeDir(dir);
+    },
+  };
 }
 
 /** Copies a closed log (tiles, history, private state) to other roots: a second log with the same keys. */

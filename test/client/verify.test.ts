@@ -25,34 +25,24 @@ import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { formatSignatureLine } from '../../src/note/note.js';
 import { keyPair } from '../../src/note/signers.js';
 import { parsePolicy } from '../../src/note/witness-policy.js';
-import { entryOf, makeLog, partialsOf, serveDir, type StaticServer } from './helpers.js';
-import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
+import { entryOf, partialsOf, servedLog, type ServedLog, type StaticServer } from './helpers.js';
 
 const ORIGIN = 'example.com/client';
 /** Across every tile boundary that matters: level 0 and 1 full and partial, level 2 appearing. */
 const SIZES = [1, 2, 3, 255, 256, 257, 300, 511, 512, 513, 1000, 65535, 65536, 65537, 66000];
 
-let dir: string;
 let log: Log;
 let notes: string[];
 let vkeys: string[];
 let server: StaticServer;
+let served: ServedLog | undefined;
 const trust = () => ({ logKeys: vkeys, origin: ORIGIN });
 
 beforeAll(async () => {
-  const t = tempDataRoots('tlog-client-');
-  dir = t.dir;
-  const made = await makeLog(t.roots, ORIGIN, SIZES);
-  log = made.log;
-  notes = made.notes;
-  vkeys = log.verifierKeys();
-  await log.close();
-  server = await serveDir(made.paths.tilesDir);
+  served = await servedLog('tlog-client-', ORIGIN, SIZES);
+  ({ log, notes, vkeys, server } = served);
 }, 120_000);
-afterAll(async () => {
-  await server?.close();
-  removeDir(dir);
-});
+afterAll(() => served?.close());
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const cpAt = (i: number): TrustedCheckpoint => verifyCheckpointNote(notes[i]!, trust());
