@@ -17,7 +17,7 @@ import { Outbox } from '../../src/anchor/outbox.js';
 import { verifyReceipt } from '../../src/anchor/receipt.js';
 import { FakeRekorV1 } from './fake-rekor-v1.js';
 import { ensureDist, repoRoot } from '../helpers/dist.js';
-import { makeLog, type Fixture } from './helpers.js';
+import { downRekorV1AndLog, upRekorV1AndLog, type Fixture } from './helpers.js';
 import { buildRekorTiles, RekorTiles } from './rekor-tiles.js';
 import { buildTimestampAuthority, TimestampAuthority } from './timestamp-authority.js';
 
@@ -29,20 +29,9 @@ let keyFile: string;
 
 beforeAll(() => ensureDist(), 240_000);
 
-beforeEach(async () => {
-  rekor = new FakeRekorV1();
-  await rekor.up();
-  f = await makeLog('crash');
-  // The child opens the log itself: this process lets go of it (one writer per log).
-  await f.log.close();
-  keyFile = path.join(f.dir, 'rekor.pem');
-  writeFileSync(keyFile, rekor.publicKeyPem);
-});
-
-afterEach(async () => {
-  await rekor.down();
-  await f.cleanup();
-});
+// The child opens the log itself: this process lets go of it (one writer per log).
+beforeEach(async () => ({ rekor, f, keyFile } = await upRekorV1AndLog({ tenant: 'crash', forAnotherProcess: true })));
+afterEach(() => downRekorV1AndLog({ rekor, f }));
 
 interface Run {
   lines: string[];
