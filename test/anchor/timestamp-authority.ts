@@ -8,7 +8,7 @@
  * way the chain is fetched once from /api/v1/timestamp/certchain at start and written to
  * `chainFile`: that file is what a tenant's configuration trusts (the service never fetches it).
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -16,8 +16,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { repoRoot } from '../helpers/dist.js';
 import { buildGoTool, goBinDir, goEnv } from '../helpers/go-tools.js';
-import { freePort } from './rekor-tiles.js';
-import { until } from '../helpers/wait.js';
+import { freePort, spawnServer, stopChild, untilAnswers, type ServerProcess } from '../helpers/processes.js';
 
 const moduleDir = path.join(repoRoot, 'test/interop/go/tsa');
 const TSA_MODULE = 'github.com/sigstore/timestamp-authority/v2';
@@ -119,8 +118,7 @@ export class TimestampAuthority {
   url = '';
   /** The chain the server serves, fetched once at the first start. */
   chainPem = '';
-  logs = '';
-  private proc: ChildProcess | null = null;
+  private server: ServerProcess | null = null;
   private port = 0;
 
   constructor(
@@ -140,7 +138,6 @@ export class TimestampAuthority {
   async start(): Promise<void> {
     if (!this.port) this.port = await freePort();
     this.url = `http://127.0.0.1:${this.port}`;
-    this.logs = '';
     const signerArgs =
       this.signer === 'memory'
         ? ['--timestamp-signer', 'memory']
@@ -148,25 +145,15 @@ export class TimestampAuthority {
             const id = makeFileSignerIdentity(this.dir, this.name);
             return ['--timestamp-signer', 'file', '--file-signer-key-path', id.key, '--certificate-chain-path', id.chain];
           })();
-    const p = spawn(binary, ['serve', '--host', '127.0.0.1', '--port', String(this.port), '--disable-ntp-monitoring', '--log-type', 'prod', ...signerArgs], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, TSA_METRICS_ADDR: '127.0.0.1:0' },
-    });
-    this.proc = p;
-    p.stdout!.on('data', (d: Buffer) => (this.logs += d.toString()));
-    p.stderr!.on('data', (d: Buffer) => (this.logs += d.toString()));
-    await until(
-      'timestamp-server /ping',
-      async () => {
-        if (p.exitCode !== null) throw new Error(`timestamp-server exited ${p.exitCode}:\n${this.logs}`);
-        try {
-          return (await fetch(`${this.url}/ping`)).ok;
-        } catch {
-          return false;
-        }
+    this.server = spawnServer(
+      binary,
+      ['serve', '--host', '127.0.0.1', '--port', String(this.port), '--disable-ntp-monitoring', '--log-type', 'prod', ...signerArgs],
+      {
+        ...process.env,
+        TSA_METRICS_ADDR: '127.0.0.1:0',
       },
-      30_000,
     );
+    await untilAnswers('timestamp-server /ping', this.server, `${this.url}/ping`);
     if (!this.chainPem) {
       const res = await fetch(`${this.url}/api/v1/timestamp/certchain`);
       if (!res.ok) throw new Error(`certchain: HTTP ${res.status}`);
@@ -176,12 +163,12 @@ export class TimestampAuthority {
   }
 
   async stop(): Promise<void> {
-    const p = this.proc;
-    if (!p || p.exitCode !== null) return;
-    await new Promise<void>((resolve) => {
-      p.once('exit', () => resolve());
-      p.kill('SIGTERM');
-    });
+    await stopChild(this.server?.proc);
+  }
+
+  /** What the server wrote since its last start. */
+  get logs(): string {
+    return this.server?.output() ?? '';
   }
 
   /** What a tenant's anchoring configuration says about this TSA. */

@@ -77,6 +77,7 @@ func VerifySubtreeConsistency(hasher merkle.LogHasher, start, end, size uint64, 
 	return errors.New("subtree consistency proofs are not available in this build")
 }
 `;
+import { stopChild } from '../helpers/processes.js';
 
 function run(cmd: string, args: string[], cwd: string, timeout: number): string {
   // GOWORK=off: a go.work above the temp dir must not change what is built.
@@ -241,10 +242,7 @@ class Omniwitness {
   async stop(): Promise<void> {
     const child = this.child;
     this.child = null;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const done = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await done;
+    await stopChild(child);
   }
 
   log(): string {

@@ -24,6 +24,7 @@ import { prng } from '../prng.mjs';
 import { simulatePowerLoss } from './power-loss.js';
 import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
 import { repoRoot } from '../helpers/dist.js';
+import { stopChild } from '../helpers/processes.js';
 
 const ORIGIN = 'example.com/journal-test';
 const TENANT = 'jt';
@@ -58,8 +59,7 @@ async function appendThenKill(batches: number): Promise<{ index: number; count: 
     });
     child.on('exit', (code) => reject(new Error(`journal child exited ${code}: ${err}`)));
   });
-  child.kill('SIGKILL');
-  await new Promise((r) => child.once('exit', r));
+  await stopChild(child, 'SIGKILL');
   return [...out.matchAll(/^acked (\d+) (\d+)$/gm)].map((m) => ({ index: Number(m[1]), count: Number(m[2]) }));
 }
 

@@ -17,6 +17,7 @@ import { CreateBucketCommand, ListBucketsCommand, type S3Client } from '@aws-sdk
 import { repoRoot } from '../helpers/dist.js';
 import { buildGoTool } from '../helpers/go-tools.js';
 import { s3Client, type S3Endpoint } from '../../src/storage/s3-store.js';
+import { stopChild } from '../helpers/processes.js';
 
 const moduleDir = path.join(repoRoot, 'test/interop/go/versitygw');
 const PKG = 'github.com/versity/versitygw/cmd/versitygw';
@@ -172,12 +173,7 @@ export class S3Server {
   async stop(): Promise<void> {
     const p = this.proc;
     this.proc = null;
-    if (p && p.exitCode === null && p.signalCode === null) {
-      await new Promise<void>((resolve) => {
-        p.once('exit', () => resolve());
-        p.kill('SIGTERM');
-      });
-    }
+    await stopChild(p);
   }
 
   /** Stops the server and removes its files. */
