@@ -3,11 +3,11 @@ import { closeSync, openSync, readFileSync, truncateSync, writeFileSync, writeSy
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { nativeAvailable, type MappedFileBackend } from '../../native/index.js';
+import { nativeAvailable } from '../../native/index.js';
 import { IndexError, openIndex, type HotIndex } from '../../src/hot-index/index.js';
 import { tempDirPerTest } from '../helpers/temp-dirs.js';
+import { mappedFileBackends } from '../native/helpers.js';
 
-const backends: MappedFileBackend[] = nativeAvailable ? ['mmap', 'plain'] : ['plain'];
 const TABLE_OFFSET = 8192;
 const SLOT_A = 4096;
 const SLOT_B = 4096 + 512;
@@ -34,7 +34,7 @@ function occupiedSlots(path: string): number[] {
   return out;
 }
 
-describe.each(backends)('corruption (%s)', (backend) => {
+describe.each(mappedFileBackends)('corruption (%s)', (backend) => {
   const tmp = tempDirPerTest('tlog-corrupt-');
   let path: string;
   let hashes: Buffer;

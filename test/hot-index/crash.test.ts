@@ -3,9 +3,8 @@ import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { nativeAvailable } from '../../native/index.js';
 import { IndexError, openIndex } from '../../src/hot-index/index.js';
-import { cleanupCompiled, compiledTree } from '../native/helpers.js';
+import { cleanupCompiled, compiledTree, mappedFileBackends } from '../native/helpers.js';
 import { thrownBy } from '../helpers/errors.js';
 import { tempDirPerTest } from '../helpers/temp-dirs.js';
 
@@ -35,7 +34,7 @@ function runAndKill(path: string, batch: number, every: number, extraMs: number,
 
 afterAll(() => cleanupCompiled());
 
-describe.each(nativeAvailable ? (['mmap', 'plain'] as const) : (['plain'] as const))('SIGKILL while inserting (%s)', (backend) => {
+describe.each(mappedFileBackends)('SIGKILL while inserting (%s)', (backend) => {
   const tmp = tempDirPerTest('tlog-crash-');
   // The child runs as a process without koffi would: plain files and lock files. Locks of the
   // two kinds do not see each other, so our side must use the same kind.

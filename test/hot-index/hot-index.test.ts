@@ -2,13 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { nativeAvailable, type MappedFileBackend } from '../../native/index.js';
 import { IndexError, initialCapacityFor, openIndex, type HotIndex } from '../../src/hot-index/index.js';
 import { statSync } from 'node:fs';
 import { thrownBy } from '../helpers/errors.js';
 import { tempDirPerTest } from '../helpers/temp-dirs.js';
+import { mappedFileBackends } from '../native/helpers.js';
 
-const backends: MappedFileBackend[] = nativeAvailable ? ['mmap', 'plain'] : ['plain'];
 const root = (n: number): Uint8Array => new Uint8Array(32).fill(n & 0xff);
 const quiet = { onWarning: () => {} };
 
@@ -16,7 +15,7 @@ function commit(ix: HotIndex, treeSize: number): void {
   ix.writeCommitPoint({ treeSize, rootHash: root(treeSize), checkpointHash: root(treeSize + 1) });
 }
 
-describe.each(backends)('hot index (%s)', (backend) => {
+describe.each(mappedFileBackends)('hot index (%s)', (backend) => {
   const tmp = tempDirPerTest('tlog-index-');
   let path: string;
   beforeEach(() => {

@@ -2,18 +2,17 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { nativeAvailable, type MappedFileBackend } from '../../native/index.js';
 import { openIndex, rebuild } from '../../src/hot-index/index.js';
 import { tempDirPerTest } from '../helpers/temp-dirs.js';
+import { mappedFileBackends } from '../native/helpers.js';
 
-const backends: MappedFileBackend[] = nativeAvailable ? ['mmap', 'plain'] : ['plain'];
 const cp = (treeSize: number) => ({ treeSize, rootHash: new Uint8Array(32).fill(7), checkpointHash: new Uint8Array(32).fill(8) });
 
 async function* chunks(all: Uint8Array, per: number): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < all.length; i += per * 32) yield all.subarray(i, i + per * 32);
 }
 
-describe.each(backends)('rebuild (%s)', (backend) => {
+describe.each(mappedFileBackends)('rebuild (%s)', (backend) => {
   const tmp = tempDirPerTest('tlog-rebuild-');
   let path: string;
   beforeEach(() => {

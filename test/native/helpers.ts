@@ -1,16 +1,20 @@
 /**
- * Test helpers shared by test/native and test/hot-index: a compiled copy of native/ and
- * src/hot-index/ for child processes (which run plain node, without vitest's TS
- * transform). The copy is compiled with the project's own tsc into a temp directory that
- * links the project's node_modules, so `koffi` resolves as in production.
+ * Test helpers shared by test/native and test/hot-index: the mapped-file backends this machine
+ * has, and a compiled copy of native/ and src/hot-index/ for child processes (which run plain
+ * node, without vitest's TS transform). The copy is compiled with the project's own tsc into a
+ * temp directory that links the project's node_modules, so `koffi` resolves as in production.
  */
 import { execFileSync } from 'node:child_process';
 import { symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
+import { nativeAvailable, type MappedFileBackend } from '../../native/index.js';
 import { repoRoot } from '../helpers/dist.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 export const FIXTURES = resolve(import.meta.dirname, 'fixtures');
+
+/** The backends each mapped-file and index test runs on: plain files always, mmap where koffi loads. */
+export const mappedFileBackends: MappedFileBackend[] = nativeAvailable ? ['mmap', 'plain'] : ['plain'];
 
 let built: { root: string; out: string } | undefined;
 

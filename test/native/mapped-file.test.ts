@@ -1,17 +1,16 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { nativeAvailable, NativeError, openMappedFile, pageSize, type MappedFileBackend } from '../../native/index.js';
+import { nativeAvailable, NativeError, openMappedFile, pageSize } from '../../native/index.js';
 import { thrownBy } from '../helpers/errors.js';
 import { tempDirPerTest } from '../helpers/temp-dirs.js';
-
-const backends: MappedFileBackend[] = nativeAvailable ? ['mmap', 'plain'] : ['plain'];
+import { mappedFileBackends } from './helpers.js';
 
 it('koffi loads on this machine (the CI target)', () => {
   expect(nativeAvailable).toBe(true);
 });
 
-describe.each(backends)('MappedFile (%s)', (backend) => {
+describe.each(mappedFileBackends)('MappedFile (%s)', (backend) => {
   const tmp = tempDirPerTest('tlog-mf-');
 
   it('round-trips integers and bytes, little-endian on disk', () => {
