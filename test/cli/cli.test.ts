@@ -4,23 +4,23 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { serveDir } from '../client/helpers.js';
 import { LINES_PER_BATCH } from '../../src/cli/append.js';
 import { ensureDist, repoRoot, tlogBin } from '../helpers/dist.js';
-import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
+import { makeTempDir, removeDir, tempDirPerFile } from '../helpers/temp-dirs.js';
 import { runTlog, spawnServe, stopServe } from '../helpers/tlog-cli.js';
 
-let dir: string;
+const tmp = tempDirPerFile('tlog-cli-');
 
-/** tlog on the data roots of `dir`. */
+/** tlog on the data roots of `tmp.dir`. */
 function tlog(args: string[], input?: string) {
-  return runTlog(['--tiles-dir', 'tiles', '--checkpoints-dir', 'checkpoints', '--state-dir', 'state', ...args], { cwd: dir, input });
+  return runTlog(['--tiles-dir', 'tiles', '--checkpoints-dir', 'checkpoints', '--state-dir', 'state', ...args], { cwd: tmp.dir, input });
 }
 
 /** The same, without blocking this process (for tests that serve something to it). */
 function tlogAsync(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [tlogBin, ...args], { cwd: dir });
+  const child = spawn(process.execPath, [tlogBin, ...args], { cwd: tmp.dir });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -28,11 +28,7 @@ function tlogAsync(args: string[]): Promise<{ code: number | null; stdout: strin
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }
 
-beforeAll(() => {
-  ensureDist();
-  dir = makeTempDir('tlog-cli-');
-}, 240_000);
-afterAll(() => removeDir(dir));
+beforeAll(() => ensureDist(), 240_000);
 
 describe('tlog', () => {
   it('init prints verifier keys; a second init fails with one line and exit 1', () => {
@@ -47,8 +43,8 @@ describe('tlog', () => {
   });
 
   it('appends files, stdin and lines, then show and verify agree', () => {
-    writeFileSync(path.join(dir, 'a.txt'), 'file a');
-    writeFileSync(path.join(dir, 'b.txt'), 'file b');
+    writeFileSync(path.join(tmp.dir, 'a.txt'), 'file a');
+    writeFileSync(path.join(tmp.dir, 'b.txt'), 'file b');
     const files = tlog(['append', 'a.txt', 'b.txt']);
     expect(files.code).toBe(0);
     expect(
@@ -83,7 +79,7 @@ describe('tlog', () => {
     const child = spawn(
       process.execPath,
       [tlogBin, '--tiles-dir', 'tiles', '--checkpoints-dir', 'checkpoints', '--state-dir', 'state', 'append', '--lines', '--tenant', 'lines'],
-      { cwd: dir },
+      { cwd: tmp.dir },
     );
     let out = '';
     let err = '';
@@ -148,7 +144,7 @@ describe('tlog', () => {
   });
 
   it('verify fails when a bundle byte is flipped, naming the file', () => {
-    const p = path.join(dir, 'tiles/default/tile/entries/000');
+    const p = path.join(tmp.dir, 'tiles/default/tile/entries/000');
     const orig = readFileSync(p);
     const bad = Buffer.from(orig);
     bad[10]! ^= 1;
@@ -186,7 +182,7 @@ describe('tlog', () => {
   it('monitor waits out a log that is down, saying why, and keeps following; --once fails with the reason', async () => {
     const vkeys: string[] = JSON.parse(tlog(['show', '--json']).stdout).verifierKeys;
     let drop = 0;
-    const server = await serveDir(path.join(dir, 'tiles/default'), '/log', () => (drop-- > 0 ? 'reset' : null));
+    const server = await serveDir(path.join(tmp.dir, 'tiles/default'), '/log', () => (drop-- > 0 ? 'reset' : null));
     try {
       // A source tries a dropped connection once more itself (a stale kept-alive socket): two
       // drops fail one poll.
@@ -198,7 +194,7 @@ describe('tlog', () => {
       expect(once.stderr.split('\n')).toHaveLength(2);
 
       drop = 4;
-      const child = spawn(process.execPath, [tlogBin, 'monitor', '--url', server.url, '--vkey', vkeys[0]!, '--interval', '0.05'], { cwd: dir });
+      const child = spawn(process.execPath, [tlogBin, 'monitor', '--url', server.url, '--vkey', vkeys[0]!, '--interval', '0.05'], { cwd: tmp.dir });
       let out = '';
       let err = '';
       child.stdout.on('data', (d) => (out += d));
@@ -222,7 +218,7 @@ describe('tlog', () => {
 
   it("the README's order works as written: `npm start`, then `tlog init --origin`, append, show, verify", async () => {
     // A fresh checkout: no flags, the default data roots under the working directory.
-    const cwd = mkdtempSync(path.join(dir, 'readme-'));
+    const cwd = mkdtempSync(path.join(tmp.dir, 'readme-'));
     const run = (args: string[], input?: string) => runTlog(args, { cwd, input });
     // `npm start` (= tlog serve), on a port the OS picks, stopped with Ctrl-C.
     const server = spawn(process.execPath, [tlogBin, 'serve', '--listen', '127.0.0.1:0'], { cwd });
@@ -269,7 +265,7 @@ describe('tlog', () => {
   }, 120_000);
 
   it("serve --origin chooses the default log's origin on first start, and refuses another one later", async () => {
-    const cwd = mkdtempSync(path.join(dir, 'origin-'));
+    const cwd = mkdtempSync(path.join(tmp.dir, 'origin-'));
     const start = async (extra: string[]) => {
       const child = spawn(process.execPath, [tlogBin, 'serve', '--listen', '127.0.0.1:0', ...extra], { cwd });
       let err = '';
@@ -299,7 +295,7 @@ describe('tlog', () => {
 
   it('serve answers appends over HTTP, verify --url audits it, and SIGTERM exits 0', async () => {
     // Port 0: the OS picks a free one, and serve says which.
-    const p = await spawnServe([], { cwd: dir, globalArgs: ['--tiles-dir', 't2', '--checkpoints-dir', 'c2', '--state-dir', 's2'], timeoutMs: 30_000 });
+    const p = await spawnServe([], { cwd: tmp.dir, globalArgs: ['--tiles-dir', 't2', '--checkpoints-dir', 'c2', '--state-dir', 's2'], timeoutMs: 30_000 });
     const base = `${p.url}/default`;
     for (let i = 0; i < 5; i++) {
       const res = await fetch(`${base}/append`, { method: 'POST', body: `http entry ${i}` });
@@ -311,10 +307,10 @@ describe('tlog', () => {
       .split('\n')
       .map((l) => l.trim())
       .find((l) => /^127\.0\.0\.1:\d+\/default\+[0-9a-f]{8}\+A/.test(l))!;
-    const v = runTlog(['verify', '--url', base, '--vkey', vkey, '--json'], { cwd: dir });
+    const v = runTlog(['verify', '--url', base, '--vkey', vkey, '--json'], { cwd: tmp.dir });
     expect(v.stderr).toBe('');
     expect(JSON.parse(v.stdout).treeSize).toBe(5);
-    const wrongKey = runTlog(['verify', '--url', base, '--vkey', 'example.com/cli+00000000+AYqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29c'], { cwd: dir });
+    const wrongKey = runTlog(['verify', '--url', base, '--vkey', 'example.com/cli+00000000+AYqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29c'], { cwd: tmp.dir });
     expect(wrongKey.code).toBe(1);
     expect(await stopServe(p)).toBe(0);
   });

@@ -6,29 +6,25 @@
  */
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { availableMldsaBackends, chooseMldsaBackend } from '../../src/log/mldsa-backend.js';
 import { parseVerifierKey } from '../../src/note/keys.js';
 import { openNote } from '../../src/note/note.js';
 import { verifierFor } from '../../src/note/signers.js';
 import { ensureDist } from '../helpers/dist.js';
 import { runTlog, serveSpawner, stopServe } from '../helpers/tlog-cli.js';
-import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
+import { tempDirPerFile } from '../helpers/temp-dirs.js';
 
-let dir: string;
+const tmp = tempDirPerFile('tlog-serve-signer-');
 const spawnServe = serveSpawner();
 
-beforeAll(() => {
-  ensureDist();
-  dir = makeTempDir('tlog-serve-signer-');
-}, 240_000);
-afterAll(() => removeDir(dir));
+beforeAll(() => ensureDist(), 240_000);
 
 describe('the ML-DSA-44 signer of tlog serve', () => {
   // '' is unset: the preferred one the runtime offers.
   it.each(['', ...availableMldsaBackends()])('TLOG_MLDSA_SIGNER=%j: named at start and in /metrics, and it signs the checkpoints', async (forced) => {
     const backend = chooseMldsaBackend(forced);
-    const cwd = mkdtempSync(path.join(dir, 'serve-'));
+    const cwd = mkdtempSync(path.join(tmp.dir, 'serve-'));
     const p = await spawnServe([], { cwd, env: { TLOG_MLDSA_SIGNER: forced } });
     expect(p.stderr()).toMatch(new RegExp(`^listening on http://127\\.0\\.0\\.1:${p.port} \\(.*; ML-DSA-44 signer: ${backend}\\)$`, 'm'));
 
@@ -48,7 +44,7 @@ describe('the ML-DSA-44 signer of tlog serve', () => {
   });
 
   it.each(['bogus', 'Noble'])('TLOG_MLDSA_SIGNER=%s: exits 1 with one line, before creating the log', (forced) => {
-    const cwd = mkdtempSync(path.join(dir, 'refused-'));
+    const cwd = mkdtempSync(path.join(tmp.dir, 'refused-'));
     const r = runTlog(['serve', '--listen', '127.0.0.1:0'], { cwd, timeoutMs: 20_000, env: { TLOG_MLDSA_SIGNER: forced } });
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(`tlog: TLOG_MLDSA_SIGNER=${JSON.stringify(forced)}: want one of node:crypto, liboqs-wasm, noble\n`);

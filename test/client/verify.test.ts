@@ -25,7 +25,7 @@ import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { formatSignatureLine } from '../../src/note/note.js';
 import { keyPair } from '../../src/note/signers.js';
 import { parsePolicy } from '../../src/note/witness-policy.js';
-import { entryOf, partialsOf, servedLog, type ServedLog, type StaticServer } from './helpers.js';
+import { entryOf, partialsOf, servedLog, serveDir, type ServedLog, type StaticServer } from './helpers.js';
 
 const ORIGIN = 'example.com/client';
 /** Across every tile boundary that matters: level 0 and 1 full and partial, level 2 appearing. */

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import type { DataRoots } from '../../src/tile-store/paths.js';
 
 /** A new empty directory under the OS temp directory, named `<prefix>` and six random characters. */
@@ -39,6 +39,23 @@ export function tempDirPerTest(prefix: string): { readonly dir: string } {
     dir = makeTempDir(prefix);
   });
   afterEach(() => removeDir(dir));
+  return {
+    get dir() {
+      return dir;
+    },
+  };
+}
+
+/**
+ * A new temporary directory for all the tests of the enclosing describe block (or file): made
+ * in a beforeAll, removed in an afterAll. Read `.dir` in a test or in a hook registered after it.
+ */
+export function tempDirPerFile(prefix: string): { readonly dir: string } {
+  let dir = '';
+  beforeAll(() => {
+    dir = makeTempDir(prefix);
+  });
+  afterAll(() => removeDir(dir));
   return {
     get dir() {
       return dir;

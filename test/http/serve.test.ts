@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import http from 'node:http';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { auditLog } from '../../src/client/audit.js';
 import { dirSource } from '../../src/client/source.js';
 import { hashToken } from '../../src/http/auth.js';
@@ -23,16 +23,12 @@ import { runWitness } from '../../witness/serve.js';
 import { ensureDist } from '../helpers/dist.js';
 import { runTlog, serveSpawner, stopServe, writeConfig, type ServeProc } from '../helpers/tlog-cli.js';
 import { until } from '../helpers/wait.js';
-import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
+import { tempDirPerFile } from '../helpers/temp-dirs.js';
 
-let dir: string;
+const tmp = tempDirPerFile('tlog-serve-');
 const start = serveSpawner();
 
-beforeAll(() => {
-  ensureDist();
-  dir = makeTempDir('tlog-serve-');
-}, 240_000);
-afterAll(() => removeDir(dir));
+beforeAll(() => ensureDist(), 240_000);
 
 function tenantCfg(name: string, token: string, extra: Record<string, unknown> = {}) {
   return { name, origin: `example.com/${name}`, credentials: { tokens: [hashToken(token)] }, ...extra };
@@ -47,7 +43,7 @@ const logLines = (p: ServeProc) =>
 
 describe('tlog serve', () => {
   it('with no configuration: tenant "default", open for writes on loopback, said at start', async () => {
-    const cwd = mkdtempSync(path.join(dir, 'default-'));
+    const cwd = mkdtempSync(path.join(tmp.dir, 'default-'));
     const p = await start([], { cwd });
     expect(p.stderr()).toMatch(/writes accepted without credentials/);
     expect(p.stderr()).toMatch(/verifier keys:/);
@@ -64,7 +60,7 @@ describe('tlog serve', () => {
     await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
     const port = (holder.address() as net.AddressInfo).port;
     try {
-      const cwd = mkdtempSync(path.join(dir, 'busy-'));
+      const cwd = mkdtempSync(path.join(tmp.dir, 'busy-'));
       writeConfig(path.join(cwd, 'tlog.json'), { tenants: [tenantCfg('busy', 'busy-token')] });
       for (const extra of [[], ['--config', 'tlog.json']]) {
         const r = runTlog(['serve', '--listen', `127.0.0.1:${port}`, ...extra], { cwd, timeoutMs: 60_000 });
@@ -78,7 +74,7 @@ describe('tlog serve', () => {
   });
 
   it('logs carry the request id and the traceparent trace id; healthz and metrics over a socket', async () => {
-    const cwd = mkdtempSync(path.join(dir, 'obs-'));
+    const cwd = mkdtempSync(path.join(tmp.dir, 'obs-'));
     const cfg = path.join(cwd, 'tlog.json');
     writeConfig(cfg, { tenants: [tenantCfg('obs', 'obs-token')] });
     const p = await start(['--config', cfg], { cwd });
@@ -132,7 +128,7 @@ describe('tlog serve', () => {
   });
 
   it('reload: a tenant added to the file serves after SIGHUP; the admin route reloads too; a bad file keeps the running set', async () => {
-    const cwd = mkdtempSync(path.join(dir, 'reload-'));
+    const cwd = mkdtempSync(path.join(tmp.dir, 'reload-'));
     const cfg = path.join(cwd, 'tlog.yaml');
     const write = (tenants: unknown[]) => writeConfig(cfg, { adminToken: hashToken('admin-token'), tenants });
     write([tenantCfg('one', 'one-token')]);
@@ -172,7 +168,7 @@ describe('tlog serve', () => {
   });
 
   it('a fail-closed tenant whose witness is unreachable files nothing in cosigned/ and serves only its empty tree', async () => {
-    const cwd = mkdtempSync(path.join(dir, 'unwitnessed-'));
+    const cwd = mkdtempSync(path.join(tmp.dir, 'unwitnessed-'));
     const cfg = path.join(cwd, 'tlog.json');
     const wk = keyPair(generatePrivateKey('witness.example/away', SignatureType.cosignatureV1));
     writeConfig(cfg, {
@@ -196,7 +192,7 @@ describe('tlog serve', () => {
   });
 
   it("reload applies a tenant's witnesses, duplicates and limits without a restart, says what needs one, and refuses a new origin", async () => {
-    const cwd = mkdtempSync(path.join(dir, 'rewitness-'));
+    const cwd = mkdtempSync(path.join(tmp.dir, 'rewitness-'));
     const cfg = path.join(cwd, 'tlog.json');
     const auth = { authorization: 'Bearer w-token' };
     const write = (extra: Record<string, unknown>, top: Record<string, unknown> = {}) =>
@@ -275,7 +271,7 @@ describe('tlog serve', () => {
   });
 
   it('SIGTERM during a storm of appends: exit 0, and every acknowledged entry is in the log after restart', async () => {
-    const cwd = mkdtempSync(path.join(dir, 'drain-'));
+    const cwd = mkdtempSync(path.join(tmp.dir, 'drain-'));
     const cfg = path.join(cwd, 'tlog.json');
     writeConfig(cfg, { tenants: [tenantCfg('g', 'g-token')] });
     const p = await start(['--config', cfg], { cwd, env: { TLOG_LOG_LEVEL: 'warn' } });
@@ -352,7 +348,7 @@ describe('tlog serve', () => {
    * the service wrote "stopping" reached it after it started stopping, so it must not get 200.
    */
   it('SIGTERM under steady keep-alive load: the process exits, and no request sent after "stopping" is answered', async () => {
-    const cwd = mkdtempSync(path.join(dir, 'keepalive-'));
+    const cwd = mkdtempSync(path.join(tmp.dir, 'keepalive-'));
     const p = await start([], { cwd, env: { TLOG_LOG_LEVEL: 'warn' } });
     const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
     let n = 0;
