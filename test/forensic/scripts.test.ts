@@ -16,6 +16,7 @@ import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { encodeBase64, formatSignatureLine, parseNote } from '../../src/note/note.js';
 import { keyPair, subtreeV1Message } from '../../src/note/signers.js';
 import { busyboxShell, cleanupShells, dashGnuShell, makeLog, parseLeaves, parseRecomputed, runScript, withStub, type Shell, type TestLog } from './helpers.js';
+import { flipBits } from '../helpers/file-bytes.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const logs = new Map<number, TestLog>();
@@ -44,12 +45,6 @@ function copyOf(l: TestLog): { tiles: string; vkeys: string } {
   scratch.push(d);
   cpSync(l.tilesDir, path.join(d, 'tiles'), { recursive: true });
   return { tiles: path.join(d, 'tiles'), vkeys: path.join(l.historyDir, 'vkeys') };
-}
-
-function flip(file: string, offset: number, mask = 0x01): void {
-  const b = readFileSync(file);
-  b[offset]! ^= mask;
-  writeFileSync(file, b);
 }
 
 describe.each(SHELLS)('$name', (sh) => {
@@ -225,7 +220,7 @@ describe.each(SHELLS)('$name', (sh) => {
       const d = copyOf(l);
       const bundle = path.join(d.tiles, 'tile/entries/001.p/44');
       // Entry 256 starts at byte 0: length (2 bytes), then "entry 256 ...".
-      flip(bundle, 5);
+      flipBits(bundle, 5);
       const r = runScript(sh, 'tlog-leaves.sh', [d.tiles]);
       expect(r.code).toBe(1);
       expect(r.stdout).toMatch(
@@ -241,7 +236,7 @@ describe.each(SHELLS)('$name', (sh) => {
 
     it('a flipped byte in a length prefix: the bundle is malformed', () => {
       const d = copyOf(logs.get(300)!);
-      flip(path.join(d.tiles, 'tile/entries/000'), 1, 0x40);
+      flipBits(path.join(d.tiles, 'tile/entries/000'), 1, 0x40);
       const r = runScript(sh, 'tlog-leaves.sh', [d.tiles, '0', '10']);
       expect(r.code).toBe(1);
       expect(r.stdout).toMatch(/FAIL: bundle tile\/entries\/000 (is malformed|holds \d+ entries)/);
@@ -249,7 +244,7 @@ describe.each(SHELLS)('$name', (sh) => {
 
     it('a flipped byte in a full tile: tlog-root.sh names it and the tile above', () => {
       const d = copyOf(logs.get(1000)!);
-      flip(path.join(d.tiles, 'tile/0/001'), 100);
+      flipBits(path.join(d.tiles, 'tile/0/001'), 100);
       const r = runScript(sh, 'tlog-root.sh', [d.tiles]);
       expect(r.code).toBe(1);
       expect(r.stdout).toMatch(
@@ -268,7 +263,7 @@ describe.each(SHELLS)('$name', (sh) => {
       ] as const) {
         const l = logs.get(1000)!;
         const d = copyOf(l);
-        flip(path.join(d.tiles, rel), off);
+        flipBits(path.join(d.tiles, rel), off);
         const r = runScript(sh, 'tlog-root.sh', [d.tiles]);
         expect(r.code, rel).toBe(1);
         expect(r.stdout, rel).toMatch(/^FAIL: the tiles hash to \S+, the checkpoint says \S+$/m);
@@ -282,7 +277,7 @@ describe.each(SHELLS)('$name', (sh) => {
       const note = readFileSync(cpFile, 'utf8');
       // Flip one character of the root line into another base64 character.
       const at = note.indexOf('\n', note.indexOf('\n') + 1) + 5;
-      flip(cpFile, at, note[at] === 'A' ? 0x02 : 0x01);
+      flipBits(cpFile, at, note[at] === 'A' ? 0x02 : 0x01);
       const after = readFileSync(cpFile, 'utf8');
       expect(/^[A-Za-z0-9+/]$/.test(after[at]!)).toBe(true);
       const c = runScript(sh, 'tlog-checkpoint.sh', ['-k', d.vkeys, cpFile]);

@@ -7,6 +7,7 @@ import { nativeAvailable } from '../../native/index.js';
 import { IndexError, openIndex, type HotIndex } from '../../src/hot-index/index.js';
 import { tempDirPerTest } from '../helpers/temp-dirs.js';
 import { mappedFileBackends } from '../native/helpers.js';
+import { flipBits } from '../helpers/file-bytes.js';
 
 const TABLE_OFFSET = 8192;
 const SLOT_A = 4096;
@@ -16,10 +17,6 @@ function poke(path: string, offset: number, bytes: Uint8Array): void {
   const fd = openSync(path, 'r+');
   writeSync(fd, bytes, 0, bytes.length, offset);
   closeSync(fd);
-}
-function flip(path: string, offset: number, mask = 0x01): void {
-  const b = readFileSync(path);
-  poke(path, offset, Uint8Array.of(b[offset]! ^ mask));
 }
 /** Offsets of occupied table slots, found by reading the file directly. */
 function occupiedSlots(path: string): number[] {
@@ -67,7 +64,7 @@ describe.each(mappedFileBackends)('corruption (%s)', (backend) => {
     [110, 'header crc mismatch'],
     [125, 'header crc mismatch'],
   ])('a flipped header byte at %i is reported (%s)', (offset, reason) => {
-    flip(path, offset);
+    flipBits(path, offset);
     for (const mode of ['writer', 'readOnly'] as const) {
       const e = openError(mode);
       expect(e.code).toBe('index_corrupt');
@@ -108,7 +105,7 @@ describe.each(mappedFileBackends)('corruption (%s)', (backend) => {
 
   it('one bad commit slot falls back to the other; both bad is corrupt', () => {
     // seq 3 (the close) is in slot B, seq 2 (treeSize 20) in slot A.
-    flip(path, SLOT_B + 9);
+    flipBits(path, SLOT_B + 9);
     const ix = open();
     expect(ix.commitPoint.seq).toBe(2);
     expect(ix.commitPoint.treeSize).toBe(20);
@@ -121,8 +118,8 @@ describe.each(mappedFileBackends)('corruption (%s)', (backend) => {
     ix.close();
     expect(open('readOnly').commitPoint.treeSize).toBe(21);
 
-    flip(path, SLOT_A + 40);
-    flip(path, SLOT_B + 99);
+    flipBits(path, SLOT_A + 40);
+    flipBits(path, SLOT_B + 99);
     const e = openError();
     expect(e.reason).toBe('both commit slots are corrupt');
   });
@@ -180,7 +177,7 @@ describe.each(mappedFileBackends)('corruption (%s)', (backend) => {
     ix.insertMany(h, 0);
     ix.close();
     const [slot] = occupiedSlots(lone);
-    flip(lone, slot!);
+    flipBits(lone, slot!);
     const ro = openIndex(lone, { backend, mode: 'readOnly' });
     expect(ro.check().problems.join('\n')).toMatch(/unreachable from its home slot/);
     expect(ro.lookup(h)).toBe(-1);

@@ -21,6 +21,7 @@ import { Log } from '../../src/log/log.js';
 import { logPaths, type DataRoots } from '../../src/tile-store/paths.js';
 import { buildChecker, runCheck as runChecker, type CheckResult } from './tlogcheck.js';
 import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
+import { flipBits } from '../helpers/file-bytes.js';
 
 /** Runs the checker on a log prefix. */
 const runCheck = (prefix: string, args: string[]): Promise<CheckResult> => runChecker([...args, prefix]);
@@ -92,13 +93,6 @@ function copyLog(size: number, name: string): string {
   const dst = path.join(tmp, 'broken', name);
   fs.cpSync(logs.get(size)!.dir, dst, { recursive: true });
   return dst;
-}
-
-function flipByte(file: string, offset: number): void {
-  const b = fs.readFileSync(file);
-  const at = offset < 0 ? b.length + offset : offset;
-  b[at]! ^= 0x01;
-  fs.writeFileSync(file, b);
 }
 
 /** Replaces one base64 character inside the signature bytes (after the key ID) of a signature line. */
@@ -199,13 +193,13 @@ describe('golang.org/x/mod/sumdb checks our logs', () => {
 
   describe('notices a broken log', () => {
     const broken: [string, number, (dir: string) => void, string[]][] = [
-      ['a byte of a full level-0 tile', 1000, (d) => flipByte(path.join(d, 'tile/0/001'), 4000), ['tiles', 'entries']],
-      ['a byte of the partial level-0 tile', 1000, (d) => flipByte(path.join(d, 'tile/0/003.p/232'), 31), ['tree']],
-      ['a byte of an entry in a full bundle', 1000, (d) => flipByte(path.join(d, 'tile/entries/001'), -1), ['entries']],
-      ['a byte of an entry in the partial bundle', 1000, (d) => flipByte(path.join(d, 'tile/entries/003.p/232'), 10), ['entries']],
-      ['a byte of the partial level-1 tile', 1000, (d) => flipByte(path.join(d, 'tile/1/000.p/3'), 40), ['tree']],
-      ['a byte of a full level-1 tile', 70000, (d) => flipByte(path.join(d, 'tile/1/000'), 8000), ['tiles', 'entries']],
-      ['a byte of the level-2 tile', 70000, (d) => flipByte(path.join(d, 'tile/2/000.p/1'), 0), ['tree']],
+      ['a byte of a full level-0 tile', 1000, (d) => flipBits(path.join(d, 'tile/0/001'), 4000), ['tiles', 'entries']],
+      ['a byte of the partial level-0 tile', 1000, (d) => flipBits(path.join(d, 'tile/0/003.p/232'), 31), ['tree']],
+      ['a byte of an entry in a full bundle', 1000, (d) => flipBits(path.join(d, 'tile/entries/001'), -1), ['entries']],
+      ['a byte of an entry in the partial bundle', 1000, (d) => flipBits(path.join(d, 'tile/entries/003.p/232'), 10), ['entries']],
+      ['a byte of the partial level-1 tile', 1000, (d) => flipBits(path.join(d, 'tile/1/000.p/3'), 40), ['tree']],
+      ['a byte of a full level-1 tile', 70000, (d) => flipBits(path.join(d, 'tile/1/000'), 8000), ['tiles', 'entries']],
+      ['a byte of the level-2 tile', 70000, (d) => flipBits(path.join(d, 'tile/2/000.p/1'), 0), ['tree']],
       ['a truncated level-0 tile', 257, (d) => fs.truncateSync(path.join(d, 'tile/0/000'), 8160), ['tiles', 'entries']],
       ['a missing partial bundle', 257, (d) => fs.rmSync(path.join(d, 'tile/entries/001.p/1')), ['entries']],
       ['a bundle with an extra entry', 255, (d) => fs.appendFileSync(path.join(d, 'tile/entries/000.p/255'), Buffer.from([0, 1, 0x78])), ['entries']],

@@ -3,7 +3,7 @@
  * recovery from a damaged index, for both index backends (mmap through koffi, plain files).
  */
 import { spawnSync } from 'node:child_process';
-import { openSync, readFileSync, readSync, unlinkSync, writeSync, closeSync } from 'node:fs';
+import { readFileSync, unlinkSync } from 'node:fs';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isTlogError } from '../../src/errors.js';
 import { leafHash } from '../../src/merkle/hash.js';
@@ -13,6 +13,7 @@ import { logPaths, type LogPaths } from '../../src/tile-store/paths.js';
 import { indexPath } from '../../src/log/open-index.js';
 import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 import { distModule, ensureDist } from '../helpers/dist.js';
+import { flipBits } from '../helpers/file-bytes.js';
 
 const ORIGIN = 'example.com/dedup';
 let dir: string;
@@ -25,15 +26,6 @@ beforeEach(() => {
   paths = logPaths(dataRootsIn(dir), 'default');
 });
 afterEach(() => removeDir(dir));
-
-function flipByte(file: string, offset: number): void {
-  const fd = openSync(file, 'r+');
-  const b = Buffer.alloc(1);
-  readSync(fd, b, 0, 1, offset);
-  b[0]! ^= 0xff;
-  writeSync(fd, b, 0, 1, offset);
-  closeSync(fd);
-}
 
 function recordingLogger(): Logger & { lines: string[] } {
   const lines: string[] = [];
@@ -102,8 +94,8 @@ describe.each(['mmap', 'plain'] as const)('with the %s index backend', (indexBac
     const size = log.treeSize;
     await log.close();
     const cases: [string, () => void][] = [
-      ['header', () => flipByte(indexPath(paths), 20)],
-      ['both commit slots', () => (flipByte(indexPath(paths), 4096 + 10), flipByte(indexPath(paths), 4096 + 512 + 10))],
+      ['header', () => flipBits(indexPath(paths), 20, 0xff)],
+      ['both commit slots', () => (flipBits(indexPath(paths), 4096 + 10, 0xff), flipBits(indexPath(paths), 4096 + 512 + 10, 0xff))],
       ['missing file', () => unlinkSync(indexPath(paths))],
     ];
     for (const [what, damage] of cases) {
@@ -120,8 +112,8 @@ describe.each(['mmap', 'plain'] as const)('with the %s index backend', (indexBac
       await log.close();
     }
     // One damaged commit slot: the other one is used, no rebuild needed.
-    flipByte(indexPath(paths), 4096 + 10);
-    flipByte(indexPath(paths), 4096 + 512 + 10);
+    flipBits(indexPath(paths), 4096 + 10, 0xff);
+    flipBits(indexPath(paths), 4096 + 512 + 10, 0xff);
     const logger = recordingLogger();
     log = await Log.open(paths, { ...opts, logger });
     const r = await log.append(entry(7));
@@ -140,7 +132,7 @@ describe('a damaged dedup table', () => {
     const file = readFileSync(indexPath(paths));
     const at = file.indexOf(Buffer.from(leafHash(entry(7))));
     expect(at).toBeGreaterThan(8192);
-    flipByte(indexPath(paths), at + 20);
+    flipBits(indexPath(paths), at + 20, 0xff);
     log = await Log.open(paths, { readOnly: true });
     const problems = await log.checkIndex();
     await log.close();

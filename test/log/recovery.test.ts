@@ -36,6 +36,7 @@ import { parseCheckpoint } from '../../src/note/checkpoint.js';
 import { parseNote } from '../../src/note/note.js';
 import { rejectionOf } from '../helpers/errors.js';
 import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
+import { flipBits } from '../helpers/file-bytes.js';
 
 const ORIGIN = 'example.com/recovery-test';
 const TENANT = 'rec';
@@ -132,12 +133,6 @@ async function audit(log: Log, p: LogPaths = paths) {
     .filter((f) => statSync(f).isFile() && !path.basename(f).startsWith('.'))
     .map(read);
   return auditLog(dirSource(p.tilesDir), { verifiers: log.verifiers, origin: ORIGIN, history, collectedPartials: true });
-}
-
-function flipLastByte(f: string): void {
-  const data = readFileSync(f);
-  data[data.length - 1]! ^= 0x01;
-  writeFileSync(f, data);
 }
 
 describe('Log.open refuses a published state that disagrees with the commit point', () => {
@@ -277,12 +272,12 @@ describe('Log.open refuses tiles that do not match the commit point', () => {
   });
 
   it('refuses a tampered partial level-0 tile', async () => {
-    flipLastByte(tileFile(paths, 0, 1, 44));
+    flipBits(tileFile(paths, 0, 1, 44), -1);
     await expectRefusal(paths, /tiles of rec do not hash to the committed root at size 300: refusing to start/);
   });
 
   it('refuses a tampered level-1 tile', async () => {
-    flipLastByte(tileFile(paths, 1, 0, 1));
+    flipBits(tileFile(paths, 1, 0, 1), -1);
     await expectRefusal(paths, /tiles of rec do not hash to the committed root at size 300: refusing to start/);
   });
 
@@ -293,7 +288,7 @@ describe('Log.open refuses tiles that do not match the commit point', () => {
   });
 
   it('refuses an edge bundle whose entry does not match its leaf hash', async () => {
-    flipLastByte(tileFile(paths, ENTRIES_LEVEL, 1, 44));
+    flipBits(tileFile(paths, ENTRIES_LEVEL, 1, 44), -1);
     await expectRefusal(paths, /bundle 1 entry 43 does not match its level-0 tile hash/);
   });
 
