@@ -10,12 +10,10 @@
  * injected-ENOSPC tests run everywhere.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { auditLog } from '../../src/client/audit.js';
-import { dirSource } from '../../src/client/source.js';
 import { DEFAULT_LIMITS } from '../../src/config/config.js';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
 import { createApp } from '../../src/http/app.js';
@@ -27,6 +25,7 @@ import { freeBytes } from '../../src/storage/space.js';
 import { OPEN_AUTH, TenantRegistry } from '../../src/tenants/registry.js';
 import { until } from '../helpers/wait.js';
 import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
+import { auditLogFiles } from './helpers.js';
 
 const ORIGIN = 'example.com/disk-full';
 const TENANT = 'df';
@@ -77,12 +76,7 @@ async function checkAcked(log: Log, p: LogPaths, acked: Map<number, string>): Pr
   const size = log.treeSize;
   const { entries } = await log.readEntries(0, size);
   for (const [index, entry] of acked) expect(Buffer.from(entries[index]!).toString(), `entry ${index}`).toBe(entry);
-  const hdir = path.join(p.historyDir, 'log');
-  const history = (readdirSync(hdir, { recursive: true }) as string[])
-    .map((n) => path.join(hdir, n))
-    .filter((f) => statSync(f).isFile() && !path.basename(f).startsWith('.'))
-    .map((f) => readFileSync(f, 'utf8'));
-  expect((await auditLog(dirSource(p.tilesDir), { verifiers: log.verifiers, origin: ORIGIN, history, collectedPartials: true })).treeSize).toBe(size);
+  expect((await auditLogFiles(log, p, ORIGIN)).treeSize).toBe(size);
 }
 
 /** The HTTP service over one log (open writes, as on loopback). */

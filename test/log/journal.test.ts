@@ -9,8 +9,6 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { auditLog } from '../../src/client/audit.js';
-import { dirSource } from '../../src/client/source.js';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
 import { formatBatchRecord, parseBatchRecord } from '../../src/log/journal-record.js';
 import { Log } from '../../src/log/log.js';
@@ -25,6 +23,7 @@ import { simulatePowerLoss } from './power-loss.js';
 import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
 import { repoRoot } from '../helpers/dist.js';
 import { stopChild } from '../helpers/processes.js';
+import { auditLogFiles } from './helpers.js';
 
 const ORIGIN = 'example.com/journal-test';
 const TENANT = 'jt';
@@ -85,13 +84,7 @@ async function checkServable(p: LogPaths, log: Log): Promise<number> {
   return sizes;
 }
 
-async function audit(p: LogPaths, log: Log) {
-  const history = (readdirSync(path.join(p.historyDir, 'log'), { recursive: true }) as string[])
-    .map((n) => path.join(p.historyDir, 'log', n))
-    .filter((f) => statSync(f).isFile())
-    .map((f) => readFileSync(f, 'utf8'));
-  return auditLog(dirSource(p.tilesDir), { verifiers: log.verifiers, origin: ORIGIN, history, collectedPartials: true });
-}
+const audit = (p: LogPaths, log: Log) => auditLogFiles(log, p, ORIGIN);
 
 describe('journal and power loss', () => {
   it('a clean close flushes everything and leaves no journal segment', async () => {

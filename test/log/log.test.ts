@@ -1,8 +1,6 @@
 import { statSync, writeFileSync, readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { auditLog } from '../../src/client/audit.js';
-import { dirSource } from '../../src/client/source.js';
 import { isTlogError } from '../../src/errors.js';
 import { EMPTY_ROOT, leafHash } from '../../src/merkle/hash.js';
 import { verifyConsistency, verifyInclusion } from '../../src/merkle/proof.js';
@@ -13,6 +11,7 @@ import { verifierFor } from '../../src/note/signers.js';
 import { Log, historyPath } from '../../src/log/log.js';
 import { logPaths, type LogPaths } from '../../src/tile-store/paths.js';
 import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
+import { auditLogFiles } from './helpers.js';
 
 let dir: string;
 let paths: LogPaths;
@@ -27,13 +26,7 @@ afterEach(() => removeDir(dir));
 const entry = (i: number) => Buffer.from(`entry-${i}`);
 const rootOf = (note: string) => parseCheckpoint(parseNote(note).text).rootHash;
 
-async function audit(log: Log) {
-  const history = readdirSync(path.join(paths.historyDir, 'log'), { recursive: true })
-    .map((n) => path.join(paths.historyDir, 'log', String(n)))
-    .filter((p) => statSync(p).isFile())
-    .map((p) => require('node:fs').readFileSync(p, 'utf8') as string);
-  return auditLog(dirSource(paths.tilesDir), { verifiers: log.verifiers, origin: ORIGIN, history, collectedPartials: true });
-}
+const audit = (log: Log) => auditLogFiles(log, paths, ORIGIN);
 
 describe('Log.init', () => {
   it('creates keys 0600, publishes the signed empty checkpoint, and prints vkeys that verify it', async () => {

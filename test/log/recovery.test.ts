@@ -16,8 +16,6 @@
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { auditLog } from '../../src/client/audit.js';
-import { dirSource } from '../../src/client/source.js';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
 import { notePath, listNoteSizes } from '../../src/log/commit-point.js';
 import { Log, historyPath, type Logger } from '../../src/log/log.js';
@@ -37,6 +35,7 @@ import { parseNote } from '../../src/note/note.js';
 import { rejectionOf } from '../helpers/errors.js';
 import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 import { flipBits } from '../helpers/file-bytes.js';
+import { auditLogFiles } from './helpers.js';
 
 const ORIGIN = 'example.com/recovery-test';
 const TENANT = 'rec';
@@ -126,14 +125,7 @@ function snapshot(d: string): Map<string, string> {
 }
 
 /** A full audit of the published log, with every history checkpoint. */
-async function audit(log: Log, p: LogPaths = paths) {
-  const hdir = path.join(p.historyDir, 'log');
-  const history = (readdirSync(hdir, { recursive: true }) as string[])
-    .map((n) => path.join(hdir, n))
-    .filter((f) => statSync(f).isFile() && !path.basename(f).startsWith('.'))
-    .map(read);
-  return auditLog(dirSource(p.tilesDir), { verifiers: log.verifiers, origin: ORIGIN, history, collectedPartials: true });
-}
+const audit = (log: Log, p: LogPaths = paths) => auditLogFiles(log, p, ORIGIN);
 
 describe('Log.open refuses a published state that disagrees with the commit point', () => {
   it('refuses a published checkpoint ahead of the commit point, and touches nothing', async () => {
