@@ -26,6 +26,7 @@ import { formatSignatureLine } from '../../src/note/note.js';
 import { keyPair } from '../../src/note/signers.js';
 import { parsePolicy } from '../../src/note/witness-policy.js';
 import { entryOf, partialsOf, servedLog, serveDir, type ServedLog, type StaticServer } from './helpers.js';
+import { toHex } from '../vectors.js';
 
 const ORIGIN = 'example.com/client';
 /** Across every tile boundary that matters: level 0 and 1 full and partial, level 2 appearing. */
@@ -44,7 +45,6 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => served?.close());
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const cpAt = (i: number): TrustedCheckpoint => verifyCheckpointNote(notes[i]!, trust());
 const sources = (): [string, TlogSource][] => [
   ['dir', dirSource(log.paths.tilesDir)],
@@ -107,11 +107,11 @@ describe('inclusion', () => {
       for (const index of picks) {
         const r = await proveInclusion(tiles, cp, index);
         expect(Buffer.from(r.entry).toString()).toBe(entryOf(index).toString());
-        expect(hex(r.leafHash)).toBe(hex(leafHash(entryOf(index))));
-        expect(r.proof.map(hex)).toEqual((await log.inclusionProof(index, size)).map(hex));
+        expect(toHex(r.leafHash)).toBe(toHex(leafHash(entryOf(index))));
+        expect(r.proof.map(toHex)).toEqual((await log.inclusionProof(index, size)).map(toHex));
         expect(verifyInclusion(index, size, r.leafHash, r.proof, cp.checkpoint.rootHash)).toBe(true);
         const lh = await proveLeafHash(tiles, cp, index);
-        expect(hex(lh.leafHash)).toBe(hex(r.leafHash));
+        expect(toHex(lh.leafHash)).toBe(toHex(r.leafHash));
       }
     }
     expect(tiles.stats.cacheHits).toBeGreaterThan(0);
@@ -131,7 +131,7 @@ describe('consistency', () => {
     for (let i = 0; i < SIZES.length; i++) {
       for (let j = i; j < SIZES.length; j++) {
         const proof = await proveConsistency(tiles, cpAt(i), cpAt(j));
-        expect(proof.map(hex)).toEqual((await log.consistencyProof(SIZES[i]!, SIZES[j]!)).map(hex));
+        expect(proof.map(toHex)).toEqual((await log.consistencyProof(SIZES[i]!, SIZES[j]!)).map(toHex));
         expect(verifyConsistency(SIZES[i]!, SIZES[j]!, cpAt(i).checkpoint.rootHash, cpAt(j).checkpoint.rootHash, proof)).toBe(true);
       }
     }

@@ -17,8 +17,8 @@ import { encodeBase64, formatSignatureLine, parseNote } from '../../src/note/not
 import { keyPair, subtreeV1Message } from '../../src/note/signers.js';
 import { busyboxShell, cleanupShells, dashGnuShell, makeLog, parseLeaves, parseRecomputed, runScript, withStub, type Shell, type TestLog } from './helpers.js';
 import { flipBits } from '../helpers/file-bytes.js';
+import { toHex } from '../vectors.js';
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const logs = new Map<number, TestLog>();
 const SIZES = [0, 1, 255, 256, 300, 1000];
 const scratch: string[] = [];
@@ -56,7 +56,7 @@ describe.each(SHELLS)('$name', (sh) => {
       expect(r.code).toBe(0);
       const got = parseLeaves(r.stdout);
       expect(got.size).toBe(size);
-      l.entries.forEach((e, i) => expect(got.get(i), `entry ${i}`).toBe(hex(leafHash(e))));
+      l.entries.forEach((e, i) => expect(got.get(i), `entry ${i}`).toBe(toHex(leafHash(e))));
     });
 
     it("tlog-root.sh recomputes the engine's root from the tiles", () => {
@@ -73,7 +73,7 @@ describe.each(SHELLS)('$name', (sh) => {
       const r = runScript(sh, 'tlog-checkpoint.sh', ['-k', path.join(l.historyDir, 'vkeys'), path.join(l.tilesDir, 'checkpoint')]);
       expect(r.code).toBe(0);
       expect(r.stdout).toContain(`line 2  tree size  ${size} entries`);
-      expect(r.stdout).toContain(`= hex ${hex(l.log.committed.rootHash)}`);
+      expect(r.stdout).toContain(`= hex ${toHex(l.log.committed.rootHash)}`);
       expect(r.stdout).toMatch(/verify +ok: openssl pkeyutl -verify -rawin: Ed25519 signature verified/);
       expect(r.stdout).toMatch(/2420-byte ML-DSA-44 signature \(subtree cosignature, type 0x06\)/);
       expect(r.stdout.match(/key ID ok/g)).toHaveLength(2);
@@ -96,8 +96,8 @@ describe.each(SHELLS)('$name', (sh) => {
       expect(r.stdout).toMatch(/NOT VERIFIED: ML-DSA-44 needs a FIPS 204 implementation \(OpenSSL >= 3.5/);
       // What the script wrote for other tools is exactly the subtree/v1 message, signature and key.
       const msg = readFileSync(path.join(out, 'sig2.msg'));
-      expect(hex(msg)).toBe(
-        hex(subtreeV1Message({ cosignerName: cp.origin, timestamp: ts, origin: cp.origin, start: 0, end: cp.treeSize, hash: cp.rootHash })),
+      expect(toHex(msg)).toBe(
+        toHex(subtreeV1Message({ cosignerName: cp.origin, timestamp: ts, origin: cp.origin, start: 0, end: cp.treeSize, hash: cp.rootHash })),
       );
       const der = readFileSync(path.join(out, 'sig2.pub.der'));
       expect(der.length).toBe(22 + 1312);
@@ -182,7 +182,7 @@ describe.each(SHELLS)('$name', (sh) => {
       expect(leaves.code).toBe(0);
       const got = parseLeaves(leaves.stdout);
       expect([...got.keys()]).toEqual(Array.from({ length: 50 }, (_, i) => 250 + i));
-      for (const [i, h] of got) expect(h).toBe(hex(leafHash(l.entries[i]!)));
+      for (const [i, h] of got) expect(h).toBe(toHex(leafHash(l.entries[i]!)));
       const root = runScript(sh, 'tlog-root.sh', [l.tilesDir], { TLOG_SHA256: 'openssl' });
       expect(parseRecomputed(root.stdout)).toBe(encodeBase64(l.log.committed.rootHash));
     });
@@ -195,7 +195,7 @@ describe.each(SHELLS)('$name', (sh) => {
       expect(lines).toHaveLength(44);
       lines.forEach((line, k) => {
         const e = l.entries[256 + k]!;
-        expect(line).toBe(`${256 + k} ${e.length} ${hex(e)}`);
+        expect(line).toBe(`${256 + k} ${e.length} ${toHex(e)}`);
       });
       const t = runScript(sh, 'tlog-entries.sh', [path.join(l.tilesDir, 'tile/entries/000')]);
       expect(t.code).toBe(0);

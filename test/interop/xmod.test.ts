@@ -22,11 +22,10 @@ import { logPaths, type DataRoots } from '../../src/tile-store/paths.js';
 import { buildChecker, runCheck as runChecker, type CheckResult } from './tlogcheck.js';
 import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
 import { flipBits } from '../helpers/file-bytes.js';
+import { toB64 } from '../vectors.js';
 
 /** Runs the checker on a log prefix. */
 const runCheck = (prefix: string, args: string[]): Promise<CheckResult> => runChecker([...args, prefix]);
-
-const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 
 /**
  * Entries that differ per tenant, with the bundle format's edge cases sprinkled in: a 1-byte
@@ -145,7 +144,7 @@ describe('golang.org/x/mod/sumdb checks our logs', () => {
       // The same tree, as x/mod sees it.
       expect(summary.origin).toBe(l.log.origin);
       expect(summary.treeSize).toBe(cp.treeSize);
-      expect(summary.rootHash).toBe(b64(cp.rootHash));
+      expect(summary.rootHash).toBe(toB64(cp.rootHash));
       expect(summary.extensions).toEqual([]);
       expect(summary.entries).toBe(size);
       expect(summary.bundles).toBe(Math.ceil(size / 256));
@@ -167,11 +166,11 @@ describe('golang.org/x/mod/sumdb checks our logs', () => {
       // x/mod's proofs, built from our tiles, are byte for byte the ones our engine builds.
       expect(summary.inclusion.map((p) => p.index)).toEqual(prove);
       for (const p of summary.inclusion) {
-        expect(p.proof, `inclusion proof of ${p.index} in ${size}`).toEqual((await l.log.inclusionProof(p.index, size)).map(b64));
+        expect(p.proof, `inclusion proof of ${p.index} in ${size}`).toEqual((await l.log.inclusionProof(p.index, size)).map(toB64));
       }
       expect(summary.consistency.map((c) => c.oldSize)).toEqual(l.olds.map((o) => o.size));
       for (const c of summary.consistency) {
-        expect(c.proof, `consistency proof ${c.oldSize} -> ${size}`).toEqual((await l.log.consistencyProof(c.oldSize, size)).map(b64));
+        expect(c.proof, `consistency proof ${c.oldSize} -> ${size}`).toEqual((await l.log.consistencyProof(c.oldSize, size)).map(toB64));
       }
     });
   }
@@ -186,7 +185,7 @@ describe('golang.org/x/mod/sumdb checks our logs', () => {
     // Same size and size 0: empty proofs on both sides. 65536 is a power of two: RFC 6962
     // leaves the old root out of the proof.
     for (const c of summary.consistency) {
-      expect(c.proof, `consistency proof ${c.oldSize} -> 70000`).toEqual((await l.log.consistencyProof(c.oldSize, 70000)).map(b64));
+      expect(c.proof, `consistency proof ${c.oldSize} -> 70000`).toEqual((await l.log.consistencyProof(c.oldSize, 70000)).map(toB64));
     }
     expect(summary.consistency[0]!.proof).toEqual([]);
   });
@@ -409,14 +408,14 @@ describe('golang.org/x/mod/sumdb checks our logs', () => {
       ]);
       expect(summary.error).toBeUndefined();
       expect(code).toBe(0);
-      expect(summary.rootHash).toBe(b64(l.log.committed.rootHash));
+      expect(summary.rootHash).toBe(toB64(l.log.committed.rootHash));
       expect(summary.entries).toBe(1000);
       expect(summary.http!.checkpoint).toEqual({ requests: 1, contentType: ['text/plain; charset=utf-8'], cacheControl: ['no-store'], contentEncoding: [''] });
       expect(summary.http!.entries!.contentEncoding).toEqual(['gzip']);
       expect(summary.http!.tile!.cacheControl).toEqual(['public, max-age=604800, immutable']);
       expect(summary.http!.old!.requests).toBe(1);
       expect(summary.consistency.map((c) => c.oldSize)).toEqual([old.size]);
-      expect(summary.consistency[0]!.proof).toEqual((await l.log.consistencyProof(old.size, 1000)).map(b64));
+      expect(summary.consistency[0]!.proof).toEqual((await l.log.consistencyProof(old.size, 1000)).map(toB64));
     });
 
     it('fails on a header it was told to expect and did not get', async () => {

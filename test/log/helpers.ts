@@ -4,7 +4,7 @@ import path from 'node:path';
 import { auditLog } from '../../src/client/audit.js';
 import { dirSource } from '../../src/client/source.js';
 import type { Log } from '../../src/log/log.js';
-import type { LogPaths } from '../../src/log/paths.js';
+import type { LogPaths } from '../../src/tile-store/paths.js';
 
 /** Every checkpoint note a log kept in its history (historyDir/log), leaving out temporary files (dot names). */
 export function historyNotes(p: LogPaths): string[] {
