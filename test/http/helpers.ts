@@ -111,6 +111,9 @@ export function tokenAuth(o: { tokens?: string[]; readTokens?: string[]; clients
   };
 }
 
+/** The Authorization header of a bearer token. */
+export const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` });
+
 export function clientKey(seedByte: number): { seed: Uint8Array; publicKey: Uint8Array } {
   const seed = new Uint8Array(32).fill(seedByte);
   return { seed, publicKey: ed25519.getPublicKey(seed) };
