@@ -14,11 +14,11 @@ import { indexPath } from '../../src/log/open-index.js';
 import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 import { distModule, ensureDist } from '../helpers/dist.js';
 import { flipBits } from '../helpers/file-bytes.js';
+import { entry } from '../vectors.js';
 
 const ORIGIN = 'example.com/dedup';
 let dir: string;
 let paths: LogPaths;
-const entry = (i: number) => Buffer.from(`entry-${i}`);
 
 beforeAll(() => ensureDist(), 240_000);
 beforeEach(() => {

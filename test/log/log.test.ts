@@ -12,6 +12,7 @@ import { Log, historyPath } from '../../src/log/log.js';
 import { logPaths, type LogPaths } from '../../src/tile-store/paths.js';
 import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 import { auditLogFiles } from './helpers.js';
+import { entry } from '../vectors.js';
 
 let dir: string;
 let paths: LogPaths;
@@ -23,7 +24,6 @@ beforeEach(() => {
 });
 afterEach(() => removeDir(dir));
 
-const entry = (i: number) => Buffer.from(`entry-${i}`);
 const rootOf = (note: string) => parseCheckpoint(parseNote(note).text).rootHash;
 
 const audit = (log: Log) => auditLogFiles(log, paths, ORIGIN);

@@ -19,11 +19,11 @@ import { parsePolicy } from '../../src/note/witness-policy.js';
 import { Cosigner, withSignatures } from '../../src/witness-client/cosigner.js';
 import { runWitness, type RunningWitness } from '../../witness/serve.js';
 import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
+import { entry } from '../vectors.js';
 
 const ORIGIN = 'example.com/witnessed';
 let dir: string;
 let paths: LogPaths;
-const entry = (i: number) => Buffer.from(`entry-${i}`);
 const servers: { close(): void }[] = [];
 
 beforeEach(() => {
