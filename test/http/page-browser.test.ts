@@ -25,11 +25,12 @@ import { keyPair } from '../../src/note/signers.js';
 import { parsePolicy } from '../../src/note/witness-policy.js';
 import { OPEN_AUTH, TenantRegistry } from '../../src/tenants/registry.js';
 import { Cosigner } from '../../src/witness-client/cosigner.js';
-import { runWitness, type RunningWitness } from '../../witness/serve.js';
+import type { RunningWitness } from '../../witness/serve.js';
 import { FakeRekorV1 } from '../anchor/fake-rekor-v1.js';
 import { capturingLogger, tokenAuth } from './helpers.js';
 import { ensureDist, tlogBin } from '../helpers/dist.js';
 import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
+import { runLoopbackWitness } from '../witness/helpers.js';
 
 const CHROMIUM = process.env.TLOG_CHROMIUM ?? '/usr/bin/chromium';
 /** Flags that keep Chromium off the network it has no business with (a closed network refuses it). */
@@ -68,11 +69,11 @@ beforeAll(async () => {
   const audit = await Log.init(logPaths(roots, 'audit'), 'logs.example.com/audit', { logger: silentLogger, publishMode: 'cosigned' });
   const t = await registry.add(audit, OPEN_AUTH);
   await Promise.all(audit.appendMany(Array.from({ length: 1234 }, (_, i) => Buffer.from(`audit entry ${i}`))));
-  witness = await runWitness({
-    config: { name: 'witness.example/w1', logs: [{ origin: audit.origin, keys: [audit.verifierKeys()[0]!] }] },
+  witness = await runLoopbackWitness({
+    name: 'witness.example/w1',
+    origin: audit.origin,
+    logKeys: [audit.verifierKeys()[0]!],
     dataDir: path.join(dir, 'witness'),
-    listen: '127.0.0.1:0',
-    log: () => {},
   });
   const absent = keyPair(generatePrivateKey('witness.example/w2', SignatureType.cosignatureV1)).vkey;
   const policy = parsePolicy(`witness w1 ${witness.vkeys.cosignatureV1} ${witness.url}\nwitness w2 ${absent}\ngroup any1 any w1 w2\nquorum any1\n`);

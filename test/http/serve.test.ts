@@ -19,11 +19,11 @@ import { generatePrivateKey, parseVerifierKey, SignatureType } from '../../src/n
 import { keyPair, verifierFor } from '../../src/note/signers.js';
 import { verifyCheckpoint } from '../../src/note/verified-checkpoint.js';
 import { parsePolicy } from '../../src/note/witness-policy.js';
-import { runWitness } from '../../witness/serve.js';
 import { ensureDist } from '../helpers/dist.js';
 import { runTlog, serveSpawner, stopServe, writeConfig, type ServeProc } from '../helpers/tlog-cli.js';
 import { until } from '../helpers/wait.js';
 import { tempDirPerFile } from '../helpers/temp-dirs.js';
+import { runLoopbackWitness } from '../witness/helpers.js';
 
 const tmp = tempDirPerFile('tlog-serve-');
 const start = serveSpawner();
@@ -228,12 +228,7 @@ describe('tlog serve', () => {
     expect(existsSync(path.join(cwd, 'checkpoints/w/cosigned'))).toBe(false);
 
     // A witness that is there: the checkpoint is published with its cosignatures, and filed.
-    const witness = await runWitness({
-      config: { name: 'witness.example/here', logs: [{ origin: 'example.com/w', keys: [vkey] }] },
-      dataDir: path.join(cwd, 'witness'),
-      listen: '127.0.0.1:0',
-      log: () => {},
-    });
+    const witness = await runLoopbackWitness({ name: 'witness.example/here', origin: 'example.com/w', logKeys: [vkey], dataDir: path.join(cwd, 'witness') });
     try {
       const keys = Object.values(witness.vkeys as Record<string, string>);
       const policyText = `${keys.map((k, i) => `witness h${i} ${k} ${witness.url}`).join('\n')}\ngroup h all ${keys.map((_, i) => `h${i}`).join(' ')}\nquorum h\n`;

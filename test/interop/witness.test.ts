@@ -14,9 +14,10 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { runWitness, type RunningWitness } from '../../witness/serve.js';
+import type { RunningWitness } from '../../witness/serve.js';
 import { makeTempDir } from '../helpers/temp-dirs.js';
 import { buildGoTool, runJsonTool } from '../helpers/go-tools.js';
+import { runLoopbackWitness } from '../witness/helpers.js';
 
 const moduleDir = path.join(import.meta.dirname, 'go', 'witnesscheck');
 const ORIGIN = 'go.example/log';
@@ -52,11 +53,12 @@ describe('our witness and third-party Go code', () => {
 
   for (const mldsa44 of [true, false]) {
     test(`x/mod log -> our witness -> formats verifiers (${mldsa44 ? 'Ed25519 + ML-DSA-44' : 'Ed25519 only'})`, async () => {
-      const w = await runWitness({
-        config: { name: 'witness.test/ours', mldsa44, logs: [{ origin: ORIGIN, keys: [logKey.vkey] }] },
+      const w = await runLoopbackWitness({
+        name: 'witness.test/ours',
+        mldsa44,
+        origin: ORIGIN,
+        logKeys: [logKey.vkey],
         dataDir: makeTempDir('witness-interop-'),
-        listen: '127.0.0.1:0',
-        log: () => {},
       });
       running.push(w);
       const vkeys = mldsa44 ? [w.vkeys.cosignatureV1, w.vkeys.mldsa44] : [w.vkeys.cosignatureV1];
@@ -97,20 +99,10 @@ describe('our witness and third-party Go code', () => {
   }
 
   test('the checker notices cosignatures that are not from the key it was given', async () => {
-    const w = await runWitness({
-      config: { name: 'witness.test/ours', logs: [{ origin: ORIGIN, keys: [logKey.vkey] }] },
-      dataDir: makeTempDir('witness-interop-'),
-      listen: '127.0.0.1:0',
-      log: () => {},
-    });
+    const w = await runLoopbackWitness({ name: 'witness.test/ours', origin: ORIGIN, logKeys: [logKey.vkey], dataDir: makeTempDir('witness-interop-') });
     running.push(w);
     // Same name, another witness's key: the lines we return have another key ID.
-    const other = await runWitness({
-      config: { name: 'witness.test/ours', logs: [{ origin: ORIGIN, keys: [logKey.vkey] }] },
-      dataDir: makeTempDir('witness-interop-'),
-      listen: '127.0.0.1:0',
-      log: () => {},
-    });
+    const other = await runLoopbackWitness({ name: 'witness.test/ours', origin: ORIGIN, logKeys: [logKey.vkey], dataDir: makeTempDir('witness-interop-') });
     running.push(other);
     const { code, summary } = await runChecker(['run', '--url', w.url, '--skey', logKey.skey, '--vkey', logKey.vkey, '--witness-vkey', other.vkeys.mldsa44]);
     expect(code).toBe(1);
