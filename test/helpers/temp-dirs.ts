@@ -29,16 +29,13 @@ export function tempDataRoots(prefix: string): { dir: string; roots: DataRoots }
   return { dir, roots: dataRootsIn(dir) };
 }
 
-/**
- * A new temporary directory for each test of the enclosing describe block (or file): made in a
- * beforeEach, removed in an afterEach. Read `.dir` in a test or in a hook registered after it.
- */
-export function tempDirPerTest(prefix: string): { readonly dir: string } {
+/** A temporary directory made by the `make` hook and removed by the `remove` hook of vitest. */
+function hookedTempDir(prefix: string, make: (fn: () => void) => void, remove: (fn: () => void) => void): { readonly dir: string } {
   let dir = '';
-  beforeEach(() => {
+  make(() => {
     dir = makeTempDir(prefix);
   });
-  afterEach(() => removeDir(dir));
+  remove(() => removeDir(dir));
   return {
     get dir() {
       return dir;
@@ -47,18 +44,13 @@ export function tempDirPerTest(prefix: string): { readonly dir: string } {
 }
 
 /**
+ * A new temporary directory for each test of the enclosing describe block (or file): made in a
+ * beforeEach, removed in an afterEach. Read `.dir` in a test or in a hook registered after it.
+ */
+export const tempDirPerTest = (prefix: string): { readonly dir: string } => hookedTempDir(prefix, beforeEach, afterEach);
+
+/**
  * A new temporary directory for all the tests of the enclosing describe block (or file): made
  * in a beforeAll, removed in an afterAll. Read `.dir` in a test or in a hook registered after it.
  */
-export function tempDirPerFile(prefix: string): { readonly dir: string } {
-  let dir = '';
-  beforeAll(() => {
-    dir = makeTempDir(prefix);
-  });
-  afterAll(() => removeDir(dir));
-  return {
-    get dir() {
-      return dir;
-    },
-  };
-}
+export const tempDirPerFile = (prefix: string): { readonly dir: string } => hookedTempDir(prefix, beforeAll, afterAll);
