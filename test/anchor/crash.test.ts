@@ -7,10 +7,9 @@
  * The second case runs against our Rekor v1 and against the real rekor-tiles (Rekor v2).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Outbox } from '../../src/anchor/outbox.js';
@@ -20,6 +19,7 @@ import { ensureDist, repoRoot } from '../helpers/dist.js';
 import { downRekorV1AndLog, upRekorV1AndLog, type Fixture } from './helpers.js';
 import { buildRekorTiles, RekorTiles } from './rekor-tiles.js';
 import { buildTimestampAuthority, TimestampAuthority } from './timestamp-authority.js';
+import { makeTempDir } from '../helpers/temp-dirs.js';
 
 const CHILD = path.join(repoRoot, 'test/anchor/fixtures/anchor-child.mjs');
 
@@ -149,7 +149,7 @@ describe('SIGKILL between upload and receipt against the real Rekor v2', () => {
   beforeAll(async () => {
     buildRekorTiles();
     buildTimestampAuthority();
-    const work = mkdtempSync(path.join(os.tmpdir(), 'tlog-rekor-tiles-'));
+    const work = makeTempDir('tlog-rekor-tiles-');
     tiles = new RekorTiles(path.join(work, 'rt'));
     await tiles.start();
     tsa = new TimestampAuthority(path.join(work, 'tsa'), 'memory');

@@ -10,13 +10,14 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { repoRoot } from '../helpers/dist.js';
 import { buildGoTool, goBinDir, goEnv } from '../helpers/go-tools.js';
 import { freePort, spawnServer, stopChild, untilAnswers, type ServerProcess } from '../helpers/processes.js';
+import { removeDir } from '../helpers/temp-dirs.js';
 
 const moduleDir = path.join(repoRoot, 'test/interop/go/tsa');
 const TSA_MODULE = 'github.com/sigstore/timestamp-authority/v2';
@@ -57,7 +58,7 @@ export function buildTimestampAuthority(): void {
         copyFileSync(path.join(moduleDir, 'go.sum'), path.join(mod, 'go.sum'));
         go(['build', '-buildvcs=false', '-o', out, PKG], mod);
       } finally {
-        rmSync(work, { recursive: true, force: true });
+        removeDir(work);
       }
     },
   });

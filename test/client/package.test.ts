@@ -6,8 +6,7 @@
  * The same install resolved against the registry is test/client/package-registry.test.ts (heavy).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIENT_PACKAGE_NAME } from '../../src/client/package/build.js';
@@ -16,7 +15,7 @@ import { urlSource } from '../../src/client/source.js';
 import { formatVerifierKey, SignatureType } from '../../src/note/keys.js';
 import { clientKey, get, listen, makeEnv, post, tokenAuth, type AppEnv, type Listening } from '../http/helpers.js';
 import { installedPackages, jsBlocksImporting, node, offlineProject, packClient, repo, treeBytes, type PackedClient, type Run } from './package-helpers.js';
-import { removeDir } from '../helpers/temp-dirs.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 const README = readFileSync(path.join(repo, 'README.md'), 'utf8');
 const PACKAGE_README = readFileSync(path.join(repo, 'src/client/package/README.md'), 'utf8');
@@ -48,7 +47,7 @@ let verifierDir: string;
 let writerDir: string;
 
 beforeAll(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-client-package-'));
+  dir = makeTempDir('tlog-client-package-');
   client = packClient(dir);
   verifierDir = path.join(dir, 'verifier');
   writerDir = path.join(dir, 'writer');

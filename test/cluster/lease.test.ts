@@ -4,9 +4,6 @@
  * monotonic clock, so the tests move those clocks and never wait on the real one.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseLost, LeaseManager, type AcquireResult, type Lease } from '../../src/cluster/lease.js';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
@@ -15,6 +12,7 @@ import { PosixStore } from '../../src/storage/posix-store.js';
 import { S3Store } from '../../src/storage/s3-store.js';
 import { S3Server } from '../storage/s3-server.js';
 import { rejectionOf } from '../helpers/errors.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 const TTL = 10_000;
 
@@ -175,8 +173,8 @@ describe('leases on S3 (versitygw)', () => {
 describe('leases on POSIX', () => {
   let root: string;
   beforeAll(() => {
-    root = mkdtempSync(path.join(os.tmpdir(), 'tlog-lease-'));
+    root = makeTempDir('tlog-lease-');
   });
-  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  afterAll(() => removeDir(root));
   suite(() => new PosixStore(root));
 });

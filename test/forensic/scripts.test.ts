@@ -5,8 +5,7 @@
  * a tile or the checkpoint must be reported (non-zero exit, a readable reason). They fail
  * closed: a malformed or empty value, or a tool that fails or prints nothing, is never "ok".
  */
-import { cpSync, readFileSync, rmSync, writeFileSync, mkdtempSync, readdirSync, statSync, truncateSync, unlinkSync } from 'node:fs';
-import os from 'node:os';
+import { cpSync, readFileSync, writeFileSync, readdirSync, statSync, truncateSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { ml_dsa44 } from '@noble/post-quantum/ml-dsa.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +17,7 @@ import { keyPair, subtreeV1Message } from '../../src/note/signers.js';
 import { busyboxShell, cleanupShells, dashGnuShell, makeLog, parseLeaves, parseRecomputed, runScript, withStub, type Shell, type TestLog } from './helpers.js';
 import { flipBits } from '../helpers/file-bytes.js';
 import { toHex } from '../vectors.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 const logs = new Map<number, TestLog>();
 const SIZES = [0, 1, 255, 256, 300, 1000];
@@ -33,15 +33,15 @@ beforeAll(async () => {
   collected = await makeLog(90, 'example.com/forensic', 1);
 });
 afterAll(() => {
-  for (const l of logs.values()) rmSync(l.root, { recursive: true, force: true });
-  if (collected) rmSync(collected.root, { recursive: true, force: true });
-  for (const d of scratch) rmSync(d, { recursive: true, force: true });
+  for (const l of logs.values()) removeDir(l.root);
+  if (collected) removeDir(collected.root);
+  for (const d of scratch) removeDir(d);
   cleanupShells();
 });
 
 /** A copy of a log's public files to damage. */
 function copyOf(l: TestLog): { tiles: string; vkeys: string } {
-  const d = mkdtempSync(path.join(os.tmpdir(), 'tlog-forensic-bad-'));
+  const d = makeTempDir('tlog-forensic-bad-');
   scratch.push(d);
   cpSync(l.tilesDir, path.join(d, 'tiles'), { recursive: true });
   return { tiles: path.join(d, 'tiles'), vkeys: path.join(l.historyDir, 'vkeys') };
@@ -83,7 +83,7 @@ describe.each(SHELLS)('$name', (sh) => {
   describe('tlog-checkpoint.sh', () => {
     it('explains the ML-DSA-44 cosignature: its timestamp, and a message and key that verify with FIPS 204', () => {
       const l = logs.get(300)!;
-      const out = mkdtempSync(path.join(os.tmpdir(), 'tlog-forensic-sig-'));
+      const out = makeTempDir('tlog-forensic-sig-');
       scratch.push(out);
       const note = readFileSync(path.join(l.tilesDir, 'checkpoint'), 'utf8');
       const parsed = parseNote(note);

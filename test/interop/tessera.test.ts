@@ -11,8 +11,7 @@
  * dependencies from the module proxy.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditLog } from '../../src/client/audit.js';
@@ -26,6 +25,7 @@ import { parseVerifierKey } from '../../src/note/keys.js';
 import { verifierFor } from '../../src/note/signers.js';
 import { partialsOf, serveDir, type StaticServer } from '../client/helpers.js';
 import { buildGoTool } from '../helpers/go-tools.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 const moduleDir = path.join(import.meta.dirname, 'go', 'tessera-posix');
 const ORIGIN = 'example.com/tessera-posix';
@@ -61,7 +61,7 @@ let monitorAt300: Monitor;
 
 beforeAll(async () => {
   writer = buildGoTool(moduleDir, '.', 'tessera-posix');
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-tessera-'));
+  dir = makeTempDir('tlog-tessera-');
   logDir = path.join(dir, 'log');
   const keyFile = path.join(dir, 'key');
   first = runWriter(logDir, keyFile, 300);
@@ -75,7 +75,7 @@ beforeAll(async () => {
 }, 400_000);
 afterAll(async () => {
   await server?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  if (dir) removeDir(dir);
 });
 
 describe('a Tessera POSIX log', () => {

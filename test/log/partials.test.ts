@@ -8,8 +8,7 @@
  * crash without bringing collected partials back.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { dirSource } from '../../src/client/source.js';
@@ -24,6 +23,7 @@ import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, partialTiles, treeHashBytes 
 import { ensureDist } from '../helpers/dist.js';
 import { ORIGIN, audit, du, entryOf, publishedSize, ratio, soak } from './partials-helpers.js';
 import { simulatePowerLoss } from './power-loss.js';
+import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
 
 const TENANT = 'p';
 const repoRoot = path.resolve(__dirname, '../..');
@@ -33,11 +33,10 @@ let roots: DataRoots;
 let paths: LogPaths;
 
 beforeEach(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-partials-'));
-  roots = { tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') };
+  ({ dir, roots } = tempDataRoots('tlog-partials-'));
   paths = logPaths(roots, TENANT);
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => removeDir(dir));
 
 describe('disk amplification', () => {
   // The worst case of the issue is 256 entries of 60 KB one at a time (2 GB before collection,

@@ -6,8 +6,7 @@
  * directories, after creating a log, appending, reopening, rebuilding the index and serving
  * signed requests.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { lockFileExclusive } from '../../native/index.js';
@@ -19,13 +18,14 @@ import { makeLog as makeAnchorLog, openAnchorer } from '../anchor/helpers.js';
 import { clientKey, get, makeEnv, post, SENTINEL, tokenAuth } from '../http/helpers.js';
 import { ensureDist } from '../helpers/dist.js';
 import { runTlog } from '../helpers/tlog-cli.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 let dir: string;
 beforeAll(() => ensureDist(), 240_000);
 beforeEach(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-private-'));
+  dir = makeTempDir('tlog-private-');
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => removeDir(dir));
 
 const rootsWithState = (state: string): DataRoots => ({
   tilesRoot: path.join(dir, 'tiles'),

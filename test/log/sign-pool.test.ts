@@ -7,9 +7,6 @@
  * must not keep the process alive while a pending call still does.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { ml_dsa44 } from '@noble/post-quantum/ml-dsa.js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -26,6 +23,7 @@ import { prng, randBytes, randInt } from '../prng.mjs';
 import { vectors } from '../vectors.js';
 import { TS, fixedClock, logKey, mldsaKey, witnessKey, witnessPair } from '../note/helpers.js';
 import { distModule, ensureDist, repoRoot } from '../helpers/dist.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 const TEXT = vectors.checkpoint_1000.checkpoint_body;
 const ORIGIN = 'example.com/sign-pool-test';
@@ -185,12 +183,12 @@ describe('log keys and signTreeAsync', () => {
   let plain: LogKeys;
   const now = 1_700_000_123;
   beforeAll(async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-sign-pool-'));
+    dir = makeTempDir('tlog-sign-pool-');
     await createLogKeys(dir, ORIGIN);
     keys = await loadLogKeys(dir, ORIGIN, () => now, pool.offload);
     plain = await loadLogKeys(dir, ORIGIN, () => now);
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => removeDir(dir));
 
   test('keys loaded with an offload sign asynchronously; without, they do not', () => {
     expect(typeof keys.ed25519.signer.signAsync).toBe('function');

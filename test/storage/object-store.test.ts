@@ -5,8 +5,7 @@
  */
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
@@ -15,6 +14,7 @@ import { PosixStore } from '../../src/storage/posix-store.js';
 import { S3Store } from '../../src/storage/s3-store.js';
 import { S3Server } from './s3-server.js';
 import { rejectionOf } from '../helpers/errors.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -157,9 +157,9 @@ function contract(stores: () => [ObjectStore, ObjectStore]) {
 describe('POSIX driver', () => {
   let root: string;
   beforeAll(() => {
-    root = mkdtempSync(path.join(os.tmpdir(), 'tlog-posix-store-'));
+    root = makeTempDir('tlog-posix-store-');
   });
-  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  afterAll(() => removeDir(root));
   contract(() => [new PosixStore(root), new PosixStore(root)]);
 
   it('leaves no temp files behind, and its lock files are never listed', async () => {
