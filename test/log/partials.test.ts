@@ -24,9 +24,9 @@ import { ensureDist } from '../helpers/dist.js';
 import { ORIGIN, audit, du, entryOf, publishedSize, ratio, soak } from './partials-helpers.js';
 import { simulatePowerLoss } from './power-loss.js';
 import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
+import { repoRoot } from '../helpers/dist.js';
 
 const TENANT = 'p';
-const repoRoot = path.resolve(__dirname, '../..');
 
 let dir: string;
 let roots: DataRoots;
