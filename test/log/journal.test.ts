@@ -5,7 +5,6 @@
  * deleted, emptied or zeroed) must lose nothing acknowledged and leave every published
  * checkpoint servable.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -21,9 +20,7 @@ import { TILE_WIDTH, changedTiles, formatTilePath } from '../../src/tiles/layout
 import { prng } from '../prng.mjs';
 import { simulatePowerLoss } from './power-loss.js';
 import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
-import { repoRoot } from '../helpers/dist.js';
-import { stopChild } from '../helpers/processes.js';
-import { auditLogFiles } from './helpers.js';
+import { auditLogFiles, runChildUntilDone } from './helpers.js';
 
 const ORIGIN = 'example.com/journal-test';
 const TENANT = 'jt';
@@ -41,24 +38,7 @@ const segments = () => (existsSync(journalDir(paths)) ? readdirSync(journalDir(p
 
 /** Runs journal-child.mjs until it has acknowledged `batches` batches, then SIGKILLs it. */
 async function appendThenKill(batches: number): Promise<{ index: number; count: number }[]> {
-  const child = spawn(
-    process.execPath,
-    [path.join(repoRoot, 'test/log/journal-child.mjs'), roots.tilesRoot, roots.checkpointsRoot, roots.stateRoot, TENANT, String(batches)],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes('done\n')) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`journal child exited ${code}: ${err}`)));
-  });
-  await stopChild(child, 'SIGKILL');
+  const out = await runChildUntilDone('journal-child.mjs', roots, TENANT, [String(batches)]);
   return [...out.matchAll(/^acked (\d+) (\d+)$/gm)].map((m) => ({ index: Number(m[1]), count: Number(m[2]) }));
 }
 

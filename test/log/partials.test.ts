@@ -7,7 +7,6 @@
  * every checkpoint it signed (collected ones as a wider file's prefix), and recovers from a
  * crash without bringing collected partials back.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -24,7 +23,7 @@ import { ensureDist } from '../helpers/dist.js';
 import { ORIGIN, audit, du, entryOf, publishedSize, ratio, soak } from './partials-helpers.js';
 import { simulatePowerLoss } from './power-loss.js';
 import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
-import { repoRoot } from '../helpers/dist.js';
+import { runChildUntilDone } from './helpers.js';
 
 const TENANT = 'p';
 
@@ -205,33 +204,7 @@ describe('crash recovery agrees with the collector', () => {
 
   /** Runs partials-child.mjs until it is done, then kills it; returns the indexes acknowledged. */
   async function appendThenKill(count: number, size: number, segmentBytes: number, flushAfter: number[]): Promise<number[]> {
-    const child = spawn(
-      process.execPath,
-      [
-        path.join(repoRoot, 'test/log/partials-child.mjs'),
-        roots.tilesRoot,
-        roots.checkpointsRoot,
-        roots.stateRoot,
-        TENANT,
-        String(count),
-        String(size),
-        String(segmentBytes),
-        flushAfter.join(','),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    let err = '';
-    child.stderr.on('data', (d) => (err += d));
-    await new Promise<void>((resolve, reject) => {
-      child.stdout.on('data', (d) => {
-        out += d;
-        if (out.includes('done\n')) resolve();
-      });
-      child.on('exit', (code) => reject(new Error(`partials child exited ${code}: ${err}`)));
-    });
-    child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
+    const out = await runChildUntilDone('partials-child.mjs', roots, TENANT, [String(count), String(size), String(segmentBytes), flushAfter.join(',')]);
     return [...out.matchAll(/^acked (\d+)$/gm)].map((m) => Number(m[1]));
   }
 
