@@ -6,7 +6,6 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, validateConfig } from '../../src/config/config.js';
@@ -18,6 +17,7 @@ import { ConfiguredTenants } from '../../src/tenants/apply.js';
 import { TenantRegistry } from '../../src/tenants/registry.js';
 import { ensureDist, repoRoot } from '../helpers/dist.js';
 import { runTlog, spawnServe, type ServeProc } from '../helpers/tlog-cli.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 let dir: string;
 
@@ -41,7 +41,7 @@ function snapshot(root: string): Record<string, string> {
 
 beforeAll(() => {
   ensureDist();
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-operators-'));
+  dir = makeTempDir('tlog-operators-');
   // Two local logs: "default" and "b", with entries.
   expect(tlog(['init', '--origin', 'example.com/default']).code).toBe(0);
   expect(tlog(['init', '--origin', 'example.com/b', '--tenant', 'b']).code).toBe(0);
@@ -49,7 +49,7 @@ beforeAll(() => {
   expect(tlog(['append', '--lines', '--tenant', 'b'], { input: 'b1\nb2\nb3\n' }).code).toBe(0);
   writeFileSync(path.join(dir, 'existing.jsonl'), 'keep me\n');
 }, 240_000);
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => removeDir(dir));
 
 describe('tlog for operators', () => {
   it('--version prints the package version', () => {
