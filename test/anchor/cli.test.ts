@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { registerAnchorCommands } from '../../src/cli/anchor.js';
-import { FakeRekorV1 } from './fake-rekor-v1.js';
+import type { FakeRekorV1 } from './fake-rekor-v1.js';
 import { downRekorV1AndLog, upRekorV1AndLog, type Fixture } from './helpers.js';
 
 let rekor: FakeRekorV1;

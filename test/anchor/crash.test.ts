@@ -14,7 +14,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Outbox } from '../../src/anchor/outbox.js';
 import { verifyReceipt } from '../../src/anchor/receipt.js';
-import { FakeRekorV1 } from './fake-rekor-v1.js';
+import type { FakeRekorV1 } from './fake-rekor-v1.js';
 import { ensureDist, repoRoot } from '../helpers/dist.js';
 import { downRekorV1AndLog, upRekorV1AndLog, type Fixture } from './helpers.js';
 import { buildRekorTiles, RekorTiles } from './rekor-tiles.js';

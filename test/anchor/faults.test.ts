@@ -7,8 +7,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { backoffDelay, parseRetryAfter, resolveAnchorConfig } from '../../src/anchor/config.js';
 import { verifyReceipt } from '../../src/anchor/receipt.js';
-import { FakeRekorV1 } from './fake-rekor-v1.js';
-import { openAnchorer, type Fixture, downRekorV1AndLog, upRekorV1AndLog } from './helpers.js';
+import type { FakeRekorV1 } from './fake-rekor-v1.js';
+import { downRekorV1AndLog, openAnchorer, upRekorV1AndLog, type Fixture } from './helpers.js';
 import type { Anchorer } from '../../src/anchor/anchorer.js';
 import { until } from '../helpers/wait.js';
 

@@ -8,7 +8,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
 import { repoRoot } from '../helpers/dist.js';
 import { buildGoTool } from '../helpers/go-tools.js';
