@@ -12,6 +12,16 @@ export function buildChecker(): void {
   buildGoTool(moduleDir, './...', 'tlogcheck');
 }
 
+/** The checker's flags that expect the content types a tlog-tiles log serves (checkpoint as text, tiles and bundles as bytes). */
+export const WANT_CONTENT_TYPES = [
+  '-want-content-type',
+  'checkpoint=text/plain; charset=utf-8',
+  '-want-content-type',
+  'tile=application/octet-stream',
+  '-want-content-type',
+  'entries=application/octet-stream',
+];
+
 export interface Signature {
   name: string;
   keyID: string;

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken } from '../../src/http/auth.js';
 import { ensureDist } from '../helpers/dist.js';
 import { spawnServe, writeConfig, type ServeProc } from '../helpers/tlog-cli.js';
-import { buildChecker, runCheck } from './tlogcheck.js';
+import { buildChecker, runCheck, WANT_CONTENT_TYPES } from './tlogcheck.js';
 import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 /** Entries with the bundle format's edges: 1 byte, 65535 bytes, a length prefix of 0x1f8b (gzip magic). */
@@ -36,12 +36,7 @@ let srv: ServeProc;
 const olds: Record<string, string[]> = { few: [], big: [] };
 
 const WANTS = [
-  '-want-content-type',
-  'checkpoint=text/plain; charset=utf-8',
-  '-want-content-type',
-  'tile=application/octet-stream',
-  '-want-content-type',
-  'entries=application/octet-stream',
+  ...WANT_CONTENT_TYPES,
   '-want-cache-control',
   'checkpoint=no-store',
   '-want-cache-control',

@@ -19,7 +19,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Log } from '../../src/log/log.js';
 import { logPaths, type DataRoots } from '../../src/tile-store/paths.js';
-import { buildChecker, runCheck as runChecker, type CheckResult } from './tlogcheck.js';
+import { buildChecker, runCheck as runChecker, WANT_CONTENT_TYPES, type CheckResult } from './tlogcheck.js';
 import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
 import { flipBits } from '../helpers/file-bytes.js';
 import { toB64 } from '../vectors.js';
@@ -382,18 +382,7 @@ describe('golang.org/x/mod/sumdb checks our logs', () => {
 
     afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-    const wants = [
-      '-want-content-type',
-      'checkpoint=text/plain; charset=utf-8',
-      '-want-content-type',
-      'tile=application/octet-stream',
-      '-want-content-type',
-      'entries=application/octet-stream',
-      '-want-cache-control',
-      'checkpoint=no-store',
-      '-want-cache-control',
-      'tile=immutable, max-age=604800',
-    ];
+    const wants = [...WANT_CONTENT_TYPES, '-want-cache-control', 'checkpoint=no-store', '-want-cache-control', 'tile=immutable, max-age=604800'];
 
     it('checks a log at a URL prefix, decodes gzip bundles and reports the headers it saw', async () => {
       const l = logs.get(1000)!;
