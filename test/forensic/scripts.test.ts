@@ -123,6 +123,36 @@ describe.each(SHELLS)('$name', (sh) => {
       expect(r.stdout).toMatch(/^ok: 2 signature\(s\) verified, 1 could not be checked here$/m);
     });
 
+    it('matches a key ID that reads as a number (like 504e3370) as a string, and no other ID that equals it as a number', () => {
+      // awk compares two number-looking strings as numbers: "504e3370" is inf and "01e00000" is 1,
+      // the same as "00000001". A key ID is 4 bytes, never a number.
+      const l = logs.get(256)!;
+      const d = copyOf(l);
+      const note = readFileSync(path.join(d.tiles, 'checkpoint'), 'utf8');
+      const text = parseNote(note).text;
+      let numeric: ReturnType<typeof keyPair> | undefined;
+      for (let i = 0; !numeric; i++) {
+        const k = keyPair(generatePrivateKey(`w${i}.example`, SignatureType.cosignatureV1), () => 1_700_000_000);
+        const kid = k.signer.keyID.toString(16).padStart(8, '0');
+        if (/^[0-9]+e[0-9]+$/.test(kid) && Number(kid) === Number.POSITIVE_INFINITY) numeric = k;
+      }
+      const id = numeric.signer.keyID.toString(16).padStart(8, '0');
+      const line = formatSignatureLine({ name: numeric.signer.name, keyID: numeric.signer.keyID, signature: numeric.signer.sign(text) });
+      const cpFile = path.join(d.tiles, 'checkpoint');
+      writeFileSync(cpFile, note + line);
+      const r = runScript(sh, 'tlog-checkpoint.sh', ['-k', d.vkeys, '-k', numeric.vkey, cpFile]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`key ID ok: SHA-256(name || 0x0A || type || key) starts with ${id}`);
+      expect(r.stdout).toMatch(/signature 3: key name w\d+\.example[\s\S]*?cosignature\/v1[\s\S]*?Ed25519 signature verified/);
+      // Another ID that is the same number (both are inf to awk) is another key: ignored.
+      const forgedID = id === '9e999999' ? '8e999999' : '9e999999';
+      const forged = formatSignatureLine({ name: numeric.signer.name, keyID: Number.parseInt(forgedID, 16), signature: numeric.signer.sign(text) });
+      writeFileSync(cpFile, note + forged);
+      const f = runScript(sh, 'tlog-checkpoint.sh', ['-k', d.vkeys, '-k', numeric.vkey, cpFile]);
+      expect(f.stdout).toMatch(/signature 3: key name w\d+\.example[\s\S]*?no verifier key has this name and key ID: ignored/);
+      expect(f.stdout).not.toMatch(/signature 3:[\s\S]*?signature verified/);
+    });
+
     it('exits 3 when no key is known, and 1 on a note that is not a note', () => {
       const l = logs.get(1)!;
       const r = runScript(sh, 'tlog-checkpoint.sh', ['-k', '/dev/null', path.join(l.tilesDir, 'checkpoint')]);
