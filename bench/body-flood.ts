@@ -11,14 +11,14 @@
  *
  *   npm run build && node dist/bench/body-flood.js [--auth none|token] [--connections 48] [--mib 15] [--bin dist/src/cli/main.js]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { rssOf } from './lib/procstat.js';
+import { type Running, startOurs } from './lib/servers.js';
 
 const { values } = parseArgs({
   options: {
@@ -28,37 +28,17 @@ const { values } = parseArgs({
     bin: { type: 'string' },
   },
 });
-const here = path.dirname(fileURLToPath(import.meta.url));
-const bin = path.resolve(values.bin ?? path.join(here, '../src/cli/main.js'));
+const bin = values.bin === undefined ? undefined : path.resolve(values.bin);
 const N = Number(values.connections);
 const SIZE = Number(values.mib) * 1024 * 1024;
 const TOKEN = 'body-flood-token';
 
-function rssOf(pid: number): { rssMiB: number; peakMiB: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+([0-9]+) kB`, 'm').exec(status)?.[1] ?? NaN);
-  return { rssMiB: kb('VmRSS') / 1024, peakMiB: kb('VmHWM') / 1024 };
-}
-
-async function startServer(dir: string): Promise<{ child: ChildProcess; port: number }> {
+/** Our server with one tenant that needs a bearer token. */
+function startServer(dir: string): Promise<Running> {
   const cfg = path.join(dir, 'tlog.json');
   const tenant = { name: 'locked', origin: 'bench.example/locked', credentials: { tokens: [createHash('sha256').update(TOKEN).digest('hex')] } };
   writeFileSync(cfg, JSON.stringify({ tenants: [tenant] }));
-  const child = spawn(process.execPath, [bin, 'serve', '--config', cfg, '--listen', '127.0.0.1:0'], {
-    cwd: dir,
-    env: { ...process.env, TLOG_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'inherit', 'pipe'],
-  });
-  let err = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stderr!.on('data', (d) => {
-      err += d;
-      const m = /listening on http:\/\/[^\s]+:([0-9]+)/.exec(err);
-      if (m) resolve(Number(m[1]));
-    });
-    child.on('exit', (code) => reject(new Error(`server exited (${code}) before listening:\n${err}`)));
-  });
-  return { child, port };
+  return startOurs(dir, { bin, args: ['--config', cfg] });
 }
 
 /** One connection: headers, then the body as fast as the socket takes it until an answer comes. */
@@ -96,7 +76,9 @@ function flood(port: number, headers: string): Promise<{ status: number; sentMiB
 }
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-body-flood-'));
-const { child, port } = await startServer(dir);
+const server = await startServer(dir);
+const { child } = server;
+const port = Number(new URL(server.url).port);
 try {
   // Warm up: one answered request, so the baseline includes a live HTTP stack.
   await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.text());
@@ -111,7 +93,7 @@ try {
   const statuses: Record<number, number> = {};
   for (const r of results) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
   const sent = results.reduce((a, r) => a + r.sentMiB, 0);
-  console.log(`body-flood: ${N} connections x ${values.mib} MiB, auth ${values.auth}, server ${bin}`);
+  console.log(`body-flood: ${N} connections x ${values.mib} MiB, auth ${values.auth}, server ${bin ?? 'this build'}`);
   console.log(
     `  answers ${JSON.stringify(statuses)} in ${seconds.toFixed(2)} s; clients put ${sent.toFixed(0)} MiB on the wire before their answers (of ${(N * SIZE) / 1048576} MiB)`,
   );
@@ -119,7 +101,6 @@ try {
     `  server RSS: ${before.rssMiB.toFixed(0)} MiB before (peak until then ${before.peakMiB.toFixed(0)}), ${after.peakMiB.toFixed(0)} MiB peak, ${after.rssMiB.toFixed(0)} MiB after`,
   );
 } finally {
-  child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
+  await server.stop();
   rmSync(dir, { recursive: true, force: true });
 }

@@ -23,7 +23,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { autocannon, statusSummary, type ACResult } from './lib/autocannon.js';
+import { autocannon, postBodies, statusSummary, type ACResult } from './lib/autocannon.js';
 import { bundleOf, nextEntry } from './lib/entries.js';
 import { fmt, loadAverage } from './lib/format.js';
 import { startNginx } from './lib/nginx.js';
@@ -82,20 +82,7 @@ const rows: Row[] = [];
 async function appends(url: string, pid: number, connections: number): Promise<ACResult> {
   const before = await engineStats(url);
   const cpu = cpuMeter(pid);
-  const r = await autocannon({
-    url,
-    connections,
-    duration: DURATION,
-    timeout: 30,
-    requests: [
-      {
-        method: 'POST',
-        path: '/default/append',
-        headers: { 'content-type': 'application/octet-stream' },
-        setupRequest: (req) => ({ ...req, body: nextEntry() }),
-      },
-    ],
-  });
+  const r = await postBodies(url, '/default/append', connections, DURATION, nextEntry, 30);
   const used = cpu(r.requests.total);
   const okPerSec = r['2xx'] / r.duration;
   console.log(
@@ -117,20 +104,7 @@ async function batches(url: string, pid: number): Promise<void> {
   const connections = Number(values['batch-connections']);
   const before = await engineStats(url);
   const cpu = cpuMeter(pid);
-  const r = await autocannon({
-    url,
-    connections,
-    duration: DURATION,
-    timeout: 60,
-    requests: [
-      {
-        method: 'POST',
-        path: '/default/append-batch',
-        headers: { 'content-type': 'application/octet-stream' },
-        setupRequest: (req) => ({ ...req, body: bundleOf(BATCH) }),
-      },
-    ],
-  });
+  const r = await postBodies(url, '/default/append-batch', connections, DURATION, () => bundleOf(BATCH));
   const used = cpu(0);
   const perSec = (r['2xx'] * BATCH) / r.duration;
   console.log(

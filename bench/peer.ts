@@ -39,7 +39,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatIndexPath } from '../src/tiles/layout.js';
-import { autocannon, statusSummary, type ACResult } from './lib/autocannon.js';
+import { autocannon, postBodies, statusSummary, type ACResult } from './lib/autocannon.js';
 import { bundleOf, nextEntry } from './lib/entries.js';
 import { CheckpointWatch, fixedRate, percentile, type AnswerParser } from './lib/fixed-rate.js';
 import { fmt, loadAverage } from './lib/format.js';
@@ -187,15 +187,7 @@ const line = (peer: Peer, what: string, text: string) => console.log(`  ${TITLES
 
 async function appendsAt(peer: Peer, connections: number): Promise<void> {
   const cpu = cpuMeter(peer.pid);
-  const r = await autocannon({
-    url: peer.server.url,
-    connections,
-    duration: DURATION,
-    timeout: 30,
-    requests: [
-      { method: 'POST', path: peer.addPath, headers: { 'content-type': 'application/octet-stream' }, setupRequest: (req) => ({ ...req, body: nextEntry() }) },
-    ],
-  });
+  const r = await postBodies(peer.server.url, peer.addPath, connections, DURATION, nextEntry, 30);
   const used = cpu(r['2xx'], 'append');
   const okPerSec = r['2xx'] / r.duration;
   line(peer, `appends @${connections}`, `${fmt(okPerSec)}/s  p50 ${fmt(r.latency.p50)} ms  p99 ${fmt(r.latency.p99)} ms  (${statusSummary(r)})  ${used.text}`);
@@ -244,33 +236,12 @@ async function bulk(peer: Peer): Promise<void> {
   let how: string;
   if (peer.key === 'ours') {
     const connections = Number(values['batch-connections']);
-    r = await autocannon({
-      url: peer.server.url,
-      connections,
-      duration: DURATION,
-      timeout: 60,
-      requests: [
-        {
-          method: 'POST',
-          path: '/default/append-batch',
-          headers: { 'content-type': 'application/octet-stream' },
-          setupRequest: (req) => ({ ...req, body: bundleOf(BATCH) }),
-        },
-      ],
-    });
+    r = await postBodies(peer.server.url, '/default/append-batch', connections, DURATION, () => bundleOf(BATCH));
     entries = r['2xx'] * BATCH;
     how = `append-batch of ${BATCH}, ${connections} connections`;
   } else {
     const connections = Number(values['bulk-connections']);
-    r = await autocannon({
-      url: peer.server.url,
-      connections,
-      duration: DURATION,
-      timeout: 60,
-      requests: [
-        { method: 'POST', path: peer.addPath, headers: { 'content-type': 'application/octet-stream' }, setupRequest: (req) => ({ ...req, body: nextEntry() }) },
-      ],
-    });
+    r = await postBodies(peer.server.url, peer.addPath, connections, DURATION, nextEntry);
     entries = r['2xx'];
     how = `/add, ${connections} connections`;
   }

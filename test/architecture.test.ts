@@ -11,8 +11,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { expect, it } from 'vitest';
-
-const repo = path.resolve(__dirname, '..');
+import { repoRoot } from './helpers/dist.js';
 
 /** Layer of a repository-relative source path. */
 function layerOf(rel: string): [string, number] {
@@ -47,9 +46,9 @@ function layerOf(rel: string): [string, number] {
 }
 
 function sources(dir: string): string[] {
-  return readdirSync(path.join(repo, dir), { recursive: true })
+  return readdirSync(path.join(repoRoot, dir), { recursive: true })
     .map((n) => path.join(dir, String(n)))
-    .filter((p) => p.endsWith('.ts') && !p.endsWith('.d.ts') && statSync(path.join(repo, p)).isFile());
+    .filter((p) => p.endsWith('.ts') && !p.endsWith('.d.ts') && statSync(path.join(repoRoot, p)).isFile());
 }
 
 /** The pure spec modules: no I/O. */
@@ -68,14 +67,14 @@ it('no module imports a higher layer or a folder of its own rank, and witness/ a
   const problems: string[] = [];
   for (const file of [...sources('native'), ...sources('src'), ...sources('witness')]) {
     const [layer, rank] = layerOf(file);
-    const text = readFileSync(path.join(repo, file), 'utf8');
+    const text = readFileSync(path.join(repoRoot, file), 'utf8');
     const specifiers = [
       ...text.matchAll(/^(?:import|export)[^'"]*?from\s+['"](\.[^'"]+)['"]/gm),
       ...text.matchAll(/^import\s+['"](\.[^'"]+)['"]/gm),
       ...text.matchAll(/\bimport\(\s*['"](\.[^'"]+)['"]\s*\)/g),
     ];
     for (const m of specifiers) {
-      const target = path.relative(repo, path.resolve(path.dirname(path.join(repo, file)), m[1]!)).replace(/\.js$/, '.ts');
+      const target = path.relative(repoRoot, path.resolve(path.dirname(path.join(repoRoot, file)), m[1]!)).replace(/\.js$/, '.ts');
       const [tLayer, tRank] = layerOf(target);
       if (tRank > rank) problems.push(`${file} (${layer}) imports ${target} (${tLayer})`);
       if (tRank === rank && tLayer !== layer) problems.push(`${file} (${layer}) imports ${target} (${tLayer}), a folder of its own rank`);
@@ -97,7 +96,7 @@ it('no module imports a higher layer or a folder of its own rank, and witness/ a
 
 /** The layers a folder's README.md says it may import ("May import: a, b, c."), or null for any. */
 function mayImport(folder: string): Set<string> | null {
-  const text = readFileSync(path.join(repo, 'src', folder, 'README.md'), 'utf8');
+  const text = readFileSync(path.join(repoRoot, 'src', folder, 'README.md'), 'utf8');
   const m = /^May import: ([^\n]+(?:\n[^\n]+)*)/m.exec(text);
   if (!m) throw new Error(`src/${folder}/README.md has no "May import:" line`);
   if (/^any layer/.test(m[1]!)) return null;
@@ -112,16 +111,16 @@ function mayImport(folder: string): Set<string> | null {
 
 it('every folder of src/ says in its README.md what it owns and what it may import, and imports only that', () => {
   const problems: string[] = [];
-  const folders = readdirSync(path.join(repo, 'src'), { withFileTypes: true })
+  const folders = readdirSync(path.join(repoRoot, 'src'), { withFileTypes: true })
     .filter((d) => d.isDirectory())
     .map((d) => d.name);
   expect(folders.length).toBeGreaterThan(10);
   for (const folder of folders) {
-    if (!existsSync(path.join(repo, 'src', folder, 'README.md'))) {
+    if (!existsSync(path.join(repoRoot, 'src', folder, 'README.md'))) {
       problems.push(`src/${folder} has no README.md`);
       continue;
     }
-    if (!/^Owns: /m.test(readFileSync(path.join(repo, 'src', folder, 'README.md'), 'utf8')))
+    if (!/^Owns: /m.test(readFileSync(path.join(repoRoot, 'src', folder, 'README.md'), 'utf8')))
       problems.push(`src/${folder}/README.md does not say what it owns ("Owns: ...")`);
     const allowed = mayImport(folder);
     const [own, rank] = layerOf(`src/${folder}/x.ts`);
@@ -132,9 +131,9 @@ it('every folder of src/ says in its README.md what it owns and what it may impo
     }
     if (!allowed) continue;
     for (const file of sources(`src/${folder}`)) {
-      const text = readFileSync(path.join(repo, file), 'utf8');
+      const text = readFileSync(path.join(repoRoot, file), 'utf8');
       for (const m of text.matchAll(/^(?:import|export)[^'"]*?from\s+['"](\.[^'"]+)['"]/gm)) {
-        const target = path.relative(repo, path.resolve(path.dirname(path.join(repo, file)), m[1]!)).replace(/\.js$/, '.ts');
+        const target = path.relative(repoRoot, path.resolve(path.dirname(path.join(repoRoot, file)), m[1]!)).replace(/\.js$/, '.ts');
         const [layer] = layerOf(target);
         if (layer !== own && !allowed.has(layer)) problems.push(`${file} imports ${target} (${layer}), which src/${folder}/README.md does not allow`);
       }
@@ -146,14 +145,14 @@ it('every folder of src/ says in its README.md what it owns and what it may impo
 /** Every layer's name and rank, from layerOf's table. */
 function layerNames(): Map<string, number> {
   const probes = ['native/x.ts', 'src/errors.ts', 'src/logger.ts', 'src/decimal.ts', 'witness/x.ts', 'src/index.ts'];
-  for (const d of readdirSync(path.join(repo, 'src'), { withFileTypes: true })) if (d.isDirectory()) probes.push(`src/${d.name}/x.ts`);
+  for (const d of readdirSync(path.join(repoRoot, 'src'), { withFileTypes: true })) if (d.isDirectory()) probes.push(`src/${d.name}/x.ts`);
   return new Map(probes.map((p) => layerOf(p)));
 }
 
 it('canonical decimals are parsed in one place, src/decimal.ts', () => {
   const written = [...sources('native'), ...sources('src'), ...sources('witness'), ...sources('bench')]
     .filter((f) => f !== path.join('src', 'decimal.ts'))
-    .filter((f) => /\[1-9\](\[0-9\]|\\d)/.test(readFileSync(path.join(repo, f), 'utf8')));
+    .filter((f) => /\[1-9\](\[0-9\]|\\d)/.test(readFileSync(path.join(repoRoot, f), 'utf8')));
   expect(written).toEqual([]);
 });
 
@@ -166,7 +165,7 @@ function importClosure(entries: string[]): { files: Set<string>; packages: Map<s
     const file = queue.pop()!;
     if (files.has(file)) continue;
     files.add(file);
-    const text = readFileSync(path.join(repo, file), 'utf8');
+    const text = readFileSync(path.join(repoRoot, file), 'utf8');
     const specifiers = [
       ...text.matchAll(/^(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]/gm),
       ...text.matchAll(/^import\s+['"]([^'"]+)['"]/gm),
@@ -174,7 +173,7 @@ function importClosure(entries: string[]): { files: Set<string>; packages: Map<s
     ];
     for (const m of specifiers) {
       const spec = m[1]!;
-      if (spec.startsWith('.')) queue.push(path.relative(repo, path.resolve(path.dirname(path.join(repo, file)), spec)).replace(/\.js$/, '.ts'));
+      if (spec.startsWith('.')) queue.push(path.relative(repoRoot, path.resolve(path.dirname(path.join(repoRoot, file)), spec)).replace(/\.js$/, '.ts'));
       else packages.set(spec, file);
     }
   }

@@ -7,9 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-export const VECTORS_PATH = path.resolve(repoRoot, 'test/vectors/c2sp-vectors.json');
+export const VECTORS_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'vectors/c2sp-vectors.json');
 
 export interface RootVector {
   size: number;
@@ -119,5 +117,6 @@ export const b64 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'bas
 export const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));
 export const toB64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 export const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+export const toHexes = (l: readonly Uint8Array[]): string[] => l.map(toHex);
 /** The vectors' entries: the ASCII bytes `entry-<i>`. */
 export const entry = (i: number): Uint8Array => new Uint8Array(Buffer.from(`entry-${i}`, 'ascii'));

@@ -9,10 +9,11 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { TlogError, ErrorCode, ioError } from '../src/errors.js';
+import { TlogError, ErrorCode } from '../src/errors.js';
 import { formatPrivateKey, generatePrivateKey, parsePrivateKey, SignatureType, type PrivateKey } from '../src/note/keys.js';
 import type { NoteSignature } from '../src/note/note.js';
 import { derivePublicKey, keyPair, type KeyPair, type TypedVerifier } from '../src/note/signers.js';
+import { pathExists } from '../src/storage/durable.js';
 import { createSecretFile, readSecretFile } from '../src/storage/secret-file.js';
 
 export const WITNESS_KEY_FILES = {
@@ -59,16 +60,6 @@ async function readKey(file: string, type: SignatureType, name: string): Promise
   return key;
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await fsp.lstat(p);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw ioError('stat', p, e);
-  }
-}
-
 /**
  * Loads the witness keys, creating the missing ones first. The caller holds the data
  * directory's lock, so two processes never race to create them.
@@ -84,7 +75,7 @@ export async function loadOrCreateWitnessKeys(dataDir: string, name: string): Pr
   const created: string[] = [];
   for (const [file, type] of wanted) {
     const p = path.join(dir, file);
-    if (!(await exists(p))) {
+    if (!(await pathExists(p))) {
       await createKey(p, generatePrivateKey(name, type));
       created.push(p);
     }

@@ -59,3 +59,18 @@ export function statusSummary(r: ACResult): string {
   if (r.timeouts) parts.push(`timeouts ${r.timeouts}`);
   return parts.join(', ');
 }
+
+/**
+ * POSTs octet-stream bodies to `path` of `url` over `connections` connections for `duration`
+ * seconds, a new body from `body()` for every request (entries must stay distinct: dedup would
+ * otherwise answer from the index). A request unanswered after `timeout` seconds counts as an error.
+ */
+export function postBodies(url: string, path: string, connections: number, duration: number, body: () => Buffer, timeout = 60): Promise<ACResult> {
+  return autocannon({
+    url,
+    connections,
+    duration,
+    timeout,
+    requests: [{ method: 'POST', path, headers: { 'content-type': 'application/octet-stream' }, setupRequest: (req) => ({ ...req, body: body() }) }],
+  });
+}

@@ -39,13 +39,15 @@ function stopper(child: ChildProcess): () => Promise<void> {
 }
 
 /**
- * `tlog serve --listen 127.0.0.1:0` in `cwd` (its default tenant, open on loopback), with
- * TLOG_LOG_LEVEL=warn; resolves once it says where it listens. `cpuProfDir` adds node's --cpu-prof.
+ * `tlog serve --listen 127.0.0.1:0` in `cwd` (its default tenant, open on loopback, unless `args`
+ * name a configuration), with TLOG_LOG_LEVEL=warn; resolves once it says where it listens.
+ * `cpuProfDir` adds node's --cpu-prof; `bin` runs another build's CLI (default: this one's).
  */
-export async function startOurs(cwd: string, o: { cpuProfDir?: string } = {}): Promise<Running> {
-  if (!existsSync(oursBin)) throw new Error(`${oursBin} is missing: run npm run build first`);
+export async function startOurs(cwd: string, o: { cpuProfDir?: string; bin?: string; args?: readonly string[] } = {}): Promise<Running> {
+  const bin = o.bin ?? oursBin;
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: run npm run build first`);
   const nodeArgs = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(o.cpuProfDir)}`] : [];
-  const child = spawn(process.execPath, [...nodeArgs, oursBin, 'serve', '--listen', '127.0.0.1:0'], {
+  const child = spawn(process.execPath, [...nodeArgs, bin, 'serve', ...(o.args ?? []), '--listen', '127.0.0.1:0'], {
     cwd,
     env: { ...process.env, TLOG_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'inherit', 'pipe'],

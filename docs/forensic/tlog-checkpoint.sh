@@ -162,8 +162,10 @@ while read -r sname sb64; do
     *) guess=; gdesc="$blen bytes: not a length this script knows (ECDSA 0x02 signatures vary in length)" ;;
   esac
   say "  payload    $gdesc"
-  # Match by name AND key ID (c2sp.org/signed-note: anything else is ignored).
-  key=$(awk -v n="$sname" -v id="$sid" '$1 == n && $2 == id { print $3, $4; exit }' "$T/keys2")
+  # Match by name AND key ID (c2sp.org/signed-note: anything else is ignored). Compared as
+  # strings: awk compares two number-looking fields as numbers, so ID 504e3370 is "inf" (never
+  # equal to itself in busybox awk) and 01e00000 would equal 00000001.
+  key=$(awk -v n="$sname" -v id="$sid" '$1 "" == n "" && $2 "" == id "" { print $3, $4; exit }' "$T/keys2")
   ktype=${key%% *}
   kpub=${key#* }
   if [ -z "$key" ]; then

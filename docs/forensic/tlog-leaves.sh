@@ -92,7 +92,8 @@ while [ $((b * 256)) -le "$LAST" ]; do
       checked++
       if (!hash($0)) { printf "%.0f MISMATCH: internal: the leaf hash came out as \"%s\"\n", i, $0; bad++ }
       else if (!(FNR in t) || !hash(t[FNR])) { printf "%.0f %s MISMATCH: %s has no hash %d\n", i, $0, tile, FNR - 1; bad++ }
-      else if (t[FNR] != $0) { printf "%.0f %s MISMATCH: entry %d of %s hashes to this, but hash %d of %s is %s\n", i, $0, FNR - 1, bundle, FNR - 1, tile, t[FNR]; bad++ }
+      else if (t[FNR] "" != $0 "") {  # as strings: a hex hash can look like a number (123e45...)
+        printf "%.0f %s MISMATCH: entry %d of %s hashes to this, but hash %d of %s is %s\n", i, $0, FNR - 1, bundle, FNR - 1, tile, t[FNR]; bad++ }
       else if (!quiet) printf "%.0f %s ok\n", i, $0
     }
     END {

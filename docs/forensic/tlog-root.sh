@@ -101,7 +101,7 @@ while [ "$L" -lt "$TOP" ]; do
     {
       seen++
       if (length($0) != 64 || $0 ~ /[^0-9a-f]/) { printf "FAIL: internal: the root of tile/%d/%s came out as \"%s\"\n", L, npath(FNR - 1), $0; bad++; next }
-      if (up[FNR] == $0) next
+      if (up[FNR] "" == $0 "") next  # as strings: a hex hash can look like a number (123e45...)
       k = FNR - 1; t = int(k / 256); wu = nu - t * 256; if (wu > 256) wu = 256
       printf "FAIL: tile/%d/%s hashes to %s, but hash %d of tile/%d/%s%s is %s: one of the two tiles is damaged\n", L, npath(k), $0, k % 256, U, npath(t), (wu < 256 ? ".p/" wu : ""), up[FNR]
       bad++

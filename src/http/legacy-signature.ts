@@ -11,7 +11,7 @@ import { parseCanonicalDecimal } from '../decimal.js';
 import { TlogError, ErrorCode } from '../errors.js';
 import { signedRequestMessage, signedRequestMessageV1 } from '../signed-write/legacy-message.js';
 import { verifyEd25519 } from '../signed-write/profile.js';
-import type { RequestView, SignedWrite, Signers } from './message-signature.js';
+import { refuseStaleCounter, type RequestView, type SignedWrite, type Signers } from './message-signature.js';
 
 const unauthorized = (why: string) => new TlogError(ErrorCode.unauthorized, why);
 
@@ -29,8 +29,7 @@ export function verifyLegacySignature(req: RequestView, signers: Signers): Signe
   const url = new URL(req.url);
   const signed = { method: req.method, path: url.pathname + url.search, nonce, counter };
   // A stale counter is refused before the body is read; claiming it happens last (auth.ts).
-  const last = signers.lastCounter(client);
-  if (!(counter > last)) throw unauthorized(`counter ${counter} of client ${client} is not above its last counter ${last}: replayed or stale request`);
+  refuseStaleCounter(signers, client, counter);
   return {
     clientID: client,
     counter,

@@ -50,6 +50,15 @@ const unauthorized = (why: string) => new TlogError(ErrorCode.unauthorized, why)
 const quoted = (s: string) => JSON.stringify(s.length > 80 ? s.slice(0, 80) + '…' : s);
 
 /**
+ * A replay or a stale request: its counter is not above the last one the client used here (kept
+ * durably per client and tenant). Both signature schemes refuse it the same way.
+ */
+export function refuseStaleCounter(signers: Signers, client: string, counter: number): void {
+  const last = signers.lastCounter(client);
+  if (!(counter > last)) throw unauthorized(`counter ${counter} of client ${client} is not above its last counter ${last}: replayed or stale request`);
+}
+
+/**
  * Checks an RFC 9421 signed write to the tenant of `signers` at time `now` (Unix seconds): one
  * signature tagged `tlog-worm/<origin>` of this tenant, by a registered client, created within
  * the window, covering method, path and query (or the target URI), Content-Digest and
@@ -113,8 +122,7 @@ export function verifyMessageSignature(req: RequestView, signers: Signers, now: 
   if (!verifyEd25519(key, signatureBase(req, input), new Uint8Array(sig[0]))) throw unauthorized('the request signature does not verify');
   // After the signature, so only the key's holder learns the last counter. Claiming the new one
   // durably happens later (auth.ts), after the rate and back-pressure checks.
-  const last = signers.lastCounter(keyid);
-  if (!(counter > last)) throw unauthorized(`counter ${counter} of client ${keyid} is not above its last counter ${last}: replayed or stale request`);
+  refuseStaleCounter(signers, keyid, counter);
 
   return {
     clientID: keyid,

@@ -23,7 +23,7 @@ import { TlogError, ErrorCode, ioError } from '../errors.js';
 import { EMPTY_ROOT } from '../merkle/hash.js';
 import { checkKeyName } from '../note/note.js';
 import type { SignOffload } from '../note/signers.js';
-import { readIfExists, syncDir, writeFileDurably } from '../storage/durable.js';
+import { pathExists, readIfExists, syncDir, writeFileDurably } from '../storage/durable.js';
 import { readJournal } from '../storage/journal.js';
 import { formatIndexPath } from '../tiles/layout.js';
 import { silentLogger } from '../logger.js';
@@ -69,16 +69,6 @@ function sideDir(paths: LogPaths, what: 'creating' | 'discarding'): string {
   return path.join(stateRootOf(paths), `.${paths.tenant}.${what}`);
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await fsp.lstat(p);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw ioError('stat', p, e);
-  }
-}
-
 async function removeTree(p: string): Promise<void> {
   try {
     await fsp.rm(p, { recursive: true, force: true });
@@ -110,13 +100,13 @@ const CREATION_NAMES = new Set(['keys', 'notes', 'index.idx', 'journal']);
 /** Removes what an interrupted creation or discard left (the creation lock is held). */
 async function finishInterrupted(paths: LogPaths): Promise<void> {
   await removeTree(sideDir(paths, 'creating'));
-  if (await exists(sideDir(paths, 'discarding'))) {
+  if (await pathExists(sideDir(paths, 'discarding'))) {
     await removePublicFilesOfEmptyLog(paths);
     await removeTree(sideDir(paths, 'discarding'));
   }
   // Before creations were atomic, an interrupted one left keys (and more) in the log's own
   // directory, and every later start failed on them. Nothing was published yet then.
-  if ((await exists(paths.stateDir)) && !(await exists(path.join(paths.stateDir, CONFIG_FILE)))) {
+  if ((await pathExists(paths.stateDir)) && !(await pathExists(path.join(paths.stateDir, CONFIG_FILE)))) {
     const names = await fsp.readdir(paths.stateDir);
     if (names.some((n) => !CREATION_NAMES.has(n) && !n.startsWith('.'))) {
       throw new TlogError(ErrorCode.conflict, `${paths.stateDir} holds files but no log (${CONFIG_FILE} is missing): move it away to create the log`);
@@ -149,7 +139,8 @@ async function discardEmptyImplicitLog(paths: LogPaths, existing: LogConfig, ori
   if (!existing.implicit) throw refuse('');
   const index = openIndexFile(paths, { readOnly: false, logger: opts.logger ?? silentLogger, backend: opts.indexBackend }, false);
   try {
-    const empty = index.commitPoint.treeSize === 0 && (await readJournal(journalDir(paths))).length === 0 && !(await exists(path.join(paths.tilesDir, 'tile')));
+    const empty =
+      index.commitPoint.treeSize === 0 && (await readJournal(journalDir(paths))).length === 0 && !(await pathExists(path.join(paths.tilesDir, 'tile')));
     if (!empty) throw refuse(' and entries in it');
     // One rename: from here on there is no log under the tenant's name.
     await fsp.rename(paths.stateDir, sideDir(paths, 'discarding'));

@@ -204,6 +204,17 @@ export class DurableWriter {
   }
 }
 
+/** Whether `p` exists (a symlink counts as itself, not as its target); other errors than ENOENT are thrown. */
+export async function pathExists(p: string): Promise<boolean> {
+  try {
+    await fsp.lstat(p);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw ioError('stat', p, e);
+  }
+}
+
 export async function readIfExists(p: string): Promise<Buffer | null> {
   try {
     return await fsp.readFile(p);

@@ -14,21 +14,13 @@ import { verifyReceipt } from '../../src/anchor/receipt.js';
 import { rekorTrust, trustMaterial } from '../../src/anchor/trust.js';
 import { anchorRoutes } from '../../src/anchor/routes.js';
 import { FakeRekorV1 } from './fake-rekor-v1.js';
-import { makeLog, openAnchorer, type Fixture } from './helpers.js';
+import { downRekorV1AndLog, makeLog, openAnchorer, upRekorV1AndLog, type Fixture } from './helpers.js';
 
 let rekor: FakeRekorV1;
 let f: Fixture;
 
-beforeEach(async () => {
-  rekor = new FakeRekorV1();
-  await rekor.up();
-  f = await makeLog();
-});
-
-afterEach(async () => {
-  await rekor.down();
-  await f.cleanup();
-});
+beforeEach(async () => ({ rekor, f } = await upRekorV1AndLog()));
+afterEach(() => downRekorV1AndLog({ rekor, f }));
 
 const sha256hex = (s: string) => createHash('sha256').update(Buffer.from(s, 'utf8')).digest('hex');
 

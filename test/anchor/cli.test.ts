@@ -4,27 +4,19 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { registerAnchorCommands } from '../../src/cli/anchor.js';
-import { FakeRekorV1 } from './fake-rekor-v1.js';
-import { makeLog, type Fixture } from './helpers.js';
+import type { FakeRekorV1 } from './fake-rekor-v1.js';
+import { downRekorV1AndLog, upRekorV1AndLog, type Fixture } from './helpers.js';
 
 let rekor: FakeRekorV1;
 let f: Fixture;
 let keyFile: string;
 
-beforeEach(async () => {
-  rekor = new FakeRekorV1();
-  await rekor.up();
-  f = await makeLog('cli', 2);
-  await f.log.close();
-  keyFile = path.join(f.dir, 'rekor.pem');
-  writeFileSync(keyFile, rekor.publicKeyPem);
-});
+beforeEach(async () => ({ rekor, f, keyFile } = await upRekorV1AndLog({ tenant: 'cli', entries: 2, forAnotherProcess: true })));
 
 afterEach(async () => {
   vi.restoreAllMocks();
   process.exitCode = undefined;
-  await rekor.down();
-  await f.cleanup();
+  await downRekorV1AndLog({ rekor, f });
 });
 
 async function tlog(...args: string[]): Promise<string> {

@@ -7,19 +7,19 @@
  * The second case runs against our Rekor v1 and against the real rekor-tiles (Rekor v2).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Outbox } from '../../src/anchor/outbox.js';
 import { verifyReceipt } from '../../src/anchor/receipt.js';
-import { FakeRekorV1 } from './fake-rekor-v1.js';
-import { ensureDist, repoRoot } from './dist.js';
-import { makeLog, type Fixture } from './helpers.js';
+import type { FakeRekorV1 } from './fake-rekor-v1.js';
+import { ensureDist, repoRoot } from '../helpers/dist.js';
+import { downRekorV1AndLog, upRekorV1AndLog, type Fixture } from './helpers.js';
 import { buildRekorTiles, RekorTiles } from './rekor-tiles.js';
 import { buildTimestampAuthority, TimestampAuthority } from './timestamp-authority.js';
+import { makeTempDir } from '../helpers/temp-dirs.js';
 
 const CHILD = path.join(repoRoot, 'test/anchor/fixtures/anchor-child.mjs');
 
@@ -29,20 +29,9 @@ let keyFile: string;
 
 beforeAll(() => ensureDist(), 240_000);
 
-beforeEach(async () => {
-  rekor = new FakeRekorV1();
-  await rekor.up();
-  f = await makeLog('crash');
-  // The child opens the log itself: this process lets go of it (one writer per log).
-  await f.log.close();
-  keyFile = path.join(f.dir, 'rekor.pem');
-  writeFileSync(keyFile, rekor.publicKeyPem);
-});
-
-afterEach(async () => {
-  await rekor.down();
-  await f.cleanup();
-});
+// The child opens the log itself: this process lets go of it (one writer per log).
+beforeEach(async () => ({ rekor, f, keyFile } = await upRekorV1AndLog({ tenant: 'crash', forAnotherProcess: true })));
+afterEach(() => downRekorV1AndLog({ rekor, f }));
 
 interface Run {
   lines: string[];
@@ -160,7 +149,7 @@ describe('SIGKILL between upload and receipt against the real Rekor v2', () => {
   beforeAll(async () => {
     buildRekorTiles();
     buildTimestampAuthority();
-    const work = mkdtempSync(path.join(os.tmpdir(), 'tlog-rekor-tiles-'));
+    const work = makeTempDir('tlog-rekor-tiles-');
     tiles = new RekorTiles(path.join(work, 'rt'));
     await tiles.start();
     tsa = new TimestampAuthority(path.join(work, 'tsa'), 'memory');

@@ -7,23 +7,16 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { backoffDelay, parseRetryAfter, resolveAnchorConfig } from '../../src/anchor/config.js';
 import { verifyReceipt } from '../../src/anchor/receipt.js';
-import { FakeRekorV1 } from './fake-rekor-v1.js';
-import { makeLog, openAnchorer, until, type Fixture } from './helpers.js';
+import type { FakeRekorV1 } from './fake-rekor-v1.js';
+import { downRekorV1AndLog, openAnchorer, upRekorV1AndLog, type Fixture } from './helpers.js';
 import type { Anchorer } from '../../src/anchor/anchorer.js';
+import { until } from '../helpers/wait.js';
 
 let rekor: FakeRekorV1;
 let f: Fixture;
 
-beforeEach(async () => {
-  rekor = new FakeRekorV1();
-  await rekor.up();
-  f = await makeLog();
-});
-
-afterEach(async () => {
-  await rekor.down();
-  await f.cleanup();
-});
+beforeEach(async () => ({ rekor, f } = await upRekorV1AndLog()));
+afterEach(() => downRekorV1AndLog({ rekor, f }));
 
 async function expectOneVerifiedAnchor(a: Anchorer, digest: string): Promise<void> {
   const [job] = await a.list();

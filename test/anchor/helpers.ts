@@ -1,10 +1,15 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
+/**
+ * Fixtures of the anchoring tests: a log on temporary data roots, an anchoring configuration with
+ * short timeouts and backoffs, an Anchorer over the log, and a fake Rekor v1 beside a log.
+ */
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Anchorer, type AnchorerOptions } from '../../src/anchor/anchorer.js';
 import { resolveAnchorConfig, type AnchorConfigInput } from '../../src/anchor/config.js';
 import { Log } from '../../src/log/log.js';
 import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
+import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
+import { FakeRekorV1 } from './fake-rekor-v1.js';
 
 export interface Fixture {
   readonly dir: string;
@@ -15,8 +20,7 @@ export interface Fixture {
 }
 
 export async function makeLog(tenant = 'anchored', entries = 3): Promise<Fixture> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-anchor-'));
-  const roots: DataRoots = { tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') };
+  const { dir, roots } = tempDataRoots('tlog-anchor-');
   const paths = logPaths(roots, tenant);
   const log = await Log.init(paths, `example.com/${tenant}`);
   for (let i = 0; i < entries; i++) await log.append(Buffer.from(`entry ${i}`));
@@ -27,7 +31,7 @@ export async function makeLog(tenant = 'anchored', entries = 3): Promise<Fixture
     log,
     async cleanup() {
       await log.close();
-      rmSync(dir, { recursive: true, force: true });
+      removeDir(dir);
     },
   };
 }
@@ -40,12 +44,33 @@ export async function openAnchorer(f: Fixture, rekor: AnchorConfigInput['rekor']
   return Anchorer.open({ paths: f.paths, config: fastConfig(rekor, cfg), logVerifiers: f.log.verifiers, latest: () => f.log.committed.note, ...over });
 }
 
-export async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
+/** A fake Rekor v1 and a log: what each anchoring test against Rekor v1 starts from. */
+export interface RekorV1Setup {
+  readonly rekor: FakeRekorV1;
+  readonly f: Fixture;
+  /** Rekor's public key, in a file (with `forAnotherProcess`). */
+  readonly keyFile: string;
+}
+
+/**
+ * Starts a fake Rekor v1 and makes a log (makeLog). `forAnotherProcess`: the log is closed (one
+ * writer per log: a CLI command or a child process opens it) and Rekor's key is written to a file.
+ */
+export async function upRekorV1AndLog(o: { tenant?: string; entries?: number; forAnotherProcess?: boolean } = {}): Promise<RekorV1Setup> {
+  const rekor = new FakeRekorV1();
+  await rekor.up();
+  const f = await makeLog(o.tenant, o.entries);
+  let keyFile = '';
+  if (o.forAnotherProcess) {
+    await f.log.close();
+    keyFile = path.join(f.dir, 'rekor.pem');
+    writeFileSync(keyFile, rekor.publicKeyPem);
   }
+  return { rekor, f, keyFile };
+}
+
+/** Stops what upRekorV1AndLog started and removes the log. */
+export async function downRekorV1AndLog(s: Pick<RekorV1Setup, 'rekor' | 'f'>): Promise<void> {
+  await s.rekor.down();
+  await s.f.cleanup();
 }

@@ -5,15 +5,14 @@
  * 1.26 (v2.4.x asks for 1.27). Its checkpoint and tiles are served from the storage directory
  * by a small static server, as a CDN serves a public v2 shard.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
-import { repoRoot } from './dist.js';
-import { buildGoTool } from './go-build.js';
-import { until } from './helpers.js';
+import { repoRoot } from '../helpers/dist.js';
+import { buildGoTool } from '../helpers/go-tools.js';
+import { freePort, spawnServer, stopChild, untilAnswers, type ServerProcess } from '../helpers/processes.js';
 
 const moduleDir = path.join(repoRoot, 'test/interop/go/rekortiles');
 const PKG = 'github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix';
@@ -24,25 +23,13 @@ export function buildRekorTiles(): void {
   binary = buildGoTool(moduleDir, PKG, 'rekor-server-posix');
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-    s.on('error', reject);
-  });
-}
-
 export class RekorTiles {
   /** The checkpoint origin: @sigstore/verify matches the signer name against the log URL. */
   readonly origin = '127.0.0.1';
   readonly publicKeyPem: string;
   url = '';
   readUrl = '';
-  logs = '';
-  private proc: ChildProcess | null = null;
+  private server: ServerProcess | null = null;
   private statics: http.Server | null = null;
   private ports: number[] = [];
 
@@ -61,49 +48,30 @@ export class RekorTiles {
     if (this.ports.length === 0) this.ports = [await freePort(), await freePort(), await freePort()];
     const [httpPort, grpcPort, metricsPort] = this.ports as [number, number, number];
     this.url = `http://127.0.0.1:${httpPort}`;
-    this.logs = '';
-    const p = spawn(
-      binary,
-      [
-        'serve',
-        '--storage-dir',
-        path.join(this.dir, 'storage'),
-        '--signer-filepath',
-        path.join(this.dir, 'log-key.pem'),
-        '--hostname',
-        this.origin,
-        '--http-address',
-        '127.0.0.1',
-        '--http-port',
-        String(httpPort),
-        '--grpc-address',
-        '127.0.0.1',
-        '--grpc-port',
-        String(grpcPort),
-        '--http-metrics-port',
-        String(metricsPort),
-        '--checkpoint-interval',
-        '100ms',
-        '--batch-max-age',
-        '20ms',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    this.proc = p;
-    p.stdout!.on('data', (d: Buffer) => (this.logs += d.toString()));
-    p.stderr!.on('data', (d: Buffer) => (this.logs += d.toString()));
-    await until(
-      'rekor-tiles /healthz',
-      async () => {
-        if (p.exitCode !== null) throw new Error(`rekor-server exited ${p.exitCode}:\n${this.logs}`);
-        try {
-          return (await fetch(`${this.url}/healthz`)).ok;
-        } catch {
-          return false;
-        }
-      },
-      30_000,
-    );
+    this.server = spawnServer(binary, [
+      'serve',
+      '--storage-dir',
+      path.join(this.dir, 'storage'),
+      '--signer-filepath',
+      path.join(this.dir, 'log-key.pem'),
+      '--hostname',
+      this.origin,
+      '--http-address',
+      '127.0.0.1',
+      '--http-port',
+      String(httpPort),
+      '--grpc-address',
+      '127.0.0.1',
+      '--grpc-port',
+      String(grpcPort),
+      '--http-metrics-port',
+      String(metricsPort),
+      '--checkpoint-interval',
+      '100ms',
+      '--batch-max-age',
+      '20ms',
+    ]);
+    await untilAnswers('rekor-tiles /healthz', this.server, `${this.url}/healthz`);
     if (!this.statics) {
       const storage = path.join(this.dir, 'storage');
       this.statics = http.createServer((req, res) => {
@@ -121,12 +89,12 @@ export class RekorTiles {
   }
 
   async stop(): Promise<void> {
-    const p = this.proc;
-    if (!p || p.exitCode !== null) return;
-    await new Promise<void>((resolve) => {
-      p.once('exit', () => resolve());
-      p.kill('SIGTERM');
-    });
+    await stopChild(this.server?.proc);
+  }
+
+  /** What the server wrote since its last start. */
+  get logs(): string {
+    return this.server?.output() ?? '';
   }
 
   async close(): Promise<void> {

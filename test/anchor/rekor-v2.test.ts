@@ -7,7 +7,6 @@
  * Ed25519 (like the public v2 shards) log key. Needs Go on PATH; the first build downloads
  * modules (and the go1.27 toolchain the TSA asks for) for a few minutes.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -25,12 +24,13 @@ import { rekorV2Witness } from '../../src/anchor/rekor.js';
 import { rekorTrust, trustMaterial } from '../../src/anchor/trust.js';
 import { tsaTrust } from '../../src/anchor/tsa.js';
 import { hashToken } from '../../src/http/auth.js';
-import { ensureDist, repoRoot } from './dist.js';
-import { makeLog, openAnchorer, until, type Fixture } from './helpers.js';
+import { makeLog, openAnchorer, type Fixture } from './helpers.js';
 import { buildRekorTiles, RekorTiles } from './rekor-tiles.js';
 import { buildTimestampAuthority, forgeGenTime, TimestampAuthority, TsaProxy } from './timestamp-authority.js';
+import { until } from '../helpers/wait.js';
+import { ensureDist } from '../helpers/dist.js';
+import { runTlog, serveSpawner, stopServe } from '../helpers/tlog-cli.js';
 
-const cli = path.join(repoRoot, 'dist/src/cli/main.js');
 let f: Fixture;
 let rekor: RekorTiles;
 let tsa: TimestampAuthority;
@@ -64,10 +64,6 @@ const job = async (g: Fixture, size: number): Promise<AnchorJob> => (await new O
 const receiptOf = (g: Fixture, name: string) => path.join(g.paths.historyDir, 'anchors', name);
 type Json = Record<string, any>;
 const stampsOf = (j: Json): Json[] => j.verificationMaterial.timestampVerificationData.rfc3161Timestamps;
-
-function runCli(args: string[]) {
-  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 });
-}
 
 describe('anchoring in a real Rekor v2 with time from a real TSA (ECDSA log key)', () => {
   it('a good anchor: the receipt carries the TSA time, verifies offline and with @sigstore/verify; `tlog anchor verify` says when and who', async () => {
@@ -112,21 +108,23 @@ describe('anchoring in a real Rekor v2 with time from a real TSA (ECDSA log key)
 
       const keyFile = path.join(f.dir, 'rekor-v2.pem');
       writeFileSync(keyFile, rekor.publicKeyPem);
-      const ok = runCli(['anchor', 'verify', r.receipt!, '--rekor-key', keyFile, '--tsa-chain', tsa.chainFile]);
+      const ok = runTlog(['anchor', 'verify', r.receipt!, '--rekor-key', keyFile, '--tsa-chain', tsa.chainFile], { timeoutMs: 60_000 });
       expect(ok.stderr).toBe('');
-      expect(ok.status).toBe(0);
+      expect(ok.code).toBe(0);
       expect(ok.stdout).toContain(`anchored at ${s.attestedAt}, attested by O=tlog-worm tests, CN=tlog-worm test TSA (RFC 3161 timestamp ok)`);
-      const json2 = JSON.parse(runCli(['anchor', 'verify', r.receipt!, '--rekor-key', keyFile, '--tsa-chain', tsa.chainFile, '--json']).stdout) as Json;
+      const json2 = JSON.parse(
+        runTlog(['anchor', 'verify', r.receipt!, '--rekor-key', keyFile, '--tsa-chain', tsa.chainFile, '--json'], { timeoutMs: 60_000 }).stdout,
+      ) as Json;
       expect(json2).toMatchObject({ attestedAt: s.attestedAt, timeEvidence: 'rfc3161-timestamp', checkpointSignedByLog: true, anchorKeyPinned: true });
       // Without the TSA chain, or trusting another TSA, the time cannot be verified: refused.
-      const none = runCli(['anchor', 'verify', r.receipt!, '--rekor-key', keyFile]);
-      expect(none.status).not.toBe(0);
+      const none = runTlog(['anchor', 'verify', r.receipt!, '--rekor-key', keyFile], { timeoutMs: 60_000 });
+      expect(none.code).not.toBe(0);
       expect(none.stderr.trim().split('\n')).toHaveLength(1);
       expect(none.stderr).toMatch(/give the certificate chain of the timestamp authority/);
       const strangerChain = path.join(f.dir, 'stranger-chain.pem');
       writeFileSync(strangerChain, stranger.chainPem);
-      const other = runCli(['anchor', 'verify', r.receipt!, '--rekor-key', keyFile, '--tsa-chain', strangerChain]);
-      expect(other.status).not.toBe(0);
+      const other = runTlog(['anchor', 'verify', r.receipt!, '--rekor-key', keyFile, '--tsa-chain', strangerChain], { timeoutMs: 60_000 });
+      expect(other.code).not.toBe(0);
       expect(other.stderr).toMatch(/not the configured one/);
     } finally {
       await a.stop();
@@ -374,27 +372,11 @@ describe('outages and restarts', () => {
 });
 
 describe('a tenant of `tlog serve` anchoring in Rekor v2 with a TSA', () => {
-  let child: ChildProcess | undefined;
-  afterAll(() => {
-    child?.kill('SIGKILL');
-  });
+  const spawnServe = serveSpawner();
 
   async function serve(config: string): Promise<{ base: string; stop: () => Promise<number | null> }> {
-    const p = spawn(process.execPath, [cli, 'serve', '--config', config], { cwd: path.dirname(config), env: { ...process.env, TLOG_LOG_LEVEL: 'warn' } });
-    child = p;
-    let err = '';
-    p.stderr!.on('data', (d) => (err += d));
-    const port = await until('serve to listen', async () => {
-      if (p.exitCode !== null) throw new Error(`serve exited ${p.exitCode}: ${err}`);
-      return Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(err)?.[1]) || null;
-    });
-    return {
-      base: `http://127.0.0.1:${port}/timed`,
-      stop: async () => {
-        p.kill('SIGTERM');
-        return await new Promise((r) => p.on('exit', (code) => r(code)));
-      },
-    };
+    const p = await spawnServe(['--config', config], { cwd: path.dirname(config), env: { TLOG_LOG_LEVEL: 'warn' } });
+    return { base: `${p.url}/timed`, stop: () => stopServe(p) };
   }
 
   it('configured by URL and chain file; GET /<t>/anchors reports the attested time; a job left pending is finished by `tlog anchor now`', async () => {
@@ -457,10 +439,8 @@ describe('a tenant of `tlog serve` anchoring in Rekor v2 with a TSA', () => {
     // timestamp it already has (the TSA is not asked again).
     await rekor.start();
     const stamps = proxy.passed;
-    const now = spawnSync(
-      process.execPath,
+    const now = runTlog(
       [
-        cli,
         'anchor',
         'now',
         '--tenant',
@@ -478,10 +458,10 @@ describe('a tenant of `tlog serve` anchoring in Rekor v2 with a TSA', () => {
         '--tsa-chain',
         'tsa-chain.pem',
       ],
-      { cwd: dir, encoding: 'utf8', timeout: 60_000 },
+      { cwd: dir, timeoutMs: 60_000 },
     );
     expect(now.stderr).toBe('');
-    expect(now.status).toBe(0);
+    expect(now.code).toBe(0);
     expect(now.stdout).toMatch(/^anchored timed at size 5: rekor entry \d+\n {2}anchored at \S+Z, attested by O=tlog-worm tests, CN=tlog-worm test TSA\n/);
     expect(proxy.passed).toBe(stamps);
     s = await serve(path.join(dir, 'tlog.yaml'));
@@ -496,7 +476,6 @@ describe('a tenant of `tlog serve` anchoring in Rekor v2 with a TSA', () => {
     const after = (await listed(s.base)).find((x) => x.treeSize === 3)!;
     expect(after).toMatchObject({ verified: false, attestedAt: null, attestedBy: null, refused: 'the receipt is not the one this service verified' });
     expect(await s.stop()).toBe(0);
-    child = undefined;
   });
 });
 

@@ -3,31 +3,29 @@
  * tenant's published checkpoint in a Rekor v1 on loopback, serves the receipt under
  * /<tenant>/anchors, and `tlog anchor verify` checks it offline.
  */
-import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { hashToken } from '../../src/http/auth.js';
 import { FakeRekorV1 } from './fake-rekor-v1.js';
-import { until } from './helpers.js';
+import { until } from '../helpers/wait.js';
+import { ensureDist } from '../helpers/dist.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
+import { runTlog, serveSpawner, stopServe } from '../helpers/tlog-cli.js';
 
-const repo = path.resolve(__dirname, '../..');
-const bin = path.join(repo, 'dist/src/cli/main.js');
 let dir: string;
 let rekor: FakeRekorV1;
-let child: ChildProcess | undefined;
+const spawnServe = serveSpawner();
 
 beforeAll(async () => {
-  if (!existsSync(bin)) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repo });
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-anchor-serve-'));
+  ensureDist();
+  dir = makeTempDir('tlog-anchor-serve-');
   rekor = new FakeRekorV1();
   await rekor.up();
-});
+}, 240_000);
 afterAll(async () => {
-  child?.kill('SIGKILL');
   await rekor.down();
-  rmSync(dir, { recursive: true, force: true });
+  removeDir(dir);
 });
 
 it('anchors the published checkpoint of a configured tenant and serves a receipt that verifies offline', async () => {
@@ -51,11 +49,8 @@ it('anchors the published checkpoint of a configured tenant and serves a receipt
       '',
     ].join('\n'),
   );
-  child = spawn(process.execPath, [bin, 'serve', '--config', path.join(dir, 'tlog.yaml')], { cwd: dir, env: { ...process.env, TLOG_LOG_LEVEL: 'warn' } });
-  let err = '';
-  child.stderr!.on('data', (d) => (err += d));
-  const port = await until('serve to listen', async () => Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(err)?.[1]) || null);
-  const base = `http://127.0.0.1:${port}/anchored`;
+  const p = await spawnServe(['--config', path.join(dir, 'tlog.yaml')], { cwd: dir, env: { TLOG_LOG_LEVEL: 'warn' } });
+  const base = `${p.url}/anchored`;
   for (let i = 0; i < 3; i++) {
     const res = await fetch(`${base}/append`, { method: 'POST', body: `anchored entry ${i}`, headers: { Authorization: `Bearer ${token}` } });
     expect(res.status).toBe(200);
@@ -69,10 +64,8 @@ it('anchors the published checkpoint of a configured tenant and serves a receipt
   // Exactly one Rekor entry for that checkpoint, and its receipt verifies offline.
   const receiptFile = path.join(dir, 'checkpoints/anchored/anchors/003.sigstore.json');
   expect(existsSync(receiptFile)).toBe(true);
-  const v = spawnSync(process.execPath, [bin, 'anchor', 'verify', receiptFile, '--rekor-key', path.join(dir, 'rekor.pem')], { cwd: dir, encoding: 'utf8' });
+  const v = runTlog(['anchor', 'verify', receiptFile, '--rekor-key', path.join(dir, 'rekor.pem')], { cwd: dir });
   expect(v.stderr).toBe('');
-  expect(v.status).toBe(0);
-  child.kill('SIGTERM');
-  expect(await new Promise((r) => child!.on('exit', r))).toBe(0);
-  child = undefined;
+  expect(v.code).toBe(0);
+  expect(await stopServe(p)).toBe(0);
 });

@@ -8,16 +8,16 @@
  * way the chain is fetched once from /api/v1/timestamp/certchain at start and written to
  * `chainFile`: that file is what a tenant's configuration trusts (the service never fetches it).
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { repoRoot } from './dist.js';
-import { buildGoTool, goBinDir, goEnv } from './go-build.js';
-import { until } from './helpers.js';
-import { freePort } from './rekor-tiles.js';
+import { repoRoot } from '../helpers/dist.js';
+import { buildGoTool, goBinDir, goEnv } from '../helpers/go-tools.js';
+import { freePort, spawnServer, stopChild, untilAnswers, type ServerProcess } from '../helpers/processes.js';
+import { removeDir } from '../helpers/temp-dirs.js';
 
 const moduleDir = path.join(repoRoot, 'test/interop/go/tsa');
 const TSA_MODULE = 'github.com/sigstore/timestamp-authority/v2';
@@ -58,7 +58,7 @@ export function buildTimestampAuthority(): void {
         copyFileSync(path.join(moduleDir, 'go.sum'), path.join(mod, 'go.sum'));
         go(['build', '-buildvcs=false', '-o', out, PKG], mod);
       } finally {
-        rmSync(work, { recursive: true, force: true });
+        removeDir(work);
       }
     },
   });
@@ -119,8 +119,7 @@ export class TimestampAuthority {
   url = '';
   /** The chain the server serves, fetched once at the first start. */
   chainPem = '';
-  logs = '';
-  private proc: ChildProcess | null = null;
+  private server: ServerProcess | null = null;
   private port = 0;
 
   constructor(
@@ -140,7 +139,6 @@ export class TimestampAuthority {
   async start(): Promise<void> {
     if (!this.port) this.port = await freePort();
     this.url = `http://127.0.0.1:${this.port}`;
-    this.logs = '';
     const signerArgs =
       this.signer === 'memory'
         ? ['--timestamp-signer', 'memory']
@@ -148,25 +146,15 @@ export class TimestampAuthority {
             const id = makeFileSignerIdentity(this.dir, this.name);
             return ['--timestamp-signer', 'file', '--file-signer-key-path', id.key, '--certificate-chain-path', id.chain];
           })();
-    const p = spawn(binary, ['serve', '--host', '127.0.0.1', '--port', String(this.port), '--disable-ntp-monitoring', '--log-type', 'prod', ...signerArgs], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, TSA_METRICS_ADDR: '127.0.0.1:0' },
-    });
-    this.proc = p;
-    p.stdout!.on('data', (d: Buffer) => (this.logs += d.toString()));
-    p.stderr!.on('data', (d: Buffer) => (this.logs += d.toString()));
-    await until(
-      'timestamp-server /ping',
-      async () => {
-        if (p.exitCode !== null) throw new Error(`timestamp-server exited ${p.exitCode}:\n${this.logs}`);
-        try {
-          return (await fetch(`${this.url}/ping`)).ok;
-        } catch {
-          return false;
-        }
+    this.server = spawnServer(
+      binary,
+      ['serve', '--host', '127.0.0.1', '--port', String(this.port), '--disable-ntp-monitoring', '--log-type', 'prod', ...signerArgs],
+      {
+        ...process.env,
+        TSA_METRICS_ADDR: '127.0.0.1:0',
       },
-      30_000,
     );
+    await untilAnswers('timestamp-server /ping', this.server, `${this.url}/ping`);
     if (!this.chainPem) {
       const res = await fetch(`${this.url}/api/v1/timestamp/certchain`);
       if (!res.ok) throw new Error(`certchain: HTTP ${res.status}`);
@@ -176,12 +164,12 @@ export class TimestampAuthority {
   }
 
   async stop(): Promise<void> {
-    const p = this.proc;
-    if (!p || p.exitCode !== null) return;
-    await new Promise<void>((resolve) => {
-      p.once('exit', () => resolve());
-      p.kill('SIGTERM');
-    });
+    await stopChild(this.server?.proc);
+  }
+
+  /** What the server wrote since its last start. */
+  get logs(): string {
+    return this.server?.output() ?? '';
   }
 
   /** What a tenant's anchoring configuration says about this TSA. */

@@ -5,8 +5,7 @@
  * running servers are in rekor-v2.test.ts.
  */
 import { createPublicKey } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { RFC3161Timestamp } from '@sigstore/core';
 import { Verifier, type SignedEntity } from '@sigstore/verify';
@@ -16,6 +15,7 @@ import { trustMaterial, verifyAnchorTimestamp } from '../../src/anchor/trust.js'
 import { checkTimestamp, plausibleTime, tsaTrust } from '../../src/anchor/tsa.js';
 import { loadConfig } from '../../src/config/config.js';
 import { forgeGenTime } from './timestamp-authority.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 const dir = path.join(__dirname, 'fixtures/tsa');
 const read = (f: string) => readFileSync(path.join(dir, f));
@@ -166,7 +166,7 @@ describe('anchoring configurations name the TSA', () => {
   });
 
   it('the service configuration reads tsa.certChainFile and refuses v2 without a TSA', () => {
-    const d = mkdtempSync(path.join(os.tmpdir(), 'tlog-tsa-config-'));
+    const d = makeTempDir('tlog-tsa-config-');
     try {
       writeFileSync(path.join(d, 'rekor.pem'), rekorKey);
       writeFileSync(path.join(d, 'tsa.pem'), chain);
@@ -192,7 +192,7 @@ describe('anchoring configurations name the TSA', () => {
       writeFileSync(path.join(d, 'both.yaml'), yaml([...v2, 'tsa: { url: "http://127.0.0.1:2", certChainFile: tsa.pem, certChain: x }']));
       expect(() => loadConfig(path.join(d, 'both.yaml'))).toThrow(/exactly one of certChain and certChainFile/);
     } finally {
-      rmSync(d, { recursive: true, force: true });
+      removeDir(d);
     }
   });
 });

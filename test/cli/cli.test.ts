@@ -1,32 +1,26 @@
 /**
  * The tlog command, run as a real process from dist/ (the test command compiles first).
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { serveDir } from '../client/helpers.js';
 import { LINES_PER_BATCH } from '../../src/cli/append.js';
+import { ensureDist, repoRoot, tlogBin } from '../helpers/dist.js';
+import { makeTempDir, removeDir, tempDirPerFile } from '../helpers/temp-dirs.js';
+import { runTlog, spawnServe, stopServe } from '../helpers/tlog-cli.js';
 
-const repo = path.resolve(__dirname, '../..');
-const bin = path.join(repo, 'dist/src/cli/main.js');
-let dir: string;
+const tmp = tempDirPerFile('tlog-cli-');
 
+/** tlog on the data roots of `tmp.dir`. */
 function tlog(args: string[], input?: string) {
-  const r = spawnSync(process.execPath, [bin, '--tiles-dir', 'tiles', '--checkpoints-dir', 'checkpoints', '--state-dir', 'state', ...args], {
-    cwd: dir,
-    input,
-    encoding: 'utf8',
-  });
-  // A process that did not exit by itself (killed, or failed to spawn) is a failure of its own, not an empty answer.
-  if (r.error || r.signal) throw new Error(`tlog ${args.join(' ')}: ${r.error ? r.error.message : `killed by ${r.signal}`}\n${r.stderr}`);
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  return runTlog(['--tiles-dir', 'tiles', '--checkpoints-dir', 'checkpoints', '--state-dir', 'state', ...args], { cwd: tmp.dir, input });
 }
 
 /** The same, without blocking this process (for tests that serve something to it). */
 function tlogAsync(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [bin, ...args], { cwd: dir });
+  const child = spawn(process.execPath, [tlogBin, ...args], { cwd: tmp.dir });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -34,11 +28,7 @@ function tlogAsync(args: string[]): Promise<{ code: number | null; stdout: strin
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }
 
-beforeAll(() => {
-  if (!existsSync(bin)) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repo });
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-cli-'));
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+beforeAll(() => ensureDist(), 240_000);
 
 describe('tlog', () => {
   it('init prints verifier keys; a second init fails with one line and exit 1', () => {
@@ -53,8 +43,8 @@ describe('tlog', () => {
   });
 
   it('appends files, stdin and lines, then show and verify agree', () => {
-    writeFileSync(path.join(dir, 'a.txt'), 'file a');
-    writeFileSync(path.join(dir, 'b.txt'), 'file b');
+    writeFileSync(path.join(tmp.dir, 'a.txt'), 'file a');
+    writeFileSync(path.join(tmp.dir, 'b.txt'), 'file b');
     const files = tlog(['append', 'a.txt', 'b.txt']);
     expect(files.code).toBe(0);
     expect(
@@ -88,8 +78,8 @@ describe('tlog', () => {
     expect(tlog(['init', '--origin', 'example.com/lines', '--tenant', 'lines']).code).toBe(0);
     const child = spawn(
       process.execPath,
-      [bin, '--tiles-dir', 'tiles', '--checkpoints-dir', 'checkpoints', '--state-dir', 'state', 'append', '--lines', '--tenant', 'lines'],
-      { cwd: dir },
+      [tlogBin, '--tiles-dir', 'tiles', '--checkpoints-dir', 'checkpoints', '--state-dir', 'state', 'append', '--lines', '--tenant', 'lines'],
+      { cwd: tmp.dir },
     );
     let out = '';
     let err = '';
@@ -154,7 +144,7 @@ describe('tlog', () => {
   });
 
   it('verify fails when a bundle byte is flipped, naming the file', () => {
-    const p = path.join(dir, 'tiles/default/tile/entries/000');
+    const p = path.join(tmp.dir, 'tiles/default/tile/entries/000');
     const orig = readFileSync(p);
     const bad = Buffer.from(orig);
     bad[10]! ^= 1;
@@ -169,10 +159,10 @@ describe('tlog', () => {
   it("runs through npm's bin symlink (node_modules/.bin/tlog), as `npx tlog` and installed bins run it", () => {
     // npm links node_modules/.bin/tlog -> ../tlog-worm/dist/src/cli/main.js, and the package
     // itself is a symlink when installed from a directory (what `npx tlog` in a checkout does).
-    const proj = mkdtempSync(path.join(os.tmpdir(), 'tlog-bin-'));
+    const proj = makeTempDir('tlog-bin-');
     try {
       mkdirSync(path.join(proj, 'node_modules/.bin'), { recursive: true });
-      symlinkSync(repo, path.join(proj, 'node_modules/tlog-worm'));
+      symlinkSync(repoRoot, path.join(proj, 'node_modules/tlog-worm'));
       symlinkSync('../tlog-worm/dist/src/cli/main.js', path.join(proj, 'node_modules/.bin/tlog'));
       const help = spawnSync(process.execPath, [path.join(proj, 'node_modules/.bin/tlog'), '--help'], { cwd: proj, encoding: 'utf8' });
       expect(help.status).toBe(0);
@@ -185,14 +175,14 @@ describe('tlog', () => {
       expect(init.stdout).toMatch(/^created log default with origin example\.com\/bin$/m);
       expect(existsSync(path.join(proj, '.tlog/default/log.json'))).toBe(true);
     } finally {
-      rmSync(proj, { recursive: true, force: true });
+      removeDir(proj);
     }
   });
 
   it('monitor waits out a log that is down, saying why, and keeps following; --once fails with the reason', async () => {
     const vkeys: string[] = JSON.parse(tlog(['show', '--json']).stdout).verifierKeys;
     let drop = 0;
-    const server = await serveDir(path.join(dir, 'tiles/default'), '/log', () => (drop-- > 0 ? 'reset' : null));
+    const server = await serveDir(path.join(tmp.dir, 'tiles/default'), '/log', () => (drop-- > 0 ? 'reset' : null));
     try {
       // A source tries a dropped connection once more itself (a stale kept-alive socket): two
       // drops fail one poll.
@@ -204,7 +194,7 @@ describe('tlog', () => {
       expect(once.stderr.split('\n')).toHaveLength(2);
 
       drop = 4;
-      const child = spawn(process.execPath, [bin, 'monitor', '--url', server.url, '--vkey', vkeys[0]!, '--interval', '0.05'], { cwd: dir });
+      const child = spawn(process.execPath, [tlogBin, 'monitor', '--url', server.url, '--vkey', vkeys[0]!, '--interval', '0.05'], { cwd: tmp.dir });
       let out = '';
       let err = '';
       child.stdout.on('data', (d) => (out += d));
@@ -228,10 +218,10 @@ describe('tlog', () => {
 
   it("the README's order works as written: `npm start`, then `tlog init --origin`, append, show, verify", async () => {
     // A fresh checkout: no flags, the default data roots under the working directory.
-    const cwd = mkdtempSync(path.join(dir, 'readme-'));
-    const run = (args: string[], input?: string) => spawnSync(process.execPath, [bin, ...args], { cwd, input, encoding: 'utf8' });
+    const cwd = mkdtempSync(path.join(tmp.dir, 'readme-'));
+    const run = (args: string[], input?: string) => runTlog(args, { cwd, input });
     // `npm start` (= tlog serve), on a port the OS picks, stopped with Ctrl-C.
-    const server = spawn(process.execPath, [bin, 'serve', '--listen', '127.0.0.1:0'], { cwd });
+    const server = spawn(process.execPath, [tlogBin, 'serve', '--listen', '127.0.0.1:0'], { cwd });
     let err = '';
     server.stderr.on('data', (d) => (err += d));
     const exited = new Promise<number | null>((r) => server.on('exit', (code) => r(code)));
@@ -243,7 +233,7 @@ describe('tlog', () => {
 
     const init = run(['init', '--origin', 'example.com/log']);
     expect(init.stderr).toBe('');
-    expect(init.status).toBe(0);
+    expect(init.code).toBe(0);
     expect(init.stdout).toMatch(
       /^replaced the empty log default made by `tlog serve` \(origin 127\.0\.0\.1:0\/default\) with a new log with origin example\.com\/log$/m,
     );
@@ -257,14 +247,14 @@ describe('tlog', () => {
     const show = JSON.parse(run(['show', '--json']).stdout);
     expect(show).toMatchObject({ origin: 'example.com/log', treeSize: 1001 });
     const v = run(['verify']);
-    expect(v.status, v.stderr).toBe(0);
+    expect(v.code, v.stderr).toBe(0);
     expect(v.stdout).toMatch(/^ok: example\.com\/log size 1001 /);
     // The origin is fixed now: a second init says so, and changes nothing.
     const again = run(['init', '--origin', 'example.com/other']);
-    expect(again.status).toBe(1);
+    expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/^tlog: a log already exists at .* with origin example\.com\/log: its origin cannot change/);
     // And `npm start` serves it as it is.
-    const restart = spawn(process.execPath, [bin, 'serve', '--listen', '127.0.0.1:0'], { cwd });
+    const restart = spawn(process.execPath, [tlogBin, 'serve', '--listen', '127.0.0.1:0'], { cwd });
     let err2 = '';
     restart.stderr.on('data', (d) => (err2 += d));
     const exited2 = new Promise<number | null>((r) => restart.on('exit', (code) => r(code)));
@@ -275,9 +265,9 @@ describe('tlog', () => {
   }, 120_000);
 
   it("serve --origin chooses the default log's origin on first start, and refuses another one later", async () => {
-    const cwd = mkdtempSync(path.join(dir, 'origin-'));
+    const cwd = mkdtempSync(path.join(tmp.dir, 'origin-'));
     const start = async (extra: string[]) => {
-      const child = spawn(process.execPath, [bin, 'serve', '--listen', '127.0.0.1:0', ...extra], { cwd });
+      const child = spawn(process.execPath, [tlogBin, 'serve', '--listen', '127.0.0.1:0', ...extra], { cwd });
       let err = '';
       child.stderr.on('data', (d) => (err += d));
       const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
@@ -305,42 +295,23 @@ describe('tlog', () => {
 
   it('serve answers appends over HTTP, verify --url audits it, and SIGTERM exits 0', async () => {
     // Port 0: the OS picks a free one, and serve says which.
-    const child = spawn(process.execPath, [bin, '--tiles-dir', 't2', '--checkpoints-dir', 'c2', '--state-dir', 's2', 'serve', '--listen', '127.0.0.1:0'], {
-      cwd: dir,
-    });
-    let err = '';
-    child.stderr.on('data', (d) => (err += d));
-    const port = await new Promise<number>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 30000);
-      child.stderr.on('data', () => {
-        const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(err);
-        if (m) {
-          clearTimeout(t);
-          resolve(Number(m[1]));
-        }
-      });
-    });
-    const base = `http://127.0.0.1:${port}/default`;
+    const p = await spawnServe([], { cwd: tmp.dir, globalArgs: ['--tiles-dir', 't2', '--checkpoints-dir', 'c2', '--state-dir', 's2'], timeoutMs: 30_000 });
+    const base = `${p.url}/default`;
     for (let i = 0; i < 5; i++) {
       const res = await fetch(`${base}/append`, { method: 'POST', body: `http entry ${i}` });
       expect(res.status).toBe(200);
       expect((await res.json()).index).toBe(i);
     }
-    const vkey = err
+    const vkey = p
+      .stderr()
       .split('\n')
       .map((l) => l.trim())
       .find((l) => /^127\.0\.0\.1:\d+\/default\+[0-9a-f]{8}\+A/.test(l))!;
-    const v = spawnSync(process.execPath, [bin, 'verify', '--url', base, '--vkey', vkey, '--json'], { cwd: dir, encoding: 'utf8' });
+    const v = runTlog(['verify', '--url', base, '--vkey', vkey, '--json'], { cwd: tmp.dir });
     expect(v.stderr).toBe('');
     expect(JSON.parse(v.stdout).treeSize).toBe(5);
-    const wrongKey = spawnSync(
-      process.execPath,
-      [bin, 'verify', '--url', base, '--vkey', 'example.com/cli+00000000+AYqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29c'],
-      { cwd: dir, encoding: 'utf8' },
-    );
-    expect(wrongKey.status).toBe(1);
-    child.kill('SIGTERM');
-    const code = await new Promise((r) => child.on('exit', r));
-    expect(code).toBe(0);
+    const wrongKey = runTlog(['verify', '--url', base, '--vkey', 'example.com/cli+00000000+AYqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29c'], { cwd: tmp.dir });
+    expect(wrongKey.code).toBe(1);
+    expect(await stopServe(p)).toBe(0);
   });
 });

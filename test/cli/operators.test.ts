@@ -4,10 +4,8 @@
  * token hash (the command the configuration's hint names), export verify --tenant, and the usual
  * mistakes: each one readable line on stderr, a non-zero exit, and nothing changed on disk.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, validateConfig } from '../../src/config/config.js';
@@ -17,19 +15,17 @@ import { createLogger, Metrics } from '../../src/http/observe.js';
 import { silentLogger } from '../../src/log/log.js';
 import { ConfiguredTenants } from '../../src/tenants/apply.js';
 import { TenantRegistry } from '../../src/tenants/registry.js';
-import { spawnServe, type ServeProc } from '../http/helpers.js';
+import { ensureDist, repoRoot } from '../helpers/dist.js';
+import { runTlog, spawnServe, type ServeProc } from '../helpers/tlog-cli.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
-const repo = path.resolve(__dirname, '../..');
-const bin = path.join(repo, 'dist/src/cli/main.js');
 let dir: string;
 
 /** The environment without the tlog settings a developer's shell may carry. */
 const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TLOG_')));
 
 function tlog(args: string[], o: { input?: string; cwd?: string } = {}) {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: o.cwd ?? dir, input: o.input ?? '', encoding: 'utf8', env });
-  if (r.error || r.signal) throw new Error(`tlog ${args.join(' ')}: ${r.error ? r.error.message : `killed by ${r.signal}`}\n${r.stderr}`);
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  return runTlog(args, { cwd: o.cwd ?? dir, input: o.input ?? '', baseEnv: env });
 }
 
 /** Every file under `root` with its size and content hash: what "nothing changed" compares. */
@@ -44,20 +40,20 @@ function snapshot(root: string): Record<string, string> {
 }
 
 beforeAll(() => {
-  if (!existsSync(bin)) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repo });
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-operators-'));
+  ensureDist();
+  dir = makeTempDir('tlog-operators-');
   // Two local logs: "default" and "b", with entries.
   expect(tlog(['init', '--origin', 'example.com/default']).code).toBe(0);
   expect(tlog(['init', '--origin', 'example.com/b', '--tenant', 'b']).code).toBe(0);
   expect(tlog(['append', '--lines'], { input: 'one\ntwo\n' }).code).toBe(0);
   expect(tlog(['append', '--lines', '--tenant', 'b'], { input: 'b1\nb2\nb3\n' }).code).toBe(0);
   writeFileSync(path.join(dir, 'existing.jsonl'), 'keep me\n');
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+}, 240_000);
+afterAll(() => removeDir(dir));
 
 describe('tlog for operators', () => {
   it('--version prints the package version', () => {
-    const pkg = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8')) as { version: string };
+    const pkg = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
     for (const flag of ['--version', '-V']) {
       const r = tlog([flag]);
       expect(r.code).toBe(0);

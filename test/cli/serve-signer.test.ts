@@ -4,36 +4,28 @@
  * offers), the checkpoints it signs verify, and a TLOG_MLDSA_SIGNER it cannot honour stops it
  * before anything is created, with one readable line.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { availableMldsaBackends, chooseMldsaBackend } from '../../src/log/mldsa-backend.js';
 import { parseVerifierKey } from '../../src/note/keys.js';
 import { openNote } from '../../src/note/note.js';
 import { verifierFor } from '../../src/note/signers.js';
-import { bin, ensureBuilt, spawnServe, type ServeProc } from '../http/helpers.js';
+import { ensureDist } from '../helpers/dist.js';
+import { runTlog, serveSpawner, stopServe } from '../helpers/tlog-cli.js';
+import { tempDirPerFile } from '../helpers/temp-dirs.js';
 
-let dir: string;
-const procs: ServeProc[] = [];
+const tmp = tempDirPerFile('tlog-serve-signer-');
+const spawnServe = serveSpawner();
 
-beforeAll(() => {
-  ensureBuilt();
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-serve-signer-'));
-});
-afterAll(() => {
-  for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
-});
+beforeAll(() => ensureDist(), 240_000);
 
 describe('the ML-DSA-44 signer of tlog serve', () => {
   // '' is unset: the preferred one the runtime offers.
   it.each(['', ...availableMldsaBackends()])('TLOG_MLDSA_SIGNER=%j: named at start and in /metrics, and it signs the checkpoints', async (forced) => {
     const backend = chooseMldsaBackend(forced);
-    const cwd = mkdtempSync(path.join(dir, 'serve-'));
+    const cwd = mkdtempSync(path.join(tmp.dir, 'serve-'));
     const p = await spawnServe([], { cwd, env: { TLOG_MLDSA_SIGNER: forced } });
-    procs.push(p);
     expect(p.stderr()).toMatch(new RegExp(`^listening on http://127\\.0\\.0\\.1:${p.port} \\(.*; ML-DSA-44 signer: ${backend}\\)$`, 'm'));
 
     const metrics = await (await fetch(`${p.url}/metrics`)).text();
@@ -48,19 +40,13 @@ describe('the ML-DSA-44 signer of tlog serve', () => {
     // Both signatures, Ed25519 and the ML-DSA-44 one this backend made, verify (noble).
     expect(openNote(checkpoint, verifiers).verified).toHaveLength(2);
 
-    p.child.kill('SIGTERM');
-    expect((await p.exited).code).toBe(0);
+    expect(await stopServe(p)).toBe(0);
   });
 
   it.each(['bogus', 'Noble'])('TLOG_MLDSA_SIGNER=%s: exits 1 with one line, before creating the log', (forced) => {
-    const cwd = mkdtempSync(path.join(dir, 'refused-'));
-    const r = spawnSync(process.execPath, [bin, 'serve', '--listen', '127.0.0.1:0'], {
-      cwd,
-      encoding: 'utf8',
-      timeout: 20_000,
-      env: { ...process.env, TLOG_MLDSA_SIGNER: forced },
-    });
-    expect(r.status).toBe(1);
+    const cwd = mkdtempSync(path.join(tmp.dir, 'refused-'));
+    const r = runTlog(['serve', '--listen', '127.0.0.1:0'], { cwd, timeoutMs: 20_000, env: { TLOG_MLDSA_SIGNER: forced } });
+    expect(r.code).toBe(1);
     expect(r.stderr).toBe(`tlog: TLOG_MLDSA_SIGNER=${JSON.stringify(forced)}: want one of node:crypto, liboqs-wasm, noble\n`);
     for (const d of ['tiles', 'checkpoints', '.tlog']) expect(existsSync(path.join(cwd, d))).toBe(false);
   });

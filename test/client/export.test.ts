@@ -4,8 +4,7 @@
  * entry is reported at its line and index. Also the `tlog export` commands, through commander.
  */
 import { Command } from 'commander';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { exportLedger, ledgerEntryHash, verifyLedger, type LedgerEntry } from '../../src/client/export.js';
@@ -18,6 +17,7 @@ import { leafHash, sha256 } from '../../src/merkle/hash.js';
 import { encodeBase64 } from '../../src/note/note.js';
 import { parseVerifierKey } from '../../src/note/keys.js';
 import { verifierFor } from '../../src/note/signers.js';
+import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
 
 const SIZE = 300;
 let dir: string;
@@ -30,8 +30,7 @@ let oldNote: string;
 const verifiers = () => log.verifierKeys().map((k) => verifierFor(parseVerifierKey(k)));
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-export-'));
-  roots = { tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') };
+  ({ dir, roots } = tempDataRoots('tlog-export-'));
   log = await Log.init(logPaths(roots, 'default'), 'example.com/ledger');
   entries = Array.from({ length: SIZE }, (_, i) => Buffer.from(`record ${i}${i % 7 === 0 ? ' \u00e9\n"quoted"' : ''}`));
   await Promise.all(log.appendMany(entries.slice(0, 100)));
@@ -42,7 +41,7 @@ beforeAll(async () => {
   lines = [];
   await exportLedger(dirSource(log.paths.tilesDir), { verifiers: verifiers(), write: (l) => void lines.push(l) });
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => removeDir(dir));
 
 const parse = (l: string) => JSON.parse(l) as LedgerEntry;
 /** Re-computes every hash from line `from` on, as someone forging the chain would. */

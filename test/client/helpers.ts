@@ -2,23 +2,15 @@
  * Test logs written by our engine, a static HTTP server over a tiles directory (what a CDN in
  * front of a log is), and the partial tiles a tree size implies.
  */
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Log } from '../../src/log/log.js';
 import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, hashesAtLevel, partialWidth } from '../../src/tiles/layout.js';
-
-export function tempRoots(prefix: string): { dir: string; roots: DataRoots } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  return {
-    dir,
-    roots: { tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') },
-  };
-}
+import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
 
 export const entryOf = (i: number, tag = '') => Buffer.from(`entry ${i}${tag}`);
 
@@ -44,6 +36,42 @@ export async function makeLog(
     notes.push(log.committed.note);
   }
   return { log, paths, notes };
+}
+
+/** A closed log made by makeLog in a new temporary directory, and a static server over its tiles. */
+export interface ServedLog {
+  readonly dir: string;
+  readonly roots: DataRoots;
+  readonly paths: LogPaths;
+  readonly log: Log;
+  /** The checkpoint notes at each of the sizes. */
+  readonly notes: string[];
+  readonly vkeys: string[];
+  readonly server: StaticServer;
+  /** Stops the server and removes the directory. */
+  close(): Promise<void>;
+}
+
+/** The fixture of the verifying-client tests: a log grown through `sizes`, closed, and served. */
+export async function servedLog(prefix: string, origin: string, sizes: readonly number[]): Promise<ServedLog> {
+  const { dir, roots } = tempDataRoots(prefix);
+  const { log, paths, notes } = await makeLog(roots, origin, sizes);
+  const vkeys = log.verifierKeys();
+  await log.close();
+  const server = await serveDir(paths.tilesDir);
+  return {
+    dir,
+    roots,
+    paths,
+    log,
+    notes,
+    vkeys,
+    server,
+    async close() {
+      await server.close();
+      removeDir(dir);
+    },
+  };
 }
 
 /** Copies a closed log (tiles, history, private state) to other roots: a second log with the same keys. */
@@ -121,8 +149,4 @@ export async function serveDir(root: string, prefix = '/log', fault?: (rel: stri
         server.close(() => resolve());
       }),
   };
-}
-
-export function rmrf(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
 }

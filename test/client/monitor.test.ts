@@ -16,13 +16,14 @@ import { leafHash } from '../../src/merkle/hash.js';
 import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { keyPair } from '../../src/note/signers.js';
 import { parsePolicy } from '../../src/note/witness-policy.js';
-import { appendRange, copyLog, entryOf, rmrf, serveDir, tempRoots } from './helpers.js';
+import { appendRange, copyLog, entryOf, serveDir } from './helpers.js';
+import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
 
 const ORIGIN = 'example.com/monitored';
 const dirs: string[] = [];
-afterAll(() => dirs.forEach(rmrf));
+afterAll(() => dirs.forEach(removeDir));
 function roots(prefix: string) {
-  const t = tempRoots(prefix);
+  const t = tempDataRoots(prefix);
   dirs.push(t.dir);
   return t;
 }

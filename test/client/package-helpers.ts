@@ -6,8 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { buildClientPackage, CLIENT_PACKAGE_NAME } from '../../src/client/package/build.js';
-
-export const repo = path.resolve(__dirname, '../..');
+import { repoRoot } from '../helpers/dist.js';
 
 export interface Run {
   readonly status: number | null;
@@ -49,7 +48,7 @@ export interface PackedClient {
 
 /** Builds the package into dir/package and packs it into dir; the tarball's path. */
 export function packClient(dir: string): PackedClient {
-  const built = buildClientPackage(repo, path.join(dir, 'package'));
+  const built = buildClientPackage(repoRoot, path.join(dir, 'package'));
   const r = npm(['pack', built.dir, '--pack-destination', dir, '--json'], dir);
   if (r.status !== 0) throw new Error(`npm pack failed: ${r.stderr}`);
   const [info] = JSON.parse(r.stdout) as { filename: string; files: { path: string }[] }[];
@@ -81,7 +80,7 @@ interface LockEntry {
  */
 export function offlineProject(dir: string, client: PackedClient, extra: Record<string, string> = {}): Run {
   mkdirSync(dir, { recursive: true });
-  const rootLock = JSON.parse(readFileSync(path.join(repo, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockEntry> };
+  const rootLock = JSON.parse(readFileSync(path.join(repoRoot, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockEntry> };
   const tarballSpec = `file:${path.relative(dir, client.tarball)}`;
   const dependencies = { [CLIENT_PACKAGE_NAME]: tarballSpec, ...extra };
   const m = client.manifest;

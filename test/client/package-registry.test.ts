@@ -4,21 +4,20 @@
  * @noble/* only, a writer adds http-message-signatures and what it needs. Heavy: it needs the
  * network (test/client/package.test.ts installs the same offline, from the npm cache).
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CLIENT_PACKAGE_NAME } from '../../src/client/package/build.js';
-import { rmrf } from './helpers.js';
 import { installedPackages, node, npm, packClient, treeBytes, type PackedClient } from './package-helpers.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 let dir: string;
 let client: PackedClient;
 beforeAll(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-client-registry-'));
+  dir = makeTempDir('tlog-client-registry-');
   client = packClient(dir);
 }, 120_000);
-afterAll(() => rmrf(dir));
+afterAll(() => removeDir(dir));
 
 /** An empty project and `npm install <specs>` in it; the names of what it installed. */
 function install(name: string, specs: string[]): string[] {

@@ -6,8 +6,7 @@
  * The same install resolved against the registry is test/client/package-registry.test.ts (heavy).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIENT_PACKAGE_NAME } from '../../src/client/package/build.js';
@@ -15,11 +14,12 @@ import { fetchCheckpoint, proveInclusion } from '../../src/client/verify.js';
 import { urlSource } from '../../src/client/source.js';
 import { formatVerifierKey, SignatureType } from '../../src/note/keys.js';
 import { clientKey, get, listen, makeEnv, post, tokenAuth, type AppEnv, type Listening } from '../http/helpers.js';
-import { installedPackages, jsBlocksImporting, node, offlineProject, packClient, repo, treeBytes, type PackedClient, type Run } from './package-helpers.js';
-import { rmrf } from './helpers.js';
+import { installedPackages, jsBlocksImporting, node, offlineProject, packClient, treeBytes, type PackedClient, type Run } from './package-helpers.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
+import { repoRoot } from '../helpers/dist.js';
 
-const README = readFileSync(path.join(repo, 'README.md'), 'utf8');
-const PACKAGE_README = readFileSync(path.join(repo, 'src/client/package/README.md'), 'utf8');
+const README = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+const PACKAGE_README = readFileSync(path.join(repoRoot, 'src/client/package/README.md'), 'utf8');
 const [VERIFIER_EXAMPLE] = jsBlocksImporting(README, CLIENT_PACKAGE_NAME);
 const [WRITER_EXAMPLE] = jsBlocksImporting(README, `${CLIENT_PACKAGE_NAME}/signed-request`);
 
@@ -38,7 +38,7 @@ function asWritten(example: string, replacements: Record<string, string>): strin
 }
 
 const lockVersion = (name: string): string => {
-  const lock = JSON.parse(readFileSync(path.join(repo, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version: string }> };
+  const lock = JSON.parse(readFileSync(path.join(repoRoot, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version: string }> };
   return lock.packages[`node_modules/${name}`]!.version;
 };
 
@@ -48,7 +48,7 @@ let verifierDir: string;
 let writerDir: string;
 
 beforeAll(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-client-package-'));
+  dir = makeTempDir('tlog-client-package-');
   client = packClient(dir);
   verifierDir = path.join(dir, 'verifier');
   writerDir = path.join(dir, 'writer');
@@ -58,10 +58,10 @@ beforeAll(() => {
     throw new Error(`npm ci --offline of the ${who}'s project failed${hint}: ${r.stderr}`);
   };
   installed('verifier', offlineProject(verifierDir, client));
-  const pinned = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  const pinned = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
   installed('writer', offlineProject(writerDir, client, { 'http-message-signatures': pinned.dependencies['http-message-signatures']! }));
 }, 240_000);
-afterAll(() => rmrf(dir));
+afterAll(() => removeDir(dir));
 
 describe('what a verifier installs', () => {
   it('the client and @noble/* at the locked versions, nothing else, in a few MB', () => {
@@ -165,7 +165,7 @@ describe("the README's verifier example, as written, against a tlog-worm service
   it("type-checks against the package's declarations", () => {
     writeFileSync(path.join(verifierDir, 'verify.mts'), VERIFIER_EXAMPLE!);
     // This repository's TypeScript and Node types; the package's own declarations and @noble's.
-    const tsc = path.join(repo, 'node_modules/typescript/bin/tsc');
+    const tsc = path.join(repoRoot, 'node_modules/typescript/bin/tsc');
     const args = [
       '--noEmit',
       '--strict',
@@ -178,7 +178,7 @@ describe("the README's verifier example, as written, against a tlog-worm service
       '--types',
       'node',
       '--typeRoots',
-      path.join(repo, 'node_modules/@types'),
+      path.join(repoRoot, 'node_modules/@types'),
       'verify.mts',
     ];
     const r = spawnSync(process.execPath, [tsc, ...args], { cwd: verifierDir, encoding: 'utf8' });
@@ -217,15 +217,15 @@ describe("tlog-worm's own exports map", () => {
       expect(r.stderr).toBe('');
       return JSON.parse(r.stdout) as string[];
     };
-    const main = await names('tlog-worm', repo);
-    const clientNames = await names('tlog-worm/client', repo);
-    const signer = await names('tlog-worm/signed-request', repo);
+    const main = await names('tlog-worm', repoRoot);
+    const clientNames = await names('tlog-worm/client', repoRoot);
+    const signer = await names('tlog-worm/signed-request', repoRoot);
     expect(clientNames).toEqual(await names(CLIENT_PACKAGE_NAME, verifierDir));
     expect(signer).toEqual(await names(`${CLIENT_PACKAGE_NAME}/signed-request`, writerDir));
     expect(clientNames).toContain('urlSource');
     expect(signer).toContain('signHttpRequest');
     expect(main).toEqual([...new Set([...clientNames, 'signHttpRequest', ...main.filter((n) => signer.includes(n))])].sort());
-    const deep = await node(['--input-type=module', '-e', "await import('tlog-worm/dist/src/log/log.js')"], repo);
+    const deep = await node(['--input-type=module', '-e', "await import('tlog-worm/dist/src/log/log.js')"], repoRoot);
     expect(deep.stderr).toMatch(/ERR_PACKAGE_PATH_NOT_EXPORTED/);
   });
 });

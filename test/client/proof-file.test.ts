@@ -20,7 +20,7 @@ import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { formatSignatureLine } from '../../src/note/note.js';
 import { keyPair } from '../../src/note/signers.js';
 import { parsePolicy } from '../../src/note/witness-policy.js';
-import { entryOf, makeLog, rmrf, serveDir, tempRoots, type StaticServer } from './helpers.js';
+import { entryOf, servedLog, type ServedLog, type StaticServer } from './helpers.js';
 
 const ORIGIN = 'example.com/proofs';
 const SIZES = [1, 256, 300, 513];
@@ -30,23 +30,14 @@ let log: Log;
 let notes: string[];
 let vkeys: string[];
 let server: StaticServer;
+let served: ServedLog | undefined;
 const trust = () => ({ logKeys: vkeys, origin: ORIGIN });
 
 beforeAll(async () => {
-  const t = tempRoots('tlog-proof-');
-  dir = t.dir;
-  roots = t.roots;
-  const made = await makeLog(roots, ORIGIN, SIZES);
-  log = made.log;
-  notes = made.notes;
-  vkeys = log.verifierKeys();
-  await log.close();
-  server = await serveDir(log.paths.tilesDir);
+  served = await servedLog('tlog-proof-', ORIGIN, SIZES);
+  ({ dir, roots, log, notes, vkeys, server } = served);
 });
-afterAll(async () => {
-  await server?.close();
-  rmrf(dir);
-});
+afterAll(() => served?.close());
 
 describe('tlog-proof', () => {
   it('round-trips at every size and index boundary, and verifies offline', async () => {

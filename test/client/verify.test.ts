@@ -25,35 +25,26 @@ import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { formatSignatureLine } from '../../src/note/note.js';
 import { keyPair } from '../../src/note/signers.js';
 import { parsePolicy } from '../../src/note/witness-policy.js';
-import { entryOf, makeLog, partialsOf, rmrf, serveDir, tempRoots, type StaticServer } from './helpers.js';
+import { entryOf, partialsOf, servedLog, serveDir, type ServedLog, type StaticServer } from './helpers.js';
+import { toHex } from '../vectors.js';
 
 const ORIGIN = 'example.com/client';
 /** Across every tile boundary that matters: level 0 and 1 full and partial, level 2 appearing. */
 const SIZES = [1, 2, 3, 255, 256, 257, 300, 511, 512, 513, 1000, 65535, 65536, 65537, 66000];
 
-let dir: string;
 let log: Log;
 let notes: string[];
 let vkeys: string[];
 let server: StaticServer;
+let served: ServedLog | undefined;
 const trust = () => ({ logKeys: vkeys, origin: ORIGIN });
 
 beforeAll(async () => {
-  const t = tempRoots('tlog-client-');
-  dir = t.dir;
-  const made = await makeLog(t.roots, ORIGIN, SIZES);
-  log = made.log;
-  notes = made.notes;
-  vkeys = log.verifierKeys();
-  await log.close();
-  server = await serveDir(made.paths.tilesDir);
+  served = await servedLog('tlog-client-', ORIGIN, SIZES);
+  ({ log, notes, vkeys, server } = served);
 }, 120_000);
-afterAll(async () => {
-  await server?.close();
-  rmrf(dir);
-});
+afterAll(() => served?.close());
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const cpAt = (i: number): TrustedCheckpoint => verifyCheckpointNote(notes[i]!, trust());
 const sources = (): [string, TlogSource][] => [
   ['dir', dirSource(log.paths.tilesDir)],
@@ -116,11 +107,11 @@ describe('inclusion', () => {
       for (const index of picks) {
         const r = await proveInclusion(tiles, cp, index);
         expect(Buffer.from(r.entry).toString()).toBe(entryOf(index).toString());
-        expect(hex(r.leafHash)).toBe(hex(leafHash(entryOf(index))));
-        expect(r.proof.map(hex)).toEqual((await log.inclusionProof(index, size)).map(hex));
+        expect(toHex(r.leafHash)).toBe(toHex(leafHash(entryOf(index))));
+        expect(r.proof.map(toHex)).toEqual((await log.inclusionProof(index, size)).map(toHex));
         expect(verifyInclusion(index, size, r.leafHash, r.proof, cp.checkpoint.rootHash)).toBe(true);
         const lh = await proveLeafHash(tiles, cp, index);
-        expect(hex(lh.leafHash)).toBe(hex(r.leafHash));
+        expect(toHex(lh.leafHash)).toBe(toHex(r.leafHash));
       }
     }
     expect(tiles.stats.cacheHits).toBeGreaterThan(0);
@@ -140,7 +131,7 @@ describe('consistency', () => {
     for (let i = 0; i < SIZES.length; i++) {
       for (let j = i; j < SIZES.length; j++) {
         const proof = await proveConsistency(tiles, cpAt(i), cpAt(j));
-        expect(proof.map(hex)).toEqual((await log.consistencyProof(SIZES[i]!, SIZES[j]!)).map(hex));
+        expect(proof.map(toHex)).toEqual((await log.consistencyProof(SIZES[i]!, SIZES[j]!)).map(toHex));
         expect(verifyConsistency(SIZES[i]!, SIZES[j]!, cpAt(i).checkpoint.rootHash, cpAt(j).checkpoint.rootHash, proof)).toBe(true);
       }
     }

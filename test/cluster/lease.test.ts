@@ -4,9 +4,6 @@
  * monotonic clock, so the tests move those clocks and never wait on the real one.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseLost, LeaseManager, type AcquireResult, type Lease } from '../../src/cluster/lease.js';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
@@ -14,6 +11,8 @@ import type { ObjectStore } from '../../src/storage/object-store.js';
 import { PosixStore } from '../../src/storage/posix-store.js';
 import { S3Store } from '../../src/storage/s3-store.js';
 import { S3Server } from '../storage/s3-server.js';
+import { rejectionOf } from '../helpers/errors.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 const TTL = 10_000;
 
@@ -27,15 +26,6 @@ function contender(store: ObjectStore, name: string, start = Math.floor(Math.ran
 function held(r: AcquireResult): Lease {
   if (!r.acquired) throw new Error(`not acquired: held by ${r.holder}`);
   return r.lease;
-}
-
-async function errorOf(p: Promise<unknown>): Promise<unknown> {
-  return p.then(
-    () => {
-      throw new Error('expected a refusal');
-    },
-    (e: unknown) => e,
-  );
 }
 
 let tenantCounter = 0;
@@ -66,7 +56,7 @@ function suite(store: () => ObjectStore) {
     expect(taken.epoch).toBe(first.epoch + 1);
     expect(taken.holder).toBe('b');
     // The holder's wall clock says nothing: a's clock never moved, yet its lease is gone.
-    const lost = await errorOf(a.m.renew(first));
+    const lost = await rejectionOf(a.m.renew(first));
     expect(lost).toBeInstanceOf(LeaseLost);
     expect(isTlogError(lost, ErrorCode.locked)).toBe(true);
     expect(String(lost)).toContain(tenant);
@@ -98,8 +88,8 @@ function suite(store: () => ObjectStore) {
     await b.m.acquire(tenant);
     b.advance(TTL);
     const now = held(await b.m.acquire(tenant));
-    expect(await errorOf(a.m.renew(old))).toBeInstanceOf(LeaseLost);
-    expect(await errorOf(a.m.release(old))).toBeInstanceOf(LeaseLost);
+    expect(await rejectionOf(a.m.renew(old))).toBeInstanceOf(LeaseLost);
+    expect(await rejectionOf(a.m.release(old))).toBeInstanceOf(LeaseLost);
     // a tries again as a contender: it sees b's lease and must wait.
     expect(await a.m.acquire(tenant)).toMatchObject({ acquired: false, holder: 'b', epoch: 2 });
     expect((await b.m.renew(now)).epoch).toBe(2);
@@ -127,7 +117,7 @@ function suite(store: () => ObjectStore) {
     await a.m.release(lease);
     expect(held(await b.m.acquire(tenant)).epoch).toBe(2);
     // Releasing twice: the lease is no longer what a wrote.
-    expect(await errorOf(a.m.release(lease))).toBeInstanceOf(LeaseLost);
+    expect(await rejectionOf(a.m.release(lease))).toBeInstanceOf(LeaseLost);
   });
 
   it('the holder may use its lease until ttl − margin after it sent the write, not a millisecond more', async () => {
@@ -149,15 +139,15 @@ function suite(store: () => ObjectStore) {
     const tenant = freshTenant();
     const s = store();
     await s.putMutable(`leases/${tenant}`, new TextEncoder().encode('{"holder":"x","epoch":0}'), 'absent');
-    const e = await errorOf(contender(s, 'a').m.acquire(tenant));
+    const e = await rejectionOf(contender(s, 'a').m.acquire(tenant));
     expect(isTlogError(e, ErrorCode.corrupt)).toBe(true);
     expect(String(e)).toContain(`leases/${tenant}`);
   });
 
   it('bad tenant names and options are refused', async () => {
     const s = store();
-    expect(isTlogError(await errorOf(contender(s, 'a').m.acquire('../x')), ErrorCode.badInput)).toBe(true);
-    expect(isTlogError(await errorOf(contender(s, 'a').m.acquire('Upper')), ErrorCode.badInput)).toBe(true);
+    expect(isTlogError(await rejectionOf(contender(s, 'a').m.acquire('../x')), ErrorCode.badInput)).toBe(true);
+    expect(isTlogError(await rejectionOf(contender(s, 'a').m.acquire('Upper')), ErrorCode.badInput)).toBe(true);
     expect(() => new LeaseManager(s, 'a', { ttlMs: 0 })).toThrow(/ttl/);
     expect(() => new LeaseManager(s, 'a', { ttlMs: 100, marginMs: 100 })).toThrow(/margin/);
     expect(() => new LeaseManager(s, '', { ttlMs: 100 })).toThrow(/holder/);
@@ -183,8 +173,8 @@ describe('leases on S3 (versitygw)', () => {
 describe('leases on POSIX', () => {
   let root: string;
   beforeAll(() => {
-    root = mkdtempSync(path.join(os.tmpdir(), 'tlog-lease-'));
+    root = makeTempDir('tlog-lease-');
   });
-  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  afterAll(() => removeDir(root));
   suite(() => new PosixStore(root));
 });

@@ -6,15 +6,14 @@
  * gawk and dash (.ci/run).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Log } from '../../src/log/log.js';
 import { logPaths } from '../../src/tile-store/paths.js';
+import { makeTempDir, removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
+import { repoRoot } from '../helpers/dist.js';
 
-export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const scriptsDir = path.join(repo, 'docs/forensic');
+export const scriptsDir = path.join(repoRoot, 'docs/forensic');
 
 /** A userland for the scripts: `dir` is their whole PATH, and holds `sh`. */
 export interface Shell {
@@ -28,7 +27,7 @@ const made: string[] = [];
 
 /** Removes the directories the shells below made. */
 export function cleanupShells(): void {
-  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+  for (const d of made.splice(0)) removeDir(d);
 }
 
 /** The absolute path of a program on the test's PATH, or a clear failure saying how to get it. */
@@ -42,7 +41,7 @@ function need(cmd: string, pkg: string): string {
 }
 
 function toolDir(prefix: string): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), `tlog-forensic-${prefix}-`));
+  const d = makeTempDir(`tlog-forensic-${prefix}-`);
   made.push(d);
   return d;
 }
@@ -129,11 +128,8 @@ export interface TestLog {
 
 /** A log of `size` entries written by the engine in batches (closed on return). */
 export async function makeLog(size: number, origin = 'example.com/forensic', batch = 10_000): Promise<TestLog> {
-  const root = mkdtempSync(path.join(os.tmpdir(), 'tlog-forensic-'));
-  const paths = logPaths(
-    { tilesRoot: path.join(root, 'tiles'), checkpointsRoot: path.join(root, 'checkpoints'), stateRoot: path.join(root, 'state') },
-    'default',
-  );
+  const { dir: root, roots } = tempDataRoots('tlog-forensic-');
+  const paths = logPaths(roots, 'default');
   const log = await Log.init(paths, origin);
   const entries: Uint8Array[] = [];
   for (let i = 0; i < size; i++) entries.push(entryFor(i));

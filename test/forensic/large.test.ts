@@ -5,13 +5,13 @@
  * bundles (the first, the two around 65536, the last, partial one) to keep the run short. In
  * both userlands of helpers.ts (busybox alone; dash with gawk --posix and GNU coreutils).
  */
-import { rmSync, readFileSync, writeFileSync, cpSync, mkdtempSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, writeFileSync, cpSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { leafHash } from '../../src/merkle/hash.js';
 import { encodeBase64 } from '../../src/note/note.js';
 import { busyboxShell, cleanupShells, dashGnuShell, makeLog, parseLeaves, parseRecomputed, runScript, type Shell, type TestLog } from './helpers.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 const SIZE = 70_000;
 let l: TestLog;
@@ -22,8 +22,8 @@ beforeAll(async () => {
   l = await makeLog(SIZE, 'example.com/forensic-large', 16_384);
 });
 afterAll(() => {
-  if (l) rmSync(l.root, { recursive: true, force: true });
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
+  if (l) removeDir(l.root);
+  if (scratch) removeDir(scratch);
   cleanupShells();
 });
 
@@ -61,7 +61,7 @@ describe.each(SHELLS)('a log of 70000 entries ($name)', (sh) => {
 // small logs of scripts.test.ts find flipped tile bytes in both.
 describe('a log of 70000 entries, damaged', () => {
   it('a flipped byte in the full level-1 tile is found', LONG, () => {
-    scratch = mkdtempSync(path.join(os.tmpdir(), 'tlog-forensic-large-'));
+    scratch = makeTempDir('tlog-forensic-large-');
     const tiles = path.join(scratch, 'tiles');
     cpSync(l.tilesDir, tiles, { recursive: true });
     const f = path.join(tiles, 'tile/1/000');

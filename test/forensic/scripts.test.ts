@@ -5,8 +5,7 @@
  * a tile or the checkpoint must be reported (non-zero exit, a readable reason). They fail
  * closed: a malformed or empty value, or a tool that fails or prints nothing, is never "ok".
  */
-import { cpSync, readFileSync, rmSync, writeFileSync, mkdtempSync, readdirSync, statSync, truncateSync, unlinkSync } from 'node:fs';
-import os from 'node:os';
+import { cpSync, readFileSync, writeFileSync, readdirSync, statSync, truncateSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { ml_dsa44 } from '@noble/post-quantum/ml-dsa.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,8 +15,10 @@ import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { encodeBase64, formatSignatureLine, parseNote } from '../../src/note/note.js';
 import { keyPair, subtreeV1Message } from '../../src/note/signers.js';
 import { busyboxShell, cleanupShells, dashGnuShell, makeLog, parseLeaves, parseRecomputed, runScript, withStub, type Shell, type TestLog } from './helpers.js';
+import { flipBits } from '../helpers/file-bytes.js';
+import { toHex } from '../vectors.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const logs = new Map<number, TestLog>();
 const SIZES = [0, 1, 255, 256, 300, 1000];
 const scratch: string[] = [];
@@ -32,24 +33,18 @@ beforeAll(async () => {
   collected = await makeLog(90, 'example.com/forensic', 1);
 });
 afterAll(() => {
-  for (const l of logs.values()) rmSync(l.root, { recursive: true, force: true });
-  if (collected) rmSync(collected.root, { recursive: true, force: true });
-  for (const d of scratch) rmSync(d, { recursive: true, force: true });
+  for (const l of logs.values()) removeDir(l.root);
+  if (collected) removeDir(collected.root);
+  for (const d of scratch) removeDir(d);
   cleanupShells();
 });
 
 /** A copy of a log's public files to damage. */
 function copyOf(l: TestLog): { tiles: string; vkeys: string } {
-  const d = mkdtempSync(path.join(os.tmpdir(), 'tlog-forensic-bad-'));
+  const d = makeTempDir('tlog-forensic-bad-');
   scratch.push(d);
   cpSync(l.tilesDir, path.join(d, 'tiles'), { recursive: true });
   return { tiles: path.join(d, 'tiles'), vkeys: path.join(l.historyDir, 'vkeys') };
-}
-
-function flip(file: string, offset: number, mask = 0x01): void {
-  const b = readFileSync(file);
-  b[offset]! ^= mask;
-  writeFileSync(file, b);
 }
 
 describe.each(SHELLS)('$name', (sh) => {
@@ -61,7 +56,7 @@ describe.each(SHELLS)('$name', (sh) => {
       expect(r.code).toBe(0);
       const got = parseLeaves(r.stdout);
       expect(got.size).toBe(size);
-      l.entries.forEach((e, i) => expect(got.get(i), `entry ${i}`).toBe(hex(leafHash(e))));
+      l.entries.forEach((e, i) => expect(got.get(i), `entry ${i}`).toBe(toHex(leafHash(e))));
     });
 
     it("tlog-root.sh recomputes the engine's root from the tiles", () => {
@@ -78,7 +73,7 @@ describe.each(SHELLS)('$name', (sh) => {
       const r = runScript(sh, 'tlog-checkpoint.sh', ['-k', path.join(l.historyDir, 'vkeys'), path.join(l.tilesDir, 'checkpoint')]);
       expect(r.code).toBe(0);
       expect(r.stdout).toContain(`line 2  tree size  ${size} entries`);
-      expect(r.stdout).toContain(`= hex ${hex(l.log.committed.rootHash)}`);
+      expect(r.stdout).toContain(`= hex ${toHex(l.log.committed.rootHash)}`);
       expect(r.stdout).toMatch(/verify +ok: openssl pkeyutl -verify -rawin: Ed25519 signature verified/);
       expect(r.stdout).toMatch(/2420-byte ML-DSA-44 signature \(subtree cosignature, type 0x06\)/);
       expect(r.stdout.match(/key ID ok/g)).toHaveLength(2);
@@ -88,7 +83,7 @@ describe.each(SHELLS)('$name', (sh) => {
   describe('tlog-checkpoint.sh', () => {
     it('explains the ML-DSA-44 cosignature: its timestamp, and a message and key that verify with FIPS 204', () => {
       const l = logs.get(300)!;
-      const out = mkdtempSync(path.join(os.tmpdir(), 'tlog-forensic-sig-'));
+      const out = makeTempDir('tlog-forensic-sig-');
       scratch.push(out);
       const note = readFileSync(path.join(l.tilesDir, 'checkpoint'), 'utf8');
       const parsed = parseNote(note);
@@ -101,8 +96,8 @@ describe.each(SHELLS)('$name', (sh) => {
       expect(r.stdout).toMatch(/NOT VERIFIED: ML-DSA-44 needs a FIPS 204 implementation \(OpenSSL >= 3.5/);
       // What the script wrote for other tools is exactly the subtree/v1 message, signature and key.
       const msg = readFileSync(path.join(out, 'sig2.msg'));
-      expect(hex(msg)).toBe(
-        hex(subtreeV1Message({ cosignerName: cp.origin, timestamp: ts, origin: cp.origin, start: 0, end: cp.treeSize, hash: cp.rootHash })),
+      expect(toHex(msg)).toBe(
+        toHex(subtreeV1Message({ cosignerName: cp.origin, timestamp: ts, origin: cp.origin, start: 0, end: cp.treeSize, hash: cp.rootHash })),
       );
       const der = readFileSync(path.join(out, 'sig2.pub.der'));
       expect(der.length).toBe(22 + 1312);
@@ -126,6 +121,36 @@ describe.each(SHELLS)('$name', (sh) => {
       expect(r.stdout).toMatch(/signature 3: key name witness.example\/w1[\s\S]*?cosignature\/v1[\s\S]*?Ed25519 signature verified/);
       expect(r.stdout).toMatch(/signature 4: key name grease.example[\s\S]*?no verifier key has this name and key ID: ignored/);
       expect(r.stdout).toMatch(/^ok: 2 signature\(s\) verified, 1 could not be checked here$/m);
+    });
+
+    it('matches a key ID that reads as a number (like 504e3370) as a string, and no other ID that equals it as a number', () => {
+      // awk compares two number-looking strings as numbers: "504e3370" is inf and "01e00000" is 1,
+      // the same as "00000001". A key ID is 4 bytes, never a number.
+      const l = logs.get(256)!;
+      const d = copyOf(l);
+      const note = readFileSync(path.join(d.tiles, 'checkpoint'), 'utf8');
+      const text = parseNote(note).text;
+      let numeric: ReturnType<typeof keyPair> | undefined;
+      for (let i = 0; !numeric; i++) {
+        const k = keyPair(generatePrivateKey(`w${i}.example`, SignatureType.cosignatureV1), () => 1_700_000_000);
+        const kid = k.signer.keyID.toString(16).padStart(8, '0');
+        if (/^[0-9]+e[0-9]+$/.test(kid) && Number(kid) === Number.POSITIVE_INFINITY) numeric = k;
+      }
+      const id = numeric.signer.keyID.toString(16).padStart(8, '0');
+      const line = formatSignatureLine({ name: numeric.signer.name, keyID: numeric.signer.keyID, signature: numeric.signer.sign(text) });
+      const cpFile = path.join(d.tiles, 'checkpoint');
+      writeFileSync(cpFile, note + line);
+      const r = runScript(sh, 'tlog-checkpoint.sh', ['-k', d.vkeys, '-k', numeric.vkey, cpFile]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`key ID ok: SHA-256(name || 0x0A || type || key) starts with ${id}`);
+      expect(r.stdout).toMatch(/signature 3: key name w\d+\.example[\s\S]*?cosignature\/v1[\s\S]*?Ed25519 signature verified/);
+      // Another ID that is the same number (both are inf to awk) is another key: ignored.
+      const forgedID = id === '9e999999' ? '8e999999' : '9e999999';
+      const forged = formatSignatureLine({ name: numeric.signer.name, keyID: Number.parseInt(forgedID, 16), signature: numeric.signer.sign(text) });
+      writeFileSync(cpFile, note + forged);
+      const f = runScript(sh, 'tlog-checkpoint.sh', ['-k', d.vkeys, '-k', numeric.vkey, cpFile]);
+      expect(f.stdout).toMatch(/signature 3: key name w\d+\.example[\s\S]*?no verifier key has this name and key ID: ignored/);
+      expect(f.stdout).not.toMatch(/signature 3:[\s\S]*?signature verified/);
     });
 
     it('exits 3 when no key is known, and 1 on a note that is not a note', () => {
@@ -187,7 +212,7 @@ describe.each(SHELLS)('$name', (sh) => {
       expect(leaves.code).toBe(0);
       const got = parseLeaves(leaves.stdout);
       expect([...got.keys()]).toEqual(Array.from({ length: 50 }, (_, i) => 250 + i));
-      for (const [i, h] of got) expect(h).toBe(hex(leafHash(l.entries[i]!)));
+      for (const [i, h] of got) expect(h).toBe(toHex(leafHash(l.entries[i]!)));
       const root = runScript(sh, 'tlog-root.sh', [l.tilesDir], { TLOG_SHA256: 'openssl' });
       expect(parseRecomputed(root.stdout)).toBe(encodeBase64(l.log.committed.rootHash));
     });
@@ -200,7 +225,7 @@ describe.each(SHELLS)('$name', (sh) => {
       expect(lines).toHaveLength(44);
       lines.forEach((line, k) => {
         const e = l.entries[256 + k]!;
-        expect(line).toBe(`${256 + k} ${e.length} ${hex(e)}`);
+        expect(line).toBe(`${256 + k} ${e.length} ${toHex(e)}`);
       });
       const t = runScript(sh, 'tlog-entries.sh', [path.join(l.tilesDir, 'tile/entries/000')]);
       expect(t.code).toBe(0);
@@ -225,7 +250,7 @@ describe.each(SHELLS)('$name', (sh) => {
       const d = copyOf(l);
       const bundle = path.join(d.tiles, 'tile/entries/001.p/44');
       // Entry 256 starts at byte 0: length (2 bytes), then "entry 256 ...".
-      flip(bundle, 5);
+      flipBits(bundle, 5);
       const r = runScript(sh, 'tlog-leaves.sh', [d.tiles]);
       expect(r.code).toBe(1);
       expect(r.stdout).toMatch(
@@ -241,7 +266,7 @@ describe.each(SHELLS)('$name', (sh) => {
 
     it('a flipped byte in a length prefix: the bundle is malformed', () => {
       const d = copyOf(logs.get(300)!);
-      flip(path.join(d.tiles, 'tile/entries/000'), 1, 0x40);
+      flipBits(path.join(d.tiles, 'tile/entries/000'), 1, 0x40);
       const r = runScript(sh, 'tlog-leaves.sh', [d.tiles, '0', '10']);
       expect(r.code).toBe(1);
       expect(r.stdout).toMatch(/FAIL: bundle tile\/entries\/000 (is malformed|holds \d+ entries)/);
@@ -249,7 +274,7 @@ describe.each(SHELLS)('$name', (sh) => {
 
     it('a flipped byte in a full tile: tlog-root.sh names it and the tile above', () => {
       const d = copyOf(logs.get(1000)!);
-      flip(path.join(d.tiles, 'tile/0/001'), 100);
+      flipBits(path.join(d.tiles, 'tile/0/001'), 100);
       const r = runScript(sh, 'tlog-root.sh', [d.tiles]);
       expect(r.code).toBe(1);
       expect(r.stdout).toMatch(
@@ -268,7 +293,7 @@ describe.each(SHELLS)('$name', (sh) => {
       ] as const) {
         const l = logs.get(1000)!;
         const d = copyOf(l);
-        flip(path.join(d.tiles, rel), off);
+        flipBits(path.join(d.tiles, rel), off);
         const r = runScript(sh, 'tlog-root.sh', [d.tiles]);
         expect(r.code, rel).toBe(1);
         expect(r.stdout, rel).toMatch(/^FAIL: the tiles hash to \S+, the checkpoint says \S+$/m);
@@ -282,7 +307,7 @@ describe.each(SHELLS)('$name', (sh) => {
       const note = readFileSync(cpFile, 'utf8');
       // Flip one character of the root line into another base64 character.
       const at = note.indexOf('\n', note.indexOf('\n') + 1) + 5;
-      flip(cpFile, at, note[at] === 'A' ? 0x02 : 0x01);
+      flipBits(cpFile, at, note[at] === 'A' ? 0x02 : 0x01);
       const after = readFileSync(cpFile, 'utf8');
       expect(/^[A-Za-z0-9+/]$/.test(after[at]!)).toBe(true);
       const c = runScript(sh, 'tlog-checkpoint.sh', ['-k', d.vkeys, cpFile]);

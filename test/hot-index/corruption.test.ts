@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, truncateSync, writeFileSync, writeSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { nativeAvailable, type MappedFileBackend } from '../../native/index.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { nativeAvailable } from '../../native/index.js';
 import { IndexError, openIndex, type HotIndex } from '../../src/hot-index/index.js';
-import { tempDir } from '../native/helpers.js';
+import { tempDirPerTest } from '../helpers/temp-dirs.js';
+import { mappedFileBackends } from '../native/helpers.js';
+import { flipBits } from '../helpers/file-bytes.js';
 
-const backends: MappedFileBackend[] = nativeAvailable ? ['mmap', 'plain'] : ['plain'];
 const TABLE_OFFSET = 8192;
 const SLOT_A = 4096;
 const SLOT_B = 4096 + 512;
@@ -16,10 +17,6 @@ function poke(path: string, offset: number, bytes: Uint8Array): void {
   const fd = openSync(path, 'r+');
   writeSync(fd, bytes, 0, bytes.length, offset);
   closeSync(fd);
-}
-function flip(path: string, offset: number, mask = 0x01): void {
-  const b = readFileSync(path);
-  poke(path, offset, Uint8Array.of(b[offset]! ^ mask));
 }
 /** Offsets of occupied table slots, found by reading the file directly. */
 function occupiedSlots(path: string): number[] {
@@ -34,9 +31,8 @@ function occupiedSlots(path: string): number[] {
   return out;
 }
 
-describe.each(backends)('corruption (%s)', (backend) => {
-  let dir: string;
-  let cleanup: () => void;
+describe.each(mappedFileBackends)('corruption (%s)', (backend) => {
+  const tmp = tempDirPerTest('tlog-corrupt-');
   let path: string;
   let hashes: Buffer;
   const open = (mode: 'writer' | 'readOnly' = 'writer'): HotIndex => openIndex(path, { backend, mode, onWarning: () => {} });
@@ -51,8 +47,7 @@ describe.each(backends)('corruption (%s)', (backend) => {
   }
 
   beforeEach(() => {
-    ({ dir, cleanup } = tempDir('corrupt'));
-    path = join(dir, 'index.idx');
+    path = join(tmp.dir, 'index.idx');
     hashes = randomBytes(20 * 32);
     const ix = open();
     ix.writeCommitPoint({ treeSize: 10, rootHash: new Uint8Array(32).fill(1), checkpointHash: new Uint8Array(32).fill(2) });
@@ -60,7 +55,6 @@ describe.each(backends)('corruption (%s)', (backend) => {
     ix.insertMany(hashes, 0);
     ix.close(); // seq 3: the table watermark
   });
-  afterEach(() => cleanup());
 
   it.each([
     [0, 'bad magic'],
@@ -70,7 +64,7 @@ describe.each(backends)('corruption (%s)', (backend) => {
     [110, 'header crc mismatch'],
     [125, 'header crc mismatch'],
   ])('a flipped header byte at %i is reported (%s)', (offset, reason) => {
-    flip(path, offset);
+    flipBits(path, offset);
     for (const mode of ['writer', 'readOnly'] as const) {
       const e = openError(mode);
       expect(e.code).toBe('index_corrupt');
@@ -111,7 +105,7 @@ describe.each(backends)('corruption (%s)', (backend) => {
 
   it('one bad commit slot falls back to the other; both bad is corrupt', () => {
     // seq 3 (the close) is in slot B, seq 2 (treeSize 20) in slot A.
-    flip(path, SLOT_B + 9);
+    flipBits(path, SLOT_B + 9);
     const ix = open();
     expect(ix.commitPoint.seq).toBe(2);
     expect(ix.commitPoint.treeSize).toBe(20);
@@ -124,8 +118,8 @@ describe.each(backends)('corruption (%s)', (backend) => {
     ix.close();
     expect(open('readOnly').commitPoint.treeSize).toBe(21);
 
-    flip(path, SLOT_A + 40);
-    flip(path, SLOT_B + 99);
+    flipBits(path, SLOT_A + 40);
+    flipBits(path, SLOT_B + 99);
     const e = openError();
     expect(e.reason).toBe('both commit slots are corrupt');
   });
@@ -176,14 +170,14 @@ describe.each(backends)('corruption (%s)', (backend) => {
 
   it('check() finds a hash whose home slot no longer matches its place', () => {
     // One entry alone in its run: a change of its first byte moves its home away.
-    const lone = join(dir, 'lone.idx');
+    const lone = join(tmp.dir, 'lone.idx');
     const ix = openIndex(lone, { backend, onWarning: () => {} });
     ix.writeCommitPoint({ treeSize: 1, rootHash: new Uint8Array(32).fill(1), checkpointHash: new Uint8Array(32) });
     const h = randomBytes(32);
     ix.insertMany(h, 0);
     ix.close();
     const [slot] = occupiedSlots(lone);
-    flip(lone, slot!);
+    flipBits(lone, slot!);
     const ro = openIndex(lone, { backend, mode: 'readOnly' });
     expect(ro.check().problems.join('\n')).toMatch(/unreachable from its home slot/);
     expect(ro.lookup(h)).toBe(-1);

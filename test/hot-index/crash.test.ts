@@ -2,10 +2,11 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { nativeAvailable } from '../../native/index.js';
+import { afterAll, describe, expect, it } from 'vitest';
 import { IndexError, openIndex } from '../../src/hot-index/index.js';
-import { cleanupCompiled, compiledTree, tempDir } from '../native/helpers.js';
+import { cleanupCompiled, compiledTree, mappedFileBackends } from '../native/helpers.js';
+import { thrownBy } from '../helpers/errors.js';
+import { tempDirPerTest } from '../helpers/temp-dirs.js';
 
 const CHILD = join(import.meta.dirname, 'fixtures/insert-until-killed.mjs');
 
@@ -33,11 +34,8 @@ function runAndKill(path: string, batch: number, every: number, extraMs: number,
 
 afterAll(() => cleanupCompiled());
 
-describe.each(nativeAvailable ? (['mmap', 'plain'] as const) : (['plain'] as const))('SIGKILL while inserting (%s)', (backend) => {
-  let dir: string;
-  let cleanup: () => void;
-  beforeEach(() => ({ dir, cleanup } = tempDir('crash')));
-  afterEach(() => cleanup());
+describe.each(mappedFileBackends)('SIGKILL while inserting (%s)', (backend) => {
+  const tmp = tempDirPerTest('tlog-crash-');
   // The child runs as a process without koffi would: plain files and lock files. Locks of the
   // two kinds do not see each other, so our side must use the same kind.
   const env = backend === 'plain' ? { ...process.env, TLOG_NO_NATIVE: '1' } : process.env;
@@ -47,7 +45,7 @@ describe.each(nativeAvailable ? (['mmap', 'plain'] as const) : (['plain'] as con
     [97, 5000, 150],
     [500, 0, 400],
   ])('batch %i, checkpointEvery %i: reopen finds table and commit point consistent', async (batch, every, extraMs) => {
-    const path = join(dir, 'index.idx');
+    const path = join(tmp.dir, 'index.idx');
     await runAndKill(path, batch, every, extraMs, env);
     const ix = openIndex(path, { backend, lockKind, onWarning: () => {} });
     const { treeSize } = ix.commitPoint;
@@ -72,22 +70,17 @@ describe.each(nativeAvailable ? (['mmap', 'plain'] as const) : (['plain'] as con
     for (let i = 0; i < treeSize; i++) expect(ix.lookup(leafHash(i))).toBe(firstIndexOf(i));
     ix.close();
     // Stale growth files of the dead writer are gone once a writer opens.
-    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    expect(readdirSync(tmp.dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 
   it('a writer in another process makes our writer open fail at once, naming the file', async () => {
-    const path = join(dir, 'index.idx');
+    const path = join(tmp.dir, 'index.idx');
     const child = spawn(process.execPath, [CHILD, compiledTree(), path, '50', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env });
     await new Promise<void>((resolve) => child.stdout.on('data', (d) => String(d).includes('ready') && resolve()));
     try {
       // The child holds the writer lock until it is killed below: an open that waited for it
       // would never return.
-      let err: unknown;
-      try {
-        openIndex(path, { backend, lockKind, onWarning: () => {} });
-      } catch (e) {
-        err = e;
-      }
+      const err = thrownBy(() => openIndex(path, { backend, lockKind, onWarning: () => {} }));
       expect(err).toBeInstanceOf(IndexError);
       expect((err as IndexError).code).toBe('locked');
       expect((err as IndexError).message).toContain(path);

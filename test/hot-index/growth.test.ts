@@ -11,8 +11,14 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nativeAvailable, type MappedFileBackend } from '../../native/index.js';
 import { openIndex, type HotIndex } from '../../src/hot-index/index.js';
-import { cleanupCompiled, compiledTree, tempDir } from '../native/helpers.js';
-import { prng, randBytes, randInt } from '../prng.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
+import { cleanupCompiled, compiledTree } from '../native/helpers.js';
+import { prng, randBytes, randInt } from '../prng.mjs';
+
+function tempDir(name: string): { dir: string; cleanup: () => void } {
+  const dir = makeTempDir(`tlog-${name}-`);
+  return { dir, cleanup: () => removeDir(dir) };
+}
 
 const backends: MappedFileBackend[] = nativeAvailable ? ['mmap', 'plain'] : ['plain'];
 const quiet = { onWarning: () => {} };

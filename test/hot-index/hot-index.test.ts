@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { nativeAvailable, type MappedFileBackend } from '../../native/index.js';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { IndexError, initialCapacityFor, openIndex, type HotIndex } from '../../src/hot-index/index.js';
 import { statSync } from 'node:fs';
-import { tempDir } from '../native/helpers.js';
+import { thrownBy } from '../helpers/errors.js';
+import { tempDirPerTest } from '../helpers/temp-dirs.js';
+import { mappedFileBackends } from '../native/helpers.js';
 
-const backends: MappedFileBackend[] = nativeAvailable ? ['mmap', 'plain'] : ['plain'];
 const root = (n: number): Uint8Array => new Uint8Array(32).fill(n & 0xff);
 const quiet = { onWarning: () => {} };
 
@@ -15,15 +15,12 @@ function commit(ix: HotIndex, treeSize: number): void {
   ix.writeCommitPoint({ treeSize, rootHash: root(treeSize), checkpointHash: root(treeSize + 1) });
 }
 
-describe.each(backends)('hot index (%s)', (backend) => {
-  let dir: string;
-  let cleanup: () => void;
+describe.each(mappedFileBackends)('hot index (%s)', (backend) => {
+  const tmp = tempDirPerTest('tlog-index-');
   let path: string;
   beforeEach(() => {
-    ({ dir, cleanup } = tempDir('index'));
-    path = join(dir, 'index.idx');
+    path = join(tmp.dir, 'index.idx');
   });
-  afterEach(() => cleanup());
   const open = (opts: Parameters<typeof openIndex>[1] = {}): HotIndex => openIndex(path, { backend, ...quiet, ...opts });
 
   it('a fresh index is empty, with commit point seq 0', () => {
@@ -105,7 +102,7 @@ describe.each(backends)('hot index (%s)', (backend) => {
     // The commit point travelled into each new file.
     expect(ix.commitPoint.treeSize).toBe(n);
     ix.close();
-    expect(readdirSync(dir).filter((f) => f.includes('tmp'))).toEqual([]);
+    expect(readdirSync(tmp.dir).filter((f) => f.includes('tmp'))).toEqual([]);
     const again = open({ mode: 'readOnly' });
     expect(again.capacity).toBe(ix.capacity);
     expect(again.lookup(hashes, (n - 1) * 32)).toBe(n - 1);
@@ -179,12 +176,7 @@ describe.each(backends)('hot index (%s)', (backend) => {
 
   it('one writer at a time; read-only handles need no lock and see new commits on refresh', () => {
     const ix = open();
-    let err: unknown;
-    try {
-      open();
-    } catch (e) {
-      err = e;
-    }
+    const err = thrownBy(() => open());
     expect(err).toBeInstanceOf(IndexError);
     expect((err as IndexError).code).toBe('locked');
     expect((err as IndexError).message).toContain(path);

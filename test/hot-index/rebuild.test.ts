@@ -1,27 +1,23 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { nativeAvailable, type MappedFileBackend } from '../../native/index.js';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { openIndex, rebuild } from '../../src/hot-index/index.js';
-import { tempDir } from '../native/helpers.js';
+import { tempDirPerTest } from '../helpers/temp-dirs.js';
+import { mappedFileBackends } from '../native/helpers.js';
 
-const backends: MappedFileBackend[] = nativeAvailable ? ['mmap', 'plain'] : ['plain'];
 const cp = (treeSize: number) => ({ treeSize, rootHash: new Uint8Array(32).fill(7), checkpointHash: new Uint8Array(32).fill(8) });
 
 async function* chunks(all: Uint8Array, per: number): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < all.length; i += per * 32) yield all.subarray(i, i + per * 32);
 }
 
-describe.each(backends)('rebuild (%s)', (backend) => {
-  let dir: string;
-  let cleanup: () => void;
+describe.each(mappedFileBackends)('rebuild (%s)', (backend) => {
+  const tmp = tempDirPerTest('tlog-rebuild-');
   let path: string;
   beforeEach(() => {
-    ({ dir, cleanup } = tempDir('rebuild'));
-    path = join(dir, 'index.idx');
+    path = join(tmp.dir, 'index.idx');
   });
-  afterEach(() => cleanup());
 
   it('replaces a corrupt file with a complete index, from an async iterable', async () => {
     writeFileSync(path, 'not an index');
@@ -41,7 +37,7 @@ describe.each(backends)('rebuild (%s)', (backend) => {
     for (let i = 0; i < n; i += 13) if (i !== 100) expect(ix.lookup(hashes, i * 32)).toBe(i);
     expect(ix.check().problems).toEqual([]);
     ix.close();
-    expect(readdirSync(dir).sort()).toEqual(['index.idx']);
+    expect(readdirSync(tmp.dir).sort()).toEqual(['index.idx']);
   });
 
   it('sizes the table from expectedLeaves and accepts a plain iterable', async () => {
@@ -57,7 +53,7 @@ describe.each(backends)('rebuild (%s)', (backend) => {
     const old = openIndex(path, { backend, onWarning: () => {} });
     old.close();
     await expect(rebuild(path, [randomBytes(11 * 32)], { commitPoint: cp(10), backend })).rejects.toThrow(/beyond the commit point/);
-    expect(readdirSync(dir).sort()).toEqual(['index.idx']);
+    expect(readdirSync(tmp.dir).sort()).toEqual(['index.idx']);
     openIndex(path, { backend, onWarning: () => {} }).close();
   });
 

@@ -5,10 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { leafHash } from '../../src/merkle/hash.js';
-import { json, makeEnv, post, tokenAuth, type AppEnv } from './helpers.js';
+import { bearer, json, makeEnv, post, tokenAuth, type AppEnv } from './helpers.js';
 
 let env: AppEnv;
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 beforeAll(async () => {
   env = await makeEnv([{ name: 'open' }, { name: 'sec', auth: tokenAuth({ tokens: ['write-token'] }), limits: { maxBodyBytes: 100 } }]);

@@ -6,23 +6,22 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { appendAnswer, writeBase64 } from '../../src/http/answer.js';
 import type { AppendResult } from '../../src/log/log.js';
-
-const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
+import { toB64 } from '../vectors.js';
 
 /** The answer as the handler built it before: an object through JSON.stringify. */
 function reference(r: AppendResult): string {
   return JSON.stringify({
     index: r.index,
-    leafHash: b64(r.leafHash),
+    leafHash: toB64(r.leafHash),
     duplicate: r.duplicate,
     treeSize: r.treeSize,
     checkpoint: r.checkpoint,
-    inclusionProof: r.proof.map(b64),
+    inclusionProof: r.proof.map(toB64),
   });
 }
 
 const note = (size: number, extra = '') =>
-  `example.com/log\n${size}\n${b64(randomBytes(32))}\n${extra}\n— example.com/log ${b64(randomBytes(68))}\n— example.com/log ${b64(randomBytes(2424))}\n`;
+  `example.com/log\n${size}\n${toB64(randomBytes(32))}\n${extra}\n— example.com/log ${toB64(randomBytes(68))}\n— example.com/log ${toB64(randomBytes(2424))}\n`;
 
 describe('writeBase64', () => {
   it('matches Buffer base64 for every length 0..99, at any offset', () => {

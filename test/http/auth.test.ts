@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signHttpRequest, signLegacyRequest } from '../../src/client/signed-request.js';
 import { leafHash } from '../../src/merkle/hash.js';
 import { signedRequestMessageV1 } from '../../src/signed-write/legacy-message.js';
-import { bundleBody, clientKey, get, json, makeEnv, post, tokenAuth, type AppEnv } from './helpers.js';
+import { bearer, bundleBody, clientKey, get, json, makeEnv, post, tokenAuth, type AppEnv } from './helpers.js';
 
 let env: AppEnv;
 const c1 = clientKey(1);
@@ -39,8 +39,6 @@ beforeAll(async () => {
   );
 });
 afterAll(() => env.close());
-
-const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
 
 async function expect401(r: Response | Promise<Response>): Promise<string> {
   const res = await r;

@@ -9,6 +9,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BodyBudget } from '../../src/http/body-budget.js';
 import { bundleBody, listen, makeEnv, rawExchange, type AppEnv, type Listening } from './helpers.js';
+import { until } from '../helpers/wait.js';
 
 const BUDGET = 100_000;
 let env: AppEnv;
@@ -24,15 +25,6 @@ afterAll(async () => {
   await env.close();
 });
 
-/** Waits (a bounded number of turns) until `cond` holds; fails the test if it never does. */
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 1000; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`never came: ${what}`);
-}
-
 const post = (path: string, head: string) => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n${head}\r\n`;
 
 /** A request that declares `declared` bytes, sends a few and stalls: it holds its share until destroyed. */
@@ -40,7 +32,7 @@ async function holder(declared: number): Promise<net.Socket> {
   const sock = net.connect(srv.port, '127.0.0.1');
   sock.on('error', () => undefined);
   sock.write(post('/big/append-batch', `Content-Length: ${declared}\r\n`) + 'x'.repeat(100));
-  await until(() => bodies.inFlight === declared, `the holder's ${declared} bytes`);
+  await until(`the holder's ${declared} bytes`, () => bodies.inFlight === declared);
   return sock;
 }
 
@@ -100,7 +92,7 @@ describe('the in-flight budget of all bodies', () => {
     expect(bodies.inFlight).toBe(60_000);
     // The holder goes away mid-body: its share comes back.
     held.destroy();
-    await until(() => bodies.inFlight === 0, 'the holder released');
+    await until('the holder released', () => bodies.inFlight === 0);
     const after = await rawExchange(
       srv.port,
       Buffer.concat([Buffer.from(post('/big/append-batch', 'Content-Length: 90000\r\nConnection: close\r\n')), bundleOf(60_000, 4), bundleOf(30_000, 5)]),
@@ -128,7 +120,7 @@ describe('the in-flight budget of all bodies', () => {
     expect(r.closed).toBe(true);
     expect(bodies.inFlight).toBe(60_000);
     held.destroy();
-    await until(() => bodies.inFlight === 0, 'the holder released');
+    await until('the holder released', () => bodies.inFlight === 0);
   });
 
   it('through app.request(): a streamed body holds its share while it comes; past the budget, 503', async () => {
@@ -142,7 +134,7 @@ describe('the in-flight budget of all bodies', () => {
       headers: { 'content-type': 'application/octet-stream' },
       duplex: 'half',
     } as RequestInit);
-    await until(() => bodies.inFlight === 50_000, 'the streamed body read so far');
+    await until('the streamed body read so far', () => bodies.inFlight === 50_000);
     const refused = await env.app.request('/big/append-batch', {
       method: 'POST',
       body: new Uint8Array(bundleOf(50_001, 9)),

@@ -13,7 +13,7 @@ import { auditLog } from '../../src/client/audit.js';
 import { signHttpRequest } from '../../src/client/signed-request.js';
 import { dirSource } from '../../src/client/source.js';
 import { leafHash } from '../../src/merkle/hash.js';
-import { prng, randBytes, randInt } from '../prng.js';
+import { prng, randBytes, randInt } from '../prng.mjs';
 import { clientKey, listen, makeEnv, parseRaw, SENTINEL, tokenAuth, type AppEnv, type Listening } from './helpers.js';
 
 const N = Number(process.env.FUZZ_N ?? 5000);

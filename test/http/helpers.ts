@@ -1,12 +1,11 @@
 /**
  * Shared fixtures of the HTTP tests: tenants on temporary data roots behind createApp(), a pino
- * logger whose lines the tests can read, a spawned `tlog serve` process, and small request helpers.
+ * logger whose lines the tests can read, the app on a socket, and small request helpers. (A
+ * spawned `tlog serve` is test/helpers/tlog-cli.ts.)
  */
-import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import pino, { type Logger as PinoLogger } from 'pino';
@@ -21,14 +20,7 @@ import { logPaths, type DataRoots } from '../../src/tile-store/paths.js';
 import { DEFAULT_LIMITS, type TenantLimits } from '../../src/config/config.js';
 import { OPEN_AUTH, TenantRegistry, type TenantAuth } from '../../src/tenants/registry.js';
 import { formatEntryBundle } from '../../src/tiles/bundle.js';
-
-export const repo = path.resolve(__dirname, '../..');
-export const bin = path.join(repo, 'dist/src/cli/main.js');
-
-/** Compiles dist/ once if a spawned-process test needs it and it is missing. */
-export function ensureBuilt(): void {
-  if (!existsSync(bin)) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repo });
-}
+import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
 
 export const SENTINEL = 'SENTINEL-never-served-7f3a9c';
 
@@ -64,8 +56,7 @@ export async function makeEnv(
   specs: TenantSpec[],
   opts: { adminToken?: string; reload?: () => Promise<{ tenants: string[] }>; bodies?: BodyBudget } = {},
 ): Promise<AppEnv> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-http-'));
-  const roots: DataRoots = { tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') };
+  const { dir, roots } = tempDataRoots('tlog-http-');
   const registry = new TenantRegistry();
   const metrics = new Metrics(false);
   const { logger, lines } = capturingLogger();
@@ -96,7 +87,7 @@ export async function makeEnv(
     logger,
     async close() {
       await registry.closeAll();
-      rmSync(dir, { recursive: true, force: true });
+      removeDir(dir);
     },
     async restart() {
       for (const t of registry.all()) {
@@ -119,6 +110,9 @@ export function tokenAuth(o: { tokens?: string[]; readTokens?: string[]; clients
     open: false,
   };
 }
+
+/** The Authorization header of a bearer token. */
+export const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` });
 
 export function clientKey(seedByte: number): { seed: Uint8Array; publicKey: Uint8Array } {
   const seed = new Uint8Array(32).fill(seedByte);
@@ -220,55 +214,4 @@ export function rawExchange(port: number, bytes: string | Buffer, o: { untilAnsw
     sock.on('close', () => done(true));
     sock.write(bytes);
   });
-}
-
-// ---- a spawned `tlog serve` ----
-
-export interface ServeProc {
-  readonly child: ChildProcess;
-  readonly port: number;
-  readonly url: string;
-  stderr(): string;
-  stdout(): string;
-  /** Resolves with the exit code (or signal) when the process ends. */
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** Spawns `tlog serve` and waits for its "listening on http://host:port" line on stderr. */
-export function spawnServe(args: string[], o: { cwd: string; env?: Record<string, string>; timeoutMs?: number }): Promise<ServeProc> {
-  const child = spawn(process.execPath, [bin, 'serve', '--listen', '127.0.0.1:0', ...args], {
-    cwd: o.cwd,
-    env: { ...process.env, TLOG_LOG_LEVEL: 'info', ...o.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let err = '';
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`tlog serve did not announce itself: ${err}`));
-    }, o.timeoutMs ?? 20_000);
-    child.stderr!.on('data', (d) => {
-      err += d;
-      const m = /listening on http:\/\/([^\s]+):([0-9]+)/.exec(err);
-      if (m) {
-        clearTimeout(timer);
-        const port = Number(m[2]);
-        resolve({ child, port, url: `http://127.0.0.1:${port}`, stderr: () => err, stdout: () => out, exited });
-      }
-    });
-    void exited.then((e) => {
-      clearTimeout(timer);
-      reject(new Error(`tlog serve exited (${e.code ?? e.signal}) before listening: ${err}`));
-    });
-  });
-}
-
-/** Writes a service configuration (JSON) for a spawned serve. */
-export function writeConfig(file: string, cfg: Record<string, unknown>): void {
-  writeFileSync(file, JSON.stringify(cfg, null, 2));
 }

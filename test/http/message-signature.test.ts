@@ -18,6 +18,7 @@ import { TlogError } from '../../src/errors.js';
 import { MAX_CLOCK_AHEAD, MAX_SIGNATURE_AGE, signatureBase, verifyMessageSignature, type RequestView, type Signers } from '../../src/http/message-signature.js';
 import { contentDigest, MAX_COUNTER, verifyEd25519 } from '../../src/signed-write/profile.js';
 import { clientKey, makeEnv, post, tokenAuth, type AppEnv } from './helpers.js';
+import { thrownBy } from '../helpers/errors.js';
 
 // ---- RFC 9421 Appendix B ----
 
@@ -194,12 +195,7 @@ const view = (headers: Record<string, string>, url = 'http://localhost/t/append'
 const check = (headers: Record<string, string>, now = NOW, url?: string) => verifyMessageSignature(view(headers, url), signers, now);
 
 function refused(f: () => unknown, why: RegExp): void {
-  let err: unknown;
-  try {
-    f();
-  } catch (e) {
-    err = e;
-  }
+  const err = thrownBy(f);
   expect(err, `expected a refusal matching ${why}`).toBeInstanceOf(TlogError);
   expect((err as TlogError).code).toBe('unauthorized');
   expect((err as TlogError).message).toMatch(why);

@@ -5,7 +5,6 @@
  * times themselves are measured by bench/startup.ts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serve } from '../../src/cli/serve.js';
@@ -17,26 +16,21 @@ import { silentLogger } from '../../src/log/log.js';
 import { logPaths } from '../../src/tile-store/paths.js';
 import { ConfiguredTenants, OPEN_CONCURRENCY } from '../../src/tenants/apply.js';
 import { initLog, TenantRegistry } from '../../src/tenants/registry.js';
-import { get, writeConfig } from './helpers.js';
+import { get } from './helpers.js';
+import { writeConfig } from '../helpers/tlog-cli.js';
+import { until } from '../helpers/wait.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 let dir: string;
 beforeAll(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-opening-'));
+  dir = makeTempDir('tlog-opening-');
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => removeDir(dir));
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));
   return { promise, resolve };
-}
-
-async function until(what: string, cond: () => Promise<boolean> | boolean): Promise<void> {
-  for (let i = 0; i < 1200; i++) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 const TOKEN = 'opening-token';
@@ -75,7 +69,7 @@ describe('tlog serve while tenants open', () => {
       const early = await fetch(`${url}/healthz`);
       expect(early.status).toBe(503);
       expect(await early.json()).toMatchObject({ status: 'starting' });
-      await until('fast is open', async () => (await fetch(`${url}/fast/checkpoint`)).status === 200);
+      await until('fast is open', async () => (await fetch(`${url}/fast/checkpoint`)).status === 200, 30_000);
 
       const slow = await fetch(`${url}/slow/checkpoint`);
       expect(slow.status).toBe(503);
@@ -105,7 +99,7 @@ describe('tlog serve while tenants open', () => {
       expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/^tlog_tenants\{state="opening"\} 1$/m);
 
       gate.resolve();
-      await until('slow is open', async () => (await fetch(`${url}/slow/checkpoint`)).status === 200);
+      await until('slow is open', async () => (await fetch(`${url}/slow/checkpoint`)).status === 200, 30_000);
       const after = await fetch(`${url}/healthz`);
       expect(after.status).toBe(200);
       expect(await after.json()).toMatchObject({ status: 'ok', tenantCount: 2, openingCount: 0 });
@@ -150,7 +144,7 @@ describe('ConfiguredTenants opens new tenants in parallel', () => {
     expect((await get(app, '/t5/checkpoint')).status).toBe(503);
     const applying = configured.apply(cfg);
     try {
-      await until('every tenant but t0 is served', () => registry.names().length === N - 1);
+      await until('every tenant but t0 is served', () => registry.names().length === N - 1, 30_000);
       expect(registry.isOpening('t0')).toBe(true);
       expect(registry.get('t0')).toBeUndefined();
       const held = await get(app, '/t0/checkpoint');

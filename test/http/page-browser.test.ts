@@ -10,9 +10,8 @@
  */
 import { serve } from '@hono/node-server';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
@@ -20,15 +19,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Anchorer, resolveAnchorConfig } from '../../src/anchor/index.js';
 import { createApp } from '../../src/http/app.js';
 import { Log, silentLogger } from '../../src/log/log.js';
-import { logPaths, type DataRoots } from '../../src/tile-store/paths.js';
+import { logPaths } from '../../src/tile-store/paths.js';
 import { generatePrivateKey, SignatureType } from '../../src/note/keys.js';
 import { keyPair } from '../../src/note/signers.js';
 import { parsePolicy } from '../../src/note/witness-policy.js';
 import { OPEN_AUTH, TenantRegistry } from '../../src/tenants/registry.js';
 import { Cosigner } from '../../src/witness-client/cosigner.js';
-import { runWitness, type RunningWitness } from '../../witness/serve.js';
+import type { RunningWitness } from '../../witness/serve.js';
 import { FakeRekorV1 } from '../anchor/fake-rekor-v1.js';
-import { bin, capturingLogger, ensureBuilt, tokenAuth } from './helpers.js';
+import { capturingLogger, tokenAuth } from './helpers.js';
+import { ensureDist, tlogBin } from '../helpers/dist.js';
+import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
+import { runLoopbackWitness } from '../witness/helpers.js';
 
 const CHROMIUM = process.env.TLOG_CHROMIUM ?? '/usr/bin/chromium';
 /** Flags that keep Chromium off the network it has no business with (a closed network refuses it). */
@@ -57,20 +59,21 @@ let context: BrowserContext;
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium (as .ci/run does), or set TLOG_CHROMIUM`);
-  ensureBuilt();
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-page-'));
-  const roots: DataRoots = { tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') };
+  ensureDist();
+  const made = tempDataRoots('tlog-page-');
+  dir = made.dir;
+  const roots = made.roots;
   registry = new TenantRegistry();
 
   // "audit": entries, witnessed (fail-open) and anchored.
   const audit = await Log.init(logPaths(roots, 'audit'), 'logs.example.com/audit', { logger: silentLogger, publishMode: 'cosigned' });
   const t = await registry.add(audit, OPEN_AUTH);
   await Promise.all(audit.appendMany(Array.from({ length: 1234 }, (_, i) => Buffer.from(`audit entry ${i}`))));
-  witness = await runWitness({
-    config: { name: 'witness.example/w1', logs: [{ origin: audit.origin, keys: [audit.verifierKeys()[0]!] }] },
+  witness = await runLoopbackWitness({
+    name: 'witness.example/w1',
+    origin: audit.origin,
+    logKeys: [audit.verifierKeys()[0]!],
     dataDir: path.join(dir, 'witness'),
-    listen: '127.0.0.1:0',
-    log: () => {},
   });
   const absent = keyPair(generatePrivateKey('witness.example/w2', SignatureType.cosignatureV1)).vkey;
   const policy = parsePolicy(`witness w1 ${witness.vkeys.cosignatureV1} ${witness.url}\nwitness w2 ${absent}\ngroup any1 any w1 w2\nquorum any1\n`);
@@ -106,7 +109,7 @@ beforeAll(async () => {
 
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   context = await browser.newContext();
-});
+}, 240_000);
 
 afterAll(async () => {
   await browser?.close();
@@ -115,7 +118,7 @@ afterAll(async () => {
   await registry?.closeAll();
   await witness?.close();
   await rekor?.down();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  if (dir) removeDir(dir);
 });
 
 /** Opens a page, failing on any console error (a style the CSP blocked, a missing resource). */
@@ -192,7 +195,7 @@ describe('GET /<tenant>/ in Chromium', () => {
     // execFileSync: the service answering it runs in this process.)
     const line = (await page.textContent('#verify-command'))!;
     expect(line.startsWith(`tlog verify --url ${base}/odd --vkey '`)).toBe(true);
-    const { stdout } = await promisify(execFile)('sh', ['-c', line.replace(/^tlog /, `"${process.execPath}" "${bin}" `)], { encoding: 'utf8' });
+    const { stdout } = await promisify(execFile)('sh', ['-c', line.replace(/^tlog /, `"${process.execPath}" "${tlogBin}" `)], { encoding: 'utf8' });
     expect(stdout).toMatch(/^ok: example\.com\/<i>"odd"<\/i>&'x' size 1 /);
     await page.close();
   });

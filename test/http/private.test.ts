@@ -6,10 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken, hasAdminToken } from '../../src/http/auth.js';
-import { get, json, makeEnv, post, tokenAuth, type AppEnv } from './helpers.js';
+import { bearer, get, json, makeEnv, post, tokenAuth, type AppEnv } from './helpers.js';
 
 let env: AppEnv;
-const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
 
 beforeAll(async () => {
   env = await makeEnv(

@@ -14,9 +14,9 @@ import { parseCheckpoint } from '../../src/note/checkpoint.js';
 import { parseEntryBundle } from '../../src/tiles/bundle.js';
 import { naiveMTH } from '../merkle/naive.js';
 import { bundleBody, get, json, makeEnv, post, type AppEnv } from './helpers.js';
+import { toB64 } from '../vectors.js';
 
 let env: AppEnv;
-const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 const unb64 = (s: string) => new Uint8Array(Buffer.from(s, 'base64'));
 const entry = (i: number) => Buffer.from(`route entry ${i}`);
 
@@ -77,11 +77,11 @@ describe('tlog-tiles reads', () => {
     expect(ab.results.map((x) => x.duplicate)).toEqual([false, false, true]);
     expect(ab.results[0]!.inclusionProof).toBeUndefined();
 
-    const j = await post(env.app, '/alpha/append-batch', JSON.stringify([b64(entry(3)), b64(entry(4))]), { 'content-type': 'application/json' });
+    const j = await post(env.app, '/alpha/append-batch', JSON.stringify([toB64(entry(3)), toB64(entry(4))]), { 'content-type': 'application/json' });
     expect(j.status).toBe(200);
     expect((await json<{ results: { index: number }[] }>(j)).results.map((x) => x.index)).toEqual([3, 4]);
 
-    const o = await post(env.app, '/alpha/append-batch?proofs=1', JSON.stringify({ entries: [b64(entry(5)), b64(entry(0))] }), {
+    const o = await post(env.app, '/alpha/append-batch?proofs=1', JSON.stringify({ entries: [toB64(entry(5)), toB64(entry(0))] }), {
       'content-type': 'application/json; charset=utf-8',
     });
     expect(o.status).toBe(200);

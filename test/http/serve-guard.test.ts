@@ -6,12 +6,14 @@
  * configuration's `http` figures apply (a short headers timeout answers 408); a private tenant
  * does not show in /healthz.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { hashToken } from '../../src/http/auth.js';
-import { ensureBuilt, rawExchange, spawnServe, writeConfig, type ServeProc } from './helpers.js';
+import { rawExchange } from './helpers.js';
+import { ensureDist } from '../helpers/dist.js';
+import { spawnServe, writeConfig, type ServeProc } from '../helpers/tlog-cli.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 let dir: string;
 /** A service with the default figures, and one with a headers timeout too short for anything but its test. */
@@ -33,11 +35,11 @@ async function start(name: string, http: Record<string, number>): Promise<ServeP
 }
 
 beforeAll(async () => {
-  ensureBuilt();
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-serve-guard-'));
+  ensureDist();
+  dir = makeTempDir('tlog-serve-guard-');
   p = await start('default', {});
   hasty = await start('hasty', { headersTimeoutSeconds: 0.3 });
-});
+}, 240_000);
 afterAll(async () => {
   for (const s of [p, hasty]) {
     if (s?.child.exitCode === null) {
@@ -45,7 +47,7 @@ afterAll(async () => {
       await s.exited;
     }
   }
-  rmSync(dir, { recursive: true, force: true });
+  removeDir(dir);
 });
 
 it('a client still sending 15 MiB without credentials reads its 401, every time', async () => {

@@ -4,13 +4,11 @@
  * and metrics, reload by SIGHUP and by the admin route, and a SIGTERM in the middle of a storm of
  * appends that loses no acknowledged entry and exits 0.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { auditLog } from '../../src/client/audit.js';
 import { dirSource } from '../../src/client/source.js';
 import { hashToken } from '../../src/http/auth.js';
@@ -21,32 +19,16 @@ import { generatePrivateKey, parseVerifierKey, SignatureType } from '../../src/n
 import { keyPair, verifierFor } from '../../src/note/signers.js';
 import { verifyCheckpoint } from '../../src/note/verified-checkpoint.js';
 import { parsePolicy } from '../../src/note/witness-policy.js';
-import { runWitness } from '../../witness/serve.js';
-import { bin, ensureBuilt, spawnServe, writeConfig, type ServeProc } from './helpers.js';
+import { ensureDist } from '../helpers/dist.js';
+import { runTlog, serveSpawner, stopServe, writeConfig, type ServeProc } from '../helpers/tlog-cli.js';
+import { until } from '../helpers/wait.js';
+import { tempDirPerFile } from '../helpers/temp-dirs.js';
+import { runLoopbackWitness } from '../witness/helpers.js';
 
-let dir: string;
-const procs: ServeProc[] = [];
+const tmp = tempDirPerFile('tlog-serve-');
+const start = serveSpawner();
 
-beforeAll(() => {
-  ensureBuilt();
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-serve-'));
-});
-afterAll(() => {
-  for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function start(args: string[], cwd: string, env?: Record<string, string>): Promise<ServeProc> {
-  const p = await spawnServe(args, { cwd, env });
-  procs.push(p);
-  return p;
-}
-
-async function stop(p: ServeProc): Promise<number | null> {
-  p.child.kill('SIGTERM');
-  const { code } = await p.exited;
-  return code;
-}
+beforeAll(() => ensureDist(), 240_000);
 
 function tenantCfg(name: string, token: string, extra: Record<string, unknown> = {}) {
   return { name, origin: `example.com/${name}`, credentials: { tokens: [hashToken(token)] }, ...extra };
@@ -59,19 +41,10 @@ const logLines = (p: ServeProc) =>
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 
-async function waitFor(cond: () => Promise<boolean> | boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 describe('tlog serve', () => {
   it('with no configuration: tenant "default", open for writes on loopback, said at start', async () => {
-    const cwd = mkdtempSync(path.join(dir, 'default-'));
-    const p = await start([], cwd);
+    const cwd = mkdtempSync(path.join(tmp.dir, 'default-'));
+    const p = await start([], { cwd });
     expect(p.stderr()).toMatch(/writes accepted without credentials/);
     expect(p.stderr()).toMatch(/verifier keys:/);
     const r = await fetch(`${p.url}/default/append`, { method: 'POST', body: 'hello', headers: { 'content-type': 'application/octet-stream' } });
@@ -79,7 +52,7 @@ describe('tlog serve', () => {
     expect(((await r.json()) as { index: number }).index).toBe(0);
     const cp = await fetch(`${p.url}/default/checkpoint`);
     expect(cp.headers.get('content-type')).toBe('text/plain; charset=utf-8');
-    expect(await stop(p)).toBe(0);
+    expect(await stopServe(p)).toBe(0);
   });
 
   it('a port in use: exit 1, one readable line, and no log created (default tenant and --config)', async () => {
@@ -87,11 +60,11 @@ describe('tlog serve', () => {
     await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
     const port = (holder.address() as net.AddressInfo).port;
     try {
-      const cwd = mkdtempSync(path.join(dir, 'busy-'));
+      const cwd = mkdtempSync(path.join(tmp.dir, 'busy-'));
       writeConfig(path.join(cwd, 'tlog.json'), { tenants: [tenantCfg('busy', 'busy-token')] });
       for (const extra of [[], ['--config', 'tlog.json']]) {
-        const r = spawnSync(process.execPath, [bin, 'serve', '--listen', `127.0.0.1:${port}`, ...extra], { cwd, encoding: 'utf8', timeout: 60_000 });
-        expect(r.status, r.stderr).toBe(1);
+        const r = runTlog(['serve', '--listen', `127.0.0.1:${port}`, ...extra], { cwd, timeoutMs: 60_000 });
+        expect(r.code, r.stderr).toBe(1);
         expect(r.stderr).toBe(`tlog: cannot listen on 127.0.0.1:${port}: the address is already in use (is another tlog serve running?)\n`);
         expect(readdirSync(cwd)).toEqual(['tlog.json']);
       }
@@ -101,10 +74,10 @@ describe('tlog serve', () => {
   });
 
   it('logs carry the request id and the traceparent trace id; healthz and metrics over a socket', async () => {
-    const cwd = mkdtempSync(path.join(dir, 'obs-'));
+    const cwd = mkdtempSync(path.join(tmp.dir, 'obs-'));
     const cfg = path.join(cwd, 'tlog.json');
     writeConfig(cfg, { tenants: [tenantCfg('obs', 'obs-token')] });
-    const p = await start(['--config', cfg], cwd);
+    const p = await start(['--config', cfg], { cwd });
     expect(p.stderr()).toMatch(/every tenant requires credentials/);
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
     const r = await fetch(`${p.url}/obs/append`, {
@@ -129,7 +102,7 @@ describe('tlog serve', () => {
     await fetch(`${p.url}/obs/append`, { method: 'POST', body: 'no token' });
 
     // The 401 was the last request: once its line is in, every earlier line is too.
-    await waitFor(() => logLines(p).some((l) => l.status === 401 && l.path === '/obs/append'), 'the log line of the last request');
+    await until('the log line of the last request', () => logLines(p).some((l) => l.status === 401 && l.path === '/obs/append'));
     const lines = logLines(p);
     const traced = lines.find((l) => l.reqId === 'req-traced-1' && l.msg === 'request')!;
     expect(traced).toMatchObject({ traceId, parentId: '00f067aa0ba902b7', method: 'POST', path: '/obs/append', status: 200, tenant: 'obs' });
@@ -151,20 +124,20 @@ describe('tlog serve', () => {
     expect(metrics).toMatch(/^tlog_tree_size\{tenant="obs"\} 1$/m);
     expect(metrics).toMatch(/^process_resident_memory_bytes [0-9]+/m);
     expect(metrics).toMatch(/^tlog_batch_write_seconds_bucket/m);
-    expect(await stop(p)).toBe(0);
+    expect(await stopServe(p)).toBe(0);
   });
 
   it('reload: a tenant added to the file serves after SIGHUP; the admin route reloads too; a bad file keeps the running set', async () => {
-    const cwd = mkdtempSync(path.join(dir, 'reload-'));
+    const cwd = mkdtempSync(path.join(tmp.dir, 'reload-'));
     const cfg = path.join(cwd, 'tlog.yaml');
     const write = (tenants: unknown[]) => writeConfig(cfg, { adminToken: hashToken('admin-token'), tenants });
     write([tenantCfg('one', 'one-token')]);
-    const p = await start(['--config', cfg], cwd);
+    const p = await start(['--config', cfg], { cwd });
     expect((await fetch(`${p.url}/two/checkpoint`)).status).toBe(404);
 
     write([tenantCfg('one', 'one-token'), tenantCfg('two', 'two-token')]);
     p.child.kill('SIGHUP');
-    await waitFor(async () => (await fetch(`${p.url}/two/checkpoint`)).status === 200, 'tenant two after SIGHUP');
+    await until('tenant two after SIGHUP', async () => (await fetch(`${p.url}/two/checkpoint`)).status === 200);
     const ap = await fetch(`${p.url}/two/append`, { method: 'POST', body: 'in two', headers: { authorization: 'Bearer two-token' } });
     expect(ap.status).toBe(200);
 
@@ -184,18 +157,18 @@ describe('tlog serve', () => {
     // A broken file: SIGHUP and the admin route keep serving the running configuration.
     writeConfig(cfg, { tenants: [{ name: 'Bad Name', origin: 'x' }] });
     p.child.kill('SIGHUP');
-    await waitFor(() => logLines(p).some((l) => l.msg === 'reload failed; keeping the running configuration'), 'the reload failure');
+    await until('the reload failure', () => logLines(p).some((l) => l.msg === 'reload failed; keeping the running configuration'));
     const bad = await fetch(`${p.url}/admin/reload`, { method: 'POST', headers: { authorization: 'Bearer admin-token' } });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: string }).error).toMatch(/tenants\[0\]\.name/);
     expect((await fetch(`${p.url}/two/checkpoint`)).status).toBe(200);
     expect((await fetch(`${p.url}/three/checkpoint`)).status).toBe(200);
     expect(p.child.exitCode).toBeNull();
-    expect(await stop(p)).toBe(0);
+    expect(await stopServe(p)).toBe(0);
   });
 
   it('a fail-closed tenant whose witness is unreachable files nothing in cosigned/ and serves only its empty tree', async () => {
-    const cwd = mkdtempSync(path.join(dir, 'unwitnessed-'));
+    const cwd = mkdtempSync(path.join(tmp.dir, 'unwitnessed-'));
     const cfg = path.join(cwd, 'tlog.json');
     const wk = keyPair(generatePrivateKey('witness.example/away', SignatureType.cosignatureV1));
     writeConfig(cfg, {
@@ -205,21 +178,21 @@ describe('tlog serve', () => {
         }),
       ],
     });
-    const p = await start(['--config', cfg], cwd);
+    const p = await start(['--config', cfg], { cwd });
     const r = await fetch(`${p.url}/fc/append`, { method: 'POST', body: 'held back', headers: { authorization: 'Bearer fc-token' } });
     expect(r.status).toBe(200);
     expect(((await r.json()) as { treeSize: number }).treeSize).toBe(1);
     const refused = () => logLines(p).filter((l) => l.msg === 'witness quorum not reached: checkpoint not published (fail-closed)' && l.treeSize === 1);
-    await waitFor(() => refused().length >= 2, 'two cosigning rounds after the append');
+    await until('two cosigning rounds after the append', () => refused().length >= 2);
     expect(existsSync(path.join(cwd, 'checkpoints/fc/cosigned'))).toBe(false);
     const served = await (await fetch(`${p.url}/fc/checkpoint`)).text();
     expect(served.split('\n').slice(0, 2)).toEqual(['example.com/fc', '0']);
     expect(served.split('\n').filter((l) => l.startsWith('\u2014 '))).toHaveLength(2); // the log's own two signatures, no witness
-    expect(await stop(p)).toBe(0);
+    expect(await stopServe(p)).toBe(0);
   });
 
   it("reload applies a tenant's witnesses, duplicates and limits without a restart, says what needs one, and refuses a new origin", async () => {
-    const cwd = mkdtempSync(path.join(dir, 'rewitness-'));
+    const cwd = mkdtempSync(path.join(tmp.dir, 'rewitness-'));
     const cfg = path.join(cwd, 'tlog.json');
     const auth = { authorization: 'Bearer w-token' };
     const write = (extra: Record<string, unknown>, top: Record<string, unknown> = {}) =>
@@ -235,7 +208,7 @@ describe('tlog serve', () => {
     };
     const servedSize = async () => Number((await (await fetch(`${p.url}/w/checkpoint`)).text()).split('\n')[1]);
     write({});
-    const p = await start(['--config', cfg], cwd);
+    const p = await start(['--config', cfg], { cwd });
     await append('e0');
     expect(await servedSize()).toBe(1);
     const vkey = readFileSync(path.join(cwd, 'checkpoints/w/vkeys'), 'utf8').split('\n')[0]!;
@@ -245,28 +218,23 @@ describe('tlog serve', () => {
     const away = keyPair(generatePrivateKey('witness.example/away', SignatureType.cosignatureV1));
     write({ witnesses: { policy: `witness W ${away.vkey} http://127.0.0.1:9\nquorum W\n`, mode: 'fail-closed', intervalSeconds: 0.1, timeoutSeconds: 1 } });
     p.child.kill('SIGHUP');
-    await waitFor(() => logLines(p).some((l) => l.msg === 'configuration reloaded' && JSON.stringify(l.applied) === '["w: witnesses"]'), 'the reload');
+    await until('the reload', () => logLines(p).some((l) => l.msg === 'configuration reloaded' && JSON.stringify(l.applied) === '["w: witnesses"]'));
     expect((await append('e1')).treeSize).toBe(2);
-    await waitFor(
-      () => logLines(p).filter((l) => l.msg === 'witness quorum not reached: checkpoint not published (fail-closed)' && l.treeSize === 2).length >= 2,
+    await until(
       'two rounds',
+      () => logLines(p).filter((l) => l.msg === 'witness quorum not reached: checkpoint not published (fail-closed)' && l.treeSize === 2).length >= 2,
     );
     expect(await servedSize()).toBe(1);
     expect(existsSync(path.join(cwd, 'checkpoints/w/cosigned'))).toBe(false);
 
     // A witness that is there: the checkpoint is published with its cosignatures, and filed.
-    const witness = await runWitness({
-      config: { name: 'witness.example/here', logs: [{ origin: 'example.com/w', keys: [vkey] }] },
-      dataDir: path.join(cwd, 'witness'),
-      listen: '127.0.0.1:0',
-      log: () => {},
-    });
+    const witness = await runLoopbackWitness({ name: 'witness.example/here', origin: 'example.com/w', logKeys: [vkey], dataDir: path.join(cwd, 'witness') });
     try {
       const keys = Object.values(witness.vkeys as Record<string, string>);
       const policyText = `${keys.map((k, i) => `witness h${i} ${k} ${witness.url}`).join('\n')}\ngroup h all ${keys.map((_, i) => `h${i}`).join(' ')}\nquorum h\n`;
       write({ witnesses: { policy: policyText, mode: 'fail-closed', intervalSeconds: 0.1 } });
       expect((await reload()).body.applied).toEqual(['w: witnesses']);
-      await waitFor(async () => (await servedSize()) === 2, 'the cosigned checkpoint');
+      await until('the cosigned checkpoint', async () => (await servedSize()) === 2);
       const note = await (await fetch(`${p.url}/w/checkpoint`)).text();
       expect(verifyCheckpoint(note, [verifierFor(parseVerifierKey(vkey))], parsePolicy(policyText)).witnesses.sort()).toEqual(['h0', 'h1']);
       expect(readFileSync(path.join(cwd, 'checkpoints/w/cosigned/002'), 'utf8')).toBe(note);
@@ -294,14 +262,14 @@ describe('tlog serve', () => {
       /tenants\[0\] \(w\)\.origin: the log has origin example\.com\/w, the file says example\.com\/renamed; a log's origin cannot change/,
     );
     expect((await append('e2')).index).toBe(4); // still allowing duplicates: the running configuration stands
-    expect(await stop(p)).toBe(0);
+    expect(await stopServe(p)).toBe(0);
   });
 
   it('SIGTERM during a storm of appends: exit 0, and every acknowledged entry is in the log after restart', async () => {
-    const cwd = mkdtempSync(path.join(dir, 'drain-'));
+    const cwd = mkdtempSync(path.join(tmp.dir, 'drain-'));
     const cfg = path.join(cwd, 'tlog.json');
     writeConfig(cfg, { tenants: [tenantCfg('g', 'g-token')] });
-    const p = await start(['--config', cfg], cwd, { TLOG_LOG_LEVEL: 'warn' });
+    const p = await start(['--config', cfg], { cwd, env: { TLOG_LOG_LEVEL: 'warn' } });
     const acked = new Map<string, number>();
     let failed = 0;
     let next = 0;
@@ -360,10 +328,10 @@ describe('tlog serve', () => {
       await log.close();
     }
     // And the service starts again on the same data and serves it.
-    const again = await start(['--config', cfg], cwd);
+    const again = await start(['--config', cfg], { cwd });
     const cp = await (await fetch(`${again.url}/g/checkpoint`)).text();
     expect(Number(cp.split('\n')[1])).toBeGreaterThanOrEqual(acked.size);
-    expect(await stop(again)).toBe(0);
+    expect(await stopServe(again)).toBe(0);
   });
 
   /**
@@ -375,8 +343,8 @@ describe('tlog serve', () => {
    * the service wrote "stopping" reached it after it started stopping, so it must not get 200.
    */
   it('SIGTERM under steady keep-alive load: the process exits, and no request sent after "stopping" is answered', async () => {
-    const cwd = mkdtempSync(path.join(dir, 'keepalive-'));
-    const p = await start([], cwd, { TLOG_LOG_LEVEL: 'warn' });
+    const cwd = mkdtempSync(path.join(tmp.dir, 'keepalive-'));
+    const p = await start([], { cwd, env: { TLOG_LOG_LEVEL: 'warn' } });
     const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
     let n = 0;
     const once = () =>
@@ -402,7 +370,7 @@ describe('tlog serve', () => {
       }
     };
     const workers = Array.from({ length: 16 }, worker);
-    await waitFor(() => answered >= 100, 'appends on the kept-alive connections', 30_000);
+    await until('appends on the kept-alive connections', () => answered >= 100, 30_000);
     p.child.kill('SIGTERM');
     await Promise.all(workers);
     agent.destroy();

@@ -4,9 +4,7 @@
  * bytes, free disk, writable), the service-wide histograms (batch size, batch time, append
  * latency), names after Prometheus' conventions, and bounded cardinality with 100 tenants.
  */
-import { mkdtempSync, rmSync, statfsSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { statfsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Anchorer } from '../../src/anchor/anchorer.js';
 import { resolveAnchorConfig } from '../../src/anchor/config.js';
@@ -22,6 +20,7 @@ import { Cosigner, withSignatures } from '../../src/witness-client/cosigner.js';
 import { parsePolicy } from '../../src/note/witness-policy.js';
 import { FakeRekorV1 } from '../anchor/fake-rekor-v1.js';
 import { bundleBody, get, makeEnv, post, type AppEnv } from './helpers.js';
+import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 /** Every sample line: name, labels, value. */
 function samples(text: string): { name: string; labels: Record<string, string>; value: number; line: string }[] {
@@ -228,14 +227,14 @@ describe('cardinality', () => {
   let dir: string;
   const registry = new TenantRegistry();
   beforeAll(async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-cardinality-'));
-    const roots = { tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') };
+    dir = makeTempDir('tlog-cardinality-');
+    const roots = dataRootsIn(dir);
     const logs = await Promise.all(Array.from({ length: N }, (_, i) => Log.init(logPaths(roots, `t${i}`), `example.com/t${i}`, { logger: silentLogger })));
     for (const log of logs) await registry.add(log, OPEN_AUTH);
   }, 300_000);
   afterAll(async () => {
     await registry.closeAll();
-    rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
   });
 
   it(`${N} tenants, each appended to, read and refused: ${PER_TENANT.length} series each, and the rest does not grow with them`, async () => {

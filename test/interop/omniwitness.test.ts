@@ -30,9 +30,8 @@
  * few seconds from the build cache).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
@@ -48,7 +47,8 @@ import { parsePolicy, type WitnessPolicy } from '../../src/note/witness-policy.j
 import { formatIndexPath } from '../../src/tiles/layout.js';
 import { WitnessEndpoint } from '../../src/witness-client/client.js';
 import { Cosigner } from '../../src/witness-client/cosigner.js';
-import { bin as tlogBin, ensureBuilt, spawnServe, writeConfig, type ServeProc } from '../http/helpers.js';
+import { ensureDist, tlogBin } from '../helpers/dist.js';
+import { spawnServe, writeConfig, type ServeProc } from '../helpers/tlog-cli.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const moduleDir = path.join(here, 'go-omniwitness');
@@ -76,6 +76,8 @@ func VerifySubtreeConsistency(hasher merkle.LogHasher, start, end, size uint64, 
 	return errors.New("subtree consistency proofs are not available in this build")
 }
 `;
+import { stopChild } from '../helpers/processes.js';
+import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 function run(cmd: string, args: string[], cwd: string, timeout: number): string {
   // GOWORK=off: a go.work above the temp dir must not change what is built.
@@ -103,7 +105,7 @@ function buildOmniwitness(): string {
       `\`go\` is not on PATH: test/interop/omniwitness.test.ts builds omniwitness from ${moduleDir} and needs Go >= 1.26 (${version.error?.message ?? version.stderr})`,
     );
   }
-  const work = mkdtempSync(path.join(os.tmpdir(), 'omniwitness-build-'));
+  const work = makeTempDir('omniwitness-build-');
   try {
     // merkle v0.0.2 from the proxy, copied out of the (read-only) module cache, plus our stub.
     const dl = JSON.parse(run('go', ['mod', 'download', '-json', `${MERKLE_MODULE}@${MERKLE_BASE}`], work, 120_000)) as { Dir?: string; Error?: string };
@@ -125,7 +127,7 @@ function buildOmniwitness(): string {
   } catch (e) {
     throw new Error(`cannot build omniwitness (${version.stdout.trim()}): ${(e as Error).message}`);
   } finally {
-    rmSync(work, { recursive: true, force: true });
+    removeDir(work);
   }
 }
 
@@ -240,10 +242,7 @@ class Omniwitness {
   async stop(): Promise<void> {
     const child = this.child;
     this.child = null;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const done = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await done;
+    await stopChild(child);
   }
 
   log(): string {
@@ -283,7 +282,7 @@ describe('omniwitness (github.com/transparency-dev/witness) cosigns our log', ()
   const witnesses: Omniwitness[] = [];
   const serves: ServeProc[] = [];
   const tmp = (prefix: string) => {
-    const d = mkdtempSync(path.join(os.tmpdir(), prefix));
+    const d = makeTempDir(prefix);
     dirs.push(d);
     return d;
   };
@@ -304,7 +303,7 @@ describe('omniwitness (github.com/transparency-dev/witness) cosigns our log', ()
     await Promise.all(witnesses.splice(0).map((w) => w.stop()));
   });
   afterAll(() => {
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    for (const d of dirs) removeDir(d);
   });
 
   test('the build is the pinned witness module, with the merkle stand-in', () => {
@@ -316,7 +315,7 @@ describe('omniwitness (github.com/transparency-dev/witness) cosigns our log', ()
   test('Cosigner (fail-closed): rounds of growth, a restart of the witness, re-sync from 409', async () => {
     const ORIGIN = 'example.com/omniwitnessed';
     const dir = tmp('omniwitness-cosigner-');
-    const paths = logPaths({ tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'cp'), stateRoot: path.join(dir, 'state') }, 'default');
+    const paths = logPaths(dataRootsIn(dir), 'default');
     const log = await Log.init(paths, ORIGIN, { publishMode: 'cosigned' });
     try {
       // The log's first vkey is its Ed25519 (0x01) key: what omniwitness verifies checkpoints with.
@@ -402,7 +401,7 @@ describe('omniwitness (github.com/transparency-dev/witness) cosigns our log', ()
   }, 60_000);
 
   test('tlog serve --config: a tenant whose witnesses.policy names omniwitness publishes its cosignatures', async () => {
-    ensureBuilt();
+    ensureDist();
     const ORIGIN = 'example.com/served-omniwitnessed';
     const TENANT = 'witnessed';
     const TOKEN = 'omniwitness-interop-token';

@@ -11,10 +11,8 @@
  * dependencies from the module proxy.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, renameSync, rmSync, unlinkSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditLog } from '../../src/client/audit.js';
 import { Monitor, type MonitoredEntry } from '../../src/client/monitor.js';
@@ -26,29 +24,12 @@ import { leafHash } from '../../src/merkle/hash.js';
 import { parseVerifierKey } from '../../src/note/keys.js';
 import { verifierFor } from '../../src/note/signers.js';
 import { partialsOf, serveDir, type StaticServer } from '../client/helpers.js';
+import { buildGoTool } from '../helpers/go-tools.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const moduleDir = path.join(here, 'go', 'tessera-posix');
-const binDir = path.join(here, 'go', 'bin');
-const writer = path.join(binDir, 'tessera-posix');
+const moduleDir = path.join(import.meta.dirname, 'go', 'tessera-posix');
 const ORIGIN = 'example.com/tessera-posix';
-
-/** Builds the writer (into a temp name, renamed over the binary: parallel test files may race). */
-function buildWriter(): void {
-  const version = spawnSync('go', ['version'], { encoding: 'utf8' });
-  if (version.error || version.status !== 0) {
-    throw new Error(
-      '`go` is not on PATH (or does not run): test/interop/tessera.test.ts builds the Tessera POSIX writer in ' +
-        `test/interop/go/tessera-posix and needs Go >= 1.26. (${version.error?.message ?? version.stderr})`,
-    );
-  }
-  const tmp = `${writer}.${process.pid}.tmp`;
-  const build = spawnSync('go', ['build', '-buildvcs=false', '-o', tmp, '.'], { cwd: moduleDir, encoding: 'utf8', timeout: 300_000 });
-  if (build.error || build.status !== 0) {
-    throw new Error(`go build of ${moduleDir} failed (${version.stdout.trim()}): ${build.error?.message ?? ''}\n${build.stderr}`);
-  }
-  renameSync(tmp, writer);
-}
+let writer = '';
 
 interface RunResult {
   origin: string;
@@ -79,8 +60,8 @@ const firstEntries: MonitoredEntry[] = [];
 let monitorAt300: Monitor;
 
 beforeAll(async () => {
-  buildWriter();
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-tessera-'));
+  writer = buildGoTool(moduleDir, '.', 'tessera-posix');
+  dir = makeTempDir('tlog-tessera-');
   logDir = path.join(dir, 'log');
   const keyFile = path.join(dir, 'key');
   first = runWriter(logDir, keyFile, 300);
@@ -94,7 +75,7 @@ beforeAll(async () => {
 }, 400_000);
 afterAll(async () => {
   await server?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  if (dir) removeDir(dir);
 });
 
 describe('a Tessera POSIX log', () => {

@@ -13,28 +13,15 @@
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { runWitness, type RunningWitness } from '../../witness/serve.js';
-import { tmpDir } from '../witness/helpers.js';
+import type { RunningWitness } from '../../witness/serve.js';
+import { makeTempDir } from '../helpers/temp-dirs.js';
+import { buildGoTool, runJsonTool } from '../helpers/go-tools.js';
+import { runLoopbackWitness } from '../witness/helpers.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const moduleDir = path.join(here, 'go', 'witnesscheck');
-const checker = path.join(here, 'go', 'bin', 'witnesscheck');
+const moduleDir = path.join(import.meta.dirname, 'go', 'witnesscheck');
 const ORIGIN = 'go.example/log';
-
-function buildChecker(): void {
-  const version = spawnSync('go', ['version'], { encoding: 'utf8' });
-  if (version.error || version.status !== 0) {
-    throw new Error(
-      `\`go\` is not on PATH: test/interop/witness.test.ts builds ${moduleDir} and needs Go >= 1.26 (${version.error?.message ?? version.stderr})`,
-    );
-  }
-  const build = spawnSync('go', ['build', '-buildvcs=false', '-o', checker, '.'], { cwd: moduleDir, encoding: 'utf8', timeout: 240_000 });
-  if (build.error || build.status !== 0) {
-    throw new Error(`go build of ${moduleDir} failed (${version.stdout.trim()}): ${build.error?.message ?? ''}\n${build.stderr}`);
-  }
-}
+let checker = '';
 
 interface Summary {
   ok: boolean;
@@ -46,33 +33,15 @@ interface Summary {
   moduleVersions: Record<string, string>;
 }
 
-function runChecker(args: string[]): Promise<{ code: number | null; summary: Summary; stderr: string }> {
-  // Async: our witness runs in this process and must keep serving while the checker runs.
-  return new Promise((resolve, reject) => {
-    import('node:child_process').then(({ spawn }) => {
-      const child = spawn(checker, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
-      child.on('error', reject);
-      child.on('close', (code) => {
-        try {
-          resolve({ code, summary: JSON.parse(stdout.trim().split('\n').pop() ?? '') as Summary, stderr });
-        } catch {
-          reject(new Error(`witnesscheck (exit ${code}) printed no JSON: ${stdout} ${stderr}`));
-        }
-      });
-    }, reject);
-  });
-}
+/** Async: our witness runs in this process and must keep serving while the checker runs. */
+const runChecker = (args: string[]) => runJsonTool<Summary>(checker, args);
 
 describe('our witness and third-party Go code', () => {
   let logKey: { skey: string; vkey: string };
   const running: RunningWitness[] = [];
 
   beforeAll(() => {
-    buildChecker();
+    checker = buildGoTool(moduleDir, '.', 'witnesscheck');
     const r = spawnSync(checker, ['keygen', ORIGIN], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     logKey = JSON.parse(r.stdout) as { skey: string; vkey: string };
@@ -84,11 +53,12 @@ describe('our witness and third-party Go code', () => {
 
   for (const mldsa44 of [true, false]) {
     test(`x/mod log -> our witness -> formats verifiers (${mldsa44 ? 'Ed25519 + ML-DSA-44' : 'Ed25519 only'})`, async () => {
-      const w = await runWitness({
-        config: { name: 'witness.test/ours', mldsa44, logs: [{ origin: ORIGIN, keys: [logKey.vkey] }] },
-        dataDir: tmpDir('witness-interop-'),
-        listen: '127.0.0.1:0',
-        log: () => {},
+      const w = await runLoopbackWitness({
+        name: 'witness.test/ours',
+        mldsa44,
+        origin: ORIGIN,
+        logKeys: [logKey.vkey],
+        dataDir: makeTempDir('witness-interop-'),
       });
       running.push(w);
       const vkeys = mldsa44 ? [w.vkeys.cosignatureV1, w.vkeys.mldsa44] : [w.vkeys.cosignatureV1];
@@ -129,20 +99,10 @@ describe('our witness and third-party Go code', () => {
   }
 
   test('the checker notices cosignatures that are not from the key it was given', async () => {
-    const w = await runWitness({
-      config: { name: 'witness.test/ours', logs: [{ origin: ORIGIN, keys: [logKey.vkey] }] },
-      dataDir: tmpDir('witness-interop-'),
-      listen: '127.0.0.1:0',
-      log: () => {},
-    });
+    const w = await runLoopbackWitness({ name: 'witness.test/ours', origin: ORIGIN, logKeys: [logKey.vkey], dataDir: makeTempDir('witness-interop-') });
     running.push(w);
     // Same name, another witness's key: the lines we return have another key ID.
-    const other = await runWitness({
-      config: { name: 'witness.test/ours', logs: [{ origin: ORIGIN, keys: [logKey.vkey] }] },
-      dataDir: tmpDir('witness-interop-'),
-      listen: '127.0.0.1:0',
-      log: () => {},
-    });
+    const other = await runLoopbackWitness({ name: 'witness.test/ours', origin: ORIGIN, logKeys: [logKey.vkey], dataDir: makeTempDir('witness-interop-') });
     running.push(other);
     const { code, summary } = await runChecker(['run', '--url', w.url, '--skey', logKey.skey, '--vkey', logKey.vkey, '--witness-vkey', other.vkeys.mldsa44]);
     expect(code).toBe(1);

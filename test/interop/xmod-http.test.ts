@@ -11,12 +11,13 @@
  * Needs Go >= 1.26 on PATH (CI installs it); the first build downloads golang.org/x/mod.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken } from '../../src/http/auth.js';
-import { ensureBuilt, spawnServe, writeConfig, type ServeProc } from '../http/helpers.js';
-import { buildChecker, runCheck } from './tlogcheck.js';
+import { ensureDist } from '../helpers/dist.js';
+import { spawnServe, writeConfig, type ServeProc } from '../helpers/tlog-cli.js';
+import { buildChecker, runCheck, WANT_CONTENT_TYPES } from './tlogcheck.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 /** Entries with the bundle format's edges: 1 byte, 65535 bytes, a length prefix of 0x1f8b (gzip magic). */
 function entryFor(tenant: string, i: number): Uint8Array {
@@ -35,12 +36,7 @@ let srv: ServeProc;
 const olds: Record<string, string[]> = { few: [], big: [] };
 
 const WANTS = [
-  '-want-content-type',
-  'checkpoint=text/plain; charset=utf-8',
-  '-want-content-type',
-  'tile=application/octet-stream',
-  '-want-content-type',
-  'entries=application/octet-stream',
+  ...WANT_CONTENT_TYPES,
   '-want-cache-control',
   'checkpoint=no-store',
   '-want-cache-control',
@@ -50,9 +46,9 @@ const WANTS = [
 ];
 
 beforeAll(async () => {
-  ensureBuilt();
+  ensureDist();
   buildChecker();
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlog-xmod-http-'));
+  dir = makeTempDir('tlog-xmod-http-');
   const cfg = path.join(dir, 'tlog.json');
   writeConfig(cfg, {
     tenants: ['few', 'big'].map((name) => ({ name, origin: `example.com/http/${name}`, credentials: { tokens: [hashToken(`${name}-token`)] } })),
@@ -93,7 +89,7 @@ afterAll(async () => {
     srv.child.kill('SIGTERM');
     await srv.exited;
   }
-  fs.rmSync(dir, { recursive: true, force: true });
+  removeDir(dir);
 });
 
 const vkeyFile = (tenant: string) => path.join(dir, 'checkpoints', tenant, 'vkeys');

@@ -14,18 +14,18 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Log } from '../../src/log/log.js';
 import { logPaths, type DataRoots } from '../../src/tile-store/paths.js';
-import { buildChecker, runCheck as runChecker, type CheckResult } from './tlogcheck.js';
+import { buildChecker, runCheck as runChecker, WANT_CONTENT_TYPES, type CheckResult } from './tlogcheck.js';
+import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
+import { flipBits } from '../helpers/file-bytes.js';
+import { toB64 } from '../vectors.js';
 
 /** Runs the checker on a log prefix. */
 const runCheck = (prefix: string, args: string[]): Promise<CheckResult> => runChecker([...args, prefix]);
-
-const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 
 /**
  * Entries that differ per tenant, with the bundle format's edge cases sprinkled in: a 1-byte
@@ -94,13 +94,6 @@ function copyLog(size: number, name: string): string {
   return dst;
 }
 
-function flipByte(file: string, offset: number): void {
-  const b = fs.readFileSync(file);
-  const at = offset < 0 ? b.length + offset : offset;
-  b[at]! ^= 0x01;
-  fs.writeFileSync(file, b);
-}
-
 /** Replaces one base64 character inside the signature bytes (after the key ID) of a signature line. */
 function corruptSignatureLine(file: string, keyIDHex: string): void {
   const lines = fs.readFileSync(file, 'utf8').split('\n');
@@ -119,15 +112,14 @@ function corruptSignatureLine(file: string, keyIDHex: string): void {
 describe('golang.org/x/mod/sumdb checks our logs', () => {
   beforeAll(async () => {
     buildChecker();
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tlog-xmod-'));
-    roots = { tilesRoot: path.join(tmp, 'tiles'), checkpointsRoot: path.join(tmp, 'checkpoints'), stateRoot: path.join(tmp, 'state') };
+    ({ dir: tmp, roots } = tempDataRoots('tlog-xmod-'));
     fs.mkdirSync(path.join(tmp, 'olds'));
     for (const [size, steps] of Object.entries(SIZES)) logs.set(Number(size), await makeLog(Number(size), steps));
   }, 360_000);
 
   afterAll(async () => {
     for (const l of logs.values()) await l.log.close();
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    if (tmp) removeDir(tmp);
   });
 
   for (const size of Object.keys(SIZES).map(Number)) {
@@ -152,7 +144,7 @@ describe('golang.org/x/mod/sumdb checks our logs', () => {
       // The same tree, as x/mod sees it.
       expect(summary.origin).toBe(l.log.origin);
       expect(summary.treeSize).toBe(cp.treeSize);
-      expect(summary.rootHash).toBe(b64(cp.rootHash));
+      expect(summary.rootHash).toBe(toB64(cp.rootHash));
       expect(summary.extensions).toEqual([]);
       expect(summary.entries).toBe(size);
       expect(summary.bundles).toBe(Math.ceil(size / 256));
@@ -174,11 +166,11 @@ describe('golang.org/x/mod/sumdb checks our logs', () => {
       // x/mod's proofs, built from our tiles, are byte for byte the ones our engine builds.
       expect(summary.inclusion.map((p) => p.index)).toEqual(prove);
       for (const p of summary.inclusion) {
-        expect(p.proof, `inclusion proof of ${p.index} in ${size}`).toEqual((await l.log.inclusionProof(p.index, size)).map(b64));
+        expect(p.proof, `inclusion proof of ${p.index} in ${size}`).toEqual((await l.log.inclusionProof(p.index, size)).map(toB64));
       }
       expect(summary.consistency.map((c) => c.oldSize)).toEqual(l.olds.map((o) => o.size));
       for (const c of summary.consistency) {
-        expect(c.proof, `consistency proof ${c.oldSize} -> ${size}`).toEqual((await l.log.consistencyProof(c.oldSize, size)).map(b64));
+        expect(c.proof, `consistency proof ${c.oldSize} -> ${size}`).toEqual((await l.log.consistencyProof(c.oldSize, size)).map(toB64));
       }
     });
   }
@@ -193,20 +185,20 @@ describe('golang.org/x/mod/sumdb checks our logs', () => {
     // Same size and size 0: empty proofs on both sides. 65536 is a power of two: RFC 6962
     // leaves the old root out of the proof.
     for (const c of summary.consistency) {
-      expect(c.proof, `consistency proof ${c.oldSize} -> 70000`).toEqual((await l.log.consistencyProof(c.oldSize, 70000)).map(b64));
+      expect(c.proof, `consistency proof ${c.oldSize} -> 70000`).toEqual((await l.log.consistencyProof(c.oldSize, 70000)).map(toB64));
     }
     expect(summary.consistency[0]!.proof).toEqual([]);
   });
 
   describe('notices a broken log', () => {
     const broken: [string, number, (dir: string) => void, string[]][] = [
-      ['a byte of a full level-0 tile', 1000, (d) => flipByte(path.join(d, 'tile/0/001'), 4000), ['tiles', 'entries']],
-      ['a byte of the partial level-0 tile', 1000, (d) => flipByte(path.join(d, 'tile/0/003.p/232'), 31), ['tree']],
-      ['a byte of an entry in a full bundle', 1000, (d) => flipByte(path.join(d, 'tile/entries/001'), -1), ['entries']],
-      ['a byte of an entry in the partial bundle', 1000, (d) => flipByte(path.join(d, 'tile/entries/003.p/232'), 10), ['entries']],
-      ['a byte of the partial level-1 tile', 1000, (d) => flipByte(path.join(d, 'tile/1/000.p/3'), 40), ['tree']],
-      ['a byte of a full level-1 tile', 70000, (d) => flipByte(path.join(d, 'tile/1/000'), 8000), ['tiles', 'entries']],
-      ['a byte of the level-2 tile', 70000, (d) => flipByte(path.join(d, 'tile/2/000.p/1'), 0), ['tree']],
+      ['a byte of a full level-0 tile', 1000, (d) => flipBits(path.join(d, 'tile/0/001'), 4000), ['tiles', 'entries']],
+      ['a byte of the partial level-0 tile', 1000, (d) => flipBits(path.join(d, 'tile/0/003.p/232'), 31), ['tree']],
+      ['a byte of an entry in a full bundle', 1000, (d) => flipBits(path.join(d, 'tile/entries/001'), -1), ['entries']],
+      ['a byte of an entry in the partial bundle', 1000, (d) => flipBits(path.join(d, 'tile/entries/003.p/232'), 10), ['entries']],
+      ['a byte of the partial level-1 tile', 1000, (d) => flipBits(path.join(d, 'tile/1/000.p/3'), 40), ['tree']],
+      ['a byte of a full level-1 tile', 70000, (d) => flipBits(path.join(d, 'tile/1/000'), 8000), ['tiles', 'entries']],
+      ['a byte of the level-2 tile', 70000, (d) => flipBits(path.join(d, 'tile/2/000.p/1'), 0), ['tree']],
       ['a truncated level-0 tile', 257, (d) => fs.truncateSync(path.join(d, 'tile/0/000'), 8160), ['tiles', 'entries']],
       ['a missing partial bundle', 257, (d) => fs.rmSync(path.join(d, 'tile/entries/001.p/1')), ['entries']],
       ['a bundle with an extra entry', 255, (d) => fs.appendFileSync(path.join(d, 'tile/entries/000.p/255'), Buffer.from([0, 1, 0x78])), ['entries']],
@@ -390,18 +382,7 @@ describe('golang.org/x/mod/sumdb checks our logs', () => {
 
     afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-    const wants = [
-      '-want-content-type',
-      'checkpoint=text/plain; charset=utf-8',
-      '-want-content-type',
-      'tile=application/octet-stream',
-      '-want-content-type',
-      'entries=application/octet-stream',
-      '-want-cache-control',
-      'checkpoint=no-store',
-      '-want-cache-control',
-      'tile=immutable, max-age=604800',
-    ];
+    const wants = [...WANT_CONTENT_TYPES, '-want-cache-control', 'checkpoint=no-store', '-want-cache-control', 'tile=immutable, max-age=604800'];
 
     it('checks a log at a URL prefix, decodes gzip bundles and reports the headers it saw', async () => {
       const l = logs.get(1000)!;
@@ -416,14 +397,14 @@ describe('golang.org/x/mod/sumdb checks our logs', () => {
       ]);
       expect(summary.error).toBeUndefined();
       expect(code).toBe(0);
-      expect(summary.rootHash).toBe(b64(l.log.committed.rootHash));
+      expect(summary.rootHash).toBe(toB64(l.log.committed.rootHash));
       expect(summary.entries).toBe(1000);
       expect(summary.http!.checkpoint).toEqual({ requests: 1, contentType: ['text/plain; charset=utf-8'], cacheControl: ['no-store'], contentEncoding: [''] });
       expect(summary.http!.entries!.contentEncoding).toEqual(['gzip']);
       expect(summary.http!.tile!.cacheControl).toEqual(['public, max-age=604800, immutable']);
       expect(summary.http!.old!.requests).toBe(1);
       expect(summary.consistency.map((c) => c.oldSize)).toEqual([old.size]);
-      expect(summary.consistency[0]!.proof).toEqual((await l.log.consistencyProof(old.size, 1000)).map(b64));
+      expect(summary.consistency[0]!.proof).toEqual((await l.log.consistencyProof(old.size, 1000)).map(toB64));
     });
 
     it('fails on a header it was told to expect and did not get', async () => {

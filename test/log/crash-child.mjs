@@ -25,7 +25,8 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Log } from '../../dist/src/log/log.js';
 import { logPaths } from '../../dist/src/tile-store/paths.js';
-import { entryBytes, entryId, mulberry32, randInt as randIntIn } from './crash-entries.mjs';
+import { entryBytes, entryId } from './crash-entries.mjs';
+import { prng, randInt as randIntIn } from '../prng.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -66,7 +67,7 @@ function writeAll(fd, text) {
 // Nobody should need this: the parent kills within a second or so.
 setTimeout(() => die('not killed after 60 s'), 60_000);
 
-const rand = mulberry32(Number(opt.seed));
+const rand = prng(Number(opt.seed));
 const randInt = (lo, hi) => randIntIn(rand, lo, hi);
 
 const ackFd = fs.openSync(opt.acks, 'a');

@@ -3,5 +3,3 @@ export declare const MAX_CRASH_ENTRY: number;
 export declare function entryId(cycle: number, seq: number): string;
 export declare function parseEntryId(id: string): { cycle: number; seq: number };
 export declare function entryBytes(cycle: number, seq: number): Uint8Array;
-export declare function mulberry32(seed: number): () => number;
-export declare function randInt(rand: () => number, lo: number, hi: number): number;

@@ -7,23 +7,7 @@
  * Plain ESM JavaScript on purpose: the child runs as `node test/log/crash-child.mjs` without a
  * TypeScript loader, against the compiled engine in dist/.
  */
-
-/** mulberry32: a small seeded PRNG returning floats in [0, 1), the same in every process. */
-export function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** A uniform integer in [lo, hi). */
-export function randInt(rand, lo, hi) {
-  return lo + Math.floor(rand() * (hi - lo));
-}
+import { prng } from '../prng.mjs';
 
 /** Entry sizes are uniform in [1, MAX_CRASH_ENTRY]. */
 export const MAX_CRASH_ENTRY = 3000;
@@ -40,17 +24,14 @@ export function parseEntryId(id) {
   return { cycle: Number(m[1]), seq: Number(m[2]) };
 }
 
-/** Random bytes that entries are cut from (mulberry32 from a fixed seed: the same in every process). */
+/** Random bytes that entries are cut from (prng from a fixed seed: the same in every process). */
 const POOL_SIZE = 1 << 20;
 const pool = (() => {
   const out = new Uint8Array(POOL_SIZE);
-  let a = 0x2545f491;
+  const rand = prng(0x2545f491);
   for (let i = 0; i < POOL_SIZE; i += 4) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    t = (t ^ (t >>> 14)) >>> 0;
+    // prng's 32-bit word: its float times 2^32 is exact.
+    const t = rand() * 4294967296;
     out[i] = t;
     out[i + 1] = t >>> 8;
     out[i + 2] = t >>> 16;

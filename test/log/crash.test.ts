@@ -26,11 +26,9 @@
  * CRASH_CYCLES (default 50) sets the number of kill/restart cycles and CRASH_SEED the seed
  * (default: random, printed; a failure message repeats it).
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, promises as fsp, readdirSync, rmSync, statSync } from 'node:fs';
-import os from 'node:os';
+import { spawn } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { equalHashes, leafHash } from '../../src/merkle/hash.js';
 import { verifyConsistency } from '../../src/merkle/proof.js';
@@ -38,12 +36,15 @@ import { parseCheckpoint } from '../../src/note/checkpoint.js';
 import { encodeBase64, openNote, parseNote } from '../../src/note/note.js';
 import { Log, type Logger } from '../../src/log/log.js';
 import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
-import { entryBytes, mulberry32, parseEntryId, randInt } from './crash-entries.mjs';
+import { entryBytes, parseEntryId } from './crash-entries.mjs';
+import { prng, randInt } from '../prng.mjs';
 import { simulatePowerLoss } from './power-loss.js';
+import { ensureDist, repoRoot } from '../helpers/dist.js';
+import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
+import { runTlog } from '../helpers/tlog-cli.js';
+import { sleep } from '../helpers/wait.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CHILD = path.join(repoRoot, 'test/log/crash-child.mjs');
-const CLI = path.join(repoRoot, 'dist/src/cli/main.js');
 const TENANT = 'crash';
 const ORIGIN = 'example.com/crash-test';
 
@@ -51,36 +52,6 @@ const CYCLES = Number(process.env.CRASH_CYCLES ?? 50);
 const SEED = process.env.CRASH_SEED !== undefined ? Number(process.env.CRASH_SEED) >>> 0 : (Math.random() * 2 ** 32) >>> 0;
 /** Run `tlog verify` on the raw post-crash files every this many cycles (and once at the end, after recovery). */
 const CLI_VERIFY_EVERY = 10;
-
-// ---- dist/ must be the compiled current src/: the child and the CLI run from it ----
-
-function newestMtime(dir: string, ext: string): number {
-  let newest = 0;
-  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
-    if (name.endsWith(ext)) newest = Math.max(newest, statSync(path.join(dir, name)).mtimeMs);
-  }
-  return newest;
-}
-
-function oldestMtime(dir: string, ext: string): number {
-  let oldest = Infinity;
-  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
-    if (name.endsWith(ext)) oldest = Math.min(oldest, statSync(path.join(dir, name)).mtimeMs);
-  }
-  return oldest;
-}
-
-function ensureDist(): void {
-  const distSrc = path.join(repoRoot, 'dist/src');
-  const fresh =
-    existsSync(path.join(distSrc, 'log/log.js')) &&
-    existsSync(CLI) &&
-    oldestMtime(distSrc, '.js') >= newestMtime(path.join(repoRoot, 'src'), '.ts') &&
-    oldestMtime(distSrc, '.js') >= newestMtime(path.join(repoRoot, 'native'), '.ts');
-  if (fresh) return;
-  const r = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repoRoot, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`tsc failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
-}
 
 // ---- one child run ----
 
@@ -110,8 +81,6 @@ interface ChildRun {
   /** From spawn to exit. */
   readonly ms: number;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function runChild(roots: DataRoots, cycle: number, kind: Kind, delay: number, childSeed: number, ackFile: string): Promise<ChildRun> {
   const mode = kind === 'heavy' || (kind === 'early' && childSeed % 2 === 1) ? 'heavy' : 'mixed';
@@ -361,12 +330,11 @@ async function newHistory(paths: LogPaths, ledger: Ledger): Promise<{ file: stri
 /** Runs `tlog verify` on the files as they are: the published checkpoint must be fully servable. */
 function cliVerify(roots: DataRoots, ctx: string): { treeSize: number; checkpointsChecked: number; ms: number } {
   const t0 = performance.now();
-  const r = spawnSync(
-    process.execPath,
-    [CLI, '--tiles-dir', roots.tilesRoot, '--checkpoints-dir', roots.checkpointsRoot, '--state-dir', roots.stateRoot, 'verify', '--tenant', TENANT, '--json'],
-    { encoding: 'utf8', timeout: 60_000 },
+  const r = runTlog(
+    ['--tiles-dir', roots.tilesRoot, '--checkpoints-dir', roots.checkpointsRoot, '--state-dir', roots.stateRoot, 'verify', '--tenant', TENANT, '--json'],
+    { timeoutMs: 60_000 },
   );
-  if (r.status !== 0) throw new Error(`${ctx}: tlog verify exited ${r.status} ${r.signal ?? ''}:\n${r.stderr}${r.stdout}`);
+  if (r.code !== 0) throw new Error(`${ctx}: tlog verify exited ${r.code}:\n${r.stderr}${r.stdout}`);
   const report = JSON.parse(r.stdout) as { treeSize: number; checkpointsChecked: number };
   return { ...report, ms: performance.now() - t0 };
 }
@@ -376,23 +344,19 @@ function cliVerify(roots: DataRoots, ctx: string): { treeSize: number; checkpoin
 let tmp = '';
 beforeAll(() => {
   ensureDist();
-  tmp = mkdtempSync(path.join(os.tmpdir(), 'tlog-crash-'));
-});
+  tmp = makeTempDir('tlog-crash-');
+}, 240_000);
 afterAll(() => {
-  if (tmp && !process.env.CRASH_KEEP) rmSync(tmp, { recursive: true, force: true });
+  if (tmp && !process.env.CRASH_KEEP) removeDir(tmp);
 });
 
 test(`SIGKILL at random moments, ${CYCLES} kill/restart cycles: no acknowledged entry lost, every checkpoint consistent (seed ${SEED})`, {
   timeout: 600_000,
 }, async () => {
   console.log(`crash test: seed ${SEED} (CRASH_SEED=${SEED} to repeat), ${CYCLES} cycles, CRASH_KEEP=1 keeps ${tmp}`);
-  const roots: DataRoots = {
-    tilesRoot: path.join(tmp, 'tiles'),
-    checkpointsRoot: path.join(tmp, 'checkpoints'),
-    stateRoot: path.join(tmp, 'state'),
-  };
+  const roots = dataRootsIn(tmp);
   const paths = logPaths(roots, TENANT);
-  const rand = mulberry32(SEED);
+  const rand = prng(SEED);
   let cycle = -1;
   let kind: Kind = 'mixed';
   const ctx = () => `seed ${SEED} cycle ${cycle} (${kind})`;

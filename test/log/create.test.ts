@@ -4,26 +4,25 @@
  * start (implicit) may get another origin while nothing was appended to it, and only then.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CREATE_STEPS, createLogState, type CreateStep } from '../../src/log/create.js';
 import { Log } from '../../src/log/log.js';
 import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
-import { ensureBuilt, repo } from '../http/helpers.js';
+import { distModule, ensureDist } from '../helpers/dist.js';
+import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
 
 let dir: string;
 let roots: DataRoots;
 let paths: LogPaths;
 
-beforeAll(() => ensureBuilt());
+beforeAll(() => ensureDist(), 240_000);
 beforeEach(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-create-'));
-  roots = { tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') };
+  ({ dir, roots } = tempDataRoots('tlog-create-'));
   paths = logPaths(roots, 'default');
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => removeDir(dir));
 
 /** Everything under the data roots, but the creation lock file (which stays, empty). */
 function leftovers(): string[] {
@@ -79,8 +78,8 @@ describe('creating a log', () => {
 
   it.each(CREATE_STEPS.map((s) => [s]))('a SIGKILL at step "%s" leaves no log, and the next creation clears what it left', (killAt) => {
     const script = `
-      import { Log } from ${JSON.stringify(path.join(repo, 'dist/src/log/log.js'))};
-      import { logPaths } from ${JSON.stringify(path.join(repo, 'dist/src/tile-store/paths.js'))};
+      import { Log } from ${JSON.stringify(distModule('log/log.js'))};
+      import { logPaths } from ${JSON.stringify(distModule('tile-store/paths.js'))};
       const paths = logPaths(${JSON.stringify(roots)}, 'default');
       await Log.init(paths, 'example.com/killed', {}, { beforeStep: (s) => { if (s === ${JSON.stringify(killAt)}) process.kill(process.pid, 'SIGKILL'); } });
       process.exit(3);

@@ -2,10 +2,8 @@
  * Issue 3 through the engine: strong dedup, lookup by leaf hash, one writer per log, and
  * recovery from a damaged index, for both index backends (mmap through koffi, plain files).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, unlinkSync, writeSync, closeSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, unlinkSync } from 'node:fs';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isTlogError } from '../../src/errors.js';
 import { leafHash } from '../../src/merkle/hash.js';
@@ -13,30 +11,21 @@ import { verifyInclusion } from '../../src/merkle/proof.js';
 import { Log, silentLogger, type Logger } from '../../src/log/log.js';
 import { logPaths, type LogPaths } from '../../src/tile-store/paths.js';
 import { indexPath } from '../../src/log/open-index.js';
+import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
+import { distModule, ensureDist } from '../helpers/dist.js';
+import { flipBits } from '../helpers/file-bytes.js';
+import { entry } from '../vectors.js';
 
-const repo = path.resolve(__dirname, '../..');
 const ORIGIN = 'example.com/dedup';
 let dir: string;
 let paths: LogPaths;
-const entry = (i: number) => Buffer.from(`entry-${i}`);
 
-beforeAll(() => {
-  if (!existsSync(path.join(repo, 'dist/src/log/log.js'))) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repo });
-});
+beforeAll(() => ensureDist(), 240_000);
 beforeEach(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-dedup-'));
-  paths = logPaths({ tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'cp'), stateRoot: path.join(dir, 'state') }, 'default');
+  dir = makeTempDir('tlog-dedup-');
+  paths = logPaths(dataRootsIn(dir), 'default');
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
-function flipByte(file: string, offset: number): void {
-  const fd = openSync(file, 'r+');
-  const b = Buffer.alloc(1);
-  readSync(fd, b, 0, 1, offset);
-  b[0]! ^= 0xff;
-  writeSync(fd, b, 0, 1, offset);
-  closeSync(fd);
-}
+afterEach(() => removeDir(dir));
 
 function recordingLogger(): Logger & { lines: string[] } {
   const lines: string[] = [];
@@ -105,8 +94,8 @@ describe.each(['mmap', 'plain'] as const)('with the %s index backend', (indexBac
     const size = log.treeSize;
     await log.close();
     const cases: [string, () => void][] = [
-      ['header', () => flipByte(indexPath(paths), 20)],
-      ['both commit slots', () => (flipByte(indexPath(paths), 4096 + 10), flipByte(indexPath(paths), 4096 + 512 + 10))],
+      ['header', () => flipBits(indexPath(paths), 20, 0xff)],
+      ['both commit slots', () => (flipBits(indexPath(paths), 4096 + 10, 0xff), flipBits(indexPath(paths), 4096 + 512 + 10, 0xff))],
       ['missing file', () => unlinkSync(indexPath(paths))],
     ];
     for (const [what, damage] of cases) {
@@ -123,8 +112,8 @@ describe.each(['mmap', 'plain'] as const)('with the %s index backend', (indexBac
       await log.close();
     }
     // One damaged commit slot: the other one is used, no rebuild needed.
-    flipByte(indexPath(paths), 4096 + 10);
-    flipByte(indexPath(paths), 4096 + 512 + 10);
+    flipBits(indexPath(paths), 4096 + 10, 0xff);
+    flipBits(indexPath(paths), 4096 + 512 + 10, 0xff);
     const logger = recordingLogger();
     log = await Log.open(paths, { ...opts, logger });
     const r = await log.append(entry(7));
@@ -143,7 +132,7 @@ describe('a damaged dedup table', () => {
     const file = readFileSync(indexPath(paths));
     const at = file.indexOf(Buffer.from(leafHash(entry(7))));
     expect(at).toBeGreaterThan(8192);
-    flipByte(indexPath(paths), at + 20);
+    flipBits(indexPath(paths), at + 20, 0xff);
     log = await Log.open(paths, { readOnly: true });
     const problems = await log.checkIndex();
     await log.close();
@@ -163,9 +152,9 @@ describe('one writer per log', () => {
     const log = await Log.init(paths, ORIGIN);
     await log.append(entry(0));
     const script = `
-      import { Log } from ${JSON.stringify(path.join(repo, 'dist/src/log/log.js'))};
-      import { logPaths } from ${JSON.stringify(path.join(repo, 'dist/src/tile-store/paths.js'))};
-      const paths = logPaths(${JSON.stringify({ tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'cp'), stateRoot: path.join(dir, 'state') })}, 'default');
+      import { Log } from ${JSON.stringify(distModule('log/log.js'))};
+      import { logPaths } from ${JSON.stringify(distModule('tile-store/paths.js'))};
+      const paths = logPaths(${JSON.stringify(dataRootsIn(dir))}, 'default');
       const readOnly = process.argv.includes('ro');
       try {
         const log = await Log.open(paths, { readOnly });

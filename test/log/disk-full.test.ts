@@ -10,22 +10,22 @@
  * injected-ENOSPC tests run everywhere.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
-import os from 'node:os';
+import { closeSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { auditLog } from '../../src/client/audit.js';
-import { dirSource } from '../../src/client/source.js';
 import { DEFAULT_LIMITS } from '../../src/config/config.js';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
 import { createApp } from '../../src/http/app.js';
 import { Log, type LogOptions } from '../../src/log/log.js';
-import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
+import { logPaths, type LogPaths } from '../../src/tile-store/paths.js';
 import { journalDir } from '../../src/log/replay.js';
 import { indexPath } from '../../src/log/open-index.js';
 import { freeBytes } from '../../src/storage/space.js';
 import { OPEN_AUTH, TenantRegistry } from '../../src/tenants/registry.js';
+import { until } from '../helpers/wait.js';
+import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
+import { auditLogFiles } from './helpers.js';
 
 const ORIGIN = 'example.com/disk-full';
 const TENANT = 'df';
@@ -37,26 +37,10 @@ if (!isRoot) {
   );
 }
 
-const rootsIn = (d: string): DataRoots => ({
-  tilesRoot: path.join(d, 'tiles'),
-  checkpointsRoot: path.join(d, 'checkpoints'),
-  stateRoot: path.join(d, 'state'),
-});
 const noSpace = () => Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Waits (polling) until `cond` holds; fails after `tries` polls. Asserts a state, never a time. */
-async function until(what: string, cond: () => boolean, tries = 3000): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (cond()) return;
-    await sleep(10);
-  }
-  throw new Error(`still waiting for: ${what}`);
-}
-
 /** A tmpfs of `size` at a new directory (root only: the caller skips otherwise). */
 function mountTmpfs(size: string): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), 'tlog-full-'));
+  const d = makeTempDir('tlog-full-');
   execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', d]);
   return d;
 }
@@ -64,7 +48,7 @@ function mountTmpfs(size: string): string {
 function unmount(d: string): void {
   // Lazily: a test that failed may have left a log open on it.
   execFileSync('umount', ['-l', d]);
-  rmSync(d, { recursive: true, force: true });
+  removeDir(d);
 }
 
 /** Fills the filesystem holding `dir` until at most `leave` bytes are free; returns the filler file. */
@@ -92,12 +76,7 @@ async function checkAcked(log: Log, p: LogPaths, acked: Map<number, string>): Pr
   const size = log.treeSize;
   const { entries } = await log.readEntries(0, size);
   for (const [index, entry] of acked) expect(Buffer.from(entries[index]!).toString(), `entry ${index}`).toBe(entry);
-  const hdir = path.join(p.historyDir, 'log');
-  const history = (readdirSync(hdir, { recursive: true }) as string[])
-    .map((n) => path.join(hdir, n))
-    .filter((f) => statSync(f).isFile() && !path.basename(f).startsWith('.'))
-    .map((f) => readFileSync(f, 'utf8'));
-  expect((await auditLog(dirSource(p.tilesDir), { verifiers: log.verifiers, origin: ORIGIN, history, collectedPartials: true })).treeSize).toBe(size);
+  expect((await auditLogFiles(log, p, ORIGIN)).treeSize).toBe(size);
 }
 
 /** The HTTP service over one log (open writes, as on loopback). */
@@ -117,10 +96,10 @@ describe('a signed batch that meets ENOSPC waits for room, then commits by itsel
   let dir: string;
   let paths: LogPaths;
   beforeEach(() => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-disk-full-'));
-    paths = logPaths(rootsIn(dir), TENANT);
+    dir = makeTempDir('tlog-disk-full-');
+    paths = logPaths(dataRootsIn(dir), TENANT);
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => removeDir(dir));
 
   const cases: { where: string; reason: RegExp; opts: (full: () => boolean) => LogOptions }[] = [
     {
@@ -166,7 +145,7 @@ describe('a signed batch that meets ENOSPC waits for room, then commits by itsel
 
       full = true;
       const held = log.append(Buffer.from('held'));
-      await until('the batch waits for room', () => c.reason.test(log.cannotWrite ?? ''));
+      await until('the batch waits for room', () => c.reason.test(log.cannotWrite ?? ''), 30_000);
       // New appends are refused, with the reason and a time to come back.
       const refused = await append('refused while full');
       expect(refused.status).toBe(503);
@@ -212,7 +191,7 @@ describe('a signed batch that meets ENOSPC waits for room, then commits by itsel
     for (const r of await Promise.all(log.appendMany(['a', 'b', 'c'].map((s) => Buffer.from(s))))) acked.set(r.index, ['a', 'b', 'c'][r.index]!);
     full = true;
     const held = log.append(Buffer.from('committed, never answered')).catch((e: unknown) => e);
-    await until('the batch waits for room', () => /waits for room/.test(log.cannotWrite ?? ''));
+    await until('the batch waits for room', () => /waits for room/.test(log.cannotWrite ?? ''), 30_000);
     await log.close();
     expect(String(await held)).toMatch(/log df stopped: write .*ENOSPC/);
     full = false;
@@ -229,7 +208,7 @@ describe.skipIf(!isRoot)('a really full disk (tmpfs, size=20m)', () => {
   let paths: LogPaths;
   beforeEach(() => {
     mnt = mountTmpfs('20m');
-    paths = logPaths(rootsIn(mnt), TENANT);
+    paths = logPaths(dataRootsIn(mnt), TENANT);
   });
   afterEach(() => unmount(mnt));
 
@@ -322,7 +301,11 @@ describe.skipIf(!isRoot)('a really full disk (tmpfs, size=20m)', () => {
           () => answered++,
           () => answered++,
         );
-      await until('every append answered, or a batch waiting for room', () => answered === entries.length || /waits for room/.test(log.cannotWrite ?? ''));
+      await until(
+        'every append answered, or a batch waiting for room',
+        () => answered === entries.length || /waits for room/.test(log.cannotWrite ?? ''),
+        30_000,
+      );
       const held = answered < entries.length;
       rmSync(filler);
       const answers = await Promise.allSettled(results);

@@ -5,14 +5,9 @@
  * deleted, emptied or zeroed) must lose nothing acknowledged and leave every published
  * checkpoint servable.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { auditLog } from '../../src/client/audit.js';
-import { dirSource } from '../../src/client/source.js';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
 import { formatBatchRecord, parseBatchRecord } from '../../src/log/journal-record.js';
 import { Log } from '../../src/log/log.js';
@@ -22,10 +17,11 @@ import { parseCheckpoint } from '../../src/note/checkpoint.js';
 import { parseNote } from '../../src/note/note.js';
 import { frameRecord, readJournal } from '../../src/storage/journal.js';
 import { TILE_WIDTH, changedTiles, formatTilePath } from '../../src/tiles/layout.js';
-import { mulberry32 } from './crash-entries.mjs';
+import { prng } from '../prng.mjs';
 import { simulatePowerLoss } from './power-loss.js';
+import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
+import { auditLogFiles, runChildUntilDone } from './helpers.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const ORIGIN = 'example.com/journal-test';
 const TENANT = 'jt';
 let dir: string;
@@ -33,35 +29,16 @@ let roots: DataRoots;
 let paths: LogPaths;
 
 beforeEach(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-journal-log-'));
-  roots = { tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') };
+  ({ dir, roots } = tempDataRoots('tlog-journal-log-'));
   paths = logPaths(roots, TENANT);
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => removeDir(dir));
 
 const segments = () => (existsSync(journalDir(paths)) ? readdirSync(journalDir(paths)).filter((n) => /^[0-9]+$/.test(n)) : []);
 
 /** Runs journal-child.mjs until it has acknowledged `batches` batches, then SIGKILLs it. */
 async function appendThenKill(batches: number): Promise<{ index: number; count: number }[]> {
-  const child = spawn(
-    process.execPath,
-    [path.join(repoRoot, 'test/log/journal-child.mjs'), roots.tilesRoot, roots.checkpointsRoot, roots.stateRoot, TENANT, String(batches)],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes('done\n')) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`journal child exited ${code}: ${err}`)));
-  });
-  child.kill('SIGKILL');
-  await new Promise((r) => child.once('exit', r));
+  const out = await runChildUntilDone('journal-child.mjs', roots, TENANT, [String(batches)]);
   return [...out.matchAll(/^acked (\d+) (\d+)$/gm)].map((m) => ({ index: Number(m[1]), count: Number(m[2]) }));
 }
 
@@ -87,13 +64,7 @@ async function checkServable(p: LogPaths, log: Log): Promise<number> {
   return sizes;
 }
 
-async function audit(p: LogPaths, log: Log) {
-  const history = (readdirSync(path.join(p.historyDir, 'log'), { recursive: true }) as string[])
-    .map((n) => path.join(p.historyDir, 'log', n))
-    .filter((f) => statSync(f).isFile())
-    .map((f) => readFileSync(f, 'utf8'));
-  return auditLog(dirSource(p.tilesDir), { verifiers: log.verifiers, origin: ORIGIN, history, collectedPartials: true });
-}
+const audit = (p: LogPaths, log: Log) => auditLogFiles(log, p, ORIGIN);
 
 describe('journal and power loss', () => {
   it('a clean close flushes everything and leaves no journal segment', async () => {
@@ -153,7 +124,7 @@ describe('journal and power loss', () => {
     await (await Log.init(paths, ORIGIN)).close();
     const acked = await appendThenKill(7);
     const total = acked.reduce((a, b) => a + b.count, 0);
-    const rand = mulberry32(42);
+    const rand = prng(42);
     // Half emptied, half zeroed; the checkpoint file zeroed for sure.
     await simulatePowerLoss(paths, () => 0.5 + rand() * 0.5);
     writeFileSync(path.join(paths.tilesDir, 'checkpoint'), Buffer.alloc(100));

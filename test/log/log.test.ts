@@ -1,9 +1,6 @@
-import { mkdtempSync, rmSync, statSync, writeFileSync, readdirSync, existsSync } from 'node:fs';
-import os from 'node:os';
+import { statSync, writeFileSync, readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { auditLog } from '../../src/client/audit.js';
-import { dirSource } from '../../src/client/source.js';
 import { isTlogError } from '../../src/errors.js';
 import { EMPTY_ROOT, leafHash } from '../../src/merkle/hash.js';
 import { verifyConsistency, verifyInclusion } from '../../src/merkle/proof.js';
@@ -13,27 +10,23 @@ import { parseVerifierKey } from '../../src/note/keys.js';
 import { verifierFor } from '../../src/note/signers.js';
 import { Log, historyPath } from '../../src/log/log.js';
 import { logPaths, type LogPaths } from '../../src/tile-store/paths.js';
+import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
+import { auditLogFiles } from './helpers.js';
+import { entry } from '../vectors.js';
 
 let dir: string;
 let paths: LogPaths;
 const ORIGIN = 'example.com/test-log';
 
 beforeEach(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-log-'));
-  paths = logPaths({ tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') }, 'default');
+  dir = makeTempDir('tlog-log-');
+  paths = logPaths(dataRootsIn(dir), 'default');
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => removeDir(dir));
 
-const entry = (i: number) => Buffer.from(`entry-${i}`);
 const rootOf = (note: string) => parseCheckpoint(parseNote(note).text).rootHash;
 
-async function audit(log: Log) {
-  const history = readdirSync(path.join(paths.historyDir, 'log'), { recursive: true })
-    .map((n) => path.join(paths.historyDir, 'log', String(n)))
-    .filter((p) => statSync(p).isFile())
-    .map((p) => require('node:fs').readFileSync(p, 'utf8') as string);
-  return auditLog(dirSource(paths.tilesDir), { verifiers: log.verifiers, origin: ORIGIN, history, collectedPartials: true });
-}
+const audit = (log: Log) => auditLogFiles(log, paths, ORIGIN);
 
 describe('Log.init', () => {
   it('creates keys 0600, publishes the signed empty checkpoint, and prints vkeys that verify it', async () => {

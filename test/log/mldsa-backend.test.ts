@@ -23,7 +23,9 @@ import {
   type MldsaSigner,
 } from '../../src/log/mldsa-backend.js';
 import { subtreeV1Message } from '../../src/note/signers.js';
-import { b64, repoRoot, vectors } from '../vectors.js';
+import { b64, vectors } from '../vectors.js';
+import { thrownBy } from '../helpers/errors.js';
+import { repoRoot } from '../helpers/dist.js';
 
 interface KeyGenVector {
   tcId: number;
@@ -71,12 +73,7 @@ describe('the choice of backend', () => {
 
   test('forced: an unknown name is refused, naming the backends', () => {
     for (const bad of ['bogus', 'Noble', 'liboqs', ' noble']) {
-      let err: unknown;
-      try {
-        chooseMldsaBackend(bad);
-      } catch (e) {
-        err = e;
-      }
+      const err = thrownBy(() => chooseMldsaBackend(bad));
       expect(isTlogError(err, ErrorCode.badInput), String(err)).toBe(true);
       expect((err as Error).message).toBe(`TLOG_MLDSA_SIGNER=${JSON.stringify(bad)}: want one of node:crypto, liboqs-wasm, noble`);
     }

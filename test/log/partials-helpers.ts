@@ -5,13 +5,12 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { auditLog } from '../../src/client/audit.js';
-import { dirSource } from '../../src/client/source.js';
 import { Log } from '../../src/log/log.js';
 import type { LogPaths } from '../../src/tile-store/paths.js';
 import { parseCheckpoint } from '../../src/note/checkpoint.js';
 import { parseNote } from '../../src/note/note.js';
 import { treeHashBytes } from '../../src/tiles/layout.js';
+import { auditLogFiles } from './helpers.js';
 
 export const ORIGIN = 'example.com/partials';
 
@@ -45,12 +44,8 @@ export function publishedSize(p: LogPaths): number {
 }
 
 /** A full audit of the log's files with every checkpoint of its history. */
-export async function audit(p: LogPaths, log: Log, collectedPartials = true) {
-  const history = (readdirSync(path.join(p.historyDir, 'log'), { recursive: true }) as string[])
-    .map((n) => path.join(p.historyDir, 'log', n))
-    .filter((f) => statSync(f).isFile())
-    .map((f) => readFileSync(f, 'utf8'));
-  return auditLog(dirSource(p.tilesDir), { verifiers: log.verifiers, origin: ORIGIN, history, collectedPartials });
+export function audit(p: LogPaths, log: Log, collectedPartials = true) {
+  return auditLogFiles(log, p, ORIGIN, collectedPartials);
 }
 
 /**

@@ -3,21 +3,19 @@
  * of mixed sizes, concurrent and lone appends, the files under tiles/ within 3x of the entry
  * bytes plus the tree's hashes after every round, after a reopen, and a full audit.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { logPaths, type LogPaths } from '../../src/tile-store/paths.js';
 import { soak } from './partials-helpers.js';
+import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 let dir: string;
 let paths: LogPaths;
 
 beforeEach(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-partials-soak-'));
-  paths = logPaths({ tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') }, 'soak');
+  dir = makeTempDir('tlog-partials-soak-');
+  paths = logPaths(dataRootsIn(dir), 'soak');
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => removeDir(dir));
 
 it.each([1, 2, 3])('soak with seed %i: 250 rounds within 3x, after a reopen too, and audited', { timeout: 900_000 }, async (seed) => {
   const r = await soak(paths, 250, seed);

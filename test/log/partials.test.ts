@@ -7,9 +7,7 @@
  * every checkpoint it signed (collected ones as a wider file's prefix), and recovers from a
  * crash without bringing collected partials back.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { dirSource } from '../../src/client/source.js';
@@ -21,23 +19,23 @@ import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/pa
 import { TileReader } from '../../src/tile-store/tile-reader.js';
 import { formatEntryBundle } from '../../src/tiles/bundle.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, partialTiles, treeHashBytes } from '../../src/tiles/layout.js';
-import { ensureBuilt } from '../http/helpers.js';
+import { ensureDist } from '../helpers/dist.js';
 import { ORIGIN, audit, du, entryOf, publishedSize, ratio, soak } from './partials-helpers.js';
 import { simulatePowerLoss } from './power-loss.js';
+import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
+import { runChildUntilDone } from './helpers.js';
 
 const TENANT = 'p';
-const repoRoot = path.resolve(__dirname, '../..');
 
 let dir: string;
 let roots: DataRoots;
 let paths: LogPaths;
 
 beforeEach(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-partials-'));
-  roots = { tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, 'state') };
+  ({ dir, roots } = tempDataRoots('tlog-partials-'));
   paths = logPaths(roots, TENANT);
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => removeDir(dir));
 
 describe('disk amplification', () => {
   // The worst case of the issue is 256 entries of 60 KB one at a time (2 GB before collection,
@@ -202,37 +200,11 @@ describe('open collects what a crash left', () => {
 });
 
 describe('crash recovery agrees with the collector', () => {
-  beforeAll(() => ensureBuilt(), 120_000);
+  beforeAll(() => ensureDist(), 240_000);
 
   /** Runs partials-child.mjs until it is done, then kills it; returns the indexes acknowledged. */
   async function appendThenKill(count: number, size: number, segmentBytes: number, flushAfter: number[]): Promise<number[]> {
-    const child = spawn(
-      process.execPath,
-      [
-        path.join(repoRoot, 'test/log/partials-child.mjs'),
-        roots.tilesRoot,
-        roots.checkpointsRoot,
-        roots.stateRoot,
-        TENANT,
-        String(count),
-        String(size),
-        String(segmentBytes),
-        flushAfter.join(','),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    let err = '';
-    child.stderr.on('data', (d) => (err += d));
-    await new Promise<void>((resolve, reject) => {
-      child.stdout.on('data', (d) => {
-        out += d;
-        if (out.includes('done\n')) resolve();
-      });
-      child.on('exit', (code) => reject(new Error(`partials child exited ${code}: ${err}`)));
-    });
-    child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
+    const out = await runChildUntilDone('partials-child.mjs', roots, TENANT, [String(count), String(size), String(segmentBytes), flushAfter.join(',')]);
     return [...out.matchAll(/^acked (\d+)$/gm)].map((m) => Number(m[1]));
   }
 

@@ -14,16 +14,13 @@
  * index file and the notes themselves.
  */
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { auditLog } from '../../src/client/audit.js';
-import { dirSource } from '../../src/client/source.js';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
 import { notePath, listNoteSizes } from '../../src/log/commit-point.js';
 import { Log, historyPath, type Logger } from '../../src/log/log.js';
 import { indexPath } from '../../src/log/open-index.js';
-import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
+import { logPaths, type LogPaths } from '../../src/tile-store/paths.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, partialTiles } from '../../src/tiles/layout.js';
 import { leafHash } from '../../src/merkle/hash.js';
 import { Edge } from '../../src/log/edge.js';
@@ -35,6 +32,10 @@ import { signTree } from '../../src/log/checkpoint-signing.js';
 import { frameRecord } from '../../src/storage/journal.js';
 import { parseCheckpoint } from '../../src/note/checkpoint.js';
 import { parseNote } from '../../src/note/note.js';
+import { rejectionOf } from '../helpers/errors.js';
+import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
+import { flipBits } from '../helpers/file-bytes.js';
+import { auditLogFiles } from './helpers.js';
 
 const ORIGIN = 'example.com/recovery-test';
 const TENANT = 'rec';
@@ -42,15 +43,11 @@ const TENANT = 'rec';
 let dir: string;
 let paths: LogPaths;
 
-function rootsIn(d: string): DataRoots {
-  return { tilesRoot: path.join(d, 'tiles'), checkpointsRoot: path.join(d, 'checkpoints'), stateRoot: path.join(d, 'state') };
-}
-
 beforeEach(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-recovery-'));
-  paths = logPaths(rootsIn(path.join(dir, 'a')), TENANT);
+  dir = makeTempDir('tlog-recovery-');
+  paths = logPaths(dataRootsIn(path.join(dir, 'a')), TENANT);
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => removeDir(dir));
 
 const entries = (from: number, n: number, tag = 'e') => Array.from({ length: n }, (_, i) => Buffer.from(`${tag}-${from + i}`));
 
@@ -112,14 +109,7 @@ async function appendTo(p: LogPaths, n: number, tag = 'e'): Promise<void> {
 
 /** Log.open must fail with a corrupt_state TlogError whose message matches. */
 async function expectRefusal(p: LogPaths, message: RegExp): Promise<void> {
-  let err: unknown;
-  try {
-    const log = await Log.open(p);
-    await log.close();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'Log.open should refuse').toBeDefined();
+  const err = await rejectionOf(Log.open(p).then((log) => log.close()));
   expect(isTlogError(err, ErrorCode.corrupt), String(err)).toBe(true);
   expect((err as Error).message).toMatch(message);
 }
@@ -135,20 +125,7 @@ function snapshot(d: string): Map<string, string> {
 }
 
 /** A full audit of the published log, with every history checkpoint. */
-async function audit(log: Log, p: LogPaths = paths) {
-  const hdir = path.join(p.historyDir, 'log');
-  const history = (readdirSync(hdir, { recursive: true }) as string[])
-    .map((n) => path.join(hdir, n))
-    .filter((f) => statSync(f).isFile() && !path.basename(f).startsWith('.'))
-    .map(read);
-  return auditLog(dirSource(p.tilesDir), { verifiers: log.verifiers, origin: ORIGIN, history, collectedPartials: true });
-}
-
-function flipLastByte(f: string): void {
-  const data = readFileSync(f);
-  data[data.length - 1]! ^= 0x01;
-  writeFileSync(f, data);
-}
+const audit = (log: Log, p: LogPaths = paths) => auditLogFiles(log, p, ORIGIN);
 
 describe('Log.open refuses a published state that disagrees with the commit point', () => {
   it('refuses a published checkpoint ahead of the commit point, and touches nothing', async () => {
@@ -193,7 +170,7 @@ describe('Log.open refuses a published state that disagrees with the commit poin
     const log = await Log.init(a, ORIGIN);
     await log.close();
     cpSync(path.join(dir, 'a'), path.join(dir, 'b'), { recursive: true });
-    const b = logPaths(rootsIn(path.join(dir, 'b')), TENANT);
+    const b = logPaths(dataRootsIn(path.join(dir, 'b')), TENANT);
     await appendTo(a, 3, 'a');
     await appendTo(b, 3, 'b');
     expect(read(checkpointFile(a))).not.toBe(read(checkpointFile(b)));
@@ -209,7 +186,7 @@ describe('Log.open refuses a published state that disagrees with the commit poin
     writeFileSync(checkpointFile(paths), [lines[0], lines[1], Buffer.alloc(32, 7).toString('base64'), ...lines.slice(3)].join('\n'));
     await expectRefusal(paths, /published checkpoint of rec is unreadable or not signed by this log/);
     // A log with other keys (another init at the same origin) does not verify either.
-    const other = logPaths(rootsIn(path.join(dir, 'other')), TENANT);
+    const other = logPaths(dataRootsIn(path.join(dir, 'other')), TENANT);
     await logWith(other, 2);
     writeFileSync(checkpointFile(paths), read(checkpointFile(other)));
     await expectRefusal(paths, /published checkpoint of rec is unreadable or not signed by this log/);
@@ -231,7 +208,7 @@ describe('Log.open and a lost or damaged commit point', () => {
     const log = await Log.init(paths, ORIGIN);
     await log.close();
     cpSync(path.join(dir, 'a'), path.join(dir, 'b'), { recursive: true });
-    const b = logPaths(rootsIn(path.join(dir, 'b')), TENANT);
+    const b = logPaths(dataRootsIn(path.join(dir, 'b')), TENANT);
     await appendTo(paths, 3, 'a');
     await appendTo(b, 3, 'b');
     const good = read(notePath(paths.stateDir, 3));
@@ -287,12 +264,12 @@ describe('Log.open refuses tiles that do not match the commit point', () => {
   });
 
   it('refuses a tampered partial level-0 tile', async () => {
-    flipLastByte(tileFile(paths, 0, 1, 44));
+    flipBits(tileFile(paths, 0, 1, 44), -1);
     await expectRefusal(paths, /tiles of rec do not hash to the committed root at size 300: refusing to start/);
   });
 
   it('refuses a tampered level-1 tile', async () => {
-    flipLastByte(tileFile(paths, 1, 0, 1));
+    flipBits(tileFile(paths, 1, 0, 1), -1);
     await expectRefusal(paths, /tiles of rec do not hash to the committed root at size 300: refusing to start/);
   });
 
@@ -303,17 +280,13 @@ describe('Log.open refuses tiles that do not match the commit point', () => {
   });
 
   it('refuses an edge bundle whose entry does not match its leaf hash', async () => {
-    flipLastByte(tileFile(paths, ENTRIES_LEVEL, 1, 44));
+    flipBits(tileFile(paths, ENTRIES_LEVEL, 1, 44), -1);
     await expectRefusal(paths, /bundle 1 entry 43 does not match its level-0 tile hash/);
   });
 
   it('refuses a missing edge tile', async () => {
     rmSync(tileFile(paths, 0, 1, 44));
-    let err: unknown;
-    await Log.open(paths).then(
-      (l) => l.close(),
-      (e) => (err = e),
-    );
+    const err = await rejectionOf(Log.open(paths).then((l) => l.close()));
     expect(isTlogError(err), String(err)).toBe(true);
     expect((err as Error).message).toMatch(/0\/001\.p\/44/);
   });
@@ -570,7 +543,7 @@ describe('Log.open refuses a journal that does not fit the tiles or the commit p
   });
 
   it("refuses a record whose note is signed by another log's keys; its own keys' note is adopted", async () => {
-    const other = logPaths(rootsIn(path.join(dir, 'other')), TENANT);
+    const other = logPaths(dataRootsIn(path.join(dir, 'other')), TENANT);
     await logWith(other, 0);
     writeJournal([await record(5, entries(5, 1, 'x'), { keysOf: other })]);
     await refusesUntouched(/journal of rec: the note of the record at 5 is not this log's/);

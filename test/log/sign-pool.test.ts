@@ -7,10 +7,6 @@
  * must not keep the process alive while a pending call still does.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { ml_dsa44 } from '@noble/post-quantum/ml-dsa.js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -23,11 +19,12 @@ import { parseCheckpoint } from '../../src/note/checkpoint.js';
 import { SignatureType } from '../../src/note/keys.js';
 import { openNote, parseNote } from '../../src/note/note.js';
 import { cosignatureTimestamp, keyPair, verifierFor } from '../../src/note/signers.js';
-import { prng, randBytes, randInt } from '../prng.js';
+import { prng, randBytes, randInt } from '../prng.mjs';
 import { vectors } from '../vectors.js';
 import { TS, fixedClock, logKey, mldsaKey, witnessKey, witnessPair } from '../note/helpers.js';
+import { distModule, ensureDist, repoRoot } from '../helpers/dist.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const TEXT = vectors.checkpoint_1000.checkpoint_body;
 const ORIGIN = 'example.com/sign-pool-test';
 
@@ -186,12 +183,12 @@ describe('log keys and signTreeAsync', () => {
   let plain: LogKeys;
   const now = 1_700_000_123;
   beforeAll(async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-sign-pool-'));
+    dir = makeTempDir('tlog-sign-pool-');
     await createLogKeys(dir, ORIGIN);
     keys = await loadLogKeys(dir, ORIGIN, () => now, pool.offload);
     plain = await loadLogKeys(dir, ORIGIN, () => now);
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => removeDir(dir));
 
   test('keys loaded with an offload sign asynchronously; without, they do not', () => {
     expect(typeof keys.ed25519.signer.signAsync).toBe('function');
@@ -341,14 +338,8 @@ describe('failures', () => {
 });
 
 describe('from dist/ in a plain node process', () => {
-  const distPool = path.join(repoRoot, 'dist/src/log/sign-pool.js');
-  beforeAll(() => {
-    const src = path.join(repoRoot, 'src/log/sign-pool.ts');
-    if (existsSync(distPool) && statSync(distPool).mtimeMs >= statSync(src).mtimeMs) return;
-    const r = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repoRoot, encoding: 'utf8', timeout: 240_000 });
-    if (!existsSync(distPool) || statSync(distPool).mtimeMs < statSync(src).mtimeMs)
-      throw new Error(`tsc did not build ${distPool}:\n${r.stdout}\n${r.stderr}`);
-  });
+  const distPool = distModule('log/sign-pool.js');
+  beforeAll(() => ensureDist(), 240_000);
 
   test.each(availableMldsaBackends())('signs with TLOG_MLDSA_SIGNER=%s; a pending call keeps the process alive, an idle pool never does', (backend) => {
     // Top-level await on the only pending work: the worker must be ref'd while the call runs

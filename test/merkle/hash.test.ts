@@ -3,7 +3,7 @@ import { describe, expect, test } from 'vitest';
 import { EMPTY_ROOT, HASH_SIZE, equalHashes, leafHash, nodeHash, nodeHashInto, sha256, splitPoint } from '../../src/merkle/hash.js';
 import { b64, entry, hex, toHex, vectors } from '../vectors.js';
 import { naiveLeafHash, naiveNodeHash } from './naive.js';
-import { prng, randBytes, randInt } from '../prng.js';
+import { prng, randBytes, randInt } from '../prng.mjs';
 
 describe('vectors: empty tree and leaf hashes', () => {
   test('empty root = SHA-256("")', () => {

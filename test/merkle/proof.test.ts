@@ -11,8 +11,8 @@ import {
   verifyConsistency,
   verifyInclusion,
 } from '../../src/merkle/proof.js';
-import { prng, randInt } from '../prng.js';
-import { b64, entry, toB64, toHex, vectors } from '../vectors.js';
+import { prng, randInt } from '../prng.mjs';
+import { b64, entry, toB64, toHex, toHexes, vectors } from '../vectors.js';
 import { leafHashes, levelReader, perfectLevels } from './fixture.js';
 import {
   mthOverLeaves,
@@ -26,7 +26,6 @@ import {
   naiveVerifyInclusion,
 } from './naive.js';
 
-const hexes = (l: readonly Uint8Array[]) => l.map(toHex);
 const b64s = (l: readonly Uint8Array[]) => l.map(toB64);
 
 /** A copy of the proof with one bit of one byte flipped. */
@@ -145,7 +144,7 @@ describe('every (index, size) with size <= 64 against naive RFC 6962 PATH', () =
       expect(toHex(treeHash(n, levelReader(levels, n)))).toBe(toHex(root));
       for (let m = 0; m < n; m++) {
         const proof = inclusionProof(m, n, levelReader(levels, n));
-        expect(hexes(proof)).toEqual(hexes(naivePath(m, mth, 0, n)));
+        expect(toHexes(proof)).toEqual(toHexes(naivePath(m, mth, 0, n)));
         const leaf = small[m]!;
         expect(verifyInclusion(m, n, leaf, proof, root)).toBe(true);
 
@@ -222,7 +221,7 @@ describe('every (m, n) with m <= n <= 64 against naive RFC 6962 SUBPROOF', () =>
     for (let n = 0; n <= MAX; n++) {
       for (let m = 0; m <= n; m++) {
         const proof = consistencyProof(m, n, levelReader(levels, n));
-        expect(hexes(proof)).toEqual(hexes(naiveConsistency(m, n, mth)));
+        expect(toHexes(proof)).toEqual(toHexes(naiveConsistency(m, n, mth)));
         if (m === n || m === 0) expect(proof).toHaveLength(0);
         const oldRoot = roots[m]!;
         const newRoot = roots[n]!;
@@ -304,7 +303,7 @@ describe('ProofMemo: proofs of one tree size sharing work', () => {
       const memo = new ProofMemo();
       const reader = levelReader(levels, n);
       for (const m of shuffled(n, n)) {
-        expect(hexes(inclusionProof(m, n, reader, memo)), `PATH(${m}, ${n})`).toEqual(hexes(inclusionProof(m, n, reader)));
+        expect(toHexes(inclusionProof(m, n, reader, memo)), `PATH(${m}, ${n})`).toEqual(toHexes(inclusionProof(m, n, reader)));
       }
     }
   });
@@ -316,7 +315,7 @@ describe('ProofMemo: proofs of one tree size sharing work', () => {
     const indexes = [...Array.from({ length: 3000 }, () => randInt(rand, 0, BIG)), ...Array.from({ length: 112 }, (_, i) => 69888 + i)];
     for (const v of vectors.inclusion_proofs.filter((p) => p.tree_size === BIG)) indexes.push(v.leaf_index);
     for (const m of indexes) {
-      expect(hexes(inclusionProof(m, BIG, reader, memo))).toEqual(hexes(inclusionProof(m, BIG, reader)));
+      expect(toHexes(inclusionProof(m, BIG, reader, memo))).toEqual(toHexes(inclusionProof(m, BIG, reader)));
     }
     for (const v of vectors.inclusion_proofs.filter((p) => p.tree_size === BIG)) {
       expect(b64s(inclusionProof(v.leaf_index, BIG, reader, memo))).toEqual(v.proof_b64);
@@ -428,7 +427,7 @@ describe('sizes beyond 2^32 (no 32-bit arithmetic anywhere)', () => {
     for (const m of [0, 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32 + 1, n - 2, n - 1, randInt(rand, 0, n)]) {
       if (!(m >= 0 && m < n)) continue;
       const proof = inclusionProof(m, n, perfect);
-      expect(hexes(proof)).toEqual(hexes(naivePath(m, mth, 0, n)));
+      expect(toHexes(proof)).toEqual(toHexes(naivePath(m, mth, 0, n)));
 
       const leaf = randomHash();
       const elements = proof.map(() => randomHash());
@@ -443,7 +442,7 @@ describe('sizes beyond 2^32 (no 32-bit arithmetic anywhere)', () => {
     for (const m of [1, 2, 3, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, n - 1, randInt(rand, 1, n)]) {
       if (!(m >= 1 && m < n)) continue;
       const proof = consistencyProof(m, n, perfect);
-      expect(hexes(proof)).toEqual(hexes(naiveConsistency(m, n, mth)));
+      expect(toHexes(proof)).toEqual(toHexes(naiveConsistency(m, n, mth)));
 
       const elements = proof.map(() => randomHash());
       const roots = naiveRootsFromSubproof(m, n, randomHash(), elements)!;

@@ -2,7 +2,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { errnoName } from '../../native/index.js';
-import { cleanupCompiled, compiledTree, FIXTURES, tempDir } from './helpers.js';
+import { cleanupCompiled, compiledTree, FIXTURES } from './helpers.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 afterAll(() => cleanupCompiled());
 
@@ -14,7 +15,7 @@ it('maps errno numbers to names', () => {
 });
 
 it('TLOG_NO_NATIVE=1 falls back to plain files and lock files with one warning line', () => {
-  const { dir, cleanup } = tempDir('fallback');
+  const dir = makeTempDir('tlog-fallback-');
   try {
     const r = spawnSync(process.execPath, [join(FIXTURES, 'report-native.mjs'), compiledTree(), dir], {
       env: { ...process.env, TLOG_NO_NATIVE: '1' },
@@ -28,12 +29,12 @@ it('TLOG_NO_NATIVE=1 falls back to plain files and lock files with one warning l
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^tlog: native mmap\/locks unavailable \(TLOG_NO_NATIVE=1\)/);
   } finally {
-    cleanup();
+    removeDir(dir);
   }
 });
 
 it('without the variable the same child uses mmap and OFD locks, silently', () => {
-  const { dir, cleanup } = tempDir('fallback');
+  const dir = makeTempDir('tlog-fallback-');
   try {
     const env = { ...process.env };
     delete env.TLOG_NO_NATIVE;
@@ -45,6 +46,6 @@ it('without the variable the same child uses mmap and OFD locks, silently', () =
     expect(JSON.parse(out)).toMatchObject({ nativeAvailable: true, backend: 'mmap', lockKind: 'ofd', value: 123456789 });
     expect(JSON.parse(out).second).toMatch(/^lock_held: lock .*f\.bin: held by another process \(EAGAIN\)$/);
   } finally {
-    cleanup();
+    removeDir(dir);
   }
 });

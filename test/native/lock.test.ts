@@ -1,9 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { LOCK_HELD, lockFileExclusive, nativeAvailable, NativeError, type LockKind } from '../../native/index.js';
-import { cleanupCompiled, compiledTree, FIXTURES, tempDir } from './helpers.js';
+import { cleanupCompiled, compiledTree, FIXTURES } from './helpers.js';
+import { thrownBy } from '../helpers/errors.js';
+import { makeTempDir, removeDir, tempDirPerTest } from '../helpers/temp-dirs.js';
 
 const kinds: LockKind[] = nativeAvailable ? ['ofd', 'lockfile'] : ['lockfile'];
 
@@ -33,26 +35,18 @@ function killed(child: ChildProcess): Promise<void> {
 afterAll(() => cleanupCompiled());
 
 describe.each(kinds)('lockFileExclusive (%s)', (kind) => {
-  let dir: string;
-  let cleanup: () => void;
+  const tmp = tempDirPerTest('tlog-lock-');
   let path: string;
   beforeEach(() => {
-    ({ dir, cleanup } = tempDir('lock'));
-    path = join(dir, 'index.idx');
+    path = join(tmp.dir, 'index.idx');
     writeFileSync(path, 'x');
   });
-  afterEach(() => cleanup());
 
   it('a second taker in this process fails at once, naming the file', () => {
     const lock = lockFileExclusive(path, { kind });
     expect(lock.kind).toBe(kind);
     expect(lock.held).toBe(true);
-    let err: unknown;
-    try {
-      lockFileExclusive(path, { kind });
-    } catch (e) {
-      err = e;
-    }
+    const err = thrownBy(() => lockFileExclusive(path, { kind }));
     expect(err).toBeInstanceOf(NativeError);
     expect((err as NativeError).code).toBe(LOCK_HELD);
     expect((err as NativeError).message).toContain(path);
@@ -92,18 +86,18 @@ describe.each(kinds)('lockFileExclusive (%s)', (kind) => {
 
 describe.runIf(nativeAvailable)('ofd specifics', () => {
   it('requires the file to exist and names it', () => {
-    const { dir, cleanup } = tempDir('lock');
+    const dir = makeTempDir('tlog-lock-');
     try {
       expect(() => lockFileExclusive(join(dir, 'missing'), { kind: 'ofd' })).toThrow(`lock ${join(dir, 'missing')}: ENOENT`);
     } finally {
-      cleanup();
+      removeDir(dir);
     }
   });
 });
 
 describe('lockfile specifics', () => {
   it('writes our pid and removes the file on release', () => {
-    const { dir, cleanup } = tempDir('lock');
+    const dir = makeTempDir('tlog-lock-');
     try {
       const path = join(dir, 'x');
       const lock = lockFileExclusive(path, { kind: 'lockfile' });
@@ -111,7 +105,7 @@ describe('lockfile specifics', () => {
       lock.release();
       expect(existsSync(`${path}.lock`)).toBe(false);
     } finally {
-      cleanup();
+      removeDir(dir);
     }
   });
 });

@@ -1,23 +1,20 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { allocateFile, nativeAvailable, NativeError, openMappedFile, pageSize, type MappedFileBackend } from '../../native/index.js';
-import { tempDir } from './helpers.js';
-
-const backends: MappedFileBackend[] = nativeAvailable ? ['mmap', 'plain'] : ['plain'];
+import { describe, expect, it } from 'vitest';
+import { allocateFile, nativeAvailable, NativeError, openMappedFile, pageSize } from '../../native/index.js';
+import { thrownBy } from '../helpers/errors.js';
+import { tempDirPerTest } from '../helpers/temp-dirs.js';
+import { mappedFileBackends } from './helpers.js';
 
 it('koffi loads on this machine (the CI target)', () => {
   expect(nativeAvailable).toBe(true);
 });
 
-describe.each(backends)('MappedFile (%s)', (backend) => {
-  let dir: string;
-  let cleanup: () => void;
-  beforeEach(() => ({ dir, cleanup } = tempDir('mf')));
-  afterEach(() => cleanup());
+describe.each(mappedFileBackends)('MappedFile (%s)', (backend) => {
+  const tmp = tempDirPerTest('tlog-mf-');
 
   it('round-trips integers and bytes, little-endian on disk', () => {
-    const path = join(dir, 'a.bin');
+    const path = join(tmp.dir, 'a.bin');
     const f = openMappedFile(path, { create: true, size: 8192, backend });
     expect(f.size).toBe(8192);
     expect(f.backend).toBe(backend);
@@ -46,7 +43,7 @@ describe.each(backends)('MappedFile (%s)', (backend) => {
   });
 
   it('refuses out-of-range access and values instead of touching other memory', () => {
-    const f = openMappedFile(join(dir, 'b.bin'), { create: true, size: 4096, backend });
+    const f = openMappedFile(join(tmp.dir, 'b.bin'), { create: true, size: 4096, backend });
     expect(() => f.readU32(4093)).toThrow(RangeError);
     expect(() => f.readU8(-1)).toThrow(RangeError);
     expect(() => f.readBytes(4000, 200)).toThrow(RangeError);
@@ -61,7 +58,7 @@ describe.each(backends)('MappedFile (%s)', (backend) => {
   });
 
   it('throws after close instead of touching freed memory', () => {
-    const f = openMappedFile(join(dir, 'c.bin'), { create: true, size: 4096, backend });
+    const f = openMappedFile(join(tmp.dir, 'c.bin'), { create: true, size: 4096, backend });
     f.writeU32(0, 1);
     f.close();
     f.close(); // idempotent
@@ -72,7 +69,7 @@ describe.each(backends)('MappedFile (%s)', (backend) => {
   });
 
   it('grows without losing bytes and never shrinks', () => {
-    const path = join(dir, 'd.bin');
+    const path = join(tmp.dir, 'd.bin');
     const f = openMappedFile(path, { create: true, size: 4096, backend });
     f.writeU64(4088, 42);
     f.grow(3 * 4096);
@@ -90,7 +87,7 @@ describe.each(backends)('MappedFile (%s)', (backend) => {
   });
 
   it('read-only files refuse writes, and writes by another handle show up at once', () => {
-    const path = join(dir, 'e.bin');
+    const path = join(tmp.dir, 'e.bin');
     const w = openMappedFile(path, { create: true, size: 4096, backend });
     const r = openMappedFile(path, { readOnly: true, backend });
     expect(r.readOnly).toBe(true);
@@ -103,23 +100,20 @@ describe.each(backends)('MappedFile (%s)', (backend) => {
   });
 
   it('names the call, the file and the errno in errors', () => {
-    const missing = join(dir, 'nope.bin');
-    let err: unknown;
-    try {
-      openMappedFile(missing, { backend });
-    } catch (e) {
-      err = e;
-    }
+    const missing = join(tmp.dir, 'nope.bin');
+    const err = thrownBy(() => openMappedFile(missing, { backend }));
     expect(err).toBeInstanceOf(NativeError);
     expect((err as NativeError).message).toBe(`open ${missing}: ENOENT`);
     expect((err as NativeError).code).toBe('ENOENT');
-    writeFileSync(join(dir, 'exists.bin'), 'x');
-    expect(() => openMappedFile(join(dir, 'exists.bin'), { create: true, exclusive: true, backend })).toThrow(`open ${join(dir, 'exists.bin')}: EEXIST`);
+    writeFileSync(join(tmp.dir, 'exists.bin'), 'x');
+    expect(() => openMappedFile(join(tmp.dir, 'exists.bin'), { create: true, exclusive: true, backend })).toThrow(
+      `open ${join(tmp.dir, 'exists.bin')}: EEXIST`,
+    );
     expect(existsSync(missing)).toBe(false);
   });
 
   it('allocateFile creates the file at once and sizes it on a thread; a later open maps it as it is', async () => {
-    const path = join(dir, 'big.bin');
+    const path = join(tmp.dir, 'big.bin');
     const size = 64 << 20;
     const done = allocateFile(path, size, { backend });
     // Created (empty, private) before the promise settles.
@@ -138,14 +132,14 @@ describe.each(backends)('MappedFile (%s)', (backend) => {
   });
 
   it('allocateFile refuses a path that exists, leaving it as it was', async () => {
-    const path = join(dir, 'taken.bin');
+    const path = join(tmp.dir, 'taken.bin');
     writeFileSync(path, 'mine');
     await expect(allocateFile(path, 4096, { backend })).rejects.toThrow(`open ${path}: EEXIST`);
     expect(readFileSync(path, 'utf8')).toBe('mine');
   });
 
   it('syncAsync resolves once the writes before it are durable; a close meanwhile waits for it', async () => {
-    const path = join(dir, 's.bin');
+    const path = join(tmp.dir, 's.bin');
     const f = openMappedFile(path, { create: true, size: 3 * 4096, backend });
     f.writeU32(4096, 0xfeedface);
     const synced = f.syncAsync();
@@ -159,7 +153,7 @@ describe.each(backends)('MappedFile (%s)', (backend) => {
   });
 
   it('prefault changes no byte, checks its range, and is harmless after close', async () => {
-    const path = join(dir, 'p.bin');
+    const path = join(tmp.dir, 'p.bin');
     const f = openMappedFile(path, { create: true, size: 16 * 4096, backend });
     f.writeU32(5 * 4096 + 8, 0x01020304);
     await f.prefault(4096, 8 * 4096, true);
@@ -178,7 +172,7 @@ describe.each(backends)('MappedFile (%s)', (backend) => {
   });
 
   it('sync and mlock run on sub-ranges', () => {
-    const f = openMappedFile(join(dir, 'g.bin'), { create: true, size: 5 * 4096, backend });
+    const f = openMappedFile(join(tmp.dir, 'g.bin'), { create: true, size: 5 * 4096, backend });
     f.writeU32(4096 + 10, 5);
     f.sync(4096 + 8, 100);
     expect(f.mlock(4096, 4096)).toBe(backend === 'mmap');
@@ -188,13 +182,10 @@ describe.each(backends)('MappedFile (%s)', (backend) => {
 });
 
 describe.runIf(nativeAvailable)('mmap chunks', () => {
-  let dir: string;
-  let cleanup: () => void;
-  beforeEach(() => ({ dir, cleanup } = tempDir('chunk')));
-  afterEach(() => cleanup());
+  const tmp = tempDirPerTest('tlog-chunk-');
 
   it('big chunks (torn down on a thread) keep every byte through grow and close, and stay unusable after', async () => {
-    const path = join(dir, 'big.bin');
+    const path = join(tmp.dir, 'big.bin');
     const size = 32 << 20;
     const f = openMappedFile(path, { create: true, size, chunkSize: 16 << 20, backend: 'mmap' });
     f.writeU32(size - 8, 0xcafe);
@@ -211,7 +202,7 @@ describe.runIf(nativeAvailable)('mmap chunks', () => {
   });
 
   it('reads and writes across chunk boundaries', () => {
-    const path = join(dir, 'h.bin');
+    const path = join(tmp.dir, 'h.bin');
     const f = openMappedFile(path, { create: true, size: 4 * pageSize, chunkSize: pageSize, backend: 'mmap' });
     const edge = pageSize - 3;
     f.writeU64(edge, 2 ** 40 + 12345);
@@ -233,7 +224,7 @@ describe.runIf(nativeAvailable)('mmap chunks', () => {
   });
 
   it('rejects chunk sizes that are not page multiples or over 1 GiB', () => {
-    const path = join(dir, 'i.bin');
+    const path = join(tmp.dir, 'i.bin');
     expect(() => openMappedFile(path, { create: true, size: 4096, chunkSize: 1000, backend: 'mmap' })).toThrow(RangeError);
     expect(() => openMappedFile(path, { create: true, size: 4096, chunkSize: 2 ** 31, backend: 'mmap' })).toThrow(RangeError);
   });

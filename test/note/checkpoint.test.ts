@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
 import { type Checkpoint, formatCheckpoint, parseCheckpoint } from '../../src/note/checkpoint.js';
 import { b64, toB64, vectors } from '../vectors.js';
-import { expectCode } from './helpers.js';
+import { expectCode } from '../helpers/errors.js';
 
 const v = vectors.checkpoint_1000;
 const ROOT = v.root_b64;

@@ -1,6 +1,4 @@
 /** Keys and small helpers shared by the note tests. */
-import { expect } from 'vitest';
-import { type ErrorCode, isTlogError } from '../../src/errors.js';
 import { type PrivateKey, SignatureType, parsePrivateKey } from '../../src/note/keys.js';
 import { type Clock, type KeyPair, derivePublicKey, keyPair } from '../../src/note/signers.js';
 import { hex, vectors } from '../vectors.js';
@@ -25,26 +23,4 @@ export const witnessPair: KeyPair = keyPair(witnessKey, fixedClock());
 /** A key pair from a deterministic seed byte. */
 export function testPair(name: string, type: PrivateKey['type'], seedByte: number, clock: Clock = fixedClock()): KeyPair {
   return keyPair({ name, type, seed: new Uint8Array(32).fill(seedByte) }, clock);
-}
-
-/** Asserts that f throws a TlogError with the code. */
-export function expectCode(f: () => unknown, code: ErrorCode): void {
-  let err: unknown;
-  try {
-    f();
-  } catch (e) {
-    err = e;
-  }
-  expect(isTlogError(err, code), `want a TlogError ${code}, got ${String(err)}`).toBe(true);
-}
-
-/** Asserts that p rejects with a TlogError with the code. */
-export async function expectRejectCode(p: Promise<unknown>, code: ErrorCode): Promise<void> {
-  let err: unknown;
-  try {
-    await p;
-  } catch (e) {
-    err = e;
-  }
-  expect(isTlogError(err, code), `want a rejection with a TlogError ${code}, got ${String(err)}`).toBe(true);
 }

@@ -14,7 +14,8 @@ import {
 } from '../../src/note/keys.js';
 import { derivePublicKey } from '../../src/note/signers.js';
 import { b64, hex, toB64, toHex, vectors } from '../vectors.js';
-import { expectCode, logKey, mldsaKey, witnessKey } from './helpers.js';
+import { expectCode } from '../helpers/errors.js';
+import { logKey, mldsaKey, witnessKey } from './helpers.js';
 
 describe.each([
   ['log key (0x01 Ed25519)', vectors.log_key, SignatureType.ed25519],

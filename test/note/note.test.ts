@@ -16,9 +16,10 @@ import {
   signNote,
 } from '../../src/note/note.js';
 import { verifierFor } from '../../src/note/signers.js';
-import { prng, randBytes, randInt } from '../prng.js';
+import { prng, randBytes, randInt } from '../prng.mjs';
 import { toB64, toHex, vectors } from '../vectors.js';
-import { expectCode, logPair, testPair, witnessPair } from './helpers.js';
+import { expectCode } from '../helpers/errors.js';
+import { logPair, testPair, witnessPair } from './helpers.js';
 
 const cp = vectors.checkpoint_1000;
 const TEXT = cp.checkpoint_body;

@@ -12,7 +12,8 @@ import { SignatureType } from '../../src/note/keys.js';
 import { type NoteSigner, formatNote, openNote, signNote, signNoteAsync } from '../../src/note/note.js';
 import { type SignAlgorithm, type SignOffload, cosignatureTimestamp, cosignatureV1Message, keyPair, subtreeV1Message } from '../../src/note/signers.js';
 import { b64, toHex, vectors } from '../vectors.js';
-import { TS, expectRejectCode, fixedClock, logKey, logPair, mldsaKey, witnessKey, witnessPair } from './helpers.js';
+import { expectRejectCode } from '../helpers/errors.js';
+import { TS, fixedClock, logKey, logPair, mldsaKey, witnessKey, witnessPair } from './helpers.js';
 
 const cp = vectors.checkpoint_1000;
 const TEXT = cp.checkpoint_body;

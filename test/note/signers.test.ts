@@ -14,7 +14,8 @@ import {
   verifierFor,
 } from '../../src/note/signers.js';
 import { b64, hex, toB64, toHex, vectors } from '../vectors.js';
-import { TS, expectCode, fixedClock, logPair, mldsaKey, testPair, witnessKey, witnessPair } from './helpers.js';
+import { expectCode } from '../helpers/errors.js';
+import { TS, fixedClock, logPair, mldsaKey, testPair, witnessKey, witnessPair } from './helpers.js';
 
 const cp = vectors.checkpoint_1000;
 const TEXT = cp.checkpoint_body;

@@ -3,17 +3,17 @@
  * beside it, a name that merely starts with ".." (inside), above it, and through symlinks
  * (existing, dangling, and under a not-yet-existing path).
  */
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isInside, realPathOf } from '../../src/storage/containment.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 let dir: string;
 let tiles: string;
 
 beforeAll(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-contain-'));
+  dir = makeTempDir('tlog-contain-');
   tiles = path.join(dir, 'tiles');
   mkdirSync(path.join(tiles, 'default'), { recursive: true });
   mkdirSync(path.join(dir, 'elsewhere'));
@@ -25,7 +25,7 @@ beforeAll(() => {
   symlinkSync(path.join(dir, 'loop-a'), path.join(dir, 'loop-b'));
   symlinkSync(dir, path.join(tiles, 'up'));
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => removeDir(dir));
 
 describe('isInside(parent, child)', () => {
   const cases: [string, () => string, boolean][] = [

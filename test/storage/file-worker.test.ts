@@ -4,20 +4,20 @@
  * an immutable file with other bytes is refused, errors name the operation, path and errno, calls
  * complete in order, and a worker that dies fails its calls and is replaced.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
 import { DurableWriter } from '../../src/storage/durable.js';
 import { FileWorker } from '../../src/storage/file-worker.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 let dir: string;
 const worker = new FileWorker();
 beforeEach(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-file-worker-'));
+  dir = makeTempDir('tlog-file-worker-');
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => removeDir(dir));
 afterAll(() => worker.close());
 
 const listAll = (d: string) => (readdirSync(d, { recursive: true }) as string[]).sort();

@@ -3,8 +3,7 @@
  * order, across segments; a torn or damaged record ends the scan; a failed append stops the
  * journal; release() deletes only whole segments whose records are covered, oldest first.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
@@ -20,12 +19,13 @@ import {
   segmentBytesFor,
 } from '../../src/storage/journal.js';
 import { freeBytes } from '../../src/storage/space.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 let dir: string;
 beforeEach(() => {
-  dir = path.join(mkdtempSync(path.join(os.tmpdir(), 'tlog-journal-')), 'journal');
+  dir = path.join(makeTempDir('tlog-journal-'), 'journal');
 });
-afterEach(() => rmSync(path.dirname(dir), { recursive: true, force: true }));
+afterEach(() => removeDir(path.dirname(dir)));
 
 const payload = (i: number, n = 100) => Buffer.from(`record ${i} `.padEnd(n, String.fromCharCode(97 + (i % 26))));
 const segmentFiles = () =>

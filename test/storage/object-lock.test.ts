@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
 import { checkObjectLock, compareObjectLock, readBucketLock } from '../../src/storage/object-lock.js';
 import { S3Server } from './s3-server.js';
+import { rejectionOf } from '../helpers/errors.js';
 
 let server: S3Server;
 let s3: S3Client;
@@ -34,15 +35,6 @@ afterAll(async () => {
   await server?.close();
 });
 
-async function refusal(p: Promise<unknown>): Promise<Error> {
-  return p.then(
-    () => {
-      throw new Error('expected a refusal');
-    },
-    (e: Error) => e,
-  );
-}
-
 describe('checkObjectLock', () => {
   it("reads each bucket's configuration", async () => {
     expect(await readBucketLock(s3, 'plain')).toEqual({ enabled: false });
@@ -52,7 +44,7 @@ describe('checkObjectLock', () => {
   });
 
   it('a tenant asking for retention on a bucket without Object Lock: an error naming both', async () => {
-    const e = await refusal(checkObjectLock(s3, 'plain', 'audit', { mode: 'COMPLIANCE', days: 30 }));
+    const e = await rejectionOf<Error>(checkObjectLock(s3, 'plain', 'audit', { mode: 'COMPLIANCE', days: 30 }));
     expect(isTlogError(e, ErrorCode.badInput)).toBe(true);
     expect(e.message).toBe('tenant audit asks for Object Lock retention (COMPLIANCE, 30 days) but bucket plain has no Object Lock enabled');
   });
@@ -70,24 +62,24 @@ describe('checkObjectLock', () => {
   it('under a COMPLIANCE 30-day default: 30 and 31 days pass, 29 days or GOVERNANCE are weaker', async () => {
     expect(await checkObjectLock(s3, 'strict', 'audit', { mode: 'COMPLIANCE', days: 30 })).toBeTruthy();
     expect(await checkObjectLock(s3, 'strict', 'audit', { mode: 'COMPLIANCE', days: 31 })).toBeTruthy();
-    const fewer = await refusal(checkObjectLock(s3, 'strict', 'audit', { mode: 'COMPLIANCE', days: 29 }));
+    const fewer = await rejectionOf<Error>(checkObjectLock(s3, 'strict', 'audit', { mode: 'COMPLIANCE', days: 29 }));
     expect(fewer.message).toBe(
       'tenant audit asks for Object Lock retention (COMPLIANCE, 29 days), weaker than the default retention of bucket strict (COMPLIANCE, 30 days) it would replace',
     );
-    const mode = await refusal(checkObjectLock(s3, 'strict', 'audit', { mode: 'GOVERNANCE', days: 3650 }));
+    const mode = await rejectionOf<Error>(checkObjectLock(s3, 'strict', 'audit', { mode: 'GOVERNANCE', days: 3650 }));
     expect(mode.message).toContain('(GOVERNANCE, 3650 days), weaker than the default retention of bucket strict');
   });
 
   it('under a GOVERNANCE one-year default (366 days, a leap year): 366 days of either mode pass, 365 do not', async () => {
     expect(await checkObjectLock(s3, 'yearly', 'audit', { mode: 'GOVERNANCE', days: 366 })).toBeTruthy();
     expect(await checkObjectLock(s3, 'yearly', 'audit', { mode: 'COMPLIANCE', days: 366 })).toBeTruthy();
-    expect((await refusal(checkObjectLock(s3, 'yearly', 'audit', { mode: 'COMPLIANCE', days: 365 }))).message).toContain(
+    expect((await rejectionOf<Error>(checkObjectLock(s3, 'yearly', 'audit', { mode: 'COMPLIANCE', days: 365 }))).message).toContain(
       'bucket yearly (GOVERNANCE, 366 days)',
     );
   });
 
   it('a bucket that does not exist: an io_error naming the bucket and the tenant', async () => {
-    const e = await refusal(checkObjectLock(s3, 'no-such-bucket', 'audit', { mode: 'COMPLIANCE', days: 1 }));
+    const e = await rejectionOf<Error>(checkObjectLock(s3, 'no-such-bucket', 'audit', { mode: 'COMPLIANCE', days: 1 }));
     expect(isTlogError(e, ErrorCode.io)).toBe(true);
     expect(e.message).toMatch(/^tenant audit: get Object Lock configuration of bucket no-such-bucket: NoSuchBucket/);
   });

@@ -5,8 +5,7 @@
  */
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
@@ -14,18 +13,11 @@ import { isPreconditionFailed, type ObjectStore } from '../../src/storage/object
 import { PosixStore } from '../../src/storage/posix-store.js';
 import { S3Store } from '../../src/storage/s3-store.js';
 import { S3Server } from './s3-server.js';
+import { rejectionOf } from '../helpers/errors.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
-
-async function errorOf(p: Promise<unknown>): Promise<unknown> {
-  return p.then(
-    () => {
-      throw new Error('expected a refusal');
-    },
-    (e: unknown) => e,
-  );
-}
 
 /**
  * The contract. `stores()` gives two handles on the same objects (two processes' views): racers
@@ -37,11 +29,11 @@ function contract(stores: () => [ObjectStore, ObjectStore]) {
     const [s] = stores();
     expect(await s.putImmutable('tile/0/000', enc('tile bytes'))).toBe('created');
     expect(await s.putImmutable('tile/0/000', enc('tile bytes'))).toBe('existed');
-    const e = await errorOf(s.putImmutable('tile/0/000', enc('other bytes')));
+    const e = await rejectionOf(s.putImmutable('tile/0/000', enc('other bytes')));
     expect(isTlogError(e, ErrorCode.immutableConflict)).toBe(true);
     expect(String(e)).toContain('tile/0/000');
     // One byte more, same start: still a conflict (the comparison is of the whole object).
-    expect(isTlogError(await errorOf(s.putImmutable('tile/0/000', enc('tile bytes!'))), ErrorCode.immutableConflict)).toBe(true);
+    expect(isTlogError(await rejectionOf(s.putImmutable('tile/0/000', enc('tile bytes!'))), ErrorCode.immutableConflict)).toBe(true);
     expect(dec((await s.get('tile/0/000'))!.bytes)).toBe('tile bytes');
   });
 
@@ -49,7 +41,7 @@ function contract(stores: () => [ObjectStore, ObjectStore]) {
     const [s] = stores();
     expect(await s.putImmutable('empty/a', new Uint8Array(0))).toBe('created');
     expect((await s.get('empty/a'))!.bytes.length).toBe(0);
-    expect(isTlogError(await errorOf(s.putImmutable('empty/a', enc('x'))), ErrorCode.immutableConflict)).toBe(true);
+    expect(isTlogError(await rejectionOf(s.putImmutable('empty/a', enc('x'))), ErrorCode.immutableConflict)).toBe(true);
     expect(await s.putImmutable('empty/a', new Uint8Array(0))).toBe('existed');
   });
 
@@ -74,20 +66,20 @@ function contract(stores: () => [ObjectStore, ObjectStore]) {
     const [s] = stores();
     const e1 = await s.putMutable('checkpoint', enc('size 1'), 'absent');
     expect((await s.get('checkpoint'))!.etag).toBe(e1);
-    const again = await errorOf(s.putMutable('checkpoint', enc('size 1 again'), 'absent'));
+    const again = await rejectionOf(s.putMutable('checkpoint', enc('size 1 again'), 'absent'));
     expect(isPreconditionFailed(again)).toBe(true);
     expect(isTlogError(again, ErrorCode.conflict)).toBe(true);
 
     const e2 = await s.putMutable('checkpoint', enc('size 2'), { etag: e1 });
     expect(e2).not.toBe(e1);
     expect((await s.get('checkpoint'))!.etag).toBe(e2);
-    expect(isPreconditionFailed(await errorOf(s.putMutable('checkpoint', enc('size 2 from a stale writer'), { etag: e1 })))).toBe(true);
+    expect(isPreconditionFailed(await rejectionOf(s.putMutable('checkpoint', enc('size 2 from a stale writer'), { etag: e1 })))).toBe(true);
     expect(dec((await s.get('checkpoint'))!.bytes)).toBe('size 2');
   });
 
   it('putMutable with an etag on a missing key is refused and writes nothing', async () => {
     const [s] = stores();
-    const e = await errorOf(s.putMutable('missing/mutable', enc('x'), { etag: '"0123456789abcdef0123456789abcdef"' }));
+    const e = await rejectionOf(s.putMutable('missing/mutable', enc('x'), { etag: '"0123456789abcdef0123456789abcdef"' }));
     expect(isPreconditionFailed(e)).toBe(true);
     expect(await s.get('missing/mutable')).toBeNull();
   });
@@ -97,7 +89,7 @@ function contract(stores: () => [ObjectStore, ObjectStore]) {
     const e1 = await s.putMutable('retry/m', enc('v1'), 'absent');
     const e2 = await s.putMutable('retry/m', enc('v2'), { etag: e1 });
     expect(await s.putMutable('retry/m', enc('v2'), { etag: e1 })).toBe(e2);
-    expect(isPreconditionFailed(await errorOf(s.putMutable('retry/m', enc('v2 but not quite'), { etag: e1 })))).toBe(true);
+    expect(isPreconditionFailed(await rejectionOf(s.putMutable('retry/m', enc('v2 but not quite'), { etag: e1 })))).toBe(true);
   });
 
   it('32 concurrent putMutable from the same version: exactly one wins, the others are PreconditionFailed', async () => {
@@ -152,11 +144,11 @@ function contract(stores: () => [ObjectStore, ObjectStore]) {
   it('bad keys are refused before anything is written', async () => {
     const [s] = stores();
     for (const k of ['', '/abs', '../escape', 'a/../b', 'a//b', 'a/', '.hidden', 'a/.tmp', 'sp ace', 'a\\b', 'x'.repeat(1025)]) {
-      expect(isTlogError(await errorOf(s.putImmutable(k, enc('x'))), ErrorCode.badInput), k).toBe(true);
-      expect(isTlogError(await errorOf(s.putMutable(k, enc('x'), 'absent')), ErrorCode.badInput), k).toBe(true);
-      expect(isTlogError(await errorOf(s.get(k)), ErrorCode.badInput), k).toBe(true);
+      expect(isTlogError(await rejectionOf(s.putImmutable(k, enc('x'))), ErrorCode.badInput), k).toBe(true);
+      expect(isTlogError(await rejectionOf(s.putMutable(k, enc('x'), 'absent')), ErrorCode.badInput), k).toBe(true);
+      expect(isTlogError(await rejectionOf(s.get(k)), ErrorCode.badInput), k).toBe(true);
     }
-    expect(isTlogError(await errorOf(s.list('../')), ErrorCode.badInput)).toBe(true);
+    expect(isTlogError(await rejectionOf(s.list('../')), ErrorCode.badInput)).toBe(true);
     // The longest key accepted is 1024 bytes (S3's limit); POSIX would refuse a segment over 255.
     expect(await s.list('')).not.toContain('.hidden');
   });
@@ -165,16 +157,16 @@ function contract(stores: () => [ObjectStore, ObjectStore]) {
 describe('POSIX driver', () => {
   let root: string;
   beforeAll(() => {
-    root = mkdtempSync(path.join(os.tmpdir(), 'tlog-posix-store-'));
+    root = makeTempDir('tlog-posix-store-');
   });
-  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  afterAll(() => removeDir(root));
   contract(() => [new PosixStore(root), new PosixStore(root)]);
 
   it('leaves no temp files behind, and its lock files are never listed', async () => {
     const s = new PosixStore(root);
     await s.putMutable('tidy/m', enc('a'), 'absent');
     await s.putImmutable('tidy/i', enc('b'));
-    await errorOf(s.putImmutable('tidy/i', enc('c')));
+    await rejectionOf(s.putImmutable('tidy/i', enc('c')));
     expect(readdirSync(path.join(root, 'tidy')).sort()).toEqual(['.m.lock', 'i', 'm']);
     expect(await s.list('tidy/')).toEqual(['tidy/i', 'tidy/m']);
   });
@@ -244,10 +236,10 @@ describe('S3 driver (versitygw)', () => {
 
   it('an unreachable bucket is an io_error naming it', async () => {
     const s = new S3Store(client, { bucket: 'no-such-bucket' });
-    const e = await errorOf(s.putImmutable('x', enc('x')));
+    const e = await rejectionOf(s.putImmutable('x', enc('x')));
     expect(isTlogError(e, ErrorCode.io)).toBe(true);
     expect(String(e)).toContain('s3://no-such-bucket/x');
-    const m = await errorOf(s.putMutable('x', enc('x'), { etag: '"e"' }));
+    const m = await rejectionOf(s.putMutable('x', enc('x'), { etag: '"e"' }));
     expect(isTlogError(m, ErrorCode.io)).toBe(true);
   });
 });
@@ -282,13 +274,13 @@ describe('S3 driver: 409 ConditionalRequestConflict', () => {
 
   it('is retried, and a 412 after it is a lost race', async () => {
     const c = conflictingClient(2, 412);
-    expect(isPreconditionFailed(await errorOf(new S3Store(c.client, { bucket: 'b' }).putMutable('k', enc('mine'), { etag: '"old"' })))).toBe(true);
+    expect(isPreconditionFailed(await rejectionOf(new S3Store(c.client, { bucket: 'b' }).putMutable('k', enc('mine'), { etag: '"old"' })))).toBe(true);
     expect(c.calls()).toBe(3);
   });
 
   it('past conflictRetries it is reported as an io_error', async () => {
     const c = conflictingClient(100, 'ok');
-    const e = await errorOf(new S3Store(c.client, { bucket: 'b', conflictRetries: 2 }).putImmutable('k', enc('mine')));
+    const e = await rejectionOf(new S3Store(c.client, { bucket: 'b', conflictRetries: 2 }).putImmutable('k', enc('mine')));
     expect(isTlogError(e, ErrorCode.io)).toBe(true);
     expect(String(e)).toContain('ConditionalRequestConflict');
     expect(c.calls()).toBe(3);

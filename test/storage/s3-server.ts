@@ -10,13 +10,14 @@
  * Linux only, like the rest of the suite's process tests.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { CreateBucketCommand, ListBucketsCommand, type S3Client } from '@aws-sdk/client-s3';
-import { repoRoot } from '../anchor/dist.js';
-import { buildGoTool } from '../anchor/go-build.js';
+import { repoRoot } from '../helpers/dist.js';
+import { buildGoTool } from '../helpers/go-tools.js';
 import { s3Client, type S3Endpoint } from '../../src/storage/s3-store.js';
+import { stopChild } from '../helpers/processes.js';
+import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 
 const moduleDir = path.join(repoRoot, 'test/interop/go/versitygw');
 const PKG = 'github.com/versity/versitygw/cmd/versitygw';
@@ -79,7 +80,7 @@ export class S3Server {
   private readonly dir: string;
 
   constructor(private readonly opts: S3ServerOptions = {}) {
-    this.dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-s3-'));
+    this.dir = makeTempDir('tlog-s3-');
   }
 
   /** What src/storage/s3-store.ts needs to reach this server. */
@@ -172,17 +173,12 @@ export class S3Server {
   async stop(): Promise<void> {
     const p = this.proc;
     this.proc = null;
-    if (p && p.exitCode === null && p.signalCode === null) {
-      await new Promise<void>((resolve) => {
-        p.once('exit', () => resolve());
-        p.kill('SIGTERM');
-      });
-    }
+    await stopChild(p);
   }
 
   /** Stops the server and removes its files. */
   async close(): Promise<void> {
     await this.stop();
-    rmSync(this.dir, { recursive: true, force: true });
+    removeDir(this.dir);
   }
 }

@@ -1,20 +1,9 @@
 import { describe, expect, test } from 'vitest';
-import { ErrorCode, isTlogError } from '../../src/errors.js';
+import { ErrorCode } from '../../src/errors.js';
 import { MAX_ENTRY_SIZE, checkEntrySize, formatEntryBundle, parseEntryBundle } from '../../src/tiles/bundle.js';
-import { prng, randBytes, randInt } from '../prng.js';
-import { entry, toHex } from '../vectors.js';
-
-const hexes = (l: readonly Uint8Array[]) => l.map(toHex);
-
-function expectCode(f: () => unknown, code: ErrorCode): void {
-  let err: unknown;
-  try {
-    f();
-  } catch (e) {
-    err = e;
-  }
-  expect(isTlogError(err, code), `want a TlogError ${code}, got ${String(err)}`).toBe(true);
-}
+import { expectCode } from '../helpers/errors.js';
+import { prng, randBytes, randInt } from '../prng.mjs';
+import { entry, toHex, toHexes } from '../vectors.js';
 
 describe('entry bundles (c2sp.org/tlog-tiles: (u16 BE length || entry)*)', () => {
   test('encoding is length-prefixed big-endian, byte for byte', () => {
@@ -30,8 +19,8 @@ describe('entry bundles (c2sp.org/tlog-tiles: (u16 BE length || entry)*)', () =>
       const count = i === 0 ? 256 : randInt(rand, 1, 257);
       const entries = Array.from({ length: count }, () => randBytes(rand, randInt(rand, 1, i % 10 === 0 ? 3000 : 40)));
       const bytes = formatEntryBundle(entries);
-      expect(hexes(parseEntryBundle(bytes))).toEqual(hexes(entries));
-      expect(hexes(parseEntryBundle(bytes, count))).toEqual(hexes(entries));
+      expect(toHexes(parseEntryBundle(bytes))).toEqual(toHexes(entries));
+      expect(toHexes(parseEntryBundle(bytes, count))).toEqual(toHexes(entries));
     }
   });
 
@@ -40,7 +29,7 @@ describe('entry bundles (c2sp.org/tlog-tiles: (u16 BE length || entry)*)', () =>
     const one = Uint8Array.of(1);
     const bytes = formatEntryBundle([big, one, big]);
     expect(bytes.length).toBe(3 * 2 + 2 * 65535 + 1);
-    expect(hexes(parseEntryBundle(bytes))).toEqual(hexes([big, one, big]));
+    expect(toHexes(parseEntryBundle(bytes))).toEqual(toHexes([big, one, big]));
   });
 
   test('0-byte and 65536-byte entries are refused when formatting', () => {

@@ -14,7 +14,7 @@ import {
   tileWidthInTree,
   topLevel,
 } from '../../src/tiles/layout.js';
-import { prng, randInt } from '../prng.js';
+import { prng, randInt } from '../prng.mjs';
 import { vectors } from '../vectors.js';
 
 describe('vectors: tile paths', () => {

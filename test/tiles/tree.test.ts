@@ -7,7 +7,7 @@ import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, hashesAtLevel, parseTilePath
 import { ExpandedTile, MissingTileError, TileTree, nodeLocation, nodeReaderOver } from '../../src/tiles/tree.js';
 import { leafHashes, levelReader, perfectLevels } from '../merkle/fixture.js';
 import { naiveMTH } from '../merkle/naive.js';
-import { prng, randInt } from '../prng.js';
+import { prng, randInt } from '../prng.mjs';
 import { b64, entry, toB64, toHex, vectors } from '../vectors.js';
 
 const BIG = 70000;

@@ -5,9 +5,8 @@
  */
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Log, silentLogger } from '../../src/log/log.js';
@@ -18,33 +17,29 @@ import { keyPair } from '../../src/note/signers.js';
 import { verifyCheckpoint } from '../../src/note/verified-checkpoint.js';
 import { parsePolicy } from '../../src/note/witness-policy.js';
 import { Cosigner, withSignatures } from '../../src/witness-client/cosigner.js';
-import { runWitness, type RunningWitness } from '../../witness/serve.js';
+import type { RunningWitness } from '../../witness/serve.js';
+import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
+import { entry } from '../vectors.js';
+import { runLoopbackWitness } from '../witness/helpers.js';
 
 const ORIGIN = 'example.com/witnessed';
 let dir: string;
 let paths: LogPaths;
-const entry = (i: number) => Buffer.from(`entry-${i}`);
 const servers: { close(): void }[] = [];
 
 beforeEach(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-cosign-'));
-  paths = logPaths({ tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'cp'), stateRoot: path.join(dir, 'state') }, 'default');
+  dir = makeTempDir('tlog-cosign-');
+  paths = logPaths(dataRootsIn(dir), 'default');
 });
 afterEach(() => {
   for (const s of servers.splice(0)) s.close();
-  rmSync(dir, { recursive: true, force: true });
+  removeDir(dir);
 });
 
 const edKey = (name: string) => keyPair(generatePrivateKey(name, SignatureType.cosignatureV1));
 
 async function startWitness(log: Log, name = 'witness.example/w1'): Promise<RunningWitness> {
-  const w = await runWitness({
-    config: { name, logs: [{ origin: ORIGIN, keys: [log.verifierKeys()[0]!] }] },
-    dataDir: path.join(dir, `witness-${name.replace(/\W/g, '_')}`),
-    listen: '127.0.0.1:0',
-    log: () => {},
-  });
-  return w;
+  return runLoopbackWitness({ name, origin: ORIGIN, logKeys: [log.verifierKeys()[0]!], dataDir: path.join(dir, `witness-${name.replace(/\W/g, '_')}`) });
 }
 
 function policyFor(w: RunningWitness, quorum = 'w1'): string {
@@ -150,11 +145,12 @@ describe('the cosigning loop', () => {
     await Promise.all(log.appendMany(Array.from({ length: 100 }, (_, i) => entry(i + 1))));
     await cosigner.tick();
     expect(log.published.treeSize).toBe(1);
-    w = await runWitness({
-      config: { name: 'witness.example/w1', logs: [{ origin: ORIGIN, keys: [log.verifierKeys()[0]!] }] },
+    w = await runLoopbackWitness({
+      name: 'witness.example/w1',
+      origin: ORIGIN,
+      logKeys: [log.verifierKeys()[0]!],
       dataDir: w.dataDir,
       listen: url.replace('http://', ''),
-      log: () => {},
     });
     await cosigner.tick();
     expect(log.published.treeSize).toBe(101);
@@ -255,11 +251,11 @@ describe('cosigned/', () => {
         : [];
     const w = await startWitness(log);
     // The same witness keys, but another witness that has never heard of this log.
-    const stranger = await runWitness({
-      config: { name: 'witness.example/w1', logs: [{ origin: 'example.com/another-log', keys: [edKey('example.com/another-log').vkey] }] },
+    const stranger = await runLoopbackWitness({
+      name: 'witness.example/w1',
+      origin: 'example.com/another-log',
+      logKeys: [edKey('example.com/another-log').vkey],
       dataDir: path.join(dir, 'stranger'),
-      listen: '127.0.0.1:0',
-      log: () => {},
     });
     try {
       // Before its first quorum the log serves the empty tree as it signed it, and files nothing.

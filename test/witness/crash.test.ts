@@ -8,38 +8,21 @@
  *
  * Runs the compiled bin (dist/witness/main.js); compiles it first when missing or stale.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parsePrivateKey } from '../../src/note/keys.js';
 import { openNote, parseNote } from '../../src/note/note.js';
 import { derivePublicKey, keyPair } from '../../src/note/signers.js';
 import { originHash } from '../../witness/config.js';
 import { keysDir, WITNESS_KEY_FILES } from '../../witness/keys.js';
-import { repoRoot, vectors } from '../vectors.js';
-import { addBody, checkpointText, logPair, ORIGIN, tmpDir } from './helpers.js';
+import { vectors } from '../vectors.js';
+import { addBody, checkpointText, logPair, ORIGIN } from './helpers.js';
+import { makeTempDir } from '../helpers/temp-dirs.js';
+import { ensureDist, witnessBin } from '../helpers/dist.js';
 
-const BIN = path.join(repoRoot, 'dist/witness/main.js');
-
-function newest(dir: string, ext: string, pick: (a: number, b: number) => number, start: number): number {
-  let t = start;
-  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
-    if (name.endsWith(ext)) t = pick(t, statSync(path.join(dir, name)).mtimeMs);
-  }
-  return t;
-}
-
-/** dist/witness must be the compiled current witness/ (and the src/ it imports). */
-function ensureDist(): void {
-  const built = () =>
-    existsSync(BIN) &&
-    newest(path.join(repoRoot, 'dist/witness'), '.js', Math.min, Infinity) >=
-      Math.max(newest(path.join(repoRoot, 'witness'), '.ts', Math.max, 0), newest(path.join(repoRoot, 'src'), '.ts', Math.max, 0));
-  if (built()) return;
-  const r = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repoRoot, encoding: 'utf8' });
-  if (r.status !== 0 && !existsSync(BIN)) throw new Error(`tsc failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
-}
+beforeAll(() => ensureDist(), 240_000);
 
 const children = new Set<ChildProcess>();
 afterAll(() => {
@@ -49,7 +32,7 @@ afterAll(() => {
 /** Starts the bin; resolves with its URL once it listens. */
 function startChild(config: string, data: string): Promise<{ child: ChildProcess; url: string; exited: Promise<void> }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'serve', '--config', config, '--data', data, '--listen', '127.0.0.1:0'], {
+    const child = spawn(process.execPath, [witnessBin, 'serve', '--config', config, '--data', data, '--listen', '127.0.0.1:0'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     children.add(child);
@@ -66,8 +49,7 @@ function startChild(config: string, data: string): Promise<{ child: ChildProcess
 
 describe('witness killed mid-request', () => {
   test('restarts with the last acknowledged tree or the one in flight, never anything else', { timeout: 60_000 }, async () => {
-    ensureDist();
-    const dir = tmpDir('witness-crash-');
+    const dir = makeTempDir('witness-crash-');
     const config = path.join(dir, 'witness.json');
     const data = path.join(dir, 'data');
     writeFileSync(config, JSON.stringify({ name: vectors.witness_key.name, logs: [{ origin: ORIGIN, keys: [vectors.log_key.vkey] }] }));

@@ -1,7 +1,4 @@
-/** A synthetic log (entries `entry-<i>`, the vectors' log key) and witness builders for tests. */
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+/** A synthetic log (entries `entry-<i>`, the vectors' log key), witness builders, and our witness on loopback, for tests. */
 import { EMPTY_ROOT } from '../../src/merkle/hash.js';
 import { consistencyProof, treeHash } from '../../src/merkle/proof.js';
 import { formatCheckpoint } from '../../src/note/checkpoint.js';
@@ -17,6 +14,7 @@ import { MemoryStateStore, type StateStore } from '../../witness/state.js';
 import { Witness } from '../../witness/witness.js';
 import { levelReader, leafHashes, perfectLevels } from '../merkle/fixture.js';
 import { hex, vectors } from '../vectors.js';
+import { runWitness, type RunningWitness } from '../../witness/serve.js';
 
 export const ORIGIN = vectors.log_key.name; // example.com/log
 export const logPair: KeyPair = keyPair(parsePrivateKey(vectors.log_key.skey_TEST_ONLY, derivePublicKey));
@@ -87,6 +85,18 @@ export function memoryWitness(o: { store?: StateStore; evidence?: EvidenceSink; 
   return { witness, app, store, evidence, post };
 }
 
-export function tmpDir(prefix = 'witness-'): string {
-  return mkdtempSync(path.join(os.tmpdir(), prefix));
+/**
+ * Our witness as a process runs it (runWitness), quiet, on a loopback port the OS picks (or at
+ * `listen`): named `name`, cosigning the log `origin` under its verifier keys `logKeys`.
+ */
+export function runLoopbackWitness(o: {
+  name: string;
+  origin: string;
+  logKeys: string[];
+  dataDir: string;
+  mldsa44?: boolean;
+  listen?: string;
+}): Promise<RunningWitness> {
+  const config = { name: o.name, ...(o.mldsa44 === undefined ? {} : { mldsa44: o.mldsa44 }), logs: [{ origin: o.origin, keys: o.logKeys }] };
+  return runWitness({ config, dataDir: o.dataDir, listen: o.listen ?? '127.0.0.1:0', log: () => {} });
 }

@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, test } from 'vitest';
-import { repoRoot } from '../vectors.js';
+import { repoRoot } from '../helpers/dist.js';
 
 const ALLOWED = [/^\.\/[a-z-]+\.js$/, /^\.\.\/src\/(note|merkle|storage)\/[a-z-]+\.js$/, /^\.\.\/src\/(errors|decimal)\.js$/, /^\.\.\/native\/index\.js$/];
 const PACKAGES = new Set(['hono', 'hono/body-limit', '@hono/node-server', 'commander']);

@@ -14,9 +14,10 @@ import { formatAddCheckpointRequest } from '../../witness/request.js';
 import { runWitness, type RunningWitness, type RunWitnessOptions } from '../../witness/serve.js';
 import { MemoryStateStore, type LogState } from '../../witness/state.js';
 import { vectors } from '../vectors.js';
-import { addBody, checkpointText, fixedClock, logPair, memoryWitness, ORIGIN, signedCheckpoint, tmpDir, TS } from './helpers.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { addBody, checkpointText, fixedClock, logPair, memoryWitness, ORIGIN, signedCheckpoint, TS } from './helpers.js';
+import { rejectionOf } from '../helpers/errors.js';
+import { sleep } from '../helpers/wait.js';
+import { makeTempDir } from '../helpers/temp-dirs.js';
 
 /** A memory store whose save() takes a while and records every size it persisted. */
 class SlowStore extends MemoryStateStore {
@@ -159,7 +160,7 @@ describe('on disk', () => {
   const post = (w: RunningWitness, body: string) => fetch(`${w.url}/add-checkpoint`, { method: 'POST', body });
 
   test('keys are created 0600 in a 0700 directory, and the vkeys are printed for both types', async () => {
-    const dir = tmpDir();
+    const dir = makeTempDir('witness-');
     const w = await start(dir);
     expect(statSync(keysDir(dir)).mode & 0o777).toBe(0o700);
     for (const f of Object.values(WITNESS_KEY_FILES)) {
@@ -174,7 +175,7 @@ describe('on disk', () => {
   });
 
   test('restart keeps keys and state; GET serves the last cosigned checkpoint', async () => {
-    const dir = tmpDir();
+    const dir = makeTempDir('witness-');
     let w = await start(dir);
     const vkeys = w.vkeys;
     expect((await post(w, addBody(0, 100))).status).toBe(200);
@@ -193,15 +194,14 @@ describe('on disk', () => {
   });
 
   test('a second witness on the same data directory fails at once', async () => {
-    const dir = tmpDir();
+    const dir = makeTempDir('witness-');
     await start(dir);
-    let err: unknown;
-    await start(dir).catch((e) => (err = e));
+    const err = await rejectionOf(start(dir));
     expect(isTlogError(err, ErrorCode.locked)).toBe(true);
   });
 
   test('refuses a key readable by others, a key of another name, and a state file it did not cosign', async () => {
-    const dir = tmpDir();
+    const dir = makeTempDir('witness-');
     const w = await start(dir);
     await post(w, addBody(0, 5));
     await w.close();
@@ -218,7 +218,7 @@ describe('on disk', () => {
   });
 
   test('the vectors example: at 1000, old 1000 + proof to 70000 gives the expected Ed25519 line byte for byte', async () => {
-    const dir = tmpDir();
+    const dir = makeTempDir('witness-');
     await fsp.mkdir(keysDir(dir), { recursive: true, mode: 0o700 });
     await fsp.writeFile(path.join(keysDir(dir), WITNESS_KEY_FILES.cosignatureV1), vectors.witness_key.skey_TEST_ONLY + '\n', { mode: 0o600 });
     const w = await start(dir, { clock: fixedClock(TS) });
