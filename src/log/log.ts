@@ -214,6 +214,11 @@ export class Log {
     return this.sequencer.cannotWrite;
   }
 
+  /** Why the log stopped for good (a restart, or reopening it, recovers), or null while it runs. */
+  get stopped(): TlogError | null {
+    return this.sequencer.stopped;
+  }
+
   /** How far beyond the commit point this run's batches can have written tiles (settings.ts). */
   get recoverySpan(): number {
     return this.settings.recoverySpan;
