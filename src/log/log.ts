@@ -88,6 +88,7 @@ export class Log {
       allowDuplicates: opts.allowDuplicates ?? false,
       disk: this.space,
       onBatch: opts.onBatch,
+      sink: opts.batchSink ?? null,
       prove: (index, treeSize) => this.inclusionProof(index, treeSize),
       flushSoon: () => this.flusher?.schedule(),
     });
@@ -214,7 +215,7 @@ export class Log {
     return this.sequencer.cannotWrite;
   }
 
-  /** Why the log stopped for good (a restart, or reopening it, recovers), or null while it runs. */
+  /** Why the log stopped (every append fails with it; a reopen recovers), or null while it runs. */
   get stopped(): TlogError | null {
     return this.sequencer.stopped;
   }
