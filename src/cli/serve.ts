@@ -21,8 +21,8 @@ import { createLogger, engineLogger, Metrics } from '../http/observe.js';
 import { mldsaBackend } from '../log/mldsa-backend.js';
 import { ConfiguredTenants, type ApplyHooks } from '../tenants/apply.js';
 import { DEFAULT_TENANT, type DataRoots } from '../tile-store/paths.js';
-import { OPEN_AUTH, openOrInit, openOrInitDefault, TenantRegistry } from '../tenants/registry.js';
-import { ClusterService, type StoreLogOpener } from '../tenants/cluster.js';
+import { OPEN_AUTH, openOrInitDefault, TenantRegistry } from '../tenants/registry.js';
+import { ClusterService } from '../tenants/cluster.js';
 import type { TenantRoute } from '../cluster/node.js';
 import path from 'node:path';
 
@@ -85,14 +85,6 @@ function isLoopback(host: string): boolean {
 function rootsOf(cfg: ServiceConfig): DataRoots {
   return { tilesRoot: cfg.tilesDir, checkpointsRoot: cfg.checkpointsDir, stateRoot: cfg.stateDir };
 }
-
-/**
- * Opens a tenant whose lease this node took. INTERIM, until the store-backed log
- * (cluster/store-log.ts openStoreLog) lands: the log is this node's local one under its cache,
- * so a tenant that moves to another node continues that node's own copy, not the store's.
- */
-const openClusterLog: StoreLogOpener = async ({ tenantConfig, cacheRoots, logOptions }) =>
-  (await openOrInit(cacheRoots, tenantConfig.name, tenantConfig.origin, logOptions)).log;
 
 export async function serve(o: ServeOptions): Promise<void> {
   // Chosen once, before any log opens: a TLOG_MLDSA_SIGNER this runtime cannot honour stops here.
@@ -185,7 +177,7 @@ export async function serve(o: ServeOptions): Promise<void> {
         ? { tilesRoot: path.join(o.cacheDir, 'tiles'), checkpointsRoot: path.join(o.cacheDir, 'checkpoints'), stateRoot: path.join(o.cacheDir, 'state') }
         : rootsOf(config);
       const url = o.advertise ?? `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
-      cluster = await ClusterService.create({ config, url, cacheRoots, configured, openLog: openClusterLog, logger: engineLogger(logger) });
+      cluster = await ClusterService.create({ config, url, cacheRoots, configured, logger: engineLogger(logger) });
       cluster.start();
       say(
         `cluster node ${url}: ${config.tenants.length} tenants in s3://${config.store!.bucket}/${config.store!.prefix}, lease ttl ${config.cluster!.leaseTtlSeconds} s`,

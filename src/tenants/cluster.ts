@@ -18,6 +18,12 @@ import type { DataRoots } from '../tile-store/paths.js';
 import type { Log, LogOptions } from '../log/log.js';
 import type { TenantConfig } from '../config/config.js';
 import type { ConfiguredTenants } from './apply.js';
+import { openStoreLog, scopedStore } from '../cluster/store-log.js';
+
+/** Where a tenant's objects live in the bucket (under the configured prefix). */
+export function tenantPrefix(tenant: string): string {
+  return `tenants/${tenant}/`;
+}
 
 /**
  * The store's credentials: the 0600 file the configuration names, else the environment (the
@@ -66,6 +72,18 @@ export type StoreLogOpener = (o: {
   readonly logOptions: LogOptions;
 }) => Promise<Log>;
 
+/** Opens a tenant from the store (cluster/store-log.ts), fenced by the lease's epoch. */
+export const openTenantFromStore: StoreLogOpener = ({ store, tenantConfig, cacheRoots, lease, logOptions }) =>
+  openStoreLog({
+    store: scopedStore(store, tenantPrefix(tenantConfig.name)),
+    tenant: tenantConfig.name,
+    cacheRoots,
+    keysDir: tenantConfig.keysDir!,
+    origin: tenantConfig.origin,
+    epoch: lease.epoch,
+    logOptions,
+  });
+
 export interface ClusterServeOptions {
   readonly config: ServiceConfig;
   /** This node's URL as the other nodes reach it. */
@@ -73,7 +91,8 @@ export interface ClusterServeOptions {
   /** This node's local cache (tiles/, checkpoints/, state/): rebuilt from the store as needed. */
   readonly cacheRoots: DataRoots;
   readonly configured: ConfiguredTenants;
-  readonly openLog: StoreLogOpener;
+  /** Default openTenantFromStore. */
+  readonly openLog?: StoreLogOpener;
   readonly logger: Logger;
 }
 
@@ -97,7 +116,7 @@ export class ClusterService {
       logger: o.logger,
       open: async (tenant, lease) => {
         const t = await o.configured.openHeld(tenant, (tenantConfig, logOptions) =>
-          o.openLog({ store, tenantConfig, cacheRoots: o.cacheRoots, lease, logOptions }),
+          (o.openLog ?? openTenantFromStore)({ store, tenantConfig, cacheRoots: o.cacheRoots, lease, logOptions }),
         );
         return {
           stopped: () => {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { preferredNode } from '../../src/cluster/members.js';
 import { holderUrl } from '../../src/cluster/node.js';
 import { S3Store } from '../../src/storage/s3-store.js';
+import { createLogKeys } from '../../src/log/keys.js';
 import { S3Server } from '../storage/s3-server.js';
 import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 import { spawnServe, writeConfig, type ServeProc } from '../helpers/tlog-cli.js';
@@ -45,13 +46,17 @@ export class TestCluster {
   async start(): Promise<void> {
     await this.s3.start();
     this.store = new S3Store(this.s3.client(), { bucket: 'tlog' });
+    // Each tenant's key files, made once and shared by every node (as deployed to each machine).
+    for (const t of this.tenants) {
+      mkdirSync(path.join(this.dir, 'keys', t), { recursive: true, mode: 0o700 });
+      await createLogKeys(path.join(this.dir, 'keys', t), `cluster.test/${t}`);
+    }
     writeConfig(this.config, {
       adminToken: sha(ADMIN),
       store: { endpoint: this.s3.endpoint, region: this.s3.region, bucket: 'tlog' },
       cluster: { leaseTtlSeconds: this.ttlSeconds },
       tenants: this.tenants.map((t) => {
-        const keysDir = path.join(this.dir, 'keys', t);
-        mkdirSync(keysDir, { recursive: true, mode: 0o700 });
+        const keysDir = path.join(this.dir, 'keys', t, 'keys');
         return { name: t, origin: `cluster.test/${t}`, keysDir, credentials: { tokens: [sha(TOKEN)] } };
       }),
     });
