@@ -150,6 +150,7 @@ export async function serve(o: ServeOptions): Promise<void> {
           cluster: {
             route: (t: string): TenantRoute | null => (cluster ? cluster.route(t) : { kind: 'none', why: 'the node is starting' }),
             self: () => cluster?.node.url ?? o.advertise ?? '',
+            holderUnreachable: (t: string) => cluster?.node.holderUnreachable(t),
             status: () => ({ node: cluster?.node.holder ?? '', live: cluster?.node.liveNodes() ?? [], holds: cluster?.node.heldTenants() ?? [] }),
           },
         }

@@ -84,6 +84,8 @@ export class ClusterNode {
   /** Tenants not to be taken again before this time (monotonic ms): their open just failed. */
   private readonly backoff = new Map<string, { until: number; ms: number }>();
   private live: LiveMember[] = [];
+  /** Tenants whose lease is being read again because their holder could not be reached. */
+  private readonly refreshing = new Set<string>();
   private passes = 0;
   private timer: NodeJS.Timeout | null = null;
   private passing: Promise<void> | null = null;
@@ -139,6 +141,27 @@ export class ClusterNode {
     return { kind: 'none', why: `no node holds tenant ${tenant} now (it is being taken over)` };
   }
 
+  /**
+   * The holder this node forwards a tenant's requests to could not be reached: read its lease
+   * again now (at most one read at a time per tenant) rather than at the next pass, so requests
+   * go to the new holder as soon as there is one.
+   */
+  holderUnreachable(tenant: string): void {
+    if (this.held.has(tenant) || this.refreshing.has(tenant) || this.stopped) return;
+    this.refreshing.add(tenant);
+    const again = async () => {
+      try {
+        const s = await this.leases.peek(tenant);
+        const prev = this.seen.get(tenant);
+        this.seen.set(tenant, { holder: s.holder, free: s.free, freeSince: s.free && prev?.free ? prev.freeSince : this.clock() });
+      } catch {
+        // the next pass tries again
+      }
+    };
+    // A short pause first: a burst of refused requests makes one read, not one each.
+    setTimeout(() => void again().finally(() => this.refreshing.delete(tenant)), 100).unref();
+  }
+
   /** One pass: heartbeat, who is live, peek at the leases, take what is ours, hand over what is not. */
   private async pass(): Promise<void> {
     const first = this.passes++ === 0;
@@ -166,7 +189,11 @@ export class ClusterNode {
           if (first || !s.free || this.stopped) return;
           const b = this.backoff.get(t);
           if (b && now < b.until) return;
-          const mine = preferredNode(t, urls) === this.o.url;
+          // A lease that ran out (not released) says its holder is gone, whatever its member
+          // object still says for up to a pass: it is left out of the choice.
+          const gone = !s.released && s.holder !== '' ? holderUrl(s.holder) : null;
+          const candidates = gone !== null && gone !== this.o.url ? urls.filter((u) => u !== gone) : urls;
+          const mine = preferredNode(t, candidates) === this.o.url;
           if (mine || now - freeSince >= this.o.ttlMs) await this.take(t);
         } catch (e) {
           this.logger.warn({ tenant: t, err: (e as Error).message }, 'cluster: lease pass failed');

@@ -166,7 +166,7 @@ const cluster = z
      * the store; shorter means more lease writes (3 per ttl per tenant) and a node paused longer
      * than 90% of it (GC, swap) loses its tenants.
      */
-    leaseTtlSeconds: z.number().min(1).max(600).default(6),
+    leaseTtlSeconds: z.number().min(1).max(600).default(5),
   })
   .strict();
 

@@ -40,6 +40,8 @@ export interface AppOptions {
     readonly route: (tenant: string) => TenantRoute | null;
     readonly self: () => string;
     readonly status: () => { node: string; live: string[]; holds: string[] };
+    /** A forwarded request found the holder unreachable (it may have died): look again soon. */
+    readonly holderUnreachable?: (tenant: string) => void;
   };
 }
 
@@ -177,7 +179,7 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
   });
 
   // Cluster mode: requests for a tenant held by another node go there (forward.ts).
-  if (opts.cluster) app.use('*', clusterRouting(opts.cluster.route, opts.cluster.self));
+  if (opts.cluster) app.use('*', clusterRouting(opts.cluster.route, opts.cluster.self, opts.cluster.holderUnreachable));
 
   // Everything from here on (tiles, the API, anchors, and the not-found answer) is CORS-open.
   app.use('*', corsOpen());

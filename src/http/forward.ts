@@ -53,7 +53,11 @@ function unavailable(why: string): TlogError {
   return new TlogError(ErrorCode.unavailable, why, { retryAfterSeconds: 1 });
 }
 
-export function clusterRouting(route: (tenant: string) => TenantRoute | null, selfUrl: () => string): MiddlewareHandler {
+export function clusterRouting(
+  route: (tenant: string) => TenantRoute | null,
+  selfUrl: () => string,
+  holderUnreachable: (tenant: string) => void = () => {},
+): MiddlewareHandler {
   return async (c, next) => {
     const self = selfUrl();
     const tenant = requestTenant(c);
@@ -62,7 +66,7 @@ export function clusterRouting(route: (tenant: string) => TenantRoute | null, se
     if (r.kind === 'none') throw unavailable(r.why);
     const by = c.req.header(FORWARDED_BY);
     if (by !== undefined) throw unavailable(`tenant ${tenant} is not held by this node (${self}); it was forwarded here by ${by.slice(0, 200)}`);
-    return forward(c, r.url, self);
+    return forward(c, r.url, self, () => holderUnreachable(tenant!));
   };
 }
 
@@ -75,7 +79,7 @@ function forwardHeaders(h: IncomingHttpHeaders, self: string, client: string | u
 }
 
 /** Streams the request to `base` (the holder) and its answer back. */
-function forward(c: Context, base: string, self: string): Promise<Response> {
+function forward(c: Context, base: string, self: string, unreachable: () => void): Promise<Response> {
   const incoming = incomingOf(c);
   if (!incoming) throw unavailable('forwarding needs the node server');
   const target = new URL(incoming.url ?? '/', base);
@@ -93,7 +97,10 @@ function forward(c: Context, base: string, self: string): Promise<Response> {
         resolve(new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, headers }));
       },
     );
-    req.on('error', (e) => reject(unavailable(`the holder of this tenant (${base}) cannot be reached: ${e.message}`)));
+    req.on('error', (e) => {
+      unreachable();
+      reject(unavailable(`the holder of this tenant (${base}) cannot be reached: ${e.message}`));
+    });
     incoming.pipe(req);
   });
 }

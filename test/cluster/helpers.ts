@@ -79,7 +79,7 @@ export class TestCluster {
         AWS_ACCESS_KEY_ID: this.s3.accessKeyId,
         AWS_SECRET_ACCESS_KEY: this.s3.secretAccessKey,
         TLOG_LOG_FORMAT: 'json',
-        TLOG_LOG_LEVEL: 'warn',
+        TLOG_LOG_LEVEL: process.env.TLOG_CLUSTER_LOG_LEVEL ?? 'warn',
       },
     });
   }
@@ -125,6 +125,8 @@ export class TestCluster {
           if (h === null || h !== preferredNode(t, urls)) return null;
           m.set(t, h);
         }
+        // And each is open there (a lease is taken before its log is opened from the store).
+        for (const [t, h] of m) if ((await fetch(`${h}/${t}/checkpoint`)).status !== 200) return null;
         return m;
       },
       timeoutMs,
@@ -266,6 +268,18 @@ export async function killUnderLoad(c: TestCluster, kills: number, onKill?: (k: 
         60_000,
       );
       failoverMs.push(performance.now() - killedAt);
+      if (process.env.TLOG_CLUSTER_LOG_LEVEL) {
+        for (const n of c.nodes)
+          if (n !== victim)
+            console.log(
+              `kill ${k} at ${new Date(Date.now() - failoverMs.at(-1)!).toISOString()} (${t}): node ${n.index}\n${n
+                .proc!.stdout()
+                .split('\n')
+                .filter((l) => l.includes(`"${t}"`))
+                .slice(-6)
+                .join('\n')}`,
+            );
+      }
       onKill?.(k, failoverMs.at(-1)!);
       await c.startNode(victim);
     }
