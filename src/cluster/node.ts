@@ -205,12 +205,12 @@ export class ClusterNode {
     for (const [t, h] of this.held) {
       if (h.dropping || h.log === null) continue;
       if (!tenants.includes(t)) {
-        void this.drop(t, 'no longer configured', true);
+        void this.drop(t, 'no longer configured', true, 'info');
         continue;
       }
       const pref = this.live.find((m) => m.url === preferredNode(t, urls));
       if (pref && pref.url !== this.o.url && now - pref.liveSince >= this.o.ttlMs) {
-        void this.drop(t, `handed over to its preferred node ${pref.url}`, true);
+        void this.drop(t, `handed over to its preferred node ${pref.url}`, true, 'info');
         break;
       }
     }
@@ -279,12 +279,12 @@ export class ClusterNode {
   }
 
   /** Stops using a held tenant: closes its log, then (if asked and still ours) releases the lease. */
-  private async drop(tenant: string, why: string, release: boolean): Promise<void> {
+  private async drop(tenant: string, why: string, release: boolean, level: 'info' | 'warn' = 'warn'): Promise<void> {
     const h = this.held.get(tenant);
     if (!h || h.dropping) return;
     h.dropping = true;
     clearInterval(h.timer);
-    this.logger.warn({ tenant, epoch: h.lease.epoch, why }, 'cluster: giving the tenant up');
+    this.logger[level]({ tenant, epoch: h.lease.epoch, why }, 'cluster: giving the tenant up');
     try {
       await h.log?.close();
     } catch (e) {
@@ -306,6 +306,6 @@ export class ClusterNode {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     await this.passing;
-    await Promise.all([...this.held.keys()].map((t) => this.drop(t, 'the node is stopping', true)));
+    await Promise.all([...this.held.keys()].map((t) => this.drop(t, 'the node is stopping', true, 'info')));
   }
 }
