@@ -9,7 +9,13 @@ import path from 'node:path';
 import { expect, test } from 'vitest';
 import { repoRoot } from '../helpers/dist.js';
 
-const ALLOWED = [/^\.\/[a-z-]+\.js$/, /^\.\.\/src\/(note|merkle|storage)\/[a-z-]+\.js$/, /^\.\.\/src\/(errors|decimal)\.js$/, /^\.\.\/native\/index\.js$/, /^\.\.\/src\/log\/mldsa-backend\.js$/];
+const ALLOWED = [
+  /^\.\/[a-z-]+\.js$/,
+  /^\.\.\/src\/(note|merkle|storage)\/[a-z-]+\.js$/,
+  /^\.\.\/src\/(errors|decimal)\.js$/,
+  /^\.\.\/native\/index\.js$/,
+  /^\.\.\/src\/log\/mldsa-backend\.js$/,
+];
 const PACKAGES = new Set(['hono', 'hono/body-limit', '@hono/node-server', 'commander']);
 
 test('witness/ imports only pure modules, durable files, native/ and its packages', () => {
