@@ -1,8 +1,8 @@
 /**
  * The dependency direction of docs/design.md (Layers), README's "Layout of the code" and each src/ folder's README.md, checked from import lines: low to
  * high, native -> errors, decimals and the logger interface -> merkle -> the other pure spec modules (tiles, note,
- * signed-write) -> durable files, object stores and index -> leases over an object store
- * (cluster) -> tile store -> log engine -> witness client, anchoring, verifying client, witness service ->
+ * signed-write) -> durable files, object stores and index -> tile store -> log engine -> leases
+ * and logs over an object store (cluster) -> witness client, anchoring, verifying client, witness service ->
  * tenants -> HTTP -> CLI. Nothing imports upward, and folders of one rank do not import each
  * other: what two of them share sits lower (a witness policy is parsed in note/, not in
  * witness-client/, because the verifying client needs it too). witness/ uses only the pure
@@ -26,8 +26,9 @@ function layerOf(rel: string): [string, number] {
     [/^src\/signed-write\//, 'signed-write', 3],
     [/^src\/storage\//, 'storage', 4],
     [/^src\/hot-index\//, 'hot-index', 4],
-    // Leases are kept in an object store (storage) and taken by the engine (log): between the two.
-    [/^src\/cluster\//, 'cluster', 4.5],
+    // Leases over an object store, and the log whose truth is the store (store-log.ts): above the
+    // engine (it opens logs through it), below what runs tenants.
+    [/^src\/cluster\//, 'cluster', 5.5],
     // The engine's files (tiles, bundles, checkpoints) over durable files: what a storage driver replaces.
     [/^src\/tile-store\//, 'tile-store', 4.6],
     [/^src\/log\//, 'log', 5],

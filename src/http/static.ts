@@ -7,12 +7,13 @@
 import { Hono, type Context } from 'hono';
 import { gzipSync } from 'node:zlib';
 import { ENTRIES_LEVEL, formatTilePath, parseTilePath } from '../tiles/layout.js';
+import { CHECKPOINT_HEADERS, TILE_HEADERS } from '../tiles/served-headers.js';
 import { authorizeRead } from './auth.js';
 import { jsonError } from './errors.js';
 import type { TenantOf } from './app.js';
 
 /** Deployed practice (sunlight): immutable tiles cached a week. */
-const IMMUTABLE = 'public, max-age=604800, immutable';
+const IMMUTABLE = TILE_HEADERS.cacheControl;
 
 function acceptsGzip(c: Context): boolean {
   return /\bgzip\b/.test(c.req.header('accept-encoding') ?? '');
@@ -80,10 +81,10 @@ export function staticRoutes(tenantOf: TenantOf): Hono {
     authorizeRead(c, t);
     const cp = t.log.published;
     const etag = `"cp-${cp.treeSize}-${Buffer.from(cp.noteHash.subarray(0, 8)).toString('hex')}"`;
-    c.header('Cache-Control', 'no-store');
+    c.header('Cache-Control', CHECKPOINT_HEADERS.cacheControl);
     c.header('ETag', etag);
     if (c.req.header('if-none-match') === etag) return c.body(null, 304);
-    c.header('Content-Type', 'text/plain; charset=utf-8');
+    c.header('Content-Type', CHECKPOINT_HEADERS.contentType);
     return c.body(cp.note);
   });
 
@@ -107,7 +108,7 @@ export function staticRoutes(tenantOf: TenantOf): Hono {
     const etag = `"${rel}"`;
     c.header('Cache-Control', IMMUTABLE);
     c.header('ETag', etag);
-    c.header('Content-Type', 'application/octet-stream');
+    c.header('Content-Type', TILE_HEADERS.contentType);
     if (coord.level === ENTRIES_LEVEL) c.header('Vary', 'Accept-Encoding');
     if (c.req.header('if-none-match') === etag) return c.body(null, 304);
     // c2sp.org/tlog-tiles: bundles SHOULD be HTTP-compressed.

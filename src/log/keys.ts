@@ -60,7 +60,11 @@ async function loadKey(p: string, type: SignatureType, origin: string, clock?: C
  * signTreeAsync uses to sign off the calling thread.
  */
 export async function loadLogKeys(stateDir: string, origin: string, clock?: Clock, offload?: SignOffload): Promise<LogKeys> {
-  const dir = keysDir(stateDir);
+  return loadLogKeysFrom(keysDir(stateDir), origin, clock, offload);
+}
+
+/** Loads both keys from a directory holding the key files (a log's keys/, or a copy deployed to every node of a cluster). */
+export async function loadLogKeysFrom(dir: string, origin: string, clock?: Clock, offload?: SignOffload): Promise<LogKeys> {
   return {
     ed25519: await loadKey(path.join(dir, KEY_FILES.ed25519), SignatureType.ed25519, origin, clock, offload),
     mldsa44: await loadKey(path.join(dir, KEY_FILES.mldsa44), SignatureType.mldsa44Subtree, origin, clock, offload),

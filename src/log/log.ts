@@ -88,6 +88,7 @@ export class Log {
       allowDuplicates: opts.allowDuplicates ?? false,
       disk: this.space,
       onBatch: opts.onBatch,
+      sink: opts.batchSink ?? null,
       prove: (index, treeSize) => this.inclusionProof(index, treeSize),
       flushSoon: () => this.flusher?.schedule(),
     });
@@ -212,6 +213,11 @@ export class Log {
    */
   get cannotWrite(): string | null {
     return this.sequencer.cannotWrite;
+  }
+
+  /** Why the log stopped (every append fails with it; a reopen recovers), or null while it runs. */
+  get stopped(): TlogError | null {
+    return this.sequencer.stopped;
   }
 
   /** How far beyond the commit point this run's batches can have written tiles (settings.ts). */

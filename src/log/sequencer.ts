@@ -26,6 +26,7 @@ import type { DiskSpace } from '../storage/space.js';
 import type { PartialTiles } from '../tile-store/partials.js';
 import type { LogPaths } from '../tile-store/paths.js';
 import type { TileStore } from '../tile-store/tile-store.js';
+import type { BatchSink } from './batch-sink.js';
 import { PreparedBatch, type AppendResult, type BatchStats, type Pending } from './batch.js';
 import { signTreeAsync } from './checkpoint-signing.js';
 import { commitPointOf, discardNotesBeyond, type CommitPoint } from './commit-point.js';
@@ -58,6 +59,8 @@ export interface SequencerParts {
   readonly committed: CommitPoint;
   readonly edge: Edge;
   readonly onBatch?: (b: BatchStats) => void;
+  /** Where each journaled batch must also be durable before it commits (batch-sink.ts), or null. */
+  readonly sink: BatchSink | null;
   /** An inclusion proof in the committed tree (for the answer to a duplicate). */
   prove(index: number, treeSize: number): Promise<Uint8Array[]>;
   /** Asks for the deferred files to be flushed soon (flush.ts). */
@@ -295,8 +298,10 @@ export class Sequencer {
       await this.space.untilWritten('the journal record', () => journal.append(record, b.end, b.start), closed);
       // The first record of an empty journal: replay would start from its tree, whose partials stay.
       partials.journalStartAt(journal.startMark());
-      b.writeSeconds += (performance.now() - j0) / 1000;
       b.stage = 'journaled';
+      // A log whose truth is an object store: the batch counts once the store has it.
+      if (this.parts.sink) await this.parts.sink.batch({ start: b.start, record, files: b.ext.files, note: b.note });
+      b.writeSeconds += (performance.now() - j0) / 1000;
       const cp = commitPointOf(b.note);
       // The commit point moves before publishing: from here on the batch is part of the log.
       const c0 = performance.now();

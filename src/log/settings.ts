@@ -3,6 +3,7 @@
  * caps, the pipeline depth, the flush interval, the back-pressure bound, and the recovery span
  * they imply. Every default and cap of the engine is here.
  */
+import type { BatchSink } from './batch-sink.js';
 import type { Clock } from '../note/signers.js';
 import type { Logger } from '../logger.js';
 import type { DurableOptions } from '../storage/durable.js';
@@ -65,6 +66,8 @@ export interface LogOptions {
   readonly publishMode?: PublishMode;
   /** Told about every committed batch (for metrics). */
   readonly onBatch?: (b: BatchStats) => void;
+  /** Where batches are made durable beyond the local journal before they count (batch-sink.ts); none by default. */
+  readonly batchSink?: BatchSink;
 }
 
 /** The numbers the engine runs with, from the options (out-of-range values fall back to the defaults). */

@@ -44,6 +44,18 @@ export interface StoredObject {
 /** What a mutable write expects to find: the version it read, or nothing at all. */
 export type Expected = { readonly etag: string } | 'absent';
 
+/**
+ * How an object is to be served and kept, for stores that keep such things (S3; the POSIX
+ * driver has no metadata and ignores it): the HTTP headers a CDN in front of the bucket sends
+ * (the same as our own server's for the same path), and Object Lock retention.
+ */
+export interface PutOptions {
+  readonly contentType?: string;
+  readonly cacheControl?: string;
+  /** S3 Object Lock for this object (putImmutable only); overrides the store's default. */
+  readonly retention?: { readonly mode: 'COMPLIANCE' | 'GOVERNANCE'; readonly days: number };
+}
+
 export interface ObjectStore {
   /** Where the objects live, for messages: `s3://bucket/prefix/`, `posix:/dir/`. */
   readonly where: string;
@@ -51,9 +63,9 @@ export interface ObjectStore {
    * Writes an immutable object. 'created' when this call wrote it, 'existed' when identical
    * bytes were already there; throws code immutable_conflict when other bytes are.
    */
-  putImmutable(key: string, bytes: Uint8Array): Promise<'created' | 'existed'>;
+  putImmutable(key: string, bytes: Uint8Array, opts?: PutOptions): Promise<'created' | 'existed'>;
   /** Writes a mutable object if it is as expected; returns the new etag. Throws PreconditionFailed otherwise. */
-  putMutable(key: string, bytes: Uint8Array, expected: Expected): Promise<string>;
+  putMutable(key: string, bytes: Uint8Array, expected: Expected, opts?: PutOptions): Promise<string>;
   /** The object, or null when there is none. */
   get(key: string): Promise<StoredObject | null>;
   /** Every key starting with prefix, sorted (bytewise, as S3 lists them). */

@@ -31,7 +31,16 @@ import {
   type PutObjectCommandInput,
 } from '@aws-sdk/client-s3';
 import { TlogError, ErrorCode } from '../errors.js';
-import { checkKey, checkPrefix, immutableConflict, PreconditionFailed, type Expected, type ObjectStore, type StoredObject } from './object-store.js';
+import {
+  checkKey,
+  checkPrefix,
+  immutableConflict,
+  PreconditionFailed,
+  type Expected,
+  type ObjectStore,
+  type PutOptions,
+  type StoredObject,
+} from './object-store.js';
 
 /** How to reach an S3-compatible endpoint. */
 export interface S3Endpoint {
@@ -64,6 +73,21 @@ export interface S3StoreOptions {
 }
 
 const DAY_MS = 86_400_000;
+
+/** Refuses a retention S3 would not take: a mode other than the two, or not a whole number of days >= 1. */
+export function checkRetention(r: Retention): void {
+  if (!Number.isSafeInteger(r.days) || r.days < 1 || !['COMPLIANCE', 'GOVERNANCE'].includes(r.mode)) {
+    throw new TlogError(
+      ErrorCode.badInput,
+      `bad Object Lock retention ${JSON.stringify(r)}: want mode COMPLIANCE or GOVERNANCE and a whole number of days >= 1`,
+    );
+  }
+}
+
+/** The object's Content-Type and Cache-Control (returned by GET, so a CDN passes them on). */
+function servedAs(o: PutOptions): Partial<PutObjectCommandInput> {
+  return { ...(o.contentType ? { ContentType: o.contentType } : {}), ...(o.cacheControl ? { CacheControl: o.cacheControl } : {}) };
+}
 
 /**
  * A client for S3-compatible servers: path-style addressing (http://host/bucket/key; no DNS per
@@ -125,25 +149,20 @@ export class S3Store implements ObjectStore {
       if (!prefix.endsWith('/')) throw new TlogError(ErrorCode.badInput, `S3 key prefix ${JSON.stringify(prefix)} must end with "/"`);
       checkKey(prefix.slice(0, -1));
     }
-    const r = opts.retention;
-    if (r && (!Number.isSafeInteger(r.days) || r.days < 1 || !['COMPLIANCE', 'GOVERNANCE'].includes(r.mode))) {
-      throw new TlogError(
-        ErrorCode.badInput,
-        `bad Object Lock retention ${JSON.stringify(r)}: want mode COMPLIANCE or GOVERNANCE and a whole number of days >= 1`,
-      );
-    }
+    if (opts.retention) checkRetention(opts.retention);
     this.bucket = opts.bucket;
     this.prefix = prefix;
     this.where = `s3://${opts.bucket}/${prefix}`;
   }
 
-  async putImmutable(key: string, bytes: Uint8Array): Promise<'created' | 'existed'> {
+  async putImmutable(key: string, bytes: Uint8Array, opts: PutOptions = {}): Promise<'created' | 'existed'> {
     checkKey(key);
-    const r = this.opts.retention;
+    const r = opts.retention ?? this.opts.retention;
+    if (opts.retention) checkRetention(opts.retention);
     const lock: Partial<PutObjectCommandInput> = r
       ? { ObjectLockMode: r.mode as ObjectLockMode, ObjectLockRetainUntilDate: new Date((this.opts.now ?? Date.now)() + r.days * DAY_MS) }
       : {};
-    const won = await this.conditionalPut(key, bytes, { IfNoneMatch: '*', ...lock });
+    const won = await this.conditionalPut(key, bytes, { IfNoneMatch: '*', ...lock, ...servedAs(opts) });
     if (won !== null) return 'created';
     const have = await this.get(key);
     // 412 and then nothing: the object was there and has been deleted since (only an
@@ -182,10 +201,10 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  async putMutable(key: string, bytes: Uint8Array, expected: Expected): Promise<string> {
+  async putMutable(key: string, bytes: Uint8Array, expected: Expected, opts: PutOptions = {}): Promise<string> {
     checkKey(key);
     const condition = expected === 'absent' ? { IfNoneMatch: '*' } : { IfMatch: expected.etag };
-    const etag = await this.conditionalPut(key, bytes, condition);
+    const etag = await this.conditionalPut(key, bytes, { ...condition, ...servedAs(opts) });
     if (etag !== null) return etag;
     const have = await this.get(key);
     if (have !== null && sameBytes(have.bytes, bytes)) return have.etag; // our own write, answered late

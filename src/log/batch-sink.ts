@@ -1,0 +1,27 @@
+/**
+ * The one hook a log that keeps its truth elsewhere (an object store: src/cluster/store-log.ts)
+ * has in the engine: told about every batch after its local journal record is durable and
+ * before its commit point moves, and the batch is acknowledged only once the hook resolved.
+ * Absent (the embedded default), the sequencer does exactly what it did before: one `if`.
+ *
+ * A rejection stops the log (the batch may count: its record is journaled; stop-rule.ts), with
+ * the rejection's code (conflict: another writer owns the batch's place; unavailable: the store
+ * cannot be reached), so nothing after it is acknowledged by this process.
+ */
+import type { TileFile } from '../tile-store/tile-store.js';
+
+export interface SinkBatch {
+  /** The tree size the batch starts at. */
+  readonly start: number;
+  /** Its journal record's payload (journal-record.ts): its entries and signed note. */
+  readonly record: Uint8Array;
+  /** The bundles and tiles it produced (c2sp.org/tlog-tiles), full and partial. */
+  readonly files: readonly TileFile[];
+  /** Its signed checkpoint (tree size start + entries). */
+  readonly note: string;
+}
+
+export interface BatchSink {
+  /** Makes the batch durable where the log's truth is; called in batch order, one at a time. */
+  batch(b: SinkBatch): Promise<void>;
+}
