@@ -1,0 +1,215 @@
+/**
+ * A log whose truth is an object store (src/cluster/store-log.ts), against the real S3 server
+ * (versitygw, test/storage/s3-server.ts): acknowledgements only once the store has the batch,
+ * two writers racing on one tenant, a writer killed between its journal object and its
+ * checkpoint, a stale local cache, and the store's objects as a tlog-tiles log.
+ */
+import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStoreLog, scopedStore } from '../../src/cluster/store-log.js';
+import { historyKey, journalKey } from '../../src/cluster/store-layout.js';
+import { ErrorCode, isTlogError, TlogError } from '../../src/errors.js';
+import { createLogKeys } from '../../src/log/keys.js';
+import type { AppendResult, Log } from '../../src/log/log.js';
+import { commitPointOf } from '../../src/log/commit-point.js';
+import { parseBatchRecord } from '../../src/log/journal-record.js';
+import type { ObjectStore } from '../../src/storage/object-store.js';
+import { S3Store } from '../../src/storage/s3-store.js';
+import { S3Server } from '../storage/s3-server.js';
+import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
+
+const BUCKET = 'logs';
+let server: S3Server;
+let s3: S3Client;
+let dir: string;
+let keysDir: string;
+const ORIGIN = 'example.com/store-log';
+
+beforeAll(async () => {
+  server = new S3Server({ buckets: [{ name: BUCKET }] });
+  await server.start();
+  s3 = server.client();
+  dir = makeTempDir('tlog-store-log-');
+  await createLogKeys(path.join(dir, 'keyholder'), ORIGIN);
+  keysDir = path.join(dir, 'keyholder', 'keys');
+}, 900_000); // the first run builds versitygw
+
+afterAll(async () => {
+  s3?.destroy();
+  await server?.close();
+  if (dir) removeDir(dir);
+});
+
+let counter = 0;
+const bucketStore = () => new S3Store(s3, { bucket: BUCKET });
+const tenantStore = (tenant: string) => scopedStore(bucketStore(), `tenants/${tenant}/`);
+
+/** Opens `tenant` from the store into the cache `node` (a directory per simulated node). */
+function open(tenant: string, node: string, store: ObjectStore = tenantStore(tenant), epoch = 1): Promise<Log> {
+  return openStoreLog({
+    store,
+    tenant,
+    cacheRoots: dataRootsIn(path.join(dir, node)),
+    keysDir,
+    origin: ORIGIN,
+    epoch,
+    logOptions: { signPool: 'inline', checkFreeSpace: false },
+  });
+}
+
+const entry = (tag: string, i: number) => Buffer.from(`${tag} entry ${i}`);
+/** The entries of a log from `start`, as Buffers. */
+const entriesOf = async (log: Log, start: number, n: number) => (await log.readEntries(start, n)).entries.map((e) => Buffer.from(e));
+
+/** A store whose writes of one kind fail from a moment on (a kill, or the store gone, between two steps). */
+function failing(inner: ObjectStore, fails: (op: 'immutable' | 'mutable', key: string) => boolean): ObjectStore {
+  return {
+    where: inner.where,
+    putImmutable: (k, b, o) => (fails('immutable', k) ? Promise.reject(new TlogError(ErrorCode.io, `injected: ${k}`)) : inner.putImmutable(k, b, o)),
+    putMutable: (k, b, e, o) => (fails('mutable', k) ? Promise.reject(new TlogError(ErrorCode.io, `injected: ${k}`)) : inner.putMutable(k, b, e, o)),
+    get: (k) => inner.get(k),
+    list: (p) => inner.list(p),
+  };
+}
+
+async function settle(ps: Promise<AppendResult>[]): Promise<{ ok: AppendResult[]; failed: unknown[] }> {
+  const rs = await Promise.allSettled(ps);
+  return {
+    ok: rs.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])),
+    failed: rs.flatMap((r) => (r.status === 'rejected' ? [r.reason] : [])),
+  };
+}
+
+describe('a log written through the store', () => {
+  it('creates a new tenant, acknowledges appends once the store has them, and a take-over on another node continues the log', async () => {
+    const tenant = `t${++counter}`;
+    const store = tenantStore(tenant);
+    const a = await open(tenant, 'a');
+    const r = await Promise.all(a.appendMany(Array.from({ length: 300 }, (_, i) => entry('a', i))));
+    // The store has the batch: its journal object, its checkpoint, its history note.
+    const cp = await store.get('checkpoint');
+    expect(Buffer.from(cp!.bytes).toString()).toBe(a.published.note);
+    expect(commitPointOf(a.published.note).treeSize).toBe(300);
+    expect(Buffer.from((await store.get(historyKey(300)))!.bytes).toString()).toBe(a.published.note);
+    const starts = (await store.list('journal/')).map((k) => Number(k.slice('journal/'.length)));
+    expect(starts[0]).toBe(0);
+    for (const x of r) expect((await entriesOf(a, x.index, 1))[0]).toEqual(entry('a', x.index));
+    await a.close();
+    // Another node takes over with an empty cache and continues at 300.
+    const b = await open(tenant, 'b');
+    expect(b.treeSize).toBe(300);
+    const next = await b.append(entry('b', 0));
+    expect(next.index).toBe(300);
+    expect((await entriesOf(b, 5, 1))[0]).toEqual(entry('a', 5));
+    await b.close();
+  });
+
+  it('stores the tlog-tiles objects with the headers our HTTP server sends for the same paths', async () => {
+    const tenant = `t${++counter}`;
+    const a = await open(tenant, 'a');
+    await Promise.all(a.appendMany(Array.from({ length: 260 }, (_, i) => entry('h', i))));
+    await a.close();
+    const head = (key: string) => s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: `tenants/${tenant}/${key}` }));
+    expect(await head('checkpoint')).toMatchObject({ ContentType: 'text/plain; charset=utf-8', CacheControl: 'no-store' });
+    for (const key of ['tile/0/000', 'tile/entries/000', 'tile/0/001.p/4', 'tile/entries/001.p/4']) {
+      expect(await head(key)).toMatchObject({ ContentType: 'application/octet-stream', CacheControl: 'public, max-age=604800, immutable' });
+    }
+  });
+
+  it('a writer killed between its journal object and its checkpoint: the next take-over adopts the batch, with the same history bytes', async () => {
+    const tenant = `t${++counter}`;
+    const a0 = await open(tenant, 'a');
+    await Promise.all(a0.appendMany(Array.from({ length: 10 }, (_, i) => entry('k', i))));
+    await a0.close();
+    // From now on the checkpoint cannot be written: the batch gets its journal object, tiles, history, then "dies".
+    const a = await open(
+      tenant,
+      'a',
+      failing(tenantStore(tenant), (op, k) => op === 'mutable' && k === 'checkpoint'),
+    );
+    const { ok, failed } = await settle(a.appendMany(Array.from({ length: 5 }, (_, i) => entry('k', 10 + i))));
+    expect(ok).toEqual([]);
+    expect(failed.length).toBe(5);
+    expect(isTlogError(a.stopped, ErrorCode.unavailable)).toBe(true);
+    await a.close();
+    const store = tenantStore(tenant);
+    const journaled = parseBatchRecord((await store.get(journalKey(10)))!.bytes);
+    expect(commitPointOf(Buffer.from((await store.get('checkpoint'))!.bytes).toString()).treeSize).toBe(10);
+    const b = await open(tenant, 'b');
+    expect(b.treeSize).toBe(15);
+    expect(b.published.note).toBe(journaled.note);
+    expect(Buffer.from((await store.get('checkpoint'))!.bytes).toString()).toBe(journaled.note);
+    expect(Buffer.from((await store.get(historyKey(15)))!.bytes).toString()).toBe(journaled.note);
+    expect(await entriesOf(b, 10, 5)).toEqual(Array.from({ length: 5 }, (_, i) => entry('k', 10 + i)));
+    await b.close();
+  });
+
+  it('a stale local cache never wins: a node that held the tenant before, or kept a journal record the store never got, reopens at the store', async () => {
+    const tenant = `t${++counter}`;
+    const a = await open(tenant, 'a');
+    await Promise.all(a.appendMany(Array.from({ length: 7 }, (_, i) => entry('s', i))));
+    await a.close();
+    const b = await open(tenant, 'b');
+    await Promise.all(b.appendMany(Array.from({ length: 4 }, (_, i) => entry('s', 7 + i))));
+    await b.close();
+    // Node a's cache says 7; the store says 11.
+    const a2 = await open(tenant, 'a');
+    expect(a2.treeSize).toBe(11);
+    expect(await entriesOf(a2, 7, 4)).toEqual(Array.from({ length: 4 }, (_, i) => entry('s', 7 + i)));
+    await a2.close();
+    // Node a journals a batch locally that the store refuses (unreachable): never acknowledged, never adopted.
+    const a3 = await open(
+      tenant,
+      'a',
+      failing(tenantStore(tenant), (op, k) => op === 'immutable' && k.startsWith('journal/')),
+    );
+    const lost = await settle(a3.appendMany([entry('lost', 0)]));
+    expect(lost.ok).toEqual([]);
+    await a3.close();
+    const a4 = await open(tenant, 'a');
+    expect(a4.treeSize).toBe(11);
+    const after = await a4.append(entry('s', 11));
+    expect(after.index).toBe(11);
+    expect((await entriesOf(a4, 11, 1))[0]).toEqual(entry('s', 11));
+    await a4.close();
+  });
+
+  it('two writers of one tenant, the first unaware of the second: exactly one owns each journal place, and every acknowledged entry is at its index', async () => {
+    const tenant = `t${++counter}`;
+    const a = await open(tenant, 'a');
+    await a.append(entry('w', 0));
+    const b = await open(tenant, 'b', undefined, 2);
+    const acked = new Map<number, Uint8Array>();
+    const run = async (log: Log, tag: string) => {
+      for (let round = 0; round < 20 && !log.stopped; round++) {
+        const es = Array.from({ length: 3 }, (_, i) => entry(tag, round * 3 + i));
+        const rs = await Promise.allSettled(log.appendMany(es));
+        rs.forEach((r, i) => {
+          if (r.status !== 'fulfilled') return;
+          expect(acked.has(r.value.index)).toBe(false);
+          acked.set(r.value.index, es[i]!);
+        });
+      }
+    };
+    await Promise.all([run(a, 'a'), run(b, 'b')]);
+    // At least one of them lost a journal place and stopped with conflict (they raced for the same starts).
+    const stops = [a.stopped, b.stopped].filter((s) => s !== null);
+    expect(stops.length).toBeGreaterThan(0);
+    for (const s of stops) expect(s!.code).toBe(ErrorCode.conflict);
+    await a.close();
+    await b.close();
+    const c = await open(tenant, 'c');
+    for (const [index, e] of acked) expect((await entriesOf(c, index, 1))[0]).toEqual(e);
+    // The journal is one chain from 0 to the tree size, and each history note matches its record.
+    const store = tenantStore(tenant);
+    let at = 0;
+    while (at < c.treeSize) {
+      const rec = parseBatchRecord((await store.get(journalKey(at)))!.bytes);
+      at += rec.entries.length;
+      expect(Buffer.from((await store.get(historyKey(at)))!.bytes).toString()).toBe(rec.note);
+    }
+    expect(at).toBe(c.treeSize);
+    await c.close();
+  });
+});
