@@ -49,7 +49,9 @@ try {
   const t1 = performance.now();
   const t = await open('taker');
   const secs = (performance.now() - t1) / 1000;
-  console.log(`take-over of ${fmt(t.treeSize)} entries (empty cache, index rebuilt): ${fmt(secs, 1)} s; 10M extrapolated: ${fmt((secs * 10_000_000) / N, 0)} s (load ${loadAverage()})`);
+  console.log(
+    `take-over of ${fmt(t.treeSize)} entries (empty cache, index rebuilt): ${fmt(secs, 1)} s; 10M extrapolated: ${fmt((secs * 10_000_000) / N, 0)} s (load ${loadAverage()})`,
+  );
   await t.close();
 } finally {
   await s3.stop();
