@@ -12,7 +12,7 @@ import path from 'node:path';
 import { TlogError, ErrorCode } from '../src/errors.js';
 import { formatPrivateKey, generatePrivateKey, parsePrivateKey, SignatureType, type PrivateKey } from '../src/note/keys.js';
 import type { NoteSignature } from '../src/note/note.js';
-import { derivePublicKey, keyPair, type KeyPair, type TypedVerifier } from '../src/note/signers.js';
+import { derivePublicKey, keyPair, type KeyPair, type RawMldsaSigner, type TypedVerifier } from '../src/note/signers.js';
 import { pathExists } from '../src/storage/durable.js';
 import { createSecretFile, readSecretFile } from '../src/storage/secret-file.js';
 
@@ -64,7 +64,7 @@ async function readKey(file: string, type: SignatureType, name: string): Promise
  * Loads the witness keys, creating the missing ones first. The caller holds the data
  * directory's lock, so two processes never race to create them.
  */
-export async function loadOrCreateWitnessKeys(dataDir: string, name: string): Promise<{ keys: WitnessKeys; created: string[] }> {
+export async function loadOrCreateWitnessKeys(dataDir: string, name: string, mldsa?: RawMldsaSigner): Promise<{ keys: WitnessKeys; created: string[] }> {
   const dir = keysDir(dataDir);
   await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
   await fsp.chmod(dir, 0o700);
@@ -82,11 +82,14 @@ export async function loadOrCreateWitnessKeys(dataDir: string, name: string): Pr
   }
   const ed = await readKey(path.join(dir, WITNESS_KEY_FILES.cosignatureV1), SignatureType.cosignatureV1, name);
   const ml = await readKey(path.join(dir, WITNESS_KEY_FILES.mldsa44), SignatureType.mldsa44Subtree, name);
-  return { keys: witnessKeysFrom(ed, ml), created };
+  return { keys: witnessKeysFrom(ed, ml, mldsa), created };
 }
 
-/** Builds WitnessKeys from private keys (the files' contents; tests use it directly). */
-export function witnessKeysFrom(ed: PrivateKey, ml: PrivateKey): WitnessKeys {
+/**
+ * Builds WitnessKeys from private keys (the files' contents; tests use it directly). ML-DSA-44
+ * signs with `mldsa` when given (the process's fastest implementation), else with noble.
+ */
+export function witnessKeysFrom(ed: PrivateKey, ml: PrivateKey, mldsa?: RawMldsaSigner): WitnessKeys {
   if (ed.type !== SignatureType.cosignatureV1 || ml.type !== SignatureType.mldsa44Subtree || ed.name !== ml.name) {
     throw new Error('witnessKeysFrom: want a 0x04 and a 0x06 key with the same name');
   }
@@ -98,7 +101,7 @@ export function witnessKeysFrom(ed: PrivateKey, ml: PrivateKey): WitnessKeys {
     return at;
   };
   const edPair: KeyPair = keyPair(ed, clock);
-  const mlPair: KeyPair = keyPair(ml, clock);
+  const mlPair: KeyPair = keyPair(ml, clock, undefined, mldsa);
   return {
     name: ed.name,
     vkeys: { cosignatureV1: edPair.vkey, mldsa44: mlPair.vkey },

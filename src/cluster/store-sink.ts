@@ -79,7 +79,7 @@ export class StoreSink implements BatchSink {
     return { ...headers, ...(this.o.retention ? { retention: this.o.retention } : {}) };
   }
 
-  async batch(b: SinkBatch): Promise<void> {
+  async batch(b: SinkBatch, journaled: () => void = () => {}, previous: Promise<void> | null = null): Promise<void> {
     const { store, tenant } = this.o;
     const end = commitPointOf(b.note).treeSize;
     try {
@@ -94,7 +94,11 @@ export class StoreSink implements BatchSink {
       }
       throw unavailable(tenant, `writing ${journalKey(b.start)}`, e);
     }
+    // The next batch may store its record now: the chain has this one.
+    journaled();
     await this.putBatchFiles(b.files, end, b.note);
+    // Published in order: never a checkpoint over one not yet published (a failed previous batch stops the log).
+    if (previous) await previous;
     await this.publish(b.note);
   }
 

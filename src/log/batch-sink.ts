@@ -22,6 +22,11 @@ export interface SinkBatch {
 }
 
 export interface BatchSink {
-  /** Makes the batch durable where the log's truth is; called in batch order, one at a time. */
-  batch(b: SinkBatch): Promise<void>;
+  /**
+   * Makes the batch durable where the log's truth is. Called in batch order, each call once the
+   * previous batch's `journaled` was called (its record is where the truth is), not once it
+   * finished: the sink calls `journaled` as soon as this batch's record is stored, and must
+   * not publish this batch before `previous` (the previous batch, finished) resolves.
+   */
+  batch(b: SinkBatch, journaled: () => void, previous: Promise<void> | null): Promise<void>;
 }

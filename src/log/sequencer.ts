@@ -218,6 +218,8 @@ export class Sequencer {
    */
   private async runBatches(): Promise<void> {
     let previous: Promise<void> | null = null;
+    /** With a sink: the previous batch's journal record durable locally and in the store (see finish). */
+    let previousJournaled: Promise<void> | null = null;
     const inFlight: Promise<void>[] = [];
     while (this.pending.length > 0 && !this.fatal && !this.broken) {
       const batch = this.pending.splice(0, this.parts.settings.maxBatch);
@@ -244,12 +246,16 @@ export class Sequencer {
         this.failBatch(batch, e);
         break;
       }
-      const finished: Promise<void> = this.finish(prepared, previous).finally(() => {
+      let journaled!: () => void;
+      const thisJournaled = new Promise<void>((r) => (journaled = r));
+      const finished: Promise<void> = this.finish(prepared, previous, previousJournaled, journaled).finally(() => {
+        journaled();
         this.inFlightEntries -= batch.length;
         release();
       });
       inFlight.push(finished);
       previous = finished;
+      previousJournaled = thisJournaled;
       // At most `pipelineDepth` batches in flight: wait for the oldest before preparing another.
       if (inFlight.length >= this.parts.settings.pipelineDepth) await inFlight.shift();
       else if (this.pending.length === 0) await prepared.written.catch(() => {});
@@ -282,14 +288,22 @@ export class Sequencer {
   }
 
   /** Waits for the batch's files and the previous batch, then journals, commits, publishes and answers. */
-  private async finish(b: PreparedBatch, previous: Promise<void> | null): Promise<void> {
+  private async finish(b: PreparedBatch, previous: Promise<void> | null, previousJournaled: Promise<void> | null, journaled: () => void): Promise<void> {
     const journal = this.parts.journal!;
     const partials = this.parts.partials!;
     const closed = () => this.closed;
+    const sink = this.parts.sink;
+    const abandoned = () => new TlogError(ErrorCode.unavailable, `batch at ${b.start} abandoned: an earlier batch failed`);
     try {
       await b.written;
-      if (previous) await previous;
-      if (this.broken || this.fatal) throw new TlogError(ErrorCode.unavailable, `batch at ${b.start} abandoned: an earlier batch failed`);
+      // With a sink, a batch journals (locally, then in the store) as soon as the previous one
+      // has, not once it committed: the store's round trips of consecutive batches overlap (the
+      // journal object of one while the tiles and checkpoint of the one before are written).
+      // Records still chain in order; the commit, publish and answer stay in order below.
+      if (sink) {
+        if (previousJournaled) await previousJournaled;
+      } else if (previous) await previous;
+      if (this.broken || this.fatal) throw abandoned();
       // The batch becomes durable here, in one record: its entries and signed note. Records
       // are appended in batch order (after the previous batch committed), so they chain.
       // From here on the batch is signed: a full disk makes it wait, never fail (disk-space.ts).
@@ -300,7 +314,17 @@ export class Sequencer {
       partials.journalStartAt(journal.startMark());
       b.stage = 'journaled';
       // A log whose truth is an object store: the batch counts once the store has it.
-      if (this.parts.sink) await this.parts.sink.batch({ start: b.start, record, files: b.ext.files, note: b.note });
+      if (sink) {
+        // Published only over a previous batch that finished and did not fail (its tiles are all stored).
+        const before = previous?.then(() => {
+          if (this.broken || this.fatal) throw abandoned();
+        });
+        before?.catch(() => {});
+        // If the sink fails before calling `journaled`, the next batch waits for this one to finish (and sees broken).
+        await sink.batch({ start: b.start, record, files: b.ext.files, note: b.note }, journaled, before ?? null);
+        if (previous) await previous;
+        if (this.broken || this.fatal) throw abandoned();
+      }
       b.writeSeconds += (performance.now() - j0) / 1000;
       const cp = commitPointOf(b.note);
       // The commit point moves before publishing: from here on the batch is part of the log.

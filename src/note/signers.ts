@@ -157,10 +157,20 @@ function planSigner(
 const unframed = (raw: Uint8Array) => raw;
 
 /**
+ * A synchronous ML-DSA-44 implementation to sign with instead of noble's (a native or WebAssembly
+ * one; the log's choice is src/log/mldsa-backend.ts): the key it derives from the 32-byte seed ξ
+ * (FIPS 204 ML-DSA.KeyGen_internal) and FIPS 204 ML-DSA.Sign with that key, pure, empty context.
+ */
+export interface RawMldsaSigner {
+  keyFromSeed(seed: Uint8Array): unknown;
+  sign(key: unknown, message: Uint8Array): Uint8Array;
+}
+
+/**
  * Builds the signer and matching verifier for a private key. With an offload, the signer also
  * has signAsync, which computes the same signature through it.
  */
-export function keyPair(k: PrivateKey, clock: Clock = defaultClock, offload?: SignOffload): KeyPair {
+export function keyPair(k: PrivateKey, clock: Clock = defaultClock, offload?: SignOffload, mldsa?: RawMldsaSigner): KeyPair {
   let publicKey: Uint8Array;
   let signer: NoteSigner;
   switch (k.type) {
@@ -188,8 +198,18 @@ export function keyPair(k: PrivateKey, clock: Clock = defaultClock, offload?: Si
         if (!message) throw new TlogError(ErrorCode.badInput, 'ML-DSA-44 subtree cosignatures sign checkpoints without extension lines');
         return { message, frame: (raw) => withTimestamp(ts, raw) };
       };
-      // FIPS 204 pure ML-DSA with an empty context, hedged signing (noble's default).
-      signer = planSigner(k.name, keyID, plan, 'ml-dsa-44', k.seed, (m) => ml_dsa44.sign(m, keys.secretKey), offload);
+      // FIPS 204 pure ML-DSA with an empty context, hedged signing (noble's default), or the
+      // implementation given, with the key it derives from the same seed.
+      let rawSign = (m: Uint8Array): Uint8Array => ml_dsa44.sign(m, keys.secretKey);
+      if (mldsa) {
+        const key = mldsa.keyFromSeed(k.seed);
+        rawSign = (m) => {
+          const raw = mldsa.sign(key, m);
+          if (raw.length !== MLDSA44_SIG_SIZE) throw new Error(`ML-DSA-44 signer returned ${raw.length} bytes, want ${MLDSA44_SIG_SIZE}`);
+          return raw;
+        };
+      }
+      signer = planSigner(k.name, keyID, plan, 'ml-dsa-44', k.seed, rawSign, offload);
       break;
     }
   }

@@ -15,11 +15,14 @@ import type { AppendResult, Log } from '../../src/log/log.js';
 import { commitPointOf } from '../../src/log/commit-point.js';
 import { parseBatchRecord } from '../../src/log/journal-record.js';
 import type { ObjectStore } from '../../src/storage/object-store.js';
-import { S3Store } from '../../src/storage/s3-store.js';
+import { checkObjectLock } from '../../src/storage/object-lock.js';
+import { S3Store, type Retention } from '../../src/storage/s3-store.js';
 import { S3Server } from '../storage/s3-server.js';
 import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
+import { until } from '../helpers/wait.js';
 
 const BUCKET = 'logs';
+const LOCKED = 'worm';
 let server: S3Server;
 let s3: S3Client;
 let dir: string;
@@ -27,7 +30,7 @@ let keysDir: string;
 const ORIGIN = 'example.com/store-log';
 
 beforeAll(async () => {
-  server = new S3Server({ buckets: [{ name: BUCKET }] });
+  server = new S3Server({ buckets: [{ name: BUCKET }, { name: LOCKED, lock: true }] });
   await server.start();
   s3 = server.client();
   dir = makeTempDir('tlog-store-log-');
@@ -46,7 +49,7 @@ const bucketStore = () => new S3Store(s3, { bucket: BUCKET });
 const tenantStore = (tenant: string) => scopedStore(bucketStore(), `tenants/${tenant}/`);
 
 /** Opens `tenant` from the store into the cache `node` (a directory per simulated node). */
-function open(tenant: string, node: string, store: ObjectStore = tenantStore(tenant), epoch = 1): Promise<Log> {
+function open(tenant: string, node: string, store: ObjectStore = tenantStore(tenant), epoch = 1, retention?: Retention): Promise<Log> {
   return openStoreLog({
     store,
     tenant,
@@ -54,6 +57,7 @@ function open(tenant: string, node: string, store: ObjectStore = tenantStore(ten
     keysDir,
     origin: ORIGIN,
     epoch,
+    retention,
     logOptions: { signPool: 'inline', checkFreeSpace: false },
   });
 }
@@ -211,5 +215,67 @@ describe('a log written through the store', () => {
     }
     expect(at).toBe(c.treeSize);
     await c.close();
+  });
+
+  it('Object Lock: a tenant with retention gets it on every immutable object; asking for it on a bucket without Object Lock is refused, naming both', async () => {
+    const tenant = `t${++counter}`;
+    const retention: Retention = { mode: 'GOVERNANCE', days: 1 };
+    await expect(checkObjectLock(s3, BUCKET, tenant, retention)).rejects.toThrow(new RegExp(`tenant ${tenant} .*bucket ${BUCKET} has no Object Lock`));
+    expect(await checkObjectLock(s3, LOCKED, tenant, retention)).toMatchObject({ enabled: true });
+    const store = scopedStore(new S3Store(s3, { bucket: LOCKED }), `${tenant}/`);
+    const a = await open(tenant, 'a', store, 1, retention);
+    await Promise.all(a.appendMany(Array.from({ length: 3 }, (_, i) => entry('l', i))));
+    await a.close();
+    const head = (key: string) => s3.send(new HeadObjectCommand({ Bucket: LOCKED, Key: `${tenant}/${key}` }));
+    for (const key of [journalKey(0), 'tile/0/000.p/3', 'tile/entries/000.p/3', historyKey(3), historyKey(0)]) {
+      const h = await head(key);
+      expect(h.ObjectLockMode, key).toBe('GOVERNANCE');
+      expect(h.ObjectLockRetainUntilDate!.getTime()).toBeGreaterThan(Date.now());
+    }
+    // The mutable checkpoint is replaced every batch: it carries no retention.
+    expect((await head('checkpoint')).ObjectLockMode).toBeUndefined();
+  });
+});
+
+describe('the store going away under load', () => {
+  it('no append is acknowledged once the store is gone; after it returns, the tenant reopens with every acknowledged entry at its index', async () => {
+    const own = new S3Server({ buckets: [{ name: BUCKET }] });
+    await own.start();
+    let client = own.client();
+    const tenant = 'gone';
+    const storeOf = () => scopedStore(new S3Store(client, { bucket: BUCKET }), `${tenant}/`);
+    try {
+      const a = await open(tenant, 'gone-a', storeOf());
+      const acked = new Map<number, Buffer>();
+      const load = (async () => {
+        for (let i = 0; i < 400 && !a.stopped; i++) {
+          const e = entry('g', i);
+          const p = a.append(e).then(
+            (r) => void acked.set(r.index, e),
+            () => {},
+          );
+          if (i % 8 === 7) await p;
+        }
+      })();
+      await until('some appends acknowledged', () => acked.size >= 40);
+      await own.stop();
+      await load;
+      await until('the log stopped', () => a.stopped);
+      expect(a.stopped!.code).toBe(ErrorCode.unavailable);
+      await expect(a.append(entry('g', 1000))).rejects.toMatchObject({ code: ErrorCode.unavailable });
+      // Every acknowledged entry was in the store before it went: it is there once the store is back.
+      await a.close();
+      await own.restart();
+      client.destroy();
+      client = own.client();
+      const b = await open(tenant, 'gone-a', storeOf(), 2);
+      for (const [index, e] of acked) expect((await entriesOf(b, index, 1))[0]).toEqual(e);
+      const r = await b.append(entry('g', 2000));
+      expect(r.index).toBe(b.treeSize - 1);
+      await b.close();
+    } finally {
+      client.destroy();
+      await own.close();
+    }
   });
 });

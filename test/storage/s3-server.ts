@@ -180,6 +180,12 @@ export class S3Server {
     }
   }
 
+  /** Starts a stopped server again on its files (a new port: read endpoint again), making no buckets. */
+  async restart(): Promise<void> {
+    const failure = await this.launch(buildVersitygw(), this.sidecar);
+    if (failure !== null) throw new Error(`versitygw did not restart: ${failure}`);
+  }
+
   async stop(): Promise<void> {
     const p = this.proc;
     this.proc = null;

@@ -1,0 +1,100 @@
+/**
+ * bench/store: single appends per second and p50/p99 latency at 256 concurrent appenders, a log
+ * whose truth is an S3 store (versitygw on loopback, src/cluster/store-log.ts) against the
+ * embedded local-files log, interleaved in one run (posix, s3, posix, s3, ...), with the load
+ * average. In process: 256 appenders each awaiting its append before the next (as 256 HTTP
+ * connections would), on the engine directly, so the figures compare the backends and not HTTP.
+ *
+ *   npm run build && node dist/bench/store.js [--seconds 10] [--rounds 2] [--connections 256] [--dir /tmp]
+ *
+ * Target: S3 at least half the POSIX rate (the store's round trips are per batch).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { openStoreLog, scopedStore } from '../src/cluster/store-log.js';
+import { createLogKeys } from '../src/log/keys.js';
+import { Log } from '../src/log/log.js';
+import { S3Store } from '../src/storage/s3-store.js';
+import { logPaths, type DataRoots } from '../src/tile-store/paths.js';
+import { nextEntry } from './lib/entries.js';
+import { fmt, loadAverage } from './lib/format.js';
+import { startVersitygw } from './lib/versitygw.js';
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '2' },
+    connections: { type: 'string', default: '256' },
+    dir: { type: 'string', default: os.tmpdir() },
+  },
+});
+const SECONDS = Number(values.seconds);
+const ROUNDS = Number(values.rounds);
+const CONNECTIONS = Number(values.connections);
+const ORIGIN = 'bench.example/store';
+
+const dir = mkdtempSync(path.join(values.dir, 'tlog-bench-store-'));
+const roots = (name: string): DataRoots => ({
+  tilesRoot: path.join(dir, name, 'tiles'),
+  checkpointsRoot: path.join(dir, name, 'checkpoints'),
+  stateRoot: path.join(dir, name, 'state'),
+});
+
+/** 256 appenders for SECONDS: appends/s and latency percentiles (ms). */
+async function load(log: Log): Promise<{ rate: number; p50: number; p99: number; n: number }> {
+  const lat: number[] = [];
+  const end = performance.now() + SECONDS * 1000;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: CONNECTIONS }, async () => {
+      while (performance.now() < end) {
+        const s = performance.now();
+        await log.append(nextEntry());
+        lat.push(performance.now() - s);
+      }
+    }),
+  );
+  const secs = (performance.now() - t0) / 1000;
+  lat.sort((a, b) => a - b);
+  const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))] ?? 0;
+  return { rate: lat.length / secs, p50: q(0.5), p99: q(0.99), n: lat.length };
+}
+
+const s3 = await startVersitygw(path.join(dir, 's3'), 'bench');
+const keysHolder = path.join(dir, 'keyholder');
+await createLogKeys(keysHolder, ORIGIN);
+const results: { backend: string; rate: number; p50: number; p99: number; n: number; load: string }[] = [];
+try {
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const backend of ['posix', 's3'] as const) {
+      const name = `${backend}-${round}`;
+      const log =
+        backend === 'posix'
+          ? await Log.init(logPaths(roots(name), 'bench'), ORIGIN)
+          : await openStoreLog({
+              store: scopedStore(new S3Store(s3.client, { bucket: 'bench' }), `${name}/`),
+              tenant: 'bench',
+              cacheRoots: roots(name),
+              keysDir: path.join(keysHolder, 'keys'),
+              origin: ORIGIN,
+              epoch: 1,
+            });
+      const r = await load(log);
+      await log.close();
+      results.push({ backend, ...r, load: loadAverage() });
+      console.log(
+        `${backend.padEnd(5)} round ${round + 1}: ${fmt(r.rate)} appends/s, p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms (${fmt(r.n)} appends; load ${loadAverage()})`,
+      );
+    }
+  }
+  const mean = (b: string) => {
+    const rs = results.filter((r) => r.backend === b);
+    return rs.reduce((s, r) => s + r.rate, 0) / rs.length;
+  };
+  console.log(`\nS3 / POSIX: ${fmt(mean('s3'))} / ${fmt(mean('posix'))} appends/s = ${fmt(mean('s3') / mean('posix'), 2)} (target >= 0.5)`);
+} finally {
+  await s3.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
