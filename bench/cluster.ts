@@ -1,6 +1,6 @@
 /**
  * bench/cluster: `tlog serve` nodes sharing ten tenants of one bucket (a real versitygw on
- * loopback, built from the Go module proxy like the tests' one), next to the POSIX backend:
+ * loopback, bench/lib/versitygw.ts: the binary the tests build), next to the POSIX backend:
  *
  *  - appends/s and p50/p99, single appends at --connections (default 256) spread over the ten
  *    tenants: POSIX (one `tlog serve`, local files), S3 on 1 node, S3 on 3 nodes with each
@@ -11,29 +11,27 @@
  *    append of that tenant is acknowledged by another node (probing every 50 ms), then start the
  *    killed node again and wait until the tenants are spread back.
  *
- *   node dist/bench/cluster.js [--duration 10] [--connections 256] [--kills 20] [--ttl 5] [--cache DIR]
+ *   node dist/bench/cluster.js [--duration 10] [--connections 256] [--kills 20] [--ttl 5]
  *
  * Every process (nodes, store, this load generator) shares the machine: on the 2 cores this was
  * built on, three nodes do not have three machines' CPU, and the load average is printed with
  * every figure.
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { preferredNode } from '../src/cluster/members.js';
 import { holderUrl } from '../src/cluster/node.js';
 import { createLogKeys } from '../src/log/keys.js';
-import { S3Store, s3Client } from '../src/storage/s3-store.js';
+import { S3Store } from '../src/storage/s3-store.js';
 import { autocannon } from './lib/autocannon.js';
 import { fmt, loadAverage } from './lib/format.js';
 import { percentile } from './lib/fixed-rate.js';
 import { cpuSecondsOf } from './lib/procstat.js';
-import { freePort, startListening, startOurs, type Running } from './lib/servers.js';
-import { defaultCacheDir } from './lib/tessera.js';
+import { startOurs, type Running } from './lib/servers.js';
+import { startVersitygw, type Versitygw } from './lib/versitygw.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: number) => {
@@ -44,68 +42,16 @@ const DURATION = opt('duration', 10);
 const CONNECTIONS = opt('connections', 256);
 const KILLS = opt('kills', 20);
 const TTL = opt('ttl', 5);
-const cacheIdx = args.indexOf('--cache');
-const CACHE = cacheIdx >= 0 ? args[cacheIdx + 1]! : defaultCacheDir();
 const TENANTS = Array.from({ length: 10 }, (_, i) => `t${i}`);
 const TOKEN = 'bench-token';
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const AUTH = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/octet-stream' };
 
-/** test/interop/go/versitygw in the repository (this file runs from dist/bench/). */
-const VERSITYGW_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../test/interop/go/versitygw');
-
-function buildVersitygw(): string {
-  const h = createHash('sha256');
-  for (const f of ['go.mod', 'go.sum']) h.update(readFileSync(path.join(VERSITYGW_DIR, f)));
-  h.update(execFileSync('go', ['version'], { encoding: 'utf8' }));
-  const bin = path.join(CACHE, `versitygw-${h.digest('hex').slice(0, 12)}`);
-  if (!existsSync(bin)) {
-    mkdirSync(CACHE, { recursive: true });
-    console.log(`building versitygw into ${bin} ...`);
-    execFileSync('go', ['build', '-trimpath', '-buildvcs=false', '-o', bin, 'github.com/versity/versitygw/cmd/versitygw'], {
-      cwd: VERSITYGW_DIR,
-      stdio: ['ignore', 'inherit', 'inherit'],
-      timeout: 900_000,
-    });
-  }
-  return bin;
-}
-
+/** The store's credentials (bench/lib/versitygw.ts starts it with these). */
 const S3 = { accessKeyId: 'bench', secretAccessKey: 'bench-secret', region: 'us-east-1' };
 
-async function startStore(dir: string): Promise<Running> {
-  const port = await freePort();
-  for (const d of ['root', 'versions']) mkdirSync(path.join(dir, d), { recursive: true });
-  const url = `http://127.0.0.1:${port}`;
-  const gw = await startListening(
-    buildVersitygw(),
-    [
-      '--port',
-      `127.0.0.1:${port}`,
-      '--quiet',
-      '--access',
-      S3.accessKeyId,
-      '--secret',
-      S3.secretAccessKey,
-      '--region',
-      S3.region,
-      'posix',
-      '--versioning-dir',
-      path.join(dir, 'versions'),
-      path.join(dir, 'root'),
-    ],
-    url,
-    '/',
-    openSync('/dev/null', 'w'),
-  );
-  const client = s3Client({ endpoint: url, ...S3 });
-  await client.send(new CreateBucketCommand({ Bucket: 'tlog' }));
-  client.destroy();
-  return gw;
-}
-
 interface Cluster {
-  store: Running;
+  store: Versitygw;
   storeUrl: string;
   nodes: (Running | null)[];
   ports: number[];
@@ -141,13 +87,17 @@ async function startNode(c: Cluster, i: number): Promise<Running> {
 async function startCluster(n: number): Promise<Cluster> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tlog-bench-cluster-'));
   await makeKeys(dir);
-  const store = await startStore(path.join(dir, 's3'));
+  const store = await startVersitygw(path.join(dir, 's3'), 'tlog');
   const config = path.join(dir, 'cluster.json');
   writeFileSync(
     config,
-    JSON.stringify({ store: { endpoint: store.url, region: S3.region, bucket: 'tlog' }, cluster: { leaseTtlSeconds: TTL }, tenants: tenantsConfig(dir, true) }),
+    JSON.stringify({
+      store: { endpoint: store.endpoint, region: S3.region, bucket: 'tlog' },
+      cluster: { leaseTtlSeconds: TTL },
+      tenants: tenantsConfig(dir, true),
+    }),
   );
-  const c: Cluster = { store, storeUrl: store.url, nodes: [], ports: [], config, dir };
+  const c: Cluster = { store, storeUrl: store.endpoint, nodes: [], ports: [], config, dir };
   for (let i = 0; i < n; i++) await startNode(c, i);
   return c;
 }
@@ -161,17 +111,12 @@ async function stopCluster(c: Cluster): Promise<void> {
 const liveUrls = (c: Cluster) => c.nodes.filter((n): n is Running => n !== null).map((n) => n.url);
 
 async function holders(c: Cluster): Promise<Map<string, string | null>> {
-  const client = s3Client({ endpoint: c.storeUrl, ...S3 });
-  const store = new S3Store(client, { bucket: 'tlog' });
+  const store = new S3Store(c.store.client, { bucket: 'tlog' });
   const m = new Map<string, string | null>();
-  try {
-    for (const t of TENANTS) {
-      const o = await store.get(`leases/${t}`);
-      const r = o ? (JSON.parse(Buffer.from(o.bytes).toString()) as { holder: string; released: boolean }) : null;
-      m.set(t, r && !r.released ? holderUrl(r.holder) : null);
-    }
-  } finally {
-    client.destroy();
+  for (const t of TENANTS) {
+    const o = await store.get(`leases/${t}`);
+    const r = o ? (JSON.parse(Buffer.from(o.bytes).toString()) as { holder: string; released: boolean }) : null;
+    m.set(t, r && !r.released ? holderUrl(r.holder) : null);
   }
   return m;
 }
@@ -290,7 +235,7 @@ async function s3Run(n: number): Promise<void> {
   const c = await startCluster(n);
   try {
     const h = await untilSpread(c);
-    const pids = [...c.nodes.map((x) => x!.child.pid!), c.store.child.pid!];
+    const pids = [...c.nodes.map((x) => x!.child.pid!), c.store.pid];
     const urls = liveUrls(c);
     await measure(`S3, ${n} node${n > 1 ? 's' : ''}, to the holder`, pids, urls, (t) => h.get(t)!);
     if (n > 1) await measure(`S3, ${n} nodes, round robin (forwarded)`, pids, urls, (_t, k) => urls[k % urls.length]!);

@@ -114,8 +114,8 @@ export class S3Server {
   }
 
   /**
-   * Starts the server again after stop(), on the same port and files (the store coming back
-   * after an outage); fails when it does not come up.
+   * Starts the server again after stop(), on the same port and files, making no buckets (the
+   * store coming back after an outage: clients keep their endpoint); fails when it does not come up.
    */
   async restart(): Promise<void> {
     const port = Number(new URL(this.endpoint).port);
@@ -178,12 +178,6 @@ export class S3Server {
       }
       await new Promise((r) => setTimeout(r, 20));
     }
-  }
-
-  /** Starts a stopped server again on its files (a new port: read endpoint again), making no buckets. */
-  async restart(): Promise<void> {
-    const failure = await this.launch(buildVersitygw(), this.sidecar);
-    if (failure !== null) throw new Error(`versitygw did not restart: ${failure}`);
   }
 
   async stop(): Promise<void> {
