@@ -69,7 +69,7 @@ export interface ApplyHooks {
 export type OpenHeldLog = (tc: TenantConfig, opts: LogOptions) => Promise<Log>;
 
 /** The service settings bound at start. */
-const RESTART_SETTINGS = ['listen', 'tilesDir', 'checkpointsDir', 'stateDir', 'adminToken'] as const;
+const RESTART_SETTINGS = ['listen', 'tilesDir', 'checkpointsDir', 'stateDir', 'adminToken', 'store', 'cluster'] as const;
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
