@@ -3,7 +3,7 @@
  * soon every tenant is open (answers 200), from the moment the process is spawned; then the size
  * of a /metrics scrape (admin token) with every tenant holding entries.
  *
- *   npm run build && node dist/bench/startup.js [--tenants 100] [--entries 0] [--runs 3] [--dir D]
+ *   npm run build && node dist/bench/startup.js [--tenants 100] [--entries 0] [--runs 3] [--dir D] [--copies yes|no]
  *
  * The tenants are made (and filled with --entries 64-byte entries each, through the engine) once
  * in --dir (default: a temporary directory, removed at the end); a --dir that already holds a
@@ -15,7 +15,7 @@
  * open one); the times are measured here, since a test must not assert wall-clock bounds.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -33,11 +33,14 @@ const { values } = parseArgs({
     entries: { type: 'string', default: '0' },
     runs: { type: 'string', default: '3' },
     dir: { type: 'string' },
+    copies: { type: 'string' },
   },
 });
 const TENANTS = Number(values.tenants);
 const ENTRIES = Number(values.entries);
 const RUNS = Number(values.runs);
+/** Copies of the first log rather than each one filled (see prepare): the default once there are entries. */
+const COPIES = values.copies === undefined ? ENTRIES > 0 && TENANTS > 1 : values.copies !== 'no';
 const TOKEN = 'bench-token';
 const ADMIN = 'bench-admin';
 const names = Array.from({ length: TENANTS }, (_, i) => `t${String(i).padStart(3, '0')}`);
@@ -60,31 +63,51 @@ function request(port: number, p: string, o: { method?: string; body?: Buffer; t
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Makes the configuration and the tenants' logs (with ENTRIES entries each) unless `dir` has them. */
+/**
+ * Makes the configuration and the tenants' logs (with ENTRIES entries each) unless `dir` has them.
+ * With --copies (the default once there are entries), only the first log is filled through the
+ * engine and the others are byte-for-byte copies of its files (cp, no links: each tenant reads
+ * its own files, as it would in production) under their own tenant names. They keep the first
+ * one's origin: opening a log does the same work whatever its origin (read the key seeds and
+ * the edge tiles, map the index, verify two notes), and the service allows two tenants one
+ * origin. Filling 100 logs of 1M entries through the engine would take hours on this machine.
+ */
 async function prepare(dir: string): Promise<void> {
   const marker = path.join(dir, 'bench-shape.json');
-  const shape = JSON.stringify({ tenants: TENANTS, entries: ENTRIES });
+  const shape = JSON.stringify({ tenants: TENANTS, entries: ENTRIES, copies: COPIES });
   if (existsSync(marker) && readFileSync(marker, 'utf8') === shape) {
-    console.log(`reusing ${dir} (${TENANTS} tenants, ${fmt(ENTRIES)} entries each)`);
+    console.log(`reusing ${dir} (${TENANTS} tenants, ${fmt(ENTRIES)} entries each${COPIES ? ', copies of the first' : ''})`);
     return;
   }
   const t0 = performance.now();
-  const tenants = names.map((n) => ({ name: n, origin: `bench.example/${n}`, credentials: { tokens: [hashToken(TOKEN)] } }));
+  const originOf = (n: string) => `bench.example/${COPIES ? names[0]! : n}`;
+  const tenants = names.map((n) => ({ name: n, origin: originOf(n), credentials: { tokens: [hashToken(TOKEN)] } }));
   writeFileSync(path.join(dir, 'tlog.json'), JSON.stringify({ listen: '127.0.0.1:0', adminToken: hashToken(ADMIN), tenants }, null, 2));
   const roots = { tilesRoot: path.join(dir, 'tiles'), checkpointsRoot: path.join(dir, 'checkpoints'), stateRoot: path.join(dir, '.tlog') };
+  const elapsed = () => `${((performance.now() - t0) / 1000).toFixed(0)} s`;
   for (const [i, n] of names.entries()) {
-    const log = await initLog(logPaths(roots, n), `bench.example/${n}`, { logger: silentLogger });
+    if (COPIES && i > 0) {
+      const from = logPaths(roots, names[0]!);
+      const to = logPaths(roots, n);
+      for (const k of ['tilesDir', 'historyDir', 'stateDir'] as const) cpSync(from[k], to[k], { recursive: true, preserveTimestamps: true });
+      process.stdout.write(`\rcopied ${i + 1}/${TENANTS} tenants (${elapsed()})`);
+      continue;
+    }
+    const log = await initLog(logPaths(roots, n), originOf(n), { logger: silentLogger });
     for (let done = 0; done < ENTRIES; ) {
       const k = Math.min(16384, ENTRIES - done);
       const batch = Array.from({ length: k }, (_, j) => Buffer.from(`${n} entry ${String(done + j).padStart(50, '0')}`));
       await Promise.all(log.appendMany(batch));
       done += k;
+      if (COPIES) process.stdout.write(`\rfilling ${n}: ${fmt(done)} entries (${elapsed()})`);
     }
     await log.close();
-    if (ENTRIES > 0) process.stdout.write(`\rmade ${i + 1}/${TENANTS} tenants (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+    if (ENTRIES > 0) process.stdout.write(`\rmade ${i + 1}/${TENANTS} tenants (${elapsed()})`);
   }
   writeFileSync(marker, shape);
-  console.log(`\nmade ${TENANTS} tenants of ${fmt(ENTRIES)} entries in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(
+    `\nmade ${TENANTS} tenants of ${fmt(ENTRIES)} entries${COPIES ? ' (copies of the first)' : ''} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
 }
 
 interface RunResult {
