@@ -23,6 +23,13 @@ const headerGetter: TextMapGetter<Headers> = {
   keys: (h) => [...h.keys()],
 };
 
+/**
+ * A time of performance.now() as milliseconds since the epoch, the same way for every span: the
+ * SDK converts a performance.now() time with an offset it takes from Date.now() per span, a
+ * millisecond's jitter that put stages of a batch out of order.
+ */
+const epochMs = (t: number): number => performance.timeOrigin + t;
+
 export function startOtel(env: NodeJS.ProcessEnv): Tracing {
   const sdk = new NodeSDK({
     // OTEL_SERVICE_NAME, when set, names the service; this is the default.
@@ -67,7 +74,7 @@ export function startOtel(env: NodeJS.ProcessEnv): Tracing {
       const links: Link[] = [...spans].map((s) => ({ context: s.spanContext() }));
       const span = tracer.startSpan(
         'tlog.batch',
-        { startTime: startedAt, links, root: true, attributes: { 'tlog.tenant': tenant, 'tlog.batch.entries': appenders.length } },
+        { startTime: epochMs(startedAt), links, root: true, attributes: { 'tlog.tenant': tenant, 'tlog.batch.entries': appenders.length } },
         ROOT_CONTEXT,
       );
       const back: Link = { context: span.spanContext() };
@@ -76,7 +83,7 @@ export function startOtel(env: NodeJS.ProcessEnv): Tracing {
       let ended = false;
       return {
         stage(stage: TraceStage, from: number, to: number) {
-          tracer.startSpan(stage, { startTime: from }, parent).end(to);
+          tracer.startSpan(stage, { startTime: epochMs(from) }, parent).end(epochMs(to));
         },
         end(b, error) {
           if (ended) return;
@@ -86,7 +93,7 @@ export function startOtel(env: NodeJS.ProcessEnv): Tracing {
             span.recordException(error instanceof Error ? error : String(error));
             span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
           }
-          span.end();
+          span.end(epochMs(performance.now()));
         },
       };
     },

@@ -139,7 +139,11 @@ describe('tracing on', () => {
     expect(attr(batch!, 'tlog.tree_size')).toBe(a.treeSize);
 
     // Its stages, in pipeline order, each within the batch's span.
-    const stages = spans.filter((s) => s.parentSpanId === batch!.spanId).sort((x, y) => Number(BigInt(x.startTimeUnixNano) - BigInt(y.startTimeUnixNano)));
+    // (Ties on the start, possible at the clock's resolution, go by the end.)
+    const ns = (t: string) => BigInt(t);
+    const stages = spans
+      .filter((s) => s.parentSpanId === batch!.spanId)
+      .sort((x, y) => Number(ns(x.startTimeUnixNano) - ns(y.startTimeUnixNano) || ns(x.endTimeUnixNano) - ns(y.endTimeUnixNano)));
     expect(stages.map((s) => s.name)).toEqual(['sequence', 'write', 'sign', 'journal', 'commit', 'publish', 'index']);
     for (const s of stages) {
       expect(s.traceId).toBe(batch!.traceId);
