@@ -123,8 +123,9 @@ export interface OpenMappedFileOptions {
   /** Default: mmap when koffi loaded, else plain. */
   backend?: MappedFileBackend;
   /**
-   * mmap backend: bytes per mapping and view (default and maximum 1 GiB; a view over 4 GiB
-   * aborts Node 20). Must be a multiple of the page size. Small values exist for tests.
+   * mmap backend: bytes per mapping (default and maximum 1 GiB; a view over 4 GiB aborts Node
+   * 20). Must be a multiple of the page size. Small values exist for tests. Views are made on
+   * first access, over windows of at most 16 MiB of a mapping (see mmap-file.ts).
    */
   chunkSize?: number;
 }

@@ -30,14 +30,33 @@ import {
 import type { Advice, MappedFile } from './mapped-file.js';
 import { checkRange, checkSize, checkU32, checkU64, combineU64 } from './range.js';
 
+/**
+ * A window of a mapping: the unit of access. A file is mapped in chunks of up to `chunkSize`
+ * bytes (1 GiB by default: few mappings even for a large file), each cut into windows of at
+ * most VIEW_WINDOW bytes, whose views are made on first access.
+ */
 interface Chunk {
-  /** File offset of the chunk's first byte. */
+  /** File offset of the window's first byte. */
   start: number;
   addr: bigint;
   length: number;
-  u8: Uint8Array;
-  dv: DataView;
+  /**
+   * The views over the mapping, made on the chunk's first access (see #chunk): V8 counts the
+   * bytes of every such view as external memory, and each 64 MiB it sees forces a collection,
+   * which made opening many indexes cost a collection each.
+   */
+  u8: Uint8Array | undefined;
+  dv: DataView | undefined;
 }
+
+/** A window whose views exist. */
+type ViewedChunk = Chunk & { u8: Uint8Array; dv: DataView };
+
+/**
+ * The largest window (see Chunk): opening an index then makes views over a few pages' window
+ * only, not over the whole table, which V8 would count as external memory all at once.
+ */
+const VIEW_WINDOW = 16 << 20;
 
 const ADVICE: Record<Advice, number> = {
   normal: MADV_NORMAL,
@@ -64,7 +83,10 @@ export class MmapFile implements MappedFile {
   #fd: number;
   #size = 0;
   #chunks: Chunk[] = [];
+  /** Bytes per window (a power of two dividing the mapping size). */
   #chunkSize: number;
+  /** Bytes per mapping. */
+  #mapSize: number;
   #closed = false;
   /** syncAsync() calls in flight: close() leaves the fd open for them. */
   #asyncSyncs = 0;
@@ -75,7 +97,10 @@ export class MmapFile implements MappedFile {
     this.path = path;
     this.#fd = fd;
     this.readOnly = readOnly;
-    this.#chunkSize = chunkSize;
+    this.#mapSize = chunkSize;
+    // The largest power of two that divides the mapping size, up to VIEW_WINDOW: every window
+    // then starts at a multiple of it, whichever mapping it is in.
+    this.#chunkSize = Math.min(VIEW_WINDOW, chunkSize & -chunkSize);
     this.#libc = maybeLibc!;
     if (size > currentSize) this.#allocate(size);
     this.#map(size);
@@ -100,12 +125,13 @@ export class MmapFile implements MappedFile {
     const chunks: Chunk[] = [];
     const prot = this.readOnly ? PROT_READ : PROT_READ | PROT_WRITE;
     try {
-      for (let start = 0; start < size; start += this.#chunkSize) {
-        const length = Math.min(this.#chunkSize, size - start);
+      for (let start = 0; start < size; start += this.#mapSize) {
+        const length = Math.min(this.#mapSize, size - start);
         const addr = this.#libc.mmap(null, length, prot, MAP_SHARED, this.#fd, start);
         if (addr === MAP_FAILED) throw syscallError('mmap', this.path, this.#libc.errno());
-        const ab = this.#libc.view(addr, length);
-        chunks.push({ start, addr, length, u8: new Uint8Array(ab), dv: new DataView(ab) });
+        for (let w = 0; w < length; w += this.#chunkSize) {
+          chunks.push({ start: start + w, addr: addr + BigInt(w), length: Math.min(this.#chunkSize, length - w), u8: undefined, dv: undefined });
+        }
       }
     } catch (e) {
       this.#retire(chunks);
@@ -116,9 +142,10 @@ export class MmapFile implements MappedFile {
   }
 
   /**
-   * Covers each chunk's addresses with anonymous zero pages (MAP_FIXED replaces the file
+   * Covers each window's addresses with anonymous zero pages (MAP_FIXED replaces the file
    * mapping atomically, dropping mlock pins and the reference to the file), then lets the
-   * FinalizationRegistry unmap them once no view can reach them. A view that somehow survived
+   * FinalizationRegistry unmap them once no view can reach them (at once for a window that
+   * never had a view). A view that somehow survived
    * reads zeros and writes into private scratch pages: never a SIGSEGV, never the file.
    * Chunks of RETIRE_ON_THREAD bytes or more are replaced from a thread (see below).
    */
@@ -132,7 +159,7 @@ export class MmapFile implements MappedFile {
         // can dangle; the chunk is handed to the collector only after the replacement.
         void this.#libc.mmapAsync(c.addr, c.length, PROT_READ | PROT_WRITE, flags, -1, 0).then(
           (r) => {
-            if (r !== MAP_FAILED) reclaim.register(c.u8.buffer, { addr: c.addr, length: c.length });
+            if (r !== MAP_FAILED) this.#release(c);
           },
           () => {},
         );
@@ -144,8 +171,25 @@ export class MmapFile implements MappedFile {
         // dangling view; it is released at exit.
         continue;
       }
-      reclaim.register(c.u8.buffer, { addr: c.addr, length: c.length });
+      this.#release(c);
     }
+  }
+
+  /** A retired chunk's zero pages go once no view can reach them: now when it never had one. */
+  #release(c: Chunk): void {
+    if (c.u8 === undefined) this.#libc.munmap(c.addr, c.length);
+    else reclaim.register(c.u8.buffer, { addr: c.addr, length: c.length });
+  }
+
+  /** Chunk i, with its views (made now if this is its first access). */
+  #chunk(i: number): ViewedChunk {
+    const c = this.#chunks[i]!;
+    if (c.u8 === undefined) {
+      const ab = this.#libc.view(c.addr, c.length);
+      c.u8 = new Uint8Array(ab);
+      c.dv = new DataView(ab);
+    }
+    return c as ViewedChunk;
   }
 
   #open(): void {
@@ -167,13 +211,13 @@ export class MmapFile implements MappedFile {
 
   readU8(offset: number): number {
     this.#open();
-    const c = this.#chunks[this.#chunkOf(offset, 1)]!;
+    const c = this.#chunk(this.#chunkOf(offset, 1));
     return c.u8[offset - c.start]!;
   }
   writeU8(offset: number, value: number): void {
     this.#writable();
     if (!Number.isInteger(value) || value < 0 || value > 255) throw new RangeError(`u8 value ${value} out of range`);
-    const c = this.#chunks[this.#chunkOf(offset, 1)]!;
+    const c = this.#chunk(this.#chunkOf(offset, 1));
     c.u8[offset - c.start] = value;
   }
 
@@ -181,7 +225,7 @@ export class MmapFile implements MappedFile {
     this.#open();
     const i = this.#chunkOf(offset, 4);
     if (i < 0) return new DataView(this.readBytes(offset, 4).buffer).getUint32(0, true);
-    const c = this.#chunks[i]!;
+    const c = this.#chunk(i);
     return c.dv.getUint32(offset - c.start, true);
   }
   writeU32(offset: number, value: number): void {
@@ -194,7 +238,7 @@ export class MmapFile implements MappedFile {
       this.writeBytes(offset, b);
       return;
     }
-    const c = this.#chunks[i]!;
+    const c = this.#chunk(i);
     c.dv.setUint32(offset - c.start, value, true);
   }
 
@@ -205,7 +249,7 @@ export class MmapFile implements MappedFile {
       const dv = new DataView(this.readBytes(offset, 8).buffer);
       return combineU64(dv.getUint32(0, true), dv.getUint32(4, true));
     }
-    const c = this.#chunks[i]!;
+    const c = this.#chunk(i);
     const o = offset - c.start;
     return combineU64(c.dv.getUint32(o, true), c.dv.getUint32(o + 4, true));
   }
@@ -223,7 +267,7 @@ export class MmapFile implements MappedFile {
       this.writeBytes(offset, b);
       return;
     }
-    const c = this.#chunks[i]!;
+    const c = this.#chunk(i);
     const o = offset - c.start;
     c.dv.setUint32(o, lo, true);
     c.dv.setUint32(o + 4, hi, true);
@@ -240,7 +284,7 @@ export class MmapFile implements MappedFile {
     checkRange(targetOffset, length, target.length);
     const i = this.#chunkOf(offset, length);
     if (i >= 0) {
-      const c = this.#chunks[i]!;
+      const c = this.#chunk(i);
       const o = offset - c.start;
       if (length <= 64) {
         // Small copies (index slots) are faster as a loop than through subarray+set.
@@ -254,7 +298,7 @@ export class MmapFile implements MappedFile {
     let done = 0;
     while (done < length) {
       const pos = offset + done;
-      const c = this.#chunks[Math.floor(pos / this.#chunkSize)]!;
+      const c = this.#chunk(Math.floor(pos / this.#chunkSize));
       const n = Math.min(length - done, c.start + c.length - pos);
       target.set(c.u8.subarray(pos - c.start, pos - c.start + n), targetOffset + done);
       done += n;
@@ -266,7 +310,7 @@ export class MmapFile implements MappedFile {
     checkRange(sourceOffset, length, source.length);
     const i = this.#chunkOf(offset, length);
     if (i >= 0) {
-      const c = this.#chunks[i]!;
+      const c = this.#chunk(i);
       const o = offset - c.start;
       if (length <= 64) {
         const u8 = c.u8;
@@ -279,7 +323,7 @@ export class MmapFile implements MappedFile {
     let done = 0;
     while (done < length) {
       const pos = offset + done;
-      const c = this.#chunks[Math.floor(pos / this.#chunkSize)]!;
+      const c = this.#chunk(Math.floor(pos / this.#chunkSize));
       const n = Math.min(length - done, c.start + c.length - pos);
       c.u8.set(source.subarray(sourceOffset + done, sourceOffset + done + n), pos - c.start);
       done += n;
@@ -295,7 +339,7 @@ export class MmapFile implements MappedFile {
       for (let k = 0; k < length; k++) if (mine[k] !== other[otherOffset + k]) return false;
       return true;
     }
-    const c = this.#chunks[i]!;
+    const c = this.#chunk(i);
     const u8 = c.u8;
     const o = offset - c.start;
     for (let k = 0; k < length; k++) if (u8[o + k] !== other[otherOffset + k]) return false;
@@ -308,7 +352,7 @@ export class MmapFile implements MappedFile {
     let done = 0;
     while (done < length) {
       const pos = offset + done;
-      const c = this.#chunks[Math.floor(pos / this.#chunkSize)]!;
+      const c = this.#chunk(Math.floor(pos / this.#chunkSize));
       const n = Math.min(length - done, c.start + c.length - pos);
       c.u8.fill(value, pos - c.start, pos - c.start + n);
       done += n;

@@ -18,6 +18,7 @@ import { createApp } from '../http/app.js';
 import { BodyBudget } from '../http/body-budget.js';
 import { connectionLimits, createHttpServer } from '../http/connections.js';
 import { createLogger, engineLogger, Metrics } from '../http/observe.js';
+import { startTracing } from '../http/tracing.js';
 import { mldsaBackend } from '../log/mldsa-backend.js';
 import { ConfiguredTenants, type ApplyHooks } from '../tenants/apply.js';
 import { DEFAULT_TENANT, type DataRoots } from '../tile-store/paths.js';
@@ -99,7 +100,11 @@ export async function serve(o: ServeOptions): Promise<void> {
     if (tenth !== lastTenth) logger.info({ done, total }, `rebuilding the index: ${tenth * 10}%`);
     lastTenth = tenth;
   };
-  const logOpts = { logger: engineLogger(logger), onBatch: metrics.onBatch, onRebuildProgress };
+  // Off unless the OpenTelemetry environment asks for traces (http/tracing.ts); then the SDK is
+  // loaded here, before the port is bound, so that every request is traced.
+  const tracing = await startTracing();
+  if (tracing) logger.info({}, 'tracing on: spans are exported as the OTEL_* environment says');
+  const logOpts = { logger: engineLogger(logger), onBatch: metrics.onBatch, onRebuildProgress, tracer: tracing?.batches };
   let config: ServiceConfig | null = null;
   let listen = o.listen ?? '127.0.0.1:8080';
   const say = (s: string) => process.stderr.write(s + '\n');
@@ -145,6 +150,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     reload,
     bodies: new BodyBudget(http.maxBodyBytesInFlight),
     stopping: () => stopping,
+    traceRequests: tracing?.requests,
     ...(clusterMode
       ? {
           cluster: {
@@ -207,6 +213,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await cluster?.stop();
     await tenants.closeAll();
+    await tracing?.shutdown().catch(() => {});
     throw e;
   }
   const open = config ? 'every tenant requires credentials' : 'embedded default tenant: writes accepted without credentials on this loopback address';
@@ -247,4 +254,6 @@ export async function serve(o: ServeOptions): Promise<void> {
     if (o.signal?.aborted) stop();
     else o.signal?.addEventListener('abort', stop, { once: true });
   });
+  // The spans of the last batches are exported before the process exits.
+  await tracing?.shutdown().catch((e) => say(`error while exporting the last traces: ${(e as Error).message}`));
 }

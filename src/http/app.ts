@@ -35,6 +35,8 @@ export interface AppOptions {
   readonly reload?: () => Promise<{ tenants: string[] }>;
   /** True once the service is shutting down: new requests get 503 and every answer closes its connection. */
   readonly stopping?: () => boolean;
+  /** A span per request (tracing.ts), when tracing is on; nothing is installed otherwise. */
+  readonly traceRequests?: MiddlewareHandler;
   /** Cluster mode: where each tenant's requests go (forward.ts), this node's URL, and what /healthz says of the node. */
   readonly cluster?: {
     readonly route: (tenant: string) => TenantRoute | null;
@@ -109,6 +111,7 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
     return jsonError(c, 404, 'not_found', 'no such route');
   });
   app.use('*', observe(logger, metrics));
+  if (opts.traceRequests) app.use('*', opts.traceRequests);
   // Shutting down: finish what is in flight, refuse what comes after on kept-alive connections,
   // and close each connection once its answer is sent, so the process can exit promptly.
   app.use('*', async (c, next) => {

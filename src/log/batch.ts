@@ -6,6 +6,7 @@
 import { inclusionProof as buildInclusionProof, ProofMemo } from '../merkle/proof.js';
 import { nodeReaderOver } from '../tiles/tree.js';
 import type { Extension } from './edge.js';
+import type { BatchTrace } from './tracing.js';
 
 export interface AppendResult {
   readonly index: number;
@@ -37,6 +38,8 @@ export interface Pending {
   readonly leafHash: Uint8Array;
   /** Key of the in-flight dedup map, or '' when duplicates are allowed. */
   readonly key: string;
+  /** What the appender was tracing (BatchTracer.current()), or undefined. */
+  readonly trace: unknown;
   readonly promise: Promise<AppendResult>;
   resolve(r: AppendResult): void;
   reject(e: unknown): void;
@@ -73,13 +76,19 @@ export class PreparedBatch {
     readonly startedAt: number,
     writeFiles: () => Promise<void>,
     sign: (treeSize: number, rootHash: Uint8Array) => Promise<string>,
+    /** Its trace (tracing.ts), or null when nothing is traced. */
+    readonly trace: BatchTrace | null,
   ) {
     this.start = ext.start;
     this.end = ext.end;
     const t0 = performance.now();
+    trace?.stage('sequence', startedAt, t0);
     this.written = writeFiles().then(async () => {
-      this.writeSeconds = (performance.now() - t0) / 1000;
+      const t1 = performance.now();
+      this.writeSeconds = (t1 - t0) / 1000;
+      trace?.stage('write', t0, t1);
       this.note = await sign(ext.end, ext.rootHash);
+      trace?.stage('sign', t1, performance.now());
     });
   }
 

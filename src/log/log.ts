@@ -89,6 +89,7 @@ export class Log {
       disk: this.space,
       onBatch: opts.onBatch,
       sink: opts.batchSink ?? null,
+      tracer: opts.tracer,
       prove: (index, treeSize) => this.inclusionProof(index, treeSize),
       flushSoon: () => this.flusher?.schedule(),
     });

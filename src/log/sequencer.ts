@@ -37,6 +37,7 @@ import type { LogKeys } from './keys.js';
 import type { Publisher } from './publisher.js';
 import type { LogSettings } from './settings.js';
 import { mayCount, stopsTheLog } from './stop-rule.js';
+import type { BatchTrace, BatchTracer } from './tracing.js';
 
 export interface SequencerParts {
   readonly paths: LogPaths;
@@ -61,6 +62,8 @@ export interface SequencerParts {
   readonly onBatch?: (b: BatchStats) => void;
   /** Where each journaled batch must also be durable before it commits (batch-sink.ts), or null. */
   readonly sink: BatchSink | null;
+  /** Traces batches and their stages (tracing.ts); absent: nothing is traced. */
+  readonly tracer?: BatchTracer;
   /** An inclusion proof in the committed tree (for the answer to a duplicate). */
   prove(index: number, treeSize: number): Promise<Uint8Array[]>;
   /** Asks for the deferred files to be flushed soon (flush.ts). */
@@ -165,6 +168,7 @@ export class Sequencer {
       throw new TlogError(ErrorCode.unavailable, `log ${tenant} has ${this.pendingCount} entries pending: try again shortly`);
     }
     this.space.admit(entries, { entries: this.pending.length, bytes: this.queuedBytes });
+    const trace = this.parts.tracer?.current();
     const out = entries.map((entry) => {
       const h = leafHash(entry);
       let key = '';
@@ -182,7 +186,7 @@ export class Sequencer {
         reject = rej;
       });
       // Copy: the caller may reuse its buffer before the batch is written.
-      const p: Pending = { entry: Uint8Array.from(entry), leafHash: h, key, promise, resolve, reject };
+      const p: Pending = { entry: Uint8Array.from(entry), leafHash: h, key, trace, promise, resolve, reject };
       if (key) this.inflight.set(key, p);
       this.pending.push(p);
       this.queuedBytes += p.entry.length;
@@ -237,9 +241,18 @@ export class Sequencer {
       const release = this.space.claim(room.need);
       this.inFlightEntries += batch.length;
       let prepared: PreparedBatch;
+      const tracer = this.parts.tracer;
+      const trace = tracer
+        ? tracer.startBatch(
+            this.parts.paths.tenant,
+            performance.now(),
+            batch.map((p) => p.trace),
+          )
+        : null;
       try {
-        prepared = this.prepare(batch);
+        prepared = this.prepare(batch, trace);
       } catch (e) {
+        trace?.end({ start: this.edge.size, end: this.edge.size, entries: batch.length }, e);
         this.broken = true;
         this.inFlightEntries -= batch.length;
         release();
@@ -266,7 +279,7 @@ export class Sequencer {
   }
 
   /** Hashes a batch into the tree and starts writing its bundles and tiles. Synchronous but for the writes. */
-  private prepare(batch: Pending[]): PreparedBatch {
+  private prepare(batch: Pending[], trace: BatchTrace | null): PreparedBatch {
     const startedAt = performance.now();
     const ext = this.edge.extend(
       batch.map((p) => p.entry),
@@ -284,6 +297,7 @@ export class Sequencer {
       startedAt,
       () => this.parts.store.writeTiles(ext.files),
       (size, root) => signTreeAsync(this.parts.origin, size, root, this.parts.keys),
+      trace,
     );
   }
 
@@ -325,15 +339,21 @@ export class Sequencer {
         if (previous) await previous;
         if (this.broken || this.fatal) throw abandoned();
       }
-      b.writeSeconds += (performance.now() - j0) / 1000;
+      const j1 = performance.now();
+      b.writeSeconds += (j1 - j0) / 1000;
+      b.trace?.stage('journal', j0, j1);
       const cp = commitPointOf(b.note);
       // The commit point moves before publishing: from here on the batch is part of the log.
       const c0 = performance.now();
       this.parts.index.writeCommitPoint({ treeSize: cp.treeSize, rootHash: cp.rootHash, checkpointHash: cp.noteHash });
-      const commitSeconds = (performance.now() - c0) / 1000;
+      const p0 = performance.now();
+      const commitSeconds = (p0 - c0) / 1000;
+      b.trace?.stage('commit', c0, p0);
       b.stage = 'committed';
       this.#committed = cp;
       await this.space.untilWritten('the checkpoint and its history copy', () => this.parts.publisher.committed(cp), closed);
+      const i0 = performance.now();
+      b.trace?.stage('publish', p0, i0);
       this.#answered = cp;
       // The partials this batch superseded go now (unless a checkpoint still keeps them).
       partials.committed(cp.treeSize, b.ext.files, b.entryBytes, this.parts.publisher.mode === 'each');
@@ -341,7 +361,9 @@ export class Sequencer {
       // flight and shares its answer, and a lookup never finds an index beyond the checkpoint
       // duplicates are answered with. (Inserting again after a failed growth is idempotent.)
       await this.space.untilWritten('the index', () => this.indexBatch(b), closed);
+      b.trace?.stage('index', i0, performance.now());
       b.answer();
+      b.trace?.end({ start: b.start, end: b.end, entries: b.batch.length });
       this.parts.store.committed(b.start, b.ext.files, b.ext.completed.values());
       this.lastIntegrationAt = Date.now();
       this.parts.onBatch?.({
@@ -353,6 +375,7 @@ export class Sequencer {
       });
       if (!this.closed) this.parts.flushSoon();
     } catch (e) {
+      b.trace?.end({ start: b.start, end: b.end, entries: b.batch.length }, e);
       this.failed(b, e);
       this.broken = true;
     }

@@ -11,6 +11,7 @@ import type { JournalOptions } from '../storage/journal.js';
 import type { BatchStats } from './batch.js';
 import type { PublishMode } from './publisher.js';
 import type { SignPool } from './sign-pool.js';
+import type { BatchTracer } from './tracing.js';
 
 /** The most entries one batch integrates (the cap on the maxBatch setting). */
 export const MAX_BATCH_ENTRIES = 1 << 16;
@@ -68,6 +69,8 @@ export interface LogOptions {
   readonly onBatch?: (b: BatchStats) => void;
   /** Where batches are made durable beyond the local journal before they count (batch-sink.ts); none by default. */
   readonly batchSink?: BatchSink;
+  /** Traces each batch and its stages, linked to what appended its entries (tracing.ts); none by default. */
+  readonly tracer?: BatchTracer;
 }
 
 /** The numbers the engine runs with, from the options (out-of-range values fall back to the defaults). */

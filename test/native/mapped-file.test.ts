@@ -201,6 +201,25 @@ describe.runIf(nativeAvailable)('mmap chunks', () => {
     expect([bytes.readUInt32LE(5), bytes.readUInt32LE(size - 8), bytes.readUInt32LE(size + 4)]).toEqual([0xbeef, 0xcafe, 0xf00d]);
   });
 
+  it('makes its views on first access, over windows of at most 16 MiB (V8 counts them as external memory)', () => {
+    // Each view over a mapping counts as external memory to V8, and every 64 MiB of it forces a
+    // collection: one whole-file view per index made opening 100 indexes of 64 MiB cost 100.
+    const path = join(tmp.dir, 'lazy.bin');
+    const size = 64 << 20;
+    const external = () => process.memoryUsage().external;
+    const before = external();
+    const f = openMappedFile(path, { create: true, size, backend: 'mmap' });
+    expect(external() - before).toBeLessThan(1 << 20);
+    f.writeU32(8, 0xfeed);
+    expect(external() - before).toBeLessThanOrEqual((16 << 20) + (1 << 20));
+    f.writeU32(size - 8, 0xbeef);
+    expect(external() - before).toBeLessThanOrEqual((32 << 20) + (1 << 20));
+    expect([f.readU32(8), f.readU32(size - 8)]).toEqual([0xfeed, 0xbeef]);
+    f.close();
+    const disk = readFileSync(path);
+    expect([disk.readUInt32LE(8), disk.readUInt32LE(size - 8)]).toEqual([0xfeed, 0xbeef]);
+  });
+
   it('reads and writes across chunk boundaries', () => {
     const path = join(tmp.dir, 'h.bin');
     const f = openMappedFile(path, { create: true, size: 4 * pageSize, chunkSize: pageSize, backend: 'mmap' });
