@@ -24,7 +24,8 @@ afterAll(async () => {
   await c?.close();
 });
 
-describe('a cluster of three nodes and ten tenants', () => {
+// Take-overs wait out lease ttls: bounds for a busy machine, not times asserted.
+describe('a cluster of three nodes and ten tenants', { timeout: 300_000 }, () => {
   it('spreads the tenants: each is held by exactly one node, the one rendezvous hashing prefers among the live ones', async () => {
     const holders = await c.untilSpread();
     expect([...holders.keys()].sort()).toEqual([...c.tenants].sort());
