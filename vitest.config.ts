@@ -13,6 +13,7 @@ export const HEAVY_SUITES = [
   'test/forensic/large.test.ts',
   'test/client/package-registry.test.ts',
   'test/log/partials-soak.test.ts',
+  'test/cluster/failover-heavy.test.ts',
 ];
 
 const heavy = process.env.TLOG_TESTS === 'heavy';

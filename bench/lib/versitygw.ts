@@ -21,7 +21,16 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startVersitygw(dir: string, bucket: string): Promise<{ client: S3Client; stop: () => Promise<void> }> {
+export interface Versitygw {
+  readonly client: S3Client;
+  /** http://127.0.0.1:<port> */
+  readonly endpoint: string;
+  readonly pid: number;
+  readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string; readonly region: string };
+  stop(): Promise<void>;
+}
+
+export async function startVersitygw(dir: string, bucket: string): Promise<Versitygw> {
   const bin = [path.join(repo, 'test/interop/go/bin/versitygw'), path.join(repo, '../test/interop/go/bin/versitygw')].find((p) => existsSync(p));
   if (!bin) throw new Error('versitygw is not built: run `npx vitest run test/storage/s3-guarantees.test.ts` once');
   const root = path.join(dir, 'root');
@@ -60,6 +69,9 @@ export async function startVersitygw(dir: string, bucket: string): Promise<{ cli
   }
   return {
     client,
+    endpoint: `http://127.0.0.1:${port}`,
+    pid: p.pid!,
+    credentials: { ...creds, region: 'us-east-1' },
     stop: async () => {
       client.destroy();
       p.kill('SIGTERM');

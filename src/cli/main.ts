@@ -264,9 +264,11 @@ export function buildProgram(): Command {
     .option('--listen <host:port>', "address to listen on (default 127.0.0.1:8080, or the configuration's)", process.env.TLOG_LISTEN)
     .option('--config <file>', 'serve the tenants of this YAML or JSON configuration', process.env.TLOG_CONFIG)
     .option('--origin <origin>', 'origin of the default log when it is created (default: <listen>/default)')
-    .action(async (o: { listen?: string; origin?: string; config?: string }) => {
+    .option('--advertise <url>', "cluster node: this node's URL as the other nodes reach it (default http://<listen address>)", process.env.TLOG_ADVERTISE)
+    .option('--cache-dir <dir>', "cluster node: this node's local cache (default: the configuration's data directories)", process.env.TLOG_CACHE_DIR)
+    .action(async (o: { listen?: string; origin?: string; config?: string; advertise?: string; cacheDir?: string }) => {
       const { serve } = await import('./serve.js');
-      await serve({ roots: roots(program), listen: o.listen, origin: o.origin, config: o.config });
+      await serve({ roots: roots(program), listen: o.listen, origin: o.origin, config: o.config, advertise: o.advertise, cacheDir: o.cacheDir });
     });
 
   return program;

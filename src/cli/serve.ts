@@ -23,6 +23,9 @@ import { mldsaBackend } from '../log/mldsa-backend.js';
 import { ConfiguredTenants, type ApplyHooks } from '../tenants/apply.js';
 import { DEFAULT_TENANT, type DataRoots } from '../tile-store/paths.js';
 import { OPEN_AUTH, openOrInitDefault, TenantRegistry } from '../tenants/registry.js';
+import { ClusterService } from '../tenants/cluster.js';
+import type { TenantRoute } from '../cluster/node.js';
+import path from 'node:path';
 
 export interface ServeOptions {
   readonly roots: DataRoots;
@@ -37,6 +40,10 @@ export interface ServeOptions {
   readonly openHooks?: ApplyHooks;
   /** Stops the service like SIGTERM (tests running it in-process). */
   readonly signal?: AbortSignal;
+  /** Cluster mode: this node's URL as the other nodes reach it (default http://<listen host>:<bound port>). */
+  readonly advertise?: string;
+  /** Cluster mode: this node's local cache (default: the configuration's data directories). */
+  readonly cacheDir?: string;
 }
 
 /**
@@ -76,6 +83,10 @@ function isLoopback(host: string): boolean {
   return host === '127.0.0.1' || host === '::1' || host === 'localhost';
 }
 
+function rootsOf(cfg: ServiceConfig): DataRoots {
+  return { tilesRoot: cfg.tilesDir, checkpointsRoot: cfg.checkpointsDir, stateRoot: cfg.stateDir };
+}
+
 export async function serve(o: ServeOptions): Promise<void> {
   // Chosen once, before any log opens: a TLOG_MLDSA_SIGNER this runtime cannot honour stops here.
   const signer = mldsaBackend();
@@ -97,7 +108,6 @@ export async function serve(o: ServeOptions): Promise<void> {
   let config: ServiceConfig | null = null;
   let listen = o.listen ?? '127.0.0.1:8080';
   const say = (s: string) => process.stderr.write(s + '\n');
-  const configured = new ConfiguredTenants(tenants, logOpts, engineLogger(logger), o.openHooks);
 
   // Everything that can be refused without touching the disk is checked first: the
   // configuration, the address, and the port itself (bound before any log is created or opened,
@@ -106,6 +116,14 @@ export async function serve(o: ServeOptions): Promise<void> {
     config = loadConfig(o.config);
     listen = o.listen ?? config.listen;
   }
+  if (!config?.cluster && (o.advertise !== undefined || o.cacheDir !== undefined)) {
+    throw new TlogError(ErrorCode.badInput, '--advertise and --cache-dir are for a cluster node: the configuration has no cluster section');
+  }
+  const clusterMode = config?.cluster !== undefined;
+  const configured = new ConfiguredTenants(tenants, logOpts, engineLogger(logger), o.openHooks, clusterMode);
+  // Cluster mode: set once the port is bound (the node's URL may depend on it); until then no
+  // tenant is held and requests for one get 503 + Retry-After.
+  let cluster: ClusterService | null = null;
   const { host, port } = parseListen(listen);
   if (!o.config && !isLoopback(host)) {
     throw new TlogError(
@@ -133,6 +151,16 @@ export async function serve(o: ServeOptions): Promise<void> {
     bodies: new BodyBudget(http.maxBodyBytesInFlight),
     stopping: () => stopping,
     traceRequests: tracing?.requests,
+    ...(clusterMode
+      ? {
+          cluster: {
+            route: (t: string): TenantRoute | null => (cluster ? cluster.route(t) : { kind: 'none', why: 'the node is starting' }),
+            self: () => cluster?.node.url ?? o.advertise ?? '',
+            holderUnreachable: (t: string) => cluster?.node.holderUnreachable(t),
+            status: () => ({ node: cluster?.node.holder ?? '', live: cluster?.node.liveNodes() ?? [], holds: cluster?.node.heldTenants() ?? [] }),
+          },
+        }
+      : {}),
   });
   // Announced before the port is bound, so a request never finds a configured tenant unknown.
   if (config) configured.announce(config);
@@ -150,7 +178,18 @@ export async function serve(o: ServeOptions): Promise<void> {
   const count = config ? config.tenants.length : 1;
   say(`port ${host}:${boundPort} bound; opening ${count} tenant${count === 1 ? '' : 's'} (each answers 503 with Retry-After until it is open)`);
   try {
-    if (config) await configured.apply(config);
+    if (config && clusterMode) {
+      await configured.apply(config);
+      const cacheRoots: DataRoots = o.cacheDir
+        ? { tilesRoot: path.join(o.cacheDir, 'tiles'), checkpointsRoot: path.join(o.cacheDir, 'checkpoints'), stateRoot: path.join(o.cacheDir, 'state') }
+        : rootsOf(config);
+      const url = o.advertise ?? `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+      cluster = await ClusterService.create({ config, url, cacheRoots, configured, logger: engineLogger(logger) });
+      cluster.start();
+      say(
+        `cluster node ${url}: ${config.tenants.length} tenants in s3://${config.store!.bucket}/${config.store!.prefix}, lease ttl ${config.cluster!.leaseTtlSeconds} s`,
+      );
+    } else if (config) await configured.apply(config);
     else {
       await o.openHooks?.opening?.(DEFAULT_TENANT);
       const { log, outcome } = await openOrInitDefault(o.roots, o.origin, `${host}:${port}/default`, logOpts);
@@ -172,6 +211,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     stopping = true;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    await cluster?.stop();
     await tenants.closeAll();
     await tracing?.shutdown().catch(() => {});
     throw e;
@@ -193,11 +233,14 @@ export async function serve(o: ServeOptions): Promise<void> {
       server.close(() => {
         clearInterval(sweeper);
         clearTimeout(deadline);
-        tenants.closeAll().then(resolve, (e) => {
-          say(`error while stopping: ${(e as Error).message}`);
-          process.exitCode = 1;
-          resolve();
-        });
+        // A cluster node releases its leases after closing the logs: the others take them at once.
+        Promise.resolve(cluster?.stop())
+          .then(() => tenants.closeAll())
+          .then(resolve, (e) => {
+            say(`error while stopping: ${(e as Error).message}`);
+            process.exitCode = 1;
+            resolve();
+          });
       });
       // Connections go idle as their last answers are sent: close them as they do.
       const sweeper = setInterval(() => server.closeIdleConnections(), 50);

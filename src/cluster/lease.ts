@@ -65,6 +65,16 @@ export type AcquireResult =
   | { readonly acquired: true; readonly lease: Lease }
   | { readonly acquired: false; readonly holder: string; readonly epoch: number; readonly retryInMs: number };
 
+/** What a contender knows of a lease it does not hold (LeaseManager.peek). */
+export interface LeaseSighting {
+  /** The holder's name, '' when there is no lease object yet. */
+  readonly holder: string;
+  readonly epoch: number;
+  readonly released: boolean;
+  /** Whether acquire() would take it now: absent, released, or seen unchanged for a whole ttl. */
+  readonly free: boolean;
+}
+
 export interface LeaseOptions {
   /** How long a lease lasts after each write (ms). Renew well within it, e.g. every ttl / 3. */
   readonly ttlMs: number;
@@ -191,6 +201,25 @@ export class LeaseManager {
     const lease = await this.write(tenant, rec.epoch + 1, { etag: cur.etag });
     if (lease) return { acquired: true, lease };
     return this.busy(tenant);
+  }
+
+  /**
+   * Reads the tenant's lease without taking it, noting the sighting as acquire() does: a node
+   * that peeks at every lease on each pass takes over a dead holder's lease one ttl after its
+   * last write, not one ttl after it first thought of taking it.
+   */
+  async peek(tenant: string): Promise<LeaseSighting> {
+    const key = leaseKey(tenant);
+    const cur = await this.store.get(key);
+    if (cur === null) return { holder: '', epoch: 0, released: false, free: true };
+    const rec = parseRecord(key, this.store.where, cur.bytes);
+    const now = this.clock();
+    let seen = this.seen.get(tenant);
+    if (seen?.etag !== cur.etag) {
+      seen = { etag: cur.etag, since: now };
+      this.seen.set(tenant, seen);
+    }
+    return { holder: rec.holder, epoch: rec.epoch, released: rec.released, free: rec.released || now - seen.since >= this.ttl };
   }
 
   /** After losing a race: who won, noted as a fresh sighting. */

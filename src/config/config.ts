@@ -127,6 +127,46 @@ const tenant = z
       .strict()
       .default({}),
     limits,
+    /**
+     * Cluster mode: the directory of the tenant's key files (the same files as a local log's
+     * keys/), deployed to every node; relative to the configuration file.
+     */
+    keysDir: z.string().optional(),
+  })
+  .strict();
+
+/**
+ * The object store a cluster's logs live in (S3 or S3-compatible). Credentials are never in
+ * the file: they come from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+ * AWS_SESSION_TOKEN) or from credentialsFile, a 0600 JSON file {accessKeyId, secretAccessKey,
+ * sessionToken?} (refused when group or others may read it).
+ */
+const store = z
+  .object({
+    type: z.literal('s3').default('s3'),
+    /** e.g. http://127.0.0.1:7070; absent: AWS, by region. */
+    endpoint: z.string().url().optional(),
+    region: z.string().min(1).default('us-east-1'),
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'want an S3 bucket name (3-63 of a-z, 0-9, ".", "-")'),
+    /** Key prefix of everything the service writes in the bucket: "" or ending in "/". */
+    prefix: z
+      .string()
+      .regex(/^([A-Za-z0-9_-][A-Za-z0-9._-]*\/)*$/, 'want "" or "/"-separated segments ending in "/" (e.g. "tlog/")')
+      .default(''),
+    credentialsFile: z.string().optional(),
+  })
+  .strict();
+
+/** Several `tlog serve` nodes sharing the tenants of one store (src/cluster, src/tenants/cluster.ts). */
+const cluster = z
+  .object({
+    /**
+     * How long a tenant's lease lasts after each renewal (renewed every third of it). A node that
+     * dies is replaced within about this plus a third of it, plus the time to open the log from
+     * the store; shorter means more lease writes (3 per ttl per tenant) and a node paused longer
+     * than 90% of it (GC, swap) loses its tenants.
+     */
+    leaseTtlSeconds: z.number().min(1).max(600).default(5),
   })
   .strict();
 
@@ -164,15 +204,26 @@ export const configSchema = z
     /** Hashed token for the admin routes (reload); none disables them. */
     adminToken: sha256Hex.optional(),
     http,
+    store: store.optional(),
+    cluster: cluster.optional(),
     /** May be empty: a service is set up first, its tenants added with `tlog tenant add`. */
     tenants: z.array(tenant),
   })
   .strict()
   .superRefine((c, ctx) => {
+    if (c.cluster && !c.store)
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['cluster'], message: 'a cluster needs a store (the bucket its logs live in)' });
     const seen = new Set<string>();
     c.tenants.forEach((t, i) => {
       if (seen.has(t.name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tenants', i, 'name'], message: `tenant ${t.name} is listed twice` });
       seen.add(t.name);
+      if (c.cluster && t.keysDir === undefined) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['tenants', i, 'keysDir'],
+          message: 'a cluster tenant needs keysDir (its key files, deployed to every node)',
+        });
+      }
       // A body the in-flight budget cannot hold would be refused forever.
       if (t.limits.maxBodyBytes > c.http.maxBodyBytesInFlight) {
         ctx.addIssue({
@@ -188,6 +239,8 @@ export type ServiceConfig = z.infer<typeof configSchema>;
 export type TenantConfig = ServiceConfig['tenants'][number];
 export type TenantLimits = TenantConfig['limits'];
 export const DEFAULT_LIMITS: TenantLimits = limits.parse({});
+export type StoreConfig = NonNullable<ServiceConfig['store']>;
+export type ClusterConfig = NonNullable<ServiceConfig['cluster']>;
 export type HttpLimits = ServiceConfig['http'];
 export const DEFAULT_HTTP_LIMITS: HttpLimits = http.parse({});
 
@@ -236,6 +289,7 @@ export function loadConfig(file: string): ServiceConfig {
         throw new TlogError(ErrorCode.badInput, `${file}: tenants.${t.name}.anchoring.tsa.certChainFile: cannot read ${p}: ${errnoWords(e)}`);
       }
     }
+    if (t.keysDir !== undefined) t.keysDir = path.resolve(base, t.keysDir);
     if (t.witnesses?.policyFile) {
       const p = path.resolve(base, t.witnesses.policyFile);
       try {
@@ -245,6 +299,7 @@ export function loadConfig(file: string): ServiceConfig {
       }
     }
   }
+  if (cfg.store?.credentialsFile !== undefined) cfg.store.credentialsFile = path.resolve(base, cfg.store.credentialsFile);
   return {
     ...cfg,
     tilesDir: path.resolve(base, cfg.tilesDir),

@@ -12,6 +12,8 @@ import { apiRoutes } from './api.js';
 import { authorizeRead, hasAdminToken, mayRead } from './auth.js';
 import { BodyBudget } from './body-budget.js';
 import { errorResponse, jsonError } from './errors.js';
+import { clusterRouting } from './forward.js';
+import type { TenantRoute } from '../cluster/node.js';
 import { bodyPending, closeAfterAnswer, presetHeader } from './node-io.js';
 import { createLogger, Metrics, observe } from './observe.js';
 import { pageRoutes } from './page.js';
@@ -35,6 +37,14 @@ export interface AppOptions {
   readonly stopping?: () => boolean;
   /** A span per request (tracing.ts), when tracing is on; nothing is installed otherwise. */
   readonly traceRequests?: MiddlewareHandler;
+  /** Cluster mode: where each tenant's requests go (forward.ts), this node's URL, and what /healthz says of the node. */
+  readonly cluster?: {
+    readonly route: (tenant: string) => TenantRoute | null;
+    readonly self: () => string;
+    readonly status: () => { node: string; live: string[]; holds: string[] };
+    /** A forwarded request found the holder unreachable (it may have died): look again soon. */
+    readonly holderUnreachable?: (tenant: string) => void;
+  };
 }
 
 const TENANT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -142,7 +152,10 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
     c.header('Cache-Control', 'no-store');
     const status = degraded ? 'degraded' : opening ? 'starting' : 'ok';
     if (opening) c.header('Retry-After', '1');
-    return c.json({ status, tenantCount: all.length, degradedCount: degraded, openingCount: opening, tenants: per }, status === 'ok' ? 200 : 503);
+    // A node says which live nodes it sees and which tenants it holds (tenant names are not secret
+    // to the operator; a private tenant's figures above still are).
+    const cluster = opts.cluster && admin ? { cluster: opts.cluster.status() } : {};
+    return c.json({ status, tenantCount: all.length, degradedCount: degraded, openingCount: opening, tenants: per, ...cluster }, status === 'ok' ? 200 : 503);
   });
 
   // Series of private tenants (and of tenants no longer served) only for the admin token: an
@@ -167,6 +180,9 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
     c.header('Access-Control-Allow-Headers', 'Authorization, Accept, Accept-Encoding, If-None-Match');
     return c.body(null, 204);
   });
+
+  // Cluster mode: requests for a tenant held by another node go there (forward.ts).
+  if (opts.cluster) app.use('*', clusterRouting(opts.cluster.route, opts.cluster.self, opts.cluster.holderUnreachable));
 
   // Everything from here on (tiles, the API, anchors, and the not-found answer) is CORS-open.
   app.use('*', corsOpen());

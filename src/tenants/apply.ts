@@ -65,8 +65,11 @@ export interface ApplyHooks {
   readonly opening?: (tenant: string) => Promise<void>;
 }
 
+/** How a cluster node opens a tenant whose lease it took (tenants/cluster.ts). */
+export type OpenHeldLog = (tc: TenantConfig, opts: LogOptions) => Promise<Log>;
+
 /** The service settings bound at start. */
-const RESTART_SETTINGS = ['listen', 'tilesDir', 'checkpointsDir', 'stateDir', 'adminToken'] as const;
+const RESTART_SETTINGS = ['listen', 'tilesDir', 'checkpointsDir', 'stateDir', 'adminToken', 'store', 'cluster'] as const;
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
@@ -81,6 +84,11 @@ export class ConfiguredTenants {
   private readonly applied = new Map<string, TenantConfig>();
   /** One apply at a time (two SIGHUPs in a row run one after the other). */
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Cluster mode: every tenant of the file, served or not. A tenant is opened only while this
+   * node holds its lease (openHeld, called by the cluster node), not by apply().
+   */
+  private readonly clusterTenants = new Map<string, TenantConfig>();
 
   constructor(
     private readonly registry: TenantRegistry,
@@ -88,7 +96,26 @@ export class ConfiguredTenants {
     private readonly logOpts: LogOptions & { readonly logger: Logger },
     private readonly logger: Logger,
     private readonly hooks: ApplyHooks = {},
+    /** Cluster mode (see clusterTenants). */
+    private readonly cluster = false,
   ) {}
+
+  /** Cluster mode: the tenants of the configuration in force. */
+  configuredNames(): string[] {
+    return [...this.clusterTenants.keys()];
+  }
+
+  /**
+   * Cluster mode: opens a tenant this node just took the lease of, with `openLog`, and serves it
+   * with its configuration (credentials, limits, witnesses, anchoring) like apply() does.
+   */
+  async openHeld(name: string, openLog: OpenHeldLog): Promise<Tenant> {
+    const tc = this.clusterTenants.get(name);
+    if (!tc) throw new TlogError(ErrorCode.notFound, `tenant ${name} is not in the configuration`);
+    const policy = tc.witnesses ? parsePolicy(tc.witnesses.policy!) : null;
+    const log = await openLog(tc, { ...this.logOpts, allowDuplicates: tc.allowDuplicates, publishMode: policy ? 'cosigned' : 'each' });
+    return this.register(log, tc, policy, false);
+  }
 
   /**
    * Announces the tenants of `cfg` not served yet as opening (their requests get 503 +
@@ -96,6 +123,7 @@ export class ConfiguredTenants {
    * the port.
    */
   announce(cfg: ServiceConfig): void {
+    if (this.cluster) return;
     for (const tc of cfg.tenants) this.registry.markOpening(tc.name);
   }
 
@@ -109,7 +137,8 @@ export class ConfiguredTenants {
     const started = this.started ?? cfg;
     // The data roots in force are those of the start.
     const roots = rootsOf(started);
-    const fresh = cfg.tenants.filter((tc) => !this.registry.get(tc.name));
+    // A cluster node opens a tenant when it takes its lease, not here.
+    const fresh = this.cluster ? [] : cfg.tenants.filter((tc) => !this.registry.get(tc.name));
     for (const tc of fresh) this.registry.markOpening(tc.name);
     let policies: Map<string, WitnessPolicy>;
     try {
@@ -180,8 +209,15 @@ export class ConfiguredTenants {
       if (changed.length > 0) applied.push(`${tc.name}: ${changed.join(', ')}`);
     }
     const wanted = new Set(cfg.tenants.map((t) => t.name));
+    if (this.cluster) {
+      for (const name of this.clusterTenants.keys()) if (!wanted.has(name)) applied.push(`-${name}`);
+      for (const tc of cfg.tenants) if (!this.clusterTenants.has(tc.name) && this.started) applied.push(`+${tc.name}`);
+      this.clusterTenants.clear();
+      for (const tc of cfg.tenants) this.clusterTenants.set(tc.name, tc);
+    }
     for (const name of this.registry.names()) {
-      if (wanted.has(name)) continue;
+      // A cluster node gives up a tenant gone from the file itself (its lease is released too).
+      if (wanted.has(name) || this.cluster) continue;
       await this.registry.remove(name);
       this.applied.delete(name);
       applied.push(`-${name}`);
@@ -209,6 +245,8 @@ export class ConfiguredTenants {
       cfg.tenants.map(async (tc) => {
         const served = this.registry.get(tc.name);
         if (served) return served.log.origin;
+        // A cluster's logs are in the store: openStoreLog checks the origin against the keys.
+        if (this.cluster) return tc.origin;
         const paths = logPaths(roots, tc.name);
         return (await readIfExists(path.join(paths.stateDir, 'log.json'))) ? (await readLogConfig(paths.stateDir)).origin : tc.origin;
       }),
@@ -230,6 +268,11 @@ export class ConfiguredTenants {
       allowDuplicates: tc.allowDuplicates,
       publishMode: policy ? 'cosigned' : 'each',
     });
+    await this.register(log, tc, policy, created);
+  }
+
+  /** Serves an open log as the tenant of `tc`: credentials, limits, witnesses, anchoring. */
+  private async register(log: Log, tc: TenantConfig, policy: WitnessPolicy | null, created: boolean): Promise<Tenant> {
     let t: Tenant;
     try {
       t = await this.registry.add(log, authFromConfig(tc), tc.limits, tc.retired);
@@ -244,6 +287,13 @@ export class ConfiguredTenants {
       { tenant: tc.name, origin: tc.origin, created, treeSize: log.treeSize, verifierKeys: log.verifierKeys() },
       created ? 'tenant created' : 'tenant opened',
     );
+    return t;
+  }
+
+  /** Cluster mode: stops serving a tenant whose lease this node gives up (its log is closed). */
+  async closeHeld(name: string): Promise<void> {
+    await this.registry.remove(name);
+    this.applied.delete(name);
   }
 
   /**

@@ -97,7 +97,7 @@ export class S3Server {
     const bin = buildVersitygw();
     for (const sidecar of [false, true]) {
       this.sidecar = sidecar;
-      const failure = await this.launch(bin, sidecar);
+      const failure = await this.launch(bin, sidecar, 0);
       if (failure === null) break;
       // versitygw refuses a root without user xattrs (tmpfs before Linux 6.6): keep metadata in files.
       if (!sidecar && /xattrs are not supported/.test(failure)) continue;
@@ -113,15 +113,25 @@ export class S3Server {
     }
   }
 
+  /**
+   * Starts the server again after stop(), on the same port and files, making no buckets (the
+   * store coming back after an outage: clients keep their endpoint); fails when it does not come up.
+   */
+  async restart(): Promise<void> {
+    const port = Number(new URL(this.endpoint).port);
+    const failure = await this.launch(buildVersitygw(), this.sidecar, port);
+    if (failure !== null) throw new Error(`versitygw did not restart on port ${port}: ${failure}`);
+  }
+
   /** Starts the process and waits until it answers ListBuckets; returns its output when it died instead. */
-  private async launch(bin: string, sidecar: boolean): Promise<string | null> {
+  private async launch(bin: string, sidecar: boolean, port: number): Promise<string | null> {
     const root = path.join(this.dir, 'root');
     const versions = path.join(this.dir, 'versions');
     const meta = path.join(this.dir, 'meta');
     for (const d of [root, versions, meta]) mkdirSync(d, { recursive: true });
     const args = [
       '--port',
-      '127.0.0.1:0',
+      `127.0.0.1:${port}`,
       '--quiet',
       '--access',
       this.accessKeyId,
@@ -168,12 +178,6 @@ export class S3Server {
       }
       await new Promise((r) => setTimeout(r, 20));
     }
-  }
-
-  /** Starts a stopped server again on its files (a new port: read endpoint again), making no buckets. */
-  async restart(): Promise<void> {
-    const failure = await this.launch(buildVersitygw(), this.sidecar);
-    if (failure !== null) throw new Error(`versitygw did not restart: ${failure}`);
   }
 
   async stop(): Promise<void> {

@@ -1,0 +1,129 @@
+/**
+ * The nodes of a cluster, as seen through the object store: each node rewrites its member
+ * object `nodes/<id>` every pass (a heartbeat), and counts as live every node whose member
+ * object changed within a ttl, by this node's own monotonic clock (the rule of lease.ts: no two
+ * clocks are compared). A node is identified by its advertised URL, which is stable across its
+ * restarts, so the tenants it prefers (rendezvous.ts) stay the same when it comes back.
+ *
+ * Liveness is only a hint for spreading the tenants: who may write a tenant is decided by its
+ * lease alone (lease.ts), so two nodes that disagree about who is live never write together.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { TlogError, ErrorCode } from '../errors.js';
+import { isPreconditionFailed, type ObjectStore } from '../storage/object-store.js';
+
+/** The member object as stored. */
+export interface MemberRecord {
+  /** The URL other nodes forward requests to. */
+  readonly url: string;
+  /** The lease holder name of this incarnation of the node (lease.ts). */
+  readonly holder: string;
+  /** The node's wall clock at the write, for people only. */
+  readonly at: string;
+  /** Makes every write's bytes unique (object-store.ts: etags come from the content). */
+  readonly nonce: string;
+}
+
+/** A live node: its URL, and since when (monotonic ms) it has been live without a break. */
+export interface LiveMember {
+  readonly url: string;
+  readonly liveSince: number;
+}
+
+export function memberKey(url: string): string {
+  return `nodes/${createHash('sha256').update(url).digest('hex').slice(0, 32)}`;
+}
+
+function parseMember(bytes: Uint8Array): MemberRecord | null {
+  try {
+    const r = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as Partial<MemberRecord>;
+    if (typeof r?.url === 'string' && typeof r.holder === 'string') return r as MemberRecord;
+  } catch {
+    // a damaged member object: that node is not counted until it writes a good one
+  }
+  return null;
+}
+
+export class Membership {
+  private etag: string | null = null;
+  /** Per member key: the version last seen, since when, and since when the node has been live. */
+  private readonly seen = new Map<string, { etag: string; since: number; url: string; liveSince: number }>();
+
+  constructor(
+    private readonly store: ObjectStore,
+    readonly url: string,
+    readonly holder: string,
+    private readonly ttlMs: number,
+    private readonly clock: () => number = () => performance.now(),
+  ) {
+    if (!/^https?:\/\/[^\s]+$/.test(url)) throw new TlogError(ErrorCode.badInput, `advertised URL ${JSON.stringify(url)}: want http(s)://host:port`);
+  }
+
+  /** Rewrites this node's member object; a version we did not expect (our previous incarnation's) is read and replaced. */
+  async heartbeat(): Promise<void> {
+    const key = memberKey(this.url);
+    const rec: MemberRecord = { url: this.url, holder: this.holder, at: new Date().toISOString(), nonce: randomBytes(12).toString('hex') };
+    const bytes = new TextEncoder().encode(`${JSON.stringify(rec)}\n`);
+    for (let attempt = 0; ; attempt++) {
+      if (this.etag === null) {
+        const cur = await this.store.get(key);
+        this.etag = cur ? cur.etag : '';
+      }
+      try {
+        this.etag = await this.store.putMutable(key, bytes, this.etag === '' ? 'absent' : { etag: this.etag });
+        return;
+      } catch (e) {
+        this.etag = null;
+        if (!isPreconditionFailed(e) || attempt >= 2) throw e;
+      }
+    }
+  }
+
+  /** Reads every member object; the live nodes, this one included, sorted by URL. */
+  async live(): Promise<LiveMember[]> {
+    const keys = await this.store.list('nodes/');
+    const objs = await Promise.all(keys.map(async (k) => ({ k, o: await this.store.get(k) })));
+    const now = this.clock();
+    const out: LiveMember[] = [];
+    const present = new Set<string>();
+    for (const { k, o } of objs) {
+      if (o === null) continue;
+      const rec = parseMember(o.bytes);
+      if (rec === null) continue;
+      present.add(k);
+      let s = this.seen.get(k);
+      if (s === undefined) {
+        s = { etag: o.etag, since: now, url: rec.url, liveSince: now };
+        this.seen.set(k, s);
+      } else if (s.etag !== o.etag) {
+        // Changed: live again from now if it had gone quiet for a ttl.
+        if (now - s.since >= this.ttlMs) s.liveSince = now;
+        s.etag = o.etag;
+        s.since = now;
+        s.url = rec.url;
+      }
+      if (rec.url === this.url || now - s.since < this.ttlMs) out.push({ url: rec.url, liveSince: s.liveSince });
+    }
+    for (const k of this.seen.keys()) if (!present.has(k)) this.seen.delete(k);
+    if (!out.some((m) => m.url === this.url)) out.push({ url: this.url, liveSince: now });
+    return out.sort((a, b) => (a.url < b.url ? -1 : a.url > b.url ? 1 : 0));
+  }
+}
+
+/**
+ * Rendezvous (highest random weight) hashing: the node of `urls` that prefers `tenant`. Every
+ * node computes the same answer from the same live set, and a node joining or leaving moves
+ * only the tenants it gains or had (about 1/n of them).
+ */
+export function preferredNode(tenant: string, urls: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestScore = -1n;
+  for (const u of urls) {
+    const score = createHash('sha256').update(`${tenant}\n${u}`).digest().readBigUInt64BE(0);
+    if (score > bestScore || (score === bestScore && best !== undefined && u < best)) {
+      best = u;
+      bestScore = score;
+    }
+  }
+  return best;
+}
