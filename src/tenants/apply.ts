@@ -13,6 +13,7 @@
  * registry first, so its requests get 503 + Retry-After while it opens (a crash recovery or an
  * index rebuild may take a while), and it serves as soon as it is open, whatever the others do.
  */
+import type { CounterPersistence } from './counters.js';
 import path from 'node:path';
 import type { ServiceConfig, TenantConfig } from '../config/config.js';
 import { isTlogError, TlogError, ErrorCode } from '../errors.js';
@@ -109,12 +110,12 @@ export class ConfiguredTenants {
    * Cluster mode: opens a tenant this node just took the lease of, with `openLog`, and serves it
    * with its configuration (credentials, limits, witnesses, anchoring) like apply() does.
    */
-  async openHeld(name: string, openLog: OpenHeldLog): Promise<Tenant> {
+  async openHeld(name: string, openLog: OpenHeldLog, counters?: CounterPersistence): Promise<Tenant> {
     const tc = this.clusterTenants.get(name);
     if (!tc) throw new TlogError(ErrorCode.notFound, `tenant ${name} is not in the configuration`);
     const policy = tc.witnesses ? parsePolicy(tc.witnesses.policy!) : null;
     const log = await openLog(tc, { ...this.logOpts, allowDuplicates: tc.allowDuplicates, publishMode: policy ? 'cosigned' : 'each' });
-    return this.register(log, tc, policy, false);
+    return this.register(log, tc, policy, false, counters);
   }
 
   /**
@@ -272,10 +273,10 @@ export class ConfiguredTenants {
   }
 
   /** Serves an open log as the tenant of `tc`: credentials, limits, witnesses, anchoring. */
-  private async register(log: Log, tc: TenantConfig, policy: WitnessPolicy | null, created: boolean): Promise<Tenant> {
+  private async register(log: Log, tc: TenantConfig, policy: WitnessPolicy | null, created: boolean, counters?: CounterPersistence): Promise<Tenant> {
     let t: Tenant;
     try {
-      t = await this.registry.add(log, authFromConfig(tc), tc.limits, tc.retired);
+      t = await this.registry.add(log, authFromConfig(tc), tc.limits, tc.retired, counters);
     } catch (e) {
       await log.close();
       throw e;

@@ -19,6 +19,7 @@ import type { Log, LogOptions } from '../log/log.js';
 import type { TenantConfig } from '../config/config.js';
 import type { ConfiguredTenants } from './apply.js';
 import { openStoreLog, scopedStore } from '../cluster/store-log.js';
+import { storeCounters } from '../cluster/store-counters.js';
 
 /** Where a tenant's objects live in the bucket (under the configured prefix). */
 export function tenantPrefix(tenant: string): string {
@@ -115,8 +116,11 @@ export class ClusterService {
       tenants: () => o.configured.configuredNames(),
       logger: o.logger,
       open: async (tenant, lease) => {
-        const t = await o.configured.openHeld(tenant, (tenantConfig, logOptions) =>
-          (o.openLog ?? openTenantFromStore)({ store, tenantConfig, cacheRoots: o.cacheRoots, lease, logOptions }),
+        // Its signed-request counters from the store too: the last holder's must hold here.
+        const t = await o.configured.openHeld(
+          tenant,
+          (tenantConfig, logOptions) => (o.openLog ?? openTenantFromStore)({ store, tenantConfig, cacheRoots: o.cacheRoots, lease, logOptions }),
+          storeCounters(store, tenant),
         );
         return {
           stopped: () => {

@@ -13,7 +13,7 @@ import { createAnchorKey, type Anchorer } from '../anchor/index.js';
 import { parseNote } from '../note/note.js';
 import { cosignatureTimestamp } from '../note/signers.js';
 import { readIfExists } from '../storage/durable.js';
-import { CounterStore } from './counters.js';
+import { CounterStore, type CounterPersistence } from './counters.js';
 import { RateLimiter } from './rate-limit.js';
 import type { Cosigner } from '../witness-client/cosigner.js';
 
@@ -134,10 +134,14 @@ export class TenantRegistry {
     return [...this.tenants.values()];
   }
 
-  async add(log: Log, auth: TenantAuth, limits: TenantLimits = DEFAULT_LIMITS, retired = false): Promise<Tenant> {
+  /**
+   * Serves `log`. Its signed-request counters are a file in its state directory unless
+   * `counters` says where else (a cluster keeps them in the store).
+   */
+  async add(log: Log, auth: TenantAuth, limits: TenantLimits = DEFAULT_LIMITS, retired = false, counters?: CounterPersistence): Promise<Tenant> {
     const name = log.paths.tenant;
     if (this.tenants.has(name)) throw new TlogError(ErrorCode.conflict, `tenant ${name} is already served`);
-    const t = new Tenant(name, log, auth, limits, await CounterStore.open(log.paths.stateDir));
+    const t = new Tenant(name, log, auth, limits, await (counters ? CounterStore.openWith(counters) : CounterStore.open(log.paths.stateDir)));
     t.retired = retired;
     this.tenants.set(name, t);
     this.opening.delete(name);

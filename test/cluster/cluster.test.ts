@@ -9,7 +9,8 @@ import { preferredNode } from '../../src/cluster/members.js';
 import { FORWARDED_BY } from '../../src/http/forward.js';
 import { ensureDist } from '../helpers/dist.js';
 import { until } from '../helpers/wait.js';
-import { append, auditTenant, auth, killUnderLoad, TestCluster } from './helpers.js';
+import { signHttpRequest } from '../../src/client/signed-request.js';
+import { append, auditTenant, auth, CLIENT, killUnderLoad, TestCluster } from './helpers.js';
 
 const TTL_SECONDS = 3;
 let c: TestCluster;
@@ -101,6 +102,19 @@ describe('a cluster of three nodes and ten tenants', { timeout: 300_000 }, () =>
       while (!stop) await append(survivor, t, `load-${n++}`);
     });
     await until('some appends acknowledged under load', async () => (await append(survivor, t, `pre-${n++}`)).status === 200);
+    // A signed request the holder accepts (RFC 9421, counter 1): after the take-over, the same
+    // bytes are a replay on the new holder too (the counters are in the store, not the cache).
+    const signedBody = Buffer.from('signed-before-the-kill');
+    const signed = await signHttpRequest({
+      clientID: CLIENT.id,
+      seed: CLIENT.seed,
+      origin: `cluster.test/${t}`,
+      method: 'POST',
+      url: `/${t}/append`,
+      body: signedBody,
+      counter: 1,
+    });
+    expect((await append(victimUrl, t, signedBody.toString(), signed)).status).toBe(200);
     await c.kill(victim.index);
     const after = await until(
       'an append to the victim tenant acknowledged again',
@@ -115,6 +129,9 @@ describe('a cluster of three nodes and ten tenants', { timeout: 300_000 }, () =>
     expect(after.status).toBe(200);
     const newHolder = await c.holder(t);
     expect(newHolder).not.toBe(victimUrl);
+    const replay = await append(newHolder!, t, signedBody.toString(), signed);
+    expect(replay.status, JSON.stringify(replay.body)).toBe(401);
+    expect(String(replay.body?.error)).toMatch(/counter 1 of client c is not above its last counter 1/);
     expect(await c.leaseEpoch(t)).toBeGreaterThan(epochBefore);
     // Every tenant the victim held is served again by the two others.
     const live = c.urls().filter((u) => u !== victimUrl);

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { expect } from 'vitest';
 import { fetchCheckpoint, proveInclusion, TileFetcher, urlSource } from '../../src/client/index.js';
 import { buildChecker, runCheck, WANT_CONTENT_TYPES } from '../interop/tlogcheck.js';
@@ -21,6 +22,8 @@ export const TOKEN = 'cluster-test-token';
 export const ADMIN = 'cluster-test-admin';
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 export const auth = { authorization: `Bearer ${TOKEN}` };
+/** A client that signs its requests (RFC 9421), registered as `c` in every tenant. */
+export const CLIENT = { id: 'c', seed: new Uint8Array(32).fill(7) };
 
 export interface ClusterNodeProc {
   readonly index: number;
@@ -60,7 +63,8 @@ export class TestCluster {
       cluster: { leaseTtlSeconds: this.ttlSeconds },
       tenants: this.tenants.map((t) => {
         const keysDir = path.join(this.dir, 'keys', t, 'keys');
-        return { name: t, origin: `cluster.test/${t}`, keysDir, credentials: { tokens: [sha(TOKEN)] } };
+        const clients = [{ id: CLIENT.id, publicKey: Buffer.from(ed25519.getPublicKey(CLIENT.seed)).toString('base64') }];
+        return { name: t, origin: `cluster.test/${t}`, keysDir, credentials: { tokens: [sha(TOKEN)], clients } };
       }),
     });
     for (let i = 0; i < this.nodeCount; i++) {
