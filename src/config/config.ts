@@ -132,6 +132,15 @@ const tenant = z
      * keys/), deployed to every node; relative to the configuration file.
      */
     keysDir: z.string().optional(),
+    /**
+     * Cluster mode: S3 Object Lock retention of everything immutable the tenant's log writes in
+     * the store (tiles, bundles, journal, history), checked against the bucket's Object Lock
+     * configuration when the node starts and before each take-over (storage/object-lock.ts).
+     */
+    retention: z
+      .object({ mode: z.enum(['COMPLIANCE', 'GOVERNANCE']), days: z.number().int().min(1).max(36_600) })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -217,6 +226,13 @@ export const configSchema = z
     c.tenants.forEach((t, i) => {
       if (seen.has(t.name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tenants', i, 'name'], message: `tenant ${t.name} is listed twice` });
       seen.add(t.name);
+      if (t.retention && !c.store) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['tenants', i, 'retention'],
+          message: 'Object Lock retention is for a tenant kept in a store (S3): the configuration has no store',
+        });
+      }
       if (c.cluster && t.keysDir === undefined) {
         ctx.addIssue({
           code: z.ZodIssueCode.custom,

@@ -106,6 +106,11 @@ export class ConfiguredTenants {
     return [...this.clusterTenants.keys()];
   }
 
+  /** Cluster mode: a tenant's configuration in force, or undefined. */
+  tenantConfig(name: string): TenantConfig | undefined {
+    return this.clusterTenants.get(name);
+  }
+
   /**
    * Cluster mode: opens a tenant this node just took the lease of, with `openLog`, and serves it
    * with its configuration (credentials, limits, witnesses, anchoring) like apply() does.

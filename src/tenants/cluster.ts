@@ -10,6 +10,7 @@ import { readSecretFile } from '../storage/secret-file.js';
 import { TlogError, ErrorCode } from '../errors.js';
 import type { ServiceConfig, StoreConfig } from '../config/config.js';
 import type { Logger } from '../logger.js';
+import { checkObjectLock } from '../storage/object-lock.js';
 import { S3Store, s3Client, type S3Endpoint } from '../storage/s3-store.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { ClusterNode, type TenantRoute } from '../cluster/node.js';
@@ -83,6 +84,7 @@ export const openTenantFromStore: StoreLogOpener = ({ store, tenantConfig, cache
     origin: tenantConfig.origin,
     epoch: lease.epoch,
     logOptions,
+    ...(tenantConfig.retention ? { retention: tenantConfig.retention } : {}),
   });
 
 export interface ClusterServeOptions {
@@ -100,6 +102,7 @@ export interface ClusterServeOptions {
 export class ClusterService {
   readonly node: ClusterNode;
   readonly store: ObjectStore;
+  private readonly bucket: string;
   private readonly client;
   private readonly configured: ConfiguredTenants;
 
@@ -107,6 +110,7 @@ export class ClusterService {
     this.configured = o.configured;
     const s = o.config.store!;
     this.client = s3Client(endpoint);
+    this.bucket = s.bucket;
     this.store = new S3Store(this.client, { bucket: s.bucket, prefix: s.prefix });
     const store = this.store;
     this.node = new ClusterNode({
@@ -116,6 +120,8 @@ export class ClusterService {
       tenants: () => o.configured.configuredNames(),
       logger: o.logger,
       open: async (tenant, lease) => {
+        // Its retention against the bucket's Object Lock again: the bucket may have changed since start.
+        await this.checkRetention(tenant);
         // Its signed-request counters from the store too: the last holder's must hold here.
         const t = await o.configured.openHeld(
           tenant,
@@ -133,8 +139,24 @@ export class ClusterService {
     });
   }
 
+  /**
+   * Makes the node; refuses (naming the tenant and the bucket) a tenant whose Object Lock
+   * retention the bucket cannot honour, before any lease is taken.
+   */
   static async create(o: ClusterServeOptions): Promise<ClusterService> {
-    return new ClusterService(o, await storeEndpoint(o.config.store!));
+    const c = new ClusterService(o, await storeEndpoint(o.config.store!));
+    try {
+      for (const tc of o.config.tenants) await c.checkRetention(tc.name, tc);
+    } catch (e) {
+      c.client.destroy();
+      throw e;
+    }
+    return c;
+  }
+
+  /** The tenant's retention checked against the bucket (storage/object-lock.ts); nothing for a tenant without one. */
+  private async checkRetention(tenant: string, tc = this.configured.tenantConfig(tenant)): Promise<void> {
+    await checkObjectLock(this.client, this.bucket, tenant, tc?.retention);
   }
 
   start(): void {

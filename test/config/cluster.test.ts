@@ -27,6 +27,31 @@ describe('cluster configuration', () => {
     expect(ok.store).toMatchObject({ type: 's3', region: 'us-east-1', bucket: 'my-tlog', prefix: '' });
   });
 
+  it('Object Lock retention: only for a tenant kept in a store; COMPLIANCE or GOVERNANCE, 1 to 36600 days', () => {
+    const ret =
+      (retention: unknown, withStore = true) =>
+      () =>
+        validateConfig({ ...(withStore ? { store, cluster: {} } : {}), tenants: [{ ...tenant, retention }] });
+    expect(thrownBy<Error>(ret({ mode: 'COMPLIANCE', days: 7 }, false)).message).toMatch(
+      /tenants\[0\]\.retention: Object Lock retention is for a tenant kept in a store/,
+    );
+    expect(ret({ mode: 'COMPLIANCE', days: 1 })).not.toThrow();
+    expect(ret({ mode: 'GOVERNANCE', days: 36_600 })).not.toThrow();
+    for (const bad of [
+      { mode: 'COMPLIANCE', days: 0 },
+      { mode: 'GOVERNANCE', days: 36_601 },
+      { mode: 'LEGAL', days: 1 },
+      { mode: 'COMPLIANCE', days: 1.5 },
+      { mode: 'COMPLIANCE' },
+    ]) {
+      expect(thrownBy<Error>(ret(bad)).message, JSON.stringify(bad)).toMatch(/tenants\[0\]\.retention/);
+    }
+    expect(validateConfig({ store, cluster: {}, tenants: [{ ...tenant, retention: { mode: 'COMPLIANCE', days: 7 } }] }).tenants[0]!.retention).toEqual({
+      mode: 'COMPLIANCE',
+      days: 7,
+    });
+  });
+
   it('lease ttl from 1 to 600 s; a prefix ends in "/"; a bucket name is an S3 one', () => {
     for (const [ttl, good] of [
       [0.999, false],
