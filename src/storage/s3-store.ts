@@ -47,6 +47,12 @@ export interface S3Endpoint {
   /** e.g. https://s3.eu-west-1.amazonaws.com or http://127.0.0.1:7070; absent: AWS by region. */
   readonly endpoint?: string;
   readonly region: string;
+  /**
+   * How long one request may take, answer included, before it fails (default 30 s): a store
+   * that hangs rather than refusing (a silent network partition) must fail the batch (the log
+   * stops, the node lets the tenant go) instead of holding it forever. Connecting: 5 s at most.
+   */
+  readonly requestTimeoutMs?: number;
   readonly accessKeyId: string;
   readonly secretAccessKey: string;
   readonly sessionToken?: string;
@@ -101,6 +107,7 @@ export function s3Client(e: S3Endpoint): S3Client {
     region: e.region,
     credentials: { accessKeyId: e.accessKeyId, secretAccessKey: e.secretAccessKey, ...(e.sessionToken ? { sessionToken: e.sessionToken } : {}) },
     forcePathStyle: true,
+    requestHandler: { connectionTimeout: 5_000, requestTimeout: e.requestTimeoutMs ?? 30_000, throwOnRequestTimeout: true },
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
