@@ -44,6 +44,9 @@ export async function startVersitygw(dir: string, bucket: string): Promise<Versi
       '--port',
       `127.0.0.1:${port}`,
       '--quiet',
+      // Connections kept open between requests, as AWS S3 and most S3 servers do: versitygw
+      // closes each one after its answer by default, which costs a TCP connection per request.
+      '--keep-alive',
       '--access',
       creds.accessKeyId,
       '--secret',

@@ -1,10 +1,12 @@
 /**
  * The one hook a log that keeps its truth elsewhere (an object store: src/cluster/store-log.ts)
- * has in the engine: told about every batch after its local journal record is durable and
- * before its commit point moves, and the batch is acknowledged only once the hook resolved.
+ * has in the engine: told about every batch once it is signed, while its local journal record
+ * is written (that record is then only this node's cache of the store's: the two writes overlap,
+ * so the store's round trips are the only ones a batch waits for), and before its commit point
+ * moves; the batch is acknowledged only once the hook resolved and the local record is durable.
  * Absent (the embedded default), the sequencer does exactly what it did before: one `if`.
  *
- * A rejection stops the log (the batch may count: its record is journaled; stop-rule.ts), with
+ * A rejection stops the log (the batch may count: the store may have its record; stop-rule.ts), with
  * the rejection's code (conflict: another writer owns the batch's place; unavailable: the store
  * cannot be reached), so nothing after it is acknowledged by this process.
  */

@@ -323,21 +323,32 @@ export class Sequencer {
       // From here on the batch is signed: a full disk makes it wait, never fail (disk-space.ts).
       const j0 = performance.now();
       const record = formatBatchRecord(b.start, b.batch, b.note);
-      await this.space.untilWritten('the journal record', () => journal.append(record, b.end, b.start), closed);
-      // The first record of an empty journal: replay would start from its tree, whose partials stay.
-      partials.journalStartAt(journal.startMark());
-      b.stage = 'journaled';
-      // A log whose truth is an object store: the batch counts once the store has it.
+      const local = this.space.untilWritten('the journal record', () => journal.append(record, b.end, b.start), closed);
       if (sink) {
+        // A log whose truth is an object store: the batch counts once the store has it. Its
+        // local record (this node's cache of the journal) is written meanwhile, not first: the
+        // store's round trips are the batch's cost, and the store may take the record from here
+        // on, so the batch may count from here on too (a failure now stops the log).
+        b.stage = 'journaled';
         // Published only over a previous batch that finished and did not fail (its tiles are all stored).
         const before = previous?.then(() => {
           if (this.broken || this.fatal) throw abandoned();
         });
         before?.catch(() => {});
         // If the sink fails before calling `journaled`, the next batch waits for this one to finish (and sees broken).
-        await sink.batch({ start: b.start, record, files: b.ext.files, note: b.note }, journaled, before ?? null);
+        const stored = sink.batch({ start: b.start, record, files: b.ext.files, note: b.note }, journaled, before ?? null);
+        const [inStore, onDisk] = await Promise.allSettled([stored, local]);
+        // The store's refusal first: its code (conflict, unavailable) says why the log stops.
+        if (inStore.status === 'rejected') throw inStore.reason;
+        if (onDisk.status === 'rejected') throw onDisk.reason;
+        // The first record of an empty journal: replay would start from its tree, whose partials stay.
+        partials.journalStartAt(journal.startMark());
         if (previous) await previous;
         if (this.broken || this.fatal) throw abandoned();
+      } else {
+        await local;
+        partials.journalStartAt(journal.startMark());
+        b.stage = 'journaled';
       }
       const j1 = performance.now();
       b.writeSeconds += (j1 - j0) / 1000;

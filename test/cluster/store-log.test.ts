@@ -149,6 +149,45 @@ describe('a log written through the store', () => {
     await b.close();
   });
 
+  it('the local journal record is written while the store takes the batch: a local failure stops the log unacknowledged, and the store keeps the batch', async () => {
+    const tenant = `t${++counter}`;
+    const a0 = await open(tenant, 'a');
+    await Promise.all(a0.appendMany(Array.from({ length: 10 }, (_, i) => entry('d', i))));
+    await a0.close();
+    let failLocal = false;
+    const a = await openStoreLog({
+      store: tenantStore(tenant),
+      tenant,
+      cacheRoots: dataRootsIn(path.join(dir, 'a')),
+      keysDir,
+      origin: ORIGIN,
+      epoch: 2,
+      logOptions: {
+        signPool: 'inline',
+        checkFreeSpace: false,
+        journal: {
+          beforeAppend: () => {
+            if (failLocal) throw new TlogError(ErrorCode.io, 'injected: the local journal fails');
+          },
+        },
+      },
+    });
+    failLocal = true;
+    const { ok, failed } = await settle(a.appendMany(Array.from({ length: 5 }, (_, i) => entry('d', 10 + i))));
+    expect(ok).toEqual([]);
+    expect(failed.length).toBe(5);
+    expect(a.stopped?.message).toMatch(/append to journal/);
+    await a.close();
+    // The store took the batch (its round trips did not wait for the local disk): it counts.
+    const rec = parseBatchRecord((await tenantStore(tenant).get(journalKey(10)))!.bytes);
+    expect(rec.entries.map((e) => Buffer.from(e))).toEqual(Array.from({ length: 5 }, (_, i) => entry('d', 10 + i)));
+    const b = await open(tenant, 'b');
+    expect(b.treeSize).toBe(15);
+    expect(b.published.note).toBe(rec.note);
+    expect(await entriesOf(b, 10, 5)).toEqual(Array.from({ length: 5 }, (_, i) => entry('d', 10 + i)));
+    await b.close();
+  });
+
   it('a stale local cache never wins: a node that held the tenant before, or kept a journal record the store never got, reopens at the store', async () => {
     const tenant = `t${++counter}`;
     const a = await open(tenant, 'a');
