@@ -35,7 +35,13 @@ try {
         epoch: 1,
         logOptions: { maxBatch: 16384 },
       },
-      (t) => console.log(`  store at ${fmt(t.storeSize)}, ${t.adopted} records adopted, ${fmt(t.tilesDownloaded)} tiles and bundles downloaded`),
+      (t) =>
+        console.log(
+          `  store at ${fmt(t.storeSize)}, ${t.adopted} records adopted, ${fmt(t.tilesDownloaded)} tiles and bundles downloaded; seconds: ` +
+            Object.entries(t.seconds)
+              .map(([k, v]) => `${k} ${fmt(v, 1)}`)
+              .join(', '),
+        ),
     );
   const w = await open('writer');
   const t0 = performance.now();

@@ -1,27 +1,117 @@
 /**
- * This node's local directories for a tenant whose truth is the store: a cache, rebuilt from the
- * store on every take-over (store-log.ts). Whatever was there (a copy from when this node held
- * the tenant before another node wrote, or journal records of a crash the store never got) is
- * removed first, so a stale cache can never win over the store: the cheapest rule that is always
- * right. The price is a download of the tree's tiles and an index rebuild per take-over (bench/
- * store-takeover.ts measures it).
+ * This node's local directories for a tenant whose truth is the store: a cache, brought to the
+ * store's checkpoint on every take-over (store-log.ts). A stale cache must never win over the
+ * store, so a cache is kept only when it provably is a prefix of the store's chain:
+ *
+ *  - it was closed cleanly: its local journal holds no record. A Log's clean close flushes
+ *    every committed tile and then releases the journal (log/flush.ts), so the tiles up to its
+ *    commit point are durable; a crash, or a batch the store refused (the log stopped and kept
+ *    its journal), leaves records, and such a cache is wiped;
+ *  - its commit point's root is the store's at that size (the history note there, or the
+ *    checkpoint itself), signed by the tenant's keys, and no larger than the store's checkpoint.
+ *
+ * Then only the tiles that changed between its size and the store's are downloaded, and the
+ * hot index is caught up instead of rebuilt. Anything else is removed first and rebuilt from the
+ * store: the tiles downloaded, the index rebuilt from the level-0 tiles while the full entry
+ * bundles (which the index does not read) are still downloading.
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { TlogError, ErrorCode, ioError } from '../errors.js';
+import { equalHashes } from '../merkle/hash.js';
+import type { NoteVerifier } from '../note/note.js';
 import { DurableWriter, writeFileDurably, type FileWrite } from '../storage/durable.js';
+import { readJournal } from '../storage/journal.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { createSecretFile, ensureSecretDir, readSecretFile } from '../storage/secret-file.js';
-import { changedTiles, type TileCoord } from '../tiles/layout.js';
+import { changedTiles, ENTRIES_LEVEL, TILE_WIDTH, type TileCoord } from '../tiles/layout.js';
 import { CHECKPOINT_FILE, historyPath, type LogPaths } from '../tile-store/paths.js';
 import { TileReader } from '../tile-store/tile-reader.js';
-import { writeLogConfig } from '../log/config-file.js';
-import { notePath, notesDir } from '../log/commit-point.js';
+import { readLogConfig, writeLogConfig } from '../log/config-file.js';
+import { notePath, notesDir, type CommitPoint } from '../log/commit-point.js';
 import { KEY_FILES } from '../log/keys.js';
-import { tileKey } from './store-layout.js';
+import { openIndexFile, type IndexOpenOptions } from '../log/open-index.js';
+import { journalDir } from '../log/replay.js';
+import { historyKey, tileKey } from './store-layout.js';
+import { checkedStoreCheckpoint } from './store-sink.js';
 
-/** Parallel GETs while downloading tiles. */
-const DOWNLOADS = 32;
+/**
+ * Parallel GETs while downloading tiles: below the SDK's 50 sockets per client (more would
+ * only queue in its agent).
+ */
+const DOWNLOADS = 48;
+
+/** A kept cache: the size and root of its commit point. */
+export interface KeptCache {
+  readonly treeSize: number;
+  readonly rootHash: Uint8Array;
+}
+
+/**
+ * The local cache's commit point, when the cache may be kept (see the file comment): closed
+ * cleanly, of this origin, and its root at its size is the store's. `published` is the store's
+ * checkpoint. Null: wipe it.
+ */
+export async function keptCache(
+  paths: LogPaths,
+  store: ObjectStore,
+  published: CommitPoint,
+  o: { readonly tenant: string; readonly origin: string; readonly verifiers: readonly NoteVerifier[]; readonly index: IndexOpenOptions },
+): Promise<KeptCache | null> {
+  let local: KeptCache;
+  try {
+    if ((await readLogConfig(paths.stateDir)).origin !== o.origin) return null;
+    if ((await readJournal(journalDir(paths))).length > 0) return null;
+    const index = openIndexFile(paths, o.index, false);
+    try {
+      const cp = index.commitPoint;
+      if (cp.seq === 0) return null;
+      local = { treeSize: cp.treeSize, rootHash: cp.rootHash };
+    } finally {
+      index.close();
+    }
+  } catch {
+    // No cache, a damaged one, or one still open: nothing to keep.
+    return null;
+  }
+  if (local.treeSize > published.treeSize) return null;
+  let theirs = published;
+  if (local.treeSize < published.treeSize) {
+    const note = await store.get(historyKey(local.treeSize));
+    if (!note) return null;
+    theirs = checkedStoreCheckpoint(o.tenant, store.where, note.bytes, o.origin, o.verifiers);
+    if (theirs.treeSize !== local.treeSize) return null;
+  }
+  return equalHashes(theirs.rootHash, local.rootHash) ? local : null;
+}
+
+/**
+ * Makes a kept cache's private state current: its journal (empty) and keys replaced, so the
+ * keys are the deployed ones. Its tiles, notes and index stay.
+ */
+export async function refreshKeptCache(paths: LogPaths, keysDir: string): Promise<void> {
+  for (const d of [journalDir(paths), path.join(paths.stateDir, 'keys')]) {
+    await fsp.rm(d, { recursive: true, force: true }).catch((e: unknown) => Promise.reject(ioError('remove', d, e)));
+  }
+  await copyKeys(paths, keysDir);
+}
+
+/** Moves a kept cache's index to the commit point the take-over reached (the Log catches its table up on open). */
+export function moveIndexTo(paths: LogPaths, cp: CommitPoint, index: IndexOpenOptions): void {
+  const idx = openIndexFile(paths, index, false);
+  try {
+    idx.writeCommitPoint({ treeSize: cp.treeSize, rootHash: cp.rootHash, checkpointHash: cp.noteHash });
+  } finally {
+    idx.close();
+  }
+}
+
+async function copyKeys(paths: LogPaths, keysDir: string): Promise<void> {
+  await ensureSecretDir(path.join(paths.stateDir, 'keys'));
+  for (const f of Object.values(KEY_FILES)) {
+    await createSecretFile(path.join(paths.stateDir, 'keys', f), await readSecretFile(path.join(keysDir, f)));
+  }
+}
 
 /** Removes the tenant's local directories and makes its private state: keys (copied, 0600 in 0700) and log.json. */
 export async function resetCache(paths: LogPaths, keysDir: string, origin: string): Promise<void> {
@@ -30,19 +120,29 @@ export async function resetCache(paths: LogPaths, keysDir: string, origin: strin
   }
   await fsp.mkdir(path.dirname(paths.stateDir), { recursive: true, mode: 0o700 });
   await ensureSecretDir(paths.stateDir);
-  await ensureSecretDir(path.join(paths.stateDir, 'keys'));
-  for (const f of Object.values(KEY_FILES)) {
-    await createSecretFile(path.join(paths.stateDir, 'keys', f), await readSecretFile(path.join(keysDir, f)));
-  }
+  await copyKeys(paths, keysDir);
   await ensureSecretDir(notesDir(paths.stateDir));
   await writeLogConfig(paths.stateDir, { version: 1, origin, createdAt: new Date().toISOString() });
 }
 
-/** Downloads every tile and bundle the tree of `size` implies into the tiles directory (durable on return). */
-export async function downloadTiles(store: ObjectStore, paths: LogPaths, size: number, tenant: string): Promise<number> {
+/**
+ * The tiles and bundles the tree of `size` implies that the tree of `from` did not (all of them
+ * from 0), in two parts: `full`, the full entry bundles left of the tree's right edge (nothing
+ * reads them while the Log opens: the index is rebuilt from the level-0 tiles), and `first`,
+ * everything else.
+ */
+export function tilesToDownload(from: number, size: number): { first: TileCoord[]; full: TileCoord[] } {
+  const first: TileCoord[] = [];
+  const full: TileCoord[] = [];
+  const edgeBundle = Math.floor(size / TILE_WIDTH);
+  for (const c of changedTiles(from, size)) (c.level === ENTRIES_LEVEL && c.index < edgeBundle && c.width === TILE_WIDTH ? full : first).push(c);
+  return { first, full };
+}
+
+/** Downloads the tiles and bundles `coords` into the tiles directory (durable on return); `size` is the store's checkpoint, for errors. */
+export async function downloadTiles(store: ObjectStore, paths: LogPaths, coords: readonly TileCoord[], size: number, tenant: string): Promise<number> {
   const reader = new TileReader(paths.tilesDir);
   const writer = new DurableWriter({ mode: 0o644 });
-  const coords = changedTiles(0, size);
   let next = 0;
   const one = async (c: TileCoord) => {
     const obj = await store.get(tileKey(c));

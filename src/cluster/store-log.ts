@@ -6,13 +6,16 @@
  * Take-over, in order:
  *  1. read the store's checkpoint (none: a new tenant; the empty tree's note is published with
  *     If-None-Match, and of two creators one wins, the other reads the winner's);
- *  2. rebuild the local cache at it: the tiles it implies, downloaded;
+ *  2. bring the local cache to it: kept when it provably is a prefix of the store's chain,
+ *     else wiped (store-cache.ts); the tiles it lacks downloaded (the full entry bundles, which
+ *     nothing reads until the Log is open, while 3 and the index build run);
  *  3. adopt every journal object beyond it: journal/<size>, then journal/<its end>, ... until
  *     none. Each record must start where the tree is, carry a note signed by the tenant's keys
  *     whose root is the one its entries hash to: the tiles re-derived from it are the bytes its
  *     writer wrote (or would have), and go to the store (immutable: same bytes) and the cache;
- *  4. open the cache as a Log (the hot index rebuilt from the tiles), then publish the last
- *     adopted checkpoint with If-Match of the version read in 1.
+ *  4. open the cache as a Log (the hot index built from the level-0 tiles, or a kept one
+ *     caught up from them), then publish the last adopted checkpoint with If-Match of the
+ *     version read in 1.
  * Records are found by their keys, not by listing: a place in the log has at most one journal
  * object, and the chain of them is the one walk from the checkpoint.
  */
@@ -33,7 +36,8 @@ import { parseBatchRecord } from '../log/journal-record.js';
 import { loadLogKeysFrom } from '../log/keys.js';
 import { Log, type LogOptions } from '../log/log.js';
 import { offloadOf, verifiersOf } from '../log/open.js';
-import { downloadTiles, resetCache, writeCommitted } from './store-cache.js';
+import { rebuildIndex, type IndexOpenOptions } from '../log/open-index.js';
+import { downloadTiles, keptCache, moveIndexTo, refreshKeptCache, resetCache, tilesToDownload, writeCommitted } from './store-cache.js';
 import { CHECKPOINT_KEY, historyKey, journalKey } from './store-layout.js';
 import { checkedStoreCheckpoint, StoreSink, unavailable } from './store-sink.js';
 
@@ -57,9 +61,16 @@ export interface StoreLogOptions {
 /** What a take-over did, for logs and the take-over bench. */
 export interface TakeOver {
   readonly storeSize: number;
+  /** The size of the local cache kept (a prefix of the store's chain), or null when it was wiped. */
+  readonly kept: number | null;
   readonly adopted: number;
   readonly treeSize: number;
   readonly tilesDownloaded: number;
+  /**
+   * Seconds of each step: downloading the tiles but the full bundles, adopting journal records,
+   * building (or moving) the index while the full bundles download, opening the Log, publishing.
+   */
+  readonly seconds: { readonly download: number; readonly adopt: number; readonly index: number; readonly open: number; readonly publish: number };
 }
 
 /**
@@ -102,34 +113,79 @@ export async function openStoreLog(o: StoreLogOptions, onTakeOver?: (t: TakeOver
   const published = checkedStoreCheckpoint(tenant, store.where, found.bytes, origin, verifiers);
   const sink = new StoreSink(sinkOpts, found.etag, published.treeSize);
 
-  // 2. The local cache, rebuilt at the store's checkpoint.
-  await resetCache(paths, o.keysDir, origin);
-  const tilesDownloaded = await call('downloading tiles', () => downloadTiles(store, paths, published.treeSize, tenant));
-
-  // 3. Journal records beyond it.
+  // 2. The local cache at the store's checkpoint: kept when it provably is a prefix of the
+  // store's chain, else wiped (store-cache.ts); then the tiles it lacks, downloaded. The full
+  // entry bundles left of the edge come last, while the journal is adopted and the index built.
+  const indexOpts: IndexOpenOptions = {
+    readOnly: false,
+    logger,
+    indexCapacity: o.logOptions?.indexCapacity,
+    onRebuildProgress: o.logOptions?.onRebuildProgress,
+    backend: o.logOptions?.indexBackend,
+  };
+  const t0 = performance.now();
+  let kept = await call('reading the history', () => keptCache(paths, store, published, { tenant, origin, verifiers, index: indexOpts }));
   const reader = new TileReader(paths.tilesDir);
-  const edge = Edge.load(reader, published.treeSize, (root) => {
-    if (!equalHashes(root, published.rootHash))
-      throw new TlogError(ErrorCode.corrupt, `tenant ${tenant}: the store's tiles do not hash to its checkpoint (size ${published.treeSize})`);
-  });
-  const writer = new DurableWriter({ mode: 0o644 });
+  let edge: Edge;
+  let tilesDownloaded = 0;
+  for (;;) {
+    if (kept) await refreshKeptCache(paths, o.keysDir);
+    else await resetCache(paths, o.keysDir, origin);
+    const { first } = tilesToDownload(kept?.treeSize ?? 0, published.treeSize);
+    tilesDownloaded = await call('downloading tiles', () => downloadTiles(store, paths, first, published.treeSize, tenant));
+    try {
+      edge = Edge.load(reader, published.treeSize, (root) => {
+        if (!equalHashes(root, published.rootHash))
+          throw new TlogError(ErrorCode.corrupt, `tenant ${tenant}: the store's tiles do not hash to its checkpoint (size ${published.treeSize})`);
+      });
+      break;
+    } catch (e) {
+      // A kept cache whose edge does not hash to the store's root after all: wipe it and start over.
+      if (!kept) throw e;
+      logger.warn({ tenant, kept: kept.treeSize, err: (e as Error).message }, 'the local cache does not continue into the store; rebuilding it');
+      kept = null;
+    }
+  }
+  const { full } = tilesToDownload(kept?.treeSize ?? 0, published.treeSize);
+  const bundles = call('downloading entry bundles', () => downloadTiles(store, paths, full, published.treeSize, tenant));
+  bundles.catch(() => {});
+  const t1 = performance.now();
+
   let last: CommitPoint = published;
   let adopted = 0;
-  for (;;) {
-    const obj = await call(`reading ${journalKey(last.treeSize)}`, () => store.get(journalKey(last.treeSize)));
-    if (!obj) break;
-    const { cp, files } = adoptRecord(tenant, store.where, obj, last.treeSize, edge, verifiers);
-    await sink.putBatchFiles(files, cp.treeSize, cp.note);
-    await writer.writeDeferred(
-      files.map((f) => ({ path: reader.tilePath(f.coord.level, f.coord.index, f.coord.width), data: f.data, kind: 'replace' as const })),
-    );
-    last = cp;
-    adopted++;
+  let t2 = t1;
+  try {
+    // 3. Journal records beyond it.
+    const writer = new DurableWriter({ mode: 0o644 });
+    for (;;) {
+      const obj = await call(`reading ${journalKey(last.treeSize)}`, () => store.get(journalKey(last.treeSize)));
+      if (!obj) break;
+      const { cp, files } = adoptRecord(tenant, store.where, obj, last.treeSize, edge, verifiers);
+      await sink.putBatchFiles(files, cp.treeSize, cp.note);
+      await writer.writeDeferred(
+        files.map((f) => ({ path: reader.tilePath(f.coord.level, f.coord.index, f.coord.width), data: f.data, kind: 'replace' as const })),
+      );
+      last = cp;
+      adopted++;
+    }
+    await writer.flush();
+    await writeCommitted(paths, last.note, last.treeSize);
+    t2 = performance.now();
+    // The hot index: a kept one moves to the new commit point (the Log catches its table up from
+    // the level-0 tiles on open); otherwise it is built from them now, while bundles download.
+    if (kept) moveIndexTo(paths, last, indexOpts);
+    else await rebuildIndex(paths, reader, last, indexOpts);
+    tilesDownloaded += await bundles;
+  } catch (e) {
+    // Nothing of this take-over writes to the cache once it failed.
+    await bundles.catch(() => {});
+    throw e;
   }
-  await writer.flush();
-  await writeCommitted(paths, last.note, last.treeSize);
-  onTakeOver?.({ storeSize: published.treeSize, adopted, treeSize: last.treeSize, tilesDownloaded });
-  logger.info({ tenant, epoch: o.epoch, storeSize: published.treeSize, adopted, treeSize: last.treeSize }, 'took the tenant over from the store');
+  const t3 = performance.now();
+  logger.info(
+    { tenant, epoch: o.epoch, storeSize: published.treeSize, kept: kept?.treeSize ?? null, adopted, treeSize: last.treeSize },
+    'took the tenant over from the store',
+  );
 
   // 4. The Log, then the adopted checkpoint published.
   const log = await Log.open(paths, { ...o.logOptions, publishMode: 'each', batchSink: sink });
@@ -137,7 +193,18 @@ export async function openStoreLog(o: StoreLogOptions, onTakeOver?: (t: TakeOver
     if (!equalHashes(log.committed.rootHash, last.rootHash) || log.committed.treeSize !== last.treeSize) {
       throw new TlogError(ErrorCode.corrupt, `tenant ${tenant}: the local cache opened at size ${log.committed.treeSize}, not the store's ${last.treeSize}`);
     }
+    const t4 = performance.now();
     if (last.treeSize > published.treeSize) await sink.publish(last.note);
+    const t5 = performance.now();
+    const sec = (a: number, b: number) => (b - a) / 1000;
+    onTakeOver?.({
+      storeSize: published.treeSize,
+      kept: kept?.treeSize ?? null,
+      adopted,
+      treeSize: last.treeSize,
+      tilesDownloaded,
+      seconds: { download: sec(t0, t1), adopt: sec(t1, t2), index: sec(t2, t3), open: sec(t3, t4), publish: sec(t4, t5) },
+    });
   } catch (e) {
     await log.close();
     throw e;

@@ -5,9 +5,10 @@
  * checkpoint, a stale local cache, and the store's objects as a tlog-tiles log.
  */
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openStoreLog, scopedStore } from '../../src/cluster/store-log.js';
+import { openStoreLog, scopedStore, type TakeOver } from '../../src/cluster/store-log.js';
 import { historyKey, journalKey } from '../../src/cluster/store-layout.js';
 import { ErrorCode, isTlogError, TlogError } from '../../src/errors.js';
 import { createLogKeys } from '../../src/log/keys.js';
@@ -49,17 +50,34 @@ const bucketStore = () => new S3Store(s3, { bucket: BUCKET });
 const tenantStore = (tenant: string) => scopedStore(bucketStore(), `tenants/${tenant}/`);
 
 /** Opens `tenant` from the store into the cache `node` (a directory per simulated node). */
-function open(tenant: string, node: string, store: ObjectStore = tenantStore(tenant), epoch = 1, retention?: Retention): Promise<Log> {
-  return openStoreLog({
-    store,
-    tenant,
-    cacheRoots: dataRootsIn(path.join(dir, node)),
-    keysDir,
-    origin: ORIGIN,
-    epoch,
-    retention,
-    logOptions: { signPool: 'inline', checkFreeSpace: false },
-  });
+function open(
+  tenant: string,
+  node: string,
+  store: ObjectStore = tenantStore(tenant),
+  epoch = 1,
+  retention?: Retention,
+  onTakeOver?: (t: TakeOver) => void,
+): Promise<Log> {
+  return openStoreLog(
+    {
+      store,
+      tenant,
+      cacheRoots: dataRootsIn(path.join(dir, node)),
+      keysDir,
+      origin: ORIGIN,
+      epoch,
+      retention,
+      logOptions: { signPool: 'inline', checkFreeSpace: false },
+    },
+    onTakeOver,
+  );
+}
+
+/** Opens `tenant` from `store` into the cache `node`, with what the take-over did. */
+async function openSeen(tenant: string, node: string, store: ObjectStore): Promise<{ log: Log; t: TakeOver }> {
+  let t: TakeOver | undefined;
+  const log = await open(tenant, node, store, 1, undefined, (x) => (t = x));
+  return { log, t: t! };
 }
 
 const entry = (tag: string, i: number) => Buffer.from(`${tag} entry ${i}`);
@@ -210,12 +228,85 @@ describe('a log written through the store', () => {
     const lost = await settle(a3.appendMany([entry('lost', 0)]));
     expect(lost.ok).toEqual([]);
     await a3.close();
-    const a4 = await open(tenant, 'a');
+    let seen: TakeOver | undefined;
+    const a4 = await open(tenant, 'a', tenantStore(tenant), 1, undefined, (t) => (seen = t));
+    // Its local journal holds the record: not closed cleanly, so not kept.
+    expect(seen?.kept).toBeNull();
     expect(a4.treeSize).toBe(11);
     const after = await a4.append(entry('s', 11));
     expect(after.index).toBe(11);
     expect((await entriesOf(a4, 11, 1))[0]).toEqual(entry('s', 11));
     await a4.close();
+  });
+
+  it('a cache closed cleanly and a prefix of the store is kept: only the tiles since are downloaded, and its index (caught up) still finds every entry', async () => {
+    const tenant = `t${++counter}`;
+    const store = tenantStore(tenant);
+    const a = await open(tenant, 'a');
+    await Promise.all(a.appendMany(Array.from({ length: 300 }, (_, i) => entry('p', i))));
+    await a.close();
+    const b = await open(tenant, 'b');
+    await Promise.all(b.appendMany(Array.from({ length: 30 }, (_, i) => entry('p', 300 + i))));
+    await b.close();
+    const { log: a2, t } = await openSeen(tenant, 'a', store);
+    expect(t).toMatchObject({ kept: 300, storeSize: 330, treeSize: 330 });
+    // 330 implies tile 0/001.p/74 and bundle 001.p/74 that 300 did not (001.p/44 then).
+    expect(t.tilesDownloaded).toBe(2);
+    // Entries before and after the kept size are where the store has them; the index knows both.
+    expect(await entriesOf(a2, 295, 10)).toEqual(Array.from({ length: 10 }, (_, i) => entry('p', 295 + i)));
+    expect(await a2.append(entry('p', 5))).toMatchObject({ index: 5, duplicate: true });
+    expect(await a2.append(entry('p', 320))).toMatchObject({ index: 320, duplicate: true });
+    expect(await a2.append(entry('p', 330))).toMatchObject({ index: 330, duplicate: false });
+    await a2.close();
+    // At the store's size: nothing to download.
+    const { log: a3, t: t3 } = await openSeen(tenant, 'a', store);
+    expect(t3).toMatchObject({ kept: 331, treeSize: 331, tilesDownloaded: 0 });
+    await a3.close();
+  });
+
+  it('a cache of another chain (another root at its size, or beyond the store) is wiped and the store wins', async () => {
+    const tenant = `t${++counter}`;
+    const storeA = tenantStore(`${tenant}-a`);
+    const storeB = tenantStore(`${tenant}-b`);
+    // The same origin and keys, two chains: 7 entries in A, 11 other entries in B.
+    const a = await open(tenant, 'a', storeA);
+    await Promise.all(a.appendMany(Array.from({ length: 7 }, (_, i) => entry('A', i))));
+    await a.close();
+    const b = await open(tenant, 'b', storeB);
+    await Promise.all(b.appendMany(Array.from({ length: 7 }, (_, i) => entry('B', i))));
+    await Promise.all(b.appendMany(Array.from({ length: 4 }, (_, i) => entry('B', 7 + i))));
+    await b.close();
+    expect(await storeB.get(historyKey(7))).not.toBeNull();
+    // Node a's cache (A at 7) against B: B's history at 7 has another root. (Its tiles would
+    // all be downloaded again, but its index would still know A's entries.)
+    const { log: a2, t } = await openSeen(tenant, 'a', storeB);
+    expect(t).toMatchObject({ kept: null, treeSize: 11 });
+    expect(await entriesOf(a2, 0, 11)).toEqual(Array.from({ length: 11 }, (_, i) => entry('B', i)));
+    expect(await a2.append(entry('A', 3))).toMatchObject({ index: 11, duplicate: false });
+    await a2.close();
+    // Node b's cache (B at 11) against A (at 7): beyond the store.
+    const { log: b2, t: tb } = await openSeen(tenant, 'b', storeA);
+    expect(tb).toMatchObject({ kept: null, treeSize: 7 });
+    expect(await entriesOf(b2, 0, 7)).toEqual(Array.from({ length: 7 }, (_, i) => entry('A', i)));
+    expect(await b2.append(entry('B', 3))).toMatchObject({ index: 7, duplicate: false });
+    await b2.close();
+  });
+
+  it('a kept cache whose tiles do not hash to the root after all is wiped and rebuilt from the store', async () => {
+    const tenant = `t${++counter}`;
+    const store = tenantStore(tenant);
+    const a = await open(tenant, 'a');
+    await Promise.all(a.appendMany(Array.from({ length: 9 }, (_, i) => entry('z', i))));
+    await a.close();
+    // The right edge's level-0 tile, damaged on this node's disk.
+    const tile = path.join(dir, 'a', 'tiles', tenant, 'tile', '0', '000.p', '9');
+    const bytes = await fsp.readFile(tile);
+    bytes[0]! ^= 1;
+    await fsp.writeFile(tile, bytes);
+    const { log: a2, t } = await openSeen(tenant, 'a', store);
+    expect(t).toMatchObject({ kept: null, treeSize: 9 });
+    expect(await entriesOf(a2, 0, 9)).toEqual(Array.from({ length: 9 }, (_, i) => entry('z', i)));
+    await a2.close();
   });
 
   it('two writers of one tenant, the first unaware of the second: exactly one owns each journal place, and every acknowledged entry is at its index', async () => {
