@@ -14,6 +14,7 @@ export const HEAVY_SUITES = [
   'test/client/package-registry.test.ts',
   'test/log/partials-soak.test.ts',
   'test/cluster/failover-heavy.test.ts',
+  'test/cluster/store-race-heavy.test.ts',
 ];
 
 const heavy = process.env.TLOG_TESTS === 'heavy';
