@@ -5,19 +5,26 @@
  * average. In process: 256 appenders each awaiting its append before the next (as 256 HTTP
  * connections would), on the engine directly, so the figures compare the backends and not HTTP.
  *
- *   npm run build && node dist/bench/store.js [--seconds 10] [--rounds 2] [--connections 256] [--dir /tmp]
+ * With --http, each backend is served by its own process (bench/lib/store-serve.ts: the service's
+ * HTTP app, as `tlog serve` runs it) and loaded by autocannon (POST /default/append, one
+ * distinct entry per request) from this one.
+ *
+ *   npm run build && node dist/bench/store.js [--seconds 10] [--rounds 2] [--connections 256] [--http] [--dir /tmp]
  *
  * Target: S3 at least half the POSIX rate (the store's round trips are per batch).
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { openStoreLog, scopedStore } from '../src/cluster/store-log.js';
 import { createLogKeys } from '../src/log/keys.js';
 import { Log } from '../src/log/log.js';
 import { S3Store } from '../src/storage/s3-store.js';
 import { logPaths, type DataRoots } from '../src/tile-store/paths.js';
+import { postBodies } from './lib/autocannon.js';
 import { nextEntry } from './lib/entries.js';
 import { fmt, loadAverage } from './lib/format.js';
 import { startVersitygw } from './lib/versitygw.js';
@@ -28,6 +35,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '2' },
     connections: { type: 'string', default: '256' },
     dir: { type: 'string', default: os.tmpdir() },
+    http: { type: 'boolean', default: false },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -42,8 +50,10 @@ const roots = (name: string): DataRoots => ({
   stateRoot: path.join(dir, name, 'state'),
 });
 
+type Figures = { rate: number; p50: number; p99: number; n: number };
+
 /** 256 appenders for SECONDS: appends/s and latency percentiles (ms). */
-async function load(log: Log): Promise<{ rate: number; p50: number; p99: number; n: number }> {
+async function load(log: Log): Promise<Figures> {
   const lat: number[] = [];
   const end = performance.now() + SECONDS * 1000;
   const t0 = performance.now();
@@ -62,6 +72,32 @@ async function load(log: Log): Promise<{ rate: number; p50: number; p99: number;
   return { rate: lat.length / secs, p50: q(0.5), p99: q(0.99), n: lat.length };
 }
 
+/** The same, over HTTP: a server process for the backend, autocannon here. */
+async function loadOverHttp(backend: 'posix' | 's3', name: string): Promise<Figures> {
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lib', 'store-serve.js');
+  const args = ['--backend', backend, '--dir', path.join(dir, name), '--origin', ORIGIN];
+  if (backend === 's3') args.push('--endpoint', s3.endpoint, '--prefix', `${name}/`, '--keys', path.join(keysHolder, 'keys'));
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TLOG_LOG_LEVEL: 'warn' } });
+  const exited = new Promise((r) => child.once('exit', r));
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /PORT (\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      child.once('exit', (code) => reject(new Error(`the ${backend} server exited (${code}) before listening`)));
+    });
+    const r = await postBodies(`http://127.0.0.1:${port}`, '/default/append', CONNECTIONS, SECONDS, nextEntry, 30);
+    if (r.non2xx > 0) console.log(`  (${r.non2xx} answers other than 2xx)`);
+    return { rate: r['2xx'] / r.duration, p50: r.latency.p50, p99: r.latency.p99, n: r['2xx'] };
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
+
 const s3 = await startVersitygw(path.join(dir, 's3'), 'bench');
 const keysHolder = path.join(dir, 'keyholder');
 await createLogKeys(keysHolder, ORIGIN);
@@ -70,6 +106,14 @@ try {
   for (let round = 0; round < ROUNDS; round++) {
     for (const backend of ['posix', 's3'] as const) {
       const name = `${backend}-${round}`;
+      if (values.http) {
+        const r = await loadOverHttp(backend, name);
+        results.push({ backend, ...r, load: loadAverage() });
+        console.log(
+          `${backend.padEnd(5)} round ${round + 1} (HTTP): ${fmt(r.rate)} appends/s, p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms (${fmt(r.n)} appends; load ${loadAverage()})`,
+        );
+        continue;
+      }
       const log =
         backend === 'posix'
           ? await Log.init(logPaths(roots(name), 'bench'), ORIGIN)
