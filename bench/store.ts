@@ -9,7 +9,11 @@
  * HTTP app, as `tlog serve` runs it) and loaded by autocannon (POST /default/append, one
  * distinct entry per request) from this one.
  *
- *   npm run build && node dist/bench/store.js [--seconds 10] [--rounds 2] [--connections 256] [--http] [--dir /tmp]
+ * With --slices N (in process), both logs stay open and take turns, one second each, N times:
+ * on a machine whose load moves by the second, the two backends then meet the same load, and
+ * the ratio of the two totals is steadier than that of two runs seconds apart.
+ *
+ *   npm run build && node dist/bench/store.js [--seconds 10] [--rounds 2] [--connections 256] [--http] [--slices N] [--dir /tmp]
  *
  * Target: S3 at least half the POSIX rate (the store's round trips are per batch).
  */
@@ -36,6 +40,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '256' },
     dir: { type: 'string', default: os.tmpdir() },
     http: { type: 'boolean', default: false },
+    slices: { type: 'string', default: '0' },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -52,10 +57,10 @@ const roots = (name: string): DataRoots => ({
 
 type Figures = { rate: number; p50: number; p99: number; n: number };
 
-/** 256 appenders for SECONDS: appends/s and latency percentiles (ms). */
-async function load(log: Log): Promise<Figures> {
+/** 256 appenders for `seconds`: appends/s and latency percentiles (ms). */
+async function load(log: Log, seconds = SECONDS): Promise<Figures> {
   const lat: number[] = [];
-  const end = performance.now() + SECONDS * 1000;
+  const end = performance.now() + seconds * 1000;
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: CONNECTIONS }, async () => {
@@ -102,7 +107,48 @@ const s3 = await startVersitygw(path.join(dir, 's3'), 'bench');
 const keysHolder = path.join(dir, 'keyholder');
 await createLogKeys(keysHolder, ORIGIN);
 const results: { backend: string; rate: number; p50: number; p99: number; n: number; load: string }[] = [];
+/** --slices: both logs open, taking turns of one second; the ratio of the totals, and the median of each pair's ratio. */
+async function slices(n: number): Promise<void> {
+  const posix = await Log.init(logPaths(roots('posix-slices'), 'bench'), ORIGIN);
+  const s3log = await openStoreLog({
+    store: scopedStore(new S3Store(s3.client, { bucket: 'bench' }), 'slices/'),
+    tenant: 'bench',
+    cacheRoots: roots('s3-slices'),
+    keysDir: path.join(keysHolder, 'keys'),
+    origin: ORIGIN,
+    epoch: 1,
+  });
+  const total = { posix: 0, s3: 0 };
+  const pairs: number[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const p = await load(posix, 1);
+      const s = await load(s3log, 1);
+      total.posix += p.n;
+      total.s3 += s.n;
+      pairs.push(s.rate / p.rate);
+    }
+  } finally {
+    await posix.close();
+    await s3log.close();
+  }
+  pairs.sort((a, b) => a - b);
+  console.log(
+    `${n} slices of 1 s each: POSIX ${fmt(total.posix / n)} appends/s, S3 ${fmt(total.s3 / n)} appends/s: ratio ${fmt(total.s3 / total.posix, 2)}; ` +
+      `per pair median ${fmt(pairs[Math.floor(n / 2)]!, 2)} (${fmt(pairs[0]!, 2)}-${fmt(pairs[n - 1]!, 2)}; load ${loadAverage()}; target >= 0.5)`,
+  );
+}
+
 try {
+  if (Number(values.slices) > 0) await slices(Number(values.slices));
+  else await rounds();
+} finally {
+  await s3.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** The backends one after the other, ROUNDS times, each on a new log. */
+async function rounds(): Promise<void> {
   for (let round = 0; round < ROUNDS; round++) {
     for (const backend of ['posix', 's3'] as const) {
       const name = `${backend}-${round}`;
@@ -138,7 +184,4 @@ try {
     return rs.reduce((s, r) => s + r.rate, 0) / rs.length;
   };
   console.log(`\nS3 / POSIX: ${fmt(mean('s3'))} / ${fmt(mean('posix'))} appends/s = ${fmt(mean('s3') / mean('posix'), 2)} (target >= 0.5)`);
-} finally {
-  await s3.stop();
-  rmSync(dir, { recursive: true, force: true });
 }
