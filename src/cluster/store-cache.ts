@@ -7,6 +7,8 @@
  *    every committed tile and then releases the journal (log/flush.ts), so the tiles up to its
  *    commit point are durable; a crash, or a batch the store refused (the log stopped and kept
  *    its journal), leaves records, and such a cache is wiped;
+ *  - it is complete: the note of its index's commit point is there (a take-over writes it
+ *    last, once all it downloaded is durable);
  *  - its commit point's root is the store's at that size (the history note there, or the
  *    checkpoint itself), signed by the tenant's keys, and no larger than the store's checkpoint.
  *
@@ -28,18 +30,15 @@ import { changedTiles, ENTRIES_LEVEL, TILE_WIDTH, type TileCoord } from '../tile
 import { CHECKPOINT_FILE, historyPath, type LogPaths } from '../tile-store/paths.js';
 import { TileReader } from '../tile-store/tile-reader.js';
 import { readLogConfig, writeLogConfig } from '../log/config-file.js';
-import { notePath, notesDir, type CommitPoint } from '../log/commit-point.js';
+import { notePath, notesDir, readCommittedNote, type CommitPoint } from '../log/commit-point.js';
 import { KEY_FILES } from '../log/keys.js';
 import { openIndexFile, type IndexOpenOptions } from '../log/open-index.js';
 import { journalDir } from '../log/replay.js';
 import { historyKey, tileKey } from './store-layout.js';
 import { checkedStoreCheckpoint } from './store-sink.js';
 
-/**
- * Parallel GETs while downloading tiles: below the SDK's 50 sockets per client (more would
- * only queue in its agent).
- */
-const DOWNLOADS = 48;
+/** Parallel GETs while downloading tiles (below the SDK's 50 sockets per client). */
+const DOWNLOADS = 32;
 
 /** A kept cache: the size and root of its commit point. */
 export interface KeptCache {
@@ -67,6 +66,9 @@ export async function keptCache(
       const cp = index.commitPoint;
       if (cp.seq === 0) return null;
       local = { treeSize: cp.treeSize, rootHash: cp.rootHash };
+      // The note of its commit point: a take-over writes it last, once every tile it downloaded
+      // is durable (store-log.ts), so a take-over that failed or died half-way leaves none.
+      await readCommittedNote(paths.stateDir, cp.treeSize, cp.rootHash, cp.checkpointHash);
     } finally {
       index.close();
     }
@@ -139,24 +141,61 @@ export function tilesToDownload(from: number, size: number): { first: TileCoord[
   return { first, full };
 }
 
-/** Downloads the tiles and bundles `coords` into the tiles directory (durable on return); `size` is the store's checkpoint, for errors. */
-export async function downloadTiles(store: ObjectStore, paths: LogPaths, coords: readonly TileCoord[], size: number, tenant: string): Promise<number> {
+/**
+ * Downloads `first`, then `rest`, into the tiles directory, through one set of parallel GETs
+ * (the rest start while the last of the first are still in flight). `first` resolves once those
+ * are durable, `all` once everything is; `size` is the store's checkpoint, for errors.
+ */
+export function downloadTiles(
+  store: ObjectStore,
+  paths: LogPaths,
+  first: readonly TileCoord[],
+  rest: readonly TileCoord[],
+  size: number,
+  tenant: string,
+): { first: Promise<void>; all: Promise<number> } {
   const reader = new TileReader(paths.tilesDir);
-  const writer = new DurableWriter({ mode: 0o644 });
+  const writers = [new DurableWriter({ mode: 0o644 }), new DurableWriter({ mode: 0o644 })] as const;
+  const coords = [...first, ...rest];
   let next = 0;
-  const one = async (c: TileCoord) => {
+  let firstLeft = first.length;
+  let firstDone!: () => void;
+  const firstWritten = new Promise<void>((r) => (firstDone = r));
+  if (firstLeft === 0) firstDone();
+  const one = async (i: number) => {
+    const c = coords[i]!;
     const obj = await store.get(tileKey(c));
     if (!obj)
       throw new TlogError(ErrorCode.corrupt, `tenant ${tenant}: ${store.where}${tileKey(c)} is missing, yet the store's checkpoint (size ${size}) implies it`);
-    await writer.writeDeferred([{ path: reader.tilePath(c.level, c.index, c.width), data: obj.bytes, kind: 'replace' }]);
+    await writers[i < first.length ? 0 : 1].writeDeferred([{ path: reader.tilePath(c.level, c.index, c.width), data: obj.bytes, kind: 'replace' }]);
+    if (i < first.length && --firstLeft === 0) firstDone();
   };
-  await Promise.all(
+  // A failed GET stops every worker; the pool settles once none is left writing.
+  let failed = false;
+  const pool = Promise.allSettled(
     Array.from({ length: Math.min(DOWNLOADS, coords.length) }, async () => {
-      while (next < coords.length) await one(coords[next++]!);
+      while (!failed && next < coords.length) {
+        try {
+          await one(next++);
+        } catch (e) {
+          failed = true;
+          throw e;
+        }
+      }
     }),
-  );
-  await writer.flush();
-  return coords.length;
+  ).then((rs) => {
+    const bad = rs.find((r) => r.status === 'rejected');
+    if (bad) throw bad.reason;
+  });
+  // A failed GET fails both (the first may be waiting for a part that will never come).
+  const firstPart = Promise.race([firstWritten, pool]).then(() => writers[0].flush());
+  const all = Promise.all([pool, firstPart]).then(async () => {
+    await writers[1].flush();
+    return coords.length;
+  });
+  firstPart.catch(() => {});
+  all.catch(() => {});
+  return { first: firstPart, all };
 }
 
 /**

@@ -127,12 +127,13 @@ export async function openStoreLog(o: StoreLogOptions, onTakeOver?: (t: TakeOver
   let kept = await call('reading the history', () => keptCache(paths, store, published, { tenant, origin, verifiers, index: indexOpts }));
   const reader = new TileReader(paths.tilesDir);
   let edge: Edge;
-  let tilesDownloaded = 0;
+  let download: ReturnType<typeof downloadTiles>;
   for (;;) {
     if (kept) await refreshKeptCache(paths, o.keysDir);
     else await resetCache(paths, o.keysDir, origin);
-    const { first } = tilesToDownload(kept?.treeSize ?? 0, published.treeSize);
-    tilesDownloaded = await call('downloading tiles', () => downloadTiles(store, paths, first, published.treeSize, tenant));
+    const { first, full } = tilesToDownload(kept?.treeSize ?? 0, published.treeSize);
+    download = downloadTiles(store, paths, first, full, published.treeSize, tenant);
+    await call('downloading tiles', () => download.first);
     try {
       edge = Edge.load(reader, published.treeSize, (root) => {
         if (!equalHashes(root, published.rootHash))
@@ -140,20 +141,21 @@ export async function openStoreLog(o: StoreLogOptions, onTakeOver?: (t: TakeOver
       });
       break;
     } catch (e) {
+      await download.all.catch(() => {});
       // A kept cache whose edge does not hash to the store's root after all: wipe it and start over.
       if (!kept) throw e;
       logger.warn({ tenant, kept: kept.treeSize, err: (e as Error).message }, 'the local cache does not continue into the store; rebuilding it');
       kept = null;
     }
   }
-  const { full } = tilesToDownload(kept?.treeSize ?? 0, published.treeSize);
-  const bundles = call('downloading entry bundles', () => downloadTiles(store, paths, full, published.treeSize, tenant));
+  const bundles = call('downloading entry bundles', () => download.all);
   bundles.catch(() => {});
   const t1 = performance.now();
 
   let last: CommitPoint = published;
   let adopted = 0;
   let t2 = t1;
+  let tilesDownloaded = 0;
   try {
     // 3. Journal records beyond it.
     const writer = new DurableWriter({ mode: 0o644 });
@@ -169,13 +171,14 @@ export async function openStoreLog(o: StoreLogOptions, onTakeOver?: (t: TakeOver
       adopted++;
     }
     await writer.flush();
-    await writeCommitted(paths, last.note, last.treeSize);
     t2 = performance.now();
     // The hot index: a kept one moves to the new commit point (the Log catches its table up from
     // the level-0 tiles on open); otherwise it is built from them now, while bundles download.
     if (kept) moveIndexTo(paths, last, indexOpts);
     else await rebuildIndex(paths, reader, last, indexOpts);
-    tilesDownloaded += await bundles;
+    tilesDownloaded = await bundles;
+    // Last: the commit point's note (with the served checkpoint) marks the cache complete.
+    await writeCommitted(paths, last.note, last.treeSize);
   } catch (e) {
     // Nothing of this take-over writes to the cache once it failed.
     await bundles.catch(() => {});

@@ -309,6 +309,22 @@ describe('a log written through the store', () => {
     await a2.close();
   });
 
+  it('a take-over whose store lacks a tile or bundle its checkpoint implies fails, naming it, and the next one completes', async () => {
+    const tenant = `t${++counter}`;
+    const a = await open(tenant, 'a');
+    await Promise.all(a.appendMany(Array.from({ length: 600 }, (_, i) => entry('m', i))));
+    await a.close();
+    // One full bundle (downloaded last, while the index is built) and one level-0 tile (first) go missing.
+    for (const gone of ['tile/entries/001', 'tile/0/000']) {
+      const inner = tenantStore(tenant);
+      const lacking: ObjectStore = { ...inner, get: (k) => (k === gone ? Promise.resolve(null) : inner.get(k)) };
+      await expect(open(tenant, 'b', lacking)).rejects.toThrow(new RegExp(`${gone} is missing, yet the store's checkpoint \\(size 600\\) implies it`));
+    }
+    const b = await open(tenant, 'b');
+    expect(await entriesOf(b, 256, 2)).toEqual([entry('m', 256), entry('m', 257)]);
+    await b.close();
+  });
+
   it('two writers of one tenant, the first unaware of the second: exactly one owns each journal place, and every acknowledged entry is at its index', async () => {
     const tenant = `t${++counter}`;
     const a = await open(tenant, 'a');
