@@ -14,7 +14,7 @@ export {
   type MappedFileBackend,
   type OpenMappedFileOptions,
 } from './mapped-file.js';
-export { fdatasync, fsync, fsyncDirectory } from './sync.js';
+export { fdatasync, fsync, fsyncDirectory, fsyncDirectoryAsync } from './sync.js';
 
 import { libc } from './libc.js';
 /** True when koffi loaded: mmap-backed files and OFD locks are the defaults. */

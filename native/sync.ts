@@ -3,7 +3,7 @@
  * return and safe to call from anywhere (they touch no shared state). Failures are NativeErrors
  * naming the call and the path: `fdatasync /x/tile.tmp: EIO`.
  */
-import { closeSync, constants as fsConstants, fdatasyncSync, fsyncSync, openSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fdatasyncSync, fsyncSync, openSync, promises as fsp } from 'node:fs';
 import { fsError, syscallError } from './errors.js';
 import { libc } from './libc.js';
 
@@ -45,5 +45,22 @@ export function fsyncDirectory(dir: string): void {
     fsync(fd, dir);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** fsyncDirectory() on libuv threads: the caller's event loop never waits on the disk. */
+export async function fsyncDirectoryAsync(dir: string): Promise<void> {
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+  } catch (e) {
+    throw fsError('open', dir, e);
+  }
+  try {
+    await fh.sync();
+  } catch (e) {
+    throw fsError('fsync', dir, e);
+  } finally {
+    await fh.close().catch(() => {});
   }
 }

@@ -6,19 +6,23 @@
  * - SIGKILL (or any death of the process): every store into the mapping is already in the
  *   page cache and survives. On open, the live record (stamped with the kernel's boot id)
  *   says how far the table got, so the engine replays almost nothing.
- * - Power loss: only what was msynced survives. The commit point is msynced by
- *   writeCommitPoint() before it returns. The table is msynced by checkpointTable() (called
- *   every `checkpointEvery` leaves and on close), and only then is the durable watermark
- *   `indexedSize` moved. After a reboot the live record's boot id no longer matches, so the
+ * - Power loss: only what was synced survives. writeCommitPoint() syncs the commit point
+ *   before it returns; advanceCommitPoint() only writes it, and syncCommitPoint() makes it
+ *   durable later, on a thread (the engine's journal record is its batch's durability point, so
+ *   the slot need not reach the disk per batch: replay adopts journaled batches beyond it). The
+ *   table is msynced by checkpointTable() (called every `checkpointEvery` leaves and on close),
+ *   and only then is the durable watermark `indexedSize` moved, in the same synced record as
+ *   the commit point. After a reboot the live record's boot id no longer matches, so the
  *   durable watermark is used.
  * Either way, on open the table is known to hold every leaf in [0, indexedSize); the engine
  * must replay leaves [indexedSize, commitPoint.treeSize) through insertMany(). Entries beyond
  * the watermark that did reach the disk are harmless: re-inserting an identical
  * (hash, index) is idempotent, and the smallest index always wins.
  *
- * Contract with the engine: insert a leaf only after writeCommitPoint() has made a tree that
- * contains it durable (insertMany throws otherwise). Then, whatever the crash, the table never
- * maps a hash to an index the log does not have.
+ * Contract with the engine: insert a leaf only once the commit point holds a tree that contains
+ * it (insertMany throws otherwise), and move the commit point only to a tree that is durable
+ * (written by writeCommitPoint, or journaled by the engine before advanceCommitPoint). Then,
+ * whatever the crash, the table never maps a hash to an index the log does not have.
  *
  * Growth: when the table reaches maxLoad, a doubled table is built beside it in
  * `<path>.grow.tmp`, in slices of idle time and in line with inserts, while this one keeps
@@ -34,6 +38,7 @@ import { dirname } from 'node:path';
 import {
   bootId,
   fsyncDirectory,
+  fsyncDirectoryAsync,
   lockFileExclusive,
   LOCK_HELD,
   NativeError,
@@ -144,6 +149,8 @@ export class HotIndex {
   #lock: FileLock | undefined;
   #createdAtMs: number;
   #state: StateRecord;
+  /** The newest state record known to be on disk (synced); #state may be ahead of it. */
+  #durable: StateRecord;
   /** Leaves [0, indexedSize) are in the table (in memory at least). */
   #indexedSize: number;
   #entryCount: number;
@@ -176,6 +183,7 @@ export class HotIndex {
     this.#createdAtMs = loaded.header.createdAtMs;
     this.#table = new DedupTable(mf, loaded.header.bucketCount);
     this.#state = loaded.state;
+    this.#durable = loaded.state;
     this.#indexedSize = loaded.state.indexedSize;
     this.#entryCount = loaded.state.entryCount;
     const live = loaded.live;
@@ -331,6 +339,60 @@ export class HotIndex {
    * moves forward: a smaller treeSize, or the same treeSize with another root, throws.
    */
   writeCommitPoint(cp: Omit<CommitPoint, 'seq'>): CommitPoint {
+    this.#checkMove(cp);
+    if (this.#renameUnsynced) {
+      // Until the growth's rename is durable, a power loss would bring back the old file, which
+      // no longer receives commit points: this one must not be acknowledged before it is.
+      fsyncDirectory(dirname(this.path));
+      this.#renameUnsynced = false;
+    }
+    this.#writeState({ ...this.#state, treeSize: cp.treeSize, rootHash: cp.rootHash.slice(), checkpointHash: cp.checkpointHash.slice() }, true);
+    return this.commitPoint;
+  }
+
+  /**
+   * Moves the commit point like writeCommitPoint(), without waiting for the disk: no syscall,
+   * so it can run on an event loop per batch. Survives the death of the process at once (the
+   * page cache has it) and power loss once syncCommitPoint() has resolved after it; until then
+   * a power loss may bring back an older commit point (or leave this slot torn, the other one
+   * readable). Only for a tree already durable elsewhere (the engine's journal record).
+   */
+  advanceCommitPoint(cp: Omit<CommitPoint, 'seq'>): CommitPoint {
+    this.#checkMove(cp);
+    this.#writeState({ ...this.#state, treeSize: cp.treeSize, rootHash: cp.rootHash.slice(), checkpointHash: cp.checkpointHash.slice() }, false);
+    return this.commitPoint;
+  }
+
+  /**
+   * Makes the commit point of the moment of the call durable, on a thread (an fdatasync of the
+   * index file; after a growth's rename, an fsync of its directory first), and resolves with
+   * the commit point known to be on disk, which is at least that one. Rejects with a
+   * NativeError when the disk refuses.
+   */
+  async syncCommitPoint(): Promise<CommitPoint> {
+    this.#usable(true);
+    const target = this.#state;
+    if (this.#durable.seq < target.seq) {
+      if (this.#renameUnsynced) {
+        await fsyncDirectoryAsync(dirname(this.path));
+        this.#renameUnsynced = false;
+      }
+      const mf = this.#mf;
+      await mf.syncAsync();
+      // A growth swapped files meanwhile: the swap synced its own record (see #swap), and what
+      // the old file holds no longer counts.
+      if (mf === this.#mf && target.seq > this.#durable.seq) this.#durable = target;
+    }
+    return this.durableCommitPoint;
+  }
+
+  /** The newest commit point known to be on disk (see syncCommitPoint). */
+  get durableCommitPoint(): CommitPoint {
+    const s = this.#durable;
+    return { treeSize: s.treeSize, rootHash: s.rootHash.slice(), checkpointHash: s.checkpointHash.slice(), seq: s.seq };
+  }
+
+  #checkMove(cp: Omit<CommitPoint, 'seq'>): void {
     this.#usable(true);
     if (!Number.isSafeInteger(cp.treeSize) || cp.treeSize < 0) throw new RangeError(`bad treeSize ${cp.treeSize}`);
     if (cp.rootHash.length !== HASH_SIZE || cp.checkpointHash.length !== HASH_SIZE) throw new RangeError('hashes must be 32 bytes');
@@ -339,22 +401,16 @@ export class HotIndex {
     if (cp.treeSize === cur.treeSize && cur.seq > 0 && !sameBytes(cp.rootHash, cur.rootHash)) {
       throw new RangeError(`commit point would change the root of tree size ${cp.treeSize}`);
     }
-    if (this.#renameUnsynced) {
-      // Until the growth's rename is durable, a power loss would bring back the old file, which
-      // no longer receives commit points: this one must not be acknowledged before it is.
-      fsyncDirectory(dirname(this.path));
-      this.#renameUnsynced = false;
-    }
-    this.#writeState({ ...cur, treeSize: cp.treeSize, rootHash: cp.rootHash.slice(), checkpointHash: cp.checkpointHash.slice() });
-    return this.commitPoint;
   }
 
-  #writeState(next: Omit<StateRecord, 'seq'>): void {
+  #writeState(next: Omit<StateRecord, 'seq'>, sync: boolean): void {
     const rec: StateRecord = { ...next, seq: this.#state.seq + 1 };
     this.#mf.writeBytes(stateSlotOffset(rec.seq), encodeStateRecord(rec));
-    // Why sync: the caller is told the commit point is durable when this returns.
-    this.#mf.sync(STATE_OFFSET, STATE_SIZE);
     this.#state = rec;
+    if (!sync) return;
+    // Why sync: the caller is told the record is durable when this returns.
+    this.#mf.sync(STATE_OFFSET, STATE_SIZE);
+    if (!this.#renameUnsynced) this.#durable = rec;
   }
 
   /** The leaf index of leafHash (32 bytes at offset), or -1 when absent. */
@@ -426,7 +482,7 @@ export class HotIndex {
     if (this.#state.indexedSize === this.#indexedSize && this.#state.entryCount === this.#entryCount) return;
     // Why sync the table first: the watermark written next claims these entries are on disk.
     this.#mf.sync(TABLE_OFFSET, this.#mf.size - TABLE_OFFSET);
-    this.#writeState({ ...this.#state, indexedSize: this.#indexedSize, entryCount: this.#entryCount });
+    this.#writeState({ ...this.#state, indexedSize: this.#indexedSize, entryCount: this.#entryCount }, true);
   }
 
   /** Starts building the doubled table beside this one (see growth.ts). */
@@ -552,6 +608,7 @@ export class HotIndex {
       // Why fsync the directory: the rename itself is not durable until the directory is.
       fsyncDirectory(dirname(this.path));
       this.#renameUnsynced = false;
+      this.#durable = state;
     } catch (e) {
       this.#warn(`index ${this.path}: fsync of the directory after growing failed (${(e as Error).message}); retried before the next commit`);
     }

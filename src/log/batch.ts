@@ -28,7 +28,7 @@ export interface BatchStats {
   readonly seconds: number;
   /** Putting its bundles and tiles in place, then making its journal record durable. */
   readonly writeSeconds: number;
-  /** Moving the commit point (msync). */
+  /** Moving the commit point (a write into the mapped commit slot; synced by the flush). */
   readonly commitSeconds: number;
 }
 

@@ -6,7 +6,14 @@
  * and on close, everything written so far is fsynced, after which the journal segments that
  * only hold batches now covered are deleted. A crash before that is repaired from the journal
  * on open (replay.ts).
+ *
+ * The commit slot of the hot index is written per batch without a sync (sequencer.ts); the
+ * flush makes it durable, on a thread, before any segment goes: after a power loss the slot may
+ * come back older than the journal's last record (replay adopts those records), but never older
+ * than where the journal starts.
  */
+import { TlogError, ErrorCode } from '../errors.js';
+import type { HotIndex } from '../hot-index/index.js';
 import type { Logger } from '../logger.js';
 import type { Journal } from '../storage/journal.js';
 import type { PartialTiles } from '../tile-store/partials.js';
@@ -29,6 +36,8 @@ export class Flusher {
     private readonly answered: () => CommitPoint,
     private readonly logger: Logger,
     private readonly tenant: string,
+    /** The hot index whose commit slot the flush syncs before the journal goes. */
+    private readonly index: Pick<HotIndex, 'syncCommitPoint'>,
   ) {}
 
   /** Flushes within intervalMs, unless a flush is due already. */
@@ -52,6 +61,9 @@ export class Flusher {
       // Batches up to the answered size have all their files (their publish included) in place,
       // so the writer's queue holds them all now.
       const cp = this.answered();
+      // On a thread, alongside the files: the commit point as of now (at least cp) on disk.
+      const slot = this.index.syncCommitPoint();
+      slot.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
       // The commit point's note, kept privately for open (the journal covers newer ones; replay
       // writes the newest from it after a crash). One per flush, not one per batch.
       await this.store.files.writeDeferred([{ path: notePath(this.stateDir, cp.treeSize), data: Buffer.from(cp.note, 'utf8'), kind: 'replace', mode: 0o600 }]);
@@ -65,6 +77,12 @@ export class Flusher {
       if (next !== null && next !== this.journal.startMark()) {
         await this.partials.journalWillStartAt(next);
         await this.store.files.flush();
+      }
+      // Why: replay starts at the journal's first record and must find the commit slot no
+      // further back than that (replay.ts refuses a journal that starts beyond it).
+      const durable = await slot;
+      if (durable.treeSize < cp.treeSize) {
+        throw new TlogError(ErrorCode.io, `the commit point on disk (size ${durable.treeSize}) is behind the answered size ${cp.treeSize}`);
       }
       await this.journal.release(cp.treeSize);
       this.partials.journalStartAt(this.journal.startMark());

@@ -4,6 +4,7 @@
  *   assign indexes, hash leaves, extend the tree -> write bundles and tiles (atomic renames, not
  *   yet fsynced) -> sign the checkpoint (Ed25519 + ML-DSA-44, on the signing worker) -> append
  *   the batch's journal record (entries + signed note; one fdatasync) -> move the commit point
+ *   (in memory and the page cache; the flush syncs it)
  *   -> publish `checkpoint` (and its history copy) -> answer every append of the batch.
  * Up to pipelineDepth batches are in flight at once (settings.ts): while one commits, the next
  * is signed and the one after is hashed and written. Commits stay strictly in order. A lone
@@ -355,8 +356,11 @@ export class Sequencer {
       b.trace?.stage('journal', j0, j1);
       const cp = commitPointOf(b.note);
       // The commit point moves before publishing: from here on the batch is part of the log.
+      // Not synced here: the journal record is the durability point (replay adopts records
+      // beyond a commit slot a power loss took back); the flush syncs the slot, off this thread,
+      // before it lets the journal go (flush.ts).
       const c0 = performance.now();
-      this.parts.index.writeCommitPoint({ treeSize: cp.treeSize, rootHash: cp.rootHash, checkpointHash: cp.noteHash });
+      this.parts.index.advanceCommitPoint({ treeSize: cp.treeSize, rootHash: cp.rootHash, checkpointHash: cp.noteHash });
       const p0 = performance.now();
       const commitSeconds = (p0 - c0) / 1000;
       b.trace?.stage('commit', c0, p0);
