@@ -149,8 +149,12 @@ export class HotIndex {
   #lock: FileLock | undefined;
   #createdAtMs: number;
   #state: StateRecord;
-  /** The newest state record known to be on disk (synced); #state may be ahead of it. */
-  #durable: StateRecord;
+  /**
+   * The newest state record known to be on disk (synced by this handle); #state may be ahead
+   * of it. Undefined until the first sync: what open read may have been in the page cache only
+   * (a killed writer's last commit point).
+   */
+  #durable: StateRecord | undefined;
   /** Leaves [0, indexedSize) are in the table (in memory at least). */
   #indexedSize: number;
   #entryCount: number;
@@ -183,7 +187,6 @@ export class HotIndex {
     this.#createdAtMs = loaded.header.createdAtMs;
     this.#table = new DedupTable(mf, loaded.header.bucketCount);
     this.#state = loaded.state;
-    this.#durable = loaded.state;
     this.#indexedSize = loaded.state.indexedSize;
     this.#entryCount = loaded.state.entryCount;
     const live = loaded.live;
@@ -372,7 +375,7 @@ export class HotIndex {
   async syncCommitPoint(): Promise<CommitPoint> {
     this.#usable(true);
     const target = this.#state;
-    if (this.#durable.seq < target.seq) {
+    if (this.#durable === undefined || this.#durable.seq < target.seq) {
       if (this.#renameUnsynced) {
         await fsyncDirectoryAsync(dirname(this.path));
         this.#renameUnsynced = false;
@@ -381,14 +384,18 @@ export class HotIndex {
       await mf.syncAsync();
       // A growth swapped files meanwhile: the swap synced its own record (see #swap), and what
       // the old file holds no longer counts.
-      if (mf === this.#mf && target.seq > this.#durable.seq) this.#durable = target;
+      if (mf === this.#mf && (this.#durable === undefined || target.seq > this.#durable.seq)) this.#durable = target;
     }
-    return this.durableCommitPoint;
+    return this.durableCommitPoint!;
   }
 
-  /** The newest commit point known to be on disk (see syncCommitPoint). */
-  get durableCommitPoint(): CommitPoint {
+  /**
+   * The newest commit point known to be on disk (see syncCommitPoint); null until this handle
+   * synced one (what open read may have been in the page cache only).
+   */
+  get durableCommitPoint(): CommitPoint | null {
     const s = this.#durable;
+    if (s === undefined) return null;
     return { treeSize: s.treeSize, rootHash: s.rootHash.slice(), checkpointHash: s.checkpointHash.slice(), seq: s.seq };
   }
 

@@ -133,7 +133,11 @@ export async function openLog(paths: LogPaths, opts: LogOptions): Promise<LogPar
       // checkpoint behind: publishing is idempotent, so do it again.
       await publisher.recover(cp, publishedBytes ? publishedBytes.toString('utf8') : null);
       partials = await PartialTiles.open(store.partialsIO(logger), cp.treeSize, publisher.published.treeSize, journalFrom ?? cp.treeSize);
-      // Everything the old journal could redo is durable now (replay flushed it).
+      // Everything the old journal could redo is durable now (replay flushed it), but for the
+      // commit slot: the one read may only have been in the page cache (the killed writer moves
+      // it without a sync), and a power loss must not take it back behind the files once the
+      // journal that could redo them is gone.
+      await index.syncCommitPoint();
       await journal!.dropReplayed();
       // Written once the log exists (a crash before may have kept it from being written).
       const vkeys = path.join(paths.historyDir, 'vkeys');

@@ -85,6 +85,36 @@ describe.each(mappedFileBackends)('hot index (%s)', (backend) => {
     expect(() => ix.lookup(randomBytes(32))).toThrow(/closed/);
   });
 
+  it('advanceCommitPoint moves the commit point without syncing it; syncCommitPoint makes it durable', async () => {
+    const ix = open();
+    // What open read may have been in the page cache only: not known to be on disk.
+    expect(ix.durableCommitPoint).toBeNull();
+    commit(ix, 10);
+    expect(ix.durableCommitPoint?.treeSize).toBe(10);
+    const seq = ix.commitPoint.seq;
+    ix.advanceCommitPoint({ treeSize: 20, rootHash: root(20), checkpointHash: root(21) });
+    ix.advanceCommitPoint({ treeSize: 30, rootHash: root(30), checkpointHash: root(31) });
+    // In memory (and the page cache) at once: inserts up to it are allowed.
+    expect(ix.commitPoint).toMatchObject({ treeSize: 30, seq: seq + 2 });
+    ix.insertMany(randomBytes(30 * 32), 0);
+    // Not yet known to be on disk.
+    expect(ix.durableCommitPoint).toMatchObject({ treeSize: 10, seq });
+    const synced = await ix.syncCommitPoint();
+    expect(synced).toEqual(ix.commitPoint);
+    expect(ix.durableCommitPoint).toMatchObject({ treeSize: 30, seq: seq + 2 });
+    // The same refusals as writeCommitPoint, at the boundary.
+    expect(() => ix.advanceCommitPoint({ treeSize: 29, rootHash: root(29), checkpointHash: root(0) })).toThrow(/move back/);
+    expect(() => ix.advanceCommitPoint({ treeSize: 30, rootHash: root(99), checkpointHash: root(0) })).toThrow(/change the root/);
+    ix.advanceCommitPoint({ treeSize: 30, rootHash: root(30), checkpointHash: root(31) });
+    ix.close();
+    // A process that died after advancing (the page cache kept it) reopens at the advanced point.
+    const again = open();
+    expect(again.commitPoint).toMatchObject({ treeSize: 30, rootHash: root(30) });
+    expect(again.durableCommitPoint).toBeNull();
+    expect(await again.syncCommitPoint()).toMatchObject({ treeSize: 30, rootHash: root(30) });
+    again.close();
+  });
+
   it('grows past its first capacity under load, keeping every entry', async () => {
     const n = backend === 'mmap' ? 200_000 : 60_000;
     const ix = open({ initialCapacity: 1000 });

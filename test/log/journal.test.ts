@@ -18,7 +18,9 @@ import { parseNote } from '../../src/note/note.js';
 import { frameRecord, readJournal } from '../../src/storage/journal.js';
 import { TILE_WIDTH, changedTiles, formatTilePath } from '../../src/tiles/layout.js';
 import { prng } from '../prng.mjs';
-import { simulatePowerLoss } from './power-loss.js';
+import { rollBackCommitSlots, simulatePowerLoss } from './power-loss.js';
+import { sha256 } from '../../src/merkle/hash.js';
+import { rejectionOf } from '../helpers/errors.js';
 import { removeDir, tempDataRoots } from '../helpers/temp-dirs.js';
 import { auditLogFiles, runChildUntilDone } from './helpers.js';
 
@@ -168,6 +170,64 @@ describe('journal and power loss', () => {
     expect((await audit(paths, log)).treeSize).toBe(total);
     // Dedup knows the adopted entries.
     expect((await log.append(Buffer.from('journal child entry 5'))).index).toBe(5);
+    await log.close();
+  });
+
+  it('open syncs the commit slot a killed writer left in the page cache before it drops the replayed journal', async () => {
+    await (await Log.init(paths, ORIGIN)).close();
+    const acked = await appendThenKill(4);
+    const total = acked.reduce((a, b) => a + b.count, 0);
+    expect((await readJournal(journalDir(paths))).length).toBe(4);
+    const log = await Log.open(paths);
+    expect(log.treeSize).toBe(total);
+    // The journal is gone, so the commit point must be on disk: a power loss now must not
+    // bring back an older one behind the files (recovery would delete acknowledged entries).
+    expect(await readJournal(journalDir(paths))).toHaveLength(0);
+    const index = (log as unknown as { index: { durableCommitPoint: { treeSize: number } | null } }).index;
+    expect(index.durableCommitPoint?.treeSize).toBe(total);
+    await log.close();
+  });
+
+  it('a commit slot a power loss took back to where the journal starts reopens to the last record, nothing acknowledged lost', async () => {
+    await (await Log.init(paths, ORIGIN)).close();
+    // Ten batches, a flush after the sixth (it lets the journal go up to there), records in
+    // segments of their own: the journal then starts at a batch boundary past zero.
+    const out = await runChildUntilDone('journal-child.mjs', roots, TENANT, ['10', '6', '4096']);
+    const acked = [...out.matchAll(/^acked (\d+) (\d+)$/gm)].map((m) => Number(m[2]));
+    const total = acked.reduce((a, b) => a + b, 0);
+    const notes = new Map([...out.matchAll(/^checkpoint (\d+) (\S+)$/gm)].map((m) => [Number(m[1]), Buffer.from(m[2]!, 'base64').toString('utf8')]));
+    const [, durableSize, durableSeq] = /^durable (\d+) (\d+)$/m.exec(out)!.map(Number) as [number, number, number];
+    const records = (await readJournal(journalDir(paths))).map((r) => parseBatchRecord(r.payload));
+    const first = records[0]!.start;
+    expect(first).toBeGreaterThan(0);
+    // The flush synced the commit slot before it let the journal go: on disk, the slot is never
+    // behind where the journal starts.
+    expect(durableSize).toBeGreaterThanOrEqual(first);
+    const slotAt = (size: number) => {
+      const c = parseCheckpoint(parseNote(notes.get(size)!).text);
+      return { treeSize: size, rootHash: c.rootHash, checkpointHash: sha256(Buffer.from(notes.get(size)!, 'utf8')) };
+    };
+    const indexFile = path.join(paths.stateDir, 'index.idx');
+    const sizes = [...notes.keys()].sort((a, b) => a - b);
+    // One batch further back than the journal reaches: refused, and nothing is changed.
+    const before = sizes[sizes.indexOf(first) - 1]!;
+    rollBackCommitSlots(indexFile, slotAt(before), durableSeq);
+    await simulatePowerLoss(paths, prng(7));
+    const refused = await rejectionOf(Log.open(paths));
+    expect(isTlogError(refused) && refused.code).toBe(ErrorCode.corrupt);
+    expect((refused as Error).message).toMatch(`starts at ${first}, beyond the commit point (size ${before})`);
+    expect((await readJournal(journalDir(paths))).length).toBe(records.length);
+    // Exactly where the journal starts (the oldest slot the flush allows on disk): every record
+    // is adopted, and every acknowledged entry is there.
+    rollBackCommitSlots(indexFile, slotAt(first), durableSeq);
+    const log = await Log.open(paths, { logger: { info() {}, warn() {}, error() {} } });
+    expect(log.treeSize).toBe(total);
+    expect(log.committed.note).toBe(records.at(-1)!.note);
+    const { entries } = await log.readEntries(0, total);
+    expect(entries.map((e) => Buffer.from(e).toString())).toEqual(Array.from({ length: total }, (_, i) => `journal child entry ${i}`));
+    expect((await audit(paths, log)).treeSize).toBe(total);
+    // Dedup knows every entry again.
+    expect((await log.append(Buffer.from(`journal child entry ${total - 1}`))).index).toBe(total - 1);
     await log.close();
   });
 

@@ -6,8 +6,10 @@
  * deleted, emptied, or overwritten with zeros, at random. Files the journal does not cover were
  * flushed before their segment was released, and stay.
  */
-import { promises as fsp } from 'node:fs';
+import { closeSync, openSync, promises as fsp, writeSync } from 'node:fs';
 import path from 'node:path';
+import { stateSlotOffset } from '../../src/hot-index/file.js';
+import { COMMIT_SLOT_BYTES, encodeStateRecord, LIVE_RECORD_BYTES, LIVE_RECORD_OFFSET } from '../../src/hot-index/layout.js';
 import { notePath } from '../../src/log/commit-point.js';
 import { parseBatchRecord } from '../../src/log/journal-record.js';
 import type { LogPaths } from '../../src/tile-store/paths.js';
@@ -58,4 +60,23 @@ export async function simulatePowerLoss(paths: LogPaths, rand: () => number): Pr
     }
   }
   return { from: batches[0]!.start, deleted, emptied, zeroed };
+}
+
+/**
+ * What a power loss may do to the hot index's commit slots, which the engine writes per batch
+ * without a sync (src/log/sequencer.ts; the flush syncs them): the disk keeps an older commit
+ * point. Writes `cp` (as the record of sequence number `seq`) into its slot, zeroes the other
+ * slot (a write that never reached the disk, or was torn: its CRC fails) and the live record (a
+ * reboot changes the boot id it carries), with the table watermark at zero (true of any table).
+ */
+export function rollBackCommitSlots(indexFile: string, cp: { treeSize: number; rootHash: Uint8Array; checkpointHash: Uint8Array }, seq: number): void {
+  const fd = openSync(indexFile, 'r+');
+  try {
+    const rec = encodeStateRecord({ seq, treeSize: cp.treeSize, rootHash: cp.rootHash, checkpointHash: cp.checkpointHash, indexedSize: 0, entryCount: 0 });
+    writeSync(fd, rec, 0, rec.length, stateSlotOffset(seq));
+    writeSync(fd, Buffer.alloc(COMMIT_SLOT_BYTES), 0, COMMIT_SLOT_BYTES, stateSlotOffset(seq + 1));
+    writeSync(fd, Buffer.alloc(LIVE_RECORD_BYTES), 0, LIVE_RECORD_BYTES, LIVE_RECORD_OFFSET);
+  } finally {
+    closeSync(fd);
+  }
 }
