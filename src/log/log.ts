@@ -79,7 +79,17 @@ export class Log {
       !this.readOnly && opts.checkFreeSpace !== false ? new DiskSpace({ tiles: paths.tilesDir, checkpoints: paths.historyDir, state: paths.stateDir }) : null;
     this.flusher =
       journal && partials
-        ? new Flusher(store, journal, partials, paths.stateDir, parts.settings.flushIntervalMs, () => this.sequencer.answered, logger, paths.tenant, parts.index)
+        ? new Flusher(
+            store,
+            journal,
+            partials,
+            paths.stateDir,
+            parts.settings.flushIntervalMs,
+            () => this.sequencer.answered,
+            logger,
+            paths.tenant,
+            parts.index,
+          )
         : null;
     this.sequencer = new Sequencer({
       ...parts,

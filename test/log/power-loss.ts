@@ -9,7 +9,10 @@
 import { closeSync, openSync, promises as fsp, writeSync } from 'node:fs';
 import path from 'node:path';
 import { stateSlotOffset } from '../../src/hot-index/file.js';
-import { COMMIT_SLOT_BYTES, encodeStateRecord, LIVE_RECORD_BYTES, LIVE_RECORD_OFFSET } from '../../src/hot-index/layout.js';
+import { COMMIT_SLOT_BYTES, decodeStateRecord, encodeStateRecord, LIVE_RECORD_BYTES, LIVE_RECORD_OFFSET } from '../../src/hot-index/layout.js';
+import { sha256 } from '../../src/merkle/hash.js';
+import { parseCheckpoint } from '../../src/note/checkpoint.js';
+import { parseNote } from '../../src/note/note.js';
 import { notePath } from '../../src/log/commit-point.js';
 import { parseBatchRecord } from '../../src/log/journal-record.js';
 import type { LogPaths } from '../../src/tile-store/paths.js';
@@ -79,4 +82,26 @@ export function rollBackCommitSlots(indexFile: string, cp: { treeSize: number; r
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * The oldest commit slot a power loss can leave on disk: where the journal starts (the flush
+ * syncs the slot before it lets segments go, and open before it drops a replayed journal).
+ * Rolls the slots back to it (rollBackCommitSlots) with the note of that size from the
+ * history, which was flushed before the segments that led to it were released. Returns the
+ * size, or null when the journal is empty (the slot was synced before it was emptied).
+ */
+export async function rollBackCommitPointToJournalStart(paths: LogPaths): Promise<number | null> {
+  const records = await readJournal(journalDir(paths));
+  if (records.length === 0) return null;
+  const first = parseBatchRecord(records[0]!.payload).start;
+  const note = await fsp.readFile(historyPath(paths.historyDir, first));
+  const indexFile = path.join(paths.stateDir, 'index.idx');
+  const state = await fsp
+    .readFile(indexFile)
+    .then((b) => [0, 1].map((k) => decodeStateRecord(b.subarray(stateSlotOffset(k), stateSlotOffset(k) + COMMIT_SLOT_BYTES))));
+  const seq = Math.max(1, ...state.map((s) => s?.seq ?? 0));
+  const c = parseCheckpoint(parseNote(note.toString('utf8')).text);
+  rollBackCommitSlots(indexFile, { treeSize: first, rootHash: c.rootHash, checkpointHash: sha256(note) }, seq);
+  return first;
 }
