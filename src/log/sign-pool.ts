@@ -19,6 +19,7 @@
  * bytes) and cached there under a number, with the backend's key derived from it at first use;
  * messages are transferred, never cloned with a larger buffer.
  */
+import { createPrivateKey, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { TlogError, ErrorCode } from '../errors.js';
 import type { SignAlgorithm, SignOffload } from '../note/signers.js';
@@ -131,7 +132,12 @@ export interface SignPoolOptions {
   readonly workers?: number;
   /** The ML-DSA-44 backend (default: the process's, mldsaBackend()); one this runtime offers. */
   readonly mldsa?: MldsaBackend;
+  /** Sign Ed25519 in the workers too (default false: on the calling thread, see #signEd25519Here). */
+  readonly ed25519InWorker?: boolean;
 }
+
+/** RFC 8410: PKCS#8 PrivateKeyInfo for Ed25519 is this prefix followed by the 32-byte seed. */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 
 /** Whether transferring u8's buffer gives away exactly u8 (not Node's shared Buffer pool). */
 function ownsBuffer(u8: Uint8Array): boolean {
@@ -150,11 +156,16 @@ export class SignPool {
   #turn = 0;
   #closed = false;
   #failNext = false;
+  /** Whether Ed25519 is signed on this thread (see #signEd25519Here). */
+  readonly #inlineEd25519: boolean;
+  /** Seeds (by identity) to their node:crypto keys, for Ed25519 signed here. */
+  readonly #ed25519Keys = new WeakMap<Uint8Array, KeyObject>();
 
   constructor(opts: SignPoolOptions = {}) {
     const n = opts.workers ?? 1;
     if (!Number.isInteger(n) || n < 1) throw new TlogError(ErrorCode.badInput, `sign pool: workers must be a positive integer, got ${n}`);
     this.#size = n;
+    this.#inlineEd25519 = opts.ed25519InWorker !== true;
     this.#slots = new Array<Slot | undefined>(n).fill(undefined);
     this.#mldsa = opts.mldsa ?? mldsaBackend();
     if (!availableMldsaBackends().includes(this.#mldsa)) {
@@ -185,6 +196,7 @@ export class SignPool {
       return Promise.reject(new Error(`sign pool: ${alg} seed must be ${size} bytes`));
     }
     if (!(message instanceof Uint8Array)) return Promise.reject(new Error('sign pool: message must be a Uint8Array'));
+    if (alg === 'ed25519' && this.#inlineEd25519) return this.#signEd25519Here(seed, message);
     let ref = this.#keyRefs.get(seed);
     if (ref === undefined) {
       ref = this.#nextRef++;
@@ -223,6 +235,27 @@ export class SignPool {
         reject(new Error(`sign ${alg}: post to worker: ${(e as Error).message}`));
       }
     });
+  }
+
+  /**
+   * Ed25519 on this thread: node:crypto signs in tens of microseconds, less than handing the
+   * call to a worker and back costs this thread (two messages and a thread wake-up each way).
+   */
+  #signEd25519Here(seed: Uint8Array, message: Uint8Array): Promise<Uint8Array> {
+    try {
+      let key = this.#ed25519Keys.get(seed);
+      if (key === undefined) {
+        key = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+        this.#ed25519Keys.set(seed, key);
+      }
+      if (this.#failNext) {
+        this.#failNext = false;
+        throw new Error('sign failed on request (test hook)');
+      }
+      return Promise.resolve(new Uint8Array(cryptoSign(null, message, key)));
+    } catch (e) {
+      return Promise.reject(new Error(`sign ed25519: ${(e as Error).message}`));
+    }
   }
 
   /** Terminates the workers; pending and later calls reject with `unavailable`. */

@@ -9,7 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { ml_dsa44 } from '@noble/post-quantum/ml-dsa.js';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
 import { createLogKeys, loadLogKeys, type LogKeys } from '../../src/log/keys.js';
 import { availableMldsaBackends, MLDSA_BACKENDS, mldsaBackend } from '../../src/log/mldsa-backend.js';
@@ -84,7 +84,29 @@ describe('raw signatures', () => {
     expect(ml_dsa44.verify(a!, new TextEncoder().encode('another message'), mlPub)).toBe(false);
   });
 
+  test("Ed25519 is signed on the calling thread by default: no worker starts, the message stays the caller's", async () => {
+    const p = new SignPool();
+    try {
+      const seed = new Uint8Array(32).fill(3);
+      const owned = new Uint8Array(100).fill(7);
+      const sigs = await Promise.all([p.sign('ed25519', seed, owned), p.sign('ed25519', seed, Buffer.from('pooled'))]);
+      expect(p.liveWorkers).toBe(0);
+      expect(owned.byteLength).toBe(100); // not transferred: nothing left this thread
+      expect(hexOf(sigs[0]!)).toBe(hexOf(ed25519.sign(new Uint8Array(100).fill(7), seed)));
+      expect(hexOf(sigs[1]!)).toBe(hexOf(ed25519.sign(Buffer.from('pooled'), seed)));
+      // The test hook fails it like a worker's error would.
+      p.failNextCallForTest();
+      await expect(p.sign('ed25519', seed, new Uint8Array(1))).rejects.toThrow(/sign ed25519: sign failed on request/);
+      expect(hexOf(await p.sign('ed25519', seed, new Uint8Array(1)))).toBe(hexOf(ed25519.sign(new Uint8Array(1), seed)));
+    } finally {
+      await p.close();
+    }
+  });
+
   test('an owned message is transferred; a pooled Buffer or a view is copied and left intact', async () => {
+    // Ed25519 in the workers (the ML-DSA-44 path transfers its messages the same way).
+    const pool = new SignPool({ ed25519InWorker: true });
+    onTestFinished(() => pool.close());
     const seed = new Uint8Array(32).fill(1);
     const owned = new Uint8Array(100).fill(7);
     const sig = await pool.sign('ed25519', seed, owned);
@@ -231,7 +253,7 @@ describe('several workers', () => {
     const p2 = new SignPool({ workers: 2 });
     try {
       expect(p2.liveWorkers).toBe(0); // started on demand
-      for (let i = 0; i < 3; i++) await p2.sign('ed25519', new Uint8Array(32), new Uint8Array(1));
+      for (let i = 0; i < 3; i++) await p2.sign('ml-dsa-44', mlSeed, mlMsg());
       expect(p2.liveWorkers).toBe(1);
       const sigs = await Promise.all(Array.from({ length: 8 }, () => p2.sign('ml-dsa-44', mlSeed, mlMsg())));
       expect(p2.liveWorkers).toBe(2);
