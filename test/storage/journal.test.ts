@@ -3,7 +3,7 @@
  * order, across segments; a torn or damaged record ends the scan; a failed append stops the
  * journal; release() deletes only whole segments whose records are covered, oldest first.
  */
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { constants, existsSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
@@ -74,6 +74,26 @@ describe('Journal', () => {
     expect(recs.map((r) => Buffer.from(r.payload).toString())).toEqual(Array.from({ length: 50 }, (_, i) => payload(i).toString()));
     // Segment files are private.
     expect(statSync(path.join(dir, files[0]!)).mode & 0o777).toBe(0o600);
+  });
+
+  it('writes records through an O_DSYNC descriptor: durable when the write returns, no separate fdatasync', async () => {
+    const j = await Journal.open(dir);
+    await j.append(payload(0), 0);
+    const seg = path.join(dir, segmentFiles()[0]!);
+    // This process's descriptors open on the segment, with their open flags (octal, fdinfo).
+    const flags = readdirSync('/proc/self/fd').flatMap((fd) => {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return [];
+      }
+      if (target !== seg) return [];
+      return [Number.parseInt(/^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!, 8)];
+    });
+    expect(flags).toHaveLength(1);
+    expect(flags[0]! & constants.O_DSYNC).toBe(constants.O_DSYNC);
+    await j.close();
   });
 
   it('serializes concurrent appends in call order', async () => {
