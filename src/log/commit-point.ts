@@ -13,7 +13,8 @@
  * The commit point moves once the batch's journal record is durable (its tiles are then
  * recoverable byte for byte), and before its checkpoint is published. Where it lives: the size,
  * root and note hash in the hot index's two commit slots (written alternately, each with a CRC,
- * made durable with msync); the note bytes in a private file `<state>/<tenant>/notes/<size>`:
+ * per batch without a sync; the flush syncs them before it lets the journal go, so a power loss
+ * never takes them back behind the journal's start: flush.ts); the note bytes in a private file `<state>/<tenant>/notes/<size>`:
  * the note of every batch is in the write-ahead journal, and the note file of the size
  * committed at each flush is written then; replay writes the newest one from the journal after
  * a crash.

@@ -5,11 +5,12 @@
  * killed process) those files may be missing, empty or torn. Replay rebuilds them from the
  * records, in order, up to the commit point, and makes them durable.
  *
- * Records beyond the commit point were never acknowledged (the process died between the
- * record's fdatasync and the commit point's msync), but their checkpoints are signed and
- * durable: they are adopted, and the commit point moves to the last of them, so that no other
- * root is ever signed at their sizes. The journal is dropped once replay has made everything
- * durable.
+ * Records beyond the commit point may have been acknowledged (the commit slot is written
+ * without a sync, so a power loss can take it back to where the last flush synced it) or not
+ * (the process died between the record's write and the commit point's), but their checkpoints
+ * are signed and durable: they are adopted, and the commit point moves to the last of them, so
+ * that no other root is ever signed at their sizes. The journal is dropped once replay has made
+ * everything durable.
  */
 import path from 'node:path';
 import { TlogError, ErrorCode } from '../errors.js';
@@ -147,7 +148,7 @@ export async function replayJournal(p: {
     adopted = { treeSize: edge.size, rootHash: edge.root(), checkpointHash: sha256(Buffer.from(lastNote, 'utf8')), seq: 0 };
     p.logger.warn(
       { tenant: paths.tenant, from: committed.treeSize, treeSize: edge.size },
-      'adopted journaled batches beyond the commit point (signed, never acknowledged)',
+      'adopted journaled batches beyond the commit point (signed and durable, acknowledged or not)',
     );
   }
   return { batches: applied, treeSize: edge.size, repaired, adopted };
