@@ -30,7 +30,7 @@ import type { TileStore } from '../tile-store/tile-store.js';
 import type { BatchSink } from './batch-sink.js';
 import { PreparedBatch, type AppendResult, type BatchStats, type Pending } from './batch.js';
 import { signTreeAsync } from './checkpoint-signing.js';
-import { commitPointOf, discardNotesBeyond, type CommitPoint } from './commit-point.js';
+import { commitPointOfSigned, discardNotesBeyond, type CommitPoint } from './commit-point.js';
 import { batchBytes, RESERVE_SLACK, SpaceGuard } from './disk-space.js';
 import { Edge } from './edge.js';
 import { formatBatchRecord } from './journal-record.js';
@@ -354,7 +354,7 @@ export class Sequencer {
       const j1 = performance.now();
       b.writeSeconds += (j1 - j0) / 1000;
       b.trace?.stage('journal', j0, j1);
-      const cp = commitPointOf(b.note);
+      const cp = commitPointOfSigned(b.ext.end, b.ext.rootHash, b.note);
       // The commit point moves before publishing: from here on the batch is part of the log.
       // Not synced here: the journal record is the durability point (replay adopts records
       // beyond a commit slot a power loss took back); the flush syncs the slot, off this thread,
