@@ -373,8 +373,10 @@ export class HotIndex {
    * NativeError when the disk refuses.
    */
   async syncCommitPoint(): Promise<CommitPoint> {
-    this.#usable(true);
     const target = this.#state;
+    // A closed writer synced its commit point on close (a second close of the log flushes again).
+    if (this.#closed && this.#durable !== undefined && this.#durable.seq >= target.seq) return this.durableCommitPoint!;
+    this.#usable(true);
     if (this.#durable === undefined || this.#durable.seq < target.seq) {
       if (this.#renameUnsynced) {
         await fsyncDirectoryAsync(dirname(this.path));
@@ -651,8 +653,8 @@ export class HotIndex {
   }
 
   /**
-   * Writer: checkpointTable() (so the next open replays nothing, even after power loss), then
-   * releases the mapping and the lock. Idempotent.
+   * Writer: checkpointTable() and a sync of the commit point (so the next open replays nothing,
+   * even after power loss), then releases the mapping and the lock. Idempotent.
    */
   close(): void {
     if (this.#closed) return;
@@ -660,7 +662,14 @@ export class HotIndex {
       // The old table is complete: a growth in progress is only thrown away (the next writer
       // starts it again).
       this.#dropGrowth(new Error(`index ${this.path}: closed while growing`));
-      if (this.mode === 'writer') this.checkpointTable();
+      if (this.mode === 'writer') {
+        this.checkpointTable();
+        // The commit point too, when only it moved since the last sync (advanceCommitPoint).
+        if (this.#durable === undefined || this.#durable.seq < this.#state.seq) {
+          this.#mf.sync(STATE_OFFSET, STATE_SIZE);
+          if (!this.#renameUnsynced) this.#durable = this.#state;
+        }
+      }
     } finally {
       this.#closed = true;
       this.#mf.close();

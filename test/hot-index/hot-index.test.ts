@@ -105,8 +105,14 @@ describe.each(mappedFileBackends)('hot index (%s)', (backend) => {
     // The same refusals as writeCommitPoint, at the boundary.
     expect(() => ix.advanceCommitPoint({ treeSize: 29, rootHash: root(29), checkpointHash: root(0) })).toThrow(/move back/);
     expect(() => ix.advanceCommitPoint({ treeSize: 30, rootHash: root(99), checkpointHash: root(0) })).toThrow(/change the root/);
+    ix.checkpointTable();
+    // Only the commit point moved since: close syncs it too (no power loss may take it back).
     ix.advanceCommitPoint({ treeSize: 30, rootHash: root(30), checkpointHash: root(31) });
+    expect(ix.durableCommitPoint?.seq).toBeLessThan(ix.commitPoint.seq);
     ix.close();
+    expect(ix.durableCommitPoint?.seq).toBe(seq + 4);
+    // A closed index's commit point is on disk: syncing again (a second close of a log) is fine.
+    expect((await ix.syncCommitPoint()).seq).toBe(seq + 4);
     // A process that died after advancing (the page cache kept it) reopens at the advanced point.
     const again = open();
     expect(again.commitPoint).toMatchObject({ treeSize: 30, rootHash: root(30) });
