@@ -10,9 +10,9 @@
  *   before it returns; advanceCommitPoint() only writes it, and syncCommitPoint() makes it
  *   durable later, on a thread (the engine's journal record is its batch's durability point, so
  *   the slot need not reach the disk per batch: replay adopts journaled batches beyond it). The
- *   table is msynced by checkpointTable() (called every `checkpointEvery` leaves and on close),
- *   and only then is the durable watermark `indexedSize` moved, in the same synced record as
- *   the commit point. After a reboot the live record's boot id no longer matches, so the
+ *   table is synced by checkpointTable() (on close; every `checkpointEvery` leaves on a thread,
+ *   see insertMany), and only then is the durable watermark `indexedSize` moved, in the same
+ *   record as the commit point. After a reboot the live record's boot id no longer matches, so the
  *   durable watermark is used.
  * Either way, on open the table is known to hold every leaf in [0, indexedSize); the engine
  * must replay leaves [indexedSize, commitPoint.treeSize) through insertMany(). Entries beyond
@@ -87,7 +87,7 @@ export interface OpenIndexOptions {
   initialCapacity?: number;
   /** Grow (double) when entries would exceed capacity * maxLoad (default 0.7). */
   maxLoad?: number;
-  /** Run checkpointTable() every time this many leaves were indexed since the last one (default 2^20; 0: only on close). */
+  /** Checkpoint the table (on a thread) every time this many leaves were indexed since the last one (default 2^20; 0: only on close). */
   checkpointEvery?: number;
   /**
    * Longest stretch (ms) of table growth work done at once in idle time (default 1; at least
@@ -167,6 +167,8 @@ export class HotIndex {
   /** The bigger table being built while this one serves (see growth.ts). */
   #growth: Growth | undefined;
   #growthSliceMs: number;
+  /** The background checkpoint of the table running, if any (see #checkpointTableInBackground). */
+  #checkpointing: Promise<void> | undefined;
   #idle: NodeJS.Immediate | undefined;
   #grown: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   /** A swap renamed the new file in but the directory fsync failed: redo it before the next commit. */
@@ -469,7 +471,7 @@ export class HotIndex {
     }
     this.#writeLiveRecord();
     if (this.#checkpointEvery > 0 && this.#indexedSize - this.#state.indexedSize >= this.#checkpointEvery) {
-      this.checkpointTable();
+      this.#checkpointTableInBackground();
     }
     if (this.#growth?.phase === 'copying') this.#scheduleIdle();
     return added;
@@ -492,6 +494,38 @@ export class HotIndex {
     // Why sync the table first: the watermark written next claims these entries are on disk.
     this.#mf.sync(TABLE_OFFSET, this.#mf.size - TABLE_OFFSET);
     this.#writeState({ ...this.#state, indexedSize: this.#indexedSize, entryCount: this.#entryCount }, true);
+  }
+
+  /**
+   * checkpointTable() off this thread, for insertMany: an insert never waits for the table's
+   * write-back (every dirty page of it, seconds on a big table). The table is synced on a
+   * thread (fdatasync); then the watermark moves to what was indexed when it started, in a
+   * state record written like advanceCommitPoint's (durable at the next syncCommitPoint or
+   * checkpoint; until then a power loss keeps the older, smaller watermark). One at a time.
+   */
+  #checkpointTableInBackground(): void {
+    if (this.#checkpointing !== undefined) return;
+    const mf = this.#mf;
+    const indexedSize = this.#indexedSize;
+    const entryCount = this.#entryCount;
+    this.#checkpointing = mf
+      .syncAsync()
+      .then(
+        () => {
+          // Closed (close checkpointed itself) or grown (a new file, its own watermark) meanwhile.
+          if (this.#closed || mf !== this.#mf || indexedSize <= this.#state.indexedSize) return;
+          this.#writeState({ ...this.#state, indexedSize, entryCount }, false);
+        },
+        (e: unknown) => this.#warn(`index ${this.path}: syncing the table failed (${(e as Error).message}); retried at the next checkpoint`),
+      )
+      .finally(() => {
+        this.#checkpointing = undefined;
+      });
+  }
+
+  /** Resolves once no background checkpoint of the table (see insertMany) is running. */
+  async whenCheckpointed(): Promise<void> {
+    await this.#checkpointing;
   }
 
   /** Starts building the doubled table beside this one (see growth.ts). */

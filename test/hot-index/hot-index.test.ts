@@ -200,14 +200,29 @@ describe.each(mappedFileBackends)('hot index (%s)', (backend) => {
     ix.close();
   });
 
-  it('checkpointEvery checkpoints on its own', () => {
+  it('checkpointEvery checkpoints on its own, on a thread: an insert never waits for the table to sync', async () => {
     const ix = open({ checkpointEvery: 100 });
     commit(ix, 1000);
-    ix.insertMany(randomBytes(150 * 32), 0);
+    const seq = ix.commitPoint.seq;
+    ix.insertMany(randomBytes(99 * 32), 0);
+    await ix.whenCheckpointed();
+    expect(ix.durableIndexedSize).toBe(0); // one short of checkpointEvery
+    ix.insertMany(randomBytes(51 * 32), 99);
+    // Started, not waited for: the watermark moves once the table is on disk.
+    expect(ix.durableIndexedSize).toBe(0);
+    await ix.whenCheckpointed();
     expect(ix.durableIndexedSize).toBe(150);
+    // Written like a commit point: in the next slot, on disk at the next sync of the commit point.
+    expect(ix.commitPoint.seq).toBe(seq + 1);
+    expect(ix.durableCommitPoint?.seq).toBe(seq);
+    expect((await ix.syncCommitPoint()).seq).toBe(seq + 1);
     ix.insertMany(randomBytes(50 * 32), 150);
+    await ix.whenCheckpointed();
     expect(ix.durableIndexedSize).toBe(150);
     ix.close();
+    const again = open();
+    expect(again.durableIndexedSize).toBe(200);
+    again.close();
   });
 
   it('one writer at a time; read-only handles need no lock and see new commits on refresh', () => {
