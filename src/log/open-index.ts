@@ -50,8 +50,8 @@ export function openIndexFile(paths: LogPaths, opts: IndexOpenOptions, create: b
       // A new file is sized to the disk it is on (a small disk gets a small file that grows).
       initialCapacity: opts.indexCapacity ?? (create ? initialCapacityFor(freeBytes(paths.stateDir)) : undefined),
       backend: opts.backend,
-      // The table is synced every 4M leaves and on close; after a crash the engine replays the
-      // rest from the bundles, so syncing more often would only stall the sequencer.
+      // The table is synced every 4M leaves (on a thread) and on close; after a crash the engine
+      // replays the rest from the bundles, so syncing more often would only cost write-back.
       checkpointEvery: 1 << 22,
       onWarning: (m) => opts.logger.warn({ tenant: paths.tenant, index: indexPath(paths) }, m),
     });
