@@ -12,7 +12,8 @@ import { parseCanonicalDecimal } from '../decimal.js';
 import { errnoWords, errorChain, TlogError, ErrorCode } from '../errors.js';
 import { Monitor, type MonitorAdvance, type MonitorRetry } from '../client/monitor.js';
 import { createTlogProof, verifyTlogProof, type ProvenLeaf } from '../client/proof-file.js';
-import { dirSource, urlSource, type TlogSource } from '../client/source.js';
+import { dirSource, type TlogSource } from '../client/source.js';
+import { cliUrlSource } from './url-source.js';
 import { TileFetcher } from '../client/tiles.js';
 import { InconsistentCheckpointsError, fetchCheckpoint, proveInclusion, type CheckpointTrust } from '../client/verify.js';
 import { DEFAULT_TENANT, type DataRoots } from '../tile-store/paths.js';
@@ -47,7 +48,7 @@ async function sourceAndTrust(o: SourceOpts, getRoots: () => DataRoots): Promise
   let src: TlogSource;
   if (o.url !== undefined) {
     if (o.tenant !== undefined) throw new TlogError(ErrorCode.badInput, 'give --url or --tenant, not both');
-    src = urlSource(o.url);
+    src = cliUrlSource(o.url);
   } else {
     const paths = await publicLog(getRoots(), o.tenant ?? process.env.TLOG_TENANT ?? DEFAULT_TENANT);
     src = dirSource(paths.tilesDir, { derivePartials: true });

@@ -9,7 +9,8 @@ import { createInterface } from 'node:readline';
 import { parseCanonicalDecimal } from '../decimal.js';
 import { errnoWords, TlogError, ErrorCode } from '../errors.js';
 import { exportLedger, LEDGER_FORMAT, verifyLedger } from '../client/export.js';
-import { dirSource, urlSource, type TlogSource } from '../client/source.js';
+import { dirSource, type TlogSource } from '../client/source.js';
+import { cliUrlSource } from './url-source.js';
 import { parseVerifierKey } from '../note/keys.js';
 import type { NoteVerifier } from '../note/note.js';
 import { verifierFor } from '../note/signers.js';
@@ -158,7 +159,7 @@ export function registerExportCommand(program: Command, roots: () => DataRoots):
       let vkeys = o.vkey ?? [];
       if (o.url) {
         if (o.size !== undefined) throw new TlogError(ErrorCode.badInput, '--size reads the local checkpoint history: not with --url');
-        src = urlSource(o.url);
+        src = cliUrlSource(o.url);
       } else {
         const paths = await publicLog(roots(), o.tenant);
         // An older checkpoint's partials may have been collected: derived as `tlog serve` does.

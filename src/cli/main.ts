@@ -9,7 +9,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeFsError, errorChain, ErrorCode, isTlogError, TlogError } from '../errors.js';
 import { auditLog } from '../client/audit.js';
-import { dirSource, urlSource, type TlogSource } from '../client/source.js';
+import { dirSource, type TlogSource } from '../client/source.js';
+import { cliUrlSource } from './url-source.js';
 import { encodeBase64 } from '../note/note.js';
 import { parseVerifierKey } from '../note/keys.js';
 import { verifierFor } from '../note/signers.js';
@@ -155,7 +156,7 @@ export function buildProgram(): Command {
       let history: string[] = [];
       if (o.url) {
         if (vkeys.length === 0) throw new Error('--url needs at least one --vkey');
-        src = urlSource(o.url);
+        src = cliUrlSource(o.url);
       } else {
         const paths = await publicLog(roots(program), o.tenant);
         src = dirSource(paths.tilesDir);

@@ -66,7 +66,7 @@ export function isTransientSourceError(e: unknown): boolean {
   return isTlogError(e, ErrorCode.unavailable);
 }
 
-const fetchOnce = (url: string, timeoutMs: number) => fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+const fetchOnce = (url: string, timeoutMs: number, headers: Record<string, string>) => fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
 
 /** A fetch failure from a reused connection the server had closed (reset or closed socket). */
 function isStaleConnection(e: unknown): boolean {
@@ -74,9 +74,14 @@ function isStaleConnection(e: unknown): boolean {
   return code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET';
 }
 
-/** An HTTP(S) prefix. fetch() undoes Content-Encoding: gzip, which the spec allows on bundles. */
-export function urlSource(prefix: string, opts: { timeoutMs?: number } = {}): TlogSource {
+/**
+ * An HTTP(S) prefix. fetch() undoes Content-Encoding: gzip, which the spec allows on bundles.
+ * `readToken`: a bearer token sent with every GET, for a log whose reads need one (a private
+ * tenant of tlog-worm); a public log needs none, and tlog-tiles itself defines no credentials.
+ */
+export function urlSource(prefix: string, opts: { timeoutMs?: number; readToken?: string } = {}): TlogSource {
   const base = prefix.endsWith('/') ? prefix : `${prefix}/`;
+  const headers: Record<string, string> = opts.readToken ? { authorization: `Bearer ${opts.readToken}` } : {};
   return {
     where: prefix,
     async get(rel) {
@@ -84,11 +89,11 @@ export function urlSource(prefix: string, opts: { timeoutMs?: number } = {}): Tl
       const timeoutMs = opts.timeoutMs ?? 30_000;
       let res: Response;
       try {
-        res = await fetchOnce(url, timeoutMs).catch((e: unknown) => {
+        res = await fetchOnce(url, timeoutMs, headers).catch((e: unknown) => {
           // A kept-alive connection the server closed just as this request went out fails with a
           // reset before the server read anything; a GET is idempotent, so one new try is safe.
           if (!isStaleConnection(e)) throw e;
-          return fetchOnce(url, timeoutMs);
+          return fetchOnce(url, timeoutMs, headers);
         });
       } catch (e) {
         // fetch() says "fetch failed" and keeps the reason (refused, reset, DNS, TLS) in its
@@ -104,7 +109,8 @@ export function urlSource(prefix: string, opts: { timeoutMs?: number } = {}): Tl
       if (!res.ok) {
         await res.body?.cancel().catch(() => {});
         // Overload and server trouble may pass; anything else (401, 403, 410...) is an answer.
-        throw new TlogError(isPassingStatus(res.status) ? ErrorCode.unavailable : ErrorCode.io, `GET ${url}: HTTP ${res.status}`);
+        const why = res.status === 401 ? (opts.readToken ? ' (the read token was refused)' : ' (reads of this log need a read token)') : '';
+        throw new TlogError(isPassingStatus(res.status) ? ErrorCode.unavailable : ErrorCode.io, `GET ${url}: HTTP ${res.status}${why}`);
       }
       try {
         return new Uint8Array(await res.arrayBuffer());

@@ -218,7 +218,8 @@ export function renderTenantPage(v: TenantView): string {
     v.committedSize > v.treeSize ? `<p class="muted">Committed: ${esc(v.committedSize)} entries, published once the witness quorum cosigns.</p>` : '';
   // One key is enough to verify with (its signature must be there and verify); the Ed25519 one
   // keeps the line short. Keys come from this page: compare them with what the operator published.
-  const verify = `tlog verify --url ${shellWord(v.base)} --vkey ${shellWord(v.vkeys[0] ?? '')}`;
+  // A private log's reads need its read token: from the environment, never on the command line.
+  const verify = `${v.private ? 'TLOG_READ_TOKEN=<read token> ' : ''}tlog verify --url ${shellWord(v.base)} --vkey ${shellWord(v.vkeys[0] ?? '')}`;
   const body = `<h1 id="origin">${esc(v.origin)}</h1>
 <p class="muted">log <code>${esc(v.name)}</code>${v.private ? ' (private: reads need a read token)' : ''}</p>
 

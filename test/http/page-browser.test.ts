@@ -237,6 +237,20 @@ describe('GET /<tenant>/ in Chromium', () => {
       expect(await p.page.textContent('#tree-size')).toBe(cp[1]);
       const root = await open(withToken, `${base}/`);
       expect(await root.page.locator('tr.tenant td:first-child').allTextContents()).toEqual(['audit', 'odd', 'secret']);
+      // Its verify line names the read token's variable; run as printed with the token, it
+      // verifies; without it, `tlog verify` fails with one line saying a read token is needed.
+      const line = (await p.page.textContent('#verify-command'))!;
+      expect(line.startsWith(`TLOG_READ_TOKEN=<read token> tlog verify --url ${base}/secret --vkey `)).toBe(true);
+      const cli = (l: string) => l.replace(/tlog verify /, `"${process.execPath}" "${tlogBin}" verify `);
+      const run = promisify(execFile);
+      const ok = await run('sh', ['-c', cli(line.replace('<read token>', READ_TOKEN))], { encoding: 'utf8' });
+      expect(ok.stdout).toMatch(/^ok: logs\.example\.com\/secret size /);
+      const refused = await run('sh', ['-c', cli(line.replace('TLOG_READ_TOKEN=<read token> ', ''))], { encoding: 'utf8' }).then(
+        () => null,
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(refused?.code).toBe(1);
+      expect(refused?.stderr).toMatch(/HTTP 401 \(reads of this log need a read token\)/);
     } finally {
       await withToken.close();
     }
