@@ -30,6 +30,7 @@ import { loadLogKeys, type LogKeys } from './keys.js';
 import { catchUpIndex, openIndexAndCommitPoint, type IndexOpenOptions } from './open-index.js';
 import { Publisher } from './publisher.js';
 import { journalDir, replayJournal } from './replay.js';
+import { widenRecoverySpan } from './recovery-span.js';
 import { settingsOf, type LogOptions, type LogSettings } from './settings.js';
 import { sharedSignPool } from './sign-pool.js';
 
@@ -119,7 +120,9 @@ export async function openLog(paths: LogPaths, opts: LogOptions): Promise<LogPar
     if (published) checkPublished(published, cp);
     if (!readOnly) {
       await discardNotesBeyond(paths.stateDir, cp.treeSize);
-      const removed = await store.discardBeyond(cp.treeSize, settings.recoverySpan);
+      // As far as any run of this log may have written, not only this run's settings.
+      const span = await widenRecoverySpan(paths.stateDir, settings.recoverySpan);
+      const removed = await store.discardBeyond(cp.treeSize, span);
       if (removed.length > 0) {
         logger.warn({ tenant: paths.tenant, treeSize: cp.treeSize, removed: removed.length }, 'discarded uncommitted tiles beyond the commit point');
       }

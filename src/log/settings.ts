@@ -102,9 +102,8 @@ export function settingsOf(opts: LogOptions, env: NodeJS.ProcessEnv = process.en
  * keeps at most `pipelineDepth` batches in flight (each writes its tiles before it commits), of
  * at most `maxBatch` entries each. Recovery scans exactly this far.
  *
- * On open it is the span of the settings the log is opened with: a restart after a crash must
- * not lower them (tiles left beyond a narrower scan are found by the next batch that writes
- * there, which then stops the log on an immutable conflict: loud, never silent).
+ * On open, recovery scans the widest span any run of the log has used (recovery-span.ts), so a
+ * restart with smaller settings than the run that crashed still finds every tile it left.
  */
 export function recoverySpan(pipelineDepth: number, maxBatch: number): number {
   return pipelineDepth * maxBatch;

@@ -16,9 +16,10 @@
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ErrorCode, isTlogError } from '../../src/errors.js';
+import { ErrorCode, isTlogError, type TlogError } from '../../src/errors.js';
 import { notePath, listNoteSizes } from '../../src/log/commit-point.js';
-import { Log, historyPath, type Logger } from '../../src/log/log.js';
+import { Log, historyPath, type Logger, type LogOptions } from '../../src/log/log.js';
+import { RECOVERY_SPAN_FILE } from '../../src/log/recovery-span.js';
 import { indexPath } from '../../src/log/open-index.js';
 import { logPaths, type LogPaths } from '../../src/tile-store/paths.js';
 import { ENTRIES_LEVEL, TILE_WIDTH, formatTilePath, partialTiles } from '../../src/tiles/layout.js';
@@ -91,8 +92,8 @@ async function notesPruned(p: LogPaths, size: number): Promise<void> {
 }
 
 /** A log with `n` entries, closed. */
-async function logWith(p: LogPaths, n: number, tag = 'e'): Promise<void> {
-  const log = await Log.init(p, ORIGIN);
+async function logWith(p: LogPaths, n: number, tag = 'e', opts: LogOptions = {}): Promise<void> {
+  const log = await Log.init(p, ORIGIN, opts);
   if (n > 0) await Promise.all(log.appendMany(entries(0, n, tag)));
   await log.close();
   await notesPruned(p, n);
@@ -417,7 +418,8 @@ describe('the recovery scan reaches pipeline depth x batch entries beyond the co
   // A crashed run had up to `pipelineDepth` batches of up to `maxBatch` entries in flight, each
   // with its tiles written before its commit: recovery must look exactly that far.
   it('deletes what a batch ending at commit point + depth x batch wrote, and nothing a longer span would', async () => {
-    await logWith(paths, 256);
+    // Every run so far (this one) used depth 2 x batch 256.
+    await logWith(paths, 256, 'e', { pipelineDepth: 2, maxBatch: 256 });
     const plant = (level: number, index: number, width: number) => {
       const f = tileFile(paths, level, index, width);
       mkdirSync(path.dirname(f), { recursive: true });
@@ -455,6 +457,34 @@ describe('the recovery scan reaches pipeline depth x batch entries beyond the co
     await Promise.all(wide.appendMany(entries(256, 600, 'next')));
     expect((await audit(wide)).treeSize).toBe(856);
     await wide.close();
+    expect(read(path.join(paths.stateDir, RECOVERY_SPAN_FILE))).toBe('131072\n');
+    // A restart with far smaller settings (depth 1 x batch 16) after a run with the wide ones:
+    // it scans as far as that run could have written (856 + 131072), not its own 16 entries.
+    const left = [plant(ENTRIES_LEVEL, 400, TILE_WIDTH), plant(0, 515, 7)];
+    const stillBeyond = [plant(ENTRIES_LEVEL, 516, 1)];
+    const small = await Log.open(paths, { pipelineDepth: 1, maxBatch: 16 });
+    expect(small.recoverySpan).toBe(16);
+    for (const f of left) expect(existsSync(f), `${f} should be deleted`).toBe(false);
+    for (const f of stillBeyond) expect(existsSync(f), `${f} is beyond the widest span and stays`).toBe(true);
+    await small.close();
+    // Never narrowed.
+    expect(read(path.join(paths.stateDir, RECOVERY_SPAN_FILE))).toBe('131072\n');
+  });
+
+  it('refuses to open a log whose recorded recovery span is not a positive canonical decimal and a newline, changing nothing', async () => {
+    await logWith(paths, 3);
+    const file = path.join(paths.stateDir, RECOVERY_SPAN_FILE);
+    for (const bad of ['0\n', '12', '012\n', '-5\n', '1e3\n', '\n', '49152\n\n']) {
+      writeFileSync(file, bad);
+      const e = await rejectionOf<TlogError>(Log.open(paths));
+      expect(e.code, JSON.stringify(bad)).toBe(ErrorCode.corrupt);
+      expect(e.message).toContain(`${file}: want a positive decimal number and a newline`);
+      expect(read(file)).toBe(bad);
+    }
+    writeFileSync(file, '1\n');
+    const log = await Log.open(paths);
+    expect(read(file)).toBe(`${log.recoverySpan}\n`);
+    await log.close();
   });
 });
 
