@@ -25,6 +25,7 @@ import type { ObjectStore } from '../../src/storage/object-store.js';
 import { S3Store } from '../../src/storage/s3-store.js';
 import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 import { S3Server } from '../storage/s3-server.js';
+import { prng } from '../prng.mjs';
 
 const BUCKET = 'race';
 const ORIGIN = 'example.com/store-race';
@@ -45,18 +46,6 @@ afterAll(async () => {
   await server?.close();
   if (dir) removeDir(dir);
 });
-
-/** A small seeded PRNG (mulberry32): a failing round can be run again with its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Kind = 'journal' | 'tile' | 'history' | 'checkpoint';
 const kindOf = (key: string): Kind =>
