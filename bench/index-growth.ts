@@ -29,6 +29,7 @@ import type * as IndexModule from '../src/hot-index/index.js';
 import type * as LogModule from '../src/log/log.js';
 import { logPaths } from '../src/tile-store/paths.js';
 import { fmt, loadAverage } from './lib/format.js';
+import { fillHashes } from './lib/synthetic.js';
 
 const { values } = parseArgs({
   options: {
@@ -48,24 +49,6 @@ const to = Number(values.to);
 const rate = Number(values.rate);
 const batch = Number(values.batch);
 const periodMs = (batch / rate) * 1000;
-
-/** murmur3's 32-bit finaliser (as bench/index.ts): pseudo-random leaf hashes, cheaply. */
-function fmix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
-function fillHashes(out: Uint8Array, first: number, count: number): void {
-  const dv = new DataView(out.buffer, out.byteOffset, count * 32);
-  for (let k = 0; k < count; k++) {
-    const i = first + k;
-    const a = fmix(i ^ 0x9e3779b9);
-    const b = fmix((i / 0x1_0000_0000) ^ a);
-    for (let w = 0; w < 8; w++) dv.setUint32(k * 32 + w * 4, fmix(a + Math.imul(w + 1, b) + w), true);
-  }
-}
 
 interface Sample {
   due: number;

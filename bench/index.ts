@@ -15,32 +15,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativeAvailable } from '../native/index.js';
 import { openIndex, rebuild } from '../src/hot-index/index.js';
+import { fillHashes } from './lib/synthetic.js';
 
 const CHUNK = 100_000;
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
-/** murmur3's 32-bit finaliser: a good bijective mix. */
-function fmix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
-
-/** Fills out with the hashes of leaves [first, first + count). */
-function fillHashes(out: Uint8Array, first: number, count: number): void {
-  const dv = new DataView(out.buffer, out.byteOffset, count * 32);
-  for (let k = 0; k < count; k++) {
-    const i = first + k;
-    const a = fmix(i ^ 0x9e3779b9);
-    const b = fmix((i / 0x1_0000_0000) ^ a);
-    for (let w = 0; w < 8; w++) dv.setUint32(k * 32 + w * 4, fmix(a + Math.imul(w + 1, b) + w), true);
-  }
 }
 
 function hashesOf(first: number, count: number): Uint8Array {

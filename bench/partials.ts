@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { Log } from '../src/log/log.js';
 import { logPaths } from '../src/tile-store/paths.js';
 import { TILE_WIDTH, hashesAtLevel } from '../src/tiles/layout.js';
+import { prng } from './lib/synthetic.js';
 
 const { values } = parseArgs({
   options: {
@@ -125,18 +126,6 @@ async function oneAtATime(size: number): Promise<{ last: Sample; worst: number; 
     await log.close();
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** A small deterministic PRNG (mulberry32), so runs are comparable. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 async function soak(total: number): Promise<{ last: Sample; worst: number }> {
