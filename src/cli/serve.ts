@@ -175,20 +175,41 @@ export async function serve(o: ServeOptions): Promise<void> {
     reload().catch((e) => logger.error({ err: (e as Error).message }, 'reload failed; keeping the running configuration'));
   };
   process.on('SIGHUP', onHup);
+  // A stop (SIGTERM, SIGINT, the test signal) may come while the tenants are still opening (an
+  // index rebuild can take minutes): from that moment every request is refused (503, stopping),
+  // "listening" is never said, and once the opening in progress ends (opening is not cut short:
+  // a log half opened is closed the same way as one fully open) the service closes as below.
+  let stopAsked = false;
+  let wake = () => {};
+  const stopRequested = new Promise<void>((resolve) => (wake = resolve));
+  const askStop = () => {
+    if (stopAsked) return;
+    stopAsked = true;
+    stopping = true;
+    say('stopping: no new connections; finishing the requests and batches in flight');
+    wake();
+  };
+  process.once('SIGTERM', askStop);
+  process.once('SIGINT', askStop);
+  if (o.signal?.aborted) askStop();
+  else o.signal?.addEventListener('abort', askStop, { once: true });
   const count = config ? config.tenants.length : 1;
   say(`port ${host}:${boundPort} bound; opening ${count} tenant${count === 1 ? '' : 's'} (each answers 503 with Retry-After until it is open)`);
   try {
     if (config && clusterMode) {
       await configured.apply(config);
-      const cacheRoots: DataRoots = o.cacheDir
-        ? { tilesRoot: path.join(o.cacheDir, 'tiles'), checkpointsRoot: path.join(o.cacheDir, 'checkpoints'), stateRoot: path.join(o.cacheDir, 'state') }
-        : rootsOf(config);
-      const url = o.advertise ?? `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
-      cluster = await ClusterService.create({ config, url, cacheRoots, configured, logger: engineLogger(logger) });
-      cluster.start();
-      say(
-        `cluster node ${url}: ${config.tenants.length} tenants in s3://${config.store!.bucket}/${config.store!.prefix}, lease ttl ${config.cluster!.leaseTtlSeconds} s`,
-      );
+      // Asked to stop while the tenants opened: take no lease at all.
+      if (!stopAsked) {
+        const cacheRoots: DataRoots = o.cacheDir
+          ? { tilesRoot: path.join(o.cacheDir, 'tiles'), checkpointsRoot: path.join(o.cacheDir, 'checkpoints'), stateRoot: path.join(o.cacheDir, 'state') }
+          : rootsOf(config);
+        const url = o.advertise ?? `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+        cluster = await ClusterService.create({ config, url, cacheRoots, configured, logger: engineLogger(logger) });
+        cluster.start();
+        say(
+          `cluster node ${url}: ${config.tenants.length} tenants in s3://${config.store!.bucket}/${config.store!.prefix}, lease ttl ${config.cluster!.leaseTtlSeconds} s`,
+        );
+      }
     } else if (config) await configured.apply(config);
     else {
       await o.openHooks?.opening?.(DEFAULT_TENANT);
@@ -208,6 +229,8 @@ export async function serve(o: ServeOptions): Promise<void> {
     }
   } catch (e) {
     process.off('SIGHUP', onHup);
+    process.off('SIGTERM', askStop);
+    process.off('SIGINT', askStop);
     stopping = true;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -216,43 +239,37 @@ export async function serve(o: ServeOptions): Promise<void> {
     await tracing?.shutdown().catch(() => {});
     throw e;
   }
-  const open = config ? 'every tenant requires credentials' : 'embedded default tenant: writes accepted without credentials on this loopback address';
-  say(`listening on http://${host}:${boundPort} (${open}; ML-DSA-44 signer: ${signer})`);
-  o.onListening?.(boundPort);
+  if (!stopAsked) {
+    const open = config ? 'every tenant requires credentials' : 'embedded default tenant: writes accepted without credentials on this loopback address';
+    say(`listening on http://${host}:${boundPort} (${open}; ML-DSA-44 signer: ${signer})`);
+    o.onListening?.(boundPort);
+  }
 
+  await stopRequested;
+  process.off('SIGTERM', askStop);
+  process.off('SIGINT', askStop);
+  process.off('SIGHUP', onHup);
+  // Stop accepting; requests in flight finish (their batches become durable) and close their
+  // connections; requests that arrive later on kept-alive connections get 503.
   await new Promise<void>((resolve) => {
-    const stop = () => {
-      if (stopping) return;
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      process.off('SIGHUP', onHup);
-      say('stopping: no new connections; finishing the requests and batches in flight');
-      stopping = true;
-      // Stop accepting; requests in flight finish (their batches become durable) and close their
-      // connections; requests that arrive later on kept-alive connections get 503.
-      server.close(() => {
-        clearInterval(sweeper);
-        clearTimeout(deadline);
-        // A cluster node releases its leases after closing the logs: the others take them at once.
-        Promise.resolve(cluster?.stop())
-          .then(() => tenants.closeAll())
-          .then(resolve, (e) => {
-            say(`error while stopping: ${(e as Error).message}`);
-            process.exitCode = 1;
-            resolve();
-          });
-      });
-      // Connections go idle as their last answers are sent: close them as they do.
-      const sweeper = setInterval(() => server.closeIdleConnections(), 50);
-      server.closeIdleConnections();
-      // A client that never reads its answer must not hold the process forever.
-      const deadline = setTimeout(() => server.closeAllConnections(), 10_000);
-      deadline.unref();
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-    if (o.signal?.aborted) stop();
-    else o.signal?.addEventListener('abort', stop, { once: true });
+    server.close(() => {
+      clearInterval(sweeper);
+      clearTimeout(deadline);
+      // A cluster node releases its leases after closing the logs: the others take them at once.
+      Promise.resolve(cluster?.stop())
+        .then(() => tenants.closeAll())
+        .then(resolve, (e) => {
+          say(`error while stopping: ${(e as Error).message}`);
+          process.exitCode = 1;
+          resolve();
+        });
+    });
+    // Connections go idle as their last answers are sent: close them as they do.
+    const sweeper = setInterval(() => server.closeIdleConnections(), 50);
+    server.closeIdleConnections();
+    // A client that never reads its answer must not hold the process forever.
+    const deadline = setTimeout(() => server.closeAllConnections(), 10_000);
+    deadline.unref();
   });
   // The spans of the last batches are exported before the process exits.
   await tracing?.shutdown().catch((e) => say(`error while exporting the last traces: ${(e as Error).message}`));

@@ -111,6 +111,72 @@ describe('tlog serve while tenants open', () => {
   }, 60_000);
 });
 
+describe('tlog serve asked to stop while tenants open', () => {
+  it('refuses every request from that moment, never says it listens, and closes every log once the opening ends', async () => {
+    const cwd = mkdtempSync(path.join(dir, 'stop-'));
+    const cfgFile = path.join(cwd, 'tlog.json');
+    writeConfig(cfgFile, { tenants: [tenant('slow'), tenant('fast')] });
+    const gate = deferred();
+    const ac = new AbortController();
+    let bound!: (port: number) => void;
+    const boundPort = new Promise<number>((r) => (bound = r));
+    let listened = false;
+    const prevLevel = process.env.TLOG_LOG_LEVEL;
+    process.env.TLOG_LOG_LEVEL = 'warn';
+    const roots = { tilesRoot: cwd, checkpointsRoot: cwd, stateRoot: cwd };
+    const served = serve({
+      roots,
+      config: cfgFile,
+      listen: '127.0.0.1:0',
+      onBound: bound,
+      onListening: () => (listened = true),
+      openHooks: { opening: (name) => (name === 'slow' ? gate.promise : Promise.resolve()) },
+      signal: ac.signal,
+    });
+    if (prevLevel === undefined) delete process.env.TLOG_LOG_LEVEL;
+    else process.env.TLOG_LOG_LEVEL = prevLevel;
+    let done = false;
+    void served.then(() => (done = true));
+    try {
+      const url = `http://127.0.0.1:${await boundPort}`;
+      const append = () =>
+        fetch(`${url}/fast/append`, {
+          method: 'POST',
+          body: 'x',
+          headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/octet-stream' },
+        });
+      await until('fast is open', async () => (await fetch(`${url}/fast/checkpoint`)).status === 200, 30_000);
+      expect((await append()).status).toBe(200);
+
+      ac.abort();
+      // From the stop on, the open tenant takes nothing more, though "slow" is still opening.
+      const refused = await append();
+      expect(refused.status).toBe(503);
+      expect(await refused.json()).toEqual({ error: 'the service is shutting down', code: 'unavailable' });
+      expect(done).toBe(false);
+
+      gate.resolve();
+      await served;
+      expect(listened).toBe(false);
+    } finally {
+      gate.resolve();
+      ac.abort();
+      await served;
+    }
+    // Both logs were closed (their locks released): they open again, holding the one entry.
+    const registry = new TenantRegistry();
+    const configured = new ConfiguredTenants(registry, { logger: silentLogger }, silentLogger);
+    const cfg = config(cwd, ['slow', 'fast']);
+    await configured.apply(cfg);
+    try {
+      expect(registry.get('fast')?.log.treeSize).toBe(1);
+      expect(registry.get('slow')?.log.treeSize).toBe(0);
+    } finally {
+      await registry.closeAll();
+    }
+  }, 60_000);
+});
+
 describe('ConfiguredTenants opens new tenants in parallel', () => {
   const N = 12;
   const names = Array.from({ length: N }, (_, i) => `t${i}`);
