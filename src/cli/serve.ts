@@ -14,7 +14,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DEFAULT_HTTP_LIMITS, loadConfig, type ServiceConfig } from '../config/config.js';
 import { TlogError, ErrorCode } from '../errors.js';
-import { createApp } from '../http/app.js';
+import { createApp, fastRouteOf } from '../http/app.js';
 import { BodyBudget } from '../http/body-budget.js';
 import { connectionLimits, createHttpServer } from '../http/connections.js';
 import { createLogger, engineLogger, Metrics } from '../http/observe.js';
@@ -167,7 +167,7 @@ export async function serve(o: ServeOptions): Promise<void> {
   else tenants.markOpening(DEFAULT_TENANT);
   // Bound before the logs are opened (an index rebuild may take a while): until its log is open,
   // a tenant's requests are told to come back (503 + Retry-After); /healthz and /metrics answer.
-  const server = await listenOn(host, port, createHttpServer(app.fetch, connectionLimits(http)));
+  const server = await listenOn(host, port, createHttpServer(app.fetch, connectionLimits(http), fastRouteOf(app)));
   const boundPort = (server.address() as AddressInfo).port;
   o.onBound?.(boundPort);
   // A reload asked for while the tenants open runs once they are (apply() runs one at a time).

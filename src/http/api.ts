@@ -11,7 +11,7 @@ import { formatEntryBundle, MAX_ENTRY_SIZE, parseEntrySequence } from '../tiles/
 import type { Tenant } from '../tenants/registry.js';
 import { appendAnswer } from './answer.js';
 import { authorizeRead, authorizeWrite } from './auth.js';
-import type { BodyBudget } from './body-budget.js';
+import type { BodyBudget, BodyLease } from './body-budget.js';
 import { bodyUnread, closeAfterAnswer, incomingOf, readIncoming } from './node-io.js';
 import type { Metrics } from './observe.js';
 import type { TenantOf } from './app.js';
@@ -33,7 +33,7 @@ function canonicalInt(v: string | undefined, name: string, dflt?: number): numbe
 }
 
 /** The most body bytes a route takes, and how to name that bound in a 413. */
-interface BodyLimit {
+export interface BodyLimit {
   readonly max: number;
   readonly name: string;
 }
@@ -45,11 +45,11 @@ function bodyLimit(t: Tenant, cap = Infinity, capName = ''): BodyLimit {
 }
 
 /** An entry is at most 65535 bytes (c2sp.org/tlog-tiles entry bundles): /append takes no more. */
-const entryLimit = (t: Tenant) => bodyLimit(t, MAX_ENTRY_SIZE, `the largest entry, ${MAX_ENTRY_SIZE} bytes`);
+export const entryLimit = (t: Tenant) => bodyLimit(t, MAX_ENTRY_SIZE, `the largest entry, ${MAX_ENTRY_SIZE} bytes`);
 /** A cosignature push is a signed note: no larger than the note parser takes. */
 const noteLimit = (t: Tenant) => bodyLimit(t, MAX_NOTE_BYTES, `the largest note, ${MAX_NOTE_BYTES} bytes`);
 
-const tooManyBodies = () => new TlogError(ErrorCode.unavailable, 'too many request bodies in flight: try again shortly', { retryAfterSeconds: 1 });
+export const tooManyBodies = () => new TlogError(ErrorCode.unavailable, 'too many request bodies in flight: try again shortly', { retryAfterSeconds: 1 });
 
 /**
  * Reads the body, within the route's limit and the in-flight budget of all bodies, refusing as
@@ -68,22 +68,32 @@ async function withBody<T>(c: Context, budget: BodyBudget, limit: BodyLimit, use
   const lease = budget.lease();
   try {
     if (declared > 0 && !lease.cover(declared)) throw tooManyBodies();
-    let refusal = null as TlogError | null;
-    const mayGrow = (total: number) => {
-      if (total > max) refusal = new TlogError(ErrorCode.tooLarge, `body is over ${name}`);
-      else if (!lease.cover(total)) refusal = tooManyBodies();
-      return refusal === null;
-    };
+    const growth = new BodyGrowth(limit, lease);
     const incoming = incomingOf(c);
-    const body = incoming && bodyUnread(incoming) ? await readIncoming(incoming, mayGrow) : await readStream(c.req.raw.body, mayGrow);
+    const body = incoming && bodyUnread(incoming) ? await readIncoming(incoming, growth.mayGrow) : await readStream(c.req.raw.body, growth.mayGrow);
     if (body === null) {
       closeAfterAnswer(c);
-      throw refusal!;
+      throw growth.refusal!;
     }
     return await use(body);
   } finally {
     lease.release();
   }
+}
+
+/** Whether a body being read may grow to `total` bytes: within the route's limit and the lease; once not, why. */
+export class BodyGrowth {
+  refusal: TlogError | null = null;
+  constructor(
+    private readonly limit: BodyLimit,
+    private readonly lease: BodyLease,
+  ) {}
+
+  readonly mayGrow = (total: number): boolean => {
+    if (total > this.limit.max) this.refusal = new TlogError(ErrorCode.tooLarge, `body is over ${this.limit.name}`);
+    else if (!this.lease.cover(total)) this.refusal = tooManyBodies();
+    return this.refusal === null;
+  };
 }
 
 /** A web body stream, whole, or null once `mayGrow` refuses the bytes read so far (the stream is cancelled). */
@@ -118,7 +128,7 @@ function refuseIfRetired(t: Tenant): void {
  * reserved until they are queued (a signed request's counter is claimed in between), so
  * concurrent requests cannot all pass the check; the caller releases the reservation.
  */
-function admit(t: Tenant, credential: string, n: number): () => void {
+export function admit(t: Tenant, credential: string, n: number): () => void {
   const waiting = t.log.pendingCount + t.reserved;
   if (waiting + n > t.limits.maxPending) {
     throw new TlogError(ErrorCode.unavailable, `tenant ${t.name} has ${waiting} entries waiting: try again shortly`, { retryAfterSeconds: 1 });

@@ -12,6 +12,7 @@ import { apiRoutes } from './api.js';
 import { authorizeRead, hasAdminToken, mayRead } from './auth.js';
 import { BodyBudget } from './body-budget.js';
 import { errorResponse, jsonError } from './errors.js';
+import { fastAppend, type FastRoute } from './fast-append.js';
 import { clusterRouting } from './forward.js';
 import type { TenantRoute } from '../cluster/node.js';
 import { bodyPending, closeAfterAnswer, presetHeader } from './node-io.js';
@@ -199,8 +200,19 @@ export function createApp(tenants: TenantRegistry, opts: AppOptions = {}): Hono 
       return t?.log;
     }),
   );
-  const api = apiRoutes(tenantOf, metrics, opts.bodies ?? new BodyBudget());
+  const bodies = opts.bodies ?? new BodyBudget();
+  const api = apiRoutes(tenantOf, metrics, bodies);
   app.route('/:tenant', api);
   app.route('/', api);
+  // Single appends before hono, where that path has all this app's middleware does for them
+  // (none of tracing's spans or cluster forwarding): fast-append.ts.
+  if (!opts.traceRequests && !opts.cluster) fastRoutes.set(app, fastAppend({ tenants, metrics, bodies, logger, stopping: opts.stopping }));
   return app;
+}
+
+const fastRoutes = new WeakMap<Hono, FastRoute>();
+
+/** The routes of `app` to try before it on a node server (createHttpServer's `fast`), if any. */
+export function fastRouteOf(app: Hono): FastRoute | undefined {
+  return fastRoutes.get(app);
 }

@@ -7,6 +7,7 @@
  */
 import type { Context } from 'hono';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import { TlogError, ErrorCode } from '../errors.js';
 import { verifyLegacySignature } from './legacy-signature.js';
 import { verifyMessageSignature, type SignedWrite } from './message-signature.js';
@@ -17,7 +18,11 @@ export function hashToken(token: string): string {
 }
 
 function bearer(c: Context): string | null {
-  const h = c.req.header('authorization');
+  return bearerToken(c.req.header('authorization'));
+}
+
+/** The token of an `Authorization: Bearer <token>` header value, or null. */
+function bearerToken(h: string | undefined): string | null {
   const m = h ? /^Bearer ([\x21-\x7e]{1,512})$/.exec(h) : null;
   return m ? m[1]! : null;
 }
@@ -61,8 +66,8 @@ const nothingToClaim = async () => {};
 export async function authorizeWrite(c: Context, t: Tenant): Promise<WriteAuthorization> {
   const token = bearer(c);
   if (token !== null) {
-    const h = hashToken(token);
-    if (tokenIn(h, t.auth.tokens)) return { credential: `token:${h.slice(0, 16)}`, checkBody: nothingToCheck, claim: nothingToClaim };
+    const credential = tokenCredential(t, token);
+    if (credential !== null) return { credential, checkBody: nothingToCheck, claim: nothingToClaim };
     throw unauthorized('bearer token not accepted for writes to this tenant');
   }
   const signed = signedWrite(c, t);
@@ -79,6 +84,25 @@ export async function authorizeWrite(c: Context, t: Tenant): Promise<WriteAuthor
   }
   if (t.auth.open) return { credential: `open:${c.env?.incoming?.socket?.remoteAddress ?? 'local'}`, checkBody: nothingToCheck, claim: nothingToClaim };
   throw unauthorized('this tenant needs a bearer token or a signed request to append');
+}
+
+/** The rate-limit credential of a bearer token accepted for writes to `t`, or null. */
+function tokenCredential(t: Tenant, token: string): Credential | null {
+  const h = hashToken(token);
+  return tokenIn(h, t.auth.tokens) ? `token:${h.slice(0, 16)}` : null;
+}
+
+/**
+ * authorizeWrite for a write whose headers alone settle it, from node's request headers: the
+ * credential of an accepted bearer token, or of the open tenant's caller without one. Null for
+ * every other write (a signed request, a token not accepted, no credentials): authorizeWrite
+ * decides those, with the same order of checks.
+ */
+export function headerOnlyWriteCredential(t: Tenant, headers: IncomingHttpHeaders, remoteAddress: string | undefined): Credential | null {
+  const token = bearerToken(headers.authorization);
+  if (token !== null) return tokenCredential(t, token);
+  if (headers['signature-input'] !== undefined || headers['x-tlog-client'] !== undefined) return null;
+  return t.auth.open ? `open:${remoteAddress ?? 'local'}` : null;
 }
 
 /** The request's signature, checked as far as it can be without the body; null if it has none. */

@@ -47,7 +47,12 @@ export function bodyUnread(incoming: IncomingMessage): boolean {
 /** True when the request declares a body that has not all arrived yet. */
 export function bodyPending(c: Context): boolean {
   const incoming = incomingOf(c);
-  if (!incoming || incoming.complete) return false;
+  return incoming !== undefined && bodyPendingOn(incoming);
+}
+
+/** bodyPending on the node request. */
+export function bodyPendingOn(incoming: IncomingMessage): boolean {
+  if (incoming.complete) return false;
   const h = incoming.headers;
   return h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
 }
@@ -76,7 +81,12 @@ export function closeAfterAnswer(c: Context): void {
   presetHeader(c, 'Connection', 'close');
   const incoming = incomingOf(c);
   const outgoing = outgoingOf(c);
-  if (!incoming || !outgoing || lingering.has(incoming)) return;
+  if (incoming && outgoing) lingerAfterAnswer(incoming, outgoing);
+}
+
+/** closeAfterAnswer on the node request and response (the caller sets `Connection: close`). */
+export function lingerAfterAnswer(incoming: IncomingMessage, outgoing: ServerResponse): void {
+  if (lingering.has(incoming)) return;
   lingering.add(incoming);
   const socket = incoming.socket;
   let dropped = 0;

@@ -186,10 +186,6 @@ export class Metrics {
   };
 }
 
-/**
- * Gives each request an id (X-Request-Id if the client sent a sane one), a child logger with
- * that id and the traceparent's trace id, one log line when it ends, and a metrics sample.
- */
 /** Request ids: a random per-process prefix and a counter, 16 hex digits (cheaper than random bytes per request). */
 const ID_PREFIX = randomBytes(4).toString('hex');
 let idCounter = 0;
@@ -198,17 +194,42 @@ function nextRequestId(): string {
   return ID_PREFIX + idCounter.toString(16).padStart(8, '0');
 }
 
+/** What a request is known by in the logs: its id and its traceparent's ids, and the logger its lines go to. */
+export interface RequestLogging {
+  readonly requestId: string;
+  readonly fields: Record<string, string>;
+  /** True when every request gets a log line (info level); below it only errors are logged. */
+  readonly requestLines: boolean;
+  /** A child logger carrying the fields when requestLines, else the base logger. */
+  readonly log: PinoLogger;
+}
+
+/**
+ * The request's id (X-Request-Id if the client sent a sane one, else a new one) and logger. A
+ * child logger per request costs; below info level (a benchmark) only errors are logged, and
+ * they carry the ids through the base logger's fields.
+ */
+export function requestLogging(logger: PinoLogger, givenId: string | undefined, traceparent: string | undefined): RequestLogging {
+  const requestId = givenId && /^[A-Za-z0-9._-]{1,64}$/.test(givenId) ? givenId : nextRequestId();
+  const tp = TRACEPARENT.exec(traceparent ?? '');
+  const fields: Record<string, string> = tp ? { reqId: requestId, traceId: tp[1]!, parentId: tp[2]! } : { reqId: requestId };
+  const requestLines = logger.isLevelEnabled('info');
+  return { requestId, fields, requestLines, log: requestLines ? logger.child(fields) : logger };
+}
+
+/** The one line per request (at info level). */
+export function logRequest(log: PinoLogger, method: string, path: string, status: number, t0: number, tenant: string): void {
+  log.info({ method, path: path.slice(0, 200), status, ms: +(performance.now() - t0).toFixed(2), tenant }, 'request');
+}
+
+/**
+ * Gives each request an id, a child logger with that id and the traceparent's trace id, one log
+ * line when it ends, and a metrics sample.
+ */
 export function observe(logger: PinoLogger, metrics: Metrics): MiddlewareHandler {
   return async (c, next) => {
     const t0 = performance.now();
-    const given = c.req.header('x-request-id');
-    const requestId = given && /^[A-Za-z0-9._-]{1,64}$/.test(given) ? given : nextRequestId();
-    const tp = TRACEPARENT.exec(c.req.header('traceparent') ?? '');
-    // A child logger per request costs; below info level (a benchmark) only errors are logged,
-    // and they carry the ids through the base logger's fields.
-    const fields = { reqId: requestId, ...(tp ? { traceId: tp[1], parentId: tp[2] } : {}) };
-    const requestLines = logger.isLevelEnabled('info');
-    const log = requestLines ? logger.child(fields) : logger;
+    const { requestId, fields, requestLines, log } = requestLogging(logger, c.req.header('x-request-id'), c.req.header('traceparent'));
     c.set('logFields', requestLines ? {} : fields);
     c.set('requestId', requestId);
     c.set('log', log);
@@ -224,11 +245,7 @@ export function observe(logger: PinoLogger, metrics: Metrics): MiddlewareHandler
     } finally {
       const route = c.req.routePath || 'unmatched';
       metrics.countRequest(route, status);
-      if (requestLines)
-        log.info(
-          { method: c.req.method, path: c.req.path.slice(0, 200), status, ms: +(performance.now() - t0).toFixed(2), tenant: c.get('tenant') },
-          'request',
-        );
+      if (requestLines) logRequest(log, c.req.method, c.req.path, status, t0, c.get('tenant'));
     }
   };
 }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import pino, { type Logger as PinoLogger } from 'pino';
 import type { Hono } from 'hono';
-import { createApp } from '../../src/http/app.js';
+import { createApp, fastRouteOf } from '../../src/http/app.js';
 import { hashToken } from '../../src/http/auth.js';
 import type { BodyBudget } from '../../src/http/body-budget.js';
 import { createHttpServer, type ConnectionLimits } from '../../src/http/connections.js';
@@ -150,7 +150,7 @@ export interface Listening {
 
 /** Serves `app` on a loopback port through createHttpServer, the server `tlog serve` runs. */
 export async function listen(app: Hono, limits: Partial<ConnectionLimits> = {}): Promise<Listening> {
-  const server = createHttpServer(app.fetch, limits);
+  const server = createHttpServer(app.fetch, limits, fastRouteOf(app));
   const sockets = new Map<number, net.Socket>();
   server.on('connection', (s: net.Socket) => sockets.set(s.remotePort!, s));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
