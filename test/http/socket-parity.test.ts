@@ -1,18 +1,16 @@
 /**
- * Over a real socket the HTTP layer takes node fast paths (body from the IncomingMessage, fixed
+ * Over a real socket (createHttpServer, as `tlog serve` runs it) the HTTP layer takes node fast
+ * paths (single appends served before hono: fast-append.ts; body from the IncomingMessage, fixed
  * headers set on the ServerResponse, the append answer as bytes); through app.request() it takes
  * the web objects. Both must answer the same: status, headers and body, for every kind of route,
  * error and not-found answer.
  */
-import { serve } from '@hono/node-server';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { makeEnv, tokenAuth, type AppEnv } from './helpers.js';
+import { listen, makeEnv, tokenAuth, type AppEnv, type Listening } from './helpers.js';
 
 let env: AppEnv;
-let server: Server;
+let server: Listening;
 let base: string;
 
 beforeAll(async () => {
@@ -21,16 +19,15 @@ beforeAll(async () => {
     { name: 'tok', auth: tokenAuth({ tokens: ['w'], readTokens: ['r'] }) },
     { name: 'small', limits: { maxBodyBytes: 100 } },
   ]);
-  server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: env.app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s as Server));
-  });
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // The server `tlog serve` runs, with its fast route for single appends (fast-append.ts).
+  server = await listen(env.app);
+  base = `http://127.0.0.1:${server.port}`;
   // Something to read and prove.
   for (const e of ['one', 'two', 'three']) await env.app.request('/pub/append', { method: 'POST', body: e });
+  await env.app.request('/tok/append', { method: 'POST', body: 'one', headers: { authorization: 'Bearer w' } });
 });
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise<void>((r) => server.close(() => r()));
+  await server.close();
   await env.close();
 });
 
@@ -65,6 +62,14 @@ const cases: [string, string, RequestInit?][] = [
   // fetch() declares the length; app.request() does not unless told.
   ['append over the body limit', '/small/append', { method: 'POST', body: 'x'.repeat(101), headers: { 'content-length': '101' } }],
   ['append without credentials', '/tok/append', { method: 'POST', body: 'x' }],
+  ['append with a token not accepted', '/tok/append', { method: 'POST', body: 'x', headers: { authorization: 'Bearer nope' } }],
+  ['append with a token, of an entry already there', '/tok/append', { method: 'POST', body: 'one', headers: { authorization: 'Bearer w' } }],
+  ['add of an entry already there', '/pub/add', { method: 'POST', body: 'two' }],
+  ['add with a query', '/pub/add?x=1', { method: 'POST', body: 'two' }],
+  ['append naming its tenant twice', '/pub/append', { method: 'POST', body: 'two', headers: { 'x-module-id': 'pub' } }],
+  ['append naming two tenants', '/pub/append', { method: 'POST', body: 'two', headers: { 'x-module-id': 'tok' } }],
+  ['append with a request id', '/pub/append', { method: 'POST', body: 'two', headers: { 'x-request-id': 'given-42' } }],
+  ['append to an unknown tenant', '/nope/append', { method: 'POST', body: 'two' }],
   ['read without credentials', '/tok/checkpoint'],
   ['a given request id', '/pub/checkpoint', { headers: { 'x-request-id': 'given-42' } }],
 ];
