@@ -6,7 +6,8 @@
  * byte for byte what `JSON.stringify` gives for that object. Every answer of a batch carries the
  * same ~3.5 KB checkpoint; its JSON string is encoded once per checkpoint, not once per answer
  * (escaping its newlines and encoding its "—" to UTF-8 cost more than the rest of the request),
- * and the ~18 hashes are base64-encoded into the answer without a string each.
+ * and the ~18 hashes are base64-encoded into the answer without a string each. On a socket the
+ * answer goes out in parts (appendAnswerParts), so that checkpoint is not even copied.
  */
 import type { AppendResult } from '../log/log.js';
 
@@ -44,26 +45,6 @@ export function writeBase64(out: Uint8Array, at: number, b: Uint8Array): number 
   return at;
 }
 
-/**
- * Bytes for answers, cut from 256 KiB slabs: a Buffer over 4 KiB is an allocation of its own
- * (~2 us here, more than writing the answer). Regions are never reused; a slab is freed once
- * every answer cut from it has been sent.
- */
-const SLAB = 256 * 1024;
-let slab = Buffer.allocUnsafeSlow(SLAB);
-let slabUsed = 0;
-
-function answerBytes(n: number): Buffer<ArrayBuffer> {
-  if (n > SLAB / 8) return Buffer.allocUnsafeSlow(n);
-  if (slabUsed + n > SLAB) {
-    slab = Buffer.allocUnsafeSlow(SLAB);
-    slabUsed = 0;
-  }
-  const b = slab.subarray(slabUsed, slabUsed + n);
-  slabUsed += (n + 7) & ~7;
-  return b;
-}
-
 /** JSON string literals of recent checkpoints, UTF-8: a few, for a few tenants appending at once. */
 const noteJSON = new Map<string, Buffer>();
 const NOTE_CACHE = 8;
@@ -78,8 +59,21 @@ function checkpointJSON(note: string): Buffer {
   return j;
 }
 
-/** The append answer as UTF-8 JSON (see the top of this file). */
-export function appendAnswer(r: AppendResult): Uint8Array<ArrayBuffer> {
+/**
+ * The append answer in three parts, in order: the head up to `"checkpoint":`, the checkpoint's
+ * JSON string (the same Buffer for every answer carrying that checkpoint: never write into it),
+ * and the rest. Written to a socket one after the other, the answer costs no copy of the
+ * checkpoint and no fresh memory for it: only head and tail (~1 KB) are new bytes, cut from
+ * node's Buffer pool.
+ */
+export interface AnswerParts {
+  readonly head: Buffer;
+  readonly checkpoint: Buffer;
+  readonly tail: Buffer;
+  readonly length: number;
+}
+
+export function appendAnswerParts(r: AppendResult): AnswerParts {
   const cp = checkpointJSON(r.checkpoint);
   const head = `{"index":${r.index},"leafHash":"`;
   const mid = `","duplicate":${r.duplicate},"treeSize":${r.treeSize},"checkpoint":`;
@@ -87,12 +81,14 @@ export function appendAnswer(r: AppendResult): Uint8Array<ArrayBuffer> {
   let proofBytes = 0;
   for (const h of r.proof) proofBytes += base64Length(h.length) + 3; // quotes and a comma
   if (r.proof.length) proofBytes -= 1;
-  const size = head.length + base64Length(r.leafHash.length) + mid.length + cp.length + proofHead.length + proofBytes + 2;
-  const out = answerBytes(size);
+  const headSize = head.length + base64Length(r.leafHash.length) + mid.length;
+  const size = headSize + proofHead.length + proofBytes + 2;
+  const out = Buffer.allocUnsafe(size);
   let at = out.write(head, 0, 'latin1');
   at = writeBase64(out, at, r.leafHash);
   at += out.write(mid, at, 'latin1');
-  at += cp.copy(out, at);
+  // Broken arithmetic here is a bug: never send a short or overlong answer.
+  if (at !== headSize) throw new Error(`append answer: wrote ${at} bytes of ${headSize} before the checkpoint`);
   at += out.write(proofHead, at, 'latin1');
   for (let i = 0; i < r.proof.length; i++) {
     if (i) out[at++] = COMMA;
@@ -102,7 +98,12 @@ export function appendAnswer(r: AppendResult): Uint8Array<ArrayBuffer> {
   }
   out[at++] = 0x5d; // ]
   out[at++] = 0x7d; // }
-  // Broken arithmetic above is a bug: never send a short or overlong answer.
   if (at !== size) throw new Error(`append answer: wrote ${at} bytes of ${size}`);
-  return out;
+  return { head: out.subarray(0, headSize), checkpoint: cp, tail: out.subarray(headSize), length: size + cp.length };
+}
+
+/** The append answer as UTF-8 JSON (see the top of this file), in one piece. */
+export function appendAnswer(r: AppendResult): Uint8Array<ArrayBuffer> {
+  const p = appendAnswerParts(r);
+  return Buffer.concat([p.head, p.checkpoint, p.tail], p.length) as Buffer<ArrayBuffer>;
 }

@@ -18,7 +18,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger as PinoLogger } from 'pino';
 import type { AppendResult } from '../log/log.js';
 import type { Tenant, TenantRegistry } from '../tenants/registry.js';
-import { appendAnswer } from './answer.js';
+import { appendAnswerParts, type AnswerParts } from './answer.js';
 import { admit, BodyGrowth, entryLimit } from './api.js';
 import { headerOnlyWriteCredential } from './auth.js';
 import type { BodyBudget, BodyLease } from './body-budget.js';
@@ -89,7 +89,7 @@ async function append(o: FastAppendOptions, incoming: IncomingMessage, outgoing:
   const { t, logging } = r;
   let status = 500;
   let type = JSON_TYPE;
-  let body: string | Uint8Array;
+  let body: string | AnswerParts;
   try {
     const entry = await readIncoming(incoming, r.growth.mayGrow);
     if (entry === null) {
@@ -113,7 +113,7 @@ async function append(o: FastAppendOptions, incoming: IncomingMessage, outgoing:
     if (r.add) {
       type = TEXT_TYPE;
       body = String(result.index);
-    } else body = appendAnswer(result);
+    } else body = appendAnswerParts(result);
   } catch (e) {
     status = statusOf(e);
     // A refusal while the body still comes closes the connection (app.ts's onError does the same).
@@ -131,6 +131,14 @@ async function append(o: FastAppendOptions, incoming: IncomingMessage, outgoing:
   if (logging.requestLines) logRequest(logging.log, 'POST', incoming.url!, status, r.t0, t.name);
   if (o.stopping?.()) outgoing.setHeader('Connection', 'close');
   if (outgoing.destroyed) return;
-  outgoing.writeHead(status, { 'Content-Type': type, 'Content-Length': typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength });
-  outgoing.end(body);
+  if (typeof body === 'string') {
+    outgoing.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
+    outgoing.end(body);
+    return;
+  }
+  // Node corks the socket from the first write to the end: one writev for the headers and the parts.
+  outgoing.writeHead(status, { 'Content-Type': type, 'Content-Length': body.length });
+  outgoing.write(body.head);
+  outgoing.write(body.checkpoint);
+  outgoing.end(body.tail);
 }
