@@ -66,8 +66,6 @@ export function fastAppend(o: FastAppendOptions): FastRoute {
     // From here on the request is ours.
     const t0 = performance.now();
     const logging = requestLogging(o.logger, h['x-request-id'] as string | undefined, h.traceparent as string | undefined);
-    outgoing.setHeader('X-Request-Id', logging.requestId);
-    outgoing.setHeader('Access-Control-Allow-Origin', '*');
     void append(o, incoming, outgoing, { t, credential, lease, growth: new BodyGrowth(limit, lease), add: target[2] === 'add', logging, t0 });
     return true;
   };
@@ -88,12 +86,13 @@ interface Request {
 async function append(o: FastAppendOptions, incoming: IncomingMessage, outgoing: ServerResponse, r: Request): Promise<void> {
   const { t, logging } = r;
   let status = 500;
-  let type = JSON_TYPE;
   let body: string | AnswerParts;
+  // All the answer's headers, given to writeHead at once (node then sets none of them one by one).
+  const headers: Record<string, string | number> = { 'X-Request-Id': logging.requestId, 'Access-Control-Allow-Origin': '*', 'Content-Type': JSON_TYPE };
   try {
     const entry = await readIncoming(incoming, r.growth.mayGrow);
     if (entry === null) {
-      outgoing.setHeader('Connection', 'close');
+      headers.Connection = 'close';
       lingerAfterAnswer(incoming, outgoing);
       throw r.growth.refusal!;
     }
@@ -111,33 +110,36 @@ async function append(o: FastAppendOptions, incoming: IncomingMessage, outgoing:
     o.metrics.countAppends(t.name, result.duplicate ? 0 : 1, result.duplicate ? 1 : 0);
     status = 200;
     if (r.add) {
-      type = TEXT_TYPE;
+      headers['Content-Type'] = TEXT_TYPE;
       body = String(result.index);
     } else body = appendAnswerParts(result);
   } catch (e) {
     status = statusOf(e);
     // A refusal while the body still comes closes the connection (app.ts's onError does the same).
     if (bodyPendingOn(incoming)) {
-      outgoing.setHeader('Connection', 'close');
+      headers.Connection = 'close';
       lingerAfterAnswer(incoming, outgoing);
     }
     const a = errorAnswer(e, (err) => logging.log.error({ ...(logging.requestLines ? {} : logging.fields), ...internalErrorFields(err) }, 'internal error'));
-    for (const name in a.headers) outgoing.setHeader(name, a.headers[name]!);
+    Object.assign(headers, a.headers);
+    headers['Content-Type'] = JSON_TYPE;
     body = JSON.stringify(a.body);
   } finally {
     r.lease.release();
   }
   o.metrics.countRequest(r.add ? '/:tenant/add' : '/:tenant/append', status);
   if (logging.requestLines) logRequest(logging.log, 'POST', incoming.url!, status, r.t0, t.name);
-  if (o.stopping?.()) outgoing.setHeader('Connection', 'close');
+  if (o.stopping?.()) headers.Connection = 'close';
   if (outgoing.destroyed) return;
   if (typeof body === 'string') {
-    outgoing.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
+    headers['Content-Length'] = Buffer.byteLength(body);
+    outgoing.writeHead(status, headers);
     outgoing.end(body);
     return;
   }
   // Node corks the socket from the first write to the end: one writev for the headers and the parts.
-  outgoing.writeHead(status, { 'Content-Type': type, 'Content-Length': body.length });
+  headers['Content-Length'] = body.length;
+  outgoing.writeHead(status, headers);
   outgoing.write(body.head);
   outgoing.write(body.checkpoint);
   outgoing.end(body.tail);
