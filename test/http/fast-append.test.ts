@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fastRouteOf } from '../../src/http/app.js';
+import { createApp, fastRouteOf } from '../../src/http/app.js';
 import { createHttpServer } from '../../src/http/connections.js';
 import { bearer, makeEnv, rawExchange, tokenAuth, type AppEnv } from './helpers.js';
 
@@ -73,6 +73,34 @@ describe('which requests it takes', () => {
     expect(r.status, await r.text()).toBe(status);
     expect(taken).toEqual([]);
   });
+});
+
+it('leaves to hono while the service stops: 503, Connection: close, nothing appended', async () => {
+  let stopping = false;
+  const app = createApp(env.registry, { logger: env.logger, metrics: env.metrics, stopping: () => stopping });
+  const fast = fastRouteOf(app)!;
+  const took: string[] = [];
+  const s = createHttpServer(app.fetch, {}, (req: IncomingMessage, res: ServerResponse) => {
+    const t = fast(req, res);
+    if (t) took.push(`${req.method} ${req.url}`);
+    return t;
+  });
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  try {
+    const url = `http://127.0.0.1:${(s.address() as AddressInfo).port}/pub/append`;
+    expect((await fetch(url, { method: 'POST', body: 'before the stop' })).status).toBe(200);
+    expect(took).toEqual(['POST /pub/append']);
+    stopping = true;
+    const size = env.registry.get('pub')!.log.treeSize;
+    const r = await fetch(url, { method: 'POST', body: 'after the stop' });
+    expect(r.status).toBe(503);
+    expect(r.headers.get('connection')).toBe('close');
+    expect(took).toEqual(['POST /pub/append']);
+    expect(env.registry.get('pub')!.log.treeSize).toBe(size);
+  } finally {
+    s.closeAllConnections();
+    await new Promise<void>((r) => s.close(() => r()));
+  }
 });
 
 describe('what it answers itself', () => {
