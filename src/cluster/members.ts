@@ -10,7 +10,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { TlogError, ErrorCode } from '../errors.js';
-import { isPreconditionFailed, type ObjectStore } from '../storage/object-store.js';
+import { isPreconditionFailed, listWithEtags, type ObjectStore } from '../storage/object-store.js';
 
 /** The member object as stored. */
 export interface MemberRecord {
@@ -79,30 +79,39 @@ export class Membership {
     }
   }
 
-  /** Reads every member object; the live nodes, this one included, sorted by URL. */
+  /**
+   * Lists the member objects (one listing: their etags come with it); the live nodes, this one
+   * included, sorted by URL. A member object is read only when its key is new here: a key is the
+   * hash of its node's URL, so what it says that counts (the URL) never changes, and a changed
+   * etag is all a heartbeat needs to show.
+   */
   async live(): Promise<LiveMember[]> {
-    const keys = await this.store.list('nodes/');
-    const objs = await Promise.all(keys.map(async (k) => ({ k, o: await this.store.get(k) })));
+    const listed = await listWithEtags(this.store, 'nodes/');
+    const fresh = await Promise.all(listed.filter((l) => !this.seen.has(l.key)).map(async (l) => ({ l, o: await this.store.get(l.key) })));
     const now = this.clock();
+    const urls = new Map<string, { url: string; etag: string }>();
+    for (const { l, o } of fresh) {
+      const rec = o === null ? null : parseMember(o.bytes);
+      // A damaged member object: that node is not counted until it writes a good one.
+      if (o !== null && rec !== null && memberKey(rec.url) === l.key) urls.set(l.key, { url: rec.url, etag: o.etag });
+    }
     const out: LiveMember[] = [];
     const present = new Set<string>();
-    for (const { k, o } of objs) {
-      if (o === null) continue;
-      const rec = parseMember(o.bytes);
-      if (rec === null) continue;
-      present.add(k);
+    for (const { key: k, etag } of listed) {
       let s = this.seen.get(k);
       if (s === undefined) {
-        s = { etag: o.etag, since: now, url: rec.url, liveSince: now };
+        const f = urls.get(k);
+        if (f === undefined) continue;
+        s = { etag: f.etag, since: now, url: f.url, liveSince: now };
         this.seen.set(k, s);
-      } else if (s.etag !== o.etag) {
+      } else if (s.etag !== etag) {
         // Changed: live again from now if it had gone quiet for a ttl.
         if (now - s.since >= this.ttlMs) s.liveSince = now;
-        s.etag = o.etag;
+        s.etag = etag;
         s.since = now;
-        s.url = rec.url;
       }
-      if (rec.url === this.url || now - s.since < this.ttlMs) out.push({ url: rec.url, liveSince: s.liveSince });
+      present.add(k);
+      if (s.url === this.url || now - s.since < this.ttlMs) out.push({ url: s.url, liveSince: s.liveSince });
     }
     for (const k of this.seen.keys()) if (!present.has(k)) this.seen.delete(k);
     if (!out.some((m) => m.url === this.url)) out.push({ url: this.url, liveSince: now });

@@ -2,8 +2,9 @@
  * One node of a cluster: which tenants it sequences, kept by leases (lease.ts), spread between
  * the live nodes (members.ts), and where a request for a tenant it does not hold should go.
  *
- * Every pass (ttl / 3) the node rewrites its member object, reads who is live, and peeks at the
- * lease of every tenant it does not hold: that tells it each tenant's holder (requests for it are
+ * Every pass (ttl / 3) the node rewrites its member object, lists who is live, and lists the
+ * leases of the tenants it does not hold (LeaseManager.survey: one listing, a GET only for a lease
+ * released or taken since the last pass): that tells it each tenant's holder (requests for it are
  * forwarded there, see route()) and lets it take a dead holder's lease one ttl after the last
  * renewal it saw. It takes a free lease when it is the tenant's preferred live node (rendezvous
  * hashing), or when the lease has stayed free for another ttl with nobody taking it (the
@@ -26,7 +27,7 @@ import { isTlogError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import { LeaseLost, LeaseManager, type Lease } from './lease.js';
+import { LeaseLost, LeaseManager, type Lease, type LeaseSurvey } from './lease.js';
 import { Membership, preferredNode, type LiveMember } from './members.js';
 
 /** A tenant's log as the node sees it while it holds the lease. */
@@ -178,15 +179,26 @@ export class ClusterNode {
     const now = this.clock();
     const urls = this.live.map((m) => m.url);
     const tenants = this.o.tenants();
+    const notHeld = tenants.filter((t) => !this.held.has(t));
+    let survey: LeaseSurvey;
+    try {
+      survey = await this.leases.survey(notHeld);
+    } catch (e) {
+      this.logger.warn({ err: (e as Error).message }, 'cluster: cannot list the leases');
+      return;
+    }
     await Promise.all(
-      tenants.map(async (t) => {
-        if (this.held.has(t)) return;
+      notHeld.map(async (t) => {
+        const s = survey.sightings.get(t);
+        if (s === undefined) {
+          this.logger.warn({ tenant: t, err: survey.errors.get(t)?.message }, 'cluster: cannot read the lease');
+          return;
+        }
         try {
-          const s = await this.leases.peek(t);
           const prev = this.seen.get(t);
           const freeSince = s.free ? (prev?.free ? prev.freeSince : now) : now;
           this.seen.set(t, { holder: s.holder, free: s.free, freeSince });
-          if (first || !s.free || this.stopped) return;
+          if (first || !s.free || this.stopped || this.held.has(t)) return;
           const b = this.backoff.get(t);
           if (b && now < b.until) return;
           // A lease that ran out (not released) says its holder is gone, whatever its member

@@ -41,6 +41,16 @@ export interface StoredObject {
   readonly etag: string;
 }
 
+/** A key as a listing gives it: its etag (the same string get() returns) and when it was last written. */
+export interface ListedObject {
+  readonly key: string;
+  readonly etag: string;
+  /** Its length in bytes. */
+  readonly size: number;
+  /** The store's clock at the write, for people: nothing decides on it (no two clocks are compared). */
+  readonly lastModified?: Date;
+}
+
 /** What a mutable write expects to find: the version it read, or nothing at all. */
 export type Expected = { readonly etag: string } | 'absent';
 
@@ -70,6 +80,23 @@ export interface ObjectStore {
   get(key: string): Promise<StoredObject | null>;
   /** Every key starting with prefix, sorted (bytewise, as S3 lists them). */
   list(prefix: string): Promise<string[]>;
+  /**
+   * Every key starting with prefix with its etag, sorted as list(), in as few requests as the
+   * store allows (S3: one ListObjectsV2 per 1000 keys, the etags come with it). Optional: see
+   * listWithEtags for the stores without it.
+   */
+  listObjects?(prefix: string): Promise<ListedObject[]>;
+}
+
+/**
+ * Every key under prefix with its etag: one listing where the store has listObjects, else a
+ * list() and a get() per key (POSIX: a read each; the etags there are content hashes).
+ */
+export async function listWithEtags(store: ObjectStore, prefix: string): Promise<ListedObject[]> {
+  if (store.listObjects) return store.listObjects(prefix);
+  const keys = await store.list(prefix);
+  const objs = await Promise.all(keys.map(async (key) => ({ key, o: await store.get(key) })));
+  return objs.flatMap(({ key, o }) => (o === null ? [] : [{ key, etag: o.etag, size: o.bytes.length }]));
 }
 
 /** A conditional write found another version than the one it expected: nothing was written. */

@@ -11,7 +11,8 @@ import { TlogError, ErrorCode } from '../errors.js';
 import type { ServiceConfig, StoreConfig } from '../config/config.js';
 import type { Logger } from '../logger.js';
 import { checkObjectLock } from '../storage/object-lock.js';
-import { S3Store, s3Client, type S3Endpoint } from '../storage/s3-store.js';
+import { s3Client, type S3Endpoint } from '../storage/s3-store.js';
+import { ListingS3Store } from '../storage/s3-listing.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { ClusterNode, type TenantRoute } from '../cluster/node.js';
 import type { Lease } from '../cluster/lease.js';
@@ -111,7 +112,8 @@ export class ClusterService {
     const s = o.config.store!;
     this.client = s3Client(endpoint);
     this.bucket = s.bucket;
-    this.store = new S3Store(this.client, { bucket: s.bucket, prefix: s.prefix });
+    // Lists with etags: the passes read the leases and member objects with one listing each (cluster/lease.ts).
+    this.store = new ListingS3Store(this.client, { bucket: s.bucket, prefix: s.prefix });
     const store = this.store;
     this.node = new ClusterNode({
       store,
