@@ -136,6 +136,8 @@ export async function serve(o: ServeOptions): Promise<void> {
   const reload = async () => {
     if (!o.config) throw new TlogError(ErrorCode.badInput, 'no configuration file to reload');
     const r = await configured.apply(loadConfig(o.config));
+    // A cluster node gives up the tenants removed before the reload answers, and takes new ones now.
+    await cluster?.reconfigured();
     logger.info(r, 'configuration reloaded');
     if (r.restartNeeded.length > 0) logger.warn({ restartNeeded: r.restartNeeded }, 'some changed settings need a restart');
     return r;

@@ -67,6 +67,8 @@ interface Held {
   timer: NodeJS.Timeout;
   renewing: boolean;
   dropping: boolean;
+  /** Set once the tenant is being given up: resolves when it is. */
+  dropped?: Promise<void>;
 }
 
 /** The URL part of a holder name (`<url> <host>.<pid>.<random>`). */
@@ -107,14 +109,30 @@ export class ClusterNode {
   }
 
   start(): void {
-    const loop = () => {
-      if (this.stopped) return;
-      this.passing = this.pass().finally(() => {
-        this.passing = null;
-        if (!this.stopped) this.timer = setTimeout(loop, this.periodMs);
-      });
-    };
-    loop();
+    this.loop();
+  }
+
+  private loop(): void {
+    if (this.stopped) return;
+    this.timer = null;
+    this.passing = this.pass().finally(() => {
+      this.passing = null;
+      if (!this.stopped) this.timer = setTimeout(() => this.loop(), this.periodMs);
+    });
+  }
+
+  /**
+   * The configuration changed (a reload): the tenants gone from it are given up now (closed,
+   * their leases released), so once this resolves none of them is served here; the new ones are
+   * looked at by a pass started now rather than at the next one.
+   */
+  async reconfigured(): Promise<void> {
+    const tenants = new Set(this.o.tenants());
+    await Promise.all([...this.held.keys()].filter((t) => !tenants.has(t)).map((t) => this.drop(t, 'no longer configured', true, 'info')));
+    if (!this.stopped && this.passing === null && this.timer !== null) {
+      clearTimeout(this.timer);
+      this.loop();
+    }
   }
 
   /** Tenants held here now (their logs open or opening). */
@@ -290,10 +308,15 @@ export class ClusterNode {
     );
   }
 
-  /** Stops using a held tenant: closes its log, then (if asked and still ours) releases the lease. */
-  private async drop(tenant: string, why: string, release: boolean, level: 'info' | 'warn' = 'warn'): Promise<void> {
+  /** Stops using a held tenant: closes its log, then (if asked and still ours) releases the lease. Resolves once it is given up. */
+  private drop(tenant: string, why: string, release: boolean, level: 'info' | 'warn' = 'warn'): Promise<void> {
     const h = this.held.get(tenant);
-    if (!h || h.dropping) return;
+    if (!h) return Promise.resolve();
+    h.dropped ??= this.dropNow(tenant, h, why, release, level);
+    return h.dropped;
+  }
+
+  private async dropNow(tenant: string, h: Held, why: string, release: boolean, level: 'info' | 'warn'): Promise<void> {
     h.dropping = true;
     clearInterval(h.timer);
     this.logger[level]({ tenant, epoch: h.lease.epoch, why }, 'cluster: giving the tenant up');

@@ -165,6 +165,11 @@ export class ClusterService {
     this.node.start();
   }
 
+  /** After a reload: tenants gone from the configuration are given up before this resolves (cluster/node.ts). */
+  reconfigured(): Promise<void> {
+    return this.node.reconfigured();
+  }
+
   /** Where a request for `tenant` goes; null when it is not a tenant of the cluster. */
   route(tenant: string): TenantRoute | null {
     if (!this.configured.configuredNames().includes(tenant)) return null;

@@ -3,7 +3,7 @@
  * nodes as real processes sharing one configuration, each with its own cache directory.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { expect } from 'vitest';
 import { fetchCheckpoint, proveInclusion, TileFetcher, urlSource, type TlogSource } from '../../src/client/index.js';
@@ -52,26 +52,50 @@ export class TestCluster {
   async start(): Promise<void> {
     await this.s3.start();
     this.store = new S3Store(this.s3.client(), { bucket: 'tlog' });
-    // Each tenant's key files, made once and shared by every node (as deployed to each machine).
-    for (const t of this.tenants) {
-      mkdirSync(path.join(this.dir, 'keys', t), { recursive: true, mode: 0o700 });
-      await createLogKeys(path.join(this.dir, 'keys', t), `cluster.test/${t}`);
-    }
-    writeConfig(this.config, {
-      adminToken: sha(ADMIN),
-      store: { endpoint: this.s3.endpoint, region: this.s3.region, bucket: 'tlog' },
-      cluster: { leaseTtlSeconds: this.ttlSeconds },
-      tenants: this.tenants.map((t) => {
-        const keysDir = path.join(this.dir, 'keys', t, 'keys');
-        const clients = [{ id: CLIENT.id, publicKey: Buffer.from(ed25519.getPublicKey(CLIENT.seed)).toString('base64') }];
-        return { name: t, origin: `cluster.test/${t}`, keysDir, credentials: { tokens: [sha(TOKEN)], clients } };
-      }),
-    });
+    await this.configure(this.tenants);
     for (let i = 0; i < this.nodeCount; i++) {
       const n: ClusterNodeProc = { index: i, proc: null, cacheDir: path.join(this.dir, `node${i}`), listen: '127.0.0.1:0' };
       this.nodes.push(n);
       await this.startNode(n);
     }
+  }
+
+  /**
+   * Writes the configuration every node reads, with these tenants (this.tenants becomes them);
+   * each tenant's key files are made once and shared by every node (as deployed to each machine).
+   * Running nodes pick it up on reload().
+   */
+  async configure(tenants: readonly string[]): Promise<void> {
+    for (const t of tenants) {
+      const dir = path.join(this.dir, 'keys', t);
+      if (existsSync(dir)) continue;
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      await createLogKeys(dir, `cluster.test/${t}`);
+    }
+    this.tenants.splice(0, this.tenants.length, ...tenants);
+    writeConfig(this.config, {
+      adminToken: sha(ADMIN),
+      store: { endpoint: this.s3.endpoint, region: this.s3.region, bucket: 'tlog' },
+      cluster: { leaseTtlSeconds: this.ttlSeconds },
+      tenants: tenants.map((t) => {
+        const keysDir = path.join(this.dir, 'keys', t, 'keys');
+        const clients = [{ id: CLIENT.id, publicKey: Buffer.from(ed25519.getPublicKey(CLIENT.seed)).toString('base64') }];
+        return { name: t, origin: `cluster.test/${t}`, keysDir, credentials: { tokens: [sha(TOKEN)], clients } };
+      }),
+    });
+  }
+
+  /** POST /admin/reload to node i: the answer's status and JSON. */
+  async reload(i: number): Promise<{ status: number; body: Record<string, unknown> }> {
+    const r = await fetch(`${this.url(i)}/admin/reload`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
+    return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+  }
+
+  /** The tenants node i holds, from its /healthz (admin view). */
+  async holds(i: number): Promise<string[]> {
+    const r = await fetch(`${this.url(i)}/healthz`, { headers: { authorization: `Bearer ${ADMIN}` } });
+    const body = (await r.json()) as { cluster?: { holds?: string[] } };
+    return body.cluster?.holds ?? [];
   }
 
   /** Starts (or restarts) a node; a restart listens on the port it had, so its URL stays the same. */
