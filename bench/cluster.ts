@@ -11,7 +11,13 @@
  *    append of that tenant is acknowledged by another node (probing every 50 ms), then start the
  *    killed node again and wait until the tenants are spread back.
  *
- *   node dist/bench/cluster.js [--duration 10] [--connections 256] [--kills 20] [--ttl 5]
+ *   node dist/bench/cluster.js [--duration 10] [--connections 256] [--kills 20] [--ttl 5] [--rounds 1]
+ *
+ * --rounds N keeps a 1-node and a 3-node cluster up (each on its own versitygw; the idle one
+ * only renews its leases) and measures them in turn N times, 1-node then 3-node each round, so
+ * both see the same machine: each round prints the ratios 3-node / 1-node (to the holder, and
+ * round robin), and the last line their medians. The target (issue 14): 3 nodes with 10
+ * tenants do at least one node's appends/s.
  *
  * Every process (nodes, store, this load generator) shares the machine: on the 2 cores this was
  * built on, three nodes do not have three machines' CPU, and the load average is printed with
@@ -42,6 +48,7 @@ const DURATION = opt('duration', 10);
 const CONNECTIONS = opt('connections', 256);
 const KILLS = opt('kills', 20);
 const TTL = opt('ttl', 5);
+const ROUNDS = opt('rounds', 1);
 const TENANTS = Array.from({ length: 10 }, (_, i) => `t${i}`);
 const TOKEN = 'bench-token';
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -200,7 +207,7 @@ async function batches(urls: string[]): Promise<{ entries: number; batches: numb
   return { entries, batches: count };
 }
 
-async function measure(name: string, pids: number[], urls: string[], target: (t: string, k: number) => string): Promise<void> {
+async function measure(name: string, pids: number[], urls: string[], target: (t: string, k: number) => string): Promise<LoadResult> {
   const b0 = await batches(urls);
   const cpu0 = pids.map(cpuSecondsOf);
   const r = await load(target, DURATION);
@@ -215,6 +222,7 @@ async function measure(name: string, pids: number[], urls: string[], target: (t:
       `(${r.failed} refused)  node CPU ${fmt((nodeCpu / Math.max(1, entries)) * 1e6)} us/entry, store CPU ${fmt((storeCpu / Math.max(1, entries)) * 1e6)} us/entry, ` +
       `${fmt(entries / Math.max(1, nb), 1)} entries/batch  [load ${loadAverage()}]`,
   );
+  return r;
 }
 
 async function posixRun(): Promise<void> {
@@ -242,6 +250,42 @@ async function s3Run(n: number): Promise<void> {
   } finally {
     await stopCluster(c);
   }
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+/** --rounds: 1-node and 3-node rounds in turn, with the ratio of each round and the medians. */
+async function interleaved(rounds: number): Promise<void> {
+  const one = await startCluster(1);
+  const three = await startCluster(3);
+  const toHolder: number[] = [];
+  const roundRobin: number[] = [];
+  try {
+    for (let k = 1; k <= rounds; k++) {
+      const h1 = await untilSpread(one);
+      const r1 = await measure(`round ${k}: S3, 1 node`, [one.nodes[0]!.child.pid!, one.store.pid], liveUrls(one), (t) => h1.get(t)!);
+      const h3 = await untilSpread(three);
+      const urls = liveUrls(three);
+      const pids = [...three.nodes.map((x) => x!.child.pid!), three.store.pid];
+      const r3 = await measure(`round ${k}: S3, 3 nodes, to the holder`, pids, urls, (t) => h3.get(t)!);
+      const r3rr = await measure(`round ${k}: S3, 3 nodes, round robin`, pids, urls, (_t, i) => urls[i % urls.length]!);
+      toHolder.push(r3.perSecond / r1.perSecond);
+      roundRobin.push(r3rr.perSecond / r1.perSecond);
+      console.log(
+        `round ${k}: 3 nodes / 1 node = ${fmt(toHolder.at(-1)!, 2)} to the holder, ${fmt(roundRobin.at(-1)!, 2)} round robin  [load ${loadAverage()}]`,
+      );
+    }
+  } finally {
+    await stopCluster(one);
+    await stopCluster(three);
+  }
+  console.log(
+    `over ${rounds} rounds: median 3 nodes / 1 node = ${fmt(median(toHolder), 2)} to the holder (${toHolder.map((x) => fmt(x, 2)).join(', ')}), ` +
+      `${fmt(median(roundRobin), 2)} round robin (${roundRobin.map((x) => fmt(x, 2)).join(', ')})  [load ${loadAverage()}]`,
+  );
 }
 
 async function failover(): Promise<void> {
@@ -285,9 +329,12 @@ async function main(): Promise<void> {
   console.log(
     `bench/cluster: 10 tenants, ${CONNECTIONS} connections, ${DURATION} s a run, lease ttl ${TTL} s; ${os.cpus().length} cores shared by every node, the store and this load generator  [load ${loadAverage()}]`,
   );
-  await posixRun();
-  await s3Run(1);
-  await s3Run(3);
+  if (ROUNDS > 1) await interleaved(ROUNDS);
+  else {
+    await posixRun();
+    await s3Run(1);
+    await s3Run(3);
+  }
   if (KILLS > 0) await failover();
 }
 
