@@ -35,6 +35,7 @@ import type { LogPaths } from '../tile-store/paths.js';
 import { parseCheckpoint } from '../note/checkpoint.js';
 import { openNote, parseNote, type NoteVerifier } from '../note/note.js';
 import { DurableWriter, readIfExists } from '../storage/durable.js';
+import type { ObjectStore } from '../storage/object-store.js';
 import { backoffDelay, HOUR_MS, type AnchorConfig } from './config.js';
 import { loadOrCreateAnchorKey, type AnchorKey } from './key.js';
 import { ANCHOR_PUBLIC_KEY_FILE, ANCHORS_DIR, CHECKPOINT_SUFFIX, Outbox, RECEIPT_SUFFIX, receiptBase, type AnchorJob } from './outbox.js';
@@ -91,6 +92,13 @@ export interface AnchorerOptions {
   readonly logVerifiers?: readonly NoteVerifier[];
   /** Defaults to the key in <state>/keys/, created when missing. */
   readonly key?: AnchorKey;
+  /**
+   * Cluster mode: the tenant's store (scoped to its prefix). The outbox is kept there too, so
+   * the next holder of the tenant finishes the jobs this one leaves (outbox.ts), and the
+   * anchoring public key is written there (`anchors/anchor-key.pem`, immutable): a node with
+   * another key is refused at open instead of anchoring under a key the others do not have.
+   */
+  readonly store?: ObjectStore;
   readonly logger?: Logger;
   /** Milliseconds since the epoch (tests move time). */
   readonly now?: () => number;
@@ -138,8 +146,9 @@ export class Anchorer {
     private readonly opts: AnchorerOptions,
     readonly key: AnchorKey,
     private readonly lock: FileLock,
+    outbox: Outbox,
   ) {
-    this.outbox = new Outbox(opts.paths.stateDir);
+    this.outbox = outbox;
     this.logger = opts.logger ?? silent;
     this.now = opts.now ?? Date.now;
     const rk = opts.config.rekor;
@@ -154,7 +163,7 @@ export class Anchorer {
    */
   static async open(opts: AnchorerOptions): Promise<Anchorer> {
     const key = opts.key ?? (await loadOrCreateAnchorKey(opts.paths.stateDir));
-    const outbox = new Outbox(opts.paths.stateDir);
+    const outbox = new Outbox(opts.paths.stateDir, opts.store);
     await outbox.init();
     const lockPath = path.join(outbox.dir, 'lock');
     await (await fsp.open(lockPath, fsc.O_WRONLY | fsc.O_CREAT, 0o600)).close();
@@ -168,7 +177,21 @@ export class Anchorer {
       throw e;
     }
     try {
-      const a = new Anchorer(opts, key, lock);
+      if (opts.store) {
+        try {
+          await opts.store.putImmutable(`${ANCHORS_DIR}/${ANCHOR_PUBLIC_KEY_FILE}`, Buffer.from(key.publicKeyPem));
+        } catch (e) {
+          if (!isTlogError(e, ErrorCode.immutableConflict)) throw e;
+          throw new TlogError(
+            ErrorCode.immutableConflict,
+            `anchoring of tenant ${opts.paths.tenant}: this node's anchoring key is not the one in ${opts.store.where}${ANCHORS_DIR}/${ANCHOR_PUBLIC_KEY_FILE}: deploy the same ${'anchor-p256.pem'} (in the tenant's keysDir) to every node`,
+            { cause: e },
+          );
+        }
+        const imported = await outbox.importFromStore();
+        if (imported.length > 0) opts.logger?.info({ tenant: opts.paths.tenant, treeSizes: imported }, 'anchoring: jobs left by the last holder taken over');
+      }
+      const a = new Anchorer(opts, key, lock, outbox);
       // Immutable: a different key under the same name means someone replaced the key file.
       await a.files.write([
         { path: path.join(opts.paths.historyDir, ANCHORS_DIR, ANCHOR_PUBLIC_KEY_FILE), data: Buffer.from(key.publicKeyPem), kind: 'immutable' },

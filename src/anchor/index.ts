@@ -10,7 +10,7 @@ export {
   type RekorApiVersion,
   type TsaConfig,
 } from './config.js';
-export { createAnchorKey, loadAnchorKey, loadOrCreateAnchorKey, anchorKeyPath, ANCHOR_KEY_FILE, type AnchorKey } from './key.js';
+export { anchorKeyFromPem, createAnchorKey, loadAnchorKey, loadOrCreateAnchorKey, anchorKeyPath, ANCHOR_KEY_FILE, type AnchorKey } from './key.js';
 export { Anchorer, AnchorKeySigner, RecordedSigner, recordedTimestamp, TSA_CLOCK_SKEW_MS, type AnchorerOptions, type AnchorRecord } from './anchorer.js';
 export { Outbox, receiptBase, type AnchorJob } from './outbox.js';
 export { RekorError, rekorV1Witness, rekorV2Witness } from './rekor.js';

@@ -8,6 +8,19 @@
  * a crash anywhere, every upload that may have reached Rekor has a pending record that re-sends
  * byte-identical content, which Rekor answers with 409 and the existing entry: one entry per job.
  * Not safe for two processes: the Anchorer holds the outbox lock.
+ *
+ * A tenant of a cluster (src/cluster) moves between nodes, and the directory above is in the
+ * node's local cache: there the outbox is also kept in the tenant's store, written before the
+ * local file on every put(), so the record of a job is in the store before its first upload:
+ *
+ *   anchors/jobs/<16 digits>.json   mutable (If-Match the version this holder last wrote or
+ *                                   read): the job while it is not done
+ *   anchors/done/<16 digits>.json   immutable: the job once done
+ *
+ * The next holder imports (importFromStore) every job not done, to retry at once (Rekor answers
+ * a re-sent entry with 409 and the existing one: still one entry per job), and the newest done
+ * one (the anchoring interval counts from it). A holder that lost the tenant and still runs
+ * fails its next write's condition.
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
@@ -15,6 +28,7 @@ import { TlogError, ErrorCode, ioError } from '../errors.js';
 import { formatIndexPath } from '../tiles/layout.js';
 import { writeFileDurably } from '../storage/durable.js';
 import type { RekorApiVersion } from './config.js';
+import { isPreconditionFailed, type ObjectStore } from '../storage/object-store.js';
 
 export const OUTBOX_DIR = 'anchor-outbox';
 export const ANCHORS_DIR = 'anchors';
@@ -67,12 +81,67 @@ export function receiptBase(treeSize: number): string {
   return `${ANCHORS_DIR}/${formatIndexPath(treeSize)}`;
 }
 
+const JOBS_KEY = 'anchors/jobs/';
+const DONE_KEY = 'anchors/done/';
+const jobName = (treeSize: number) => `${String(treeSize).padStart(16, '0')}.json`;
+const JOB_NAME = /^([0-9]{16})\.json$/;
+
 export class Outbox {
   readonly dir: string;
   /** Tree sizes of the jobs pending as this object last wrote or listed them (for metrics: no disk read). */
   private readonly pending = new Set<number>();
-  constructor(stateDir: string) {
+  /** Cluster mode: per tree size, the etag of anchors/jobs/<N> as this holder last wrote or read it. */
+  private readonly etags = new Map<number, string>();
+  constructor(
+    stateDir: string,
+    /** Cluster mode: the tenant's store, where every record is kept too (see the head of this file). */
+    private readonly store?: ObjectStore,
+  ) {
     this.dir = path.join(stateDir, OUTBOX_DIR);
+  }
+
+  /**
+   * Cluster mode, on taking the tenant: copies into the local outbox every job of the store not
+   * done (due at once) and the newest done one, and done records of jobs the local copy still
+   * has as not done. Returns the tree sizes imported as pending.
+   */
+  async importFromStore(): Promise<number[]> {
+    if (!this.store) return [];
+    // Keys only (one listing each): what is imported is read.
+    const sizes = (keys: string[], prefix: string) =>
+      new Set(
+        keys.flatMap((k) => {
+          const m = JOB_NAME.exec(k.slice(prefix.length));
+          return m ? [Number(m[1])] : [];
+        }),
+      );
+    const [jobs, done] = await Promise.all([
+      this.store.list(JOBS_KEY).then((l) => sizes(l, JOBS_KEY)),
+      this.store.list(DONE_KEY).then((l) => sizes(l, DONE_KEY)),
+    ]);
+    const local = new Map((await this.all()).map((j) => [j.treeSize, j]));
+    const fetch = async (key: string): Promise<{ job: AnchorJob; etag: string } | null> => {
+      const o = await this.store!.get(key);
+      return o === null ? null : { job: parseJob(new TextDecoder().decode(o.bytes), `${this.store!.where}${key}`), etag: o.etag };
+    };
+    const imported: number[] = [];
+    for (const n of jobs) {
+      if (done.has(n)) continue;
+      const got = await fetch(JOBS_KEY + jobName(n));
+      if (got === null) continue;
+      this.etags.set(n, got.etag);
+      // A new holder tries at once: the last one's backoff was its own.
+      const job = got.job.state === 'pending' ? { ...got.job, nextAttemptAt: null } : got.job;
+      await this.writeLocal(job);
+      if (job.state === 'pending') imported.push(n);
+    }
+    const newestDone = Math.max(-1, ...done.keys());
+    for (const n of done.keys()) {
+      if (local.get(n)?.state === 'done' || (n !== newestDone && !local.has(n))) continue;
+      const got = await fetch(DONE_KEY + jobName(n));
+      if (got !== null) await this.writeLocal(got.job);
+    }
+    return imported;
   }
 
   async init(): Promise<void> {
@@ -84,10 +153,33 @@ export class Outbox {
     return path.join(this.dir, `${String(treeSize).padStart(16, '0')}.json`);
   }
 
-  /** Durable on return. */
+  /** Durable on return (in the store first, in cluster mode). */
   async put(job: AnchorJob): Promise<void> {
+    if (this.store) await this.putInStore(job);
+    await this.writeLocal(job);
+  }
+
+  private async writeLocal(job: AnchorJob): Promise<void> {
     await writeFileDurably(this.file(job.treeSize), JSON.stringify(job, null, 2) + '\n', 0o600);
     this.note(job);
+  }
+
+  private async putInStore(job: AnchorJob): Promise<void> {
+    const bytes = new TextEncoder().encode(JSON.stringify(job, null, 2) + '\n');
+    const name = jobName(job.treeSize);
+    if (job.state === 'done') {
+      await this.store!.putImmutable(DONE_KEY + name, bytes);
+      return;
+    }
+    const known = this.etags.get(job.treeSize);
+    try {
+      this.etags.set(job.treeSize, await this.store!.putMutable(JOBS_KEY + name, bytes, known === undefined ? 'absent' : { etag: known }));
+    } catch (e) {
+      if (!isPreconditionFailed(e)) throw e;
+      throw new TlogError(ErrorCode.conflict, `anchoring job ${job.treeSize}: another holder of the tenant wrote ${this.store!.where}${JOBS_KEY}${name}`, {
+        cause: e,
+      });
+    }
   }
 
   /** Jobs pending, as of the last put() or all() of this object. */

@@ -17,7 +17,9 @@ import type { CounterPersistence } from './counters.js';
 import path from 'node:path';
 import type { ServiceConfig, TenantConfig } from '../config/config.js';
 import { isTlogError, TlogError, ErrorCode } from '../errors.js';
-import { Anchorer, resolveAnchorConfig } from '../anchor/index.js';
+import { Anchorer, ANCHOR_KEY_FILE, anchorKeyFromPem, resolveAnchorConfig, type AnchorKey } from '../anchor/index.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import { readSecretFile } from '../storage/secret-file.js';
 import { readLogConfig, type Log, type LogOptions, type Logger } from '../log/log.js';
 import { logPaths, type DataRoots } from '../tile-store/paths.js';
 import { parsePolicy, type WitnessPolicy } from '../note/witness-policy.js';
@@ -78,6 +80,22 @@ function rootsOf(cfg: ServiceConfig): DataRoots {
   return { tilesRoot: cfg.tilesDir, checkpointsRoot: cfg.checkpointsDir, stateRoot: cfg.stateDir };
 }
 
+/** Cluster mode: the anchoring key deployed with the tenant's keys (tlog init makes it beside them). */
+async function deployedAnchorKey(tc: TenantConfig): Promise<AnchorKey> {
+  const p = path.join(tc.keysDir!, ANCHOR_KEY_FILE);
+  let pem: string;
+  try {
+    pem = await readSecretFile(p);
+  } catch (e) {
+    throw new TlogError(
+      isTlogError(e) ? e.code : ErrorCode.io,
+      `tenant ${tc.name}: anchoring in a cluster needs the anchoring key ${p} (tlog init makes it beside the log keys), the same on every node: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+  return anchorKeyFromPem(pem, p);
+}
+
 export class ConfiguredTenants {
   /** The configuration the service started with (its service-level settings stay in force). */
   private started: ServiceConfig | null = null;
@@ -90,6 +108,8 @@ export class ConfiguredTenants {
    * node holds its lease (openHeld, called by the cluster node), not by apply().
    */
   private readonly clusterTenants = new Map<string, TenantConfig>();
+  /** Cluster mode: the store of each tenant held here (its anchoring outbox is kept there too). */
+  private readonly tenantStores = new Map<string, ObjectStore>();
 
   constructor(
     private readonly registry: TenantRegistry,
@@ -115,12 +135,18 @@ export class ConfiguredTenants {
    * Cluster mode: opens a tenant this node just took the lease of, with `openLog`, and serves it
    * with its configuration (credentials, limits, witnesses, anchoring) like apply() does.
    */
-  async openHeld(name: string, openLog: OpenHeldLog, counters?: CounterPersistence): Promise<Tenant> {
+  async openHeld(name: string, openLog: OpenHeldLog, counters?: CounterPersistence, store?: ObjectStore): Promise<Tenant> {
     const tc = this.clusterTenants.get(name);
     if (!tc) throw new TlogError(ErrorCode.notFound, `tenant ${name} is not in the configuration`);
     const policy = tc.witnesses ? parsePolicy(tc.witnesses.policy!) : null;
     const log = await openLog(tc, { ...this.logOpts, allowDuplicates: tc.allowDuplicates, publishMode: policy ? 'cosigned' : 'each' });
-    return this.register(log, tc, policy, false, counters);
+    if (store) this.tenantStores.set(name, store);
+    try {
+      return await this.register(log, tc, policy, false, counters);
+    } catch (e) {
+      this.tenantStores.delete(name);
+      throw e;
+    }
   }
 
   /**
@@ -300,6 +326,7 @@ export class ConfiguredTenants {
   async closeHeld(name: string): Promise<void> {
     await this.registry.remove(name);
     this.applied.delete(name);
+    this.tenantStores.delete(name);
   }
 
   /**
@@ -329,8 +356,12 @@ export class ConfiguredTenants {
     const a = tc.anchoring;
     if (!a?.enabled) return;
     const log: Log = t.log;
+    const store = this.tenantStores.get(tc.name);
     t.anchorer = await Anchorer.open({
       paths: log.paths,
+      // A cluster's tenant: the outbox is kept in its store, and the key is the deployed one
+      // (the same on every node: jobs left by one holder are re-sent by the next, same signature).
+      ...(store ? { store, key: await deployedAnchorKey(tc) } : {}),
       config: resolveAnchorConfig({
         enabled: true,
         intervalHours: a.intervalHours,

@@ -129,6 +129,8 @@ export class ClusterService {
           tenant,
           (tenantConfig, logOptions) => (o.openLog ?? openTenantFromStore)({ store, tenantConfig, cacheRoots: o.cacheRoots, lease, logOptions }),
           storeCounters(store, tenant),
+          // Where its anchoring outbox is kept, for the next holder (anchor/outbox.ts).
+          scopedStore(store, tenantPrefix(tenant)),
         );
         return {
           stopped: () => {

@@ -13,6 +13,7 @@ import { preferredNode } from '../../src/cluster/members.js';
 import { holderUrl } from '../../src/cluster/node.js';
 import { S3Store } from '../../src/storage/s3-store.js';
 import { createLogKeys } from '../../src/log/keys.js';
+import { createAnchorKey } from '../../src/anchor/key.js';
 import { S3Server } from '../storage/s3-server.js';
 import { makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 import { runTlog, spawnServe, writeConfig, type ServeProc } from '../helpers/tlog-cli.js';
@@ -39,6 +40,8 @@ export class TestCluster {
   readonly tenants: string[];
   readonly nodes: ClusterNodeProc[] = [];
   private store: S3Store | null = null;
+  /** More settings for each tenant's configuration (e.g. anchoring), set before start(). */
+  tenantExtra: (tenant: string) => Record<string, unknown> = () => ({});
 
   constructor(
     readonly nodeCount: number,
@@ -70,7 +73,9 @@ export class TestCluster {
       const dir = path.join(this.dir, 'keys', t);
       if (existsSync(dir)) continue;
       mkdirSync(dir, { recursive: true, mode: 0o700 });
+      // As tlog init makes them: the log keys and the anchoring key.
       await createLogKeys(dir, `cluster.test/${t}`);
+      await createAnchorKey(dir);
     }
     this.tenants.splice(0, this.tenants.length, ...tenants);
     writeConfig(this.config, {
@@ -80,7 +85,7 @@ export class TestCluster {
       tenants: tenants.map((t) => {
         const keysDir = path.join(this.dir, 'keys', t, 'keys');
         const clients = [{ id: CLIENT.id, publicKey: Buffer.from(ed25519.getPublicKey(CLIENT.seed)).toString('base64') }];
-        return { name: t, origin: `cluster.test/${t}`, keysDir, credentials: { tokens: [sha(TOKEN)], clients } };
+        return { name: t, origin: `cluster.test/${t}`, keysDir, credentials: { tokens: [sha(TOKEN)], clients }, ...this.tenantExtra(t) };
       }),
     });
   }
