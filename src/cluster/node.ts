@@ -202,7 +202,8 @@ export class ClusterNode {
     try {
       survey = await this.leases.survey(notHeld);
     } catch (e) {
-      this.logger.warn({ err: (e as Error).message }, 'cluster: cannot list the leases');
+      this.storeError = (e as Error).message;
+      this.logger.warn({ err: this.storeError }, 'cluster: cannot list the leases');
       return;
     }
     await Promise.all(
