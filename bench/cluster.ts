@@ -14,10 +14,10 @@
  *   node dist/bench/cluster.js [--duration 10] [--connections 256] [--kills 20] [--ttl 5] [--rounds 1]
  *
  * --rounds N keeps a 1-node and a 3-node cluster up (each on its own versitygw; the idle one
- * only renews its leases) and measures them in turn N times, 1-node then 3-node each round, so
- * both see the same machine: each round prints the ratios 3-node / 1-node (to the holder, and
- * round robin), and the last line their medians. The target (issue 14): 3 nodes with 10
- * tenants do at least one node's appends/s.
+ * only renews its leases) and measures them in turn N times (1-node first in odd rounds, 3-node
+ * first in even ones), so both see the same machine: each round prints the ratios 3-node /
+ * 1-node (to the holder, and round robin), and the last line their medians. The target (issue
+ * 14): 3 nodes with 10 tenants do at least one node's appends/s.
  *
  * Every process (nodes, store, this load generator) shares the machine: on the 2 cores this was
  * built on, three nodes do not have three machines' CPU, and the load average is printed with
@@ -265,13 +265,29 @@ async function interleaved(rounds: number): Promise<void> {
   const roundRobin: number[] = [];
   try {
     for (let k = 1; k <= rounds; k++) {
-      const h1 = await untilSpread(one);
-      const r1 = await measure(`round ${k}: S3, 1 node`, [one.nodes[0]!.child.pid!, one.store.pid], liveUrls(one), (t) => h1.get(t)!);
-      const h3 = await untilSpread(three);
-      const urls = liveUrls(three);
-      const pids = [...three.nodes.map((x) => x!.child.pid!), three.store.pid];
-      const r3 = await measure(`round ${k}: S3, 3 nodes, to the holder`, pids, urls, (t) => h3.get(t)!);
-      const r3rr = await measure(`round ${k}: S3, 3 nodes, round robin`, pids, urls, (_t, i) => urls[i % urls.length]!);
+      const oneNode = async () => {
+        const h1 = await untilSpread(one);
+        return measure(`round ${k}: S3, 1 node`, [one.nodes[0]!.child.pid!, one.store.pid], liveUrls(one), (t) => h1.get(t)!);
+      };
+      const threeNodes = async () => {
+        const h3 = await untilSpread(three);
+        const urls = liveUrls(three);
+        const pids = [...three.nodes.map((x) => x!.child.pid!), three.store.pid];
+        const holder = await measure(`round ${k}: S3, 3 nodes, to the holder`, pids, urls, (t) => h3.get(t)!);
+        const rr = await measure(`round ${k}: S3, 3 nodes, round robin`, pids, urls, (_t, i) => urls[i % urls.length]!);
+        return [holder, rr] as const;
+      };
+      // Odd rounds 1 node first, even rounds 3 nodes first: a load that drifts favours neither.
+      let r1: LoadResult;
+      let r3: LoadResult;
+      let r3rr: LoadResult;
+      if (k % 2 === 1) {
+        r1 = await oneNode();
+        [r3, r3rr] = await threeNodes();
+      } else {
+        [r3, r3rr] = await threeNodes();
+        r1 = await oneNode();
+      }
       toHolder.push(r3.perSecond / r1.perSecond);
       roundRobin.push(r3rr.perSecond / r1.perSecond);
       console.log(
