@@ -21,7 +21,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await c?.close();
-});
+}, 180_000);
 
 it(`${KILLS} SIGKILLs of tenant holders under load, each restarted: nothing acknowledged lost, no fork, verify and the Go checker pass`, async () => {
   await c.untilSpread();

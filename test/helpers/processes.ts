@@ -50,11 +50,20 @@ export async function untilAnswers(what: string, s: ServerProcess, url: string, 
   );
 }
 
-/** Stops a child that still runs (SIGTERM unless told otherwise) and resolves once it has exited. */
-export async function stopChild(p: ChildProcess | null | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+/**
+ * Stops a child that still runs (SIGTERM unless told otherwise) and resolves once it has exited.
+ * A child still running `killAfterMs` later is SIGKILLed: a server's graceful stop waiting on a
+ * connection must not hold a test's clean-up past its hook timeout (a bound on waiting, not a
+ * time measurement).
+ */
+export async function stopChild(p: ChildProcess | null | undefined, signal: NodeJS.Signals = 'SIGTERM', killAfterMs = 15_000): Promise<void> {
   if (!p || p.exitCode !== null || p.signalCode !== null) return;
   await new Promise<void>((resolve) => {
-    p.once('exit', () => resolve());
+    const force = setTimeout(() => p.kill('SIGKILL'), killAfterMs);
+    p.once('exit', () => {
+      clearTimeout(force);
+      resolve();
+    });
     p.kill(signal);
   });
 }
