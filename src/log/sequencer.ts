@@ -186,7 +186,14 @@ export class Sequencer {
         const first = this.inflight.get(key);
         // Field by field: a batch's result builds its proof in a getter, which a spread would drop.
         if (first)
-          return first.promise.then((r) => ({ index: r.index, leafHash: r.leafHash, treeSize: r.treeSize, checkpoint: r.checkpoint, proof: r.proof, duplicate: true }));
+          return first.promise.then((r) => ({
+            index: r.index,
+            leafHash: r.leafHash,
+            treeSize: r.treeSize,
+            checkpoint: r.checkpoint,
+            proof: r.proof,
+            duplicate: true,
+          }));
         const index = this.parts.index.lookup(h);
         if (index >= 0) return this.duplicateOf(index, h);
       }

@@ -41,6 +41,8 @@ describe.each(['mmap', 'plain'] as const)('with the %s index backend', (indexBac
     expect(first.map((r) => r.index)).toEqual([0, 1, 0, 2, 1]);
     expect(first.map((r) => r.duplicate)).toEqual([false, false, true, false, true]);
     expect(log.treeSize).toBe(3);
+    // A repeat still in flight shares the first copy's answer, its proof included.
+    for (const r of first) expect(verifyInclusion(r.index, r.treeSize, r.leafHash, r.proof, log.committed.rootHash)).toBe(true);
     const again = await log.append(entry(1));
     expect(again).toMatchObject({ index: 1, duplicate: true, treeSize: 3 });
     expect(verifyInclusion(1, 3, again.leafHash, again.proof, log.committed.rootHash)).toBe(true);
