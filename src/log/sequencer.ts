@@ -21,7 +21,7 @@
 import { TlogError, ErrorCode, isDiskFull, diskFullErrno, isTlogError } from '../errors.js';
 import type { HotIndex } from '../hot-index/index.js';
 import type { Logger } from '../logger.js';
-import { leafHash } from '../merkle/hash.js';
+import { leafHashLatin1 } from '../merkle/hash.js';
 import type { Journal } from '../storage/journal.js';
 import type { DiskSpace } from '../storage/space.js';
 import type { PartialTiles } from '../tile-store/partials.js';
@@ -39,14 +39,6 @@ import type { Publisher } from './publisher.js';
 import type { LogSettings } from './settings.js';
 import { mayCount, stopsTheLog } from './stop-rule.js';
 import type { BatchTrace, BatchTracer } from './tracing.js';
-
-/**
- * The in-flight map's key for a leaf hash: its 32 bytes as a latin1 string (one char a byte),
- * which is quicker to make and to hash than base64.
- */
-function hashKey(h: Uint8Array): string {
-  return Buffer.from(h.buffer, h.byteOffset, 32).toString('latin1');
-}
 
 export interface SequencerParts {
   readonly paths: LogPaths;
@@ -179,10 +171,13 @@ export class Sequencer {
     this.space.admit(entries, { entries: this.pending.length, bytes: this.queuedBytes });
     const trace = this.parts.tracer?.current();
     const out = entries.map((entry) => {
-      const h = leafHash(entry);
+      // The digest as a latin1 string is the in-flight map's key (quicker to make and to hash
+      // than base64), and its bytes the leaf hash.
+      const digest = leafHashLatin1(entry);
+      const h = Buffer.from(digest, 'latin1');
       let key = '';
       if (!this.allowDuplicates) {
-        key = hashKey(h);
+        key = digest;
         const first = this.inflight.get(key);
         // Field by field: a batch's result builds its proof in a getter, which a spread would drop.
         if (first)
