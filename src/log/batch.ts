@@ -4,6 +4,7 @@
  * (AppendResult) and its figures (BatchStats).
  */
 import { inclusionProof as buildInclusionProof, ProofMemo } from '../merkle/proof.js';
+import type { Answers } from './answers.js';
 import { nodeReaderOver } from '../tiles/tree.js';
 import type { Extension } from './edge.js';
 import type { BatchTrace } from './tracing.js';
@@ -40,9 +41,9 @@ export interface Pending {
   readonly key: string;
   /** What the appender was tracing (BatchTracer.current()), or undefined. */
   readonly trace: unknown;
-  readonly promise: Promise<AppendResult>;
-  resolve(r: AppendResult): void;
-  reject(e: unknown): void;
+  /** Where its answer goes: entry `slot` of its call's answers. */
+  readonly answers: Answers;
+  readonly slot: number;
 }
 
 /**
@@ -135,7 +136,7 @@ export class PreparedBatch {
     const proofs: ProofSource = { end, node: nodeReaderOver(this.ext.lookup), memo: new ProofMemo() };
     for (let i = 0; i < batch.length; i++) {
       const p = batch[i]!;
-      p.resolve(new BatchAppendResult(start + i, p.leafHash, end, note, proofs));
+      p.answers.settle(p.slot, new BatchAppendResult(start + i, p.leafHash, end, note, proofs));
     }
   }
 

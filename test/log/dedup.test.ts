@@ -58,6 +58,28 @@ describe.each(['mmap', 'plain'] as const)('with the %s index backend', (indexBac
     await log.close();
   });
 
+  it('appendAll answers a call with one promise: in order, repeats in the call and in the log answered with the first index', async () => {
+    const log = await Log.init(paths, ORIGIN, opts);
+    const first = await log.appendAll([entry(0), entry(1), entry(0)]);
+    expect(first.map((r) => [r.index, r.duplicate])).toEqual([
+      [0, false],
+      [1, false],
+      [0, true],
+    ]);
+    const again = await log.appendAll([entry(1), entry(2), entry(2)]);
+    expect(again.map((r) => [r.index, r.duplicate])).toEqual([
+      [1, true],
+      [2, false],
+      [2, true],
+    ]);
+    // The repeat of entry 1 is proved in the checkpoint it was answered with (size 2), the others in size 3.
+    expect(again.map((r) => r.treeSize)).toEqual([2, 3, 3]);
+    for (const r of again.slice(1)) expect(verifyInclusion(r.index, r.treeSize, r.leafHash, r.proof, log.committed.rootHash)).toBe(true);
+    expect(() => log.appendAll([new Uint8Array(0)])).toThrow();
+    expect(log.treeSize).toBe(3);
+    await log.close();
+  });
+
   it('keeps every copy when the log allows duplicates', async () => {
     const log = await Log.init(paths, ORIGIN, { ...opts, allowDuplicates: true });
     const rs = await Promise.all(log.appendMany([entry(0), entry(0), entry(0)]));
