@@ -1,7 +1,7 @@
 /**
  * The dedup table: leafHash -> leafIndex by open addressing with linear probing, living in
- * the mapped file: lookups and inserts compare and write slots in place, and nothing but a
- * bucket's scratch buffer (for copying) lives in the JS heap.
+ * the mapped file: lookups and inserts compare and write slots in place (on the plain backend
+ * through one slot's scratch buffer), and nothing but scratch buffers lives in the JS heap.
  *
  * A leaf hash is SHA-256 output, so its own first 6 bytes are a uniform hash: the home slot is
  * that 48-bit number modulo the capacity. Slot s sits in bucket floor(s / 12) at position
@@ -41,7 +41,14 @@ export class DedupTable {
   readonly capacity: number;
   /** The bucket of the slot the last insert() found or filled. */
   lastBucket = 0;
-  /** A hash read out of a slot (check() only: lookups and inserts compare in place). */
+  /**
+   * Whether slots are compared and written in place (on the mapping: nothing is copied out of
+   * it), or through #slot (plain backend: one system call per slot read or written).
+   */
+  readonly #inPlace: boolean;
+  #slot = new Uint8Array(SLOT_SIZE);
+  #slotView = new DataView(this.#slot.buffer);
+  /** A hash read out of a slot (check() only). */
   #hash = new Uint8Array(HASH_SIZE);
   #bucket = new Uint8Array(BUCKET_SIZE);
   #bucketView = new DataView(this.#bucket.buffer);
@@ -50,6 +57,7 @@ export class DedupTable {
     this.mf = mf;
     this.bucketCount = bucketCount;
     this.capacity = bucketCount * SLOTS_PER_BUCKET;
+    this.#inPlace = mf.backend === 'mmap';
   }
 
   /** The home slot of the hash at key[keyOffset]. */
@@ -64,22 +72,47 @@ export class DedupTable {
     return TABLE_OFFSET + bucket * BUCKET_SIZE + (slot - bucket * SLOTS_PER_BUCKET) * SLOT_SIZE;
   }
 
-  /** The stored leafIndex + 1 of the slot at offset (0 = empty), read in place. */
+  /**
+   * The stored leafIndex + 1 of the slot at offset (0 = empty). On the mapping it is read in
+   * place; on the plain backend, where every access is a system call, the whole slot is read
+   * into #slot at once, for #matches() to compare right after.
+   */
   #stored(offset: number): number {
+    if (!this.#inPlace) {
+      this.mf.readInto(offset, this.#slot, 0, SLOT_SIZE);
+      return this.#slotView.getUint32(HASH_SIZE, true) + this.#slotView.getUint32(HASH_SIZE + 4, true) * 0x1_0000_0000;
+    }
     // Two u32 reads, not readU64: a damaged slot above 2^53 reads as a large index that check()
     // reports, rather than throwing from a lookup.
     return this.mf.readU32(offset + HASH_SIZE) + this.mf.readU32(offset + HASH_SIZE + 4) * 0x1_0000_0000;
   }
 
+  /** Whether the slot at offset (just read by #stored) holds the hash at key[keyOffset]. */
+  #matches(offset: number, key: Uint8Array, keyOffset: number): boolean {
+    if (this.#inPlace) return this.mf.equals(offset, key, keyOffset, HASH_SIZE);
+    const s = this.#slot;
+    for (let k = 0; k < HASH_SIZE; k++) if (s[k] !== key[keyOffset + k]) return false;
+    return true;
+  }
+
   /**
-   * Fills the slot at offset in place: the hash first, then leafIndex + 1, whose nonzero value
-   * is what makes the slot occupied. A process killed between the two leaves an empty slot
-   * (index 0) that the next insert overwrites; a slot never straddles a sector (see layout.ts),
-   * so a power loss too leaves it all old or all new.
+   * Fills the slot at offset: the hash first, then leafIndex + 1, whose nonzero value is what
+   * makes the slot occupied. A process killed between the two leaves an empty slot (index 0)
+   * that the next insert overwrites; a slot never straddles a sector (see layout.ts), so a power
+   * loss too leaves it all old or all new. (On the plain backend: one 40-byte pwrite.)
    */
   #fill(offset: number, key: Uint8Array, keyOffset: number, index: number): void {
-    this.mf.writeBytes(offset, key, keyOffset, HASH_SIZE);
-    this.mf.writeU64(offset + HASH_SIZE, index + 1);
+    const v = index + 1;
+    const lo = v >>> 0;
+    if (this.#inPlace) {
+      this.mf.writeBytes(offset, key, keyOffset, HASH_SIZE);
+      this.mf.writeU64(offset + HASH_SIZE, v);
+      return;
+    }
+    this.#slot.set(key.subarray(keyOffset, keyOffset + HASH_SIZE), 0);
+    this.#slotView.setUint32(HASH_SIZE, lo, true);
+    this.#slotView.setUint32(HASH_SIZE + 4, (v - lo) / 0x1_0000_0000, true);
+    this.mf.writeBytes(offset, this.#slot, 0, SLOT_SIZE);
   }
 
   /** The leaf index stored for the hash at key[keyOffset], or -1. */
@@ -91,8 +124,7 @@ export class DedupTable {
       const offset = TABLE_OFFSET + bucket * BUCKET_SIZE + pos * SLOT_SIZE;
       const stored = this.#stored(offset);
       if (stored === 0) return -1;
-      // Compared in place: no bytes are copied out of the mapping.
-      if (this.mf.equals(offset, key, keyOffset, HASH_SIZE)) return stored - 1;
+      if (this.#matches(offset, key, keyOffset)) return stored - 1;
       if (++pos === SLOTS_PER_BUCKET) {
         pos = 0;
         if (++bucket === this.bucketCount) bucket = 0;
@@ -117,7 +149,7 @@ export class DedupTable {
         this.#fill(offset, key, keyOffset, index);
         return InsertResult.inserted;
       }
-      if (this.mf.equals(offset, key, keyOffset, HASH_SIZE)) {
+      if (this.#matches(offset, key, keyOffset)) {
         const existing = stored - 1;
         if (existing === index) return InsertResult.same;
         if (existing < index) return InsertResult.keptSmaller;
