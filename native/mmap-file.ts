@@ -6,8 +6,7 @@
  * over 4 GiB aborts Node 20. Accesses inside one chunk take a fast path on a Uint8Array or
  * DataView; the rare access that straddles two chunks is split.
  */
-import { closeSync, fdatasync } from 'node:fs';
-import { fsError, NativeError, syscallError } from './errors.js';
+import { NativeError, syscallError } from './errors.js';
 import {
   libc as maybeLibc,
   MADV_NORMAL,
@@ -29,6 +28,7 @@ import {
 } from './libc.js';
 import type { Advice, MappedFile } from './mapped-file.js';
 import { checkRange, checkSize, checkU32, checkU64, combineU64 } from './range.js';
+import { FdWithAsyncSyncs } from './sync.js';
 
 /**
  * A window of a mapping: the unit of access. A file is mapped in chunks of up to `chunkSize`
@@ -88,14 +88,15 @@ export class MmapFile implements MappedFile {
   /** Bytes per mapping. */
   #mapSize: number;
   #closed = false;
-  /** syncAsync() calls in flight: close() leaves the fd open for them. */
-  #asyncSyncs = 0;
+  /** Closes #fd, once the syncAsync() calls in flight are done. */
+  #fdSyncs: FdWithAsyncSyncs;
   #libc: Libc;
 
   /** Use openMappedFile(); the fd becomes owned by this object. */
   constructor(path: string, fd: number, currentSize: number, size: number, readOnly: boolean, chunkSize: number) {
     this.path = path;
     this.#fd = fd;
+    this.#fdSyncs = new FdWithAsyncSyncs(fd, path);
     this.readOnly = readOnly;
     this.#mapSize = chunkSize;
     // The largest power of two that divides the mapping size, up to VIEW_WINDOW: every window
@@ -404,28 +405,7 @@ export class MmapFile implements MappedFile {
   syncAsync(): Promise<void> {
     this.#open();
     if (this.readOnly) return Promise.resolve();
-    this.#asyncSyncs++;
-    return new Promise<void>((resolve, reject) => {
-      fdatasync(this.#fd, (e) => {
-        if (--this.#asyncSyncs === 0 && this.#closed) {
-          try {
-            closeSync(this.#fd);
-          } catch {
-            // Nothing is left to report a close failure to: the file was closed long ago.
-          }
-        }
-        if (e) reject(fsError('fdatasync', this.path, e));
-        else resolve();
-      });
-    });
-  }
-
-  #closeFd(): void {
-    try {
-      closeSync(this.#fd);
-    } catch (e) {
-      throw fsError('close', this.path, e);
-    }
+    return this.#fdSyncs.fdatasyncAsync();
   }
 
   mlock(offset: number, length: number): boolean {
@@ -463,6 +443,6 @@ export class MmapFile implements MappedFile {
     this.#size = 0;
     this.#retire(old);
     // An fdatasync still running on a thread closes it when it is done (see syncAsync).
-    if (this.#asyncSyncs === 0) this.#closeFd();
+    this.#fdSyncs.close();
   }
 }

@@ -4,10 +4,11 @@
  * by an order of magnitude, but it behaves the same: bounds checks, little-endian integers,
  * writes visible to other processes at once, durable after sync().
  */
-import { closeSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, readSync, writeSync } from 'node:fs';
+import { fdatasyncSync, fsyncSync, ftruncateSync, readSync, writeSync } from 'node:fs';
 import { fsError, NativeError } from './errors.js';
 import type { Advice, MappedFile } from './mapped-file.js';
 import { checkRange, checkSize, checkU32, checkU64, combineU64 } from './range.js';
+import { FdWithAsyncSyncs } from './sync.js';
 
 export class PlainFile implements MappedFile {
   readonly path: string;
@@ -16,8 +17,8 @@ export class PlainFile implements MappedFile {
   #fd: number;
   #size: number;
   #closed = false;
-  /** syncAsync() calls in flight: close() leaves the fd open for them. */
-  #asyncSyncs = 0;
+  /** Closes #fd, once the syncAsync() calls in flight are done. */
+  #fdSyncs: FdWithAsyncSyncs;
   #scratch = new Uint8Array(8);
   #scratchView = new DataView(this.#scratch.buffer);
 
@@ -25,6 +26,7 @@ export class PlainFile implements MappedFile {
   constructor(path: string, fd: number, currentSize: number, size: number, readOnly: boolean) {
     this.path = path;
     this.#fd = fd;
+    this.#fdSyncs = new FdWithAsyncSyncs(fd, path);
     this.readOnly = readOnly;
     this.#size = currentSize;
     if (size > currentSize) this.#extend(size);
@@ -183,28 +185,7 @@ export class PlainFile implements MappedFile {
   syncAsync(): Promise<void> {
     this.#open();
     if (this.readOnly) return Promise.resolve();
-    this.#asyncSyncs++;
-    return new Promise<void>((resolve, reject) => {
-      fdatasync(this.#fd, (e) => {
-        if (--this.#asyncSyncs === 0 && this.#closed) {
-          try {
-            closeSync(this.#fd);
-          } catch {
-            // Nothing is left to report a close failure to: the file was closed long ago.
-          }
-        }
-        if (e) reject(fsError('fdatasync', this.path, e));
-        else resolve();
-      });
-    });
-  }
-
-  #closeFd(): void {
-    try {
-      closeSync(this.#fd);
-    } catch (e) {
-      throw fsError('close', this.path, e);
-    }
+    return this.#fdSyncs.fdatasyncAsync();
   }
 
   mlock(offset: number, length: number): boolean {
@@ -227,6 +208,6 @@ export class PlainFile implements MappedFile {
     if (this.#closed) return;
     this.#closed = true;
     // An fdatasync still running on a thread closes it when it is done (see syncAsync).
-    if (this.#asyncSyncs === 0) this.#closeFd();
+    this.#fdSyncs.close();
   }
 }

@@ -1,6 +1,7 @@
 /**
  * The dedup table: leafHash -> leafIndex by open addressing with linear probing, living in
- * the mapped file (nothing but a slot's and a bucket's scratch buffers in the JS heap).
+ * the mapped file: lookups and inserts compare and write slots in place (on the plain backend
+ * through one slot's scratch buffer), and nothing but scratch buffers lives in the JS heap.
  *
  * A leaf hash is SHA-256 output, so its own first 6 bytes are a uniform hash: the home slot is
  * that 48-bit number modulo the capacity. Slot s sits in bucket floor(s / 12) at position
@@ -40,8 +41,15 @@ export class DedupTable {
   readonly capacity: number;
   /** The bucket of the slot the last insert() found or filled. */
   lastBucket = 0;
+  /**
+   * Whether slots are compared and written in place (on the mapping: nothing is copied out of
+   * it), or through #slot (plain backend: one system call per slot read or written).
+   */
+  readonly #inPlace: boolean;
   #slot = new Uint8Array(SLOT_SIZE);
   #slotView = new DataView(this.#slot.buffer);
+  /** A hash read out of a slot (check() only). */
+  #hash = new Uint8Array(HASH_SIZE);
   #bucket = new Uint8Array(BUCKET_SIZE);
   #bucketView = new DataView(this.#bucket.buffer);
 
@@ -49,6 +57,7 @@ export class DedupTable {
     this.mf = mf;
     this.bucketCount = bucketCount;
     this.capacity = bucketCount * SLOTS_PER_BUCKET;
+    this.#inPlace = mf.backend === 'mmap';
   }
 
   /** The home slot of the hash at key[keyOffset]. */
@@ -63,28 +72,46 @@ export class DedupTable {
     return TABLE_OFFSET + bucket * BUCKET_SIZE + (slot - bucket * SLOTS_PER_BUCKET) * SLOT_SIZE;
   }
 
-  /** Reads slot s into the scratch buffer; returns the stored leafIndex + 1 (0 = empty). */
-  #read(offset: number): number {
-    this.mf.readInto(offset, this.#slot, 0, SLOT_SIZE);
-    const lo = this.#slotView.getUint32(HASH_SIZE, true);
-    const hi = this.#slotView.getUint32(HASH_SIZE + 4, true);
-    return hi * 0x1_0000_0000 + lo;
+  /**
+   * The stored leafIndex + 1 of the slot at offset (0 = empty). On the mapping it is read in
+   * place; on the plain backend, where every access is a system call, the whole slot is read
+   * into #slot at once, for #matches() to compare right after.
+   */
+  #stored(offset: number): number {
+    if (!this.#inPlace) {
+      this.mf.readInto(offset, this.#slot, 0, SLOT_SIZE);
+      return this.#slotView.getUint32(HASH_SIZE, true) + this.#slotView.getUint32(HASH_SIZE + 4, true) * 0x1_0000_0000;
+    }
+    // Two u32 reads, not readU64: a damaged slot above 2^53 reads as a large index that check()
+    // reports, rather than throwing from a lookup.
+    return this.mf.readU32(offset + HASH_SIZE) + this.mf.readU32(offset + HASH_SIZE + 4) * 0x1_0000_0000;
   }
 
-  #scratchEquals(key: Uint8Array, keyOffset: number): boolean {
+  /** Whether the slot at offset (just read by #stored) holds the hash at key[keyOffset]. */
+  #matches(offset: number, key: Uint8Array, keyOffset: number): boolean {
+    if (this.#inPlace) return this.mf.equals(offset, key, keyOffset, HASH_SIZE);
     const s = this.#slot;
     for (let k = 0; k < HASH_SIZE; k++) if (s[k] !== key[keyOffset + k]) return false;
     return true;
   }
 
-  #write(offset: number, key: Uint8Array, keyOffset: number, index: number): void {
-    this.#slot.set(key.subarray(keyOffset, keyOffset + HASH_SIZE), 0);
+  /**
+   * Fills the slot at offset: the hash first, then leafIndex + 1, whose nonzero value is what
+   * makes the slot occupied. A process killed between the two leaves an empty slot (index 0)
+   * that the next insert overwrites; a slot never straddles a sector (see layout.ts), so a power
+   * loss too leaves it all old or all new. (On the plain backend: one 40-byte pwrite.)
+   */
+  #fill(offset: number, key: Uint8Array, keyOffset: number, index: number): void {
     const v = index + 1;
     const lo = v >>> 0;
+    if (this.#inPlace) {
+      this.mf.writeBytes(offset, key, keyOffset, HASH_SIZE);
+      this.mf.writeU64(offset + HASH_SIZE, v);
+      return;
+    }
+    this.#slot.set(key.subarray(keyOffset, keyOffset + HASH_SIZE), 0);
     this.#slotView.setUint32(HASH_SIZE, lo, true);
     this.#slotView.setUint32(HASH_SIZE + 4, (v - lo) / 0x1_0000_0000, true);
-    // One 40-byte write: within a process it is one copy loop, so SIGKILL cannot stop between
-    // the hash and the index, and the slot never straddles a sector (see layout.ts).
     this.mf.writeBytes(offset, this.#slot, 0, SLOT_SIZE);
   }
 
@@ -94,9 +121,10 @@ export class DedupTable {
     let bucket = Math.floor(slot / SLOTS_PER_BUCKET);
     let pos = slot - bucket * SLOTS_PER_BUCKET;
     for (let probes = 0; probes < this.capacity; probes++) {
-      const stored = this.#read(TABLE_OFFSET + bucket * BUCKET_SIZE + pos * SLOT_SIZE);
+      const offset = TABLE_OFFSET + bucket * BUCKET_SIZE + pos * SLOT_SIZE;
+      const stored = this.#stored(offset);
       if (stored === 0) return -1;
-      if (this.#scratchEquals(key, keyOffset)) return stored - 1;
+      if (this.#matches(offset, key, keyOffset)) return stored - 1;
       if (++pos === SLOTS_PER_BUCKET) {
         pos = 0;
         if (++bucket === this.bucketCount) bucket = 0;
@@ -115,17 +143,18 @@ export class DedupTable {
     let pos = slot - bucket * SLOTS_PER_BUCKET;
     for (let probes = 0; probes < this.capacity; probes++) {
       const offset = TABLE_OFFSET + bucket * BUCKET_SIZE + pos * SLOT_SIZE;
-      const stored = this.#read(offset);
+      const stored = this.#stored(offset);
       this.lastBucket = bucket;
       if (stored === 0) {
-        this.#write(offset, key, keyOffset, index);
+        this.#fill(offset, key, keyOffset, index);
         return InsertResult.inserted;
       }
-      if (this.#scratchEquals(key, keyOffset)) {
+      if (this.#matches(offset, key, keyOffset)) {
         const existing = stored - 1;
         if (existing === index) return InsertResult.same;
         if (existing < index) return InsertResult.keptSmaller;
-        this.#write(offset, key, keyOffset, index);
+        // Same hash: only the index changes, in one 8-byte write inside the slot's sector.
+        this.mf.writeU64(offset + HASH_SIZE, index + 1);
         return InsertResult.replacedLarger;
       }
       if (++pos === SLOTS_PER_BUCKET) {
@@ -187,7 +216,7 @@ export class DedupTable {
     // Find an empty slot to start from, so that every run of occupied slots is seen whole.
     let start = -1;
     for (let s = 0; s < cap; s++) {
-      if (this.#read(this.slotOffset(s)) === 0) {
+      if (this.#stored(this.slotOffset(s)) === 0) {
         start = s;
         break;
       }
@@ -201,7 +230,8 @@ export class DedupTable {
     const zero = new Uint8Array(HASH_SIZE);
     for (let k = 1; k <= cap; k++) {
       const s = (start + k) % cap;
-      const stored = this.#read(this.slotOffset(s));
+      const offset = this.slotOffset(s);
+      const stored = this.#stored(offset);
       if (stored === 0) {
         runStart = -1;
         continue;
@@ -210,8 +240,9 @@ export class DedupTable {
       if (runStart < 0) runStart = s;
       const index = stored - 1;
       if (!Number.isSafeInteger(index) || index >= indexLimit) problem(`slot ${s}: leaf index ${index} is beyond ${indexLimit}`);
-      if (this.#scratchEquals(zero, 0)) problem(`slot ${s}: all-zero leaf hash`);
-      const home = this.home(this.#slot, 0);
+      if (this.mf.equals(offset, zero, 0, HASH_SIZE)) problem(`slot ${s}: all-zero leaf hash`);
+      this.mf.readInto(offset, this.#hash, 0, HASH_SIZE);
+      const home = this.home(this.#hash, 0);
       const distance = (s - home + cap) % cap;
       const runLength = (s - runStart + cap) % cap;
       if (distance > runLength) problem(`slot ${s}: unreachable from its home slot ${home} (hash bytes damaged?)`);

@@ -4,6 +4,7 @@
  * (AppendResult) and its figures (BatchStats).
  */
 import { inclusionProof as buildInclusionProof, ProofMemo } from '../merkle/proof.js';
+import type { Answers } from './answers.js';
 import { nodeReaderOver } from '../tiles/tree.js';
 import type { Extension } from './edge.js';
 import type { BatchTrace } from './tracing.js';
@@ -40,9 +41,9 @@ export interface Pending {
   readonly key: string;
   /** What the appender was tracing (BatchTracer.current()), or undefined. */
   readonly trace: unknown;
-  readonly promise: Promise<AppendResult>;
-  resolve(r: AppendResult): void;
-  reject(e: unknown): void;
+  /** Where its answer goes: entry `slot` of its call's answers. */
+  readonly answers: Answers;
+  readonly slot: number;
 }
 
 /**
@@ -51,6 +52,39 @@ export interface Pending {
  * restart), `committed` (the commit point moved to it: it is part of the log).
  */
 export type BatchStage = 'prepared' | 'journaled' | 'committed';
+
+/** What the appends of one batch build their inclusion proofs from (shared by all of them). */
+interface ProofSource {
+  readonly end: number;
+  readonly node: ReturnType<typeof nodeReaderOver>;
+  readonly memo: ProofMemo;
+}
+
+/**
+ * The answer to one append of a committed batch. Its proof is built when first read (an
+ * append-batch answer without proofs never reads it), so the getter lives on the prototype:
+ * a batch of thousands allocates one object per append and no closure. Being a getter,
+ * `proof` is not an own property: copy a result field by field, not with a spread.
+ */
+class BatchAppendResult implements AppendResult {
+  readonly duplicate = false;
+  #proofs: ProofSource;
+  #proof: Uint8Array[] | undefined;
+  constructor(
+    readonly index: number,
+    readonly leafHash: Uint8Array,
+    readonly treeSize: number,
+    readonly checkpoint: string,
+    proofs: ProofSource,
+  ) {
+    this.#proofs = proofs;
+  }
+  get proof(): Uint8Array[] {
+    const p = this.#proofs;
+    this.#proof ??= buildInclusionProof(this.index, p.end, p.node, p.memo);
+    return this.#proof;
+  }
+}
 
 /** A batch hashed into the tree, on its way through the pipeline (sequencer.ts). */
 export class PreparedBatch {
@@ -99,21 +133,10 @@ export class PreparedBatch {
    */
   answer(): void {
     const { batch, start, end, note } = this;
-    const memo = new ProofMemo();
-    const node = nodeReaderOver(this.ext.lookup);
+    const proofs: ProofSource = { end, node: nodeReaderOver(this.ext.lookup), memo: new ProofMemo() };
     for (let i = 0; i < batch.length; i++) {
-      const index = start + i;
-      let proof: Uint8Array[] | undefined;
-      batch[i]!.resolve({
-        index,
-        leafHash: batch[i]!.leafHash,
-        treeSize: end,
-        checkpoint: note,
-        get proof() {
-          return (proof ??= buildInclusionProof(index, end, node, memo));
-        },
-        duplicate: false,
-      });
+      const p = batch[i]!;
+      p.answers.settle(p.slot, new BatchAppendResult(start + i, p.leafHash, end, note, proofs));
     }
   }
 

@@ -261,6 +261,16 @@ export class Log {
   }
 
   /**
+   * appendMany() answered with one promise for all the entries, in order (rejecting with the
+   * first failure): what a bulk caller wants, without a promise per entry.
+   */
+  appendAll(entries: readonly Uint8Array[]): Promise<AppendResult[]> {
+    for (const e of entries) checkEntrySize(e);
+    if (this.readOnly) throw new TlogError(ErrorCode.badInput, `log ${this.paths.tenant} is open read-only`);
+    return this.sequencer.appendAll(entries);
+  }
+
+  /**
    * Looks an entry up by its leaf hash: its index and an inclusion proof in the answered
    * checkpoint (the newest one appends were answered with), or null when the log does not hold
    * it.

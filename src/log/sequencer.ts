@@ -21,13 +21,14 @@
 import { TlogError, ErrorCode, isDiskFull, diskFullErrno, isTlogError } from '../errors.js';
 import type { HotIndex } from '../hot-index/index.js';
 import type { Logger } from '../logger.js';
-import { leafHash } from '../merkle/hash.js';
+import { leafHashLatin1 } from '../merkle/hash.js';
 import type { Journal } from '../storage/journal.js';
 import type { DiskSpace } from '../storage/space.js';
 import type { PartialTiles } from '../tile-store/partials.js';
 import type { LogPaths } from '../tile-store/paths.js';
 import type { TileStore } from '../tile-store/tile-store.js';
 import type { BatchSink } from './batch-sink.js';
+import { Answers } from './answers.js';
 import { PreparedBatch, type AppendResult, type BatchStats, type Pending } from './batch.js';
 import { signTreeAsync } from './checkpoint-signing.js';
 import { commitPointOfSigned, discardNotesBeyond, type CommitPoint } from './commit-point.js';
@@ -162,6 +163,17 @@ export class Sequencer {
    * repeats of an entry still in flight (even in the same call) share its answer.
    */
   appendMany(entries: readonly Uint8Array[]): Promise<AppendResult>[] {
+    const answers = this.queue(entries);
+    return entries.map((_, i) => answers.of(i));
+  }
+
+  /** appendMany() with one promise for all the answers, in order: rejects with the first failure. */
+  appendAll(entries: readonly Uint8Array[]): Promise<AppendResult[]> {
+    return this.queue(entries).all();
+  }
+
+  /** Queues entries (see appendMany); their answers go to the Answers returned. */
+  private queue(entries: readonly Uint8Array[]): Answers {
     const tenant = this.parts.paths.tenant;
     if (this.fatal) throw this.fatal;
     if (this.closed) throw new TlogError(ErrorCode.unavailable, `log ${tenant} is closing`);
@@ -170,31 +182,53 @@ export class Sequencer {
     }
     this.space.admit(entries, { entries: this.pending.length, bytes: this.queuedBytes });
     const trace = this.parts.tracer?.current();
-    const out = entries.map((entry) => {
-      const h = leafHash(entry);
+    const answers = new Answers(entries.length);
+    for (let slot = 0; slot < entries.length; slot++) {
+      const entry = entries[slot]!;
+      // The digest as a latin1 string is the in-flight map's key (quicker to make and to hash
+      // than base64), and its bytes the leaf hash.
+      const digest = leafHashLatin1(entry);
+      const h = Buffer.from(digest, 'latin1');
       let key = '';
       if (!this.allowDuplicates) {
-        key = Buffer.from(h.buffer, h.byteOffset, 32).toString('base64');
+        key = digest;
         const first = this.inflight.get(key);
-        if (first) return first.promise.then((r) => ({ ...r, duplicate: true }));
+        if (first) {
+          // Field by field: a batch's result builds its proof in a getter, which a spread would drop.
+          first.answers.of(first.slot).then(
+            (r) =>
+              answers.settle(slot, {
+                index: r.index,
+                leafHash: r.leafHash,
+                treeSize: r.treeSize,
+                checkpoint: r.checkpoint,
+                proof: r.proof,
+                duplicate: true,
+              }),
+            (e: unknown) => answers.fail(slot, e),
+          );
+          continue;
+        }
         const index = this.parts.index.lookup(h);
-        if (index >= 0) return this.duplicateOf(index, h);
+        if (index >= 0) {
+          this.duplicateOf(index, h).then(
+            (r) => answers.settle(slot, r),
+            (e: unknown) => answers.fail(slot, e),
+          );
+          continue;
+        }
       }
-      let resolve!: (r: AppendResult) => void;
-      let reject!: (e: unknown) => void;
-      const promise = new Promise<AppendResult>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      // Copy: the caller may reuse its buffer before the batch is written.
-      const p: Pending = { entry: Uint8Array.from(entry), leafHash: h, key, trace, promise, resolve, reject };
+      // Copy: the caller may reuse its buffer before the batch is written. (Not slice(): on a
+      // Buffer that is a view.)
+      const copy = new Uint8Array(entry.length);
+      copy.set(entry);
+      const p: Pending = { entry: copy, leafHash: h, key, trace, answers, slot };
       if (key) this.inflight.set(key, p);
       this.pending.push(p);
-      this.queuedBytes += p.entry.length;
-      return promise;
-    });
+      this.queuedBytes += copy.length;
+    }
     this.kick();
-    return out;
+    return answers;
   }
 
   /** The answer for an entry already committed at `index`, in the answered checkpoint. */
@@ -276,7 +310,7 @@ export class Sequencer {
     }
     if (previous) await previous;
     if (this.broken && !this.fatal) await this.recoverToCommitPoint();
-    if (this.fatal) for (const p of this.pending.splice(0)) p.reject(this.fatal);
+    if (this.fatal) for (const p of this.pending.splice(0)) p.answers.fail(p.slot, this.fatal);
   }
 
   /** Hashes a batch into the tree and starts writing its bundles and tiles. Synchronous but for the writes. */
@@ -427,7 +461,7 @@ export class Sequencer {
     const err = this.batchError(-1, e);
     for (const p of batch) {
       if (p.key && this.inflight.get(p.key) === p) this.inflight.delete(p.key);
-      p.reject(err);
+      p.answers.fail(p.slot, err);
     }
   }
 

@@ -68,14 +68,21 @@ describe('tlog-tiles reads', () => {
   it('append-batch: bundle encoding, JSON array and {"entries"}, proofs with ?proofs=1', async () => {
     const a = await post(env.app, '/alpha/append-batch', bundleBody([entry(1), entry(2), entry(1)]));
     expect(a.status).toBe(200);
-    const ab = await json<{
+    expect(a.headers.get('content-type')).toBe('application/json');
+    const text = await a.text();
+    const ab = JSON.parse(text) as {
       treeSize: number;
       checkpoint: string;
       results: { index: number; leafHash: string; duplicate: boolean; inclusionProof?: string[] }[];
-    }>(a);
+    };
     expect(ab.results.map((x) => x.index)).toEqual([1, 2, 1]);
     expect(ab.results.map((x) => x.duplicate)).toEqual([false, false, true]);
     expect(ab.results[0]!.inclusionProof).toBeUndefined();
+    // The exact bytes: these keys in this order, no spaces, the checkpoint's newlines escaped.
+    const results = [1, 2, 1].map((n, i) => ({ index: n, leafHash: toB64(leafHash(entry(n))), duplicate: i === 2 }));
+    expect(text).toBe(JSON.stringify({ treeSize: 3, checkpoint: ab.checkpoint, results }));
+    expect(ab.checkpoint).toContain('\n');
+    expect(rootOf(ab.checkpoint).treeSize).toBe(3);
 
     const j = await post(env.app, '/alpha/append-batch', JSON.stringify([toB64(entry(3)), toB64(entry(4))]), { 'content-type': 'application/json' });
     expect(j.status).toBe(200);

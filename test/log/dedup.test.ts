@@ -41,6 +41,8 @@ describe.each(['mmap', 'plain'] as const)('with the %s index backend', (indexBac
     expect(first.map((r) => r.index)).toEqual([0, 1, 0, 2, 1]);
     expect(first.map((r) => r.duplicate)).toEqual([false, false, true, false, true]);
     expect(log.treeSize).toBe(3);
+    // A repeat still in flight shares the first copy's answer, its proof included.
+    for (const r of first) expect(verifyInclusion(r.index, r.treeSize, r.leafHash, r.proof, log.committed.rootHash)).toBe(true);
     const again = await log.append(entry(1));
     expect(again).toMatchObject({ index: 1, duplicate: true, treeSize: 3 });
     expect(verifyInclusion(1, 3, again.leafHash, again.proof, log.committed.rootHash)).toBe(true);
@@ -53,6 +55,28 @@ describe.each(['mmap', 'plain'] as const)('with the %s index backend', (indexBac
       [0, true],
     ]);
     expect(log.treeSize).toBe(4);
+    await log.close();
+  });
+
+  it('appendAll answers a call with one promise: in order, repeats in the call and in the log answered with the first index', async () => {
+    const log = await Log.init(paths, ORIGIN, opts);
+    const first = await log.appendAll([entry(0), entry(1), entry(0)]);
+    expect(first.map((r) => [r.index, r.duplicate])).toEqual([
+      [0, false],
+      [1, false],
+      [0, true],
+    ]);
+    const again = await log.appendAll([entry(1), entry(2), entry(2)]);
+    expect(again.map((r) => [r.index, r.duplicate])).toEqual([
+      [1, true],
+      [2, false],
+      [2, true],
+    ]);
+    // The repeat of entry 1 is proved in the checkpoint it was answered with (size 2), the others in size 3.
+    expect(again.map((r) => r.treeSize)).toEqual([2, 3, 3]);
+    for (const r of again.slice(1)) expect(verifyInclusion(r.index, r.treeSize, r.leafHash, r.proof, log.committed.rootHash)).toBe(true);
+    expect(() => log.appendAll([new Uint8Array(0)])).toThrow();
+    expect(log.treeSize).toBe(3);
     await log.close();
   });
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
-import { EMPTY_ROOT, HASH_SIZE, equalHashes, leafHash, nodeHash, nodeHashInto, sha256, splitPoint } from '../../src/merkle/hash.js';
+import { EMPTY_ROOT, HASH_SIZE, equalHashes, leafHash, leafHashLatin1, nodeHash, nodeHashInto, sha256, splitPoint } from '../../src/merkle/hash.js';
 import { b64, entry, hex, toHex, vectors } from '../vectors.js';
 import { naiveLeafHash, naiveNodeHash } from './naive.js';
 import { prng, randBytes, randInt } from '../prng.mjs';
@@ -55,6 +55,20 @@ describe('hash primitives agree with an independent SHA-256', () => {
     expect(toHex(out.subarray(2 * HASH_SIZE, 3 * HASH_SIZE))).toBe(toHex(want));
     expect(out.subarray(0, 2 * HASH_SIZE).every((b) => b === 0xaa)).toBe(true);
     expect(out.subarray(3 * HASH_SIZE).every((b) => b === 0xaa)).toBe(true);
+  });
+
+  test('leafHashLatin1 is the leaf hash, one char a byte (every byte value, 0x80-0xff included)', () => {
+    const seen = new Set<number>();
+    for (let i = 0; i < 300; i++) {
+      const e = randBytes(rand, randInt(rand, 0, 100));
+      const s = leafHashLatin1(e);
+      expect(s.length).toBe(HASH_SIZE);
+      const codes = Array.from(s, (c) => c.charCodeAt(0));
+      for (const c of codes) seen.add(c);
+      expect(toHex(Uint8Array.from(codes))).toBe(toHex(naiveLeafHash(e)));
+      expect(toHex(leafHash(e))).toBe(toHex(naiveLeafHash(e)));
+    }
+    expect(seen.size).toBe(256);
   });
 
   test('sha256 matches node:crypto', () => {

@@ -232,6 +232,13 @@ describe.runIf(nativeAvailable)('mmap chunks', () => {
     f.writeBytes(pageSize - 5, big);
     expect(f.readBytes(pageSize - 5, big.length)).toEqual(big);
     expect(f.equals(pageSize - 5, big)).toBe(true);
+    // A difference on either side of a window boundary is seen.
+    const far = big.slice(0, 10);
+    far[9] = far[9]! ^ 1;
+    expect(f.equals(pageSize - 5, far)).toBe(false);
+    const near = big.slice(0, 10);
+    near[0] = near[0]! ^ 1;
+    expect(f.equals(pageSize - 5, near)).toBe(false);
     f.fill(pageSize - 1, 2, 9);
     expect([...f.readBytes(pageSize - 1, 2)]).toEqual([9, 9]);
     f.grow(6 * pageSize);
