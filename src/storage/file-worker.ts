@@ -176,6 +176,11 @@ export class FileWorker {
   #nextID = 1;
   #closed = false;
 
+  /** Messages posted to the thread so far (one per call: what a hand-off costs is counted in them). */
+  get posted(): number {
+    return this.#nextID - 1;
+  }
+
   #start(): Worker {
     if (this.#worker) return this.#worker;
     const w = new Worker(WORKER_SOURCE, { eval: true });
