@@ -209,3 +209,55 @@ describe('per-batch costs', () => {
     expect(existsSync(d)).toBe(false);
   });
 });
+
+describe('files with the same bytes in one call', () => {
+  it('share one inode (a checkpoint and its history copy); replacing one keeps the other; other modes or arrays do not', async () => {
+    const note = Buffer.from('example.com/log\n5\nroot\n');
+    const history = path.join(dir, 'checkpoints/log/5');
+    const published = path.join(dir, 'tiles/checkpoint');
+    const r = await worker.write([
+      { path: history, data: note, kind: 'immutable', mode: 0o644 },
+      { path: published, data: note, kind: 'replace', mode: 0o644 },
+    ]);
+    expect(r.fail).toBeNull();
+    expect(r.written.sort()).toEqual([history, published].sort());
+    expect(statSync(history).ino).toBe(statSync(published).ino);
+    expect(statSync(history).nlink).toBe(2);
+    expect(readFileSync(published)).toEqual(note);
+    // The next checkpoint replaces the published name only.
+    const next = Buffer.from('example.com/log\n6\nroot\n');
+    await worker.write([
+      { path: path.join(dir, 'checkpoints/log/6'), data: next, kind: 'immutable', mode: 0o644 },
+      { path: published, data: next, kind: 'replace', mode: 0o644 },
+    ]);
+    expect(readFileSync(history)).toEqual(note);
+    expect(statSync(history).nlink).toBe(1);
+    expect(readFileSync(published)).toEqual(next);
+    // An identical history copy already there: nothing to link to, the checkpoint is written.
+    const again = await worker.write([
+      { path: history, data: note, kind: 'immutable', mode: 0o644 },
+      { path: published, data: note, kind: 'replace', mode: 0o644 },
+    ]);
+    expect(again.fail).toBeNull();
+    expect(again.written).toEqual([published]);
+    expect(readFileSync(published)).toEqual(note);
+    expect(statSync(published).ino).not.toBe(statSync(history).ino);
+    // Equal bytes in different arrays, or another mode: separate files.
+    const a = path.join(dir, 'a');
+    const b = path.join(dir, 'b');
+    const c = path.join(dir, 'c');
+    await worker.write([
+      { path: a, data: Buffer.from('x'), kind: 'replace', mode: 0o644 },
+      { path: b, data: Buffer.from('x'), kind: 'replace', mode: 0o644 },
+    ]);
+    expect(statSync(a).ino).not.toBe(statSync(b).ino);
+    const same = Buffer.from('y');
+    await worker.write([
+      { path: a, data: same, kind: 'replace', mode: 0o644 },
+      { path: c, data: same, kind: 'replace', mode: 0o600 },
+    ]);
+    expect(statSync(a).ino).not.toBe(statSync(c).ino);
+    expect(statSync(c).mode & 0o777).toBe(0o600);
+    expect(listAll(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  });
+});
