@@ -12,12 +12,9 @@
  * Contract: writes() calls complete in call order (one worker, FIFO), each file atomically
  * replaced by rename (readers see the old or the new bytes), none of them fsynced. An
  * 'immutable' file that exists with other bytes fails the call with code immutable_conflict;
- * any other failure with the errno code, naming the operation and path. Files of one call with
- * the same bytes (the same array) and mode share an inode (hard links, where the filesystem
- * allows: a checkpoint and its history copy): nothing writes a file in place, so neither name
- * can change the other, and replacing one frees no inode. Files already renamed into place by a
- * failed call stay (the log recovers from its commit point). The worker is ref()ed only while it
- * has work; a dead worker fails its calls and is restarted on the next.
+ * any other failure with the errno code, naming the operation and path. Files already renamed
+ * into place by a failed call stay (the log recovers from its commit point). The worker is
+ * ref()ed only while it has work; a dead worker fails its calls and is restarted on the next.
  */
 import { Worker } from 'node:worker_threads';
 
@@ -58,10 +55,7 @@ const WORKER_SOURCE = String.raw`
     let mkdirs = 0;
     let fail = null;
     try {
-      // The temp file staged for each file of the message, by position (null: none).
-      const tmps = [];
       for (const f of m.files) {
-        tmps.push(null);
         const data = bytes.subarray(f.off, f.off + f.len);
         const dir = path.dirname(f.path);
         dirs.push(dir);
@@ -86,16 +80,11 @@ const WORKER_SOURCE = String.raw`
           }
         }
         const tmp = path.join(dir, '.' + path.basename(f.path) + '.' + process.pid + '.w' + (++counter) + '.tmp');
-        // The same bytes as an earlier file of the message (a checkpoint and its history copy):
-        // a second name for that file's inode, if the filesystem allows (not across devices).
-        // No inode is made here, and none is freed when one of the names is replaced later.
-        let twin = f.same >= 0 ? tmps[f.same] : null;
         // The directory is made only when the temp file cannot be created for want of it: no
         // mkdir per file, and nothing to forget when a directory is removed.
         for (let attempt = 0; ; attempt++) {
           try {
-            if (twin) fs.linkSync(twin, tmp);
-            else fs.writeFileSync(tmp, data, { flag: 'wx', mode: f.mode });
+            fs.writeFileSync(tmp, data, { flag: 'wx', mode: f.mode });
             break;
           } catch (e) {
             if (attempt === 0 && (e.code === 'ENOENT' || e.code === 'ENOTDIR')) {
@@ -111,17 +100,11 @@ const WORKER_SOURCE = String.raw`
               if (made) for (let d = dir; d.length >= made.length; d = path.dirname(d)) dirs.push(path.dirname(d));
               continue;
             }
-            // No link here (another device, a filesystem without them): the bytes, then.
-            if (twin && e.code !== 'EEXIST') {
-              twin = null;
-              continue;
-            }
             // A write cut short (ENOSPC) leaves the temp file: remove it, or it keeps the space.
             if (e.code !== 'EEXIST') { try { fs.rmSync(tmp, { force: true }); } catch {} }
             throw { op: 'write', path: f.path, code: e.code || String(e) };
           }
         }
-        tmps[tmps.length - 1] = tmp;
         staged.push([tmp, f.path]);
       }
       for (const s of staged) {
@@ -232,23 +215,14 @@ export class FileWorker {
     if (this.#closed) return Promise.reject(new Error('file worker is closed'));
     const w = this.#start();
     const id = this.#nextID++;
-    // A file with the same bytes (the same array) and mode as an earlier one is sent once, and
-    // linked to it in the worker.
-    const same = files.map((f, i) => files.findIndex((g, j) => j < i && g.data === f.data && g.mode === f.mode));
     let total = 0;
-    for (let i = 0; i < files.length; i++) if (same[i]! < 0) total += files[i]!.data.length;
+    for (const f of files) total += f.data.length;
     const bytes = new Uint8Array(total);
-    const meta: { path: string; kind: WorkerFile['kind']; mode: number; off: number; len: number; same: number }[] = [];
+    const meta: { path: string; kind: WorkerFile['kind']; mode: number; off: number; len: number }[] = [];
     let off = 0;
-    for (let i = 0; i < files.length; i++) {
-      const f = files[i]!;
-      const twin = same[i]!;
-      if (twin >= 0) {
-        meta.push({ path: f.path, kind: f.kind, mode: f.mode, off: meta[twin]!.off, len: f.data.length, same: twin });
-        continue;
-      }
+    for (const f of files) {
       bytes.set(f.data, off);
-      meta.push({ path: f.path, kind: f.kind, mode: f.mode, off, len: f.data.length, same: -1 });
+      meta.push({ path: f.path, kind: f.kind, mode: f.mode, off, len: f.data.length });
       off += f.data.length;
     }
     return new Promise<WorkerResult>((resolve, reject) => {
