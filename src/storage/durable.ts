@@ -12,11 +12,16 @@
  * without the fsyncs: the caller holds what it needs to redo them (the log's journal), and
  * flush() later makes every deferred file and directory durable in one go. Until then a crash
  * may lose them or leave them torn.
+ *
+ * Deferred removals (removeDeferred, collected partial tiles) ride in the file worker's next
+ * message: the next deferred write's, or their own one event-loop turn later, so a batch's
+ * deletions cost no hand-off of their own when a write follows. Not synced: the caller syncs the
+ * directories it is given when the deletions must hold.
  */
 import { promises as fsp, constants as fsc } from 'node:fs';
 import path from 'node:path';
 import { TlogError, ErrorCode, ioError } from '../errors.js';
-import type { FileWorker } from './file-worker.js';
+import type { FileWorker, RemovalResult, WorkerRemoval, WorkerResult } from './file-worker.js';
 
 export interface FileWrite {
   readonly path: string;
@@ -42,13 +47,65 @@ export interface DurableOptions {
 
 let tmpCounter = 0;
 
+/** Removals waiting for the worker's next message, and their caller's promise. */
+interface PendingRemovals {
+  readonly list: WorkerRemoval[];
+  resolve(r: RemovalResult): void;
+  reject(e: unknown): void;
+  readonly done: Promise<RemovalResult>;
+}
+
 export class DurableWriter {
   /** Directories known to exist and be durable in their parent. */
   private readonly knownDirs = new Set<string>();
   /** Deferred files and directories not yet flushed. */
   private unsyncedFiles = new Set<string>();
   private unsyncedDirs = new Set<string>();
+  private removals: PendingRemovals | null = null;
   constructor(private readonly opts: DurableOptions = {}) {}
+
+  /**
+   * Deletes files (a missing one is no error), and each one's directory too once empty when
+   * `rmdir`; resolves with the directories whose entries changed. Through the file worker, in
+   * its next message (see above); without one, through the libuv pool.
+   */
+  removeDeferred(removes: readonly WorkerRemoval[]): Promise<RemovalResult> {
+    const worker = this.opts.fileWorker;
+    if (!worker)
+      return removeViaPool(removes).then((r) => {
+        if (r.rmdirs.length > 0) this.forgetDirs();
+        return r;
+      });
+    if (!this.removals) {
+      let resolve!: (r: RemovalResult) => void;
+      let reject!: (e: unknown) => void;
+      const done = new Promise<RemovalResult>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      const pending: PendingRemovals = { list: [], resolve, reject, done };
+      this.removals = pending;
+      // No write came along within this turn: they go on their own.
+      setImmediate(() => {
+        if (this.removals !== pending) return;
+        this.removals = null;
+        this.settleRemovals(pending, worker.write([], pending.list));
+      });
+    }
+    this.removals.list.push(...removes);
+    return this.removals.done;
+  }
+
+  private settleRemovals(pending: PendingRemovals, call: Promise<WorkerResult>): void {
+    call.then(
+      (r) => {
+        const removed = r.removed ?? { dirs: [], rmdirs: [], errors: [] };
+        if (removed.rmdirs.length > 0) this.forgetDirs();
+        pending.resolve(removed);
+      },
+      (e) => pending.reject(e),
+    );
+  }
 
   /** Files written with writeDeferred and not yet flushed. */
   get unsynced(): number {
@@ -166,7 +223,15 @@ export class DurableWriter {
         throw ioError('write', f.path, e);
       }
     }
-    const r = await worker.write(files.map((f) => ({ path: f.path, data: f.data, kind: f.kind, mode: f.mode ?? this.opts.mode ?? 0o644 })));
+    // Removals asked for before this write ride in its message (the worker makes them first).
+    const removals = this.removals;
+    this.removals = null;
+    const call = worker.write(
+      files.map((f) => ({ path: f.path, data: f.data, kind: f.kind, mode: f.mode ?? this.opts.mode ?? 0o644 })),
+      removals?.list ?? [],
+    );
+    if (removals) this.settleRemovals(removals, call);
+    const r = await call;
     for (const p of r.written) this.unsyncedFiles.add(p);
     for (const d of r.dirs) this.unsyncedDirs.add(d);
     const fail = r.fail;
@@ -222,6 +287,28 @@ export async function readIfExists(p: string): Promise<Buffer | null> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw ioError('read', p, e);
   }
+}
+
+/** Removals without a file worker: one unlink (and rmdir) at a time on the libuv pool. */
+export async function removeViaPool(removes: readonly WorkerRemoval[]): Promise<RemovalResult> {
+  const out: RemovalResult = { dirs: [], rmdirs: [], errors: [] };
+  for (const r of removes) {
+    await fsp.unlink(r.path).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT') out.errors.push({ path: r.path, code: e.code ?? String(e) });
+    });
+    const dir = path.dirname(r.path);
+    out.dirs.push(dir);
+    if (r.rmdir) {
+      await fsp.rmdir(dir).then(
+        () => {
+          out.rmdirs.push(dir);
+          out.dirs.push(path.dirname(dir));
+        },
+        () => {},
+      );
+    }
+  }
+  return out;
 }
 
 /** fsyncs a directory so the entries created or renamed in it survive a crash. */

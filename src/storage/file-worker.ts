@@ -1,12 +1,13 @@
 /**
- * A worker thread that writes a batch of small files with synchronous calls (mkdir, write a
- * temp file, rename): the deferred writes of DurableWriter, off the main thread.
+ * A worker thread that writes a batch of small files with synchronous calls (write a temp
+ * file, rename; mkdir only when the directory is missing) and deletes files (collected partial
+ * tiles): the deferred writes and removals of DurableWriter, off the main thread.
  *
  * Why a thread: creating a file can block for milliseconds while the filesystem commits its
  * journal (a flush's fsyncs force such commits), and an HTTP event loop must not stall on that;
  * while the same calls made through the libuv pool cost four or five event-loop turns per file,
  * each waiting behind a busy server's callbacks. Here a batch of files costs one message each
- * way.
+ * way, and the deletions asked for meanwhile ride along in it.
  *
  * Contract: writes() calls complete in call order (one worker, FIFO), each file atomically
  * replaced by rename (readers see the old or the new bytes), none of them fsynced. An
@@ -23,42 +24,86 @@ const WORKER_SOURCE = String.raw`
   const fs = await import('node:fs');
   const path = await import('node:path');
   let counter = 0;
+  // Removals first (they were asked for before the writes of the same message): unlink, and
+  // rmdir of a directory asked for once it is empty. A missing file is no error; other errors
+  // are reported, never thrown (a removal is collection, not part of a batch).
+  const removeAll = (list) => {
+    const out = { dirs: [], rmdirs: [], errors: [] };
+    for (const r of list) {
+      try {
+        fs.unlinkSync(r.path);
+      } catch (e) {
+        if (e.code !== 'ENOENT') out.errors.push({ path: r.path, code: e.code || String(e) });
+      }
+      const dir = path.dirname(r.path);
+      out.dirs.push(dir);
+      if (r.rmdir) {
+        try {
+          fs.rmdirSync(dir);
+          out.rmdirs.push(dir);
+          out.dirs.push(path.dirname(dir));
+        } catch {}
+      }
+    }
+    return out;
+  };
   parentPort.on('message', (m) => {
+    const removed = m.removes.length > 0 ? removeAll(m.removes) : null;
+    const bytes = new Uint8Array(m.bytes);
     const dirs = [];
     const staged = [];
+    let mkdirs = 0;
     let fail = null;
     try {
       for (const f of m.files) {
+        const data = bytes.subarray(f.off, f.off + f.len);
         const dir = path.dirname(f.path);
-        let made;
-        try {
-          made = fs.mkdirSync(dir, { recursive: true });
-        } catch (e) {
-          throw { op: 'mkdir', path: dir, code: e.code || String(e) };
-        }
-        // mkdir -p returns the first directory it created: it and every level below it are new,
-        // and each new entry is durable only once its parent is synced.
-        if (made) for (let d = dir; d.length >= made.length; d = path.dirname(d)) dirs.push(path.dirname(d));
         dirs.push(dir);
         if (f.kind === 'immutable') {
-          let existing = null;
+          // Almost always absent (a new tile, bundle or note): a stat that does not throw on
+          // ENOENT, and a read only when there is something to compare.
+          let st;
           try {
-            existing = fs.readFileSync(f.path);
+            st = fs.statSync(f.path, { throwIfNoEntry: false });
           } catch (e) {
-            if (e.code !== 'ENOENT') throw { op: 'read', path: f.path, code: e.code || String(e) };
+            throw { op: 'read', path: f.path, code: e.code || String(e) };
           }
-          if (existing) {
-            if (Buffer.compare(existing, f.data) === 0) continue;
-            throw { conflict: true, path: f.path, have: existing.length, want: f.data.length };
+          if (st) {
+            let existing;
+            try {
+              existing = fs.readFileSync(f.path);
+            } catch (e) {
+              throw { op: 'read', path: f.path, code: e.code || String(e) };
+            }
+            if (Buffer.compare(existing, data) === 0) continue;
+            throw { conflict: true, path: f.path, have: existing.length, want: data.length };
           }
         }
         const tmp = path.join(dir, '.' + path.basename(f.path) + '.' + process.pid + '.w' + (++counter) + '.tmp');
-        try {
-          fs.writeFileSync(tmp, f.data, { flag: 'wx', mode: f.mode });
-        } catch (e) {
-          // A write cut short (ENOSPC) leaves the temp file: remove it, or it keeps the space.
-          if (e.code !== 'EEXIST') { try { fs.rmSync(tmp, { force: true }); } catch {} }
-          throw { op: 'write', path: f.path, code: e.code || String(e) };
+        // The directory is made only when the temp file cannot be created for want of it: no
+        // mkdir per file, and nothing to forget when a directory is removed.
+        for (let attempt = 0; ; attempt++) {
+          try {
+            fs.writeFileSync(tmp, data, { flag: 'wx', mode: f.mode });
+            break;
+          } catch (e) {
+            if (attempt === 0 && (e.code === 'ENOENT' || e.code === 'ENOTDIR')) {
+              let made;
+              try {
+                mkdirs++;
+                made = fs.mkdirSync(dir, { recursive: true });
+              } catch (e2) {
+                throw { op: 'mkdir', path: dir, code: e2.code || String(e2) };
+              }
+              // mkdir -p returns the first directory it created: it and every level below it
+              // are new, and each new entry is durable only once its parent is synced.
+              if (made) for (let d = dir; d.length >= made.length; d = path.dirname(d)) dirs.push(path.dirname(d));
+              continue;
+            }
+            // A write cut short (ENOSPC) leaves the temp file: remove it, or it keeps the space.
+            if (e.code !== 'EEXIST') { try { fs.rmSync(tmp, { force: true }); } catch {} }
+            throw { op: 'write', path: f.path, code: e.code || String(e) };
+          }
         }
         staged.push([tmp, f.path]);
       }
@@ -74,7 +119,9 @@ const WORKER_SOURCE = String.raw`
       fail = e && (e.op || e.conflict) ? e : { op: 'write', path: '?', code: String((e && e.message) || e) };
     }
     for (const s of staged) if (s[0]) { try { fs.rmSync(s[0], { force: true }); } catch {} }
-    parentPort.postMessage({ id: m.id, fail, written: staged.map((s) => s[1]), dirs: [...new Set(dirs)] });
+    const written = [];
+    for (const s of staged) if (!s[0]) written.push(s[1]);
+    parentPort.postMessage({ id: m.id, fail, written, dirs: [...new Set(dirs)], mkdirs, removed });
   });
 })();
 `;
@@ -90,12 +137,32 @@ export type WorkerFailure =
   | { readonly op: string; readonly path: string; readonly code: string }
   | { readonly conflict: true; readonly path: string; readonly have: number; readonly want: number };
 
+/** A file to delete, with its directory too once that is empty (`rmdir`). */
+export interface WorkerRemoval {
+  readonly path: string;
+  readonly rmdir: boolean;
+}
+
+/** What the removals of a call did. */
+export interface RemovalResult {
+  /** Directories whose entries changed (to fsync before the deletions must hold). */
+  readonly dirs: string[];
+  /** Directories removed (a writer that remembers directories must forget). */
+  readonly rmdirs: string[];
+  /** Files that could not be deleted (a missing file is no error). */
+  readonly errors: { readonly path: string; readonly code: string }[];
+}
+
 export interface WorkerResult {
   /** Files renamed into place. */
   readonly written: string[];
   /** Directories whose entries changed (to fsync at the next flush). */
   readonly dirs: string[];
   readonly fail: WorkerFailure | null;
+  /** mkdir calls made (only for a file whose directory was missing). */
+  readonly mkdirs: number;
+  /** The removals' outcome, when the call had any. */
+  readonly removed: RemovalResult | null;
 }
 
 interface Call {
@@ -108,6 +175,11 @@ export class FileWorker {
   readonly #calls = new Map<number, Call>();
   #nextID = 1;
   #closed = false;
+
+  /** Messages posted to the thread so far (one per call: what a hand-off costs is counted in them). */
+  get posted(): number {
+    return this.#nextID - 1;
+  }
 
   #start(): Worker {
     if (this.#worker) return this.#worker;
@@ -133,16 +205,31 @@ export class FileWorker {
     return w;
   }
 
-  /** Writes the files (see the contract above); the data is copied to the worker. */
-  write(files: readonly WorkerFile[]): Promise<WorkerResult> {
+  /**
+   * Deletes `removes` (first: they were asked for before these writes), then writes `files`
+   * (see the contract above). The files' bytes are copied once into one buffer of their exact
+   * size, which is transferred, not cloned: a tile is a view of a larger buffer, and cloning a
+   * view copies all of its buffer.
+   */
+  write(files: readonly WorkerFile[], removes: readonly WorkerRemoval[] = []): Promise<WorkerResult> {
     if (this.#closed) return Promise.reject(new Error('file worker is closed'));
     const w = this.#start();
     const id = this.#nextID++;
+    let total = 0;
+    for (const f of files) total += f.data.length;
+    const bytes = new Uint8Array(total);
+    const meta: { path: string; kind: WorkerFile['kind']; mode: number; off: number; len: number }[] = [];
+    let off = 0;
+    for (const f of files) {
+      bytes.set(f.data, off);
+      meta.push({ path: f.path, kind: f.kind, mode: f.mode, off, len: f.data.length });
+      off += f.data.length;
+    }
     return new Promise<WorkerResult>((resolve, reject) => {
       if (this.#calls.size === 0) w.ref();
       this.#calls.set(id, { resolve, reject });
       try {
-        w.postMessage({ id, files });
+        w.postMessage({ id, files: meta, bytes: bytes.buffer, removes }, [bytes.buffer]);
       } catch (e) {
         this.#calls.delete(id);
         reject(new Error(`file worker: post: ${(e as Error).message}`));

@@ -32,7 +32,8 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { syncDir, type FileWrite } from '../storage/durable.js';
+import { removeViaPool, syncDir, type FileWrite } from '../storage/durable.js';
+import type { RemovalResult, WorkerRemoval } from '../storage/file-worker.js';
 import {
   ENTRIES_LEVEL,
   TILE_WIDTH,
@@ -58,6 +59,12 @@ export interface PartialsIO {
   readonly reader: TileReader;
   /** Writes files into place (deferred: the next flush makes them durable). */
   write(files: readonly FileWrite[]): Promise<void>;
+  /**
+   * Deletes files, each one's directory too once empty when `rmdir` (not synced): all of a
+   * batch's in one call, which the file worker takes with its next message. Absent: one unlink
+   * at a time on the libuv pool.
+   */
+  remove?(removes: readonly WorkerRemoval[]): Promise<RemovalResult>;
   /** Told about every partial deleted (relative path), to drop it from caches. */
   onDelete?(rel: string): void;
   /** Told when a partial directory was removed (a writer that remembers directories forgets). */
@@ -274,6 +281,7 @@ export class PartialTiles {
   /** Deletes those of `rels` that no kept size needs. Returns how many it deletes. */
   private collectFiles(rels: Iterable<string>): number {
     let n = 0;
+    const doomed: WorkerRemoval[] = [];
     for (const rel of rels) {
       const f = this.files.get(rel);
       if (!f || this.needed(f.coord)) continue;
@@ -287,25 +295,19 @@ export class PartialTiles {
       this.io.onDelete?.(rel);
       n++;
       this.collected++;
-      const p = this.io.reader.tilePath(f.coord.level, f.coord.index, f.coord.width);
-      this.enqueue(async () => {
-        await fsp.unlink(p).catch((e: NodeJS.ErrnoException) => {
-          if (e.code !== 'ENOENT') this.io.logger.warn({ tenant: this.io.tenant, path: p, err: e.message }, 'could not delete a collected partial tile');
-        });
-        this.touchedDirs.add(path.dirname(p));
-        // A full tile's partial directory is never written again: remove it once empty.
-        if (emptied) {
-          await fsp.rmdir(path.dirname(p)).then(
-            () => {
-              this.touchedDirs.add(path.dirname(path.dirname(p)));
-              this.io.onDirRemoved?.();
-            },
-            () => {},
-          );
-        }
-      });
+      doomed.push({ path: this.io.reader.tilePath(f.coord.level, f.coord.index, f.coord.width), rmdir: emptied });
     }
+    // One call for all of them (a batch supersedes several partials at once): one hand-off.
+    // A full tile's partial directory is never written again: removed once empty.
+    if (doomed.length > 0) this.enqueue(() => this.removeFiles(doomed));
     return n;
+  }
+
+  private async removeFiles(doomed: readonly WorkerRemoval[]): Promise<void> {
+    const r = this.io.remove ? await this.io.remove(doomed) : await removeViaPool(doomed);
+    for (const e of r.errors) this.io.logger.warn({ tenant: this.io.tenant, path: e.path, err: e.code }, 'could not delete a collected partial tile');
+    for (const d of r.dirs) this.touchedDirs.add(d);
+    if (r.rmdirs.length > 0) this.io.onDirRemoved?.();
   }
 
   /** Drops the oldest retained checkpoints' partials while the budget (see above) is exceeded. */

@@ -113,6 +113,7 @@ export class TileStore {
     return {
       reader: this.reader,
       write: (files) => this.files.writeDeferred(files),
+      remove: (removes) => this.files.removeDeferred(removes),
       onDelete: (rel) => this.hot.delete(rel),
       onDirRemoved: () => this.files.forgetDirs(),
       logger,

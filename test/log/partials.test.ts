@@ -14,6 +14,8 @@ import { dirSource } from '../../src/client/source.js';
 import { TileFetcher } from '../../src/client/tiles.js';
 import { fetchCheckpoint, proveInclusion } from '../../src/client/verify.js';
 import { Log } from '../../src/log/log.js';
+import { removeViaPool } from '../../src/storage/durable.js';
+import type { WorkerRemoval } from '../../src/storage/file-worker.js';
 import { PartialTiles } from '../../src/tile-store/partials.js';
 import { logPaths, type DataRoots, type LogPaths } from '../../src/tile-store/paths.js';
 import { TileReader } from '../../src/tile-store/tile-reader.js';
@@ -184,8 +186,20 @@ describe('open collects what a crash left', () => {
     for (const w of [100, 200]) write({ level: ENTRIES_LEVEL, index: 0, width: w }, bundle(0, w));
     for (const w of [14, 24, 44]) write({ level: ENTRIES_LEVEL, index: 1, width: w }, bundle(256, 256 + w));
     writeFileSync(path.join(paths.tilesDir, 'tile/entries/001.p/.44.123.w1.tmp'), 'torn');
-    const p = await PartialTiles.open({ reader, write: async () => {}, logger: { info() {}, warn() {}, error() {} }, tenant: TENANT }, 300, 300, 100);
+    // The collected files go in one call, the emptied directory with the last of them.
+    const removeCalls: WorkerRemoval[][] = [];
+    const remove = (removes: readonly WorkerRemoval[]) => {
+      removeCalls.push([...removes]);
+      return removeViaPool(removes);
+    };
+    const p = await PartialTiles.open({ reader, write: async () => {}, remove, logger: { info() {}, warn() {}, error() {} }, tenant: TENANT }, 300, 300, 100);
     await p.idle();
+    expect(removeCalls).toEqual([
+      [
+        { path: reader.tilePath(ENTRIES_LEVEL, 0, 100), rmdir: false },
+        { path: reader.tilePath(ENTRIES_LEVEL, 0, 200), rmdir: true },
+      ],
+    ]);
     expect(du(paths.tilesDir).partials).toEqual([
       'tile/0/001.p/44',
       'tile/1/000.p/1',

@@ -4,7 +4,7 @@
  * an immutable file with other bytes is refused, errors name the operation, path and errno, calls
  * complete in order, and a worker that dies fails its calls and is replaced.
  */
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode, isTlogError } from '../../src/errors.js';
@@ -123,4 +123,89 @@ it('without a worker, deferred writes go through the libuv pool with the same re
   expect(w.unsynced).toBe(0);
   const e = await w.writeDeferred([{ path: p, data: Buffer.from('y'), kind: 'immutable' }]).catch((x: unknown) => x);
   expect(isTlogError(e, ErrorCode.immutableConflict)).toBe(true);
+});
+
+describe('per-batch costs', () => {
+  it('makes a directory only when it is missing: none for a directory it wrote into, again once it was removed', async () => {
+    const d = path.join(dir, 'tile/0/001.p');
+    const first = await worker.write([{ path: path.join(d, '1'), data: Buffer.from('a'), kind: 'immutable', mode: 0o644 }]);
+    expect(first.fail).toBeNull();
+    expect(first.mkdirs).toBe(1);
+    const again = await worker.write([
+      { path: path.join(d, '2'), data: Buffer.from('ab'), kind: 'immutable', mode: 0o644 },
+      { path: path.join(d, '3'), data: Buffer.from('abc'), kind: 'immutable', mode: 0o644 },
+    ]);
+    expect(again.fail).toBeNull();
+    expect(again.mkdirs).toBe(0);
+    // Its directory is still reported (the renames changed its entries), its parents no longer.
+    expect(again.dirs).toEqual([d]);
+    // Removed behind the worker's back (a collected partial directory): made again.
+    rmSync(d, { recursive: true });
+    const after = await worker.write([{ path: path.join(d, '4'), data: Buffer.from('abcd'), kind: 'immutable', mode: 0o644 }]);
+    expect(after.fail).toBeNull();
+    expect(after.mkdirs).toBe(1);
+    expect(after.dirs).toContain(path.dirname(d));
+    expect(readFileSync(path.join(d, '4'), 'utf8')).toBe('abcd');
+  });
+
+  it('refuses an immutable file that differs in its last byte, or is one byte shorter or longer; keeps an identical one', async () => {
+    const p = path.join(dir, 'bundle');
+    writeFileSync(p, 'abcdef');
+    const attempt = async (data: string) => (await worker.write([{ path: p, data: Buffer.from(data), kind: 'immutable', mode: 0o644 }])).fail;
+    expect(await attempt('abcdeX')).toEqual({ conflict: true, path: p, have: 6, want: 6 });
+    expect(await attempt('abcde')).toEqual({ conflict: true, path: p, have: 6, want: 5 });
+    expect(await attempt('abcdefg')).toEqual({ conflict: true, path: p, have: 6, want: 7 });
+    expect(await attempt('abcdef')).toBeNull();
+    expect(readFileSync(p, 'utf8')).toBe('abcdef');
+    expect(listAll(dir)).toEqual(['bundle']);
+  });
+
+  it('writes the exact bytes of views into larger buffers (the packed, transferred message)', async () => {
+    const big = Buffer.alloc(16352, 7);
+    big.write('hello', 100);
+    const view = big.subarray(100, 105);
+    const other = new Uint8Array([1, 2, 3, 4, 5, 6]).subarray(2, 4);
+    const r = await worker.write([
+      { path: path.join(dir, 'v'), data: view, kind: 'immutable', mode: 0o644 },
+      { path: path.join(dir, 'e'), data: new Uint8Array(0), kind: 'replace', mode: 0o644 },
+      { path: path.join(dir, 'o'), data: other, kind: 'immutable', mode: 0o644 },
+    ]);
+    expect(r.fail).toBeNull();
+    expect(readFileSync(path.join(dir, 'v'), 'utf8')).toBe('hello');
+    expect(readFileSync(path.join(dir, 'e')).length).toBe(0);
+    expect([...readFileSync(path.join(dir, 'o'))]).toEqual([3, 4]);
+    // The caller's buffers are untouched (copied into the message, not detached).
+    expect(big.length).toBe(16352);
+    expect(view.toString()).toBe('hello');
+  });
+
+  it('removals ride the next deferred write in one message, first; alone they go one turn later', async () => {
+    const w = new DurableWriter({ mode: 0o644, fileWorker: worker });
+    const d = path.join(dir, 'tile/entries/000.p');
+    await w.writeDeferred([1, 2, 3].map((i) => ({ path: path.join(d, String(i)), data: Buffer.from(String(i)), kind: 'immutable' as const })));
+    const before = worker.posted;
+    const removed = w.removeDeferred([{ path: path.join(d, '1'), rmdir: false }]);
+    const more = w.removeDeferred([
+      { path: path.join(d, '2'), rmdir: false },
+      { path: path.join(d, 'missing'), rmdir: false },
+    ]);
+    expect(more).toBe(removed);
+    // Removed, then written again: removals go first within the message.
+    await w.writeDeferred([{ path: path.join(d, '2'), data: Buffer.from('2'), kind: 'immutable' }]);
+    const r = await removed;
+    expect(worker.posted - before).toBe(1);
+    expect(r.errors).toEqual([]);
+    expect(r.dirs).toContain(d);
+    expect(existsSync(path.join(d, '1'))).toBe(false);
+    expect(readFileSync(path.join(d, '2'), 'utf8')).toBe('2');
+    // No write follows: they go on their own; the emptied directory goes too when asked.
+    const alone = await w.removeDeferred([
+      { path: path.join(d, '2'), rmdir: false },
+      { path: path.join(d, '3'), rmdir: true },
+    ]);
+    expect(worker.posted - before).toBe(2);
+    expect(alone.rmdirs).toEqual([d]);
+    expect(alone.dirs).toContain(path.dirname(d));
+    expect(existsSync(d)).toBe(false);
+  });
 });
