@@ -10,7 +10,9 @@
  *     else wiped (store-cache.ts); the tiles it lacks downloaded (the full entry bundles, which
  *     nothing reads until the Log is open, while 3 and the index build run);
  *  3. adopt every journal object beyond it: journal/<size>, then journal/<its end>, ... until
- *     none. Each record must start where the tree is, carry a note signed by the tenant's keys
+ *     none (a writer acknowledges a batch once its journal object is stored and writes its
+ *     tiles, history and checkpoint behind: up to MAX_BEHIND batches may be there, with any
+ *     subset of their derived objects). Each record must start where the tree is, carry a note signed by the tenant's keys
  *     whose root is the one its entries hash to: the tiles re-derived from it are the bytes its
  *     writer wrote (or would have), and go to the store (immutable: same bytes) and the cache;
  *  4. open the cache as a Log (the hot index built from the level-0 tiles, or a kept one
@@ -39,7 +41,7 @@ import { offloadOf, verifiersOf } from '../log/open.js';
 import { rebuildIndex, type IndexOpenOptions } from '../log/open-index.js';
 import { downloadTiles, keptCache, moveIndexTo, refreshKeptCache, resetCache, tilesToDownload, writeCommitted } from './store-cache.js';
 import { CHECKPOINT_KEY, historyKey, journalKey } from './store-layout.js';
-import { checkedStoreCheckpoint, StoreSink, unavailable } from './store-sink.js';
+import { checkedStoreCheckpoint, StoreSink, unavailable, type StorePublished } from './store-sink.js';
 
 export interface StoreLogOptions {
   /** The tenant's store, already scoped to its prefix (keys as in store-layout.ts). */
@@ -56,6 +58,10 @@ export interface StoreLogOptions {
   readonly logOptions?: LogOptions;
   /** Object Lock retention for every immutable object (checked against the bucket first by the caller: checkObjectLock). */
   readonly retention?: Retention;
+  /** Batches acknowledged ahead of the store's checkpoint, at most (store-sink.ts; default MAX_BEHIND). */
+  readonly maxBehind?: number;
+  /** Told each time the store's checkpoint catches up with batches acknowledged before it (store-sink.ts). */
+  readonly onPublished?: (p: StorePublished) => void;
 }
 
 /** What a take-over did, for logs and the take-over bench. */
@@ -83,7 +89,7 @@ export async function openStoreLog(o: StoreLogOptions, onTakeOver?: (t: TakeOver
   const paths = logPaths(o.cacheRoots, tenant);
   const keys = await loadLogKeysFrom(o.keysDir, origin, o.logOptions?.clock, offloadOf(o.logOptions ?? {}));
   const verifiers = verifiersOf(keys);
-  const sinkOpts = { store, tenant, origin, verifiers, retention: o.retention, logger };
+  const sinkOpts = { store, tenant, origin, verifiers, retention: o.retention, logger, maxBehind: o.maxBehind, onPublished: o.onPublished };
   const lock: PutOptions = o.retention ? { retention: o.retention } : {};
   const call = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
     try {

@@ -8,8 +8,11 @@
  *
  * A rejection stops the log (the batch may count: the store may have its record; stop-rule.ts), with
  * the rejection's code (conflict: another writer owns the batch's place; unavailable: the store
- * cannot be reached), so nothing after it is acknowledged by this process.
+ * cannot be reached), so nothing after it is acknowledged by this process. A sink that fails
+ * later, on its own (writing what it derives from batches it already took), stops the log
+ * through `attach`.
  */
+import type { TlogError } from '../errors.js';
 import type { TileFile } from '../tile-store/tile-store.js';
 
 export interface SinkBatch {
@@ -25,10 +28,14 @@ export interface SinkBatch {
 
 export interface BatchSink {
   /**
-   * Makes the batch durable where the log's truth is. Called in batch order, each call once the
-   * previous batch's `journaled` was called (its record is where the truth is), not once it
-   * finished: the sink calls `journaled` as soon as this batch's record is stored, and must
-   * not publish this batch before `previous` (the previous batch, finished) resolves.
+   * Makes the batch durable where the log's truth is: resolves once it is (the batch may then
+   * be acknowledged). Called in batch order, each call once the previous batch's `journaled`
+   * was called (its record is where the truth is), not once it finished: the sink calls
+   * `journaled` as soon as this batch's record is stored.
    */
-  batch(b: SinkBatch, journaled: () => void, previous: Promise<void> | null): Promise<void>;
+  batch(b: SinkBatch, journaled: () => void): Promise<void>;
+  /** Called once by the log: `stop` stops it (every later append fails with the error). */
+  attach?(stop: (e: TlogError) => void): void;
+  /** Resolves once the sink has nothing left to write (called by Log.close after the last batch; never rejects). */
+  drain?(): Promise<void>;
 }

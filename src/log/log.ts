@@ -22,6 +22,7 @@ import type { LogPaths } from '../tile-store/paths.js';
 import type { TileStore } from '../tile-store/tile-store.js';
 import { checkEntrySize } from '../tiles/bundle.js';
 import type { TileCoord } from '../tiles/layout.js';
+import type { BatchSink } from './batch-sink.js';
 import type { AppendResult } from './batch.js';
 import { commitPointOf, type CommitPoint } from './commit-point.js';
 import type { LogConfig } from './config-file.js';
@@ -59,9 +60,11 @@ export class Log {
   /** The write-ahead journal (null for a read-only log) and the filesystems it checks for room (null: no checks). */
   private readonly journal: Journal | null;
   private readonly space: DiskSpace | null;
+  private readonly batchSink: BatchSink | null;
   private indexClosed = false;
 
   private constructor(parts: LogParts, opts: LogOptions) {
+    this.batchSink = opts.batchSink ?? null;
     this.paths = parts.paths;
     this.config = parts.config;
     this.origin = parts.config.origin;
@@ -335,6 +338,8 @@ export class Log {
   /** Resolves once everything pending is integrated and durable; then refuses new appends. */
   async close(): Promise<void> {
     await this.sequencer.close();
+    // What the sink writes behind its batches (an object store's tiles and checkpoint) lands first.
+    await this.batchSink?.drain?.();
     try {
       await this.flusher?.close(this.sequencer.stopped !== null);
     } finally {

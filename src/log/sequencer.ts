@@ -105,6 +105,7 @@ export class Sequencer {
   lastIntegrationAt = Date.now();
 
   constructor(private readonly parts: SequencerParts) {
+    parts.sink?.attach?.((e) => this.stop(e));
     this.#committed = parts.committed;
     this.#answered = parts.committed;
     this.edge = parts.edge;
@@ -365,13 +366,8 @@ export class Sequencer {
         // store's round trips are the batch's cost, and the store may take the record from here
         // on, so the batch may count from here on too (a failure now stops the log).
         b.stage = 'journaled';
-        // Published only over a previous batch that finished and did not fail (its tiles are all stored).
-        const before = previous?.then(() => {
-          if (this.broken || this.fatal) throw abandoned();
-        });
-        before?.catch(() => {});
         // If the sink fails before calling `journaled`, the next batch waits for this one to finish (and sees broken).
-        const stored = sink.batch({ start: b.start, record, files: b.ext.files, note: b.note }, journaled, before ?? null);
+        const stored = sink.batch({ start: b.start, record, files: b.ext.files, note: b.note }, journaled);
         const [inStore, onDisk] = await Promise.allSettled([stored, local]);
         // The store's refusal first: its code (conflict, unavailable) says why the log stops.
         if (inStore.status === 'rejected') throw inStore.reason;
@@ -428,6 +424,19 @@ export class Sequencer {
       this.failed(b, e);
       this.broken = true;
     }
+  }
+
+  /**
+   * The sink failed on its own (writing what it derives from batches it already took): the log
+   * stops; what is queued fails with the reason, batches in flight are abandoned.
+   */
+  private stop(e: TlogError): void {
+    if (this.fatal) return;
+    const tenant = this.parts.paths.tenant;
+    this.fatal = new TlogError(e.code, `log ${tenant} stopped: ${e.message}`, { cause: e });
+    this.parts.logger.error({ tenant, err: e.message }, 'log stopped');
+    this.failBatch(this.pending.splice(0), this.fatal);
+    this.queuedBytes = 0;
   }
 
   /** A batch failed: the log stops, or the batch is refused (disk full) or abandoned (stop-rule.ts). */

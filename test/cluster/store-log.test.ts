@@ -9,8 +9,9 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStoreLog, scopedStore, type TakeOver } from '../../src/cluster/store-log.js';
-import { historyKey, journalKey } from '../../src/cluster/store-layout.js';
-import { ErrorCode, isTlogError, TlogError } from '../../src/errors.js';
+import { historyKey, journalKey, tileKey } from '../../src/cluster/store-layout.js';
+import type { StorePublished } from '../../src/cluster/store-sink.js';
+import { ErrorCode, TlogError } from '../../src/errors.js';
 import { createLogKeys } from '../../src/log/keys.js';
 import type { AppendResult, Log } from '../../src/log/log.js';
 import { commitPointOf } from '../../src/log/commit-point.js';
@@ -18,6 +19,7 @@ import { parseBatchRecord } from '../../src/log/journal-record.js';
 import type { ObjectStore } from '../../src/storage/object-store.js';
 import { checkObjectLock } from '../../src/storage/object-lock.js';
 import { S3Store, type Retention } from '../../src/storage/s3-store.js';
+import { changedTiles } from '../../src/tiles/layout.js';
 import { S3Server } from '../storage/s3-server.js';
 import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 import { until } from '../helpers/wait.js';
@@ -95,6 +97,40 @@ function failing(inner: ObjectStore, fails: (op: 'immutable' | 'mutable', key: s
   };
 }
 
+/**
+ * A store whose writes that `held` picks wait (a slow store, or a node about to die between two
+ * steps) until released: then they go through ('pass') or fail ('fail': the node died).
+ */
+function gated(inner: ObjectStore, held: (op: 'immutable' | 'mutable', key: string) => boolean) {
+  let mode: 'hold' | 'pass' | 'fail' = 'hold';
+  const waiting: (() => void)[] = [];
+  const heldKeys: string[] = [];
+  const gate = <T>(op: 'immutable' | 'mutable', k: string, f: () => Promise<T>): Promise<T> => {
+    const go = (): Promise<T> => (mode === 'fail' ? Promise.reject(new TlogError(ErrorCode.io, `injected: ${k}`)) : f());
+    if (!held(op, k) || mode !== 'hold') return go();
+    heldKeys.push(k);
+    return new Promise<void>((r) => waiting.push(r)).then(go);
+  };
+  const store: ObjectStore = {
+    where: inner.where,
+    putImmutable: (k, b, o) => gate('immutable', k, () => inner.putImmutable(k, b, o)),
+    putMutable: (k, b, e, o) => gate('mutable', k, () => inner.putMutable(k, b, e, o)),
+    get: (k) => inner.get(k),
+    list: (p) => inner.list(p),
+  };
+  return {
+    store,
+    heldKeys,
+    release(to: 'pass' | 'fail') {
+      mode = to;
+      for (const w of waiting.splice(0)) w();
+    },
+  };
+}
+
+/** The size of the store's published checkpoint. */
+const storeSize = async (store: ObjectStore) => commitPointOf(Buffer.from((await store.get('checkpoint'))!.bytes).toString()).treeSize;
+
 async function settle(ps: Promise<AppendResult>[]): Promise<{ ok: AppendResult[]; failed: unknown[] }> {
   const rs = await Promise.allSettled(ps);
   return {
@@ -109,15 +145,16 @@ describe('a log written through the store', () => {
     const store = tenantStore(tenant);
     const a = await open(tenant, 'a');
     const r = await Promise.all(a.appendMany(Array.from({ length: 300 }, (_, i) => entry('a', i))));
-    // The store has the batch: its journal object, its checkpoint, its history note.
+    for (const x of r) expect((await entriesOf(a, x.index, 1))[0]).toEqual(entry('a', x.index));
+    // Closing writes what is behind the acknowledgements: the store then has the batch: its
+    // journal object, its checkpoint, its history note.
+    await a.close();
     const cp = await store.get('checkpoint');
     expect(Buffer.from(cp!.bytes).toString()).toBe(a.published.note);
     expect(commitPointOf(a.published.note).treeSize).toBe(300);
     expect(Buffer.from((await store.get(historyKey(300)))!.bytes).toString()).toBe(a.published.note);
     const starts = (await store.list('journal/')).map((k) => Number(k.slice('journal/'.length)));
     expect(starts[0]).toBe(0);
-    for (const x of r) expect((await entriesOf(a, x.index, 1))[0]).toEqual(entry('a', x.index));
-    await a.close();
     // Another node takes over with an empty cache and continues at 300.
     const b = await open(tenant, 'b');
     expect(b.treeSize).toBe(300);
@@ -139,25 +176,28 @@ describe('a log written through the store', () => {
     }
   });
 
-  it('a writer killed between its journal object and its checkpoint: the next take-over adopts the batch, with the same history bytes', async () => {
+  it('a writer killed between its journal object and its checkpoint: the batch was acknowledged, and the next take-over adopts it, with the same history bytes', async () => {
     const tenant = `t${++counter}`;
     const a0 = await open(tenant, 'a');
     await Promise.all(a0.appendMany(Array.from({ length: 10 }, (_, i) => entry('k', i))));
     await a0.close();
-    // From now on the checkpoint cannot be written: the batch gets its journal object, tiles, history, then "dies".
-    const a = await open(
-      tenant,
-      'a',
-      failing(tenantStore(tenant), (op, k) => op === 'mutable' && k === 'checkpoint'),
-    );
-    const { ok, failed } = await settle(a.appendMany(Array.from({ length: 5 }, (_, i) => entry('k', 10 + i))));
-    expect(ok).toEqual([]);
-    expect(failed.length).toBe(5);
-    expect(isTlogError(a.stopped, ErrorCode.unavailable)).toBe(true);
+    // The checkpoint write waits, then fails: the node dies after the journal object, tiles and history.
+    const g = gated(tenantStore(tenant), (op, k) => op === 'mutable' && k === 'checkpoint');
+    const a = await open(tenant, 'a', g.store);
+    const ok = await Promise.all(a.appendMany(Array.from({ length: 5 }, (_, i) => entry('k', 10 + i))));
+    // Acknowledged once its journal object is in the store, with the checkpoint of 15.
+    expect(ok.map((x) => x.index)).toEqual([10, 11, 12, 13, 14]);
+    expect(commitPointOf(ok[0]!.checkpoint).treeSize).toBe(15);
+    await until('the checkpoint write held', () => g.heldKeys.includes('checkpoint'));
+    g.release('fail');
+    await until('the log stopped', () => a.stopped);
+    expect(a.stopped!.code).toBe(ErrorCode.unavailable);
+    await expect(a.append(entry('k', 99))).rejects.toMatchObject({ code: ErrorCode.unavailable });
     await a.close();
     const store = tenantStore(tenant);
     const journaled = parseBatchRecord((await store.get(journalKey(10)))!.bytes);
-    expect(commitPointOf(Buffer.from((await store.get('checkpoint'))!.bytes).toString()).treeSize).toBe(10);
+    expect(journaled.note).toBe(ok[0]!.checkpoint);
+    expect(await storeSize(store)).toBe(10);
     const b = await open(tenant, 'b');
     expect(b.treeSize).toBe(15);
     expect(b.published.note).toBe(journaled.note);
@@ -165,6 +205,153 @@ describe('a log written through the store', () => {
     expect(Buffer.from((await store.get(historyKey(15)))!.bytes).toString()).toBe(journaled.note);
     expect(await entriesOf(b, 10, 5)).toEqual(Array.from({ length: 5 }, (_, i) => entry('k', 10 + i)));
     await b.close();
+  });
+
+  it('a batch is acknowledged once its journal object is in the store, while its tiles are held back; the store publishes its checkpoint only after them', async () => {
+    const tenant = `t${++counter}`;
+    const store = tenantStore(tenant);
+    const a0 = await open(tenant, 'a');
+    await Promise.all(a0.appendMany(Array.from({ length: 3 }, (_, i) => entry('w', i))));
+    await a0.close();
+    const g = gated(tenantStore(tenant), (op, k) => op === 'immutable' && k.startsWith('tile/'));
+    const published: StorePublished[] = [];
+    const a = await openStoreLog({
+      store: g.store,
+      tenant,
+      cacheRoots: dataRootsIn(path.join(dir, 'a')),
+      keysDir,
+      origin: ORIGIN,
+      epoch: 2,
+      logOptions: { signPool: 'inline', checkFreeSpace: false },
+      onPublished: (p) => published.push(p),
+    });
+    const r = await Promise.all(a.appendMany(Array.from({ length: 20 }, (_, i) => entry('w', 3 + i))));
+    expect(r.map((x) => x.index)).toEqual(Array.from({ length: 20 }, (_, i) => 3 + i));
+    expect(await store.get(journalKey(3))).not.toBeNull();
+    // The node serves the acknowledged checkpoint (its own tiles are in place); the store's waits for its tiles.
+    expect(a.published.treeSize).toBe(23);
+    await until('the tiles held', () => g.heldKeys.includes('tile/0/000.p/23'));
+    expect(await storeSize(store)).toBe(3);
+    expect(await store.get('tile/0/000.p/23')).toBeNull();
+    g.release('pass');
+    await until('the store published 23', async () => (await storeSize(store)) === 23);
+    expect(await store.get('tile/0/000.p/23')).not.toBeNull();
+    expect(await store.get('tile/entries/000.p/23')).not.toBeNull();
+    expect(published.at(-1)).toMatchObject({ treeSize: 23, batches: 1 });
+    await a.close();
+  });
+
+  it('batches acknowledged ahead of the store, their tiles and checkpoint never written (the node dies): the next holder adopts them all, and at most maxBehind are ahead', async () => {
+    const tenant = `t${++counter}`;
+    const a0 = await open(tenant, 'a');
+    await Promise.all(a0.appendMany(Array.from({ length: 250 }, (_, i) => entry('n', i))));
+    await a0.close();
+    // Bundles and history notes land; level-0 tiles and the checkpoint wait, then fail.
+    const g = gated(tenantStore(tenant), (op, k) => op === 'mutable' || k.startsWith('tile/0/'));
+    const a = await openStoreLog({
+      store: g.store,
+      tenant,
+      cacheRoots: dataRootsIn(path.join(dir, 'a')),
+      keysDir,
+      origin: ORIGIN,
+      epoch: 2,
+      logOptions: { signPool: 'inline', checkFreeSpace: false },
+      maxBehind: 4,
+    });
+    // One batch per append (each awaited): 4 acknowledged while nothing behind them is written,
+    // crossing a full tile (250 + 4 * 3 = 262 > 256).
+    const acked: AppendResult[] = [];
+    for (let i = 0; i < 4; i++) acked.push(...(await Promise.all(a.appendMany([0, 1, 2].map((j) => entry('n', 250 + 3 * i + j))))));
+    expect(acked.map((x) => x.index)).toEqual(Array.from({ length: 12 }, (_, i) => 250 + i));
+    // A fifth batch waits for room: its journal object is not written while the four are ahead.
+    const fifth = a.append(entry('n', 262));
+    fifth.catch(() => {});
+    await until('the first batch behind held', () => g.heldKeys.includes('tile/0/000.p/253'));
+    expect(await tenantStore(tenant).get(journalKey(262))).toBeNull();
+    g.release('fail');
+    await expect(fifth).rejects.toMatchObject({ code: ErrorCode.unavailable });
+    await until('the log stopped', () => a.stopped);
+    await a.close();
+    const store = tenantStore(tenant);
+    expect(await storeSize(store)).toBe(250);
+    expect(await store.get(journalKey(262))).toBeNull();
+    expect(await store.get('tile/0/000')).toBeNull();
+    // The next holder, with an empty cache, adopts the four records: every entry at its index,
+    // a history note per batch, the full tile and the store's checkpoint at 262.
+    const { log: b, t } = await openSeen(tenant, 'b', store);
+    expect(t).toMatchObject({ storeSize: 250, adopted: 4, treeSize: 262 });
+    for (const x of acked) expect((await entriesOf(b, x.index, 1))[0]).toEqual(entry('n', x.index));
+    for (const end of [253, 256, 259, 262]) expect(await store.get(historyKey(end))).not.toBeNull();
+    expect(await store.get('tile/0/000')).not.toBeNull();
+    expect(await storeSize(store)).toBe(262);
+    await b.close();
+    // And a third node, from the store alone, opens at 262 (every tile the checkpoint implies is there).
+    const c = await open(tenant, 'c');
+    expect(c.treeSize).toBe(262);
+    await c.close();
+  });
+
+  it("the store's checkpoint never precedes its tiles and never moves back, with many batches written behind the acknowledgements", async () => {
+    const tenant = `t${++counter}`;
+    const inner = tenantStore(tenant);
+    const stored = new Set<string>();
+    const problems: string[] = [];
+    let last = -1;
+    let n = 0;
+    let journals = 0;
+    let started = false;
+    let done = false;
+    const checking: ObjectStore = {
+      ...inner,
+      putImmutable: async (k, b, o) => {
+        // Tiles land in another order than asked: every third one a moment later.
+        if (k.startsWith('tile/') && ++n % 3 === 0) await new Promise((r) => setTimeout(r, 2));
+        const out = await inner.putImmutable(k, b, o);
+        stored.add(k);
+        if (k.startsWith('journal/')) journals++;
+        return out;
+      },
+      putMutable: async (k, b, e, o) => {
+        const size = commitPointOf(Buffer.from(b).toString()).treeSize;
+        for (const c of changedTiles(0, size)) if (!stored.has(tileKey(c))) problems.push(`checkpoint ${size} before ${tileKey(c)}`);
+        if (size < last) problems.push(`checkpoint ${size} after ${last}`);
+        last = size;
+        // A slow checkpoint write: the next groups gather several batches each.
+        const at = journals;
+        if (started) await until('more batches journaled', () => done || journals >= at + 3);
+        return inner.putMutable(k, b, e, o);
+      },
+    };
+    const published: StorePublished[] = [];
+    const a = await openStoreLog({
+      store: checking,
+      tenant,
+      cacheRoots: dataRootsIn(path.join(dir, 'a')),
+      keysDir,
+      origin: ORIGIN,
+      epoch: 1,
+      logOptions: { signPool: 'inline', checkFreeSpace: false, maxBatch: 7 },
+      onPublished: (p) => published.push(p),
+    });
+    started = true;
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, w) => {
+        for (let i = 0; i < 75; i++) await a.append(entry(`c${w}`, i));
+      }),
+    );
+    done = true;
+    await a.close();
+    expect(problems).toEqual([]);
+    // Two full tiles and bundles on the way, each written within a group of batches.
+    expect(await storeSize(inner)).toBe(600);
+    // Batches were written behind in groups (a checkpoint for several), and every batch has its history note.
+    expect(published.some((p) => p.batches > 1)).toBe(true);
+    let at = 0;
+    while (at < 600) {
+      const rec = parseBatchRecord((await inner.get(journalKey(at)))!.bytes);
+      at += rec.entries.length;
+      expect(Buffer.from((await inner.get(historyKey(at)))!.bytes).toString()).toBe(rec.note);
+    }
   });
 
   it('the local journal record is written while the store takes the batch: a local failure stops the log unacknowledged, and the store keeps the batch', async () => {
