@@ -31,6 +31,7 @@ import {
   type PutObjectCommandInput,
 } from '@aws-sdk/client-s3';
 import { TlogError, ErrorCode } from '../errors.js';
+import { LeanS3 } from './s3-lean.js';
 import {
   checkKey,
   checkPrefix,
@@ -102,7 +103,7 @@ function servedAs(o: PutOptions): Partial<PutObjectCommandInput> {
  * S3-compatible servers refuse. Content-MD5, set by the store, covers integrity.
  */
 export function s3Client(e: S3Endpoint): S3Client {
-  return new S3Client({
+  const client = new S3Client({
     ...(e.endpoint ? { endpoint: e.endpoint } : {}),
     region: e.region,
     credentials: { accessKeyId: e.accessKeyId, secretAccessKey: e.secretAccessKey, ...(e.sessionToken ? { sessionToken: e.sessionToken } : {}) },
@@ -111,7 +112,19 @@ export function s3Client(e: S3Endpoint): S3Client {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
+  // The hot requests (conditional PUT, GET) of an S3Store on this client go the lean way (s3-lean.ts).
+  const lean = new LeanS3(e);
+  LEAN.set(client, lean);
+  const destroy = client.destroy.bind(client);
+  client.destroy = () => {
+    lean.destroy();
+    destroy();
+  };
+  return client;
 }
+
+/** The lean sender of each client s3Client() made (a client made otherwise, e.g. a test's stub, goes through the SDK). */
+const LEAN = new WeakMap<S3Client, LeanS3>();
 
 /** The HTTP status of an S3 error (undefined for network errors). */
 export function s3Status(e: unknown): number | undefined {
@@ -146,6 +159,7 @@ export class S3Store implements ObjectStore {
   readonly where: string;
   private readonly bucket: string;
   private readonly prefix: string;
+  private readonly lean: LeanS3 | undefined;
 
   constructor(
     private readonly client: S3Client,
@@ -159,6 +173,7 @@ export class S3Store implements ObjectStore {
     if (opts.retention) checkRetention(opts.retention);
     this.bucket = opts.bucket;
     this.prefix = prefix;
+    this.lean = LEAN.get(client);
     this.where = `s3://${opts.bucket}/${prefix}`;
   }
 
@@ -223,18 +238,22 @@ export class S3Store implements ObjectStore {
     const retries = this.opts.conflictRetries ?? 8;
     for (let attempt = 0; ; attempt++) {
       try {
-        const out = await this.client.send(
-          new PutObjectCommand({
-            Bucket: this.bucket,
-            Key: this.prefix + key,
-            Body: bytes,
-            ContentLength: bytes.length,
-            ContentMD5: md5Base64(bytes),
-            ...extra,
-          }),
-        );
-        if (!out.ETag) throw new TlogError(ErrorCode.io, `put ${this.where}${key}: the store answered without an ETag`);
-        return out.ETag;
+        const etag = this.lean
+          ? await this.leanPut(this.lean, key, bytes, extra)
+          : (
+              await this.client.send(
+                new PutObjectCommand({
+                  Bucket: this.bucket,
+                  Key: this.prefix + key,
+                  Body: bytes,
+                  ContentLength: bytes.length,
+                  ContentMD5: md5Base64(bytes),
+                  ...extra,
+                }),
+              )
+            ).ETag;
+        if (!etag) throw new TlogError(ErrorCode.io, `put ${this.where}${key}: the store answered without an ETag`);
+        return etag;
       } catch (e) {
         if (e instanceof TlogError) throw e;
         const status = s3Status(e);
@@ -249,8 +268,32 @@ export class S3Store implements ObjectStore {
     }
   }
 
+  /** The PUT of conditionalPut, the lean way: the same headers the SDK would send for `extra`. */
+  private async leanPut(lean: LeanS3, key: string, bytes: Uint8Array, extra: Partial<PutObjectCommandInput>): Promise<string | undefined> {
+    const h: Record<string, string> = { 'content-md5': md5Base64(bytes) };
+    if (extra.IfNoneMatch) h['if-none-match'] = extra.IfNoneMatch;
+    if (extra.IfMatch) h['if-match'] = extra.IfMatch;
+    if (extra.ContentType) h['content-type'] = extra.ContentType;
+    if (extra.CacheControl) h['cache-control'] = extra.CacheControl;
+    if (extra.ObjectLockMode) h['x-amz-object-lock-mode'] = extra.ObjectLockMode;
+    if (extra.ObjectLockRetainUntilDate) h['x-amz-object-lock-retain-until-date'] = new Date(extra.ObjectLockRetainUntilDate).toISOString();
+    const a = await lean.send('PUT', this.bucket, this.prefix + key, h, bytes);
+    return a.headers.etag;
+  }
+
   async get(key: string): Promise<StoredObject | null> {
     checkKey(key);
+    if (this.lean) {
+      try {
+        const a = await this.lean.send('GET', this.bucket, this.prefix + key, {});
+        if (!a.headers.etag) throw new TlogError(ErrorCode.io, `get ${this.where}${key}: the store answered without an ETag`);
+        return { bytes: new Uint8Array(a.body.buffer, a.body.byteOffset, a.body.byteLength), etag: a.headers.etag };
+      } catch (e) {
+        if (e instanceof TlogError) throw e;
+        if (s3Status(e) === 404 && s3Code(e) === 'NoSuchKey') return null;
+        throw s3Error('get', `${this.where}${key}`, e);
+      }
+    }
     try {
       const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
       const bytes = await out.Body!.transformToByteArray();
