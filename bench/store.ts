@@ -24,6 +24,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { openStoreLog, scopedStore } from '../src/cluster/store-log.js';
+import type { StorePublished } from '../src/cluster/store-sink.js';
 import { createLogKeys } from '../src/log/keys.js';
 import { Log } from '../src/log/log.js';
 import { S3Store } from '../src/storage/s3-store.js';
@@ -160,6 +161,7 @@ async function rounds(): Promise<void> {
         );
         continue;
       }
+      const trailing: StorePublished[] = [];
       const log =
         backend === 'posix'
           ? await Log.init(logPaths(roots(name), 'bench'), ORIGIN)
@@ -170,6 +172,7 @@ async function rounds(): Promise<void> {
               keysDir: path.join(keysHolder, 'keys'),
               origin: ORIGIN,
               epoch: 1,
+              onPublished: (p) => trailing.push(p),
             });
       const r = await load(log);
       await log.close();
@@ -177,6 +180,16 @@ async function rounds(): Promise<void> {
       console.log(
         `${backend.padEnd(5)} round ${round + 1}: ${fmt(r.rate)} appends/s, p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms (${fmt(r.n)} appends; load ${loadAverage()})`,
       );
+      if (trailing.length > 0) {
+        // How long the store's checkpoint trails an acknowledgement: from the oldest batch a
+        // checkpoint covers being journaled in the store (acknowledgeable) to that checkpoint landing.
+        const ms = trailing.map((p) => p.trailingMs).sort((a, b) => a - b);
+        const q = (x: number) => ms[Math.min(ms.length - 1, Math.floor(ms.length * x))]!;
+        const batches = trailing.reduce((n, p) => n + p.batches, 0);
+        console.log(
+          `      the store's checkpoint trailed by p50 ${fmt(q(0.5), 1)} ms, p99 ${fmt(q(0.99), 1)} ms, max ${fmt(ms[ms.length - 1]!, 1)} ms; ${fmt(batches / trailing.length, 1)} batches per checkpoint written`,
+        );
+      }
     }
   }
   const mean = (b: string) => {
