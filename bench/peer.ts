@@ -30,10 +30,12 @@
  *
  *   npm run build && node dist/bench/peer.js [--duration 10] [--rounds 2] [--rates 500,2000]
  *       [--servers ours,stock,tuned] [--only ...] [--cache ~/.cache/tlog-bench] [--dir /tmp]
+ *       [--node <another node binary for ours, e.g. the current LTS>]
  *
  * The first run builds both Tessera servers with Go (modules from the Go module proxy) into
  * the cache directory; later runs reuse them.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,6 +47,7 @@ import { CheckpointWatch, fixedRate, percentile, type AnswerParser } from './lib
 import { fmt, loadAverage } from './lib/format.js';
 import { startNginx, type Nginx } from './lib/nginx.js';
 import { cpuMeter, rssOf } from './lib/procstat.js';
+import { describeFilesystem } from './lib/filesystem.js';
 import { startOurs, type Running } from './lib/servers.js';
 import { buildTessera, defaultCacheDir, startTessera } from './lib/tessera.js';
 
@@ -70,6 +73,7 @@ const { values } = parseArgs({
     cache: { type: 'string', default: defaultCacheDir() },
     dir: { type: 'string', default: os.tmpdir() },
     keep: { type: 'boolean', default: false },
+    node: { type: 'string' },
   },
 });
 const DURATION = Number(values.duration);
@@ -125,7 +129,7 @@ async function startPeers(keys: PeerKey[], tmp: string): Promise<Peer[]> {
     const work = path.join(tmp, key);
     mkdirSync(work, { recursive: true });
     if (key === 'ours') {
-      const server = await startOurs(work);
+      const server = await startOurs(work, { node: values.node });
       peers.push({
         key,
         server,
@@ -384,6 +388,8 @@ async function main(): Promise<void> {
     `bench/peer: node ${process.version}, ${os.cpus().length} cpus (${os.cpus()[0]?.model ?? '?'}), ${DURATION} s per run, ${ROUNDS} round(s), data in ${tmp}; load average ${loadAverage()}`,
   );
   console.log(`command: node ${path.relative(process.cwd(), process.argv[1]!)} ${process.argv.slice(2).join(' ')}`);
+  console.log(`ours runs on ${values.node ? `${values.node} (${execFileSync(values.node, ['--version'], { encoding: 'utf8' }).trim()})` : `this node (${process.version})`}`);
+  console.log(`files: ${describeFilesystem(tmp)}`);
   console.log(`tessera-tuned: batches of ${values['tuned-batch']} / ${values['tuned-age']}, a checkpoint every ${values['tuned-checkpoint']}`);
   const peers: Peer[] = [];
   let ng: Nginx | null = null;

@@ -42,16 +42,16 @@ function stopper(child: ChildProcess): () => Promise<void> {
  * `tlog serve --listen 127.0.0.1:0` in `cwd` (its default tenant, open on loopback, unless `args`
  * name a configuration), with TLOG_LOG_LEVEL=warn; resolves once it says where it listens.
  * `cpuProfDir` adds node's --cpu-prof; `bin` runs another build's CLI (default: this one's); `env`
- * adds to the environment.
+ * adds to the environment; `node` runs it on another node binary (default: this one).
  */
 export async function startOurs(
   cwd: string,
-  o: { cpuProfDir?: string; bin?: string; args?: readonly string[]; env?: Record<string, string> } = {},
+  o: { cpuProfDir?: string; bin?: string; args?: readonly string[]; env?: Record<string, string>; node?: string } = {},
 ): Promise<Running> {
   const bin = o.bin ?? oursBin;
   if (!existsSync(bin)) throw new Error(`${bin} is missing: run npm run build first`);
   const nodeArgs = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(o.cpuProfDir)}`] : [];
-  const child = spawn(process.execPath, [...nodeArgs, bin, 'serve', ...(o.args ?? []), '--listen', '127.0.0.1:0'], {
+  const child = spawn(o.node ?? process.execPath, [...nodeArgs, bin, 'serve', ...(o.args ?? []), '--listen', '127.0.0.1:0'], {
     cwd,
     env: { ...process.env, TLOG_LOG_LEVEL: 'warn', ...o.env },
     stdio: ['ignore', 'inherit', 'pipe'],
