@@ -388,7 +388,9 @@ async function main(): Promise<void> {
     `bench/peer: node ${process.version}, ${os.cpus().length} cpus (${os.cpus()[0]?.model ?? '?'}), ${DURATION} s per run, ${ROUNDS} round(s), data in ${tmp}; load average ${loadAverage()}`,
   );
   console.log(`command: node ${path.relative(process.cwd(), process.argv[1]!)} ${process.argv.slice(2).join(' ')}`);
-  console.log(`ours runs on ${values.node ? `${values.node} (${execFileSync(values.node, ['--version'], { encoding: 'utf8' }).trim()})` : `this node (${process.version})`}`);
+  console.log(
+    `ours runs on ${values.node ? `${values.node} (${execFileSync(values.node, ['--version'], { encoding: 'utf8' }).trim()})` : `this node (${process.version})`}`,
+  );
   console.log(`files: ${describeFilesystem(tmp)}`);
   console.log(`tessera-tuned: batches of ${values['tuned-batch']} / ${values['tuned-age']}, a checkpoint every ${values['tuned-checkpoint']}`);
   const peers: Peer[] = [];

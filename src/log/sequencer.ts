@@ -101,6 +101,10 @@ export class Sequencer {
   private readonly space: SpaceGuard;
   /** Whether a repeated entry is kept (true) or answered with the first copy; may change at any time. */
   allowDuplicates: boolean;
+  /** What the next batch waits for (expectReturns), if anything. */
+  private returns: { want: number; until: number } | null = null;
+  /** The wait of gather() under way, ended early by kick() once `want` entries are pending, or by close(). */
+  private gathered: { want: number; done: () => void } | null = null;
   /** When the last batch committed (ms since the epoch), for health checks. */
   lastIntegrationAt = Date.now();
 
@@ -241,10 +245,44 @@ export class Sequencer {
   /** Refuses new appends and resolves once the batches in flight are done. */
   async close(): Promise<void> {
     this.closed = true;
+    this.gathered?.done();
     while (this.integrating) await this.integrating;
   }
 
+  /**
+   * After a batch of `answered` entries is answered: the next batch may wait (batchLingerMs at
+   * most) until as many entries are pending as were pending then plus those answered, the
+   * clients of closed-loop load coming back (settings.ts, DEFAULT_BATCH_LINGER_MS, says why).
+   */
+  private expectReturns(answered: number): void {
+    const linger = this.parts.settings.batchLingerMs;
+    // More than a batch holds is never worth a wait.
+    const want = Math.min(this.pending.length + answered, this.parts.settings.maxBatch);
+    if (linger > 0) this.returns = { want, until: performance.now() + linger };
+  }
+
+  /** Waits, once per answered batch, for the entries expectReturns() expects, or its deadline. */
+  private async gather(): Promise<void> {
+    const r = this.returns;
+    this.returns = null;
+    if (r === null || this.pending.length >= r.want) return;
+    const wait = r.until - performance.now();
+    if (wait <= 0 || this.closed) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.gathered = null;
+        resolve();
+      };
+      const timer = setTimeout(done, wait);
+      this.gathered = { want: r.want, done };
+    });
+  }
+
   private kick(): void {
+    // A wait for entries ends once they are pending.
+    const g = this.gathered;
+    if (g !== null && this.pending.length >= g.want) g.done();
     if (this.integrating || this.pending.length === 0) return;
     this.integrating = this.runBatches().finally(() => {
       this.integrating = null;
@@ -262,6 +300,8 @@ export class Sequencer {
     let previousJournaled: Promise<void> | null = null;
     const inFlight: Promise<void>[] = [];
     while (this.pending.length > 0 && !this.fatal && !this.broken) {
+      await this.gather();
+      if (this.fatal || this.broken) break;
       const batch = this.pending.splice(0, this.parts.settings.maxBatch);
       let payload = 0;
       for (const p of batch) payload += p.entry.length;
@@ -408,6 +448,7 @@ export class Sequencer {
       await this.space.untilWritten('the index', () => this.indexBatch(b), closed);
       b.trace?.stage('index', i0, performance.now());
       b.answer();
+      this.expectReturns(b.batch.length);
       b.trace?.end({ start: b.start, end: b.end, entries: b.batch.length });
       this.parts.store.committed(b.start, b.ext.files, b.ext.completed.values());
       this.lastIntegrationAt = Date.now();

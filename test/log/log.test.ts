@@ -9,6 +9,7 @@ import { openNote, parseNote } from '../../src/note/note.js';
 import { parseVerifierKey } from '../../src/note/keys.js';
 import { verifierFor } from '../../src/note/signers.js';
 import { Log, historyPath } from '../../src/log/log.js';
+import { DEFAULT_BATCH_LINGER_MS, MAX_BATCH_LINGER_MS, settingsOf } from '../../src/log/settings.js';
 import { logPaths, type LogPaths } from '../../src/tile-store/paths.js';
 import { dataRootsIn, makeTempDir, removeDir } from '../helpers/temp-dirs.js';
 import { auditLogFiles } from './helpers.js';
@@ -101,6 +102,44 @@ describe('appending', () => {
     expect(checkpoints.length).toBeGreaterThan(1);
     expect(checkpoints.length).toBeLessThan(20);
     await log.close();
+  });
+
+  // settings.ts DEFAULT_BATCH_LINGER_MS: closed-loop clients come back for the next batch. A wait
+  // of an hour: only the entries awaited (or close) can end it within the test.
+  const AN_HOUR = 3_600_000;
+  it('after a batch is answered, the next batch waits for as many entries as it answered: one batch, one checkpoint', async () => {
+    const log = await Log.init(paths, ORIGIN, { batchLingerMs: AN_HOUR });
+    await Promise.all(log.appendMany([0, 1, 2, 3].map(entry)));
+    const lone = log.append(entry(4));
+    for (let i = 0; i < 5; i++) await new Promise(setImmediate);
+    // Waiting for three more: nothing of it is committed yet.
+    expect(log.treeSize).toBe(4);
+    const rest = log.appendMany([5, 6, 7].map(entry));
+    const answers = await Promise.all([lone, ...rest]);
+    expect(answers.map((a) => a.index)).toEqual([4, 5, 6, 7]);
+    expect(answers.map((a) => a.treeSize)).toEqual([8, 8, 8, 8]);
+    await log.close();
+  });
+
+  it('waits no longer than batchLingerMs, and not at all with 0: the lone entry is its own batch', async () => {
+    for (const batchLingerMs of [0, 1]) {
+      const log = batchLingerMs === 0 ? await Log.init(paths, ORIGIN, { batchLingerMs }) : await Log.open(paths, { batchLingerMs });
+      const base = log.treeSize;
+      await Promise.all(log.appendMany([0, 1, 2, 3].map((i) => entry(base + i))));
+      const lone = await log.append(entry(base + 4));
+      expect(lone.treeSize).toBe(base + 5);
+      await log.close();
+    }
+  });
+
+  it('close ends a wait for entries: what is pending is committed and answered', async () => {
+    const log = await Log.init(paths, ORIGIN, { batchLingerMs: AN_HOUR });
+    await Promise.all(log.appendMany([0, 1, 2, 3].map(entry)));
+    const lone = log.append(entry(4));
+    for (let i = 0; i < 5; i++) await new Promise(setImmediate);
+    expect(log.treeSize).toBe(4);
+    await log.close();
+    expect((await lone).treeSize).toBe(5);
   });
 
   it('serves the partial tiles of every checkpoint it signed, collects those of full tiles, and passes a full audit with history', async () => {
@@ -221,4 +260,18 @@ it('writes the history copy of each checkpoint at its size', async () => {
   const r = await log.append(entry(0));
   expect(require('node:fs').readFileSync(historyPath(paths.historyDir, 1), 'utf8')).toBe(r.checkpoint);
   await log.close();
+});
+
+describe('settings', () => {
+  it('TLOG_BATCH_LINGER_MS is read within 0..MAX_BATCH_LINGER_MS, anything else falls back to the default; the option is taken as given', () => {
+    const linger = (env: Record<string, string>, opts = {}) => settingsOf(opts, env).batchLingerMs;
+    expect(linger({})).toBe(DEFAULT_BATCH_LINGER_MS);
+    expect(linger({ TLOG_BATCH_LINGER_MS: '0' })).toBe(0);
+    expect(linger({ TLOG_BATCH_LINGER_MS: '5' })).toBe(5);
+    expect(linger({ TLOG_BATCH_LINGER_MS: String(MAX_BATCH_LINGER_MS) })).toBe(MAX_BATCH_LINGER_MS);
+    expect(linger({ TLOG_BATCH_LINGER_MS: String(MAX_BATCH_LINGER_MS + 1) })).toBe(DEFAULT_BATCH_LINGER_MS);
+    expect(linger({ TLOG_BATCH_LINGER_MS: '-1' })).toBe(DEFAULT_BATCH_LINGER_MS);
+    expect(linger({ TLOG_BATCH_LINGER_MS: 'soon' })).toBe(DEFAULT_BATCH_LINGER_MS);
+    expect(linger({ TLOG_BATCH_LINGER_MS: '5' }, { batchLingerMs: 3_600_000 })).toBe(3_600_000);
+  });
 });
