@@ -261,21 +261,48 @@ export class Sequencer {
     if (linger > 0) this.returns = { want, until: performance.now() + linger };
   }
 
-  /** Waits, once per answered batch, for the entries expectReturns() expects, or its deadline. */
-  private async gather(): Promise<void> {
+  /**
+   * Before a batch is cut while others are in flight: waits until as many entries are pending as
+   * they hold, or until the oldest of them (`oldest`) is done; returns whether it is. Cut at
+   * once, the next batch would take the few clients back early and split closed-loop load into
+   * groups (DEFAULT_BATCH_LINGER_MS).
+   */
+  private gatherBehind(oldest: Promise<void>): Promise<boolean> | null {
+    const want = Math.min(this.inFlightEntries, this.parts.settings.maxBatch);
+    if (this.parts.settings.batchLingerMs === 0 || this.closed || this.pending.length >= want) return null;
+    let over = false;
+    const ended = oldest.then(
+      () => (over = true),
+      () => (over = true),
+    );
+    return this.waitForPending(want, null, ended).then(() => over);
+  }
+
+  /** Waits, once per answered batch, for the entries expectReturns() expects, or its deadline; null: no wait. */
+  private gather(): Promise<void> | null {
     const r = this.returns;
     this.returns = null;
-    if (r === null || this.pending.length >= r.want) return;
+    if (r === null || this.pending.length >= r.want) return null;
     const wait = r.until - performance.now();
-    if (wait <= 0 || this.closed) return;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.gathered = null;
-        resolve();
+    if (wait <= 0 || this.closed) return null;
+    return this.waitForPending(r.want, wait);
+  }
+
+  /** Resolves once `want` entries are pending (kick() looks), on close(), after `ms` or once `or` settles. */
+  private waitForPending(want: number, ms: number | null, or?: Promise<unknown>): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const slot = {
+        want,
+        done: () => {
+          if (this.gathered === slot) this.gathered = null;
+          clearTimeout(timer);
+          resolve();
+        },
       };
-      const timer = setTimeout(done, wait);
-      this.gathered = { want: r.want, done };
+      this.gathered = slot;
+      if (ms !== null) timer = setTimeout(slot.done, ms);
+      void or?.then(slot.done);
     });
   }
 
@@ -300,7 +327,12 @@ export class Sequencer {
     let previousJournaled: Promise<void> | null = null;
     const inFlight: Promise<void>[] = [];
     while (this.pending.length > 0 && !this.fatal && !this.broken) {
-      await this.gather();
+      // Awaited only when there is something to wait for: otherwise the batch is cut now, with
+      // what kick() was called for.
+      const behind = inFlight.length > 0 ? this.gatherBehind(inFlight[0]!) : null;
+      if (behind !== null && (await behind)) inFlight.shift();
+      const returns = this.gather();
+      if (returns !== null) await returns;
       if (this.fatal || this.broken) break;
       const batch = this.pending.splice(0, this.parts.settings.maxBatch);
       let payload = 0;

@@ -121,6 +121,27 @@ describe('appending', () => {
     await log.close();
   });
 
+  it('a batch cut while another is in flight waits until as many entries are pending as it holds, or until it is done', async () => {
+    const log = await Log.init(paths, ORIGIN, { batchLingerMs: AN_HOUR });
+    const first = log.appendMany([0, 1, 2, 3].map(entry));
+    // Queued while the batch of four is in flight: not cut on its own.
+    const early = log.append(entry(4));
+    await Promise.all(first);
+    for (let i = 0; i < 5; i++) await new Promise(setImmediate);
+    expect(log.treeSize).toBe(4);
+    // Then it waits for the four answered to come back, as after any answer.
+    const rest = log.appendMany([5, 6, 7, 8].map(entry));
+    const answers = await Promise.all([early, ...rest]);
+    expect(answers.map((a) => a.treeSize)).toEqual([9, 9, 9, 9, 9]);
+    // Five came back: cut at once. Then as many pending as are in flight (the boundary): cut
+    // behind it, not waiting (one fewer would wait for it, then for its five to come back).
+    for (let i = 0; i < 5; i++) await new Promise(setImmediate);
+    const c = log.appendMany([9, 10, 11, 12, 13].map(entry));
+    const d = log.appendMany([14, 15, 16, 17, 18].map(entry));
+    expect((await Promise.all([...c, ...d])).map((r) => r.treeSize)).toEqual([14, 14, 14, 14, 14, 19, 19, 19, 19, 19]);
+    await log.close();
+  });
+
   it('waits no longer than batchLingerMs, and not at all with 0: the lone entry is its own batch', async () => {
     for (const batchLingerMs of [0, 1]) {
       const log = batchLingerMs === 0 ? await Log.init(paths, ORIGIN, { batchLingerMs }) : await Log.open(paths, { batchLingerMs });
