@@ -103,7 +103,7 @@ export class Sequencer {
   allowDuplicates: boolean;
   /** What the next batch waits for (expectReturns), if anything. */
   private returns: { want: number; until: number } | null = null;
-  /** The wait of gather() under way, ended early by kick() once `want` entries are pending, or by close(). */
+  /** The wait for entries under way (gatherBehind, gather), ended early by kick() once `want` are pending, or by close(). */
   private gathered: { want: number; done: () => void } | null = null;
   /** When the last batch committed (ms since the epoch), for health checks. */
   lastIntegrationAt = Date.now();
@@ -256,9 +256,9 @@ export class Sequencer {
    */
   private expectReturns(answered: number): void {
     const linger = this.parts.settings.batchLingerMs;
+    if (linger === 0) return;
     // More than a batch holds is never worth a wait.
-    const want = Math.min(this.pending.length + answered, this.parts.settings.maxBatch);
-    if (linger > 0) this.returns = { want, until: performance.now() + linger };
+    this.returns = { want: Math.min(this.pending.length + answered, this.parts.settings.maxBatch), until: performance.now() + linger };
   }
 
   /**

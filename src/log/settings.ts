@@ -58,7 +58,7 @@ export interface LogOptions {
   readonly pipelineDepth?: number;
   /** How long deferred tile writes may wait for their fsync (ms); 1000 by default. */
   readonly flushIntervalMs?: number;
-  /** See DEFAULT_BATCH_LINGER_MS; 0 turns the wait off (TLOG_BATCH_LINGER_MS, at most MAX_BATCH_LINGER_MS). */
+  /** See DEFAULT_BATCH_LINGER_MS; 0 turns both waits off (TLOG_BATCH_LINGER_MS, at most MAX_BATCH_LINGER_MS). */
   readonly batchLingerMs?: number;
   /** Keep every copy of a repeated entry instead of answering with the first one's index. */
   readonly allowDuplicates?: boolean;

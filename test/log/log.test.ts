@@ -107,11 +107,20 @@ describe('appending', () => {
   // settings.ts DEFAULT_BATCH_LINGER_MS: closed-loop clients come back for the next batch. A wait
   // of an hour: only the entries awaited (or close) can end it within the test.
   const AN_HOUR = 3_600_000;
-  it('after a batch is answered, the next batch waits for as many entries as it answered: one batch, one checkpoint', async () => {
-    const log = await Log.init(paths, ORIGIN, { batchLingerMs: AN_HOUR });
+  /** Lets the event loop turn a few times: enough for a batch to be cut, never for one to commit (worker round trips). */
+  const loopTurns = async () => {
+    for (let i = 0; i < 5; i++) await new Promise(setImmediate);
+  };
+  /** A batch of four answered, then one entry queued: the next batch waits for three more. (Wrapped: an async function would wait for the answer.) */
+  const loneAfterFour = async (log: Log) => {
     await Promise.all(log.appendMany([0, 1, 2, 3].map(entry)));
     const lone = log.append(entry(4));
-    for (let i = 0; i < 5; i++) await new Promise(setImmediate);
+    await loopTurns();
+    return { lone };
+  };
+  it('after a batch is answered, the next batch waits for as many entries as it answered: one batch, one checkpoint', async () => {
+    const log = await Log.init(paths, ORIGIN, { batchLingerMs: AN_HOUR });
+    const { lone } = await loneAfterFour(log);
     // Waiting for three more: nothing of it is committed yet.
     expect(log.treeSize).toBe(4);
     const rest = log.appendMany([5, 6, 7].map(entry));
@@ -127,7 +136,7 @@ describe('appending', () => {
     // Queued while the batch of four is in flight: not cut on its own.
     const early = log.append(entry(4));
     await Promise.all(first);
-    for (let i = 0; i < 5; i++) await new Promise(setImmediate);
+    await loopTurns();
     expect(log.treeSize).toBe(4);
     // Then it waits for the four answered to come back, as after any answer.
     const rest = log.appendMany([5, 6, 7, 8].map(entry));
@@ -135,7 +144,7 @@ describe('appending', () => {
     expect(answers.map((a) => a.treeSize)).toEqual([9, 9, 9, 9, 9]);
     // Five came back: cut at once. Then as many pending as are in flight (the boundary): cut
     // behind it, not waiting (one fewer would wait for it, then for its five to come back).
-    for (let i = 0; i < 5; i++) await new Promise(setImmediate);
+    await loopTurns();
     const c = log.appendMany([9, 10, 11, 12, 13].map(entry));
     const d = log.appendMany([14, 15, 16, 17, 18].map(entry));
     expect((await Promise.all([...c, ...d])).map((r) => r.treeSize)).toEqual([14, 14, 14, 14, 14, 19, 19, 19, 19, 19]);
@@ -155,9 +164,7 @@ describe('appending', () => {
 
   it('close ends a wait for entries: what is pending is committed and answered', async () => {
     const log = await Log.init(paths, ORIGIN, { batchLingerMs: AN_HOUR });
-    await Promise.all(log.appendMany([0, 1, 2, 3].map(entry)));
-    const lone = log.append(entry(4));
-    for (let i = 0; i < 5; i++) await new Promise(setImmediate);
+    const { lone } = await loneAfterFour(log);
     expect(log.treeSize).toBe(4);
     await log.close();
     expect((await lone).treeSize).toBe(5);
