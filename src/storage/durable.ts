@@ -43,6 +43,11 @@ export interface DurableOptions {
   readonly beforeWrite?: (target: string) => void;
   /** Where deferred writes are made: a file worker thread, or the libuv pool when absent. */
   readonly fileWorker?: FileWorker;
+  /**
+   * Where flush() and syncDirs() fsync: a thread of their own (not fileWorker's, whose batch
+   * writes must not wait behind a flush), or the libuv pool when absent.
+   */
+  readonly syncWorker?: FileWorker;
 }
 
 let tmpCounter = 0;
@@ -169,18 +174,36 @@ export class DurableWriter {
     this.unsyncedDirs = new Set();
     try {
       // A file's data first, then the directory entries naming it (the same order write() keeps).
-      await forEachLimited([...files], 32, syncFile);
-      await forEachLimited([...dirs], 32, (d) =>
-        syncDir(d).catch((e) => {
-          if ((e as TlogError).cause && ((e as TlogError).cause as NodeJS.ErrnoException).code === 'ENOENT') return;
-          throw e;
-        }),
-      );
+      const worker = this.opts.syncWorker;
+      if (worker) {
+        const r = await worker.sync([...files, ...dirs]);
+        if (r.fail && 'op' in r.fail) throw ioError(r.fail.op, r.fail.path, { code: r.fail.code });
+      } else {
+        await forEachLimited([...files], 32, syncFile);
+        await forEachLimited([...dirs], 32, (d) =>
+          syncDir(d).catch((e) => {
+            if ((e as TlogError).cause && ((e as TlogError).cause as NodeJS.ErrnoException).code === 'ENOENT') return;
+            throw e;
+          }),
+        );
+      }
     } catch (e) {
       for (const f of files) this.unsyncedFiles.add(f);
       for (const d of dirs) this.unsyncedDirs.add(d);
       throw e;
     }
+  }
+
+  /**
+   * fsyncs directories where files were deleted, each one even when another fails, and reports
+   * no failure: a deletion that does not hold after a crash leaves a collected partial behind,
+   * which the next open finds and collects again (partials.ts).
+   */
+  async syncDirs(dirs: readonly string[]): Promise<void> {
+    if (dirs.length === 0) return;
+    const worker = this.opts.syncWorker;
+    if (worker) await worker.sync(dirs, true).catch(() => {});
+    else await Promise.all(dirs.map((d) => syncDir(d).catch(() => {})));
   }
 
   private async writeFiles(files: readonly FileWrite[], durable: boolean): Promise<void> {

@@ -1,7 +1,8 @@
 /**
  * A worker thread that writes a batch of small files with synchronous calls (write a temp
- * file, rename; mkdir only when the directory is missing) and deletes files (collected partial
- * tiles): the deferred writes and removals of DurableWriter, off the main thread.
+ * file, rename; mkdir only when the directory is missing), deletes files (collected partial
+ * tiles) and fsyncs lists of paths: the deferred writes, removals and flushes of DurableWriter,
+ * off the main thread.
  *
  * Why a thread: creating a file can block for milliseconds while the filesystem commits its
  * journal (a flush's fsyncs force such commits), and an HTTP event loop must not stall on that;
@@ -47,7 +48,36 @@ const WORKER_SOURCE = String.raw`
     }
     return out;
   };
+  // fsync of each path in order. A missing path is skipped (deleted since it was written); the
+  // first other failure is reported with the operation, path and errno, and ends the call
+  // unless keepGoing.
+  const syncAll = (paths, keepGoing) => {
+    let synced = 0;
+    let fail = null;
+    for (const p of paths) {
+      let fd;
+      try {
+        fd = fs.openSync(p, 'r');
+        try {
+          fs.fsyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+        synced++;
+      } catch (e) {
+        if (e.code === 'ENOENT' && fd === undefined) continue;
+        fail = fail || { op: 'fsync', path: p, code: e.code || String(e) };
+        if (!keepGoing) break;
+      }
+    }
+    return { synced, fail };
+  };
   parentPort.on('message', (m) => {
+    if (m.sync) {
+      const r = syncAll(m.sync, m.keepGoing);
+      parentPort.postMessage({ id: m.id, fail: r.fail, written: [], dirs: [], mkdirs: 0, removed: null, synced: r.synced });
+      return;
+    }
     const removed = m.removes.length > 0 ? removeAll(m.removes) : null;
     const bytes = new Uint8Array(m.bytes);
     const dirs = [];
@@ -163,6 +193,8 @@ export interface WorkerResult {
   readonly mkdirs: number;
   /** The removals' outcome, when the call had any. */
   readonly removed: RemovalResult | null;
+  /** For sync(): the paths fsynced (missing ones are skipped). */
+  readonly synced?: number;
 }
 
 interface Call {
@@ -213,8 +245,6 @@ export class FileWorker {
    */
   write(files: readonly WorkerFile[], removes: readonly WorkerRemoval[] = []): Promise<WorkerResult> {
     if (this.#closed) return Promise.reject(new Error('file worker is closed'));
-    const w = this.#start();
-    const id = this.#nextID++;
     let total = 0;
     for (const f of files) total += f.data.length;
     const bytes = new Uint8Array(total);
@@ -225,16 +255,33 @@ export class FileWorker {
       meta.push({ path: f.path, kind: f.kind, mode: f.mode, off, len: f.data.length });
       off += f.data.length;
     }
+    return this.#post((id) => ({ id, files: meta, bytes: bytes.buffer, removes }), [bytes.buffer]);
+  }
+
+  #post(message: (id: number) => object, transfer: ArrayBuffer[]): Promise<WorkerResult> {
+    if (this.#closed) return Promise.reject(new Error('file worker is closed'));
+    const w = this.#start();
+    const id = this.#nextID++;
     return new Promise<WorkerResult>((resolve, reject) => {
       if (this.#calls.size === 0) w.ref();
       this.#calls.set(id, { resolve, reject });
       try {
-        w.postMessage({ id, files: meta, bytes: bytes.buffer, removes }, [bytes.buffer]);
+        w.postMessage(message(id), transfer);
       } catch (e) {
         this.#calls.delete(id);
         reject(new Error(`file worker: post: ${(e as Error).message}`));
       }
     });
+  }
+
+  /**
+   * fsyncs every path in the order given (files before the directories naming them), skipping
+   * those that no longer exist. The first other failure is `fail`; it ends the call unless
+   * `keepGoing`. One message each way for the whole list, where an open, an fsync and a close
+   * through the libuv pool cost the event loop three turns a path.
+   */
+  sync(paths: readonly string[], keepGoing = false): Promise<WorkerResult> {
+    return this.#post((id) => ({ id, sync: paths, keepGoing }), []);
   }
 
   async close(): Promise<void> {
@@ -254,4 +301,16 @@ let shared: FileWorker | null = null;
 export function sharedFileWorker(): FileWorker {
   shared ??= new FileWorker();
   return shared;
+}
+
+let sharedSync: FileWorker | null = null;
+
+/**
+ * The process-wide flush thread: the flushes' fsyncs (DurableWriter.flush), on a thread of
+ * their own, since one flush's fsyncs can take long enough that the batches' writes must not
+ * queue behind them.
+ */
+export function sharedSyncWorker(): FileWorker {
+  sharedSync ??= new FileWorker();
+  return sharedSync;
 }

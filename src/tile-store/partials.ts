@@ -65,6 +65,8 @@ export interface PartialsIO {
    * at a time on the libuv pool.
    */
   remove?(removes: readonly WorkerRemoval[]): Promise<RemovalResult>;
+  /** fsyncs the directories deletions were made in, ignoring failures. Absent: one at a time on the libuv pool. */
+  syncDirs?(dirs: readonly string[]): Promise<void>;
   /** Told about every partial deleted (relative path), to drop it from caches. */
   onDelete?(rel: string): void;
   /** Told when a partial directory was removed (a writer that remembers directories forgets). */
@@ -235,7 +237,8 @@ export class PartialTiles {
     await this.queue;
     const dirs = [...this.touchedDirs];
     this.touchedDirs.clear();
-    await Promise.all(dirs.map((d) => syncDir(d).catch(() => {})));
+    if (this.io.syncDirs) await this.io.syncDirs(dirs);
+    else await Promise.all(dirs.map((d) => syncDir(d).catch(() => {})));
   }
 
   /** Resolves when the deletions and writes queued so far are done. */

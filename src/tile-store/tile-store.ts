@@ -10,7 +10,7 @@
 import { ErrorCode, type TlogError, isTlogError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { DurableWriter, type DurableOptions } from '../storage/durable.js';
-import { sharedFileWorker } from '../storage/file-worker.js';
+import { sharedFileWorker, sharedSyncWorker } from '../storage/file-worker.js';
 import { TILE_WIDTH, formatTilePath, tileWidthInTree, type TileCoord } from '../tiles/layout.js';
 import type { ExpandedTile } from '../tiles/tree.js';
 import { discardBeyond } from './discard-beyond.js';
@@ -44,7 +44,7 @@ export class TileStore {
   ) {
     this.reader = new TileReader(paths.tilesDir);
     // Deferred writes go through the file worker, so the sequencer never blocks on file creation.
-    this.files = new DurableWriter({ mode: 0o644, fileWorker: sharedFileWorker(), ...durable });
+    this.files = new DurableWriter({ mode: 0o644, fileWorker: sharedFileWorker(), syncWorker: sharedSyncWorker(), ...durable });
   }
 
   /**
@@ -114,6 +114,7 @@ export class TileStore {
       reader: this.reader,
       write: (files) => this.files.writeDeferred(files),
       remove: (removes) => this.files.removeDeferred(removes),
+      syncDirs: (dirs) => this.files.syncDirs(dirs),
       onDelete: (rel) => this.hot.delete(rel),
       onDirRemoved: () => this.files.forgetDirs(),
       logger,

@@ -113,6 +113,59 @@ describe('DurableWriter deferred writes through the worker', () => {
   });
 });
 
+describe('flushes through a sync worker', () => {
+  it('fsyncs every path that exists, in one message; skips a missing one; stops at a failure unless told to go on', async () => {
+    const sync = new FileWorker();
+    try {
+      const a = path.join(dir, 'a');
+      const b = path.join(dir, 'b');
+      writeFileSync(a, 'a');
+      writeFileSync(b, 'b');
+      const ok = await sync.sync([a, path.join(dir, 'gone'), b, dir]);
+      expect(ok.fail).toBeNull();
+      expect(ok.synced).toBe(3);
+      expect(sync.posted).toBe(1);
+      // A path under a regular file cannot be opened (ENOTDIR): not a missing file, a failure.
+      const bad = path.join(a, 'x');
+      const stopped = await sync.sync([a, bad, b]);
+      expect(stopped.fail).toEqual({ op: 'fsync', path: bad, code: 'ENOTDIR' });
+      expect(stopped.synced).toBe(1);
+      const went = await sync.sync([a, bad, b], true);
+      expect(went.fail).toEqual({ op: 'fsync', path: bad, code: 'ENOTDIR' });
+      expect(went.synced).toBe(2);
+    } finally {
+      await sync.close();
+    }
+  });
+
+  for (const through of ['a sync worker', 'the libuv pool'] as const) {
+    it(`flush() through ${through}: one message for all; a failure names the path and keeps every file queued`, async () => {
+      const sync = new FileWorker();
+      try {
+        const w = new DurableWriter({ mode: 0o644, fileWorker: worker, ...(through === 'a sync worker' ? { syncWorker: sync } : {}) });
+        await w.writeDeferred([
+          { path: path.join(dir, 't/1'), data: Buffer.from('1'), kind: 'immutable' },
+          { path: path.join(dir, 'u/2'), data: Buffer.from('2'), kind: 'immutable' },
+        ]);
+        w.adopt([path.join(dir, 'never-written')]);
+        expect(w.unsynced).toBe(3);
+        await w.flush();
+        expect(w.unsynced).toBe(0);
+        expect(sync.posted).toBe(through === 'a sync worker' ? 1 : 0);
+        const blocker = path.join(dir, 't/1');
+        w.adopt([path.join(dir, 'u/2'), path.join(blocker, 'x')]);
+        await expect(w.flush()).rejects.toThrow(new RegExp(`^fsync ${blocker}/x: ENOTDIR$`));
+        expect(w.unsynced).toBe(2);
+        // syncDirs reports no failure and syncs the others.
+        await w.syncDirs([path.join(blocker, 'x'), dir]);
+        expect(sync.posted).toBe(through === 'a sync worker' ? 3 : 0);
+      } finally {
+        await sync.close();
+      }
+    });
+  }
+});
+
 it('without a worker, deferred writes go through the libuv pool with the same results', async () => {
   const w = new DurableWriter({ mode: 0o644 });
   const p = path.join(dir, 'no-worker/a/b');
