@@ -46,7 +46,7 @@ import { bundleOf, nextEntry } from './lib/entries.js';
 import { CheckpointWatch, fixedRate, percentile, type AnswerParser } from './lib/fixed-rate.js';
 import { fmt, loadAverage } from './lib/format.js';
 import { startNginx, type Nginx } from './lib/nginx.js';
-import { cpuMeter, rssOf } from './lib/procstat.js';
+import { cpuMeter, mainThreadCpuSeconds, rssOf } from './lib/procstat.js';
 import { describeFilesystem } from './lib/filesystem.js';
 import { startOurs, type Running } from './lib/servers.js';
 import { buildTessera, defaultCacheDir, startTessera } from './lib/tessera.js';
@@ -191,15 +191,27 @@ const line = (peer: Peer, what: string, text: string) => console.log(`  ${TITLES
 
 async function appendsAt(peer: Peer, connections: number): Promise<void> {
   const cpu = cpuMeter(peer.pid);
+  // Ours only: node's event-loop thread, where every request is parsed and answered, is what
+  // bounds a closed loop of many connections (Go's runtime spreads Tessera over its threads).
+  const loop0 = peer.key === 'ours' ? mainThreadCpuSeconds(peer.pid) : NaN;
   const r = await postBodies(peer.server.url, peer.addPath, connections, DURATION, nextEntry, 30);
   const used = cpu(r['2xx'], 'append');
+  const loopUs = ((mainThreadCpuSeconds(peer.pid) - loop0) / r['2xx']) * 1e6;
+  const loopBusy = ((loopUs * r['2xx']) / 1e6 / r.duration) * 100;
   const okPerSec = r['2xx'] / r.duration;
-  line(peer, `appends @${connections}`, `${fmt(okPerSec)}/s  p50 ${fmt(r.latency.p50)} ms  p99 ${fmt(r.latency.p99)} ms  (${statusSummary(r)})  ${used.text}`);
+  const loopText = Number.isFinite(loopUs) ? `; event-loop thread ${fmt(loopUs)} us an append, busy ${fmt(loopBusy)}%` : '';
+  line(
+    peer,
+    `appends @${connections}`,
+    `${fmt(okPerSec)}/s  p50 ${fmt(r.latency.p50)} ms  p99 ${fmt(r.latency.p99)} ms  (${statusSummary(r)})  ${used.text}${loopText}`,
+  );
   if (r.non2xx || r.errors) return; // a figure with refusals in it compares nothing
   record(`append/s@${connections}`, perSecond(`single appends/s, ${connections} connections`), peer.key, okPerSec);
   record(`append p50@${connections}`, cost(`  p50 ms, ${connections} connections`), peer.key, r.latency.p50);
   record(`append p99@${connections}`, cost(`  p99 ms, ${connections} connections`), peer.key, r.latency.p99);
   record(`append cpu@${connections}`, cost(`  server CPU us per append, ${connections} connections`), peer.key, used.perUs);
+  record(`append loop@${connections}`, cost(`    of it on node's event-loop thread (ours)`), peer.key, loopUs);
+  record(`append loop busy@${connections}`, cost(`    event-loop thread busy, % of the run (ours)`), peer.key, loopBusy);
 }
 
 async function atRate(peer: Peer, rate: number): Promise<void> {

@@ -18,7 +18,19 @@ const CLK_TCK = (() => {
 
 /** CPU seconds (user + system, all threads) a process has used, from /proc/<pid>/stat. */
 function ownCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return statCpuSeconds(`/proc/${pid}/stat`);
+}
+
+/**
+ * CPU seconds of a process's first thread alone (/proc/<pid>/task/<pid>/stat): for node, the
+ * event loop, where HTTP is parsed and answered.
+ */
+export function mainThreadCpuSeconds(pid: number): number {
+  return statCpuSeconds(`/proc/${pid}/task/${pid}/stat`);
+}
+
+function statCpuSeconds(file: string): number {
+  const stat = readFileSync(file, 'utf8');
   // Fields after "(comm)", which may itself hold spaces: state is field 3, utime 14, stime 15.
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / CLK_TCK;
