@@ -196,8 +196,9 @@ async function appendsAt(peer: Peer, connections: number): Promise<void> {
   const loop0 = peer.key === 'ours' ? mainThreadCpuSeconds(peer.pid) : NaN;
   const r = await postBodies(peer.server.url, peer.addPath, connections, DURATION, nextEntry, 30);
   const used = cpu(r['2xx'], 'append');
-  const loopUs = ((mainThreadCpuSeconds(peer.pid) - loop0) / r['2xx']) * 1e6;
-  const loopBusy = ((loopUs * r['2xx']) / 1e6 / r.duration) * 100;
+  const loopSeconds = mainThreadCpuSeconds(peer.pid) - loop0;
+  const loopUs = (loopSeconds / r['2xx']) * 1e6;
+  const loopBusy = (loopSeconds / r.duration) * 100;
   const okPerSec = r['2xx'] / r.duration;
   const loopText = Number.isFinite(loopUs) ? `; event-loop thread ${fmt(loopUs)} us an append, busy ${fmt(loopBusy)}%` : '';
   line(

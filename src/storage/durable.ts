@@ -203,7 +203,7 @@ export class DurableWriter {
     if (dirs.length === 0) return;
     const worker = this.opts.syncWorker;
     if (worker) await worker.sync(dirs, true).catch(() => {});
-    else await Promise.all(dirs.map((d) => syncDir(d).catch(() => {})));
+    else await syncDirsViaPool(dirs);
   }
 
   private async writeFiles(files: readonly FileWrite[], durable: boolean): Promise<void> {
@@ -332,6 +332,11 @@ export async function removeViaPool(removes: readonly WorkerRemoval[]): Promise<
     }
   }
   return out;
+}
+
+/** syncDirs() without a worker: every directory on the libuv pool, each one even when another fails, no failure reported. */
+export async function syncDirsViaPool(dirs: readonly string[]): Promise<void> {
+  await Promise.all(dirs.map((d) => syncDir(d).catch(() => {})));
 }
 
 /** fsyncs a directory so the entries created or renamed in it survive a crash. */

@@ -244,7 +244,6 @@ export class FileWorker {
    * view copies all of its buffer.
    */
   write(files: readonly WorkerFile[], removes: readonly WorkerRemoval[] = []): Promise<WorkerResult> {
-    if (this.#closed) return Promise.reject(new Error('file worker is closed'));
     let total = 0;
     for (const f of files) total += f.data.length;
     const bytes = new Uint8Array(total);

@@ -32,7 +32,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { removeViaPool, syncDir, type FileWrite } from '../storage/durable.js';
+import { removeViaPool, syncDirsViaPool, type FileWrite } from '../storage/durable.js';
 import type { RemovalResult, WorkerRemoval } from '../storage/file-worker.js';
 import {
   ENTRIES_LEVEL,
@@ -237,8 +237,7 @@ export class PartialTiles {
     await this.queue;
     const dirs = [...this.touchedDirs];
     this.touchedDirs.clear();
-    if (this.io.syncDirs) await this.io.syncDirs(dirs);
-    else await Promise.all(dirs.map((d) => syncDir(d).catch(() => {})));
+    await (this.io.syncDirs ?? syncDirsViaPool)(dirs);
   }
 
   /** Resolves when the deletions and writes queued so far are done. */
